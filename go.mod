@@ -1,0 +1,3 @@
+module github.com/kiln-project/kiln
+
+go 1.26

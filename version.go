@@ -1,0 +1,314 @@
+package kiln
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// VersionRef names one version of one image line: {appserver 3} is shown as
+// "appserver-3".
+type VersionRef struct {
+	Image  string `json:"image"`
+	Number int    `json:"number"`
+}
+
+func (r VersionRef) String() string { return fmt.Sprintf("%s-%d", r.Image, r.Number) }
+
+// IsZero reports whether r names nothing.
+func (r VersionRef) IsZero() bool { return r.Image == "" && r.Number == 0 }
+
+// ParseVersionRef parses "appserver-3". The number is after the last dash.
+func ParseVersionRef(field, s string) (VersionRef, error) {
+	i := strings.LastIndexByte(s, '-')
+	if i <= 0 || i == len(s)-1 {
+		return VersionRef{}, FieldErrorf(EINVALID, field, "%q is not a version name; write IMAGE-N, e.g. appserver-3", s)
+	}
+	n, err := strconv.Atoi(s[i+1:])
+	if err != nil || n < 1 || s[i+1] == '0' {
+		return VersionRef{}, FieldErrorf(EINVALID, field, "%q is not a version name; the part after the last dash must be a version number ≥ 1, e.g. appserver-3", s)
+	}
+	if err := ValidateImageName(s[:i]); err != nil {
+		return VersionRef{}, FieldErrorf(EINVALID, field, "%q is not a version name: image part %q is not a valid image name", s, s[:i])
+	}
+	return VersionRef{Image: s[:i], Number: n}, nil
+}
+
+// Method is how a version was built.
+type Method string
+
+const (
+	// MethodFresh bakes from the original sources every time.
+	MethodFresh Method = "fresh"
+	// MethodReheat builds on top of the previous version of the same image.
+	MethodReheat Method = "reheat"
+)
+
+// ParseMethod parses a build method name.
+func ParseMethod(field, s string) (Method, error) {
+	switch Method(s) {
+	case MethodFresh, MethodReheat:
+		return Method(s), nil
+	}
+	return "", FieldErrorf(EINVALID, field, "unknown build method %q; use fresh or reheat", s)
+}
+
+// SourceKind says what role an input played in a build.
+type SourceKind string
+
+const (
+	SourceOrigin     SourceKind = "origin"             // the image started from: a Debian suite, an upstream artifact
+	SourceDefinition SourceKind = "builder-definition" // the image definition file
+	SourceConfig     SourceKind = "config-code"        // provisioning scripts, files, configuration code
+	SourceOther      SourceKind = "other"
+)
+
+// Source is one input of a build.
+type Source struct {
+	Kind SourceKind `json:"kind"`
+	// Ref locates the input: a path, URL, git commit or suite@mirror.
+	Ref string `json:"ref"`
+	// Digest is "sha256:<64 hex>" of the input's content, when it has one.
+	Digest string `json:"digest,omitempty"`
+}
+
+var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// ValidateDigest checks a "sha256:<64 lowercase hex>" digest.
+func ValidateDigest(field, d string) error {
+	if !digestRE.MatchString(d) {
+		return FieldErrorf(EINVALID, field, "digest %q is not valid; write sha256: followed by 64 lowercase hex digits", d)
+	}
+	return nil
+}
+
+// ParseSource parses "KIND=REF@sha256:HEX" (the digest part is optional).
+func ParseSource(field, s string) (Source, error) {
+	kind, rest, ok := strings.Cut(s, "=")
+	if !ok {
+		return Source{}, FieldErrorf(EINVALID, field, "source %q has no '='; write KIND=REF@sha256:HEX with KIND one of origin, builder-definition, config-code, other", s)
+	}
+	src := Source{Kind: SourceKind(kind), Ref: rest}
+	if i := strings.LastIndex(rest, "@sha256:"); i >= 0 {
+		src.Ref, src.Digest = rest[:i], rest[i+1:]
+	}
+	return src, src.Validate(field)
+}
+
+// Validate checks a source's kind, reference and digest.
+func (s Source) Validate(field string) error {
+	switch s.Kind {
+	case SourceOrigin, SourceDefinition, SourceConfig, SourceOther:
+	default:
+		return FieldErrorf(EINVALID, field, "unknown source kind %q; use origin, builder-definition, config-code or other", s.Kind)
+	}
+	if s.Ref == "" {
+		return FieldErrorf(EINVALID, field, "source of kind %s has an empty reference; give a path, URL or git commit", s.Kind)
+	}
+	if len(s.Ref) > 4096 {
+		return FieldErrorf(EINVALID, field, "source reference is %d bytes; the limit is 4096", len(s.Ref))
+	}
+	if s.Digest != "" {
+		return ValidateDigest(field, s.Digest)
+	}
+	return nil
+}
+
+// Package is one installed package of an image, as dpkg reports it.
+type Package struct {
+	Name         string `json:"name"`
+	Version      string `json:"version"`
+	Architecture string `json:"architecture"`
+}
+
+// Artifact locates a version's image content in an ArtifactStore.
+type Artifact struct {
+	// Ref is where the artifact lives, e.g. "local:sha256:…" or an OCI reference.
+	Ref    string `json:"ref"`
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+}
+
+// Provenance is the immutable record of how a version was made. It is
+// written once with the version and never changed.
+type Provenance struct {
+	Method Method `json:"method"`
+	// Parent is the previous version of the same image a reheat started from.
+	Parent *VersionRef `json:"parent,omitempty"`
+	// Base is the version of another image line this one was built on.
+	Base     *VersionRef `json:"base,omitempty"`
+	Sources  []Source    `json:"sources"`
+	Packages []Package   `json:"packages"`
+	Artifact *Artifact   `json:"artifact,omitempty"`
+	// BuiltBy says who or what made the version: a user, a kiln worker.
+	BuiltBy    string    `json:"built_by"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+}
+
+// Version is one build of an image line.
+type Version struct {
+	ID     int64  `json:"-"`
+	Image  string `json:"image"`
+	Number int    `json:"number"`
+	// Name is the display name, "<image>-<number>".
+	Name string `json:"name"`
+	// SemVer is an optional semantic version ("1.0.4"); shown with BuildStamp
+	// as "1.0.4-20200229_0420".
+	SemVer     string     `json:"semver,omitempty"`
+	Status     Status     `json:"status"`
+	Tags       Tags       `json:"tags"`
+	Provenance Provenance `json:"provenance"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+}
+
+// Ref returns the version's reference.
+func (v *Version) Ref() VersionRef { return VersionRef{Image: v.Image, Number: v.Number} }
+
+// BuildStampLayout formats the UTC build stamp of a semantic version.
+const BuildStampLayout = "20060102_1504"
+
+// FullSemVer returns "1.0.4-20200229_0420", or "" when no semantic version is set.
+func (v *Version) FullSemVer() string {
+	if v.SemVer == "" {
+		return ""
+	}
+	return v.SemVer + "-" + v.CreatedAt.UTC().Format(BuildStampLayout)
+}
+
+var semverRE = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$`)
+
+// ValidateSemVer checks a MAJOR.MINOR.PATCH version; kiln adds the build stamp.
+func ValidateSemVer(field, s string) error {
+	if !semverRE.MatchString(s) {
+		return FieldErrorf(EINVALID, field, "%q is not a semantic version; write MAJOR.MINOR.PATCH, e.g. 1.0.4 (kiln appends the build stamp)", s)
+	}
+	return nil
+}
+
+// Tags maps tag keys to values, system tags included.
+type Tags map[string]string
+
+// NewVersion is what a build (or a user) records.
+type NewVersion struct {
+	Image      string
+	SemVer     string
+	Tags       Tags // free-form tags only
+	Provenance Provenance
+}
+
+// Validate checks everything that can be checked without the database.
+func (nv *NewVersion) Validate() error {
+	if err := ValidateImageName(nv.Image); err != nil {
+		return err
+	}
+	if nv.SemVer != "" {
+		if err := ValidateSemVer("semver", nv.SemVer); err != nil {
+			return err
+		}
+	}
+	if len(nv.Tags) > MaxTags {
+		return FieldErrorf(EINVALID, "tags", "%d tags given; the limit is %d", len(nv.Tags), MaxTags)
+	}
+	for k, v := range nv.Tags {
+		if err := ValidateTag("tags", k, v); err != nil {
+			return err
+		}
+	}
+	p := &nv.Provenance
+	if p.Method == "" {
+		p.Method = MethodFresh
+	}
+	if _, err := ParseMethod("method", string(p.Method)); err != nil {
+		return err
+	}
+	if p.Method == MethodReheat && p.Parent == nil {
+		return FieldErrorf(EINVALID, "parent", "a reheated version needs its parent version; give --parent %s-N", nv.Image)
+	}
+	if p.Method == MethodFresh && p.Parent != nil {
+		return FieldErrorf(EINVALID, "parent", "a fresh bake has no parent version; drop the parent or use method reheat")
+	}
+	if p.Parent != nil && p.Parent.Image != nv.Image {
+		return FieldErrorf(EINVALID, "parent", "parent %s is of another image; a reheat starts from a version of %s (use base for another image line)", p.Parent, nv.Image)
+	}
+	if p.Base != nil && p.Base.Image == nv.Image {
+		return FieldErrorf(EINVALID, "base", "base %s is of the same image; a base is a version of another image line (use parent with reheat)", p.Base)
+	}
+	for i, s := range p.Sources {
+		if err := s.Validate(fmt.Sprintf("sources[%d]", i)); err != nil {
+			return err
+		}
+	}
+	for i, pk := range p.Packages {
+		if pk.Name == "" || pk.Version == "" {
+			return FieldErrorf(EINVALID, fmt.Sprintf("packages[%d]", i), "package needs a name and a version")
+		}
+	}
+	if a := p.Artifact; a != nil {
+		if a.Ref == "" {
+			return FieldErrorf(EINVALID, "artifact.ref", "artifact reference is empty")
+		}
+		if err := ValidateDigest("artifact.digest", a.Digest); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// VersionFilter selects versions. Zero fields do not filter.
+type VersionFilter struct {
+	Image string
+	// Status keeps versions with any of these statuses.
+	Status []Status
+	// MinStatus keeps versions whose status ranks at least this high
+	// (candidate < tested < ready; failed/deprecated/revoked never match).
+	MinStatus Status
+	// Tags keeps versions having every one of these tags.
+	Tags   Tags
+	Limit  int
+	Offset int
+}
+
+// HistoryEntry records one change of a version's status or tags.
+type HistoryEntry struct {
+	ID      int64      `json:"id"`
+	Version VersionRef `json:"version"`
+	Time    time.Time  `json:"time"`
+	Actor   string     `json:"actor"`
+	// Field is "status" or "tag:<key>".
+	Field  string `json:"field"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// TagUpdate sets and removes free-form tags on a version.
+type TagUpdate struct {
+	Set    Tags
+	Remove []string
+	Reason string
+}
+
+// Lineage is one "built on" edge: Child's version Version was built on Base.
+type Lineage struct {
+	Child Version    `json:"child"`
+	Base  VersionRef `json:"base"`
+	// LatestBaseReady is the newest ready version of Base.Image, when any.
+	LatestBaseReady *VersionRef `json:"latest_base_ready,omitempty"`
+	// OutOfDate is true when a newer ready base version exists than the one
+	// the child's latest version was built on.
+	OutOfDate bool `json:"out_of_date"`
+}
+
+// Attachment is a write-once document kept with a version: a build log, a
+// test report.
+type Attachment struct {
+	Name      string    `json:"name"`
+	MediaType string    `json:"media_type"`
+	Size      int64     `json:"size"`
+	CreatedAt time.Time `json:"created_at"`
+	Data      []byte    `json:"-"`
+}
