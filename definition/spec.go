@@ -1,0 +1,104 @@
+package definition
+
+import "github.com/hashicorp/hcl/v2"
+
+// Estate is every image definition found in one directory of *.kiln.hcl
+// files, validated and with variables and locals evaluated.
+type Estate struct {
+	// Dir is the estate directory, absolute.
+	Dir string
+	// Files lists the definition files read, sorted, relative to Dir.
+	Files []string
+	// Images by name.
+	Images map[string]*Image
+	// Order lists image names so that a base comes before the images built on it.
+	Order []string
+}
+
+// Image is one `image "NAME"` block.
+type Image struct {
+	Name string
+	// File is the definition file (relative to the estate dir) and Range
+	// where the block is, for messages.
+	File  string
+	Range hcl.Range
+	// Digest is "sha256:…" of the block's defining file content.
+	Digest string
+
+	// Exactly one origin: Debian (fresh bake from packages), Base (build on
+	// another image line) or Artifact (an external origin artifact).
+	Debian   *Debian
+	Base     *BaseRef
+	Artifact *OriginArtifact
+
+	// Method is "fresh" or "reheat" (default fresh).
+	Method string
+	// Version is an optional semantic version, "1.0.4".
+	Version string
+	Tags    map[string]string
+
+	// Packages to install and to purge, in addition to the origin's.
+	Packages []string
+	Purge    []string
+	// Steps are file and shell provisioners, in the order written.
+	Steps []Step
+	// Tests are goss-style YAML files, relative to the estate dir.
+	Tests []string
+}
+
+// Debian says how to bootstrap from Debian packages with mmdebstrap.
+type Debian struct {
+	Suite      string   // e.g. bookworm
+	Mirror     string   // e.g. http://deb.debian.org/debian
+	Variant    string   // mmdebstrap variant, e.g. minbase
+	Components []string // e.g. main
+}
+
+// BaseRef points at another image line's version to build on.
+type BaseRef struct {
+	Image string
+	// Number pins a version; 0 means the latest ready version.
+	Number int
+}
+
+// OriginArtifact is an externally made root filesystem tarball.
+type OriginArtifact struct {
+	// Source is a path (relative to the estate dir) or an http(s) URL.
+	Source string
+	Digest string // "sha256:…", required
+}
+
+// StepKind distinguishes provisioners.
+type StepKind string
+
+const (
+	StepFile  StepKind = "file"
+	StepShell StepKind = "shell"
+)
+
+// Step is one provisioner.
+type Step struct {
+	Kind  StepKind
+	Range hcl.Range
+
+	// file: Source (relative to the estate dir, resolved to Path) copied
+	// to Destination inside the image with Mode (e.g. 0644) and Owner
+	// ("root:root").
+	Source      string
+	Path        string
+	Destination string
+	Mode        uint32
+	Owner       string
+
+	// shell: either Inline commands or Script files (relative to the estate
+	// dir), run inside the image with /bin/sh -e.
+	Inline  []string
+	Scripts []string
+	// Env adds environment variables for the shell step.
+	Env map[string]string
+
+	// Digest is "sha256:…" of the step's content (inline text, or the
+	// file's/scripts' bytes plus destination, mode and owner): the step
+	// cache key part that comes from the definition.
+	Digest string
+}
