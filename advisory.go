@@ -1,0 +1,134 @@
+package kiln
+
+import (
+	"fmt"
+	"time"
+)
+
+// AdvisorySource says where an advisory was read from.
+type AdvisorySource string
+
+const (
+	AdvisoryOSV           AdvisorySource = "osv"            // an OSV JSON record (OSV.dev, Debian DSA/DLA, Freexian ELA)
+	AdvisoryDebianTracker AdvisorySource = "debian-tracker" // the Debian security tracker's JSON export
+	AdvisoryManual        AdvisorySource = "manual"         // written by a user, usually with image-level fixed-in versions
+)
+
+// AffectedStatus says what an advisory states about one package in one release.
+type AffectedStatus string
+
+const (
+	// AffectedFixed: versions from Introduced up to (not including) Fixed
+	// are affected; Fixed and later are not.
+	AffectedFixed AffectedStatus = "fixed"
+	// AffectedOpen: every version from Introduced on is affected, no fix is
+	// published yet (or, with LastAffected, up to and including it).
+	AffectedOpen AffectedStatus = "open"
+	// AffectedNotAffected: the release never shipped a vulnerable version
+	// (the tracker's fixed_version "0").
+	AffectedNotAffected AffectedStatus = "not-affected"
+	// AffectedUndetermined: the source has not decided yet; kiln treats the
+	// package as affected so it is looked at.
+	AffectedUndetermined AffectedStatus = "undetermined"
+)
+
+// Advisory is a security advisory. It is image-level when FixedIn names the
+// first fixed version of each image line, package-level when Packages names
+// the fixed versions of Debian source packages, or both.
+type Advisory struct {
+	// ID is the source's identifier: DSA-5000-1, DLA-3008-1, ELA-986-1, CVE-2024-2002.
+	ID     string         `json:"id"`
+	Source AdvisorySource `json:"source"`
+	// Aliases are other ids of the same vulnerability (CVE ids of a DSA).
+	Aliases []string `json:"aliases,omitempty"`
+	// Related are ids of linked but distinct records (OSV "related").
+	Related []string `json:"related,omitempty"`
+	Summary string   `json:"summary,omitempty"`
+	Details string   `json:"details,omitempty"`
+	// URL points a person at the advisory's page, when the source gives one.
+	URL       string    `json:"url,omitempty"`
+	Published time.Time `json:"published,omitzero"`
+	Modified  time.Time `json:"modified,omitzero"`
+	// Withdrawn is set when the source retracted the advisory; a withdrawn
+	// advisory matches nothing.
+	Withdrawn time.Time `json:"withdrawn,omitzero"`
+	// FixedIn lists, per image line, the first version that has the fix.
+	// Earlier versions of those lines are exposed; lines not named are not.
+	FixedIn  []VersionRef      `json:"fixed_in,omitempty"`
+	Packages []AffectedPackage `json:"packages,omitempty"`
+}
+
+// AffectedPackage is one affected version range of one Debian source
+// package in one release. An advisory with several ranges for the same
+// package and release has one entry per range.
+type AffectedPackage struct {
+	// Ecosystem is the OSV ecosystem, "Debian:12"; plain "Debian" when the
+	// source gives no release number.
+	Ecosystem string `json:"ecosystem"`
+	// Release is the Debian codename ("bookworm", "sid"); empty means the
+	// entry applies to every release.
+	Release string `json:"release,omitempty"`
+	// Name is the source package name (openssl, not libssl3).
+	Name string `json:"name"`
+	// Introduced is the first affected version; empty means every version
+	// before Fixed.
+	Introduced string `json:"introduced,omitempty"`
+	// Fixed is the first version with the fix; empty when there is none yet.
+	Fixed string `json:"fixed,omitempty"`
+	// LastAffected is the last affected version, for sources that state it
+	// instead of a fix (OSV last_affected).
+	LastAffected string         `json:"last_affected,omitempty"`
+	Status       AffectedStatus `json:"status"`
+	// Severity is the source's word for it: the tracker's urgency (low,
+	// medium, high, unimportant, end-of-life…) or an OSV severity.
+	Severity string `json:"severity,omitempty"`
+}
+
+// Validate checks what can be checked without knowing Debian version rules;
+// the advisory package checks version syntax when it parses.
+func (a *Advisory) Validate() error {
+	if a.ID == "" {
+		return FieldErrorf(EINVALID, "id", "advisory id is empty; give the source's id, e.g. DSA-5000-1 or CVE-2024-2002")
+	}
+	if len(a.ID) > 256 {
+		return FieldErrorf(EINVALID, "id", "advisory id is %d bytes; the limit is 256", len(a.ID))
+	}
+	switch a.Source {
+	case AdvisoryOSV, AdvisoryDebianTracker, AdvisoryManual:
+	default:
+		return FieldErrorf(EINVALID, "source", "unknown advisory source %q; use osv, debian-tracker or manual", a.Source)
+	}
+	if len(a.FixedIn) == 0 && len(a.Packages) == 0 {
+		return FieldErrorf(EINVALID, "fixed_in", "advisory %s names neither fixed-in image versions nor affected packages; give at least one", a.ID)
+	}
+	seen := make(map[string]bool, len(a.FixedIn))
+	for i, r := range a.FixedIn {
+		field := fmt.Sprintf("fixed_in[%d]", i)
+		if err := ValidateImageName(r.Image); err != nil {
+			return FieldErrorf(EINVALID, field, "image %q is not a valid image name", r.Image)
+		}
+		if r.Number < 1 {
+			return FieldErrorf(EINVALID, field, "version number of %s is %d; it must be ≥ 1", r.Image, r.Number)
+		}
+		if seen[r.Image] {
+			return FieldErrorf(EINVALID, field, "image %s is named twice; give one first fixed version per image", r.Image)
+		}
+		seen[r.Image] = true
+	}
+	for i, p := range a.Packages {
+		field := fmt.Sprintf("packages[%d]", i)
+		if p.Name == "" {
+			return FieldErrorf(EINVALID, field+".name", "affected package has no name")
+		}
+		switch p.Status {
+		case AffectedFixed:
+			if p.Fixed == "" {
+				return FieldErrorf(EINVALID, field+".fixed", "status fixed needs a fixed version")
+			}
+		case AffectedOpen, AffectedNotAffected, AffectedUndetermined:
+		default:
+			return FieldErrorf(EINVALID, field+".status", "unknown status %q; use fixed, open, not-affected or undetermined", p.Status)
+		}
+	}
+	return nil
+}
