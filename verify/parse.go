@@ -1,0 +1,753 @@
+package verify
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/kiln-project/kiln"
+)
+
+// Limits that keep a hostile or broken file from eating the host.
+const (
+	maxErrors   = 20      // errors reported per parse; the rest are counted
+	maxNodes    = 100_000 // YAML nodes visited, aliases included
+	maxFileSize = 4 << 20 // bytes per test file
+)
+
+// ParseFile reads a goss-style test file and the files it includes.
+func ParseFile(path string) (*Suite, error) {
+	data, err := readTestFile(path)
+	if err != nil {
+		return nil, kiln.FieldErrorf(kiln.EINVALID, path, "cannot read the test file: %v", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse parses data as a goss-style test file named name. gossfile includes
+// are read from disk relative to name's directory. Everything kiln cannot
+// test is an error naming file:line:column; all errors (up to a limit) are
+// returned at once, joined, each an *kiln.Error with code EINVALID.
+func Parse(name string, data []byte) (*Suite, error) {
+	p := &parser{
+		suite: &Suite{},
+		seen:  map[string]string{},
+		read:  map[string]bool{},
+	}
+	if abs, err := filepath.Abs(name); err == nil {
+		p.read[abs] = true
+		p.stack = []string{abs}
+	}
+	p.file(name, data)
+	if len(p.errs) == 0 && len(p.suite.Resources) == 0 {
+		p.errs = append(p.errs, kiln.FieldErrorf(kiln.EINVALID, name,
+			"no tests: the file declares no resources; add at least one (for example `command: {true: {exit-status: 0}}`)"))
+	}
+	if len(p.errs) > 0 {
+		errs := p.errs
+		if p.dropped > 0 {
+			errs = append(errs, kiln.Errorf(kiln.EINVALID, "%d more errors not shown", p.dropped))
+		}
+		return nil, errors.Join(errs...)
+	}
+	return p.suite, nil
+}
+
+type parser struct {
+	suite   *Suite
+	seen    map[string]string // "type\x00id" → source of its first declaration
+	read    map[string]bool   // absolute paths already parsed
+	stack   []string          // include chain, for cycles
+	errs    []error
+	dropped int
+	nodes   int
+}
+
+// posError is an error about one YAML node.
+type posError struct {
+	node *yaml.Node
+	msg  string
+}
+
+func (e *posError) Error() string { return e.msg }
+
+func errAt(n *yaml.Node, format string, args ...any) error {
+	return &posError{node: n, msg: fmt.Sprintf(format, args...)}
+}
+
+func (p *parser) fail(file string, n *yaml.Node, format string, args ...any) {
+	if len(p.errs) >= maxErrors {
+		p.dropped++
+		return
+	}
+	field := file
+	if n != nil {
+		field = fmt.Sprintf("%s:%d:%d", file, n.Line, n.Column)
+	}
+	p.errs = append(p.errs, kiln.FieldErrorf(kiln.EINVALID, field, format, args...))
+}
+
+// failErr reports err, placing it at its own node when it has one.
+func (p *parser) failErr(file string, at *yaml.Node, prefix string, err error) {
+	var pe *posError
+	if errors.As(err, &pe) && pe.node != nil {
+		at = pe.node
+	}
+	p.fail(file, at, "%s%s", prefix, err.Error())
+}
+
+var templateRE = regexp.MustCompile(`\{\{`)
+
+func (p *parser) file(name string, data []byte) {
+	p.suite.Files = append(p.suite.Files, name)
+	if loc := templateRE.FindIndex(data); loc != nil {
+		line := 1 + bytes.Count(data[:loc[0]], []byte("\n"))
+		col := 1 + loc[0] - (bytes.LastIndexByte(data[:loc[0]], '\n') + 1)
+		p.fail(name, &yaml.Node{Line: line, Column: col},
+			"go templates ({{ … }}) are not supported by kiln: render the file with `goss render` first, or write the values out")
+		return
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return // an empty file declares nothing
+		}
+		p.fail(name, nil, "invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		return
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		p.fail(name, &extra, "a test file holds one YAML document; split the others into files and include them with gossfile")
+		return
+	}
+	if len(doc.Content) == 0 {
+		return
+	}
+	root := p.deref(doc.Content[0])
+	if root == nil {
+		p.fail(name, doc.Content[0], "aliases nest too deeply or the file is too large")
+		return
+	}
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return
+	}
+	pairs, err := p.pairs(root)
+	if err != nil {
+		p.failErr(name, root, "", err)
+		return
+	}
+	for _, kv := range pairs {
+		typ := kv.key.Value
+		if typ == "gossfile" {
+			p.includes(name, kv.value)
+			continue
+		}
+		s, ok := schemas[typ]
+		if !ok {
+			p.fail(name, kv.key, "resource type %q is not supported by kiln (supported: %s); remove it or express the test as a command", typ, typeNames())
+			continue
+		}
+		if kv.value.Kind == yaml.ScalarNode && kv.value.Tag == "!!null" {
+			continue
+		}
+		entries, err := p.pairs(kv.value)
+		if err != nil {
+			p.failErr(name, kv.value, typ+": ", err)
+			continue
+		}
+		for _, e := range entries {
+			p.resource(name, typ, s, e.key, e.value)
+		}
+	}
+}
+
+type pair struct{ key, value *yaml.Node }
+
+// pairs returns a mapping's entries, rejecting duplicate keys: goss would
+// keep only the last one, silently dropping the others.
+func (p *parser) pairs(n *yaml.Node) ([]pair, error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, errAt(n, "expected a mapping (key: value lines), found %s", describe(n))
+	}
+	var out []pair
+	where := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := p.deref(n.Content[i]), p.deref(n.Content[i+1])
+		if k == nil || v == nil {
+			return nil, errAt(n, "aliases nest too deeply or the file is too large")
+		}
+		if k.Kind != yaml.ScalarNode {
+			return nil, errAt(k, "keys must be plain strings, found %s", describe(k))
+		}
+		if k.Tag == "!!merge" {
+			return nil, errAt(k, "YAML merge keys (<<) are not supported; write the attributes out")
+		}
+		if line, dup := where[k.Value]; dup {
+			return nil, errAt(k, "%q is declared twice (first on line %d); merge the two", k.Value, line)
+		}
+		where[k.Value] = k.Line
+		out = append(out, pair{k, v})
+	}
+	return out, nil
+}
+
+// deref follows aliases and counts nodes; nil means the budget is spent.
+func (p *parser) deref(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode; i++ {
+		if i > 100 {
+			return nil
+		}
+		n = n.Alias
+	}
+	p.nodes++
+	if n == nil || p.nodes > maxNodes {
+		return nil
+	}
+	return n
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "nothing"
+		}
+		return strconv.Quote(n.Value)
+	}
+	return "something else"
+}
+
+func (p *parser) resource(file, typ string, s schema, key, val *yaml.Node) {
+	id := key.Value
+	label := fmt.Sprintf("%s %q: ", typ, id)
+	r := Resource{Type: typ, ID: id, Target: id, Source: fmt.Sprintf("%s:%d", file, key.Line)}
+	if val.Kind == yaml.ScalarNode && val.Tag == "!!null" {
+		p.fail(file, key, "%shas no attributes; add what to expect, at least %s", label, strings.Join(s.required, ", "))
+		return
+	}
+	attrs, err := p.pairs(val)
+	if err != nil {
+		p.failErr(file, val, label, err)
+		return
+	}
+	have := map[string]bool{}
+	bad := false
+	for _, a := range attrs {
+		name, v := a.key.Value, a.value
+		var err error
+		switch {
+		case name == "title":
+			r.Title, err = scalarString(v)
+		case name == "meta":
+			if v.Kind != yaml.MappingNode {
+				err = errAt(v, "meta must be a mapping, found %s", describe(v))
+			} else if derr := v.Decode(&r.Meta); derr != nil {
+				err = errAt(v, "meta: %v", derr)
+			}
+		case name == "skip":
+			r.Skip, err = scalarBool(v)
+		case name == s.target:
+			r.Target, err = scalarString(v)
+			if err == nil && r.Target == "" {
+				err = errAt(v, "%s must not be empty", name)
+			}
+		case s.options[name] != 0:
+			err = p.option(&r, name, v)
+		case s.checks[name] != 0:
+			var m *Matcher
+			m, err = p.matcher(v, s.checks[name])
+			if err == nil {
+				r.Checks = append(r.Checks, Check{Property: name, Expect: m})
+				have[name] = true
+			}
+		default:
+			p.fail(file, a.key, "%sattribute %q is not supported by kiln for %s resources (supported: %s); remove it or check its spelling", label, name, typ, s.attrs())
+			bad = true
+		}
+		if err != nil {
+			p.failErr(file, a.key, label+name+": ", err)
+			bad = true
+		}
+	}
+	for _, req := range s.required {
+		if !have[req] {
+			p.fail(file, key, "%smissing required attribute %q", label, req)
+			bad = true
+		}
+	}
+	if len(s.required) == 0 && len(r.Checks) == 0 && !bad {
+		p.fail(file, key, "%shas nothing to check; add one of: %s", label, checkNames(s))
+		bad = true
+	}
+	if err := validTarget(typ, r.Target); err != nil && !bad {
+		p.fail(file, key, "%s%v", label, err)
+		bad = true
+	}
+	if bad {
+		return
+	}
+	k := typ + "\x00" + r.Target
+	if first, dup := p.seen[k]; dup {
+		p.fail(file, key, "%sis already declared at %s; keep one", label, first)
+		return
+	}
+	p.seen[k] = r.Source
+	p.suite.Resources = append(p.suite.Resources, r)
+}
+
+func checkNames(s schema) string {
+	var names []string
+	for n := range s.checks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+func validTarget(typ, target string) error {
+	switch typ {
+	case "port":
+		proto, num, ok := strings.Cut(target, ":")
+		switch proto {
+		case "tcp", "tcp6", "udp", "udp6":
+		default:
+			ok = false
+		}
+		n, err := strconv.Atoi(num)
+		if !ok || err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port must look like tcp:22, tcp6:80, udp:53 or udp6:53, found %q", target)
+		}
+	case "http":
+		u, err := url.Parse(target)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("url must be an absolute http:// or https:// URL, found %q; set it with the url attribute when the key is a name", target)
+		}
+	case "kernel-param":
+		if strings.Contains(target, "..") || strings.ContainsAny(target, "/ ") {
+			return fmt.Errorf("kernel parameter names look like net.ipv4.ip_forward, found %q", target)
+		}
+	}
+	return nil
+}
+
+func (p *parser) option(r *Resource, name string, v *yaml.Node) error {
+	h := r.HTTP
+	if h == nil && r.Type == "http" {
+		h = &HTTPOptions{}
+		r.HTTP = h
+	}
+	var err error
+	switch name {
+	case "timeout":
+		var n int
+		n, err = scalarInt(v)
+		if err == nil && n < 0 {
+			err = errAt(v, "timeout is in milliseconds and must not be negative")
+		}
+		r.TimeoutMS = n
+	case "method":
+		h.Method, err = scalarString(v)
+	case "request-body":
+		h.RequestBody, err = scalarString(v)
+	case "username":
+		h.Username, err = scalarString(v)
+	case "password":
+		h.Password, err = scalarString(v)
+	case "proxy":
+		h.Proxy, err = scalarString(v)
+	case "allow-insecure":
+		h.AllowInsecure, err = scalarBool(v)
+	case "no-follow-redirects":
+		h.NoFollowRedirects, err = scalarBool(v)
+	case "request-headers":
+		h.RequestHeaders, err = p.stringList(v)
+		for _, hdr := range h.RequestHeaders {
+			if k, _, ok := strings.Cut(hdr, ":"); !ok || strings.TrimSpace(k) == "" {
+				return errAt(v, "request headers look like \"Name: value\", found %q", hdr)
+			}
+		}
+	}
+	return err
+}
+
+func (p *parser) includes(file string, n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return
+	}
+	entries, err := p.pairs(n)
+	if err != nil {
+		p.failErr(file, n, "gossfile: ", err)
+		return
+	}
+	for _, e := range entries {
+		pattern := e.key.Value
+		skip := false
+		if !(e.value.Kind == yaml.ScalarNode && e.value.Tag == "!!null") {
+			attrs, err := p.pairs(e.value)
+			if err != nil {
+				p.failErr(file, e.value, fmt.Sprintf("gossfile %q: ", pattern), err)
+				continue
+			}
+			for _, a := range attrs {
+				var err error
+				switch a.key.Value {
+				case "file":
+					pattern, err = scalarString(a.value)
+				case "skip":
+					skip, err = scalarBool(a.value)
+				default:
+					err = errAt(a.key, "attribute %q is not supported for gossfile (supported: file, skip)", a.key.Value)
+				}
+				if err != nil {
+					p.failErr(file, a.key, fmt.Sprintf("gossfile %q: ", e.key.Value), err)
+				}
+			}
+		}
+		if skip {
+			continue
+		}
+		p.include(file, e.key, pattern)
+	}
+}
+
+func (p *parser) include(file string, at *yaml.Node, pattern string) {
+	label := fmt.Sprintf("gossfile %q: ", pattern)
+	path := pattern
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(filepath.Dir(file), path)
+	}
+	paths := []string{path}
+	if strings.ContainsAny(pattern, "*?[") {
+		var err error
+		paths, err = filepath.Glob(path)
+		if err != nil {
+			p.fail(file, at, "%sbad glob: %v", label, err)
+			return
+		}
+		if len(paths) == 0 {
+			p.fail(file, at, "%sno file matches %s; fix the pattern or set `skip: true`", label, path)
+			return
+		}
+	}
+	for _, path := range paths {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			p.fail(file, at, "%s%v", label, err)
+			continue
+		}
+		for _, s := range p.stack {
+			if s == abs {
+				p.fail(file, at, "%sincludes itself through %s; remove the cycle", label, strings.Join(p.stack, " → "))
+				return
+			}
+		}
+		if p.read[abs] {
+			continue // included twice (two globs): its tests run once
+		}
+		p.read[abs] = true
+		data, err := readTestFile(path)
+		if err != nil {
+			p.fail(file, at, "%scannot read %s: %v", label, path, err)
+			continue
+		}
+		p.stack = append(p.stack, abs)
+		p.file(path, data)
+		p.stack = p.stack[:len(p.stack)-1]
+	}
+}
+
+func readTestFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("larger than %d bytes", maxFileSize)
+	}
+	return data, nil
+}
+
+// matcher reads the expectation for an attribute of the given kind.
+func (p *parser) matcher(n *yaml.Node, k kind) (*Matcher, error) {
+	n = p.deref(n)
+	if n == nil {
+		return nil, errAt(nil, "aliases nest too deeply or the file is too large")
+	}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return leaf(n, k)
+	case yaml.SequenceNode:
+		switch k {
+		case kindText:
+			pats, err := p.stringList(n)
+			if err != nil {
+				return nil, errAt(n, "%v; a list here holds line patterns (\"text\", \"!text\", \"/regexp/\"), use contain-element for other matchers", err)
+			}
+			for _, s := range pats {
+				if _, err := compilePattern(s); err != nil {
+					return nil, errAt(n, "%v", err)
+				}
+			}
+			return &Matcher{Op: opPatterns, Patterns: pats}, nil
+		case kindBool, kindInt:
+			return nil, errAt(n, "expected a single value, found a list")
+		}
+		args, err := p.elements(n, k)
+		if err != nil {
+			return nil, err
+		}
+		return &Matcher{Op: opContainElements, Args: args}, nil
+	case yaml.MappingNode:
+		return p.advanced(n, k)
+	}
+	return nil, errAt(n, "unexpected %s", describe(n))
+}
+
+// elemKind is the kind of the elements of a value of kind k.
+func elemKind(k kind) kind {
+	if k == kindStrings || k == kindText {
+		return kindString
+	}
+	return k
+}
+
+func (p *parser) elements(n *yaml.Node, k kind) ([]*Matcher, error) {
+	if n.Kind != yaml.SequenceNode {
+		return nil, errAt(n, "expected a list, found %s", describe(n))
+	}
+	var out []*Matcher
+	for _, item := range n.Content {
+		m, err := p.element(item, k)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func (p *parser) element(n *yaml.Node, k kind) (*Matcher, error) {
+	n = p.deref(n)
+	if n == nil {
+		return nil, errAt(nil, "aliases nest too deeply or the file is too large")
+	}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return leaf(n, elemKind(k))
+	case yaml.MappingNode:
+		return p.advanced(n, elemKind(k))
+	}
+	return nil, errAt(n, "list elements are values or matchers, found %s", describe(n))
+}
+
+// advancedOps lists the matchers kiln implements, for error messages.
+const advancedOps = "and, consist-of, contain-element, contain-elements, contain-substring, equal, ge, gt, have-len, have-patterns, have-prefix, have-suffix, le, lt, match-regexp, not, or"
+
+func (p *parser) advanced(n *yaml.Node, k kind) (*Matcher, error) {
+	pairs, err := p.pairs(n)
+	if err != nil {
+		return nil, err
+	}
+	switch len(pairs) {
+	case 0:
+		return nil, errAt(n, "an empty matcher asserts nothing; write a value or one of: %s", advancedOps)
+	case 1:
+	default:
+		return nil, errAt(n, "a matcher has exactly one key, found %d (%s, …); combine matchers with and: [...]", len(pairs), pairs[0].key.Value)
+	}
+	op, v := pairs[0].key.Value, pairs[0].value
+	switch op {
+	case opAnd, opOr:
+		var args []*Matcher
+		switch v.Kind {
+		case yaml.SequenceNode:
+			for _, item := range v.Content {
+				m, err := p.matcher(item, k)
+				if err != nil {
+					return nil, err
+				}
+				args = append(args, m)
+			}
+		case yaml.MappingNode:
+			sub, err := p.pairs(v)
+			if err != nil {
+				return nil, err
+			}
+			for _, s := range sub {
+				m, err := p.advanced(&yaml.Node{Kind: yaml.MappingNode, Line: s.key.Line, Column: s.key.Column,
+					Content: []*yaml.Node{s.key, s.value}}, k)
+				if err != nil {
+					return nil, err
+				}
+				args = append(args, m)
+			}
+		default:
+			return nil, errAt(v, "%s takes a list of matchers, found %s", op, describe(v))
+		}
+		if len(args) == 0 {
+			return nil, errAt(v, "an empty %s asserts nothing; give at least one matcher", op)
+		}
+		return &Matcher{Op: op, Args: args}, nil
+	case opNot:
+		m, err := p.matcher(v, k)
+		if err != nil {
+			return nil, err
+		}
+		return &Matcher{Op: op, Args: []*Matcher{m}}, nil
+	case opHavePrefix, opHaveSuffix, opContainSubstring, opMatchRegexp:
+		s, err := scalarString(v)
+		if err != nil {
+			return nil, err
+		}
+		if op == opMatchRegexp {
+			if _, err := regexp.Compile(s); err != nil {
+				return nil, errAt(v, "match-regexp: %v", err)
+			}
+		}
+		return &Matcher{Op: op, Value: s}, nil
+	case opGT, opGE, opLT, opLE, opHaveLen:
+		f, err := scalarNumber(v)
+		if err != nil {
+			return nil, err
+		}
+		if op == opHaveLen && (f < 0 || f != float64(int(f))) {
+			return nil, errAt(v, "have-len takes a whole number, found %v", v.Value)
+		}
+		return &Matcher{Op: op, Value: f}, nil
+	case opEqual:
+		if v.Kind == yaml.SequenceNode {
+			args, err := p.elements(v, k)
+			if err != nil {
+				return nil, err
+			}
+			return &Matcher{Op: opEqualElements, Args: args}, nil
+		}
+		if v.Kind != yaml.ScalarNode {
+			return nil, errAt(v, "equal takes a value or a list, found %s", describe(v))
+		}
+		return leaf(v, k)
+	case opContainElement:
+		m, err := p.element(v, k)
+		if err != nil {
+			return nil, err
+		}
+		return &Matcher{Op: op, Args: []*Matcher{m}}, nil
+	case opContainElements, opConsistOf:
+		args, err := p.elements(v, k)
+		if err != nil {
+			return nil, err
+		}
+		return &Matcher{Op: op, Args: args}, nil
+	case opPatterns:
+		pats, err := p.stringList(v)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range pats {
+			if _, err := compilePattern(s); err != nil {
+				return nil, errAt(v, "%v", err)
+			}
+		}
+		return &Matcher{Op: op, Patterns: pats}, nil
+	}
+	return nil, errAt(pairs[0].key, "matcher %q is not supported by kiln (supported: %s)", op, advancedOps)
+}
+
+// leaf reads a plain value: its meaning depends on the attribute's kind, so
+// that `mode: 0644` stays "0644" and `versions: [1.10]` stays "1.10".
+func leaf(n *yaml.Node, k kind) (*Matcher, error) {
+	if n.Tag == "!!null" {
+		return nil, errAt(n, "missing value")
+	}
+	switch k {
+	case kindBool:
+		b, err := scalarBool(n)
+		if err != nil {
+			return nil, err
+		}
+		return &Matcher{Op: opEqual, Value: b}, nil
+	case kindInt:
+		switch n.Tag {
+		case "!!int", "!!float":
+			f, err := scalarNumber(n)
+			if err != nil {
+				return nil, err
+			}
+			return &Matcher{Op: opEqual, Value: f}, nil
+		case "!!str":
+			return &Matcher{Op: opEqual, Value: n.Value}, nil
+		}
+		return nil, errAt(n, "expected a number, found %s", describe(n))
+	}
+	return &Matcher{Op: opEqual, Value: n.Value}, nil
+}
+
+func scalarString(n *yaml.Node) (string, error) {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		return "", errAt(n, "expected a string, found %s", describe(n))
+	}
+	return n.Value, nil
+}
+
+func scalarBool(n *yaml.Node) (bool, error) {
+	var b bool
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Decode(&b) != nil {
+		return false, errAt(n, "expected true or false, found %s", describe(n))
+	}
+	return b, nil
+}
+
+func scalarNumber(n *yaml.Node) (float64, error) {
+	var f float64
+	if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") || n.Decode(&f) != nil {
+		return 0, errAt(n, "expected a number, found %s", describe(n))
+	}
+	return f, nil
+}
+
+func scalarInt(n *yaml.Node) (int, error) {
+	var i int
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&i) != nil {
+		return 0, errAt(n, "expected a whole number, found %s", describe(n))
+	}
+	return i, nil
+}
+
+func (p *parser) stringList(n *yaml.Node) ([]string, error) {
+	if n.Kind != yaml.SequenceNode {
+		return nil, errAt(n, "expected a list of strings, found %s", describe(n))
+	}
+	var out []string
+	for _, item := range n.Content {
+		item = p.deref(item)
+		if item == nil {
+			return nil, errAt(n, "aliases nest too deeply or the file is too large")
+		}
+		s, err := scalarString(item)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
