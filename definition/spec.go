@@ -11,18 +11,26 @@ type Estate struct {
 	Files []string
 	// Images by name.
 	Images map[string]*Image
-	// Order lists image names so that a base comes before the images built on it.
+	// Order lists image names so that a base comes before the images built
+	// on it; images that are ready at the same time are in name order.
 	Order []string
+	// Variables by name, with the values the images were evaluated with.
+	Variables map[string]*Variable
 }
 
 // Image is one `image "NAME"` block.
 type Image struct {
 	Name string
+	// Description is optional free text, shown with the image line.
+	Description string
 	// File is the definition file (relative to the estate dir) and Range
-	// where the block is, for messages.
+	// where the block is (from "image" to its closing brace), for messages.
 	File  string
 	Range hcl.Range
-	// Digest is "sha256:…" of the block's defining file content.
+	// Digest is "sha256:…" over the block's source text, the values it
+	// evaluated to (so a changed variable counts), its steps' digests, its
+	// test files' content and its base image's Digest: any change to what
+	// defines the image changes it.
 	Digest string
 
 	// Exactly one origin: Debian (fresh bake from packages), Base (build on
@@ -42,8 +50,10 @@ type Image struct {
 	Purge    []string
 	// Steps are file and shell provisioners, in the order written.
 	Steps []Step
-	// Tests are goss-style YAML files, relative to the estate dir.
-	Tests []string
+	// Tests are goss-style YAML files, relative to the estate dir, and
+	// TestPaths the same files resolved to absolute paths.
+	Tests     []string
+	TestPaths []string
 }
 
 // Debian says how to bootstrap from Debian packages with mmdebstrap.
@@ -65,6 +75,8 @@ type BaseRef struct {
 type OriginArtifact struct {
 	// Source is a path (relative to the estate dir) or an http(s) URL.
 	Source string
+	// Path is Source resolved to an absolute path; empty for a URL.
+	Path   string
 	Digest string // "sha256:…", required
 }
 
@@ -91,14 +103,16 @@ type Step struct {
 	Owner       string
 
 	// shell: either Inline commands or Script files (relative to the estate
-	// dir), run inside the image with /bin/sh -e.
-	Inline  []string
-	Scripts []string
+	// dir, resolved to ScriptPaths), run inside the image with /bin/sh -e.
+	Inline      []string
+	Scripts     []string
+	ScriptPaths []string
 	// Env adds environment variables for the shell step.
 	Env map[string]string
 
-	// Digest is "sha256:…" of the step's content (inline text, or the
-	// file's/scripts' bytes plus destination, mode and owner): the step
-	// cache key part that comes from the definition.
+	// Digest is "sha256:…" of everything that makes the step: its kind;
+	// for a file the source's bytes, destination, mode and owner; for a
+	// shell step the inline commands or each script's name and bytes, and
+	// env. The step cache key part that comes from the definition.
 	Digest string
 }

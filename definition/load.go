@@ -1,0 +1,186 @@
+package definition
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// FileSuffix ends the name of every definition file of an estate.
+const FileSuffix = ".kiln.hcl"
+
+// Options says where estate variables get their values, in increasing
+// precedence: defaults, Env, *.auto.kiln.vars.hcl files in the estate
+// directory (name order), VarFiles (in order), Vars.
+type Options struct {
+	// Vars sets variables by name. Values of string variables are taken
+	// literally; others are parsed as HCL expressions, e.g. ["main"].
+	Vars map[string]string
+	// VarFiles are HCL files of NAME = VALUE lines, named as the user gave
+	// them (relative to the working directory, or absolute).
+	VarFiles []string
+	// Env is the environment to read KILN_VAR_NAME from, as os.Environ
+	// returns it; nil reads none, which keeps Load independent of the
+	// process environment unless the caller opts in.
+	Env []string
+}
+
+var topSchema = &hcl.BodySchema{
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "variable", LabelNames: []string{"name"}},
+		{Type: "locals"},
+		{Type: "image", LabelNames: []string{"name"}},
+	},
+}
+
+// loader holds the state of one Load.
+type loader struct {
+	dir     string // absolute, symlinks resolved
+	ctx     *hcl.EvalContext
+	digests map[string]string // file path → "sha256:…"
+}
+
+// Load reads every *.kiln.hcl file in dir (not its subdirectories) and
+// returns the estate they define. It reports every problem found as a
+// diagnostic, sorted by place; the estate is nil when any is an error.
+// Warnings come with a usable estate.
+func Load(dir string, opts Options) (*Estate, hcl.Diagnostics) {
+	abs, err := filepath.Abs(dir)
+	if err == nil {
+		abs, err = filepath.EvalSymlinks(abs)
+	}
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read estate directory",
+			Detail: fmt.Sprintf("%s; give the directory that holds the *%s files.", err, FileSuffix)}}
+	}
+	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Estate is not a directory",
+			Detail: fmt.Sprintf("%s is not a directory; give the directory that holds the *%s files.", dir, FileSuffix)}}
+	}
+	l := &loader{dir: abs, digests: map[string]string{}}
+	est, diags := l.load(opts)
+	sortDiagnostics(diags)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return est, diags
+}
+
+func (l *loader) load(opts Options) (*Estate, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	entries, err := os.ReadDir(l.dir)
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read estate directory", Detail: err.Error() + "."}}
+	}
+	var files []string
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), FileSuffix) && e.Type().IsRegular() {
+			files = append(files, e.Name())
+		}
+	}
+	sort.Strings(files)
+	if len(files) == 0 {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "No definition files",
+			Detail: fmt.Sprintf("%s holds no *%s files (symlinked files are not read); write image definitions there, e.g. basic-linux%s.", l.dir, FileSuffix, FileSuffix)}}
+	}
+
+	p := hclparse.NewParser()
+	type parsed struct {
+		name    string
+		src     []byte
+		content *hcl.BodyContent
+	}
+	var all []parsed
+	for _, name := range files {
+		src, err := os.ReadFile(filepath.Join(l.dir, name))
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read definition file", Detail: err.Error() + "."})
+			continue
+		}
+		f, d := p.ParseHCL(src, name)
+		diags = append(diags, d...)
+		if f == nil || f.Body == nil {
+			continue
+		}
+		content, d := f.Body.Content(topSchema)
+		diags = append(diags, d...)
+		all = append(all, parsed{name, src, content})
+	}
+
+	// Variables first: locals and images may use them.
+	vars := map[string]*Variable{}
+	for _, f := range all {
+		for _, b := range f.content.Blocks.OfType("variable") {
+			diags = append(diags, declareVariable(b, vars)...)
+		}
+	}
+	diags = append(diags, setVariables(p, l.dir, opts, vars)...)
+	varVals := map[string]cty.Value{}
+	for name, v := range vars {
+		varVals[name] = v.Value
+	}
+	l.ctx = &hcl.EvalContext{
+		Variables: map[string]cty.Value{"var": cty.ObjectVal(varVals), "local": cty.EmptyObjectVal},
+		Functions: functions(),
+	}
+
+	locals := map[string]*hcl.Attribute{}
+	for _, f := range all {
+		for _, b := range f.content.Blocks.OfType("locals") {
+			attrs, d := b.Body.JustAttributes()
+			diags = append(diags, d...)
+			for _, name := range sortedKeys(attrs) {
+				a := attrs[name]
+				if prev, ok := locals[name]; ok {
+					diags = append(diags, rangeError(a.NameRange, "Duplicate local",
+						fmt.Sprintf("local.%s is already defined at %s; remove one of them.", name, pos(prev.NameRange))))
+					continue
+				}
+				locals[name] = a
+			}
+		}
+	}
+	_, d := evalLocals(locals, l.ctx)
+	diags = append(diags, d...)
+
+	decls := map[string]*imageDecl{}
+	for _, f := range all {
+		for _, b := range f.content.Blocks.OfType("image") {
+			name := b.Labels[0]
+			if prev, ok := decls[name]; ok {
+				diags = append(diags, rangeError(b.LabelRanges[0], "Duplicate image",
+					fmt.Sprintf("image %q is already defined at %s; rename or remove one of them.", name, pos(prev.img.Range))))
+				continue
+			}
+			dec, d := l.decodeImage(b, f.src)
+			diags = append(diags, d...)
+			decls[name] = dec
+		}
+	}
+	if len(decls) == 0 && !diags.HasErrors() {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No images",
+			Detail: fmt.Sprintf("the *%s files in %s define no image; add an image \"NAME\" { … } block.", FileSuffix, l.dir)})
+	}
+	diags = append(diags, checkBases(decls)...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+
+	est := &Estate{Dir: l.dir, Files: files, Images: map[string]*Image{}, Order: order(decls), Variables: vars}
+	for _, name := range est.Order {
+		dec := decls[name]
+		var base *Image
+		if dec.img.Base != nil {
+			base = est.Images[dec.img.Base.Image]
+		}
+		diags = append(diags, l.imageDigest(dec, base)...)
+		est.Images[name] = dec.img
+	}
+	return est, diags
+}

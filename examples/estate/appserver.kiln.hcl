@@ -1,0 +1,31 @@
+# An application server: nginx serving a static page and a health check
+# on port 80, built on the latest ready basic-linux.
+image "appserver" {
+  description = "nginx serving a static site on port 80"
+  version     = "1.0.0"
+  base        = image.basic-linux
+
+  packages = ["nginx-light"]
+  tags     = { team = local.team, role = "web" }
+
+  # Debian's default site serves /var/www/html on port 80, index.html first.
+  file {
+    source      = "files/appserver/index.html"
+    destination = "/var/www/html/index.html"
+    mode        = "0644"
+  }
+  file {
+    source      = "files/appserver/healthz"
+    destination = "/var/www/html/healthz"
+    mode        = "0644"
+  }
+
+  shell {
+    inline = [
+      "systemctl enable nginx",
+      "echo 'role=appserver' >> /etc/kiln-release",
+    ]
+  }
+
+  tests = ["tests/appserver.yaml"]
+}
