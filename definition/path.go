@@ -41,8 +41,12 @@ func (l *loader) resolvePath(rel string, rng hcl.Range, what string) (string, *h
 		return "", rangeError(rng, "Cannot read file", fmt.Sprintf("%s %q: %s.", what, rel, err))
 	}
 	if !within(l.dir, real) {
+		shown := real
+		if r, err := filepath.Rel(l.dir, real); err == nil {
+			shown = r
+		}
 		return "", rangeError(rng, "Path outside the estate",
-			fmt.Sprintf("%s %q is a symlink to %s, outside the estate directory; copy the file into the estate instead of linking to it.", what, rel, real))
+			fmt.Sprintf("%s %q is a symlink to %s, outside the estate directory; copy the file into the estate instead of linking to it.", what, rel, shown))
 	}
 	fi, err := os.Stat(real)
 	if err != nil {

@@ -23,8 +23,10 @@ func evalAttr(attr *hcl.Attribute, ctx *hcl.EvalContext, ty cty.Type, example st
 			fmt.Sprintf("%s must be set to a value, e.g. %s = %s; remove the attribute to use the default.", attr.Name, attr.Name, example)))
 	}
 	if !v.IsWhollyKnown() {
-		return cty.NilVal, append(diags, attrError(attr, "Unknown value",
-			fmt.Sprintf("the value of %s cannot be known while loading the estate; use literals, variables and locals only.", attr.Name)))
+		// The context holds no unknown values except those standing in for
+		// a variable, local or expression that failed and was reported:
+		// stay quiet rather than report the same problem twice.
+		return cty.NilVal, diags
 	}
 	cv, err := convert.Convert(v, ty)
 	if err != nil {

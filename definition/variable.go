@@ -81,6 +81,7 @@ func declareVariable(block *hcl.Block, vars map[string]*Variable) hcl.Diagnostic
 			if err != nil {
 				diags = append(diags, attrError(attr, "Invalid default value",
 					fmt.Sprintf("the default of variable %q does not fit its type %s: %s.", name, typeexpr.TypeString(v.Type), err)))
+				v.Value = cty.DynamicVal // reported; keeps later uses quiet
 			} else {
 				v.Value, v.SetBy = cv, "default"
 			}

@@ -1,0 +1,4 @@
+image "basic-linux" {
+  debian { suite = "bookworm" }
+  packages = ["curl",
+}

@@ -1,0 +1,4 @@
+image "other" {
+  debian { suite = "bookworm" }
+  packges = ["curl"]
+}

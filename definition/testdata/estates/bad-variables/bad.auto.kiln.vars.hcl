@@ -1,0 +1,2 @@
+undeclared_in_file = "x"
+typed              = "still not a number"

@@ -1,0 +1,2 @@
+team   = "from-auto-file"
+mirror = "http://auto.example.org/debian"

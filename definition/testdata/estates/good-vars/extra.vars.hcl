@@ -1,0 +1,1 @@
+mirror = "https://varfile.example.org/debian"

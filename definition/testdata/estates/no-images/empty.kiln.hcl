@@ -1,0 +1,2 @@
+# nothing here
+variable "x" { default = 1 }

@@ -1,0 +1,9 @@
+image "basic-linux" {
+  debian { suite = "bookworm" }
+  packages = ["curl", "curl"]
+}
+
+image "idle-reheat" {
+  method = "reheat"
+  base   = image.basic-linux
+}
