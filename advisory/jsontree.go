@@ -66,8 +66,9 @@ func parseJSON(name string, data []byte) (*jsonDoc, error) {
 	if err != nil {
 		return nil, err
 	}
+	off := d.start(dec.InputOffset())
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, d.errAt(d.start(dec.InputOffset()), "", "unexpected data after the JSON value; a file holds one JSON document")
+		return nil, d.errAt(off, "", "unexpected data after the JSON value; a file holds one JSON document")
 	}
 	d.root = root
 	return d, nil
@@ -139,6 +140,8 @@ func (d *jsonDoc) value(dec *json.Decoder, path string) (*node, error) {
 		n.kind, n.str = 's', t
 	case json.Number:
 		n.kind, n.str = 'n', t.String()
+	case float64: // a decoder without UseNumber
+		n.kind, n.str = 'n', fmt.Sprint(t)
 	case bool:
 		n.kind, n.b = 'b', t
 	case nil:
@@ -157,10 +160,8 @@ func joinKey(path, key string) string {
 func (d *jsonDoc) syntaxErr(err error, off int64, path string) error {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		off = se.Offset - 1
-		if off < 0 {
-			off = 0
-		}
+		// Decoder.Token reports the offset of the bad byte itself.
+		off = se.Offset
 		return d.errAt(off, path, "JSON syntax error: %v; fix the file or download it again", se)
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {

@@ -64,6 +64,9 @@ func (d *jsonDoc) osv() (*kiln.Advisory, error) {
 	if a.Related, err = d.optStrings(r, "related", ""); err != nil {
 		return nil, err
 	}
+	if len(a.Related) == 0 {
+		a.Related = nil
+	}
 	if a.URL, err = d.referenceURL(r); err != nil {
 		return nil, err
 	}

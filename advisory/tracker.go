@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -15,43 +13,6 @@ import (
 
 // trackerURL is where a person reads a tracker entry.
 const trackerURL = "https://security-tracker.debian.org/tracker/"
-
-type trackerCVE struct {
-	Description string          `json:"description"`
-	Scope       string          `json:"scope"`
-	Releases    trackerReleases `json:"releases"`
-}
-
-type trackerRelease struct {
-	Status       string            `json:"status"`
-	Repositories map[string]string `json:"repositories"`
-	FixedVersion *string           `json:"fixed_version"`
-	Urgency      string            `json:"urgency"`
-}
-
-// trackerReleases is the "releases" object; the tracker writes an empty
-// list ([]) when a CVE has no release entry.
-type trackerReleases map[string]trackerRelease
-
-func (r *trackerReleases) UnmarshalJSON(b []byte) error {
-	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '[' {
-		var l []json.RawMessage
-		if err := json.Unmarshal(t, &l); err != nil {
-			return err
-		}
-		if len(l) != 0 {
-			return errors.New("releases is a non-empty list; want an object keyed by release codename")
-		}
-		*r = nil
-		return nil
-	}
-	m := map[string]trackerRelease{}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return err
-	}
-	*r = m
-	return nil
-}
 
 // ParseDebianTracker reads the Debian security tracker's JSON export
 // (https://security-tracker.debian.org/tracker/data/json): an object keyed
@@ -65,6 +26,7 @@ func (r *trackerReleases) UnmarshalJSON(b []byte) error {
 func ParseDebianTracker(name string, data []byte) ([]*kiln.Advisory, error) {
 	d := &jsonDoc{name: name, data: data}
 	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, d.syntaxErr(err, 0, "")
@@ -80,22 +42,20 @@ func ParseDebianTracker(name string, data []byte) ([]*kiln.Advisory, error) {
 			return nil, d.syntaxErr(err, koff, "")
 		}
 		pkg := kt.(string)
-		voff := d.start(dec.InputOffset())
-		var cves map[string]trackerCVE
-		if err := dec.Decode(&cves); err != nil {
-			return nil, d.decodeErr(err, voff, pkg)
+		n, err := d.value(dec, pkg)
+		if err != nil {
+			return nil, err
 		}
-		for id, c := range cves {
-			if err := d.trackerCVE(byID, pkg, id, c, voff); err != nil {
-				return nil, err
-			}
+		if err := d.trackerPackage(byID, pkg, n); err != nil {
+			return nil, err
 		}
 	}
 	if _, err := dec.Token(); err != nil {
 		return nil, d.syntaxErr(err, d.start(dec.InputOffset()), "")
 	}
+	off := d.start(dec.InputOffset())
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, d.errAt(d.start(dec.InputOffset()), "", "unexpected data after the JSON object; a file holds one JSON document")
+		return nil, d.errAt(off, "", "unexpected data after the JSON object; a file holds one JSON document")
 	}
 	out := make([]*kiln.Advisory, 0, len(byID))
 	for _, a := range byID {
@@ -108,80 +68,96 @@ func ParseDebianTracker(name string, data []byte) ([]*kiln.Advisory, error) {
 	return out, nil
 }
 
-// decodeErr turns an encoding/json error inside the value that starts at
-// off into an error with file:line:col and the JSON path.
-func (d *jsonDoc) decodeErr(err error, off int64, pkg string) error {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		path := pkg
-		if te.Field != "" {
-			path += "." + te.Field
+// trackerPackage reads one source package's CVEs, merging them into byID.
+func (d *jsonDoc) trackerPackage(byID map[string]*kiln.Advisory, pkg string, n *node) error {
+	if err := d.object(n, pkg); err != nil {
+		return err
+	}
+	for i, id := range n.keys {
+		c := n.vals[i]
+		cp := pkg + "." + id
+		if err := d.object(c, cp); err != nil {
+			return err
 		}
-		return d.errAt(off+te.Offset-1, path, "is a JSON %s; want %s", te.Value, jsonTypeName(te.Type.String()))
-	}
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return d.errAt(off+se.Offset-1, pkg, "JSON syntax error: %v; fix the file or download it again", se)
-	}
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return d.errAt(int64(len(d.data)), pkg, "the file ends in the middle of a JSON value; it is truncated")
-	}
-	return d.errAt(off, pkg, "%v", err)
-}
-
-func jsonTypeName(goType string) string {
-	switch {
-	case goType == "string" || goType == "*string":
-		return "a string"
-	case strings.HasPrefix(goType, "map["), strings.Contains(goType, "tracker"):
-		return "an object"
-	}
-	return goType
-}
-
-func (d *jsonDoc) trackerCVE(byID map[string]*kiln.Advisory, pkg, id string, c trackerCVE, off int64) error {
-	if len(c.Releases) == 0 {
-		return nil
-	}
-	a := byID[id]
-	if a == nil {
-		a = &kiln.Advisory{ID: id, Source: kiln.AdvisoryDebianTracker, Summary: c.Description, URL: trackerURL + id}
-		byID[id] = a
-	}
-	for rel, r := range c.Releases {
-		path := fmt.Sprintf("%s.%s.releases.%s", pkg, id, rel)
-		codename := Release(rel)
-		ap := kiln.AffectedPackage{
-			Ecosystem: releaseEcosystem(codename), Release: codename, Name: pkg,
-			Severity: strings.TrimRight(r.Urgency, "*"),
+		desc, err := d.optString(c, "description", cp)
+		if err != nil {
+			return err
 		}
-		fixed := ""
-		if r.FixedVersion != nil {
-			fixed = *r.FixedVersion
+		if _, err := d.optString(c, "scope", cp); err != nil {
+			return err
 		}
-		if fixed != "" && fixed != "0" {
-			if _, err := ParseVersion(fixed); err != nil {
-				return d.errAt(off, path+".fixed_version", "%v", err)
+		rels := c.get("releases")
+		if rels == nil || rels.kind == '0' || (rels.kind == '[' && len(rels.vals) == 0) {
+			continue // the tracker writes [] for a CVE without release entries
+		}
+		if err := d.object(rels, cp+".releases"); err != nil {
+			return err
+		}
+		a := byID[id]
+		if a == nil {
+			a = &kiln.Advisory{ID: id, Source: kiln.AdvisoryDebianTracker, Summary: desc, URL: trackerURL + id}
+			byID[id] = a
+		}
+		for j, rel := range rels.keys {
+			ap, err := d.trackerRelease(pkg, rel, rels.vals[j], cp+".releases."+rel)
+			if err != nil {
+				return err
 			}
+			a.Packages = append(a.Packages, ap)
 		}
-		switch r.Status {
-		case "resolved":
-			switch fixed {
-			case "0":
-				ap.Status = kiln.AffectedNotAffected
-			case "":
-				ap.Status = kiln.AffectedUndetermined // resolved without a version: look at it
-			default:
-				ap.Status, ap.Fixed = kiln.AffectedFixed, fixed
-			}
-		case "open":
-			ap.Status = kiln.AffectedOpen
-		case "undetermined":
-			ap.Status = kiln.AffectedUndetermined
-		default:
-			return d.errAt(off, path+".status", "unknown status %q; the tracker uses resolved, open or undetermined", r.Status)
-		}
-		a.Packages = append(a.Packages, ap)
 	}
 	return nil
+}
+
+// trackerRelease reads one release entry of one CVE of one package.
+func (d *jsonDoc) trackerRelease(pkg, rel string, r *node, path string) (kiln.AffectedPackage, error) {
+	if err := d.object(r, path); err != nil {
+		return kiln.AffectedPackage{}, err
+	}
+	status, err := d.reqString(r, "status", path)
+	if err != nil {
+		return kiln.AffectedPackage{}, err
+	}
+	fixed, err := d.optString(r, "fixed_version", path)
+	if err != nil {
+		return kiln.AffectedPackage{}, err
+	}
+	urgency, err := d.optString(r, "urgency", path)
+	if err != nil {
+		return kiln.AffectedPackage{}, err
+	}
+	if repos := r.get("repositories"); repos != nil {
+		if err := d.object(repos, path+".repositories"); err != nil {
+			return kiln.AffectedPackage{}, err
+		}
+	}
+	codename := Release(rel)
+	ap := kiln.AffectedPackage{
+		Ecosystem: releaseEcosystem(codename), Release: codename, Name: pkg,
+		// "high**": the urgency is NVD's, not yet reviewed by Debian.
+		Severity: strings.TrimRight(urgency, "*"),
+	}
+	if fixed != "" && fixed != "0" {
+		if _, err := ParseVersion(fixed); err != nil {
+			return ap, d.errNode(r.get("fixed_version"), path+".fixed_version", "%v", err)
+		}
+	}
+	switch status {
+	case "resolved":
+		switch fixed {
+		case "0":
+			ap.Status = kiln.AffectedNotAffected
+		case "":
+			ap.Status = kiln.AffectedUndetermined // resolved without a version: look at it
+		default:
+			ap.Status, ap.Fixed = kiln.AffectedFixed, fixed
+		}
+	case "open":
+		ap.Status = kiln.AffectedOpen
+	case "undetermined":
+		ap.Status = kiln.AffectedUndetermined
+	default:
+		return ap, d.errNode(r.get("status"), path+".status", "unknown status %q; the tracker uses resolved, open or undetermined", status)
+	}
+	return ap, nil
 }

@@ -1,0 +1,67 @@
+package advisory
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/kiln-project/kiln"
+)
+
+func TestParseDebianTracker(t *testing.T) {
+	advs, err := ParseDebianTracker("tracker.json", readTestdata(t, "tracker/tracker.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, a := range advs {
+		ids = append(ids, a.ID)
+	}
+	// CVE-2099-0004 has "releases": [] and is left out.
+	if d := cmp.Diff([]string{"CVE-2099-0001", "CVE-2099-0003"}, ids); d != "" {
+		t.Fatalf("ids (-want +got):\n%s", d)
+	}
+	want := []kiln.AffectedPackage{
+		{Ecosystem: "Debian:12", Release: "bookworm", Name: "openssl", Fixed: "3.0.11-1~deb12u2", Status: kiln.AffectedFixed, Severity: "high"},
+		{Ecosystem: "Debian:11", Release: "bullseye", Name: "openssl", Status: kiln.AffectedOpen, Severity: "low"},
+		{Ecosystem: "Debian", Release: "sid", Name: "openssl", Fixed: "3.1.4-1", Status: kiln.AffectedFixed, Severity: "high"},
+		{Ecosystem: "Debian:12", Release: "bookworm", Name: "openssl1.0", Status: kiln.AffectedUndetermined, Severity: "not yet assigned"},
+	}
+	if d := cmp.Diff(want, advs[0].Packages); d != "" {
+		t.Errorf("CVE-2099-0001 packages (-want +got):\n%s", d)
+	}
+	if advs[0].Summary != "A flaw in OpenSSL." || advs[0].Source != kiln.AdvisoryDebianTracker || advs[0].URL == "" {
+		t.Errorf("CVE-2099-0001 = %+v", advs[0])
+	}
+	if got := advs[1].Packages[0].Status; got != kiln.AffectedNotAffected {
+		t.Errorf("fixed_version 0: status %q, want not-affected", got)
+	}
+}
+
+func TestParseDebianTrackerMalformed(t *testing.T) {
+	tests := []struct {
+		name, data, field, msg string
+	}{
+		{"list.json", `[]`, "list.json:1:1", "not a JSON object"},
+		{"type.json", "{\"a\": {\"CVE-1\": {\"releases\": {\"bookworm\": {\"status\": 1}}}}}", "type.json:1:54: a.CVE-1.releases.bookworm.status", "is a number; want a string"},
+		{"status.json", `{"a": {"CVE-1": {"releases": {"bookworm": {"status": "fixed"}}}}}`, "status.json:1:54: a.CVE-1.releases.bookworm.status", "unknown status"},
+		{"version.json", `{"a": {"CVE-1": {"releases": {"bookworm": {"status": "resolved", "fixed_version": "1.0-"}}}}}`, "version.json:1:83: a.CVE-1.releases.bookworm.fixed_version", "revision number is empty"},
+		{"syntax.json", "{\"a\": {\"CVE-1\": {\"releases\": {,}}}}", "syntax.json:1:31: a", "syntax error"},
+		{"truncated.json", `{"a": {"CVE-1": {"releases": {`, "truncated.json:1:", "truncated"},
+		{"list-releases.json", `{"a": {"CVE-1": {"releases": [1]}}}`, "list-releases.json:1:30: a.CVE-1.releases", "want an object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseDebianTracker(tt.name, []byte(tt.data))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if f := kiln.ErrorField(err); !strings.HasPrefix(f, tt.field) {
+				t.Errorf("field = %q, want %q (%v)", f, tt.field, err)
+			}
+			if !strings.Contains(err.Error(), tt.msg) {
+				t.Errorf("error %q does not say %q", err, tt.msg)
+			}
+		})
+	}
+}
