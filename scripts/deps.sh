@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# deps.sh installs what kiln needs on a Debian machine, from Debian's
+# packages, and checks Go. It is idempotent and quiet when all is there.
+#   mmdebstrap        fresh bakes of Debian images
+#   systemd-container systemd-nspawn, for provisioning and booting instances
+#   iproute2          network namespaces for instances
+#   postgresql        the team database (tests run against it too)
+#   git               provenance of estates kept in git
+#   chromium          headless browser for the dashboard's end-to-end test
+set -euo pipefail
+
+PKGS=(mmdebstrap systemd-container iproute2 postgresql git ca-certificates uidmap)
+[ "${KILN_DEPS_BROWSER:-1}" = 1 ] && PKGS+=(chromium)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "deps: missing Debian packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
+		exit 1
+	fi
+	echo "deps: installing ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >&2
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+if ! command -v go >/dev/null 2>&1; then
+	if [ -x /usr/local/go/bin/go ]; then
+		echo "deps: go is at /usr/local/go/bin but not on PATH; add it: export PATH=\$PATH:/usr/local/go/bin" >&2
+	else
+		echo "deps: Go 1.26 is needed to build kiln; install it from https://go.dev/dl/ into /usr/local/go" >&2
+	fi
+	exit 1
+fi
