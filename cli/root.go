@@ -1,0 +1,197 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	kiln "github.com/kiln-project/kiln"
+)
+
+// Config is what the global flags say.
+type Config struct {
+	DataDir  string
+	Database string
+	Output   string
+	Verbose  bool
+}
+
+// Services are the domain services a command works with. cmd/kiln builds
+// them from Config; Close releases them.
+type Services struct {
+	Registry kiln.Registry
+	Close    func() error
+}
+
+// App is the CLI's view of the outside world, provided by cmd/kiln.
+type App struct {
+	Stdout io.Writer
+	Stderr io.Writer
+	Stdin  io.Reader
+	// Open connects to the configured database (or server).
+	Open func(ctx context.Context, cfg Config, logger *slog.Logger) (*Services, error)
+	// Serve runs the HTTP API until ctx ends.
+	Serve func(ctx context.Context, cfg Config, logger *slog.Logger, opts ServeOptions) error
+	// Extra adds commands that cmd/kiln wires to other packages.
+	Extra []func(a *App) *cobra.Command
+
+	cfg Config
+	svc *Services
+}
+
+// ServeOptions are the flags of `kiln serve`.
+type ServeOptions struct {
+	Listen string
+}
+
+// DefaultDataDir is /var/lib/kiln for root, else $XDG_DATA_HOME/kiln
+// (~/.local/share/kiln).
+func DefaultDataDir() string {
+	if d := os.Getenv("KILN_DATA_DIR"); d != "" {
+		return d
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/kiln"
+	}
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "kiln")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".kiln"
+	}
+	return filepath.Join(home, ".local", "share", "kiln")
+}
+
+// LocalActor names the local user for history entries: "local:alice".
+func LocalActor() string {
+	if u, err := user.Current(); err == nil {
+		return "local:" + u.Username
+	}
+	return fmt.Sprintf("local:uid-%d", os.Getuid())
+}
+
+// Config returns the parsed global flags.
+func (a *App) Config() Config { return a.cfg }
+
+// Logger returns the logger for diagnostics on stderr.
+func (a *App) Logger() *slog.Logger {
+	level := slog.LevelWarn
+	if a.cfg.Verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(a.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// Services opens the configured services once per process.
+func (a *App) Services(ctx context.Context) (*Services, error) {
+	if a.svc != nil {
+		return a.svc, nil
+	}
+	svc, err := a.Open(ctx, a.cfg, a.Logger())
+	if err != nil {
+		return nil, err
+	}
+	a.svc = svc
+	return svc, nil
+}
+
+func (a *App) registry(cmd *cobra.Command) (kiln.Registry, error) {
+	s, err := a.Services(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	return s.Registry, nil
+}
+
+// Root builds the command tree.
+func (a *App) Root() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "kiln",
+		Short:         "Bake, test, version and track server images",
+		Long:          "kiln bakes server images from real sources, versions them, tests each on a temporary instance booted from the final image, promotes them, and tracks which servers run which version.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetContext(kiln.WithActor(cmd.Context(), LocalActor()))
+			return nil
+		},
+	}
+	root.SetOut(a.Stdout)
+	root.SetErr(a.Stderr)
+	root.SetIn(a.Stdin)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.cfg.DataDir, "data-dir", DefaultDataDir(), "directory for kiln's database, artifacts and work files (env KILN_DATA_DIR)")
+	pf.StringVar(&a.cfg.Database, "database", os.Getenv("KILN_DATABASE"), "database URL: empty for SQLite under --data-dir, sqlite:PATH, or postgres://… (env KILN_DATABASE)")
+	pf.StringVarP(&a.cfg.Output, "output", "o", FormatTable, "output format of listings: table or json")
+	pf.BoolVarP(&a.cfg.Verbose, "verbose", "v", false, "print debug logs and live output of long steps")
+
+	root.AddCommand(a.imageCmd(), a.versionCmd(), a.serveCmd())
+	for _, f := range a.Extra {
+		root.AddCommand(f(a))
+	}
+	return root
+}
+
+// Run executes the command line and returns the process exit code. Errors are
+// printed once, here.
+func (a *App) Run(ctx context.Context, args []string) int {
+	root := a.Root()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if a.svc != nil && a.svc.Close != nil {
+		if cerr := a.svc.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(a.Stderr, "kiln: interrupted")
+			return ExitUser
+		}
+		fmt.Fprintf(a.Stderr, "kiln: %s\n", kiln.ErrorMessage(err))
+		code := ExitCode(err)
+		if code == ExitUser {
+			var ue *usageError
+			if errors.As(err, &ue) {
+				fmt.Fprintln(a.Stderr, "Run 'kiln --help' or 'kiln COMMAND --help' for usage.")
+			}
+		}
+		return code
+	}
+	return ExitOK
+}
+
+// exactArgs is cobra.ExactArgs with a usage error that names the arguments.
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return &usageError{fmt.Errorf("%s needs %s (got %d argument(s))", cmd.CommandPath(), names, len(args))}
+		}
+		return nil
+	}
+}
+
+// group returns a command that only holds subcommands; running it with an
+// unknown subcommand is a usage error rather than silent help.
+func group(use, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return &usageError{fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/kiln-project/kiln/api"
+	"github.com/kiln-project/kiln/cli"
+	"github.com/kiln-project/kiln/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// Main holds the process's wiring so tests can start it like the binary.
+type Main struct {
+	Stdout, Stderr *os.File
+}
+
+// NewMain returns wiring for the real process.
+func NewMain() *Main { return &Main{Stdout: os.Stdout, Stderr: os.Stderr} }
+
+// App builds the CLI with every concrete implementation plugged in.
+func (m *Main) App() *cli.App {
+	return &cli.App{
+		Stdout: m.Stdout,
+		Stderr: m.Stderr,
+		Stdin:  os.Stdin,
+		Open:   openServices,
+		Serve:  serve,
+	}
+}
+
+func openServices(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*cli.Services, error) {
+	db, err := store.Open(ctx, cfg.Database, cfg.DataDir, logger, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	return &cli.Services{Registry: db, Close: db.Close}, nil
+}
+
+func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.ServeOptions) error {
+	db, err := store.Open(ctx, cfg.Database, cfg.DataDir, logger, time.Now)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	srv := &http.Server{
+		Handler:           api.New(api.Config{Registry: db, Logger: logger, Version: version}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return err
+	}
+	logger.Info("kiln serve: listening", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	case <-ctx.Done():
+		shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutCtx)
+	}
+}
