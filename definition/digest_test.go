@@ -176,3 +176,36 @@ func TestLoadNotAnEstate(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadSymlinkedDefinitionFiles reads a definition file symlinked from
+// inside the estate and refuses one symlinked from outside.
+func TestLoadSymlinkedDefinitionFiles(t *testing.T) {
+	outside := t.TempDir()
+	dir := t.TempDir()
+	write := func(p, s string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(dir, "defs", "a.hcl"), "image \"a\" {\n  debian { suite = \"bookworm\" }\n}\n")
+	write(filepath.Join(outside, "b.kiln.hcl"), "image \"b\" {\n  debian { suite = \"bookworm\" }\n}\n")
+	if err := os.Symlink("defs/a.hcl", filepath.Join(dir, "a.kiln.hcl")); err != nil {
+		t.Fatal(err)
+	}
+	est := mustLoad(t, dir, definition.Options{})
+	if len(est.Images) != 1 || est.Images["a"] == nil {
+		t.Fatalf("images = %v, want a", est.Order)
+	}
+	if err := os.Symlink(filepath.Join(outside, "b.kiln.hcl"), filepath.Join(dir, "b.kiln.hcl")); err != nil {
+		t.Fatal(err)
+	}
+	_, diags := definition.Load(dir, definition.Options{})
+	got := definition.FormatDiagnostics(diags)
+	if !strings.Contains(got, `error: Path outside the estate; definition file "b.kiln.hcl" is a symlink to`) {
+		t.Errorf("diagnostics = %q, want the outside symlink refused", got)
+	}
+}

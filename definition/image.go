@@ -248,7 +248,7 @@ func (l *loader) decodeImage(block *hcl.Block, src []byte) (*imageDecl, hcl.Diag
 		}
 	}
 	switch {
-	case len(origins) == 0:
+	case len(origins) == 0 && !l.broken[img.File]:
 		diags = append(diags, rangeError(block.DefRange, "Image has no origin",
 			fmt.Sprintf("image %q must start from something: add a debian { suite = \"bookworm\" } block, base = image.NAME, or an origin { source = … sha256 = … } block.", name)))
 	case len(origins) > 1:

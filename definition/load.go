@@ -44,6 +44,9 @@ type loader struct {
 	dir     string // absolute, symlinks resolved
 	ctx     *hcl.EvalContext
 	digests map[string]string // file path → "sha256:…"
+	// broken names the files with syntax errors: what is missing from
+	// them may have been lost to the error, so it is not reported.
+	broken map[string]bool
 }
 
 // Load reads every *.kiln.hcl file in dir (not its subdirectories) and
@@ -63,7 +66,7 @@ func Load(dir string, opts Options) (*Estate, hcl.Diagnostics) {
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Estate is not a directory",
 			Detail: fmt.Sprintf("%s is not a directory; give the directory that holds the *%s files.", dir, FileSuffix)}}
 	}
-	l := &loader{dir: abs, digests: map[string]string{}}
+	l := &loader{dir: abs, digests: map[string]string{}, broken: map[string]bool{}}
 	est, diags := l.load(opts)
 	sortDiagnostics(diags)
 	if diags.HasErrors() {
@@ -78,16 +81,33 @@ func (l *loader) load(opts Options) (*Estate, hcl.Diagnostics) {
 	if err != nil {
 		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read estate directory", Detail: err.Error() + "."}}
 	}
-	var files []string
+	var files, autoVarFiles []string
 	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), FileSuffix) && e.Type().IsRegular() {
-			files = append(files, e.Name())
+		name := e.Name()
+		isDef, isVars := strings.HasSuffix(name, FileSuffix), strings.HasSuffix(name, AutoVarFileSuffix)
+		if !isDef && !isVars {
+			continue
+		}
+		if !e.Type().IsRegular() {
+			// A symlink may point to a file of the estate; anything else
+			// (outside the estate, a directory) is refused.
+			if _, diag := l.resolvePath(name, hcl.Range{}, "definition file"); diag != nil {
+				diag.Subject = nil
+				diags = append(diags, diag)
+				continue
+			}
+		}
+		if isDef {
+			files = append(files, name)
+		} else {
+			autoVarFiles = append(autoVarFiles, name)
 		}
 	}
 	sort.Strings(files)
+	sort.Strings(autoVarFiles)
 	if len(files) == 0 {
-		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "No definition files",
-			Detail: fmt.Sprintf("%s holds no *%s files (symlinked files are not read); write image definitions there, e.g. basic-linux%s.", l.dir, FileSuffix, FileSuffix)}}
+		return nil, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No definition files",
+			Detail: fmt.Sprintf("%s holds no *%s files; write image definitions there, e.g. basic-linux%s.", l.dir, FileSuffix, FileSuffix)})
 	}
 
 	p := hclparse.NewParser()
@@ -105,6 +125,9 @@ func (l *loader) load(opts Options) (*Estate, hcl.Diagnostics) {
 		}
 		f, d := p.ParseHCL(src, name)
 		diags = append(diags, d...)
+		if d.HasErrors() {
+			l.broken[name] = true
+		}
 		if f == nil || f.Body == nil {
 			continue
 		}
@@ -120,7 +143,7 @@ func (l *loader) load(opts Options) (*Estate, hcl.Diagnostics) {
 			diags = append(diags, declareVariable(b, vars)...)
 		}
 	}
-	diags = append(diags, setVariables(p, l.dir, opts, vars)...)
+	diags = append(diags, setVariables(p, l.dir, autoVarFiles, opts, vars)...)
 	varVals := map[string]cty.Value{}
 	for name, v := range vars {
 		varVals[name] = v.Value

@@ -94,9 +94,10 @@ func declareVariable(block *hcl.Block, vars map[string]*Variable) hcl.Diagnostic
 
 // setVariables applies values from outside the definitions, lowest
 // precedence first: KILN_VAR_ environment variables, *.auto.kiln.vars.hcl
-// files in the estate directory, Options.VarFiles in order, Options.Vars.
+// files in the estate directory (autoFiles, sorted names), Options.VarFiles
+// in order, Options.Vars.
 // It then reports required variables that got no value.
-func setVariables(p *hclparse.Parser, dir string, opts Options, vars map[string]*Variable) hcl.Diagnostics {
+func setVariables(p *hclparse.Parser, dir string, autoFiles []string, opts Options, vars map[string]*Variable) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	for _, kv := range opts.Env {
 		k, val, ok := strings.Cut(kv, "=")
@@ -111,10 +112,8 @@ func setVariables(p *hclparse.Parser, dir string, opts Options, vars map[string]
 		diags = append(diags, setFromString(v, val, "env", k)...)
 	}
 
-	autos, _ := filepath.Glob(filepath.Join(dir, "*"+AutoVarFileSuffix))
-	sort.Strings(autos)
-	for _, f := range autos {
-		diags = append(diags, setFromFile(p, f, filepath.Base(f), vars)...)
+	for _, name := range autoFiles {
+		diags = append(diags, setFromFile(p, filepath.Join(dir, name), name, vars)...)
 	}
 	for _, f := range opts.VarFiles {
 		diags = append(diags, setFromFile(p, f, f, vars)...)
