@@ -1,0 +1,202 @@
+package build
+
+import (
+	"archive/tar"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kiln-project/kiln"
+)
+
+// readArtifact returns the named files' content from a version's artifact.
+func readArtifact(t *testing.T, v *kiln.Version, names ...string) map[string]string {
+	t.Helper()
+	r, err := shared.arts.Open(context.Background(), v.Provenance.Artifact.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	out := map[string]string{}
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want[h.Name] {
+			b, _ := io.ReadAll(tr)
+			out[h.Name] = string(b)
+		}
+	}
+	return out
+}
+
+func TestFreshBakeCacheAndUpToDate(t *testing.T) {
+	b := needBuilder(t)
+	dir := t.TempDir()
+	files := map[string]string{
+		"files/motd": "welcome to kiln\n",
+		"basic.kiln.hcl": `image "basic" {
+  method = "fresh"
+  version = "1.0.0"
+` + debianBlock + `
+  file {
+    source      = "files/motd"
+    destination = "/etc/motd"
+    mode        = "0640"
+    owner       = "root:adm"
+  }
+  shell {
+    inline = ["echo one > /etc/step-one", "echo role=test >> /etc/kiln-release"]
+  }
+  shell {
+    inline = ["echo two > /etc/step-two"]
+  }
+}
+`,
+	}
+	est := estate(t, dir, files)
+	res := build(t, b, est, "basic", Options{})
+	v := res.Version
+	if v == nil || v.Status != kiln.StatusCandidate || v.Number != 1 {
+		t.Fatalf("first build: version %+v, want basic-1 candidate", v)
+	}
+	p := v.Provenance
+	if p.Method != kiln.MethodFresh || p.Artifact == nil || !hasPackage(v, "base-files") || !hasPackage(v, "dpkg") {
+		t.Fatalf("provenance: method %s, artifact %v, %d packages", p.Method, p.Artifact, len(p.Packages))
+	}
+	kinds := map[kiln.SourceKind]int{}
+	for _, s := range p.Sources {
+		kinds[s.Kind]++
+		if s.Kind == kiln.SourceOrigin && (!strings.HasPrefix(s.Ref, "bookworm@") || s.Digest == "") {
+			t.Errorf("origin source %+v: want bookworm@mirror with the Release digest", s)
+		}
+	}
+	if kinds[kiln.SourceDefinition] != 1 || kinds[kiln.SourceConfig] != 1 || kinds[kiln.SourceOrigin] != 1 {
+		t.Errorf("sources %+v: want one definition, one config file, one origin", p.Sources)
+	}
+	got := readArtifact(t, v, "etc/kiln-release", "etc/hostname", "etc/resolv.conf", "etc/machine-id", "etc/motd", "etc/step-two")
+	rel := got["etc/kiln-release"]
+	for _, want := range []string{"image=basic\n", "version=1\n", "name=basic-1\n", "definition_digest=" + est.Images["basic"].Digest, "build_time=", "role=test\n", "semver=1.0.0-"} {
+		if !strings.Contains(rel, want) {
+			t.Errorf("/etc/kiln-release lacks %q:\n%s", want, rel)
+		}
+	}
+	host, _ := os.ReadFile("/etc/hostname")
+	if got["etc/hostname"] != "localhost\n" || (len(host) > 0 && got["etc/hostname"] == string(host)) {
+		t.Errorf("/etc/hostname = %q, want localhost (never the host's)", got["etc/hostname"])
+	}
+	if strings.Contains(got["etc/resolv.conf"], "nameserver") {
+		t.Errorf("/etc/resolv.conf leaks the host's resolver: %q", got["etc/resolv.conf"])
+	}
+	if got["etc/machine-id"] != "" || got["etc/motd"] != "welcome to kiln\n" || got["etc/step-two"] != "two\n" {
+		t.Errorf("artifact files: %q", got)
+	}
+	log, err := b.Registry.Attachment(context.Background(), v.Ref(), LogAttachment)
+	if err != nil || !strings.Contains(string(log.Data), "mmdebstrap") {
+		t.Errorf("build log attachment: %v", err)
+	}
+
+	// Nothing changed: up to date, no version.
+	res = build(t, b, est, "basic", Options{})
+	if !res.UpToDate || res.Version != nil || res.Latest.Number != 1 {
+		t.Fatalf("rebuild without changes: up to date %v, version %v", res.UpToDate, res.Version)
+	}
+
+	// Change the last step only: every earlier layer comes from the cache.
+	files["basic.kiln.hcl"] = strings.Replace(files["basic.kiln.hcl"], "echo two", "echo three", 1)
+	est = estate(t, dir, files)
+	res = build(t, b, est, "basic", Options{})
+	if res.Version == nil || res.Version.Number != 2 {
+		t.Fatalf("build after a change: %+v", res.Version)
+	}
+	var cached []bool
+	for _, s := range res.Steps {
+		cached = append(cached, s.Cached)
+	}
+	want := []bool{true, true, true, false, false} // bootstrap, file, shell, changed shell, release
+	if len(cached) != len(want) {
+		t.Fatalf("steps %+v, want %d", res.Steps, len(want))
+	}
+	for i := range want {
+		if cached[i] != want[i] {
+			t.Errorf("step %d (%s): cached %v, want %v", i+1, res.Steps[i].Name, cached[i], want[i])
+		}
+	}
+	if got := readArtifact(t, res.Version, "etc/step-two")["etc/step-two"]; got != "three\n" {
+		t.Errorf("changed step wrote %q", got)
+	}
+
+	// --force builds a new version from the cache.
+	res = build(t, b, est, "basic", Options{Force: true})
+	if res.Version == nil || res.Version.Number != 3 {
+		t.Fatalf("forced build: %+v", res.Version)
+	}
+}
+
+// The book's point about reheating: a package removed from the definition
+// disappears from a fresh bake but stays in a reheated image.
+func TestReheatKeepsWhatFreshDrops(t *testing.T) {
+	b := needBuilder(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	def := func(method, packages string) map[string]string {
+		return map[string]string{"app.kiln.hcl": `image "app" {
+  method   = "` + method + `"
+  packages = [` + packages + `]
+` + debianBlock + `
+  shell {
+    inline = ["echo app > /etc/app"]
+  }
+}
+`}
+	}
+	v1 := build(t, b, estate(t, dir, def("fresh", `"hello"`)), "app", Options{}).Version
+	if !hasPackage(v1, "hello") {
+		t.Fatal("app-1 lacks the hello package it was built with")
+	}
+	v2 := build(t, b, estate(t, dir, def("reheat", "")), "app", Options{}).Version
+	if v2.Provenance.Method != kiln.MethodReheat || v2.Provenance.Parent == nil || *v2.Provenance.Parent != v1.Ref() {
+		t.Fatalf("app-2 provenance: method %s parent %v, want reheat of %s", v2.Provenance.Method, v2.Provenance.Parent, v1.Name)
+	}
+	if !hasPackage(v2, "hello") {
+		t.Error("reheated app-2 lost hello; a reheat starts from the previous image and keeps it")
+	}
+	v3 := build(t, b, estate(t, dir, def("fresh", "")), "app", Options{}).Version
+	if hasPackage(v3, "hello") {
+		t.Error("fresh app-3 has hello, which the definition no longer lists")
+	}
+
+	d, err := Diff(ctx, b.Registry, b.Artifacts, v2.Ref(), v3.Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range d.Packages {
+		if p.Name == "hello" && p.Change == Removed {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("diff app-2 app-3 does not show hello removed: %+v", d.Packages)
+	}
+	files := map[string]Change{}
+	for _, f := range d.Files {
+		files[f.Path] = f.Change
+	}
+	if files["usr/bin/hello"] != Removed || files["etc/kiln-release"] != Changed {
+		t.Errorf("diff files: usr/bin/hello %q, etc/kiln-release %q; want removed, changed", files["usr/bin/hello"], files["etc/kiln-release"])
+	}
+	_ = filepath.Join
+}

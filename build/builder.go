@@ -1,0 +1,622 @@
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/platform/local/bake"
+)
+
+// Builder builds images on this machine and registers them.
+type Builder struct {
+	Registry  kiln.Registry
+	Artifacts kiln.ArtifactStore
+	// DataDir holds build directories (build/), the step cache (cache/).
+	DataDir string
+	Logger  *slog.Logger
+	Clock   kiln.Clock
+	// HTTP fetches Release files and origin artifacts; nil uses a client
+	// with a 30 s timeout.
+	HTTP *http.Client
+}
+
+// Options change one build.
+type Options struct {
+	// Force builds a new version even when the latest one was made from
+	// the same inputs.
+	Force bool
+	// NoCache runs every step, ignoring (but refreshing) the step cache.
+	NoCache bool
+	// Verbose copies the steps' live output to Progress.
+	Verbose bool
+	// Progress receives one line per event (and the steps' output when
+	// Verbose); nil prints nothing.
+	Progress io.Writer
+	// OnEvent, when set, is called with each event as it happens.
+	OnEvent func(Event)
+	// BuiltBy is recorded in the provenance; default: the context's actor.
+	BuiltBy string
+	// Bases pins the version to build on for some base images, by image
+	// name; BuildAll fills it with the versions it just built, so a base
+	// built in the same run is used even though it is not ready yet.
+	Bases map[string]kiln.VersionRef
+}
+
+// Result is what a build made.
+type Result struct {
+	Image string
+	// Version is the new candidate version; nil when UpToDate.
+	Version *kiln.Version
+	// UpToDate is set when nothing changed since Latest and no version
+	// was made.
+	UpToDate bool
+	Latest   *kiln.Version
+	Steps    []StepResult
+	Elapsed  time.Duration
+	// Log is the full build log, also attached to the version as build.log.
+	Log []byte
+}
+
+// StepResult is one step of a build.
+type StepResult struct {
+	Name    string
+	Cached  bool
+	Elapsed time.Duration
+	// Layer is the digest of the step's layer in the artifact store.
+	Layer string
+}
+
+// LogAttachment names the build log attached to each version.
+const LogAttachment = "build.log"
+
+// BuildAll builds the named images of the estate (all when names is
+// empty) in dependency order, a base before the images built on it, and
+// stops at the first failure. Each image built on another uses the version
+// of its base made (or found up to date) earlier in the same run.
+func (b *Builder) BuildAll(ctx context.Context, est *definition.Estate, names []string, opts Options) ([]*Result, error) {
+	want := map[string]bool{}
+	for _, n := range names {
+		if _, ok := est.Images[n]; !ok {
+			known := make([]string, 0, len(est.Images))
+			for k := range est.Images {
+				known = append(known, k)
+			}
+			sort.Strings(known)
+			return nil, kiln.FieldErrorf(kiln.EINVALID, "image", "image %q is not defined in %s; defined: %s", n, est.Dir, strings.Join(known, ", "))
+		}
+		want[n] = true
+	}
+	bases := map[string]kiln.VersionRef{}
+	for k, v := range opts.Bases {
+		bases[k] = v
+	}
+	opts.Bases = bases
+	var results []*Result
+	for _, name := range est.Order {
+		if len(want) > 0 && !want[name] {
+			continue
+		}
+		res, err := b.Build(ctx, est, est.Images[name], opts)
+		if res != nil {
+			results = append(results, res)
+		}
+		if err != nil {
+			return results, err
+		}
+		if res.Version != nil {
+			bases[name] = res.Version.Ref()
+		} else if res.Latest != nil {
+			bases[name] = res.Latest.Ref()
+		}
+	}
+	return results, nil
+}
+
+// Build builds one image and registers it as a candidate version, or
+// reports it up to date. On any error, nothing is registered and the
+// build directory is removed; the Result still carries the log.
+func (b *Builder) Build(ctx context.Context, est *definition.Estate, img *definition.Image, opts Options) (*Result, error) {
+	if b.Logger == nil {
+		b.Logger = slog.New(slog.DiscardHandler)
+	}
+	if b.Clock == nil {
+		b.Clock = time.Now
+	}
+	start := time.Now()
+	rep := &reporter{image: img.Name, progress: opts.Progress, verbose: opts.Verbose, onEvent: opts.OnEvent}
+	res := &Result{Image: img.Name}
+	r := &run{b: b, est: est, img: img, opts: opts, rep: rep, res: res}
+	err := r.build(ctx)
+	res.Elapsed = time.Since(start)
+	if err != nil {
+		rep.event(Event{Kind: EventDone, Err: err, Elapsed: res.Elapsed})
+		res.Log = rep.bytes()
+		return res, fmt.Errorf("build %s: %w", img.Name, err)
+	}
+	res.Log = rep.bytes()
+	return res, nil
+}
+
+// run is one build in progress.
+type run struct {
+	b    *Builder
+	est  *definition.Estate
+	img  *definition.Image
+	opts Options
+	rep  *reporter
+	res  *Result
+
+	cache *cache
+	w     *workdir
+
+	method  kiln.Method
+	parent  *kiln.VersionRef
+	base    *kiln.VersionRef
+	debian  *definition.Debian
+	release *bake.Release
+	// startDigest is the artifact a non-fresh build starts from.
+	startDigest string
+	sources     []kiln.Source
+
+	steps []*step
+	// keys are the cache keys of the layers, bottom first.
+	keys     []string
+	finalKey string
+	number   int
+	artifact *kiln.Artifact
+	// bg collects layer exports running in the background.
+	bg    sync.WaitGroup
+	bgMu  sync.Mutex
+	bgErr error
+}
+
+// step is one layer of the build.
+type step struct {
+	name   string
+	digest string
+	run    func(ctx context.Context, root string) error
+}
+
+func (r *run) build(ctx context.Context) (err error) {
+	b, img := r.b, r.img
+	started := b.Clock().UTC()
+	if err := kiln.ValidateImageName(img.Name); err != nil {
+		return err
+	}
+	if r.cache, err = newCache(b.DataDir); err != nil {
+		return err
+	}
+	unlock, err := lockImage(b.DataDir, img.Name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	if err := r.resolveOrigin(ctx); err != nil {
+		return err
+	}
+	latest, err := b.Registry.LatestVersion(ctx, img.Name, "")
+	if err != nil && kiln.ErrorCode(err) != kiln.ENOTFOUND {
+		return fmt.Errorf("find latest version: %w", err)
+	}
+	if latest != nil && !r.opts.Force && sameInputs(&latest.Provenance, r.sources, r.base) {
+		r.res.UpToDate, r.res.Latest = true, latest
+		r.rep.event(Event{Kind: EventUpToDate, Name: "same definition, files and origin as " + latest.Name})
+		return nil
+	}
+	r.rep.event(Event{Kind: EventStart, Name: r.describe()})
+
+	if r.w, err = newWorkdir(b.DataDir, b.Logger); err != nil {
+		return err
+	}
+	defer func() {
+		r.bg.Wait()
+		if cerr := r.w.close(); cerr != nil {
+			b.Logger.Error("build directory not cleaned; the next kiln start cleans it", "dir", r.w.dir, "err", cerr)
+			if err == nil {
+				err = cerr
+			}
+		}
+	}()
+
+	lowers, err := r.layers(ctx)
+	if err != nil {
+		return err
+	}
+	nv, err := r.finish(ctx, lowers, started)
+	if err != nil {
+		return err
+	}
+	return r.register(ctx, nv)
+}
+
+func (r *run) describe() string {
+	switch {
+	case r.parent != nil:
+		return "reheat of " + r.parent.String()
+	case r.base != nil:
+		return "on " + r.base.String()
+	case r.startDigest != "":
+		return "from origin artifact " + r.startDigest[:19]
+	}
+	return fmt.Sprintf("fresh bake of %s from %s", r.debian.Suite, r.debian.Mirror)
+}
+
+// resolveOrigin decides where the build starts and records the origin.
+func (r *run) resolveOrigin(ctx context.Context) error {
+	b, img := r.b, r.img
+	r.method = kiln.MethodFresh
+	if img.Method == string(kiln.MethodReheat) {
+		r.method = kiln.MethodReheat
+	}
+	r.debian = debianOf(r.est, img)
+	if r.debian != nil {
+		rel, err := bake.FetchRelease(ctx, b.HTTP, r.debian.Mirror, r.debian.Suite)
+		if err != nil {
+			return err
+		}
+		r.release = rel
+	}
+	srcs, err := sources(ctx, r.est, img)
+	if err != nil {
+		return err
+	}
+	r.sources = srcs
+	switch {
+	case img.Base != nil:
+		v, err := r.baseVersion(ctx)
+		if err != nil {
+			return err
+		}
+		ref := v.Ref()
+		r.base = &ref
+		r.startDigest = v.Provenance.Artifact.Digest
+		r.sources = append(r.sources, kiln.Source{Kind: kiln.SourceOrigin, Ref: ref.String(), Digest: r.startDigest})
+	case img.Artifact != nil:
+		a, err := r.fetchOrigin(ctx, img.Artifact)
+		if err != nil {
+			return err
+		}
+		r.startDigest = a.Digest
+		r.sources = append(r.sources, kiln.Source{Kind: kiln.SourceOrigin, Ref: img.Artifact.Source, Digest: a.Digest})
+	case img.Debian != nil:
+		r.sources = append(r.sources, kiln.Source{Kind: kiln.SourceOrigin, Ref: img.Debian.Suite + "@" + img.Debian.Mirror, Digest: r.release.Digest})
+	default:
+		return kiln.FieldErrorf(kiln.EINVALID, img.File, "image %q has no origin; add a debian block, base = image.NAME or an origin artifact", img.Name)
+	}
+	if r.method == kiln.MethodReheat {
+		prev, err := b.Registry.LatestVersion(ctx, img.Name, "")
+		switch {
+		case kiln.ErrorCode(err) == kiln.ENOTFOUND:
+			r.method = kiln.MethodFresh // the first version has nothing to reheat
+		case err != nil:
+			return fmt.Errorf("find the version to reheat: %w", err)
+		case prev.Provenance.Artifact == nil:
+			return kiln.Errorf(kiln.EINVALID, "cannot reheat %s: it has no artifact (it was registered by hand); build once with method = \"fresh\"", prev.Name)
+		default:
+			ref := prev.Ref()
+			r.parent = &ref
+			r.startDigest = prev.Provenance.Artifact.Digest
+		}
+	}
+	return nil
+}
+
+// debianOf returns the Debian archive an image's packages come from: its
+// own debian block, or its base image's.
+func debianOf(est *definition.Estate, img *definition.Image) *definition.Debian {
+	for i := 0; img != nil && i < 64; i++ {
+		if img.Debian != nil {
+			return img.Debian
+		}
+		if img.Base == nil || est == nil {
+			return nil
+		}
+		img = est.Images[img.Base.Image]
+	}
+	return nil
+}
+
+func (r *run) baseVersion(ctx context.Context) (*kiln.Version, error) {
+	reg, br := r.b.Registry, r.img.Base
+	var v *kiln.Version
+	var err error
+	switch pinned, ok := r.opts.Bases[br.Image]; {
+	case ok:
+		v, err = reg.FindVersion(ctx, pinned)
+	case br.Number > 0:
+		v, err = reg.FindVersion(ctx, kiln.VersionRef{Image: br.Image, Number: br.Number})
+	default:
+		v, err = reg.LatestVersion(ctx, br.Image, kiln.StatusReady)
+		if kiln.ErrorCode(err) == kiln.ENOTFOUND {
+			return nil, kiln.FieldErrorf(kiln.EINVALID, fmt.Sprintf("%s:%d", r.img.File, r.img.Range.Start.Line),
+				"base image %s has no ready version; build it in the same run (kiln build DIR %s %s), promote one to ready, or pin base = image.%s.N",
+				br.Image, br.Image, r.img.Name, br.Image)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find base %s: %w", br.Image, err)
+	}
+	if v.Provenance.Artifact == nil {
+		return nil, kiln.Errorf(kiln.EINVALID, "base %s has no artifact to build on (it was registered by hand)", v.Name)
+	}
+	return v, nil
+}
+
+// fetchOrigin puts an external origin artifact into the store and checks
+// its digest.
+func (r *run) fetchOrigin(ctx context.Context, o *definition.OriginArtifact) (*kiln.Artifact, error) {
+	if a, err := r.b.Artifacts.Stat(ctx, o.Digest); err == nil {
+		return a, nil
+	}
+	var rd io.ReadCloser
+	if strings.HasPrefix(o.Source, "http://") || strings.HasPrefix(o.Source, "https://") {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.Source, nil)
+		if err != nil {
+			return nil, kiln.FieldErrorf(kiln.EINVALID, "artifact.source", "%v", err)
+		}
+		client := r.b.HTTP
+		if client == nil {
+			client = http.DefaultClient
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, kiln.Errorf(kiln.EUNAVAILABLE, "cannot download origin artifact %s: %v", o.Source, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return nil, kiln.Errorf(kiln.EUNAVAILABLE, "cannot download origin artifact %s: %s", o.Source, resp.Status)
+		}
+		rd = resp.Body
+	} else {
+		f, err := os.Open(o.Path)
+		if err != nil {
+			return nil, kiln.FieldErrorf(kiln.EINVALID, "artifact.source", "cannot read origin artifact: %v", err)
+		}
+		rd = f
+	}
+	defer rd.Close()
+	a, err := r.b.Artifacts.Put(ctx, rd)
+	if err != nil {
+		return nil, err
+	}
+	if a.Digest != o.Digest {
+		_ = r.b.Artifacts.Delete(ctx, a.Digest)
+		return nil, kiln.FieldErrorf(kiln.EINVALID, "artifact.digest", "origin artifact %s has digest %s, not the %s the definition pins; check the file or update the digest", o.Source, a.Digest, o.Digest)
+	}
+	return a, nil
+}
+
+// layers produces (or finds in the cache) every cached layer of the build
+// and returns their unpacked trees, bottom first.
+func (r *run) layers(ctx context.Context) ([]string, error) {
+	r.plan()
+	total := len(r.steps) + 2 // start, steps, release
+	var keys []string
+	var key string
+
+	// The start layer.
+	t0 := time.Now()
+	var startName string
+	cached := false
+	if r.startDigest == "" {
+		startName = fmt.Sprintf("bootstrap %s (%s, %d packages) from %s", r.debian.Suite, variantName(r.debian.Variant), len(r.img.Packages), r.debian.Mirror)
+		r.rep.event(Event{Kind: EventStepStart, Step: 1, Steps: total, Name: startName})
+		key = bootstrapKey(r.debian, r.img.Packages, r.release)
+		var err error
+		cached, err = r.bootstrap(ctx, key)
+		if err != nil {
+			r.rep.event(Event{Kind: EventStepEnd, Step: 1, Steps: total, Elapsed: time.Since(t0), Err: err})
+			return nil, err
+		}
+		keys = []string{key}
+	} else {
+		startName = "start from " + r.startDigest[:19]
+		if r.parent != nil {
+			startName = "start from " + r.parent.String()
+		} else if r.base != nil {
+			startName = "start from " + r.base.String()
+		}
+		r.rep.event(Event{Kind: EventStepStart, Step: 1, Steps: total, Name: startName})
+		key = chainKey("artifact", r.startDigest)
+		if stack, ok := r.cache.stack(r.startDigest); ok {
+			keys, cached = stack, true
+		} else {
+			if err := r.cache.unpack(ctx, r.b.Artifacts, r.startDigest, key, false); err != nil {
+				r.rep.event(Event{Kind: EventStepEnd, Step: 1, Steps: total, Elapsed: time.Since(t0), Err: err})
+				return nil, fmt.Errorf("unpack %s: %w", startName, err)
+			}
+			keys = []string{key}
+		}
+	}
+	r.stepDone(1, total, startName, cached, t0, "")
+
+	for i, st := range r.steps {
+		n := i + 2
+		t := time.Now()
+		r.rep.event(Event{Kind: EventStepStart, Step: n, Steps: total, Name: st.name})
+		key = chainKey(key, st.digest)
+		layer, cached, err := r.runStep(ctx, n, st, key, keys)
+		if err != nil {
+			r.rep.event(Event{Kind: EventStepEnd, Step: n, Steps: total, Name: st.name, Elapsed: time.Since(t), Err: err})
+			return nil, fmt.Errorf("step %d (%s): %w", n, st.name, err)
+		}
+		keys = append(keys, key)
+		r.stepDone(n, total, st.name, cached, t, layer)
+	}
+	r.keys = keys
+	trees := make([]string, len(keys))
+	for i, k := range keys {
+		trees[i] = r.cache.tree(k)
+	}
+	return trees, nil
+}
+
+func (r *run) stepDone(n, total int, name string, cached bool, t time.Time, layer string) {
+	el := time.Since(t)
+	r.rep.event(Event{Kind: EventStepEnd, Step: n, Steps: total, Name: name, Cached: cached, Elapsed: el})
+	r.res.Steps = append(r.res.Steps, StepResult{Name: name, Cached: cached, Elapsed: el, Layer: layer})
+}
+
+func variantName(v string) string {
+	if v == "" {
+		return "default variant"
+	}
+	return v
+}
+
+func bootstrapKey(d *definition.Debian, pkgs []string, rel *bake.Release) string {
+	p := append([]string(nil), pkgs...)
+	sort.Strings(p)
+	b, _ := json.Marshal(struct {
+		Suite, Mirror, Variant string
+		Components, Packages   []string
+		Release                string
+	}{d.Suite, d.Mirror, d.Variant, d.Components, p, rel.Digest})
+	sum := sha256.Sum256(append([]byte("bootstrap\n"), b...))
+	return hex.EncodeToString(sum[:])
+}
+
+// bootstrap makes the fresh bake's first layer with mmdebstrap, or finds
+// it in the cache.
+func (r *run) bootstrap(ctx context.Context, key string) (bool, error) {
+	if ok, err := r.cached(ctx, key); ok || err != nil {
+		return ok, err
+	}
+	dir := r.w.path("bootstrap")
+	bs := &bake.Bootstrap{
+		Suite: r.debian.Suite, Mirror: r.debian.Mirror, Variant: r.debian.Variant,
+		Components: r.debian.Components, Include: r.img.Packages, Epoch: r.release.Date,
+	}
+	r.rep.logf("$ mmdebstrap %s", strings.Join(bs.Args(dir, "directory"), " "))
+	if err := bs.Run(ctx, dir, r.rep); err != nil {
+		return false, err
+	}
+	// Reproducible layer: no mtime later than the Release date.
+	return false, r.keep(ctx, key, "bootstrap", dir, bake.WriteOptions{ClampMtime: r.release.Date})
+}
+
+// cached reports whether key's layer is in the cache, unpacking it from
+// the artifact store when only the tarball is left.
+func (r *run) cached(ctx context.Context, key string) (bool, error) {
+	if r.opts.NoCache {
+		return false, nil
+	}
+	e, ok := r.cache.lookup(key)
+	if !ok {
+		return false, nil
+	}
+	if r.cache.hasTree(key) {
+		return true, nil
+	}
+	err := r.cache.unpack(ctx, r.b.Artifacts, e.Layer.Digest, key, true)
+	if kiln.ErrorCode(err) == kiln.ENOTFOUND {
+		r.cache.forget(key)
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// keep moves a finished layer directory into the cache and exports it to
+// the artifact store in the background; the build waits for every export
+// before it registers.
+func (r *run) keep(ctx context.Context, key, name, dir string, wo bake.WriteOptions) error {
+	tree := r.cache.tree(key)
+	if err := os.Rename(dir, tree); err != nil {
+		if !r.cache.hasTree(key) {
+			return fmt.Errorf("keep layer: %w", err)
+		}
+		_ = os.RemoveAll(dir) // a concurrent build cached the same key
+	}
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		a, err := putTar(ctx, r.b.Artifacts, tree, wo)
+		if err == nil {
+			err = r.cache.save(&cacheEntry{Key: key, Step: name, Layer: *a, Created: r.b.Clock().UTC()}, "")
+		}
+		if err != nil {
+			r.bgMu.Lock()
+			if r.bgErr == nil {
+				r.bgErr = fmt.Errorf("store layer of %s: %w", name, err)
+			}
+			r.bgMu.Unlock()
+		}
+	}()
+	return nil
+}
+
+// putTar writes dir as a tar straight into the artifact store.
+func putTar(ctx context.Context, store kiln.ArtifactStore, dir string, wo bake.WriteOptions) (*kiln.Artifact, error) {
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(bake.WriteTar(ctx, dir, pw, wo))
+	}()
+	a, err := store.Put(ctx, pr)
+	pr.CloseWithError(errors.New("artifact store stopped reading"))
+	return a, err
+}
+
+// runStep runs one step on an overlay of the layers below, or finds its
+// layer in the cache.
+func (r *run) runStep(ctx context.Context, n int, st *step, key string, below []string) (string, bool, error) {
+	if ok, err := r.cached(ctx, key); ok || err != nil {
+		return "", ok, err
+	}
+	d := r.w.path("steps", fmt.Sprint(n))
+	o := &bake.Overlay{Lowers: topFirst(r.cache, below), Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Target: filepath.Join(d, "merged")}
+	if err := r.w.mount(o); err != nil {
+		return "", false, err
+	}
+	err := st.run(ctx, o.Target)
+	if uerr := r.w.unmount(o.Target); err == nil {
+		err = uerr
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return "", false, r.keep(ctx, key, st.name, o.Upper, bake.WriteOptions{Layer: true})
+}
+
+func topFirst(c *cache, keys []string) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[len(keys)-1-i] = c.tree(k)
+	}
+	return out
+}
+
+// lockImage serialises builds of one image on this machine, so the
+// version number reserved for /etc/kiln-release is the one registered.
+func lockImage(dataDir, image string) (func(), error) {
+	dir := filepath.Join(dataDir, "build")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".image-"+image+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, kiln.Errorf(kiln.ECONFLICT, "another build of %s is running on this machine; wait for it to finish", image)
+	}
+	return func() { f.Close() }, nil
+}

@@ -1,0 +1,187 @@
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/platform/local/bake"
+)
+
+// tmpPrefix names cache entries being written; Cleanup removes stale ones.
+const tmpPrefix = ".tmp-"
+
+// cache is the step cache under <dataDir>/cache:
+//
+//	steps/<key>.json      which layer artifact a step key produced
+//	layers/<key>/         that layer unpacked, ready to stack in an overlay
+//	artifacts/<hex>.json  the layer keys an image artifact is made of
+//
+// A step's key is sha256 of the previous key and the step's digest, so a
+// key covers every layer below it. The layer tarballs live in the artifact
+// store; the unpacked trees are a local copy that can be deleted at any
+// time (they are unpacked again from the store when needed).
+type cache struct {
+	dir string
+}
+
+type cacheEntry struct {
+	Key     string        `json:"key"`
+	Step    string        `json:"step"`
+	Layer   kiln.Artifact `json:"layer"`
+	Created time.Time     `json:"created"`
+}
+
+type stackEntry struct {
+	Artifact string   `json:"artifact"`
+	Layers   []string `json:"layers"` // keys, bottom first
+}
+
+func newCache(dataDir string) (*cache, error) {
+	c := &cache{dir: filepath.Join(dataDir, "cache")}
+	for _, sub := range []string{"steps", "layers", "artifacts"} {
+		if err := os.MkdirAll(filepath.Join(c.dir, sub), 0o700); err != nil {
+			return nil, fmt.Errorf("step cache: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// chainKey returns the key of a step on top of prev.
+func chainKey(prev, stepDigest string) string {
+	sum := sha256.Sum256([]byte(prev + "\n" + stepDigest))
+	return hex.EncodeToString(sum[:])
+}
+
+func (c *cache) tree(key string) string { return filepath.Join(c.dir, "layers", key) }
+
+func (c *cache) hasTree(key string) bool {
+	fi, err := os.Stat(c.tree(key))
+	return err == nil && fi.IsDir()
+}
+
+func (c *cache) lookup(key string) (*cacheEntry, bool) {
+	b, err := os.ReadFile(filepath.Join(c.dir, "steps", key+".json"))
+	if err != nil {
+		return nil, false
+	}
+	var e cacheEntry
+	if json.Unmarshal(b, &e) != nil || e.Layer.Digest == "" {
+		return nil, false
+	}
+	return &e, true
+}
+
+// save records a step's layer and moves its unpacked tree into the cache.
+// When another build cached the same key meanwhile, that one is kept.
+func (c *cache) save(e *cacheEntry, tree string) error {
+	if tree != "" {
+		if err := os.Rename(tree, c.tree(e.Key)); err != nil {
+			if !c.hasTree(e.Key) {
+				return fmt.Errorf("step cache: keep layer: %w", err)
+			}
+			_ = os.RemoveAll(tree)
+		}
+	}
+	return c.writeJSON(filepath.Join(c.dir, "steps", e.Key+".json"), e)
+}
+
+func (c *cache) stack(digest string) ([]string, bool) {
+	b, err := os.ReadFile(filepath.Join(c.dir, "artifacts", hexOf(digest)+".json"))
+	if err != nil {
+		return nil, false
+	}
+	var s stackEntry
+	if json.Unmarshal(b, &s) != nil || len(s.Layers) == 0 {
+		return nil, false
+	}
+	for _, k := range s.Layers {
+		if !c.hasTree(k) {
+			return nil, false
+		}
+	}
+	return s.Layers, true
+}
+
+func (c *cache) saveStack(digest string, layers []string) error {
+	return c.writeJSON(filepath.Join(c.dir, "artifacts", hexOf(digest)+".json"), &stackEntry{Artifact: digest, Layers: layers})
+}
+
+// unpack extracts a tarball from the artifact store into the tree of key.
+func (c *cache) unpack(ctx context.Context, store kiln.ArtifactStore, digest, key string, layer bool) error {
+	if c.hasTree(key) {
+		return nil
+	}
+	tmp, err := os.MkdirTemp(filepath.Join(c.dir, "layers"), tmpPrefix)
+	if err != nil {
+		return err
+	}
+	r, err := store.Open(ctx, digest)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	err = bake.ExtractTar(ctx, r, tmp, bake.ExtractOptions{Layer: layer})
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("unpack %s: %w", digest, err)
+	}
+	if err := os.Rename(tmp, c.tree(key)); err != nil {
+		os.RemoveAll(tmp)
+		if !c.hasTree(key) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *cache) writeJSON(p string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), tmpPrefix)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), p); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return nil
+}
+
+// forget drops a step entry whose layer is gone from the artifact store.
+func (c *cache) forget(key string) {
+	err := os.Remove(filepath.Join(c.dir, "steps", key+".json"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+}
+
+func hexOf(digest string) string {
+	if len(digest) > 7 && digest[:7] == "sha256:" {
+		return digest[7:]
+	}
+	return digest
+}

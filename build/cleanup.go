@@ -1,0 +1,143 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-project/kiln/artifact"
+	"github.com/kiln-project/kiln/platform/local/bake"
+)
+
+// CleanupReport says what Cleanup removed.
+type CleanupReport struct {
+	// Builds are the build directories of interrupted builds removed.
+	Builds []string
+	// Mounts are the mount points unmounted.
+	Mounts []string
+	// Processes are the pids of stale nspawn/mmdebstrap processes stopped.
+	Processes []int
+	// TempFiles are partial artifacts and cache entries removed.
+	TempFiles []string
+}
+
+// Empty reports whether nothing was cleaned.
+func (r *CleanupReport) Empty() bool {
+	return len(r.Builds)+len(r.Mounts)+len(r.Processes)+len(r.TempFiles) == 0
+}
+
+func (r *CleanupReport) String() string {
+	if r.Empty() {
+		return "nothing to clean"
+	}
+	return fmt.Sprintf("removed %d interrupted build(s), %d mount(s), %d process(es), %d temporary file(s)",
+		len(r.Builds), len(r.Mounts), len(r.Processes), len(r.TempFiles))
+}
+
+// Cleanup removes what builds killed without a chance to clean up (kill -9,
+// a crash, a power cut) left under dataDir: for each build directory whose
+// lock no live process holds, it stops the processes still running there,
+// unmounts its overlays and deletes it; it also deletes temporary files of
+// interrupted artifact and cache writes older than a minute. Builds still
+// running (in this or another process) are left alone. Call it when kiln
+// starts; it logs and reports what it cleaned.
+func Cleanup(ctx context.Context, dataDir string, logger *slog.Logger) (*CleanupReport, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	rep := &CleanupReport{}
+	root := filepath.Join(dataDir, "build")
+	ents, err := os.ReadDir(root)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return rep, fmt.Errorf("cleanup: %w", err)
+	}
+	var errs []error
+	for _, e := range ents {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
+		if err == nil {
+			if unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+				lock.Close() // a live build owns it
+				continue
+			}
+		}
+		if pids := bake.ProcessesUnder(dir); len(pids) > 0 {
+			stopped := bake.StopProcesses(pids, 10*time.Second)
+			rep.Processes = append(rep.Processes, stopped...)
+			logger.Info("stopped processes of an interrupted build", "dir", dir, "pids", stopped)
+		}
+		mounts, err := bake.MountsUnder(dir)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		unmounted := true
+		for _, m := range mounts {
+			if err := bake.Unmount(m); err != nil {
+				errs = append(errs, err)
+				unmounted = false
+				continue
+			}
+			rep.Mounts = append(rep.Mounts, m)
+		}
+		if lock != nil {
+			lock.Close()
+		}
+		if !unmounted {
+			continue // never delete through a mount
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", dir, err))
+			continue
+		}
+		rep.Builds = append(rep.Builds, dir)
+		logger.Info("removed interrupted build", "dir", dir, "mounts", len(mounts))
+	}
+	if store, err := artifact.Open(dataDir); err == nil {
+		removed, err := store.CleanTemp(ctx, time.Minute)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		rep.TempFiles = append(rep.TempFiles, removed...)
+	}
+	rep.TempFiles = append(rep.TempFiles, cleanCacheTemp(filepath.Join(dataDir, "cache"))...)
+	if !rep.Empty() {
+		logger.Info("cleaned up after interrupted builds", "summary", rep.String())
+	}
+	return rep, errors.Join(errs...)
+}
+
+// cleanCacheTemp removes half-written cache entries (".tmp-" names).
+func cleanCacheTemp(dir string) []string {
+	var removed []string
+	for _, sub := range []string{"steps", "layers", "artifacts"} {
+		ents, _ := os.ReadDir(filepath.Join(dir, sub))
+		for _, e := range ents {
+			if !strings.HasPrefix(e.Name(), tmpPrefix) {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil || time.Since(fi.ModTime()) < time.Minute {
+				continue
+			}
+			p := filepath.Join(dir, sub, e.Name())
+			if os.RemoveAll(p) == nil {
+				removed = append(removed, p)
+			}
+		}
+	}
+	return removed
+}

@@ -1,0 +1,194 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/platform/local/bake"
+)
+
+// finish writes /etc/kiln-release on top of the cached layers (the one
+// step never cached), reads the package manifest, exports the root
+// filesystem as the version's artifact and returns the version to record.
+//
+// The version number in /etc/kiln-release is reserved before registration
+// as the image's latest number + 1. A per-image lock serialises builds on
+// this machine; register checks the number the registry assigned and marks
+// the version failed if another machine took the number meanwhile.
+func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*kiln.NewVersion, error) {
+	b, img := r.b, r.img
+	total := len(r.steps) + 2
+	t := time.Now()
+	name := "release file /etc/kiln-release and artifact"
+	r.rep.event(Event{Kind: EventStepStart, Step: total, Steps: total, Name: name})
+	fail := func(err error) (*kiln.NewVersion, error) {
+		r.rep.event(Event{Kind: EventStepEnd, Step: total, Steps: total, Name: name, Elapsed: time.Since(t), Err: err})
+		return nil, err
+	}
+
+	rec, err := b.Registry.FindImage(ctx, img.Name)
+	if kiln.ErrorCode(err) == kiln.ENOTFOUND {
+		rec = &kiln.Image{Name: img.Name, Description: img.Description}
+		if err = b.Registry.CreateImage(ctx, rec); kiln.ErrorCode(err) == kiln.ECONFLICT {
+			rec, err = b.Registry.FindImage(ctx, img.Name)
+		}
+	}
+	if err != nil {
+		return fail(fmt.Errorf("image %s in the registry: %w", img.Name, err))
+	}
+	r.number = rec.LatestNumber + 1
+
+	d := r.w.path("final")
+	o := &bake.Overlay{Lowers: reverse(lowers), Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Target: filepath.Join(d, "merged")}
+	if err := r.w.mount(o); err != nil {
+		return fail(err)
+	}
+	buildTime := b.Clock().UTC()
+	old, err := os.ReadFile(filepath.Join(o.Target, "etc/kiln-release"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fail(err)
+	}
+	content := releaseFile(old, releaseInfo{
+		image: img.Name, number: r.number, semver: img.Version, defDigest: img.Digest,
+		method: string(r.method), buildTime: buildTime, parent: r.parent, base: r.base,
+	})
+	if err := os.MkdirAll(filepath.Join(o.Target, "etc"), 0o755); err != nil {
+		return fail(err)
+	}
+	p := filepath.Join(o.Target, "etc/kiln-release")
+	_ = os.Remove(p)
+	if err := os.WriteFile(p, content, 0o644); err != nil {
+		return fail(fmt.Errorf("write /etc/kiln-release: %w", err))
+	}
+	r.rep.logf("/etc/kiln-release:\n%s", content)
+	pkgs, err := bake.Manifest(o.Target)
+	if err != nil {
+		return fail(err)
+	}
+	art, err := putTar(ctx, b.Artifacts, o.Target, bake.WriteOptions{})
+	if err != nil {
+		return fail(fmt.Errorf("store artifact: %w", err))
+	}
+	r.artifact = art
+	if err := r.w.unmount(o.Target); err != nil {
+		return fail(err)
+	}
+	// Keep the release layer so a reheat of this version stacks the
+	// cached layers instead of unpacking the artifact.
+	r.finalKey = chainKey(r.keys[len(r.keys)-1], art.Digest)
+	if err := os.Rename(o.Upper, r.cache.tree(r.finalKey)); err != nil {
+		r.finalKey = ""
+	}
+	r.bg.Wait()
+	if r.bgErr != nil {
+		return fail(r.bgErr)
+	}
+	for i := range r.res.Steps {
+		if i < len(r.keys) {
+			if e, ok := r.cache.lookup(r.keys[i]); ok {
+				r.res.Steps[i].Layer = e.Layer.Digest
+			}
+		}
+	}
+	r.stepDone(total, total, name, false, t, "")
+
+	builtBy := r.opts.BuiltBy
+	if builtBy == "" {
+		builtBy = kiln.ActorFrom(ctx)
+	}
+	return &kiln.NewVersion{
+		Image:  img.Name,
+		SemVer: img.Version,
+		Tags:   kiln.Tags(img.Tags),
+		Provenance: kiln.Provenance{
+			Method:     r.method,
+			Parent:     r.parent,
+			Base:       r.base,
+			Sources:    r.sources,
+			Packages:   pkgs,
+			Artifact:   art,
+			BuiltBy:    builtBy,
+			StartedAt:  started,
+			FinishedAt: b.Clock().UTC(),
+		},
+	}, nil
+}
+
+// register records the version and its build log. When anything fails the
+// artifact is deleted; a version already recorded is marked failed with
+// the reason, since the registry keeps every number it gave out.
+func (r *run) register(ctx context.Context, nv *kiln.NewVersion) error {
+	b := r.b
+	// Registration must not be half-done because the user pressed Ctrl-C
+	// between two calls: finish it with a bounded context of its own.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err := ctx.Err(); err != nil {
+		r.dropArtifact(rctx)
+		return err
+	}
+	v, err := b.Registry.CreateVersion(rctx, nv)
+	if err != nil {
+		r.dropArtifact(rctx)
+		return fmt.Errorf("register version: %w", err)
+	}
+	markFailed := func(reason string) {
+		if _, err := b.Registry.SetStatus(rctx, v.Ref(), kiln.StatusFailed, reason); err != nil {
+			b.Logger.Error("cannot mark version failed", "version", v.Name, "err", err)
+		}
+	}
+	if v.Number != r.number {
+		reason := fmt.Sprintf("its /etc/kiln-release says %s-%d: another build registered that number meanwhile", v.Image, r.number)
+		markFailed(reason)
+		return kiln.Errorf(kiln.ECONFLICT, "version %s marked failed: %s; build again", v.Name, reason)
+	}
+	r.rep.event(Event{Kind: EventDone, Version: ptr(v.Ref()), Elapsed: time.Since(nv.Provenance.StartedAt), Name: summary(r.res)})
+	log := r.rep.bytes()
+	err = b.Registry.AddAttachment(rctx, v.Ref(), &kiln.Attachment{
+		Name: LogAttachment, MediaType: "text/plain; charset=utf-8", Size: int64(len(log)), CreatedAt: b.Clock().UTC(), Data: log,
+	})
+	if err != nil {
+		markFailed("the build log could not be stored: " + err.Error())
+		return fmt.Errorf("attach build log to %s (version marked failed): %w", v.Name, err)
+	}
+	if r.finalKey != "" {
+		_ = r.cache.saveStack(nv.Provenance.Artifact.Digest, append(append([]string(nil), r.keys...), r.finalKey))
+	}
+	r.res.Version = v
+	return nil
+}
+
+func (r *run) dropArtifact(ctx context.Context) {
+	if r.artifact != nil {
+		_ = r.b.Artifacts.Delete(ctx, r.artifact.Digest)
+	}
+	if r.finalKey != "" {
+		_ = os.RemoveAll(r.cache.tree(r.finalKey))
+	}
+}
+
+func summary(res *Result) string {
+	cached := 0
+	for _, s := range res.Steps {
+		if s.Cached {
+			cached++
+		}
+	}
+	return fmt.Sprintf("%d steps, %d from cache", len(res.Steps), cached)
+}
+
+func reverse(list []string) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[len(list)-1-i] = s
+	}
+	return out
+}
+
+func ptr[T any](v T) *T { return &v }

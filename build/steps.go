@@ -1,0 +1,247 @@
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/platform/local/bake"
+)
+
+// plan lists the cached steps after the start layer: installing packages
+// with apt when not bootstrapping (a reheat also upgrades what is there),
+// purging packages, then the definition's file and shell steps.
+func (r *run) plan() {
+	img := r.img
+	if r.startDigest != "" && (len(img.Packages) > 0 || r.method == kiln.MethodReheat) {
+		upgrade := r.method == kiln.MethodReheat
+		rel := ""
+		if r.release != nil {
+			rel = r.release.Digest
+		}
+		var sc strings.Builder
+		sc.WriteString("apt-get update -q\n")
+		name := "apt: install " + strings.Join(img.Packages, " ")
+		if upgrade {
+			sc.WriteString("apt-get -y -q -o Dpkg::Options::=--force-confold upgrade\n")
+			name = "apt: upgrade"
+			if len(img.Packages) > 0 {
+				name += ", install " + strings.Join(img.Packages, " ")
+			}
+		}
+		if len(img.Packages) > 0 {
+			sc.WriteString("apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold " + strings.Join(quoteAll(img.Packages), " ") + "\n")
+		}
+		sc.WriteString("apt-get clean\nrm -rf /var/lib/apt/lists/*\n")
+		r.steps = append(r.steps, &step{
+			name: name,
+			digest: jsonDigest(struct {
+				Kind     string
+				Packages []string
+				Upgrade  bool
+				Release  string
+			}{"apt", img.Packages, upgrade, rel}),
+			run: r.shell([]string{sc.String()}, nil),
+		})
+	}
+	if len(img.Purge) > 0 {
+		script := "apt-get purge -y -q --auto-remove " + strings.Join(quoteAll(img.Purge), " ") + "\n"
+		r.steps = append(r.steps, &step{
+			name: "apt: purge " + strings.Join(img.Purge, " "),
+			digest: jsonDigest(struct {
+				Kind     string
+				Packages []string
+			}{"purge", img.Purge}),
+			run: r.shell([]string{script}, nil),
+		})
+	}
+	for i := range img.Steps {
+		st := &img.Steps[i]
+		where := r.where(st)
+		switch st.Kind {
+		case definition.StepFile:
+			r.steps = append(r.steps, &step{
+				name:   fmt.Sprintf("file %s → %s (%s)", st.Source, st.Destination, where),
+				digest: st.Digest,
+				run:    func(ctx context.Context, root string) error { return copyInto(root, st) },
+			})
+		case definition.StepShell:
+			var scripts []string
+			if len(st.Inline) > 0 {
+				scripts = append(scripts, strings.Join(st.Inline, "\n")+"\n")
+			}
+			name := "shell (" + where + ")"
+			if len(st.Scripts) > 0 {
+				name = "shell " + strings.Join(st.Scripts, " ") + " (" + where + ")"
+			}
+			r.steps = append(r.steps, &step{name: name, digest: st.Digest, run: r.shellFiles(scripts, st.ScriptPaths, st.Env)})
+		}
+	}
+}
+
+func (r *run) where(st *definition.Step) string {
+	f := st.Range.Filename
+	if r.est != nil && r.est.Dir != "" {
+		if rel, err := filepath.Rel(r.est.Dir, f); err == nil && !strings.HasPrefix(rel, "..") {
+			f = rel
+		}
+	}
+	if f == "" {
+		f = r.img.File
+	}
+	return fmt.Sprintf("%s:%d", f, st.Range.Start.Line)
+}
+
+// shell returns a step running each script in turn inside the root.
+func (r *run) shell(scripts []string, env map[string]string) func(context.Context, string) error {
+	return r.shellFiles(scripts, nil, env)
+}
+
+func (r *run) shellFiles(inline []string, files []string, env map[string]string) func(context.Context, string) error {
+	return func(ctx context.Context, root string) error {
+		sh := &bake.Shell{
+			Root: root, Machine: "kiln-" + r.w.id[len(r.w.id)-12:], Env: env,
+			ScriptDir: r.w.dir, Stdout: r.rep, Stderr: r.rep,
+		}
+		for _, s := range inline {
+			r.rep.logf("$ sh -e <<'EOF'\n%sEOF", s)
+			if err := sh.Run(ctx, []byte(s)); err != nil {
+				return fmt.Errorf("shell commands failed: %w (the build log has their output)", err)
+			}
+		}
+		for _, p := range files {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return kiln.Errorf(kiln.EINVALID, "cannot read script %s: %v", p, err)
+			}
+			r.rep.logf("$ sh -e %s", p)
+			if err := sh.Run(ctx, b); err != nil {
+				return fmt.Errorf("script %s failed: %w (the build log has its output)", filepath.Base(p), err)
+			}
+		}
+		return nil
+	}
+}
+
+// copyInto copies a file step's source into the root. Paths are resolved
+// inside the root (an absolute symlink in the image never reaches the
+// host), parents are created 0755 root-owned, owner names come from the
+// image's /etc/passwd and /etc/group.
+func copyInto(root string, st *definition.Step) error {
+	dest := path.Clean("/" + st.Destination)
+	if dest == "/" {
+		return kiln.Errorf(kiln.EINVALID, "file step destination %q is not a file path", st.Destination)
+	}
+	uid, gid, err := bake.LookupOwner(root, st.Owner)
+	if err != nil {
+		return kiln.Errorf(kiln.EINVALID, "file %s: owner %q: %v", st.Destination, st.Owner, err)
+	}
+	mode := st.Mode
+	if mode == 0 {
+		mode = 0o644
+	}
+	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(rootfd)
+	dirfd, err := mkdirInRoot(rootfd, path.Dir(dest))
+	if err != nil {
+		return fmt.Errorf("create parent of %s: %w", dest, err)
+	}
+	defer unix.Close(dirfd)
+	name := path.Base(dest)
+	_ = unix.Unlinkat(dirfd, name, 0) // replace a file or symlink, never follow it
+	fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", dest, err)
+	}
+	f := os.NewFile(uintptr(fd), dest)
+	defer f.Close()
+	src, err := os.Open(st.Path)
+	if err != nil {
+		return kiln.Errorf(kiln.EINVALID, "file step source %s: %v", st.Source, err)
+	}
+	defer src.Close()
+	if _, err := io.Copy(f, src); err != nil {
+		return fmt.Errorf("copy %s: %w", st.Source, err)
+	}
+	if err := f.Chown(uid, gid); err != nil {
+		return err
+	}
+	if err := f.Chmod(os.FileMode(mode&0o777) | modeBits(mode)); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func modeBits(m uint32) os.FileMode {
+	var out os.FileMode
+	if m&0o4000 != 0 {
+		out |= os.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		out |= os.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		out |= os.ModeSticky
+	}
+	return out
+}
+
+// mkdirInRoot opens dir inside the root, creating missing directories,
+// with every path component resolved as if root were "/".
+func mkdirInRoot(rootfd int, dir string) (int, error) {
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT}
+	cur := "."
+	for _, part := range strings.Split(strings.Trim(dir, "/"), "/") {
+		if part == "" {
+			continue
+		}
+		next := cur + "/" + part
+		fd, err := unix.Openat2(rootfd, next, how)
+		if err == unix.ENOENT {
+			pfd, err := unix.Openat2(rootfd, cur, how)
+			if err != nil {
+				return -1, err
+			}
+			err = unix.Mkdirat(pfd, part, 0o755)
+			unix.Close(pfd)
+			if err != nil && err != unix.EEXIST {
+				return -1, err
+			}
+			fd, err = unix.Openat2(rootfd, next, how)
+		}
+		if err != nil {
+			return -1, err
+		}
+		unix.Close(fd)
+		cur = next
+	}
+	return unix.Openat2(rootfd, cur, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT})
+}
+
+func quoteAll(list []string) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	}
+	return out
+}
+
+func jsonDigest(v any) string {
+	b, _ := json.Marshal(v)
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,121 @@
+package build
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-project/kiln/platform/local/bake"
+)
+
+// workdir is one build's directory, <dataDir>/build/<id>. It holds an
+// exclusive flock on its "lock" file for the build's life: Cleanup takes
+// that lock to know the owner is gone. Every mount made in it is tracked
+// so close can undo them in reverse order.
+type workdir struct {
+	id     string
+	dir    string
+	lock   *os.File
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	mounts []string
+}
+
+func newWorkdir(dataDir string, logger *slog.Logger) (*workdir, error) {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	id := time.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
+	dir := filepath.Join(dataDir, "build", id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create build directory: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("create build lock: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("lock build directory: %w", err)
+	}
+	_, _ = lock.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+	return &workdir{id: id, dir: dir, lock: lock, logger: logger}, nil
+}
+
+func (w *workdir) path(elem ...string) string {
+	return filepath.Join(append([]string{w.dir}, elem...)...)
+}
+
+// mount mounts o and records it.
+func (w *workdir) mount(o *bake.Overlay) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := o.Mount(); err != nil {
+		return err
+	}
+	w.mounts = append(w.mounts, o.Target)
+	return nil
+}
+
+// unmount undoes one mount made by mount.
+func (w *workdir) unmount(target string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := len(w.mounts) - 1; i >= 0; i-- {
+		if w.mounts[i] == target {
+			if err := bake.Unmount(target); err != nil {
+				return err
+			}
+			w.mounts = append(w.mounts[:i], w.mounts[i+1:]...)
+			return nil
+		}
+	}
+	return nil
+}
+
+// close stops processes still running in the directory, unmounts
+// everything (tracked mounts, then anything else the mount table shows
+// there), and removes the directory.
+func (w *workdir) close() error {
+	var errs []error
+	if pids := bake.ProcessesUnder(w.dir); len(pids) > 0 {
+		w.logger.Warn("stopping build processes left running", "pids", pids)
+		bake.StopProcesses(pids, 10*time.Second)
+	}
+	w.mu.Lock()
+	for i := len(w.mounts) - 1; i >= 0; i-- {
+		if err := bake.Unmount(w.mounts[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	w.mounts = nil
+	w.mu.Unlock()
+	if left, err := bake.MountsUnder(w.dir); err == nil {
+		for _, m := range left {
+			if err := bake.Unmount(m); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(errs) == 0 {
+		if err := os.RemoveAll(w.dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	_ = w.lock.Close()
+	if len(errs) > 0 {
+		return fmt.Errorf("clean build directory %s: %w", w.dir, errors.Join(errs...))
+	}
+	return nil
+}

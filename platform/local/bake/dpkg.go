@@ -1,0 +1,72 @@
+package bake
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/kiln-project/kiln"
+)
+
+// Manifest reads the packages installed in root from dpkg's status file
+// (/var/lib/dpkg/status), sorted by name and architecture. Only packages
+// whose status is "install ok installed" count: removed packages whose
+// configuration files remain are not installed.
+func Manifest(root string) ([]kiln.Package, error) {
+	p := filepath.Join(root, "var/lib/dpkg/status")
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("read package manifest: %w", err)
+	}
+	defer f.Close()
+	var pkgs []kiln.Package
+	var cur kiln.Package
+	var status string
+	flush := func() {
+		if cur.Name != "" && status == "install ok installed" {
+			pkgs = append(pkgs, cur)
+		}
+		cur, status = kiln.Package{}, ""
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			flush()
+			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			continue // continuation of a multi-line field
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch k {
+		case "Package":
+			cur.Name = v
+		case "Version":
+			cur.Version = v
+		case "Architecture":
+			cur.Architecture = v
+		case "Status":
+			status = v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	flush()
+	sort.Slice(pkgs, func(i, j int) bool {
+		if pkgs[i].Name != pkgs[j].Name {
+			return pkgs[i].Name < pkgs[j].Name
+		}
+		return pkgs[i].Architecture < pkgs[j].Architecture
+	})
+	return pkgs, nil
+}
