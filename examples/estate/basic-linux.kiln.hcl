@@ -24,7 +24,7 @@ image "basic-linux" {
 
   shell {
     scripts = ["scripts/basic-linux.sh"]
-    env     = { KILN_IMAGE = "basic-linux" }
+    env     = { JOURNAL_MAX_USE = "50M" }
   }
 
   tests = ["tests/basic-linux.yaml"]
