@@ -1,0 +1,174 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/artifact"
+	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/platform/local/bake"
+)
+
+// BenchOptions says what Bench builds and where.
+type BenchOptions struct {
+	// DataDir is a scratch data directory (artifacts, cache, build dirs);
+	// use an empty one so the first bake is not cached.
+	DataDir string
+	// Registry records the bench image's versions: give a throwaway one.
+	Registry kiln.Registry
+	// Artifacts defaults to the local store under DataDir.
+	Artifacts kiln.ArtifactStore
+	// Suite, Mirror, Variant default to bookworm, deb.debian.org, minbase.
+	Suite, Mirror, Variant string
+	// Packages are installed by both the raw mmdebstrap and kiln's bake.
+	Packages []string
+	// Extra is the package the reheat adds (default "hello").
+	Extra    string
+	Progress io.Writer
+	Logger   *slog.Logger
+}
+
+// BenchResult holds the build figures of one Bench run.
+type BenchResult struct {
+	Suite    string
+	Variant  string
+	Packages []string
+	Extra    string
+	// Raw is plain mmdebstrap writing a tarball.
+	Raw time.Duration
+	// Fresh is kiln's full fresh bake (no cache) of the same packages,
+	// registered; Ratio is Fresh/Raw (target ≤ 1.2).
+	Fresh time.Duration
+	Ratio float64
+	// Cached is the rebuild with nothing changed (target ≤ 1 s).
+	Cached time.Duration
+	// Reheat is the reheat of the fresh version with Extra added
+	// (target ≤ 5 s).
+	Reheat time.Duration
+	// ArtifactSize is the fresh artifact's size in bytes.
+	ArtifactSize int64
+}
+
+// Targets the issue sets for the figures.
+const (
+	TargetRatio  = 1.2
+	TargetCached = time.Second
+	TargetReheat = 5 * time.Second
+)
+
+// String renders the figures as a small table with the targets.
+func (r *BenchResult) String() string {
+	ok := func(b bool) string {
+		if b {
+			return "ok"
+		}
+		return "MISSED"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "build benchmark: %s %s, packages [%s], reheat adds %s\n", r.Suite, r.Variant, strings.Join(r.Packages, " "), r.Extra)
+	fmt.Fprintf(&b, "  raw mmdebstrap         %8s\n", round(r.Raw))
+	fmt.Fprintf(&b, "  kiln fresh bake        %8s   ratio %.2f (target ≤ %.1f: %s)\n", round(r.Fresh), r.Ratio, TargetRatio, ok(r.Ratio <= TargetRatio))
+	fmt.Fprintf(&b, "  cached rebuild         %8s   (target ≤ %s: %s)\n", round(r.Cached), TargetCached, ok(r.Cached <= TargetCached))
+	fmt.Fprintf(&b, "  reheat + 1 package     %8s   (target ≤ %s: %s)\n", round(r.Reheat), TargetReheat, ok(r.Reheat <= TargetReheat))
+	fmt.Fprintf(&b, "  artifact size          %8.1f MiB (uncompressed tar)\n", float64(r.ArtifactSize)/(1<<20))
+	return b.String()
+}
+
+// Bench measures, in one run on the same package set: raw mmdebstrap, a
+// kiln fresh bake (cache off), a rebuild with nothing changed, and a reheat
+// adding one package. It registers versions of an image named
+// "kiln-bench" in opts.Registry.
+func Bench(ctx context.Context, opts BenchOptions) (*BenchResult, error) {
+	if opts.Suite == "" {
+		opts.Suite = "bookworm"
+	}
+	if opts.Mirror == "" {
+		opts.Mirror = "http://deb.debian.org/debian"
+	}
+	if opts.Variant == "" {
+		opts.Variant = "minbase"
+	}
+	if opts.Extra == "" {
+		opts.Extra = "hello"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
+	}
+	if opts.Artifacts == nil {
+		s, err := artifact.Open(opts.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		opts.Artifacts = s
+	}
+	res := &BenchResult{Suite: opts.Suite, Variant: opts.Variant, Packages: opts.Packages, Extra: opts.Extra}
+	deb := &definition.Debian{Suite: opts.Suite, Mirror: opts.Mirror, Variant: opts.Variant, Components: []string{"main"}}
+
+	rel, err := bake.FetchRelease(ctx, nil, opts.Mirror, opts.Suite)
+	if err != nil {
+		return nil, err
+	}
+	raw := filepath.Join(opts.DataDir, "bench-raw.tar")
+	defer os.Remove(raw)
+	bs := &bake.Bootstrap{Suite: opts.Suite, Mirror: opts.Mirror, Variant: opts.Variant, Components: deb.Components, Include: opts.Packages, Epoch: rel.Date}
+	fmt.Fprintf(opts.Progress, "==> raw mmdebstrap %s\n", strings.Join(bs.Args(raw, ""), " "))
+	t := time.Now()
+	if err := bs.Command(ctx, raw, "", io.Discard).Run(); err != nil {
+		return nil, fmt.Errorf("raw mmdebstrap: %w", err)
+	}
+	res.Raw = time.Since(t)
+	os.Remove(raw)
+
+	b := &Builder{Registry: opts.Registry, Artifacts: opts.Artifacts, DataDir: opts.DataDir, Logger: opts.Logger}
+	img := benchImage(deb, "fresh", opts.Packages)
+	est := &definition.Estate{Images: map[string]*definition.Image{img.Name: img}, Order: []string{img.Name}}
+	bo := Options{Progress: opts.Progress, BuiltBy: "kiln bench"}
+
+	t = time.Now()
+	fresh, err := b.Build(ctx, est, img, Options{Progress: opts.Progress, BuiltBy: bo.BuiltBy, NoCache: true, Force: true})
+	if err != nil {
+		return nil, err
+	}
+	res.Fresh = time.Since(t)
+	res.Ratio = res.Fresh.Seconds() / res.Raw.Seconds()
+	res.ArtifactSize = fresh.Version.Provenance.Artifact.Size
+
+	t = time.Now()
+	again, err := b.Build(ctx, est, img, bo)
+	if err != nil {
+		return nil, err
+	}
+	res.Cached = time.Since(t)
+	if !again.UpToDate {
+		return nil, fmt.Errorf("bench: the rebuild with nothing changed made %s instead of reporting up to date", again.Version.Name)
+	}
+
+	re := benchImage(deb, "reheat", append(append([]string(nil), opts.Packages...), opts.Extra))
+	est.Images[re.Name] = re
+	t = time.Now()
+	if _, err := b.Build(ctx, est, re, bo); err != nil {
+		return nil, err
+	}
+	res.Reheat = time.Since(t)
+	return res, nil
+}
+
+func benchImage(deb *definition.Debian, method string, pkgs []string) *definition.Image {
+	img := &definition.Image{Name: "kiln-bench", File: "bench.kiln.hcl", Debian: deb, Method: method, Packages: pkgs}
+	img.Digest = jsonDigest(struct {
+		Debian   *definition.Debian
+		Method   string
+		Packages []string
+	}{deb, method, pkgs})
+	return img
+}
