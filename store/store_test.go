@@ -79,11 +79,14 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // eachBackend runs fn as subtests "sqlite" and "postgres", each on a fresh
-// database.
+// database. The tests run in parallel with each other: each has its own
+// database, and most of their time is spent waiting for fsync.
 func eachBackend(t *testing.T, fn func(t *testing.T, e *env)) {
 	t.Helper()
+	t.Parallel()
 	for _, kind := range []string{"sqlite", "postgres"} {
 		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
 			fn(t, newEnv(t, kind))
 		})
 	}
