@@ -123,6 +123,10 @@ func (l *loader) load(opts Options) (*Estate, hcl.Diagnostics) {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read definition file", Detail: err.Error() + "."})
 			continue
 		}
+		if diag := checkShape(src, name); diag != nil {
+			diags = append(diags, diag)
+			continue
+		}
 		f, d := p.ParseHCL(src, name)
 		diags = append(diags, d...)
 		if d.HasErrors() {

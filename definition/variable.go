@@ -153,6 +153,9 @@ func setFromString(v *Variable, s, setBy, where string) hcl.Diagnostics {
 		v.Value, v.SetBy = cty.StringVal(s), setBy
 		return nil
 	}
+	if diag := checkShape([]byte(s), where); diag != nil {
+		return hcl.Diagnostics{diag}
+	}
 	expr, diags := hclsyntax.ParseExpression([]byte(s), where, hcl.InitialPos)
 	if diags.HasErrors() {
 		return diags
@@ -176,6 +179,9 @@ func setFromFile(p *hclparse.Parser, path, shown string, vars map[string]*Variab
 	if err != nil {
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read variable file",
 			Detail: fmt.Sprintf("%s; check the path given.", err)}}
+	}
+	if diag := checkShape(src, shown); diag != nil {
+		return hcl.Diagnostics{diag}
 	}
 	f, diags := p.ParseHCL(src, shown)
 	if diags.HasErrors() {
