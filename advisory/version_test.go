@@ -15,18 +15,28 @@ import (
 	"testing"
 )
 
-// fixturesDir holds real public data that is not part of the repository.
-const fixturesDir = "/work/shared/fixtures"
+// fixturesDirs are where the shared real-world fixtures may be: named by
+// KILN_FIXTURES, at the workplace's absolute path, or in shared/ beside the
+// clone (as CI lays it out). They are not in the repository.
+func fixturesDirs() []string {
+	return []string{os.Getenv("KILN_FIXTURES"), "/work/shared/fixtures", "../../shared/fixtures"}
+}
 
 // needFixture skips when the shared fixtures are absent. They are not in the
 // repository, so their absence is not a failure, even under CI.
 func needFixture(t testing.TB, rel string) string {
 	t.Helper()
-	p := filepath.Join(fixturesDir, rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared fixture %s not present: %v", p, err)
+	for _, dir := range fixturesDirs() {
+		if dir == "" {
+			continue
+		}
+		p := filepath.Join(dir, rel)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
 	}
-	return p
+	t.Skipf("shared fixture %s not found in %q (set KILN_FIXTURES)", rel, fixturesDirs())
+	return ""
 }
 
 // requireTool skips when a host tool is missing, and fails under CI=true.
@@ -133,7 +143,7 @@ func genPart(r *rand.Rand, upstream bool) string {
 	const letters = "abcxyzABZ"
 	var b strings.Builder
 	if upstream || r.IntN(2) == 0 {
-		b.WriteString(fmt.Sprint(r.IntN(12))) // upstream starts with a digit
+		fmt.Fprint(&b, r.IntN(12)) // upstream starts with a digit
 	}
 	for n := r.IntN(5); n > 0; n-- {
 		switch r.IntN(9) {
@@ -156,7 +166,7 @@ func genPart(r *rand.Rand, upstream bool) string {
 		}
 	}
 	if b.Len() == 0 {
-		b.WriteString(fmt.Sprint(r.IntN(3)))
+		fmt.Fprint(&b, r.IntN(3))
 	}
 	return b.String()
 }
@@ -227,7 +237,7 @@ func TestCompareVersionsAgainstDpkg(t *testing.T) {
 			}
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-				return "", fmt.Errorf("dpkg --compare-versions %q %s %q: %v", a, op.rel, b, err)
+				return "", fmt.Errorf("dpkg --compare-versions %q %s %q: %w", a, op.rel, b, err)
 			}
 		}
 		return ">", nil
