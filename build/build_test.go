@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -198,5 +197,4 @@ func TestReheatKeepsWhatFreshDrops(t *testing.T) {
 	if files["usr/bin/hello"] != Removed || files["etc/kiln-release"] != Changed {
 		t.Errorf("diff files: usr/bin/hello %q, etc/kiln-release %q; want removed, changed", files["usr/bin/hello"], files["etc/kiln-release"])
 	}
-	_ = filepath.Join
 }

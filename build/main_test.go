@@ -83,7 +83,10 @@ func onPath(name string) bool { _, err := exec.LookPath(name); return err == nil
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimRight(string(p), "\n")); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
 
 func mirror() string {
 	if m := os.Getenv("KILN_TEST_MIRROR"); m != "" {
