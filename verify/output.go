@@ -132,6 +132,17 @@ type junitMessage struct {
 	Text    string `xml:",cdata"`
 }
 
+// xmlSafe replaces what XML 1.0 cannot hold (NUL, escape and other control
+// characters from binary files or terminal output) with U+FFFD.
+func xmlSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\t' || r == '\n' || r == '\r' || (r >= 0x20 && r != 0xFFFE && r != 0xFFFF && !(r >= 0xD800 && r <= 0xDFFF)) {
+			return r
+		}
+		return '\uFFFD'
+	}, s)
+}
+
 func seconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
 
 // Write writes the report as one JUnit test suite.
@@ -139,6 +150,7 @@ func (JUnit) Write(w io.Writer, rep *Report) error {
 	s := junitSuite{Name: "kiln verify", Time: seconds(rep.Duration),
 		Timestamp: rep.Started.UTC().Format("2006-01-02T15:04:05")}
 	for _, r := range rep.Results {
+		r.ID, r.Expected, r.Found, r.Error, r.Detail, r.Title = xmlSafe(r.ID), xmlSafe(r.Expected), xmlSafe(r.Found), xmlSafe(r.Error), xmlSafe(r.Detail), xmlSafe(r.Title)
 		c := junitCase{Name: r.ID + ": " + r.Property, Classname: r.Type, Time: seconds(r.Duration), SystemOut: r.Title}
 		if file, _, ok := strings.Cut(r.Source, ":"); ok {
 			c.File = file

@@ -77,6 +77,15 @@ func TestJUnitParses(t *testing.T) {
 		t.Fatalf("junit.xml does not parse: %v", err)
 	}
 	s := doc.Suites[0]
+	buf.Reset()
+	nasty := sampleReport()
+	nasty.Results[1].Found = "binary\x00\x1b[31m ]]> </failure>"
+	if err := (JUnit{}).Write(&buf, nasty); err != nil {
+		t.Fatal(err)
+	}
+	if err := xml.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatalf("junit.xml with control characters does not parse: %v", err)
+	}
 	if s.Tests != 5 || s.Failures != 2 || s.Errors != 1 || s.Skipped != 1 || len(s.Cases) != 5 {
 		t.Errorf("suite counts = tests %d failures %d errors %d skipped %d cases %d", s.Tests, s.Failures, s.Errors, s.Skipped, len(s.Cases))
 	}
