@@ -98,7 +98,6 @@ type imageDecl struct {
 	img       *Image
 	src       []byte    // the block's source text
 	baseRange hcl.Range // the base attribute, for messages about the base
-	testFiles []string  // resolved test file paths
 }
 
 // decodeImage reads one image block. It returns nil only when the block
