@@ -54,6 +54,9 @@ type jsonDoc struct {
 	name string
 	data []byte
 	root *node
+	// base is the offset in data where the decoder's input starts, when it
+	// reads only a part of data.
+	base int64
 }
 
 // parseJSON reads data into a node tree. Duplicate object keys and trailing
@@ -89,7 +92,7 @@ func (d *jsonDoc) start(off int64) int64 {
 }
 
 func (d *jsonDoc) value(dec *json.Decoder, path string) (*node, error) {
-	off := d.start(dec.InputOffset())
+	off := d.start(d.base + dec.InputOffset())
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, d.syntaxErr(err, off, path)
@@ -102,7 +105,7 @@ func (d *jsonDoc) value(dec *json.Decoder, path string) (*node, error) {
 			n.kind = '{'
 			seen := map[string]bool{}
 			for dec.More() {
-				koff := d.start(dec.InputOffset())
+				koff := d.start(d.base + dec.InputOffset())
 				kt, err := dec.Token()
 				if err != nil {
 					return nil, d.syntaxErr(err, koff, path)
@@ -132,7 +135,7 @@ func (d *jsonDoc) value(dec *json.Decoder, path string) (*node, error) {
 		default:
 			return nil, d.errAt(off, path, "unexpected %q", t)
 		}
-		eoff := d.start(dec.InputOffset())
+		eoff := d.start(d.base + dec.InputOffset())
 		if _, err := dec.Token(); err != nil { // the closing delimiter
 			return nil, d.syntaxErr(err, eoff, path)
 		}
@@ -161,7 +164,7 @@ func (d *jsonDoc) syntaxErr(err error, off int64, path string) error {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		// Decoder.Token reports the offset of the bad byte itself.
-		off = se.Offset
+		off = d.base + se.Offset
 		return d.errAt(off, path, "JSON syntax error: %v; fix the file or download it again", se)
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {

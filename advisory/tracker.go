@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -42,12 +44,21 @@ func ParseDebianTracker(name string, data []byte) ([]*kiln.Advisory, error) {
 			return nil, d.syntaxErr(err, koff, "")
 		}
 		pkg := kt.(string)
-		n, err := d.value(dec, pkg)
-		if err != nil {
-			return nil, err
+		voff := d.start(dec.InputOffset())
+		var cves map[string]fastCVE
+		err = dec.Decode(&cves)
+		var se *json.SyntaxError
+		if err != nil && (errors.As(err, &se) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+			// The token reader finds the same error and says exactly where.
+			if err := d.slowTrackerPackage(byID, pkg, voff, d.data[voff:]); err != nil {
+				return nil, err
+			}
+			return nil, d.syntaxErr(err, voff, pkg)
 		}
-		if err := d.trackerPackage(byID, pkg, n); err != nil {
-			return nil, err
+		if err != nil || cves == nil || !fastTrackerPackage(byID, pkg, cves) {
+			if err := d.slowTrackerPackage(byID, pkg, voff, d.data[voff:dec.InputOffset()]); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if _, err := dec.Token(); err != nil {
@@ -66,6 +77,111 @@ func ParseDebianTracker(name string, data []byte) ([]*kiln.Advisory, error) {
 	}
 	slices.SortFunc(out, func(x, y *kiln.Advisory) int { return cmp.Compare(x.ID, y.ID) })
 	return out, nil
+}
+
+// The tracker export is large (tens of MB): each package is decoded into
+// typed structs first, which is several times faster than the token reader.
+// Only when that fails or finds a bad value is the package read again with
+// the token reader, which reports the file:line:col and JSON path. The fast
+// path never accepts what the slow one refuses, except duplicate keys,
+// which it does not see.
+
+type fastCVE struct {
+	Description string `json:"description"`
+	Scope       string `json:"scope"`
+	// Releases fails to decode for the tracker's "releases": [], and the
+	// package is then read by the token reader.
+	Releases map[string]fastRelease `json:"releases"`
+}
+
+type fastRelease struct {
+	Status       string    `json:"status"`
+	FixedVersion string    `json:"fixed_version"`
+	Urgency      string    `json:"urgency"`
+	Repositories *struct{} `json:"repositories"` // only checked to be an object
+}
+
+// fastTrackerPackage merges one package's CVEs into byID, or reports false
+// (and changes nothing) when anything is off.
+func fastTrackerPackage(byID map[string]*kiln.Advisory, pkg string, cves map[string]fastCVE) bool {
+	type add struct {
+		id, desc string
+		pkgs     []kiln.AffectedPackage
+	}
+	var adds []add
+	for id, c := range cves {
+		if len(c.Releases) == 0 {
+			continue
+		}
+		a := add{id: id, desc: c.Description}
+		for rel, r := range c.Releases {
+			if r.Status == "" {
+				return false
+			}
+			ap, field, _ := trackerEntry(pkg, rel, r.Status, r.FixedVersion, r.Urgency)
+			if field != "" {
+				return false
+			}
+			a.pkgs = append(a.pkgs, ap)
+		}
+		adds = append(adds, a)
+	}
+	for _, a := range adds {
+		adv := byID[a.id]
+		if adv == nil {
+			adv = &kiln.Advisory{ID: a.id, Source: kiln.AdvisoryDebianTracker, Summary: a.desc, URL: trackerURL + a.id}
+			byID[a.id] = adv
+		}
+		adv.Packages = append(adv.Packages, a.pkgs...)
+	}
+	return true
+}
+
+// slowTrackerPackage reads the package value that starts at offset base of
+// the file with the token reader.
+func (d *jsonDoc) slowTrackerPackage(byID map[string]*kiln.Advisory, pkg string, base int64, raw []byte) error {
+	sub := &jsonDoc{name: d.name, data: d.data, base: base}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	n, err := sub.value(dec, pkg)
+	if err != nil {
+		return err
+	}
+	return sub.trackerPackage(byID, pkg, n)
+}
+
+// trackerEntry applies the tracker's status rules. On a bad value it
+// returns the field at fault and why.
+func trackerEntry(pkg, rel, status, fixed, urgency string) (ap kiln.AffectedPackage, field string, err error) {
+	codename := Release(rel)
+	ap = kiln.AffectedPackage{
+		Ecosystem: releaseEcosystem(codename), Release: codename, Name: pkg,
+		// "high**": the urgency is NVD's, not yet reviewed by Debian.
+		Severity: strings.TrimRight(urgency, "*"),
+	}
+	if fixed != "" && fixed != "0" {
+		if _, err := ParseVersion(fixed); err != nil {
+			return ap, "fixed_version", err
+		}
+	}
+	switch status {
+	case "resolved":
+		switch fixed {
+		case "0":
+			ap.Status = kiln.AffectedNotAffected
+		case "":
+			ap.Status = kiln.AffectedUndetermined // resolved without a version: look at it
+		default:
+			ap.Status, ap.Fixed = kiln.AffectedFixed, fixed
+		}
+	case "open":
+		ap.Status = kiln.AffectedOpen
+	case "undetermined":
+		ap.Status = kiln.AffectedUndetermined
+	default:
+		return ap, "status", fmt.Errorf("unknown status %q; the tracker uses resolved, open or undetermined", status)
+	}
+	return ap, "", nil
 }
 
 // trackerPackage reads one source package's CVEs, merging them into byID.
@@ -126,38 +242,14 @@ func (d *jsonDoc) trackerRelease(pkg, rel string, r *node, path string) (kiln.Af
 	if err != nil {
 		return kiln.AffectedPackage{}, err
 	}
-	if repos := r.get("repositories"); repos != nil {
+	if repos := r.get("repositories"); repos != nil && repos.kind != '0' {
 		if err := d.object(repos, path+".repositories"); err != nil {
 			return kiln.AffectedPackage{}, err
 		}
 	}
-	codename := Release(rel)
-	ap := kiln.AffectedPackage{
-		Ecosystem: releaseEcosystem(codename), Release: codename, Name: pkg,
-		// "high**": the urgency is NVD's, not yet reviewed by Debian.
-		Severity: strings.TrimRight(urgency, "*"),
-	}
-	if fixed != "" && fixed != "0" {
-		if _, err := ParseVersion(fixed); err != nil {
-			return ap, d.errNode(r.get("fixed_version"), path+".fixed_version", "%v", err)
-		}
-	}
-	switch status {
-	case "resolved":
-		switch fixed {
-		case "0":
-			ap.Status = kiln.AffectedNotAffected
-		case "":
-			ap.Status = kiln.AffectedUndetermined // resolved without a version: look at it
-		default:
-			ap.Status, ap.Fixed = kiln.AffectedFixed, fixed
-		}
-	case "open":
-		ap.Status = kiln.AffectedOpen
-	case "undetermined":
-		ap.Status = kiln.AffectedUndetermined
-	default:
-		return ap, d.errNode(r.get("status"), path+".status", "unknown status %q; the tracker uses resolved, open or undetermined", status)
+	ap, field, err := trackerEntry(pkg, rel, status, fixed, urgency)
+	if field != "" {
+		return ap, d.errNode(r.get(field), path+"."+field, "%v", err)
 	}
 	return ap, nil
 }

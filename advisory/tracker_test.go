@@ -1,10 +1,14 @@
 package advisory
 
 import (
+	"cmp"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/kiln-project/kiln"
 )
 
@@ -18,7 +22,7 @@ func TestParseDebianTracker(t *testing.T) {
 		ids = append(ids, a.ID)
 	}
 	// CVE-2099-0004 has "releases": [] and is left out.
-	if d := cmp.Diff([]string{"CVE-2099-0001", "CVE-2099-0003"}, ids); d != "" {
+	if d := gocmp.Diff([]string{"CVE-2099-0001", "CVE-2099-0003"}, ids); d != "" {
 		t.Fatalf("ids (-want +got):\n%s", d)
 	}
 	want := []kiln.AffectedPackage{
@@ -27,7 +31,7 @@ func TestParseDebianTracker(t *testing.T) {
 		{Ecosystem: "Debian", Release: "sid", Name: "openssl", Fixed: "3.1.4-1", Status: kiln.AffectedFixed, Severity: "high"},
 		{Ecosystem: "Debian:12", Release: "bookworm", Name: "openssl1.0", Status: kiln.AffectedUndetermined, Severity: "not yet assigned"},
 	}
-	if d := cmp.Diff(want, advs[0].Packages); d != "" {
+	if d := gocmp.Diff(want, advs[0].Packages); d != "" {
 		t.Errorf("CVE-2099-0001 packages (-want +got):\n%s", d)
 	}
 	if advs[0].Summary != "A flaw in OpenSSL." || advs[0].Source != kiln.AdvisoryDebianTracker || advs[0].URL == "" {
@@ -63,5 +67,54 @@ func TestParseDebianTrackerMalformed(t *testing.T) {
 				t.Errorf("error %q does not say %q", err, tt.msg)
 			}
 		})
+	}
+}
+
+// slowParseTracker reads a tracker file with the token reader only.
+func slowParseTracker(t *testing.T, name string, data []byte) []*kiln.Advisory {
+	t.Helper()
+	d, err := parseJSON(name, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]*kiln.Advisory{}
+	for i, pkg := range d.root.keys {
+		if err := d.trackerPackage(byID, pkg, d.root.vals[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out []*kiln.Advisory
+	for _, a := range byID {
+		slices.SortFunc(a.Packages, func(x, y kiln.AffectedPackage) int {
+			return cmp.Or(cmp.Compare(x.Name, y.Name), cmp.Compare(x.Release, y.Release))
+		})
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(x, y *kiln.Advisory) int { return cmp.Compare(x.ID, y.ID) })
+	return out
+}
+
+// TestTrackerFastMatchesSlow checks that the typed fast path reads the same
+// advisories as the token reader that reports errors.
+func TestTrackerFastMatchesSlow(t *testing.T) {
+	files := []string{"testdata/tracker/tracker.json"}
+	for _, dir := range fixturesDirs() {
+		if m, _ := filepath.Glob(filepath.Join(dir, "debian-tracker", "*.json")); dir != "" && len(m) > 0 {
+			files = append(files, m...)
+			break
+		}
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fast, err := ParseDebianTracker(f, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := gocmp.Diff(slowParseTracker(t, f, data), fast); d != "" {
+			t.Errorf("%s: fast and slow paths differ (-slow +fast):\n%s", f, d)
+		}
 	}
 }
