@@ -1,0 +1,136 @@
+package local
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kiln-project/kiln"
+	"golang.org/x/sys/unix"
+)
+
+// File names inside an instance directory.
+const (
+	recordFile     = "state.json"
+	lockFile       = "supervisor.lock"
+	consoleFile    = "console.log"
+	supervisorFile = "supervisor.log"
+	supervisorPID  = "supervisor.pid" // written by Launch as soon as the supervisor starts
+	upperDir       = "upper"
+	workDir        = "work"
+	mergedDir      = "rootfs"
+)
+
+// record is an instance's state.json. Launch writes the first one; after
+// that only the holder of supervisor.lock writes it: the supervisor while it
+// lives, then Stop, Destroy or Reconcile once they hold the lock themselves.
+type record struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Version  string `json:"version,omitempty"`
+	Digest   string `json:"digest"`
+	Machine  string `json:"machine"`  // systemd-nspawn -M, unique on the host
+	Hostname string `json:"hostname"` // the instance's hostname
+	Netns    string `json:"netns"`    // name under /run/netns
+	Lower    string `json:"lower"`    // the cached rootfs
+	Probe    string `json:"probe,omitempty"`
+
+	State kiln.InstanceState `json:"state"`
+	// Ports are the forwards asked for until the supervisor has bound them,
+	// then the addresses actually bound (a host port 0 becomes a real one).
+	Ports []kiln.PortForward `json:"ports,omitempty"`
+
+	SupervisorPID int    `json:"supervisor_pid,omitempty"`
+	NspawnPID     int    `json:"nspawn_pid,omitempty"`
+	NspawnStart   uint64 `json:"nspawn_start,omitempty"` // clock ticks after boot, against PID reuse
+	LeaderPID     int    `json:"leader_pid,omitempty"`   // the instance's init, seen from the host
+	LeaderStart   uint64 `json:"leader_start,omitempty"`
+
+	LaunchedAt time.Time `json:"launched_at"`
+	EndedAt    time.Time `json:"ended_at,omitzero"`
+	// Reason says why an instance is crashed or stopped.
+	Reason string `json:"reason,omitempty"`
+}
+
+// terminal reports whether the record describes an instance whose processes
+// are meant to be gone.
+func (r *record) terminal() bool {
+	return r.State == kiln.InstanceStopped || r.State == kiln.InstanceCrashed || r.State == kiln.InstanceDestroyed
+}
+
+func readRecord(dir string) (*record, error) {
+	b, err := os.ReadFile(filepath.Join(dir, recordFile))
+	if err != nil {
+		return nil, err
+	}
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, recordFile), err)
+	}
+	return &r, nil
+}
+
+// writeRecord replaces state.json atomically.
+func writeRecord(dir string, r *record) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, recordFile+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write instance record: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, recordFile)); err != nil {
+		return fmt.Errorf("write instance record: %w", err)
+	}
+	return nil
+}
+
+// tryLock takes the instance's supervisor lock without waiting. It returns
+// (nil, nil) when someone — a live supervisor — holds it.
+func tryLock(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return f, nil
+}
+
+// supervisorOf returns the supervisor's PID: from the record once the
+// supervisor wrote it, else from the pid file Launch wrote.
+func supervisorOf(dir string, rec *record) int {
+	if rec != nil && rec.SupervisorPID > 0 {
+		return rec.SupervisorPID
+	}
+	b, err := os.ReadFile(filepath.Join(dir, supervisorPID))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// supervised reports whether a supervisor holds the instance's lock.
+func supervised(dir string) (bool, error) {
+	f, err := tryLock(dir)
+	if err != nil {
+		return false, err
+	}
+	if f == nil {
+		return true, nil
+	}
+	f.Close()
+	return false, nil
+}
