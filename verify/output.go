@@ -136,7 +136,7 @@ type junitMessage struct {
 // characters from binary files or terminal output) with U+FFFD.
 func xmlSafe(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r == '\t' || r == '\n' || r == '\r' || (r >= 0x20 && r != 0xFFFE && r != 0xFFFF && !(r >= 0xD800 && r <= 0xDFFF)) {
+		if r == '\t' || r == '\n' || r == '\r' || (r >= 0x20 && r != 0xFFFE && r != 0xFFFF && (r < 0xD800 || r > 0xDFFF)) {
 			return r
 		}
 		return '\uFFFD'

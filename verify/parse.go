@@ -148,7 +148,7 @@ func (p *parser) file(name string, data []byte) {
 		p.fail(name, doc.Content[0], "aliases nest too deeply or the file is too large")
 		return
 	}
-	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+	if isNull(root) {
 		return
 	}
 	pairs, err := p.pairs(root)
@@ -167,7 +167,7 @@ func (p *parser) file(name string, data []byte) {
 			p.fail(name, kv.key, "resource type %q is not supported by kiln (supported: %s); remove it or express the test as a command", typ, typeNames())
 			continue
 		}
-		if kv.value.Kind == yaml.ScalarNode && kv.value.Tag == "!!null" {
+		if isNull(kv.value) {
 			continue
 		}
 		entries, err := p.pairs(kv.value)
@@ -226,6 +226,8 @@ func (p *parser) deref(n *yaml.Node) *yaml.Node {
 	return n
 }
 
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
+
 func describe(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -245,7 +247,7 @@ func (p *parser) resource(file, typ string, s schema, key, val *yaml.Node) {
 	id := key.Value
 	label := fmt.Sprintf("%s %q: ", typ, id)
 	r := Resource{Type: typ, ID: id, Target: id, Source: fmt.Sprintf("%s:%d", file, key.Line)}
-	if val.Kind == yaml.ScalarNode && val.Tag == "!!null" {
+	if isNull(val) {
 		p.fail(file, key, "%shas no attributes; add what to expect, at least %s", label, strings.Join(s.required, ", "))
 		return
 	}
@@ -395,7 +397,7 @@ func (p *parser) option(r *Resource, name string, v *yaml.Node) error {
 }
 
 func (p *parser) includes(file string, n *yaml.Node) {
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+	if isNull(n) {
 		return
 	}
 	entries, err := p.pairs(n)
@@ -406,7 +408,7 @@ func (p *parser) includes(file string, n *yaml.Node) {
 	for _, e := range entries {
 		pattern := e.key.Value
 		skip := false
-		if !(e.value.Kind == yaml.ScalarNode && e.value.Tag == "!!null") {
+		if !isNull(e.value) {
 			attrs, err := p.pairs(e.value)
 			if err != nil {
 				p.failErr(file, e.value, fmt.Sprintf("gossfile %q: ", pattern), err)
