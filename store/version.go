@@ -232,7 +232,9 @@ const versionSelect = `SELECT v.id, i.name, v.number, v.semver, v.status, v.crea
 	p.method, pi.name, pv.number, bi.name, bv.number,
 	p.artifact_ref, p.artifact_digest, p.artifact_size, p.built_by, p.started_at, p.finished_at`
 
-const versionFrom = ` FROM versions v
+const versionFrom = ` FROM versions v` + versionJoins
+
+const versionJoins = `
 	JOIN images i ON i.id = v.image_id
 	LEFT JOIN provenance p ON p.version_id = v.id
 	LEFT JOIN versions pv ON pv.id = p.parent_version_id
@@ -428,17 +430,23 @@ func (db *DB) ListVersions(ctx context.Context, f kiln.VersionFilter) ([]*kiln.V
 				return err
 			}
 		}
-		q := versionSelect + `, COUNT(*) OVER ()` + versionFrom + where + ` ORDER BY v.id DESC`
+		// The page's ids and the total come first, from versions and
+		// images alone; only the page's rows are then joined with their
+		// provenance.
+		page := `SELECT v.id AS page_id, COUNT(*) OVER () AS total FROM versions v JOIN images i ON i.id = v.image_id` +
+			where + ` ORDER BY v.id DESC`
 		qargs := args
 		if f.Limit > 0 {
-			q += ` LIMIT ? OFFSET ?`
+			page += ` LIMIT ? OFFSET ?`
 			qargs = append(slices.Clip(args), f.Limit, f.Offset)
 		} else if f.Offset > 0 {
-			// SQLite needs a LIMIT before OFFSET; -1 is "no limit" there and
-			// PostgreSQL takes NULL as no limit.
-			q += ` LIMIT ` + db.noLimit() + ` OFFSET ?`
+			// SQLite needs a LIMIT before OFFSET: -1 means none there, ALL
+			// on PostgreSQL.
+			page += ` LIMIT ` + db.noLimit() + ` OFFSET ?`
 			qargs = append(slices.Clip(args), f.Offset)
 		}
+		q := `WITH page AS (` + page + `) ` + versionSelect + `, page.total FROM page JOIN versions v ON v.id = page.page_id` +
+			versionJoins + ` ORDER BY v.id DESC`
 		if err := eachRow(ctx, tx, q, qargs, func(rows *sql.Rows) error {
 			v, err := scanVersion(rows, &total)
 			if err != nil {
