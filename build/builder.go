@@ -133,11 +133,15 @@ func (b *Builder) BuildAll(ctx context.Context, est *definition.Estate, names []
 // reports it up to date. On any error, nothing is registered and the
 // build directory is removed; the Result still carries the log.
 func (b *Builder) Build(ctx context.Context, est *definition.Estate, img *definition.Image, opts Options) (*Result, error) {
-	if b.Logger == nil {
-		b.Logger = slog.New(slog.DiscardHandler)
-	}
-	if b.Clock == nil {
-		b.Clock = time.Now
+	if b.Logger == nil || b.Clock == nil {
+		bb := *b
+		if bb.Logger == nil {
+			bb.Logger = slog.New(slog.DiscardHandler)
+		}
+		if bb.Clock == nil {
+			bb.Clock = time.Now
+		}
+		b = &bb
 	}
 	start := time.Now()
 	rep := &reporter{image: img.Name, progress: opts.Progress, verbose: opts.Verbose, onEvent: opts.OnEvent}
@@ -242,6 +246,7 @@ func (r *run) build(ctx context.Context) (err error) {
 	}
 	nv, err := r.finish(ctx, lowers, started)
 	if err != nil {
+		r.dropArtifact(context.WithoutCancel(ctx))
 		return err
 	}
 	return r.register(ctx, nv)

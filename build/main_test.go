@@ -27,6 +27,9 @@ var shared struct {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(buildChild())
+	}
 	dir, err := os.MkdirTemp("", "kiln-build-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
