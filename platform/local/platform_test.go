@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/platform/platformtest"
 )
 
@@ -68,7 +69,7 @@ func testImage(t testing.TB) string {
 // env is one test's platform over its own data directory.
 type env struct {
 	p     *Platform
-	store *platformtest.DirStore
+	store *artifact.Store
 	art   kiln.Artifact
 	dir   string
 	mu    sync.Mutex
@@ -79,8 +80,16 @@ func newEnv(t testing.TB) *env {
 	t.Helper()
 	tar := testImage(t)
 	dir := t.TempDir()
-	store := &platformtest.DirStore{Dir: filepath.Join(dir, "artifacts")}
-	art, err := store.PutFile(context.Background(), tar)
+	store, err := artifact.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(tar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	art, err := store.Put(context.Background(), f)
 	if err != nil {
 		t.Fatal(err)
 	}
