@@ -1,0 +1,276 @@
+package sign
+
+import (
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/kiln-project/kiln"
+)
+
+// DefaultKeyPath is where kiln keeps its signing key, relative to the data
+// directory, when no key file is given.
+const DefaultKeyPath = "keys/signing.key"
+
+// maxKeyFile bounds what LoadOrCreateKey reads: a PEM ed25519 key is
+// about 120 bytes, so anything much larger is not one.
+const maxKeyFile = 64 << 10
+
+// Signer signs versions with one ed25519 key.
+type Signer struct {
+	key  ed25519.PrivateKey
+	pub  ed25519.PublicKey
+	id   string
+	path string
+}
+
+// NewSigner returns a Signer for key, which it does not copy. It is for
+// keys kept elsewhere than a file (tests, a secret manager); the server
+// uses LoadOrCreateKey.
+func NewSigner(key ed25519.PrivateKey) *Signer {
+	pub := key.Public().(ed25519.PublicKey)
+	id, _ := KeyID(pub) // cannot fail for an ed25519 key
+	return &Signer{key: key, pub: pub, id: id}
+}
+
+// LoadOrCreateKey returns the signer for the key file at path. When path is
+// "" it uses <dataDir>/keys/signing.key and, on first use, creates an
+// ed25519 key there (directory mode 0700, file mode 0600), reporting
+// created=true. A key file given by path is never created: a missing one is
+// an error, so a typo cannot silently start a new key.
+//
+// The file holds a PEM "PRIVATE KEY" block (PKCS#8), the format `openssl
+// genpkey -algorithm ed25519` writes. A file that group or others can read
+// or write is refused. Concurrent first starts agree on one key: the new key
+// is written to a temporary file and linked into place only if no key is
+// there yet.
+//
+// Errors: ENOTFOUND for a missing key file given by path; EINVALID for a
+// file that is not an unencrypted ed25519 PKCS#8 key or whose mode is too
+// open.
+func LoadOrCreateKey(dataDir, path string) (s *Signer, created bool, err error) {
+	if path != "" {
+		s, err := loadKey(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, false, kiln.Errorf(kiln.ENOTFOUND,
+				"signing key %s does not exist; create one with `openssl genpkey -algorithm ed25519 -out %s && chmod 600 %s`, or give no key file to let kiln create one under its data directory",
+				path, path, path)
+		}
+		return s, false, err
+	}
+	if dataDir == "" {
+		return nil, false, kiln.Errorf(kiln.EINVALID, "no data directory and no signing key file given; kiln needs one of them to find its signing key")
+	}
+	path = filepath.Join(dataDir, DefaultKeyPath)
+	s, err = loadKey(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return s, false, err
+	}
+	s, err = createKey(path)
+	if errors.Is(err, fs.ErrExist) {
+		// Another process created the key between our read and our link.
+		s, err = loadKey(path)
+		return s, false, err
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return s, true, nil
+}
+
+// loadKey reads and checks the key file at path. A missing file is
+// returned as an error wrapping fs.ErrNotExist.
+func loadKey(path string) (*Signer, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("open signing key: %w", err)
+	}
+	defer f.Close()
+	// Stat the opened file, not the path, so the mode checked is the mode
+	// of the file read.
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat signing key %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, kiln.Errorf(kiln.EINVALID, "signing key %s is not a regular file (%s)", path, fi.Mode().Type())
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, kiln.Errorf(kiln.EINVALID,
+			"signing key %s has mode %04o, so users other than its owner can read or change it; run `chmod 600 %s` (and consider the key exposed if others could read it)",
+			path, perm, path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("read signing key %s: %w", path, err)
+	}
+	if len(data) > maxKeyFile {
+		return nil, kiln.Errorf(kiln.EINVALID, "signing key %s is over %d bytes; a PEM ed25519 key is about 120, so this is not one", path, maxKeyFile)
+	}
+	key, err := parsePrivateKeyPEM(path, data)
+	if err != nil {
+		return nil, err
+	}
+	s := NewSigner(key)
+	s.path = path
+	return s, nil
+}
+
+// parsePrivateKeyPEM decodes a PEM PKCS#8 ed25519 private key. Messages
+// name the file but never quote its content.
+func parsePrivateKeyPEM(path string, data []byte) (ed25519.PrivateKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, kiln.Errorf(kiln.EINVALID, "signing key %s is not PEM; kiln expects a \"PRIVATE KEY\" block as written by `openssl genpkey -algorithm ed25519`", path)
+	}
+	if block.Type != "PRIVATE KEY" {
+		return nil, kiln.Errorf(kiln.EINVALID, "signing key %s holds a PEM %q block; kiln expects an unencrypted PKCS#8 \"PRIVATE KEY\" block as written by `openssl genpkey -algorithm ed25519`", path, block.Type)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, kiln.Errorf(kiln.EINVALID, "signing key %s is not a valid PKCS#8 private key; create one with `openssl genpkey -algorithm ed25519`", path)
+	}
+	key, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, kiln.Errorf(kiln.EINVALID, "signing key %s holds a key of type %s; kiln signs with ed25519 only; create one with `openssl genpkey -algorithm ed25519`", path, keyType(k))
+	}
+	return key, nil
+}
+
+func keyType(k any) string {
+	t := fmt.Sprintf("%T", k)
+	switch t {
+	case "*rsa.PrivateKey", "*rsa.PublicKey":
+		return "RSA"
+	case "*ecdsa.PrivateKey", "*ecdsa.PublicKey":
+		return "ECDSA"
+	case "*ecdh.PrivateKey", "*ecdh.PublicKey":
+		return "X25519/ECDH"
+	}
+	return t
+}
+
+// createKey writes a new key to path without ever replacing an existing
+// one: it fails with an error wrapping fs.ErrExist when path exists. The
+// temporary file is removed whatever happens.
+func createKey(path string) (*Signer, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create signing key directory: %w", err)
+	}
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate signing key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encode signing key: %w", err)
+	}
+	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+
+	tmp, err := os.CreateTemp(dir, ".signing-*.tmp") // mode 0600
+	if err != nil {
+		return nil, fmt.Errorf("create signing key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("create signing key: %w", err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("write signing key: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("write signing key: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, fmt.Errorf("write signing key: %w", err)
+	}
+	// Link, unlike rename, refuses to replace a key another process
+	// created meanwhile; the deferred Remove drops the temporary name.
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("install signing key %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // make the new name durable; best effort
+		d.Close()
+	}
+	s := NewSigner(key)
+	s.path = path
+	return s, nil
+}
+
+// KeyID returns the id kiln gives a public key: the lowercase hex SHA-256 of
+// its DER PKIX (SubjectPublicKeyInfo) encoding, all 64 digits. It equals
+// `openssl pkey -pubin -outform DER | sha256sum` of the exported key.
+func KeyID(pub crypto.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", kiln.Errorf(kiln.EINVALID, "cannot compute a key id: %v", err)
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// KeyID returns the signer's key id (see the function KeyID).
+func (s *Signer) KeyID() string { return s.id }
+
+// Public returns the signer's ed25519 public key.
+func (s *Signer) Public() ed25519.PublicKey { return s.pub }
+
+// Path returns the key file the signer was loaded from, or "" for a key
+// given to NewSigner.
+func (s *Signer) Path() string { return s.path }
+
+// PublicKeyPEM returns the public key as a PEM "PUBLIC KEY" block (PKIX),
+// the form `kiln key export` prints and openssl reads.
+func (s *Signer) PublicKeyPEM() []byte {
+	der, err := x509.MarshalPKIXPublicKey(s.pub)
+	if err != nil {
+		panic("sign: marshal ed25519 public key: " + err.Error()) // cannot happen for ed25519
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+// ParsePublicKeyPEM reads an ed25519 public key from a PEM "PUBLIC KEY"
+// block, as PublicKeyPEM and `openssl pkey -pubout` write. EINVALID for
+// anything else, including a private key given by mistake.
+func ParsePublicKeyPEM(data []byte) (ed25519.PublicKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, kiln.Errorf(kiln.EINVALID, "public key is not PEM; give the output of `kiln key export` (a \"PUBLIC KEY\" block)")
+	}
+	if block.Type != "PUBLIC KEY" {
+		if block.Type == "PRIVATE KEY" || block.Type == "ENCRYPTED PRIVATE KEY" {
+			return nil, kiln.Errorf(kiln.EINVALID, "a private key was given where the public key belongs; give the output of `kiln key export`, and keep the private key secret")
+		}
+		return nil, kiln.Errorf(kiln.EINVALID, "public key is a PEM %q block; give the output of `kiln key export` (a \"PUBLIC KEY\" block)", block.Type)
+	}
+	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, kiln.Errorf(kiln.EINVALID, "public key is not a valid PKIX public key: %v", err)
+	}
+	pub, ok := k.(ed25519.PublicKey)
+	if !ok {
+		return nil, kiln.Errorf(kiln.EINVALID, "public key is of type %s; kiln signs with ed25519 only", keyType(k))
+	}
+	return pub, nil
+}
