@@ -43,7 +43,7 @@ type namedDigest struct {
 func (l *loader) stepDigest(st *Step) *hcl.Diagnostic {
 	in := struct {
 		Kind        StepKind          `json:"kind"`
-		Source      *namedDigest      `json:"source,omitempty"`
+		Source      string            `json:"source,omitempty"`
 		Destination string            `json:"destination,omitempty"`
 		Mode        uint32            `json:"mode,omitempty"`
 		Owner       string            `json:"owner,omitempty"`
@@ -57,7 +57,9 @@ func (l *loader) stepDigest(st *Step) *hcl.Diagnostic {
 		if err != nil {
 			return rangeError(st.Range, "Cannot read file", fmt.Sprintf("%s; check that the file is readable.", err))
 		}
-		in.Source = &namedDigest{Name: st.Source, Digest: d}
+		// The content counts, not the source's name: renaming a file in
+		// the estate does not change what lands in the image.
+		in.Source = d
 		in.Destination, in.Mode, in.Owner = st.Destination, st.Mode, st.Owner
 	case StepShell:
 		for i, p := range st.ScriptPaths {

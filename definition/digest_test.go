@@ -209,3 +209,29 @@ func TestLoadSymlinkedDefinitionFiles(t *testing.T) {
 		t.Errorf("diagnostics = %q, want the outside symlink refused", got)
 	}
 }
+
+// TestStepDigestIgnoresSourceName renames a file step's source: the step
+// digest stays (same content, same result in the image), the image digest
+// changes (its block text changed).
+func TestStepDigestIgnoresSourceName(t *testing.T) {
+	dir := copyEstate(t, "good-full")
+	before := mustLoad(t, dir, definition.Options{})
+	if err := os.Rename(filepath.Join(dir, "files", "motd"), filepath.Join(dir, "files", "banner")); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "images.kiln.hcl")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(strings.ReplaceAll(string(b), "files/motd", "files/banner")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	after := mustLoad(t, dir, definition.Options{})
+	if a, b := after.Images["basic-linux"].Steps[0].Digest, before.Images["basic-linux"].Steps[0].Digest; a != b {
+		t.Errorf("step digest changed with the source's name: %s → %s", b, a)
+	}
+	if after.Images["basic-linux"].Digest == before.Images["basic-linux"].Digest {
+		t.Error("image digest did not change with its block text")
+	}
+}

@@ -111,8 +111,9 @@ type Step struct {
 	Env map[string]string
 
 	// Digest is "sha256:…" of everything that makes the step: its kind;
-	// for a file the source's bytes, destination, mode and owner; for a
-	// shell step the inline commands or each script's name and bytes, and
-	// env. The step cache key part that comes from the definition.
+	// for a file the source's bytes (not its name), destination, mode and
+	// owner; for a shell step the inline commands or each script's name and
+	// bytes, and env. The step cache key part that comes from the
+	// definition.
 	Digest string
 }
