@@ -510,6 +510,7 @@ func (r *run) bootstrap(ctx context.Context, key string) (bool, error) {
 		Suite: r.debian.Suite, Mirror: r.debian.Mirror, Variant: r.debian.Variant,
 		Components: r.debian.Components, Include: r.img.Packages, Epoch: r.release.Date,
 	}
+	bs.ExportLists, _ = r.aptDirs()
 	r.rep.logf("$ mmdebstrap %s", strings.Join(bs.Args(dir, "directory"), " "))
 	if err := bs.Run(ctx, dir, r.rep); err != nil {
 		return false, err

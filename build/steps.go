@@ -43,7 +43,10 @@ func (r *run) plan() {
 		if len(img.Packages) > 0 {
 			sc.WriteString("apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold " + strings.Join(quoteAll(img.Packages), " ") + "\n")
 		}
-		sc.WriteString("apt-get clean\nrm -rf /var/lib/apt/lists/*\n")
+		// The package lists and downloaded packages are bind-mounted from
+		// the cache (see aptBinds), so they are not in the layer; apt's
+		// own cache files would be.
+		sc.WriteString("rm -f /var/cache/apt/*.bin\n")
 		r.steps = append(r.steps, &step{
 			name: name,
 			digest: jsonDigest(struct {
@@ -52,7 +55,7 @@ func (r *run) plan() {
 				Upgrade  bool
 				Release  string
 			}{"apt", img.Packages, upgrade, rel}),
-			run: r.shell([]string{sc.String()}, nil),
+			run: r.shellFiles([]string{sc.String()}, nil, nil, r.aptBinds()),
 		})
 	}
 	if len(img.Purge) > 0 {
@@ -85,7 +88,7 @@ func (r *run) plan() {
 			if len(st.Scripts) > 0 {
 				name = "shell " + strings.Join(st.Scripts, " ") + " (" + where + ")"
 			}
-			r.steps = append(r.steps, &step{name: name, digest: st.Digest, run: r.shellFiles(scripts, st.ScriptPaths, st.Env)})
+			r.steps = append(r.steps, &step{name: name, digest: st.Digest, run: r.shellFiles(scripts, st.ScriptPaths, st.Env, nil)})
 		}
 	}
 }
@@ -105,14 +108,31 @@ func (r *run) where(st *definition.Step) string {
 
 // shell returns a step running each script in turn inside the root.
 func (r *run) shell(scripts []string, env map[string]string) func(context.Context, string) error {
-	return r.shellFiles(scripts, nil, env)
+	return r.shellFiles(scripts, nil, env, nil)
 }
 
-func (r *run) shellFiles(inline []string, files []string, env map[string]string) func(context.Context, string) error {
+// aptBinds shares apt's package lists and downloaded packages between
+// builds: <dataDir>/cache/apt/{lists,archives}. apt checks the lists
+// against the mirror's Release file and the packages against the lists'
+// checksums, so a stale entry is never used; the bootstrap seeds the lists.
+func (r *run) aptBinds() []string {
+	lists, archives := r.aptDirs()
+	return []string{lists + ":/var/lib/apt/lists", archives + ":/var/cache/apt/archives"}
+}
+
+func (r *run) aptDirs() (lists, archives string) {
+	dir := filepath.Join(r.cache.dir, "apt")
+	lists, archives = filepath.Join(dir, "lists"), filepath.Join(dir, "archives")
+	_ = os.MkdirAll(filepath.Join(lists, "partial"), 0o755)
+	_ = os.MkdirAll(filepath.Join(archives, "partial"), 0o755)
+	return lists, archives
+}
+
+func (r *run) shellFiles(inline []string, files []string, env map[string]string, binds []string) func(context.Context, string) error {
 	return func(ctx context.Context, root string) error {
 		sh := &bake.Shell{
 			Root: root, Machine: "kiln-" + r.w.id[len(r.w.id)-12:], Env: env,
-			ScriptDir: r.w.dir, Stdout: r.rep, Stderr: r.rep,
+			ScriptDir: r.w.dir, Binds: binds, Stdout: r.rep, Stderr: r.rep,
 		}
 		for _, s := range inline {
 			r.rep.logf("$ sh -e <<'EOF'\n%sEOF", s)

@@ -24,6 +24,11 @@ type Bootstrap struct {
 	Epoch time.Time
 	// Hostname written to /etc/hostname (default "localhost").
 	Hostname string
+	// ExportLists, when set, is a host directory that receives a copy of
+	// apt's package lists before mmdebstrap removes them from the image,
+	// so later apt steps on the same mirror snapshot need not download
+	// them again.
+	ExportLists string
 }
 
 // Args returns mmdebstrap's arguments to bootstrap into target (a directory
@@ -53,8 +58,11 @@ func (b *Bootstrap) Args(target, format string) []string {
 		"--customize-hook=echo "+shellQuote(host)+` > "$1/etc/hostname"`,
 		`--customize-hook=printf '# provided by the platform at run time\n' > "$1/etc/resolv.conf"`,
 		`--customize-hook=: > "$1/etc/machine-id"`,
-		`--customize-hook=rm -f "$1/var/lib/dbus/machine-id"`,
-		b.Suite, target, b.Mirror)
+		`--customize-hook=rm -f "$1/var/lib/dbus/machine-id"`)
+	if b.ExportLists != "" {
+		args = append(args, "--customize-hook=mkdir -p "+shellQuote(b.ExportLists)+` && cp -a "$1/var/lib/apt/lists/." `+shellQuote(b.ExportLists)+"/")
+	}
+	args = append(args, b.Suite, target, b.Mirror)
 	return args
 }
 

@@ -24,8 +24,12 @@ type Shell struct {
 	// being bind-mounted read-only at /run/kiln-step.sh (nspawn's /run is a
 	// tmpfs, so nothing of it lands in the image).
 	ScriptDir string
-	Stdout    io.Writer
-	Stderr    io.Writer
+	// Binds are host directories bind-mounted read-write into the
+	// container, "HOST:CONTAINER"; what is written there stays on the host
+	// and is not part of the layer (apt's list and package caches).
+	Binds  []string
+	Stdout io.Writer
+	Stderr io.Writer
 }
 
 // Run runs script. Cancelling ctx sends SIGTERM to nspawn, which kills the
@@ -53,6 +57,9 @@ func (s *Shell) Run(ctx context.Context, script []byte) error {
 		"--resolv-conf=bind-host", "--timezone=off", "--link-journal=no",
 		"--bind-ro=" + hostPath + ":/run/kiln-step.sh",
 		"-D", s.Root,
+	}
+	for _, b := range s.Binds {
+		args = append(args, "--bind="+b)
 	}
 	if s.Machine != "" {
 		args = append(args, "--machine="+s.Machine)
