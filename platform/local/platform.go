@@ -181,6 +181,17 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 			}
 		}
 	}()
+	// Hold the lock from the start, so that a Reconcile in another kiln
+	// process never takes this half-made instance for an abandoned one; the
+	// supervisor inherits it.
+	lock, err := tryLock(dir)
+	if err != nil {
+		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
+	}
+	if lock == nil {
+		return nil, kiln.FieldErrorf(kiln.ECONFLICT, "id", "instance %s is being launched by another kiln process", spec.ID)
+	}
+	defer lock.Close() // runs before the deferred Destroy above
 	for _, d := range []string{upperDir, workDir, mergedDir} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
@@ -212,10 +223,15 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 
 	bootCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := p.startSupervisor(bootCtx, dir); err != nil {
+	t0 := time.Now()
+	err = p.startSupervisor(bootCtx, dir, lock)
+	lock.Close() // the supervisor holds it now, or it failed
+	if err != nil {
 		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
 	}
+	p.log.Debug("supervisor ready", "id", spec.ID, "elapsed", time.Since(t0))
 	state, failed, err := p.waitBoot(bootCtx, spec.ID, dir)
+	p.log.Debug("boot finished", "id", spec.ID, "elapsed", time.Since(t0))
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("launch %s: %w", spec.ID, ctx.Err())
@@ -233,15 +249,7 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 // startSupervisor starts the supervisor detached from this process (own
 // session, output to supervisor.log), hands it the locked supervisor.lock,
 // and waits for it to report that nspawn runs.
-func (p *Platform) startSupervisor(ctx context.Context, dir string) error {
-	lock, err := tryLock(dir)
-	if err != nil {
-		return err
-	}
-	if lock == nil {
-		return kiln.Errorf(kiln.ECONFLICT, "instance directory %s is locked by another supervisor", dir)
-	}
-	defer lock.Close()
+func (p *Platform) startSupervisor(ctx context.Context, dir string, lock *os.File) error {
 	log, err := os.OpenFile(filepath.Join(dir, supervisorFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err

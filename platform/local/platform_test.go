@@ -100,7 +100,7 @@ func newEnv(t testing.TB) *env {
 	p, err := New(Config{
 		DataDir:     dir,
 		Artifacts:   store,
-		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: logLevel()})),
 		ProbeBinary: exe,
 		Supervisor:  []string{exe, "__supervise"},
 	})
@@ -190,4 +190,11 @@ func (e *env) harness() *platformtest.Harness {
 func TestPlatformSuite(t *testing.T) {
 	e := newEnv(t)
 	platformtest.Run(t, e.harness())
+}
+
+func logLevel() slog.Level {
+	if os.Getenv("KILN_TEST_DEBUG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
 }
