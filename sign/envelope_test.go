@@ -272,10 +272,12 @@ func TestVerifyVersionRejects(t *testing.T) {
 				`provenance.packages[1].version: signed "2.36-9+deb12u10", registry "2.36-9+deb12u99"`},
 		},
 		{
-			name:    "package added in the registry",
-			version: edit(func(v *kiln.Version) { v.Provenance.Packages = append(v.Provenance.Packages, kiln.Package{Name: "zsh", Version: "5.9", Architecture: "amd64"}) }),
-			code:    kiln.ECONFLICT,
-			want:    []string{"provenance.packages: 3 entries signed, 4 in the registry"},
+			name: "package added in the registry",
+			version: edit(func(v *kiln.Version) {
+				v.Provenance.Packages = append(v.Provenance.Packages, kiln.Package{Name: "zsh", Version: "5.9", Architecture: "amd64"})
+			}),
+			code: kiln.ECONFLICT,
+			want: []string{"provenance.packages: 3 entries signed, 4 in the registry"},
 		},
 		{
 			name:    "base removed in the registry",
