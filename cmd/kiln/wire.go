@@ -12,6 +12,8 @@ import (
 	"github.com/kiln-project/kiln/api"
 	"github.com/kiln-project/kiln/cli"
 	"github.com/kiln-project/kiln/store"
+	"github.com/kiln-project/kiln/verify"
+	"github.com/spf13/cobra"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -33,6 +35,22 @@ func (m *Main) App() *cli.App {
 		Stdin:  os.Stdin,
 		Open:   openServices,
 		Serve:  serve,
+		Extra:  []func(*cli.App) *cobra.Command{probeCmd},
+	}
+}
+
+// probeCmd is `kiln probe`: the server-test probe that runs inside an
+// instance (the kiln binary is bind-mounted there), reading a suite on stdin
+// and writing the report on stdout.
+func probeCmd(_ *cli.App) *cobra.Command {
+	return &cobra.Command{
+		Use:    "probe",
+		Short:  "Run server tests on this machine (used inside instances)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return verify.RunProbeMain(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout())
+		},
 	}
 }
 
