@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/artifact"
@@ -146,10 +145,4 @@ func hasPackage(v *kiln.Version, name string) bool {
 		}
 	}
 	return false
-}
-
-func withTimeout(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
 }

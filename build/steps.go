@@ -232,14 +232,14 @@ func mkdirInRoot(rootfd int, dir string) (int, error) {
 		next := cur + "/" + part
 		fd, err := unix.Openat2(rootfd, next, how)
 		if err == unix.ENOENT {
-			pfd, err := unix.Openat2(rootfd, cur, how)
-			if err != nil {
-				return -1, err
+			pfd, perr := unix.Openat2(rootfd, cur, how)
+			if perr != nil {
+				return -1, perr
 			}
-			err = unix.Mkdirat(pfd, part, 0o755)
+			perr = unix.Mkdirat(pfd, part, 0o755)
 			unix.Close(pfd)
-			if err != nil && err != unix.EEXIST {
-				return -1, err
+			if perr != nil && perr != unix.EEXIST {
+				return -1, perr
 			}
 			fd, err = unix.Openat2(rootfd, next, how)
 		}

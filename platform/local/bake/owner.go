@@ -17,7 +17,7 @@ func LookupOwner(root, owner string) (uid, gid int, err error) {
 		return 0, 0, nil
 	}
 	user, group, hasGroup := strings.Cut(owner, ":")
-	uid, gid = -1, -1
+	gid = -1
 	if n, err := strconv.Atoi(user); err == nil {
 		uid = n
 	} else {

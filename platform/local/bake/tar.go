@@ -107,7 +107,7 @@ func WriteTar(ctx context.Context, root string, w io.Writer, opts WriteOptions) 
 			hdr.Name += "/"
 		case unix.S_IFREG:
 			hdr.Typeflag = tar.TypeReg
-			id := inode{uint64(st.Dev), st.Ino}
+			id := inode{st.Dev, st.Ino}
 			if first, ok := links[id]; ok && st.Nlink > 1 {
 				hdr.Typeflag, hdr.Linkname = tar.TypeLink, first
 				break
