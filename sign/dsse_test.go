@@ -133,8 +133,14 @@ func TestDSSEProtocolExample(t *testing.T) {
 	}
 	x, _ := new(big.Int).SetString("46950820868899156662930047687818585632848591499744589407958293238635476079160", 10)
 	y, _ := new(big.Int).SetString("5640078356564379163099075877009565129882514886557779369047442380624545832820", 10)
-	pub := &ecdsa.PublicKey{Curve: elliptic.P256(), X: x, Y: y}
-	sig, err := base64.StdEncoding.DecodeString("A3JqsQGtVsJ2O2xqrI5IcnXip5GToJ3F+FnZ+O88SjtR6rDAajabZKciJTfUiHqJPcIAriEGAHTVeCUjW2JIZA==")
+	point := append([]byte{4}, x.FillBytes(make([]byte, 32))...)
+	point = append(point, y.FillBytes(make([]byte, 32))...)
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), point)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sig []byte
+	sig, err = base64.StdEncoding.DecodeString("A3JqsQGtVsJ2O2xqrI5IcnXip5GToJ3F+FnZ+O88SjtR6rDAajabZKciJTfUiHqJPcIAriEGAHTVeCUjW2JIZA==")
 	if err != nil || len(sig) != 64 {
 		t.Fatalf("signature: %v, %d bytes", err, len(sig))
 	}
