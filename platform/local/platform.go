@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"golang.org/x/sys/unix"
 )
 
 var _ kiln.Platform = (*Platform)(nil)
@@ -160,6 +161,13 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 		return nil, kiln.FieldErrorf(kiln.ECONFLICT, "id", "instance %s exists already; destroy it first or choose another id", spec.ID)
 	}
 
+	// Shared with other launches, exclusive with PruneRootfs, until the
+	// record naming the lower dir is written.
+	unlockCache, err := p.cacheLock(unix.LOCK_SH)
+	if err != nil {
+		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
+	}
+	defer unlockCache()
 	lower, err := p.rootfs(ctx, spec.Artifact.Digest)
 	if err != nil {
 		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
@@ -220,6 +228,7 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 	if err := writeRecord(dir, rec); err != nil {
 		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
 	}
+	unlockCache()
 
 	bootCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -67,11 +67,24 @@ func TestInstanceWritesStayInUpper(t *testing.T) {
 	if code, _ := e.p.Exec(ctx, id, []string{"sh", "-c", "echo x >> " + ProbePath}, kiln.ExecIO{}); code == 0 {
 		t.Errorf("probe at %s is writable", ProbePath)
 	}
+	if got, err := e.p.PruneRootfs(ctx, nil); err != nil || len(got) != 0 {
+		t.Errorf("PruneRootfs with the rootfs in use = %v, %v; want nothing removed", got, err)
+	}
 	if err := e.p.Destroy(ctx, id); err != nil {
 		t.Fatal(err)
 	}
 	if after := fingerprint(t, lower); after != before {
 		t.Error("the rootfs cache changed while an instance ran on it")
+	}
+	keep := func(d string) bool { return d == e.art.Digest }
+	if got, err := e.p.PruneRootfs(ctx, keep); err != nil || len(got) != 0 {
+		t.Errorf("PruneRootfs keeping the digest = %v, %v; want nothing removed", got, err)
+	}
+	if got, err := e.p.PruneRootfs(ctx, nil); err != nil || len(got) != 1 || got[0] != e.art.Digest {
+		t.Errorf("PruneRootfs = %v, %v; want %s removed", got, err, e.art.Digest)
+	}
+	if _, err := os.Stat(lower); !os.IsNotExist(err) {
+		t.Errorf("pruned rootfs still there: %v", err)
 	}
 }
 

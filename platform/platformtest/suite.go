@@ -39,7 +39,7 @@ func (h *Harness) id(t testing.TB) string {
 	return fmt.Sprintf("pt-%d-%d", time.Now().UnixNano()%1e6, seq.Add(1))
 }
 
-func (h *Harness) launch(t testing.TB, ctx context.Context, id string, ports ...kiln.PortForward) *kiln.LaunchResult {
+func (h *Harness) launch(ctx context.Context, t testing.TB, id string, ports ...kiln.PortForward) *kiln.LaunchResult {
 	t.Helper()
 	timeout := h.Timeout
 	if timeout == 0 {
@@ -67,7 +67,7 @@ func (h *Harness) launch(t testing.TB, ctx context.Context, id string, ports ...
 }
 
 // run runs a command in the instance and returns its exit status and output.
-func (h *Harness) run(t testing.TB, ctx context.Context, id string, stdin string, argv ...string) (int, string, string) {
+func (h *Harness) run(ctx context.Context, t testing.TB, id string, stdin string, argv ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	var in io.Reader
@@ -81,7 +81,7 @@ func (h *Harness) run(t testing.TB, ctx context.Context, id string, stdin string
 	return code, out.String(), errb.String()
 }
 
-func (h *Harness) digest(t testing.TB, ctx context.Context) {
+func (h *Harness) digest(ctx context.Context, t testing.TB) {
 	t.Helper()
 	got, err := Digest(ctx, h.Artifacts, h.Image.Digest)
 	if err != nil {
@@ -106,36 +106,36 @@ func (h *Harness) noLeftovers(t testing.TB) {
 // it launched.
 func Run(t *testing.T, h *Harness) {
 	ctx := context.Background()
-	t.Run("LaunchExecForward", func(t *testing.T) { testLaunchExecForward(t, ctx, h) })
-	t.Run("NoResidue", func(t *testing.T) { testNoResidue(t, ctx, h) })
-	t.Run("StopDestroy", func(t *testing.T) { testStopDestroy(t, ctx, h) })
-	t.Run("Crash", func(t *testing.T) { testCrash(t, ctx, h) })
-	t.Run("Refusals", func(t *testing.T) { testRefusals(t, ctx, h) })
-	t.Run("CancelledLaunch", func(t *testing.T) { testCancelledLaunch(t, ctx, h) })
+	t.Run("LaunchExecForward", func(t *testing.T) { testLaunchExecForward(ctx, t, h) })
+	t.Run("NoResidue", func(t *testing.T) { testNoResidue(ctx, t, h) })
+	t.Run("StopDestroy", func(t *testing.T) { testStopDestroy(ctx, t, h) })
+	t.Run("Crash", func(t *testing.T) { testCrash(ctx, t, h) })
+	t.Run("Refusals", func(t *testing.T) { testRefusals(ctx, t, h) })
+	t.Run("CancelledLaunch", func(t *testing.T) { testCancelledLaunch(ctx, t, h) })
 }
 
-func testLaunchExecForward(t *testing.T, ctx context.Context, h *Harness) {
+func testLaunchExecForward(ctx context.Context, t *testing.T, h *Harness) {
 	id := h.id(t)
-	res := h.launch(t, ctx, id, kiln.PortForward{Host: "127.0.0.1:0", Guest: ImageHTTPPort})
+	res := h.launch(ctx, t, id, kiln.PortForward{Host: "127.0.0.1:0", Guest: ImageHTTPPort})
 	if st, err := h.Platform.State(ctx, id); err != nil || (st != kiln.InstanceRunning && st != kiln.InstanceDegraded) {
 		t.Fatalf("State = %q, %v; want running", st, err)
 	}
 
-	code, out, _ := h.run(t, ctx, id, "", "cat", "/etc/os-release")
+	code, out, _ := h.run(ctx, t, id, "", "cat", "/etc/os-release")
 	if code != 0 || !strings.Contains(out, ImageOSRelease) {
 		t.Errorf("cat /etc/os-release: status %d, output %q; want 0 and %q", code, out, ImageOSRelease)
 	}
-	if code, _, _ := h.run(t, ctx, id, "", "sh", "-c", "exit 7"); code != 7 {
+	if code, _, _ := h.run(ctx, t, id, "", "sh", "-c", "exit 7"); code != 7 {
 		t.Errorf("sh -c 'exit 7': status %d, want 7", code)
 	}
-	if code, out, _ := h.run(t, ctx, id, "piped in\n", "cat"); code != 0 || out != "piped in\n" {
+	if code, out, _ := h.run(ctx, t, id, "piped in\n", "cat"); code != 0 || out != "piped in\n" {
 		t.Errorf("cat with stdin: status %d, output %q", code, out)
 	}
-	if _, _, errs := h.run(t, ctx, id, "", "sh", "-c", "echo oops >&2"); errs != "oops\n" {
+	if _, _, errs := h.run(ctx, t, id, "", "sh", "-c", "echo oops >&2"); errs != "oops\n" {
 		t.Errorf("stderr = %q, want oops", errs)
 	}
 	// The command really runs inside: PID 1 there is the instance's init.
-	if _, out, _ := h.run(t, ctx, id, "", "cat", "/proc/1/comm"); strings.TrimSpace(out) != "systemd" {
+	if _, out, _ := h.run(ctx, t, id, "", "cat", "/proc/1/comm"); strings.TrimSpace(out) != "systemd" {
 		t.Errorf("/proc/1/comm inside = %q, want systemd", out)
 	}
 
@@ -162,24 +162,24 @@ func testLaunchExecForward(t *testing.T, ctx context.Context, h *Harness) {
 	}
 }
 
-func testNoResidue(t *testing.T, ctx context.Context, h *Harness) {
-	h.digest(t, ctx)
+func testNoResidue(ctx context.Context, t *testing.T, h *Harness) {
+	h.digest(ctx, t)
 	id := h.id(t)
-	h.launch(t, ctx, id)
+	h.launch(ctx, t, id)
 	script := "echo residue > /root/residue && echo x >> /etc/motd && useradd -M residue && rm -f /srv/www/index.html"
-	if code, _, errs := h.run(t, ctx, id, "", "sh", "-c", script); code != 0 {
+	if code, _, errs := h.run(ctx, t, id, "", "sh", "-c", script); code != 0 {
 		t.Fatalf("write residue: status %d: %s", code, errs)
 	}
-	if code, _, _ := h.run(t, ctx, id, "", "test", "-f", "/root/residue"); code != 0 {
+	if code, _, _ := h.run(ctx, t, id, "", "test", "-f", "/root/residue"); code != 0 {
 		t.Fatalf("residue not visible inside the instance that wrote it")
 	}
 	if err := h.Platform.Destroy(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	h.digest(t, ctx)
+	h.digest(ctx, t)
 
 	fresh := h.id(t)
-	h.launch(t, ctx, fresh)
+	h.launch(ctx, t, fresh)
 	checks := [][]string{
 		{"test", "!", "-e", "/root/residue"},
 		{"sh", "-c", "! grep -q '^residue:' /etc/passwd"},
@@ -187,20 +187,20 @@ func testNoResidue(t *testing.T, ctx context.Context, h *Harness) {
 		{"sh", "-c", "! grep -qx x /etc/motd"},
 	}
 	for _, c := range checks {
-		if code, _, _ := h.run(t, ctx, fresh, "", c...); code != 0 {
+		if code, _, _ := h.run(ctx, t, fresh, "", c...); code != 0 {
 			t.Errorf("fresh instance: %v failed: residue of the earlier instance reached the image", c)
 		}
 	}
 	if err := h.Platform.Destroy(ctx, fresh); err != nil {
 		t.Fatal(err)
 	}
-	h.digest(t, ctx)
+	h.digest(ctx, t)
 	h.noLeftovers(t)
 }
 
-func testStopDestroy(t *testing.T, ctx context.Context, h *Harness) {
+func testStopDestroy(ctx context.Context, t *testing.T, h *Harness) {
 	id := h.id(t)
-	h.launch(t, ctx, id)
+	h.launch(ctx, t, id)
 	if err := h.Platform.Stop(ctx, id); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
@@ -224,19 +224,19 @@ func testStopDestroy(t *testing.T, ctx context.Context, h *Harness) {
 	}
 	// Destroying a running instance directly works too.
 	id2 := h.id(t)
-	h.launch(t, ctx, id2)
+	h.launch(ctx, t, id2)
 	if err := h.Platform.Destroy(ctx, id2); err != nil {
 		t.Fatalf("destroy running: %v", err)
 	}
 	h.noLeftovers(t)
 }
 
-func testCrash(t *testing.T, ctx context.Context, h *Harness) {
+func testCrash(ctx context.Context, t *testing.T, h *Harness) {
 	if h.Crash == nil {
 		t.Skip("the driver has no way to crash an instance")
 	}
 	id := h.id(t)
-	h.launch(t, ctx, id, kiln.PortForward{Host: "127.0.0.1:0", Guest: ImageHTTPPort})
+	h.launch(ctx, t, id, kiln.PortForward{Host: "127.0.0.1:0", Guest: ImageHTTPPort})
 	h.Crash(t, id)
 	deadline := time.Now().Add(15 * time.Second)
 	var st kiln.InstanceState
@@ -257,7 +257,7 @@ func testCrash(t *testing.T, ctx context.Context, h *Harness) {
 	h.noLeftovers(t)
 }
 
-func testRefusals(t *testing.T, ctx context.Context, h *Harness) {
+func testRefusals(ctx context.Context, t *testing.T, h *Harness) {
 	if _, err := h.Platform.Exec(ctx, "pt-unknown", []string{"true"}, kiln.ExecIO{}); kiln.ErrorCode(err) != kiln.ENOTFOUND {
 		t.Errorf("exec in unknown instance: %v; want %s", err, kiln.ENOTFOUND)
 	}
@@ -277,7 +277,7 @@ func testRefusals(t *testing.T, ctx context.Context, h *Harness) {
 	}
 
 	id := h.id(t)
-	h.launch(t, ctx, id)
+	h.launch(ctx, t, id)
 	if _, err := h.Platform.Launch(ctx, kiln.LaunchSpec{ID: id, Name: "pt", Artifact: h.Image, Timeout: time.Minute}); kiln.ErrorCode(err) != kiln.ECONFLICT {
 		t.Errorf("second launch with the same id: %v; want %s", err, kiln.ECONFLICT)
 	}
@@ -290,7 +290,7 @@ func testRefusals(t *testing.T, ctx context.Context, h *Harness) {
 	h.noLeftovers(t)
 }
 
-func testCancelledLaunch(t *testing.T, ctx context.Context, h *Harness) {
+func testCancelledLaunch(ctx context.Context, t *testing.T, h *Harness) {
 	for _, after := range []time.Duration{0, 50 * time.Millisecond, 150 * time.Millisecond} {
 		id := h.id(t)
 		cctx, cancel := context.WithTimeout(ctx, after)

@@ -1,0 +1,71 @@
+package local
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// cacheLock serialises PruneRootfs against launches choosing a cached
+// rootfs: launches take it shared, pruning exclusive.
+func (p *Platform) cacheLock(how int) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(p.dataDir, "rootfs.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("rootfs cache lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("rootfs cache lock: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// PruneRootfs removes unpacked artifacts from the rootfs cache that no
+// instance in the data directory uses (an instance's changes only make sense
+// over the lower dir it was launched on, so stopped and crashed instances
+// count until destroyed) and for which keep returns false. keep may be nil.
+// It returns the digests removed.
+func (p *Platform) PruneRootfs(ctx context.Context, keep func(digest string) bool) ([]string, error) {
+	unlock, err := p.cacheLock(unix.LOCK_EX)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	inUse := map[string]bool{}
+	ents, err := os.ReadDir(filepath.Join(p.dataDir, "instances"))
+	if err != nil {
+		return nil, fmt.Errorf("prune rootfs cache: %w", err)
+	}
+	for _, e := range ents {
+		if rec, err := readRecord(filepath.Join(p.dataDir, "instances", e.Name())); err == nil {
+			inUse[rec.Lower] = true
+		}
+	}
+	dir := filepath.Join(p.dataDir, "rootfs")
+	ents, err = os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("prune rootfs cache: %w", err)
+	}
+	var removed []string
+	for _, e := range ents {
+		if ctx.Err() != nil {
+			return removed, ctx.Err()
+		}
+		name := e.Name()
+		path := filepath.Join(dir, name)
+		digest := "sha256:" + name
+		if strings.HasPrefix(name, ".") || inUse[path] || (keep != nil && keep(digest)) {
+			continue
+		}
+		if err := os.RemoveAll(path); err != nil {
+			return removed, fmt.Errorf("prune rootfs cache: %w", err)
+		}
+		p.log.Info("removed unpacked artifact", "digest", digest)
+		removed = append(removed, digest)
+	}
+	return removed, nil
+}
