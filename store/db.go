@@ -136,6 +136,11 @@ func (db *DB) openSQLite(ctx context.Context, path string, cfg config) error {
 		return kiln.FieldErrorf(kiln.EINVALID, "database", "SQLite path %q contains '?' or '#'; choose a path without them", path)
 	}
 	db.where = path
+	// The registry will hold API tokens and audit records: create the file
+	// readable by its owner only. An existing file keeps its mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+		_ = f.Close()
+	}
 	// Every connection gets the same pragmas. Write transactions start with
 	// BEGIN IMMEDIATE (_txlock) so they take the write lock up front and a
 	// busy database shows up at BEGIN, where retrying is safe; read-only

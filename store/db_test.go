@@ -68,12 +68,24 @@ func TestMigrationsRecordedOnce(t *testing.T) {
 		// Several processes opening a fresh database at once: each
 		// migration is applied exactly once.
 		ms := must[[]migration](t)(loadMigrations(e.dialect))
+		u, raw := emptyDatabase(t, e.kind)
 		var wg sync.WaitGroup
-		for range 4 {
-			wg.Go(func() { e.reopen(t) })
+		errs := make([]error, 4)
+		for i := range errs {
+			wg.Go(func() {
+				var db *DB
+				if db, errs[i] = Open(context.Background(), u, "", testLogger(t), nil); errs[i] == nil {
+					errs[i] = db.Close()
+				}
+			})
 		}
 		wg.Wait()
-		rows, err := e.raw.Query(`SELECT version, name FROM schema_migrations ORDER BY version`)
+		for _, err := range errs {
+			if err != nil {
+				t.Errorf("concurrent open: %v", err)
+			}
+		}
+		rows, err := raw.Query(`SELECT version, name FROM schema_migrations ORDER BY version`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,10 +103,10 @@ func TestMigrationsRecordedOnce(t *testing.T) {
 			t.Errorf("schema_migrations = %v; want one row per migration (%d)", got, len(ms))
 		}
 		// A database from a newer kiln is refused, not half-used.
-		if _, err := e.raw.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', '2030-01-01T00:00:00.000000Z')`); err != nil {
+		if _, err := raw.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', '2030-01-01T00:00:00.000000Z')`); err != nil {
 			t.Fatal(err)
 		}
-		_, err = Open(context.Background(), e.url, "", testLogger(t), nil)
+		_, err = Open(context.Background(), u, "", testLogger(t), nil)
 		wantContains(t, wantCode(t, err, kiln.EUNAVAILABLE), "schema version 9999", "upgrade kiln")
 	})
 }
@@ -149,8 +161,18 @@ func TestOpenDataDir(t *testing.T) {
 		t.Errorf("foreign_keys = %d (%v), want 1", fk, err)
 	}
 
+	if st, err := os.Stat(filepath.Join(dir, "kiln.db")); err == nil && st.Mode().Perm() != 0o600 {
+		t.Errorf("kiln.db mode %v, want 0600", st.Mode().Perm())
+	}
+
 	_, err = Open(context.Background(), "", "", testLogger(t), nil)
 	wantCode(t, err, kiln.EINVALID)
+	_, err = Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "missing", "kiln.db"), "", testLogger(t), nil)
+	wantContains(t, wantCode(t, err, kiln.EUNAVAILABLE), "cannot open database", "missing/kiln.db")
+	_, err = Open(context.Background(), "postgres://kiln:hunter2@db:notaport/kiln", "", testLogger(t), nil)
+	if msg := wantCode(t, err, kiln.EINVALID); strings.Contains(msg, "hunter2") || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("message shows the password: %s", msg)
+	}
 	_, err = Open(context.Background(), "mysql://root:hunter2@db/kiln", "", testLogger(t), nil)
 	msg := wantCode(t, err, kiln.EINVALID)
 	wantContains(t, msg, "sqlite:PATH", "postgres://")

@@ -149,7 +149,7 @@ func TestVersionNumbersConcurrentProcesses(t *testing.T) {
 		outs := make([][]byte, procs)
 		var wg sync.WaitGroup
 		for p := range procs {
-			cmds[p] = exec.Command(exe, "-test.run=^TestHelperProcessCreateVersions$", "-test.count=1")
+			cmds[p] = exec.Command(exe)
 			cmds[p].Env = append(os.Environ(), helperEnv+"="+e.url, "KILN_STORE_TEST_HELPER_N="+strconv.Itoa(racers/procs))
 			wg.Go(func() { outs[p], err = cmds[p].CombinedOutput() })
 		}
@@ -163,18 +163,33 @@ func TestVersionNumbersConcurrentProcesses(t *testing.T) {
 	})
 }
 
-// TestHelperProcessCreateVersions is not a test: it is the body of the
-// processes TestVersionNumbersConcurrentProcesses starts.
-func TestHelperProcessCreateVersions(t *testing.T) {
-	u := os.Getenv(helperEnv)
-	if u == "" {
-		t.Skip("helper process for TestVersionNumbersConcurrentProcesses")
-	}
-	n, _ := strconv.Atoi(os.Getenv("KILN_STORE_TEST_HELPER_N"))
-	db, err := Open(context.Background(), u, "", testLogger(t), newTestClock().Now)
+// helperCreateVersions is the body of the processes
+// TestVersionNumbersConcurrentProcesses starts (see TestMain): it opens the
+// database at u and races n CreateVersion calls. It returns the exit code.
+func helperCreateVersions(u string, n int) int {
+	db, err := Open(context.Background(), u, "", nil, nil)
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, "helper: open:", err)
+		return 1
 	}
 	defer db.Close()
-	createConcurrently(t, "appserver", n, db)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			if _, err := db.CreateVersion(context.Background(), &kiln.NewVersion{Image: "appserver",
+				Tags:       kiln.Tags{"racer": strconv.Itoa(i)},
+				Provenance: kiln.Provenance{Packages: []kiln.Package{{Name: "pkg", Version: strconv.Itoa(i), Architecture: "all"}}},
+			}); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		fmt.Fprintln(os.Stderr, "helper: CreateVersion:", err)
+		return 1
+	}
+	return 0
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,16 @@ import (
 // named by KILN_TEST_POSTGRES, dropped afterwards). Without
 // KILN_TEST_POSTGRES the PostgreSQL half skips, unless CI=true, where it
 // fails: start one with `eval "$(scripts/postgres-test.sh)"`.
+
+// TestMain runs the tests, or, in the processes
+// TestVersionNumbersConcurrentProcesses starts, the racing helper.
+func TestMain(m *testing.M) {
+	if u := os.Getenv(helperEnv); u != "" {
+		n, _ := strconv.Atoi(os.Getenv("KILN_STORE_TEST_HELPER_N"))
+		os.Exit(helperCreateVersions(u, n))
+	}
+	os.Exit(m.Run())
+}
 
 // testClock is a kiln.Clock that advances one second per reading, so every
 // recorded time is distinct and predictable.
@@ -95,19 +106,7 @@ func eachBackend(t *testing.T, fn func(t *testing.T, e *env)) {
 func newEnv(t testing.TB, kind string) *env {
 	t.Helper()
 	e := &env{kind: kind, clock: newTestClock()}
-	switch kind {
-	case "sqlite":
-		path := filepath.Join(t.TempDir(), "kiln.db")
-		e.url = "sqlite:" + path
-		raw, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.raw = raw
-	case "postgres":
-		e.url, e.raw = postgresSchema(t)
-	}
-	t.Cleanup(func() { _ = e.raw.Close() })
+	e.url, e.raw = emptyDatabase(t, kind)
 	db, err := Open(context.Background(), e.url, "", testLogger(t), e.clock.Now)
 	if err != nil {
 		t.Fatalf("open %s: %v", kind, err)
@@ -115,6 +114,27 @@ func newEnv(t testing.TB, kind string) *env {
 	t.Cleanup(func() { _ = db.Close() })
 	e.DB = db
 	return e
+}
+
+// emptyDatabase makes a database with nothing in it and returns the URL
+// Open takes and a raw connection to it.
+func emptyDatabase(t testing.TB, kind string) (string, *sql.DB) {
+	t.Helper()
+	var u string
+	var raw *sql.DB
+	switch kind {
+	case "sqlite":
+		path := filepath.Join(t.TempDir(), "kiln.db")
+		u = "sqlite:" + path
+		var err error
+		if raw, err = sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)"); err != nil {
+			t.Fatal(err)
+		}
+	case "postgres":
+		u, raw = postgresSchema(t)
+	}
+	t.Cleanup(func() { _ = raw.Close() })
+	return u, raw
 }
 
 // needPostgres returns KILN_TEST_POSTGRES, skipping the test without it

@@ -341,14 +341,16 @@ func loadDetails(ctx context.Context, tx *tx, vs []*kiln.Version, withPackages b
 	for _, v := range vs {
 		byID[v.ID] = v
 	}
-	for start := 0; start < len(vs); start += detailBatch {
-		batch := vs[start:min(start+detailBatch, len(vs))]
-		ids := make([]any, len(batch))
-		for i, v := range batch {
-			ids[i] = v.ID
-		}
-		in := "(" + placeholders(len(ids)) + ")"
-		if err := eachRow(ctx, tx, `SELECT version_id, key, value FROM version_tags WHERE version_id IN `+in, ids,
+	batchSize := detailBatch
+	if tx.db.dialect == dialectPostgres {
+		// One array parameter: PostgreSQL plans "= ANY($1)" once, where
+		// long IN lists cost more to plan than to run.
+		batchSize = len(vs)
+	}
+	for start := 0; start < len(vs); start += batchSize {
+		batch := vs[start:min(start+batchSize, len(vs))]
+		in, ids := tx.db.idsIn(batch)
+		if err := eachRow(ctx, tx, `SELECT version_id, key, value FROM version_tags WHERE version_id `+in, ids,
 			func(rows *sql.Rows) error {
 				var id int64
 				var k, val string
@@ -360,7 +362,7 @@ func loadDetails(ctx context.Context, tx *tx, vs []*kiln.Version, withPackages b
 			}); err != nil {
 			return fmt.Errorf("load tags: %w", err)
 		}
-		if err := eachRow(ctx, tx, `SELECT version_id, kind, ref, digest FROM version_sources WHERE version_id IN `+in+` ORDER BY version_id, position`, ids,
+		if err := eachRow(ctx, tx, `SELECT version_id, kind, ref, digest FROM version_sources WHERE version_id `+in+` ORDER BY version_id, position`, ids,
 			func(rows *sql.Rows) error {
 				var id int64
 				var s kiln.Source
@@ -375,7 +377,7 @@ func loadDetails(ctx context.Context, tx *tx, vs []*kiln.Version, withPackages b
 			return fmt.Errorf("load sources: %w", err)
 		}
 		if withPackages {
-			if err := eachRow(ctx, tx, `SELECT version_id, name, version, architecture FROM version_packages WHERE version_id IN `+in+` ORDER BY version_id, name, architecture`, ids,
+			if err := eachRow(ctx, tx, `SELECT version_id, name, version, architecture FROM version_packages WHERE version_id `+in+` ORDER BY version_id, name, architecture`, ids,
 				func(rows *sql.Rows) error {
 					var id int64
 					var pk kiln.Package
@@ -393,6 +395,23 @@ func loadDetails(ctx context.Context, tx *tx, vs []*kiln.Version, withPackages b
 		setSystemTags(v)
 	}
 	return nil
+}
+
+// idsIn returns "IN (?, ?, …)" (SQLite) or "= ANY(?)" (PostgreSQL) and the
+// arguments that select the rows of vs.
+func (db *DB) idsIn(vs []*kiln.Version) (string, []any) {
+	if db.dialect == dialectPostgres {
+		ids := make([]int64, len(vs))
+		for i, v := range vs {
+			ids[i] = v.ID
+		}
+		return "= ANY(?)", []any{ids}
+	}
+	ids := make([]any, len(vs))
+	for i, v := range vs {
+		ids[i] = v.ID
+	}
+	return "IN (" + placeholders(len(ids)) + ")", ids
 }
 
 func eachRow(ctx context.Context, tx *tx, q string, args []any, fn func(*sql.Rows) error) error {
