@@ -236,6 +236,9 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 	err = p.startSupervisor(bootCtx, dir, lock)
 	lock.Close() // the supervisor holds it now, or it failed
 	if err != nil {
+		if ctx.Err() == nil && errors.Is(bootCtx.Err(), context.DeadlineExceeded) {
+			return nil, kiln.Errorf(kiln.EUNAVAILABLE, "instance %s did not start within %s; raise the launch timeout or look at the console output:\n%s", spec.ID, timeout, tail(filepath.Join(dir, consoleFile), 4096))
+		}
 		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
 	}
 	p.log.Debug("supervisor ready", "id", spec.ID, "elapsed", time.Since(t0))
