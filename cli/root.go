@@ -26,8 +26,11 @@ type Config struct {
 // Services are the domain services a command works with. cmd/kiln builds
 // them from Config; Close releases them.
 type Services struct {
-	Registry kiln.Registry
-	Close    func() error
+	Registry  kiln.Registry
+	Artifacts kiln.ArtifactStore
+	// DataDir is where work files live (build directories, step cache).
+	DataDir string
+	Close   func() error
 }
 
 // App is the CLI's view of the outside world, provided by cmd/kiln.
@@ -134,7 +137,7 @@ func (a *App) Root() *cobra.Command {
 	pf.StringVarP(&a.cfg.Output, "output", "o", FormatTable, "output format of listings: table or json")
 	pf.BoolVarP(&a.cfg.Verbose, "verbose", "v", false, "print debug logs and live output of long steps")
 
-	root.AddCommand(a.imageCmd(), a.versionCmd(), a.serveCmd())
+	root.AddCommand(a.imageCmd(), a.versionCmd(), a.serveCmd(), a.validateCmd(), a.buildCmd())
 	for _, f := range a.Extra {
 		root.AddCommand(f(a))
 	}

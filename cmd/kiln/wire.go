@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln/api"
+	"github.com/kiln-project/kiln/artifact"
+	"github.com/kiln-project/kiln/build"
 	"github.com/kiln-project/kiln/cli"
 	"github.com/kiln-project/kiln/store"
 	"github.com/kiln-project/kiln/verify"
@@ -59,7 +61,19 @@ func openServices(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*cl
 	if err != nil {
 		return nil, err
 	}
-	return &cli.Services{Registry: db, Close: db.Close}, nil
+	arts, err := artifact.Open(cfg.DataDir)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	// Leftovers of a build killed without a chance to clean up (kill -9,
+	// power cut) are removed now, and the user is told.
+	if rep, err := build.Cleanup(ctx, cfg.DataDir, logger); err != nil {
+		logger.Warn("cleanup of interrupted builds failed", "err", err)
+	} else if !rep.Empty() {
+		logger.Warn("cleaned up after an interrupted build: " + rep.String())
+	}
+	return &cli.Services{Registry: db, Artifacts: arts, DataDir: cfg.DataDir, Close: db.Close}, nil
 }
 
 func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.ServeOptions) error {
