@@ -27,7 +27,11 @@ func BenchmarkBuild(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		res, err := Bench(ctx, BenchOptions{DataDir: dir, Registry: reg, Mirror: mirror()})
+		opts := BenchOptions{DataDir: dir, Registry: reg, Mirror: mirror()}
+		if testing.Verbose() {
+			opts.Progress = os.Stderr
+		}
+		res, err := Bench(ctx, opts)
 		reg.Close()
 		if err != nil {
 			b.Fatal(err)
