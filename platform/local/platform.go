@@ -90,6 +90,9 @@ func New(cfg Config) (*Platform, error) {
 	if !filepath.IsAbs(p.probe) {
 		return nil, kiln.FieldErrorf(kiln.EINVALID, "probe_binary", "%q is not an absolute path", p.probe)
 	}
+	if fi, err := os.Stat(p.probe); err != nil || !fi.Mode().IsRegular() {
+		return nil, kiln.FieldErrorf(kiln.EINVALID, "probe_binary", "%q is not a file (%v); point it at the kiln binary", p.probe, err)
+	}
 	for _, tool := range []string{"systemd-nspawn", "nsenter", "tar"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return nil, kiln.Errorf(kiln.EUNAVAILABLE, "the local platform needs %s, which is not on PATH; install systemd-container, util-linux and tar", tool)

@@ -58,7 +58,9 @@ func BakeImage(ctx context.Context, cacheDir string) (string, error) {
 	if err := os.MkdirAll(cacheDir, 0o700); err != nil {
 		return "", err
 	}
-	tmp := strings.TrimSuffix(out, ".tar") + ".tmp.tar" // mmdebstrap picks the format by the extension
+	// Unique per process (several test binaries may bake at once); mmdebstrap
+	// picks the format by the extension.
+	tmp := fmt.Sprintf("%s.%d.tmp.tar", strings.TrimSuffix(out, ".tar"), os.Getpid())
 	cmd := exec.CommandContext(ctx, "mmdebstrap", imageRecipe(mirror, tmp)...)
 	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1700000000")
 	if b, err := cmd.CombinedOutput(); err != nil {
