@@ -2,8 +2,11 @@ package sign
 
 import (
 	"crypto"
+	"crypto/ecdh"
+	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -14,6 +17,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/kiln-project/kiln"
 )
@@ -151,16 +155,15 @@ func parsePrivateKeyPEM(path string, data []byte) (ed25519.PrivateKey, error) {
 }
 
 func keyType(k any) string {
-	t := fmt.Sprintf("%T", k)
-	switch t {
-	case "*rsa.PrivateKey", "*rsa.PublicKey":
+	switch k.(type) {
+	case *rsa.PrivateKey, *rsa.PublicKey:
 		return "RSA"
-	case "*ecdsa.PrivateKey", "*ecdsa.PublicKey":
+	case *ecdsa.PrivateKey, *ecdsa.PublicKey:
 		return "ECDSA"
-	case "*ecdh.PrivateKey", "*ecdh.PublicKey":
-		return "X25519/ECDH"
+	case *ecdh.PrivateKey, *ecdh.PublicKey:
+		return "X25519 (ECDH)"
 	}
-	return t
+	return fmt.Sprintf("%T", k)
 }
 
 // createKey writes a new key to path without ever replacing an existing
@@ -181,7 +184,8 @@ func createKey(path string) (*Signer, error) {
 	}
 	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 
-	tmp, err := os.CreateTemp(dir, ".signing-*.tmp") // mode 0600
+	removeStaleTemp(dir)
+	tmp, err := os.CreateTemp(dir, tempPattern) // mode 0600
 	if err != nil {
 		return nil, fmt.Errorf("create signing key: %w", err)
 	}
@@ -216,6 +220,21 @@ func createKey(path string) (*Signer, error) {
 	s := NewSigner(key)
 	s.path = path
 	return s, nil
+}
+
+// tempPattern names the temporary files createKey writes.
+const tempPattern = ".signing-*.tmp"
+
+// removeStaleTemp deletes temporary key files a killed kiln left behind.
+// Only files older than a minute go, so a concurrent first start keeps its
+// own.
+func removeStaleTemp(dir string) {
+	stale, _ := filepath.Glob(filepath.Join(dir, tempPattern))
+	for _, p := range stale {
+		if fi, err := os.Lstat(p); err == nil && time.Since(fi.ModTime()) > time.Minute {
+			_ = os.Remove(p)
+		}
+	}
 }
 
 // KeyID returns the id kiln gives a public key: the lowercase hex SHA-256 of

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kiln-project/kiln"
 )
@@ -206,5 +207,36 @@ func TestPublicKeyPEMRoundTrip(t *testing.T) {
 	}
 	if _, err := ParsePublicKeyPEM([]byte("not pem")); kiln.ErrorCode(err) != kiln.EINVALID {
 		t.Errorf("not PEM: %v", err)
+	}
+}
+
+// TestLoadOrCreateKeyRemovesStaleTemp: a temporary key file left by a
+// killed first start is removed by the next one; a fresh one (another
+// process creating its key right now) is kept.
+func TestLoadOrCreateKeyRemovesStaleTemp(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	if err := os.MkdirAll(keys, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(keys, ".signing-123.tmp")
+	fresh := filepath.Join(keys, ".signing-456.tmp")
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, []byte("half a key"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadOrCreateKey(dir, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale temporary key file still there (%v)", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a fresh temporary file was removed: %v", err)
 	}
 }
