@@ -30,7 +30,11 @@ type Services struct {
 	Artifacts kiln.ArtifactStore
 	// DataDir is where work files live (build directories, step cache).
 	DataDir string
-	Close   func() error
+	// Platform runs instances (the local nspawn driver by default).
+	Platform kiln.Platform
+	// Inventory records instances.
+	Inventory kiln.Inventory
+	Close     func() error
 }
 
 // App is the CLI's view of the outside world, provided by cmd/kiln.
@@ -137,10 +141,11 @@ func (a *App) Root() *cobra.Command {
 	pf.StringVarP(&a.cfg.Output, "output", "o", FormatTable, "output format of listings: table or json")
 	pf.BoolVarP(&a.cfg.Verbose, "verbose", "v", false, "print debug logs and live output of long steps")
 
-	root.AddCommand(a.imageCmd(), a.versionCmd(), a.serveCmd(), a.validateCmd(), a.buildCmd())
+	root.AddCommand(a.imageCmd(), a.versionCmd(), a.serveCmd(), a.validateCmd(), a.buildCmd(), a.testCmd())
 	for _, f := range a.Extra {
 		root.AddCommand(f(a))
 	}
+	a.addInstanceLifecycle(root)
 	return root
 }
 
@@ -156,6 +161,10 @@ func (a *App) Run(ctx context.Context, args []string) int {
 		}
 	}
 	if err != nil {
+		var es *exitStatus
+		if errors.As(err, &es) {
+			return es.code
+		}
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintln(a.Stderr, "kiln: interrupted")
 			return ExitUser

@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/build"
 	"github.com/kiln-project/kiln/cli"
+	"github.com/kiln-project/kiln/platform/local"
 	"github.com/kiln-project/kiln/store"
 	"github.com/kiln-project/kiln/verify"
 	"github.com/spf13/cobra"
@@ -37,7 +38,7 @@ func (m *Main) App() *cli.App {
 		Stdin:  os.Stdin,
 		Open:   openServices,
 		Serve:  serve,
-		Extra:  []func(*cli.App) *cobra.Command{probeCmd},
+		Extra:  []func(*cli.App) *cobra.Command{probeCmd, superviseCmd},
 	}
 }
 
@@ -73,7 +74,12 @@ func openServices(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*cl
 	} else if !rep.Empty() {
 		logger.Warn("cleaned up after an interrupted build: " + rep.String())
 	}
-	return &cli.Services{Registry: db, Artifacts: arts, DataDir: cfg.DataDir, Close: db.Close}, nil
+	plat, err := local.New(local.Config{DataDir: cfg.DataDir, Artifacts: arts, Logger: logger})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &cli.Services{Registry: db, Artifacts: arts, DataDir: cfg.DataDir, Platform: plat, Close: db.Close}, nil
 }
 
 func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.ServeOptions) error {
@@ -107,5 +113,22 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 		shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		return srv.Shutdown(shutCtx)
+	}
+}
+
+// superviseCmd is `kiln __supervise`: the per-instance supervisor process
+// the local platform starts (it owns systemd-nspawn and the port
+// forwarders, and outlives the CLI that launched the instance). File
+// descriptors 3 and 4 are its lock and readiness pipe: nothing on this path
+// may close them.
+func superviseCmd(_ *cli.App) *cobra.Command {
+	return &cobra.Command{
+		Use:                "__supervise",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(_ *cobra.Command, args []string) error {
+			os.Exit(local.SupervisorMain(args))
+			return nil
+		},
 	}
 }

@@ -1,0 +1,204 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	kiln "github.com/kiln-project/kiln"
+)
+
+// addInstanceLifecycle adds the platform commands (launch, stop, destroy,
+// exec) to the `instance` group, creating the group if no other file did.
+func (a *App) addInstanceLifecycle(root *cobra.Command) {
+	var inst *cobra.Command
+	for _, c := range root.Commands() {
+		if c.Name() == "instance" {
+			inst = c
+		}
+	}
+	if inst == nil {
+		inst = group("instance", "Launch, list and manage instances made from image versions")
+		root.AddCommand(inst)
+	}
+	inst.AddCommand(a.instanceLaunchCmd(), a.instanceStopCmd(), a.instanceDestroyCmd(), a.instanceExecCmd())
+}
+
+func (a *App) instanceLaunchCmd() *cobra.Command {
+	var (
+		name, env string
+		ports     []string
+		timeout   time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "launch IMAGE-N",
+		Short: "Boot an instance from a version's image on the local platform",
+		Args:  exactArgs(1, "a version name such as appserver-3"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := kiln.ParseVersionRef("version", args[0])
+			if err != nil {
+				return err
+			}
+			var fwd []kiln.PortForward
+			for _, p := range ports {
+				f, err := parsePort(p)
+				if err != nil {
+					return err
+				}
+				fwd = append(fwd, f)
+			}
+			svc, err := a.Services(cmd.Context())
+			if err != nil {
+				return err
+			}
+			v, err := svc.Registry.FindVersion(cmd.Context(), ref)
+			if err != nil {
+				return err
+			}
+			if v.Provenance.Artifact == nil {
+				return kiln.Errorf(kiln.EINVALID, "%s has no artifact recorded; only built versions can be launched", ref)
+			}
+			switch v.Status {
+			case kiln.StatusFailed, kiln.StatusRevoked:
+				return kiln.Errorf(kiln.ECONFLICT, "%s is %s and must not be launched", ref, v.Status)
+			}
+			if name == "" {
+				name = fmt.Sprintf("%s-%s", ref, strconv.FormatInt(time.Now().Unix()%100000, 36))
+			}
+			spec := kiln.LaunchSpec{ID: name, Name: name, Version: ref, Artifact: *v.Provenance.Artifact, Ports: fwd, Timeout: timeout}
+			res, err := svc.Platform.Launch(cmd.Context(), spec)
+			if err != nil {
+				return err
+			}
+			inst := &kiln.Instance{ID: name, Name: name, Version: ref, Environment: env, Platform: svc.Platform.Name(), State: res.State, LaunchedAt: time.Now()}
+			if len(res.Ports) > 0 {
+				inst.Address = res.Ports[0].Host
+			}
+			if svc.Inventory != nil {
+				if err := svc.Inventory.CreateInstance(cmd.Context(), inst); err != nil {
+					return fmt.Errorf("instance %s is running but could not be recorded (destroy it with `kiln instance destroy %s`): %w", name, name, err)
+				}
+			}
+			if a.cfg.Output == FormatJSON {
+				return writeJSON(cmd.OutOrStdout(), inst)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", name, res.State)
+			for _, p := range res.Ports {
+				fmt.Fprintf(cmd.OutOrStdout(), "  %s → port %d\n", p.Host, p.Guest)
+			}
+			if len(res.FailedUnits) > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "  failed units: %s\n", strings.Join(res.FailedUnits, ", "))
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&name, "name", "", "instance name (default: version name plus a suffix)")
+	c.Flags().StringVar(&env, "env", "dev", "environment the instance belongs to")
+	c.Flags().StringArrayVar(&ports, "port", nil, "forward HOSTPORT:GUESTPORT (or 127.0.0.1:HOSTPORT:GUESTPORT) from host loopback into the instance (repeatable)")
+	c.Flags().DurationVar(&timeout, "timeout", 0, "how long to wait for the instance to boot (default 60s)")
+	return c
+}
+
+// parsePort parses HOSTPORT:GUESTPORT or ADDR:HOSTPORT:GUESTPORT; the
+// host address is always loopback.
+func parsePort(s string) (kiln.PortForward, error) {
+	parts := strings.Split(s, ":")
+	host := "127.0.0.1"
+	if len(parts) == 3 {
+		host, parts = parts[0], parts[1:]
+	}
+	if len(parts) != 2 {
+		return kiln.PortForward{}, kiln.FieldErrorf(kiln.EINVALID, "--port", "%q is not HOSTPORT:GUESTPORT, e.g. 8080:80", s)
+	}
+	hp, err1 := strconv.Atoi(parts[0])
+	gp, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil || hp < 0 || hp > 65535 || gp < 1 || gp > 65535 {
+		return kiln.PortForward{}, kiln.FieldErrorf(kiln.EINVALID, "--port", "%q: ports must be numbers from 1 to 65535 (host port 0 picks a free one)", s)
+	}
+	return kiln.PortForward{Host: fmt.Sprintf("%s:%d", host, hp), Guest: gp}, nil
+}
+
+func (a *App) instanceStopCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "stop NAME",
+		Short: "Shut an instance down in an orderly way (it can be destroyed later)",
+		Args:  exactArgs(1, "the instance name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc, err := a.Services(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := svc.Platform.Stop(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			a.recordState(cmd, svc, args[0], kiln.InstanceStopped, "stopped by "+kiln.ActorFrom(cmd.Context()))
+			fmt.Fprintf(cmd.OutOrStdout(), "%s stopped\n", args[0])
+			return nil
+		},
+	}
+}
+
+func (a *App) instanceDestroyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "destroy NAME",
+		Short: "Destroy an instance and everything it wrote",
+		Args:  exactArgs(1, "the instance name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc, err := a.Services(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := svc.Platform.Destroy(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			a.recordState(cmd, svc, args[0], kiln.InstanceDestroyed, "destroyed by "+kiln.ActorFrom(cmd.Context()))
+			fmt.Fprintf(cmd.OutOrStdout(), "%s destroyed\n", args[0])
+			return nil
+		},
+	}
+}
+
+func (a *App) recordState(cmd *cobra.Command, svc *Services, id string, st kiln.InstanceState, reason string) {
+	if svc.Inventory == nil {
+		return
+	}
+	if _, err := svc.Inventory.SetInstanceState(cmd.Context(), id, st, reason); err != nil && kiln.ErrorCode(err) != kiln.ENOTFOUND {
+		a.Logger().Warn("record instance state", "instance", id, "err", err)
+	}
+}
+
+func (a *App) instanceExecCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "exec NAME -- COMMAND [ARG…]",
+		Short: "Run a command inside an instance; exits with its status",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 2 {
+				return &usageError{fmt.Errorf("%s needs the instance name and a command after --", cmd.CommandPath())}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc, err := a.Services(cmd.Context())
+			if err != nil {
+				return err
+			}
+			code, err := svc.Platform.Exec(cmd.Context(), args[0], args[1:], kiln.ExecIO{Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()})
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return &exitStatus{code}
+			}
+			return nil
+		},
+	}
+	return c
+}
+
+// exitStatus passes a command's own exit status through kiln's.
+type exitStatus struct{ code int }
+
+func (e *exitStatus) Error() string { return fmt.Sprintf("command exited with status %d", e.code) }

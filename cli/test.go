@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/pipeline"
+	"github.com/kiln-project/kiln/verify"
+)
+
+func (a *App) testCmd() *cobra.Command {
+	var (
+		estate    string
+		tests     []string
+		reportDir string
+		opts      pipeline.TestOptions
+		vf        varFlags
+	)
+	c := &cobra.Command{
+		Use:   "test IMAGE-N",
+		Short: "Test stage: boot a temporary instance from the final image, run its server tests, destroy it, tag the version tested or failed",
+		Long: "The tests are the goss-format files named by the image definition's `tests` (recorded with the\n" +
+			"version at build time, or read from --estate), or the files given with --tests.",
+		Args: exactArgs(1, "a version name such as appserver-3"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := kiln.ParseVersionRef("version", args[0])
+			if err != nil {
+				return err
+			}
+			paths := tests
+			if len(paths) == 0 && estate != "" {
+				est, err := vf.load(estate)
+				if err != nil {
+					return err
+				}
+				img, err := est.Image(ref.Image)
+				if err != nil {
+					return err
+				}
+				paths = append(paths, img.TestPaths...)
+				if len(paths) == 0 {
+					return kiln.Errorf(kiln.EINVALID, "image %s in %s declares no tests; add tests = [\"tests/%s.yaml\"]", ref.Image, filepath.Join(estate, img.File), ref.Image)
+				}
+			}
+			if len(paths) > 0 {
+				s, err := pipeline.LoadSuite(paths)
+				if err != nil {
+					return err
+				}
+				opts.Suite = s
+			}
+			svc, err := a.Services(cmd.Context())
+			if err != nil {
+				return err
+			}
+			progress := cmd.ErrOrStderr()
+			t := &pipeline.Tester{Registry: svc.Registry, Platform: svc.Platform, Artifacts: svc.Artifacts,
+				Inventory: svc.Inventory, Logger: a.Logger(), Progress: progress}
+			res, err := t.Test(cmd.Context(), ref, opts)
+			if err != nil {
+				return err
+			}
+			if reportDir != "" && res.Report != nil {
+				if err := res.Report.WriteDir(reportDir); err != nil {
+					return err
+				}
+			}
+			if a.cfg.Output == FormatJSON {
+				if err := writeJSON(cmd.OutOrStdout(), res); err != nil {
+					return err
+				}
+			} else {
+				printTestResult(cmd.OutOrStdout(), res)
+			}
+			if !res.Passed {
+				return kiln.Errorf(kiln.ECONFLICT, "%s failed its tests: %s", ref, res.Reason)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&estate, "estate", "", "estate directory to read the image's tests from (default: the tests recorded with the version)")
+	c.Flags().StringArrayVar(&tests, "tests", nil, "goss-format test file to run instead (repeatable)")
+	c.Flags().StringVar(&reportDir, "report-dir", "", "also write report.json and junit.xml here")
+	c.Flags().BoolVar(&opts.Keep, "keep", false, "keep the instance running after the tests, for debugging")
+	c.Flags().BoolVar(&opts.Retest, "retest", false, "run the tests on a version that is not a candidate, without changing its status")
+	c.Flags().DurationVar(&opts.BootTimeout, "boot-timeout", 0, "how long the instance may take to boot (default 60s)")
+	vf.add(c)
+	return c
+}
+
+func printTestResult(w io.Writer, res *pipeline.TestResult) {
+	if res.Report != nil {
+		_ = (verify.Text{}).Write(w, res.Report)
+	}
+	fmt.Fprintf(w, "%s: %s — %s (%s)\n", res.Version, res.Status, res.Reason, res.Elapsed.Round(1e8))
+}
