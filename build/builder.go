@@ -177,7 +177,9 @@ type run struct {
 	release *bake.Release
 	// startDigest is the artifact a non-fresh build starts from.
 	startDigest string
-	sources     []kiln.Source
+	// parentRelease is the Release digest the reheated parent was built from.
+	parentRelease string
+	sources       []kiln.Source
 
 	steps []*step
 	// keys are the cache keys of the layers, bottom first.
@@ -319,6 +321,11 @@ func (r *run) resolveOrigin(ctx context.Context) error {
 			ref := prev.Ref()
 			r.parent = &ref
 			r.startDigest = prev.Provenance.Artifact.Digest
+			for _, src := range prev.Provenance.Sources {
+				if src.Kind == kiln.SourceOrigin {
+					r.parentRelease = src.Digest
+				}
+			}
 		}
 	}
 	return nil

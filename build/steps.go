@@ -20,18 +20,22 @@ import (
 )
 
 // plan lists the cached steps after the start layer: installing packages
-// with apt when not bootstrapping (a reheat also upgrades what is there),
-// purging packages, then the definition's file and shell steps.
+// with apt when not bootstrapping (a reheat also upgrades what is there
+// when the mirror changed since its parent was built), purging packages,
+// then the definition's file and shell steps.
 func (r *run) plan() {
 	img := r.img
-	if r.startDigest != "" && (len(img.Packages) > 0 || r.method == kiln.MethodReheat) {
-		upgrade := r.method == kiln.MethodReheat
-		rel := ""
-		if r.release != nil {
-			rel = r.release.Digest
-		}
+	rel := ""
+	if r.release != nil {
+		rel = r.release.Digest
+	}
+	// A parent built from the same mirror snapshot has nothing to upgrade.
+	upgrade := r.method == kiln.MethodReheat && (rel == "" || r.parentRelease != rel)
+	if r.startDigest != "" && (len(img.Packages) > 0 || upgrade) {
 		var sc strings.Builder
-		sc.WriteString("apt-get update -q\n")
+		if !r.listsCurrent() {
+			sc.WriteString("apt-get update -q\n")
+		}
 		name := "apt: install " + strings.Join(img.Packages, " ")
 		if upgrade {
 			sc.WriteString("apt-get -y -q -o Dpkg::Options::=--force-confold upgrade\n")
@@ -118,6 +122,22 @@ func (r *run) shell(scripts []string, env map[string]string) func(context.Contex
 func (r *run) aptBinds() []string {
 	lists, archives := r.aptDirs()
 	return []string{lists + ":/var/lib/apt/lists", archives + ":/var/cache/apt/archives"}
+}
+
+// listsCurrent reports whether the shared apt lists hold the mirror's
+// current Release file (the same sha256 kiln fetched), so apt-get update
+// would only confirm them. apt verified the lists when it downloaded them.
+func (r *run) listsCurrent() bool {
+	if r.release == nil || r.debian == nil {
+		return false
+	}
+	lists, _ := r.aptDirs()
+	u := r.release.URL
+	if i := strings.Index(u, "://"); i >= 0 {
+		u = u[i+3:]
+	}
+	d, err := fileDigest(filepath.Join(lists, strings.ReplaceAll(u, "/", "_")))
+	return err == nil && d == r.release.Digest
 }
 
 func (r *run) aptDirs() (lists, archives string) {
