@@ -121,6 +121,12 @@ type Package struct {
 	Name         string `json:"name"`
 	Version      string `json:"version"`
 	Architecture string `json:"architecture"`
+	// Source is the source package it was built from (openssl for libssl3),
+	// when the manifest says; advisories name source packages.
+	Source string `json:"source,omitempty"`
+	// SourceVersion is the source package's version when it differs from
+	// the binary's (a binNMU).
+	SourceVersion string `json:"source_version,omitempty"`
 }
 
 // Artifact locates a version's image content in an ArtifactStore.

@@ -132,6 +132,14 @@ func createVersion(ctx context.Context, tx *tx, nv *kiln.NewVersion) (*kiln.Vers
 		}
 	}
 
+	detail := string(p.Method)
+	if p.Artifact != nil {
+		detail += ", artifact " + p.Artifact.Digest
+	}
+	if err := audit(ctx, tx, "version.create", v.Name, detail); err != nil {
+		return nil, err
+	}
+
 	v.Tags = make(kiln.Tags, len(nv.Tags)+3)
 	maps.Copy(v.Tags, nv.Tags)
 	v.Provenance = copyProvenance(p)
@@ -139,22 +147,22 @@ func createVersion(ctx context.Context, tx *tx, nv *kiln.NewVersion) (*kiln.Vers
 	return v, nil
 }
 
-// packageBatch is how many packages one INSERT carries (4 parameters each,
+// packageBatch is how many packages one INSERT carries (6 parameters each,
 // well under SQLite's and PostgreSQL's parameter limits).
 const packageBatch = 200
 
 func insertPackages(ctx context.Context, tx *tx, versionID int64, pkgs []kiln.Package) error {
 	for start := 0; start < len(pkgs); start += packageBatch {
 		batch := pkgs[start:min(start+packageBatch, len(pkgs))]
-		args := make([]any, 0, 4*len(batch))
+		args := make([]any, 0, 6*len(batch))
 		var q strings.Builder
-		q.WriteString(`INSERT INTO version_packages (version_id, name, version, architecture) VALUES `)
+		q.WriteString(`INSERT INTO version_packages (version_id, name, version, architecture, source, source_version) VALUES `)
 		for i, pk := range batch {
 			if i > 0 {
 				q.WriteString(", ")
 			}
-			q.WriteString("(?, ?, ?, ?)")
-			args = append(args, versionID, pk.Name, pk.Version, pk.Architecture)
+			q.WriteString("(?, ?, ?, ?, ?, ?)")
+			args = append(args, versionID, pk.Name, pk.Version, pk.Architecture, pk.Source, pk.SourceVersion)
 		}
 		if _, err := tx.exec(ctx, q.String(), args...); err != nil {
 			return err
@@ -377,11 +385,11 @@ func loadDetails(ctx context.Context, tx *tx, vs []*kiln.Version, withPackages b
 			return fmt.Errorf("load sources: %w", err)
 		}
 		if withPackages {
-			if err := eachRow(ctx, tx, `SELECT version_id, name, version, architecture FROM version_packages WHERE version_id `+in+` ORDER BY version_id, name, architecture`, ids,
+			if err := eachRow(ctx, tx, `SELECT version_id, name, version, architecture, source, source_version FROM version_packages WHERE version_id `+in+` ORDER BY version_id, name, architecture`, ids,
 				func(rows *sql.Rows) error {
 					var id int64
 					var pk kiln.Package
-					if err := rows.Scan(&id, &pk.Name, &pk.Version, &pk.Architecture); err != nil {
+					if err := rows.Scan(&id, &pk.Name, &pk.Version, &pk.Architecture, &pk.Source, &pk.SourceVersion); err != nil {
 						return err
 					}
 					byID[id].Provenance.Packages = append(byID[id].Provenance.Packages, pk)
