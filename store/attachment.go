@@ -49,7 +49,7 @@ func (db *DB) AddAttachment(ctx context.Context, ref kiln.VersionRef, a *kiln.At
 		if err != nil {
 			return fmt.Errorf("add attachment %s to %s: %w", a.Name, ref, err)
 		}
-		return nil
+		return audit(ctx, tx, "version.attach", ref.String(), a.Name)
 	})
 	if err != nil {
 		return err

@@ -34,7 +34,7 @@ func (db *DB) CreateImage(ctx context.Context, img *kiln.Image) error {
 		if err != nil {
 			return fmt.Errorf("create image %s: %w", img.Name, err)
 		}
-		return nil
+		return audit(ctx, tx, "image.create", img.Name, "")
 	})
 	if err != nil {
 		return err

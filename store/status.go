@@ -45,6 +45,9 @@ func setStatus(ctx context.Context, tx *tx, ref kiln.VersionRef, to kiln.Status,
 	if err := insertHistory(ctx, tx, v.ID, "status", string(from), string(to), reason); err != nil {
 		return nil, err
 	}
+	if err := audit(ctx, tx, "version.status", ref.String(), auditChange(string(from), string(to), reason)); err != nil {
+		return nil, err
+	}
 	v.Status, v.UpdatedAt = to, tx.now
 	if err := loadDetails(ctx, tx, []*kiln.Version{v}, true); err != nil {
 		return nil, err

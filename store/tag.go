@@ -94,6 +94,9 @@ func updateTags(ctx context.Context, tx *tx, ref kiln.VersionRef, upd kiln.TagUp
 			return nil, fmt.Errorf("update %s: %w", ref, err)
 		}
 		v.UpdatedAt = tx.now
+		if err := audit(ctx, tx, "version.tags", ref.String(), tagAuditDetail(upd)); err != nil {
+			return nil, err
+		}
 	}
 	return v, nil
 }
