@@ -6,10 +6,11 @@
 #   iproute2          network namespaces for instances
 #   postgresql        the team database (tests run against it too)
 #   git               provenance of estates kept in git
+#   jq, curl, openssl used by the demo and by tests that check kiln's output the way users would
 #   chromium          headless browser for the dashboard's end-to-end test
 set -euo pipefail
 
-PKGS=(mmdebstrap systemd-container iproute2 postgresql git ca-certificates uidmap)
+PKGS=(mmdebstrap systemd-container iproute2 postgresql git ca-certificates uidmap jq curl openssl tar)
 [ "${KILN_DEPS_BROWSER:-1}" = 1 ] && PKGS+=(chromium)
 
 missing=()
