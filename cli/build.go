@@ -12,6 +12,7 @@ import (
 	kiln "github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/build"
 	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/pipeline"
 )
 
 // varFlags are the estate variable flags shared by validate and build.
@@ -51,6 +52,16 @@ func (a *App) validateCmd() *cobra.Command {
 			est, err := vf.load(args[0])
 			if err != nil {
 				return err
+			}
+			// The server tests are part of the estate: check them too.
+			var bad []string
+			for _, n := range est.Order {
+				if _, err := pipeline.LoadSuite(est.Images[n].TestPaths); err != nil {
+					bad = append(bad, kiln.ErrorMessage(err))
+				}
+			}
+			if len(bad) > 0 {
+				return kiln.Errorf(kiln.EINVALID, "server tests of estate %s have errors:\n%s", args[0], strings.Join(bad, "\n"))
 			}
 			w := cmd.OutOrStdout()
 			if a.cfg.Output == FormatJSON {
@@ -108,6 +119,14 @@ func (a *App) buildCmd() *cobra.Command {
 			}
 			opts.Progress = progress
 			results, err := b.BuildAll(cmd.Context(), est, args[1:], opts)
+			for _, r := range results {
+				if r.Version == nil {
+					continue
+				}
+				if serr := pipeline.RecordSuite(cmd.Context(), svc.Registry, r.Version.Ref(), est.Images[r.Image].TestPaths); serr != nil && err == nil {
+					err = serr
+				}
+			}
 			if a.cfg.Output == FormatJSON {
 				if jerr := writeJSON(cmd.OutOrStdout(), buildSummary(results)); jerr != nil && err == nil {
 					err = jerr

@@ -220,6 +220,24 @@ func (t *Tester) recordedSuite(ctx context.Context, ref kiln.VersionRef) (*verif
 	return &s, nil
 }
 
+// RecordSuite keeps an image's server tests with a freshly built version,
+// so the test stage runs the tests that belong to that build even after the
+// estate has moved on. No test files: nothing is recorded.
+func RecordSuite(ctx context.Context, reg kiln.Registry, ref kiln.VersionRef, paths []string) error {
+	if len(paths) == 0 {
+		return nil
+	}
+	s, err := LoadSuite(paths)
+	if err != nil {
+		return fmt.Errorf("server tests of %s: %w", ref, err)
+	}
+	data, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return reg.AddAttachment(ctx, ref, &kiln.Attachment{Name: SuiteAttachment, MediaType: "application/json", Data: data})
+}
+
 // LoadSuite parses test files and merges them into one suite.
 func LoadSuite(paths []string) (*verify.Suite, error) {
 	all := &verify.Suite{}
