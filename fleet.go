@@ -54,6 +54,9 @@ type RegisterOptions struct {
 	// AllowUnknown keeps instances whose image or version the registry does
 	// not know; reports flag them. Without it such an instance is ENOTFOUND.
 	AllowUnknown bool
+	// Where names where each instance came from ("hosts.csv:7"), for
+	// errors; instances[i] when empty.
+	Where []string
 }
 
 // Checkin is what a server's agent reports about itself: its id, what its

@@ -1,0 +1,196 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/kiln-project/kiln"
+)
+
+// PutAdvisories records advs in one transaction. An advisory whose id is
+// stored with the same content is left alone, so importing a file twice
+// changes nothing; one with other content is replaced whole.
+func (db *DB) PutAdvisories(ctx context.Context, advs []*kiln.Advisory) (int, error) {
+	docs := make([]string, len(advs))
+	seen := make(map[string]int, len(advs))
+	for i, a := range advs {
+		if err := a.Validate(); err != nil {
+			if len(advs) > 1 {
+				return 0, fmt.Errorf("advisory %d (%s): %w", i, a.ID, err)
+			}
+			return 0, err
+		}
+		if j, dup := seen[a.ID]; dup {
+			return 0, kiln.Errorf(kiln.ECONFLICT, "advisory %s is given twice (%d and %d); give each id once", a.ID, j, i)
+		}
+		seen[a.ID] = i
+		b, err := json.Marshal(a)
+		if err != nil {
+			return 0, fmt.Errorf("encode advisory %s: %w", a.ID, err)
+		}
+		docs[i] = string(b)
+	}
+	created := 0
+	err := db.write(ctx, func(tx *tx) error {
+		created = 0
+		for i, a := range advs {
+			var old string
+			err := tx.queryRow(ctx, `SELECT document FROM advisories WHERE id = ?`, a.ID).Scan(&old)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				created++
+				if _, err := tx.exec(ctx, `INSERT INTO advisories (id, source, summary, modified, withdrawn, document, created_at, updated_at)
+					VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, string(a.Source), a.Summary, tx.timeArg(a.Modified), tx.timeArg(a.Withdrawn),
+					docs[i], tx.timeArg(tx.now), tx.timeArg(tx.now)); err != nil {
+					return fmt.Errorf("insert advisory %s: %w", a.ID, err)
+				}
+			case err != nil:
+				return fmt.Errorf("find advisory %s: %w", a.ID, err)
+			case old == docs[i]:
+				continue
+			default:
+				if _, err := tx.exec(ctx, `UPDATE advisories SET source = ?, summary = ?, modified = ?, withdrawn = ?, document = ?, updated_at = ? WHERE id = ?`,
+					string(a.Source), a.Summary, tx.timeArg(a.Modified), tx.timeArg(a.Withdrawn), docs[i], tx.timeArg(tx.now), a.ID); err != nil {
+					return fmt.Errorf("update advisory %s: %w", a.ID, err)
+				}
+				for _, t := range []string{"advisory_fixed_in", "advisory_packages"} {
+					if _, err := tx.exec(ctx, `DELETE FROM `+t+` WHERE advisory_id = ?`, a.ID); err != nil {
+						return fmt.Errorf("update advisory %s: %w", a.ID, err)
+					}
+				}
+			}
+			for _, f := range a.FixedIn {
+				if _, err := tx.exec(ctx, `INSERT INTO advisory_fixed_in (advisory_id, image, number) VALUES (?, ?, ?)`, a.ID, f.Image, f.Number); err != nil {
+					return fmt.Errorf("insert fixed-in %s of %s: %w", f, a.ID, err)
+				}
+			}
+			var names []string
+			for _, p := range a.Packages {
+				names = append(names, p.Name)
+			}
+			for _, n := range slices.Compact(slices.Sorted(slices.Values(names))) {
+				if _, err := tx.exec(ctx, `INSERT INTO advisory_packages (advisory_id, name) VALUES (?, ?)`, a.ID, n); err != nil {
+					return fmt.Errorf("insert package %s of %s: %w", n, a.ID, err)
+				}
+			}
+		}
+		return nil
+	})
+	return created, err
+}
+
+// FindAdvisory returns the stored advisory whole.
+func (db *DB) FindAdvisory(ctx context.Context, id string) (*kiln.Advisory, error) {
+	var a *kiln.Advisory
+	err := db.read(ctx, func(tx *tx) error {
+		var doc string
+		err := tx.queryRow(ctx, `SELECT document FROM advisories WHERE id = ?`, id).Scan(&doc)
+		if errors.Is(err, sql.ErrNoRows) {
+			return kiln.Errorf(kiln.ENOTFOUND, "no advisory %s; add it with `kiln advisory add %s --fixed-in IMAGE-N` or import it, see `kiln advisory list`", id, id)
+		}
+		if err != nil {
+			return fmt.Errorf("find advisory %s: %w", id, err)
+		}
+		a = &kiln.Advisory{}
+		if err := json.Unmarshal([]byte(doc), a); err != nil {
+			return fmt.Errorf("decode advisory %s: %w", id, err)
+		}
+		return nil
+	})
+	return a, err
+}
+
+// ListAdvisories returns matching advisories sorted by id with their
+// fixed-in versions but without packages and details.
+func (db *DB) ListAdvisories(ctx context.Context, f kiln.AdvisoryFilter) ([]*kiln.Advisory, int, error) {
+	if f.Limit < 0 || f.Offset < 0 {
+		return nil, 0, kiln.FieldErrorf(kiln.EINVALID, "limit", "limit and offset must not be negative")
+	}
+	conds := []string{"1 = 1"}
+	var args []any
+	if f.Source != "" {
+		conds, args = append(conds, "a.source = ?"), append(args, string(f.Source))
+	}
+	if f.FixedIn {
+		conds = append(conds, "EXISTS (SELECT 1 FROM advisory_fixed_in x WHERE x.advisory_id = a.id)")
+	}
+	if f.Package != "" {
+		conds, args = append(conds, "EXISTS (SELECT 1 FROM advisory_packages p WHERE p.advisory_id = a.id AND p.name = ?)"), append(args, f.Package)
+	}
+	where := strings.Join(conds, " AND ")
+	q := `SELECT a.id, a.source, a.summary, a.modified, a.withdrawn, COUNT(*) OVER () FROM advisories a WHERE ` + where + ` ORDER BY a.id`
+	qargs := args
+	if f.Limit > 0 {
+		q += ` LIMIT ? OFFSET ?`
+		qargs = append(slices.Clip(args), f.Limit, f.Offset)
+	} else if f.Offset > 0 {
+		q += ` LIMIT ` + db.noLimit() + ` OFFSET ?`
+		qargs = append(slices.Clip(args), f.Offset)
+	}
+	var out []*kiln.Advisory
+	total := 0
+	err := db.read(ctx, func(tx *tx) error {
+		out, total = []*kiln.Advisory{}, 0
+		byID := map[string]*kiln.Advisory{}
+		if err := eachRow(ctx, tx, q, qargs, func(rows *sql.Rows) error {
+			a := &kiln.Advisory{}
+			var src string
+			if err := rows.Scan(&a.ID, &src, &a.Summary, dbTime{&a.Modified}, dbTime{&a.Withdrawn}, &total); err != nil {
+				return err
+			}
+			a.Source = kiln.AdvisorySource(src)
+			byID[a.ID] = a
+			out = append(out, a)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("list advisories: %w", err)
+		}
+		if len(out) == 0 {
+			if f.Offset > 0 {
+				return tx.queryRow(ctx, `SELECT COUNT(*) FROM advisories a WHERE `+where, args...).Scan(&total)
+			}
+			return nil
+		}
+		return eachRow(ctx, tx, `SELECT x.advisory_id, x.image, x.number FROM advisory_fixed_in x JOIN (`+
+			strings.Replace(q, `SELECT a.id, a.source, a.summary, a.modified, a.withdrawn, COUNT(*) OVER ()`, `SELECT a.id`, 1)+
+			`) page ON page.id = x.advisory_id ORDER BY x.advisory_id, x.image`, qargs, func(rows *sql.Rows) error {
+			var id string
+			var r kiln.VersionRef
+			if err := rows.Scan(&id, &r.Image, &r.Number); err != nil {
+				return err
+			}
+			if a := byID[id]; a != nil {
+				a.FixedIn = append(a.FixedIn, r)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, total, nil
+}
+
+// DeleteAdvisory removes an advisory.
+func (db *DB) DeleteAdvisory(ctx context.Context, id string) error {
+	return db.write(ctx, func(tx *tx) error {
+		for _, t := range []string{"advisory_fixed_in", "advisory_packages"} {
+			if _, err := tx.exec(ctx, `DELETE FROM `+t+` WHERE advisory_id = ?`, id); err != nil {
+				return fmt.Errorf("delete advisory %s: %w", id, err)
+			}
+		}
+		res, err := tx.exec(ctx, `DELETE FROM advisories WHERE id = ?`, id)
+		if err != nil {
+			return fmt.Errorf("delete advisory %s: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return kiln.Errorf(kiln.ENOTFOUND, "no advisory %s; see `kiln advisory list`", id)
+		}
+		return nil
+	})
+}
