@@ -209,7 +209,10 @@ func TestAdvisories(t *testing.T) {
 		if total != 1 || list[0].ID != "DSA-1-1" {
 			t.Errorf("list by package: %d %+v", total, list)
 		}
-		wantCode(t, func() error { _, err := e.PutAdvisories(ctx, []*kiln.Advisory{{ID: "X", Source: "manual"}}); return err }(), kiln.EINVALID)
+		wantCode(t, func() error {
+			_, err := e.PutAdvisories(ctx, []*kiln.Advisory{{ID: "X", Source: "manual"}})
+			return err
+		}(), kiln.EINVALID)
 		if err := e.DeleteAdvisory(ctx, "KILN-1"); err != nil {
 			t.Fatal(err)
 		}
@@ -232,7 +235,7 @@ func TestManifests(t *testing.T) {
 				{Name: "bash", Version: "5.2.15-2+b2", Architecture: "amd64", Source: "bash", SourceVersion: "5.2.15-2"},
 			}}})
 		mkVersion(t, e.DB, &kiln.NewVersion{Image: "appserver", Provenance: kiln.Provenance{
-			Base: &kiln.VersionRef{Image: "basic-linux", Number: 1},
+			Base:     &kiln.VersionRef{Image: "basic-linux", Number: 1},
 			Packages: []kiln.Package{{Name: "openssl", Version: "3.0.9-1", Architecture: "amd64"}}}})
 		ms := must[[]*kiln.PackageManifest](t)(e.Manifests(ctx, []string{"openssl"}))
 		want := []*kiln.PackageManifest{
