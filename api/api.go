@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,18 +20,25 @@ import (
 // MaxBodyBytes limits every request body; larger bodies get 413.
 const MaxBodyBytes = 1 << 20
 
-// Role is the least role an operation needs. Authentication enforces it
-// (docs/security.md); every route declares one, in the routes table.
-type Role string
+// Role is the least role an operation needs (kiln.Role, plus RolePublic).
+// The auth middleware enforces it (docs/security.md); every route declares
+// one, where it is registered.
+type Role = kiln.Role
 
-// Roles, from least to most powerful.
+// Roles an operation may declare.
 const (
-	RolePublic   Role = "public" // health and the API description only
-	RoleViewer   Role = "viewer"
-	RoleAgent    Role = "agent"
-	RoleBuilder  Role = "builder"
-	RoleOperator Role = "operator"
-	RoleAdmin    Role = "admin"
+	RolePublic   Role = "public" // health and the API description only; no token needed
+	RoleViewer        = kiln.RoleViewer
+	RoleAgent         = kiln.RoleAgent
+	RoleBuilder       = kiln.RoleBuilder
+	RoleOperator      = kiln.RoleOperator
+	RoleAdmin         = kiln.RoleAdmin
+)
+
+// Default limits on check-ins (agent operations) per token.
+const (
+	DefaultCheckinRate  = 50  // per second, sustained
+	DefaultCheckinBurst = 200 // at once
 )
 
 // Config wires the API to the domain.
@@ -38,6 +46,15 @@ type Config struct {
 	Registry kiln.Registry
 	Logger   *slog.Logger
 	Version  string // kiln's version, shown in the OpenAPI document
+	// Tokens authenticates callers, Audit records refused requests; when
+	// nil, they are taken from Registry if it implements them. Without a
+	// token store every non-public operation is refused.
+	Tokens kiln.TokenStore
+	Audit  kiln.AuditLog
+	// CheckinRate limits agent operations per token and second (0: the
+	// default; negative: no limit), CheckinBurst how many may come at once.
+	CheckinRate  float64
+	CheckinBurst int
 }
 
 // Server is the HTTP API.
@@ -46,6 +63,9 @@ type Server struct {
 	mux    *http.ServeMux
 	api    huma.API
 	routes []Route
+	// checkins limits agent operations per token; nil for no limit.
+	checkins *limiter
+	handler  http.Handler
 }
 
 // Route is one registered operation and the role it needs.
@@ -68,8 +88,23 @@ func New(cfg Config) *Server {
 	hc.Info.Description = "Images, versions, provenance and status of a kiln registry."
 	hc.DocsPath = ""     // the docs renderer loads scripts from a CDN; kiln serves no external assets
 	hc.CreateHooks = nil // no $schema links in bodies: clients decode strictly
-	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	if cfg.Tokens == nil {
+		cfg.Tokens, _ = cfg.Registry.(kiln.TokenStore)
+	}
+	if cfg.Audit == nil {
+		cfg.Audit, _ = cfg.Registry.(kiln.AuditLog)
+	}
+	switch {
+	case cfg.CheckinRate == 0:
+		cfg.CheckinRate, cfg.CheckinBurst = DefaultCheckinRate, DefaultCheckinBurst
+	case cfg.CheckinBurst == 0:
+		cfg.CheckinBurst = int(cfg.CheckinRate)
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), checkins: newLimiter(cfg.CheckinRate, cfg.CheckinBurst)}
 	s.api = humago.New(s.mux, hc)
+	// Before any operation is registered: huma binds middlewares then.
+	s.api.UseMiddleware(s.authorize)
+	s.handler = SecurityHeaders(CrossOrigin(http.HandlerFunc(s.serve)))
 	s.routes = append(s.routes,
 		Route{http.MethodGet, "/openapi.json", RolePublic},
 		Route{http.MethodGet, "/openapi.yaml", RolePublic},
@@ -81,8 +116,11 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP implements http.Handler: security headers, cross-origin
+// protection, the body limit, then the operation behind its role check.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength > MaxBodyBytes {
 		// Refuse before reading: the connection is closed so the unread
 		// rest of the body is never taken for the next request.
@@ -92,14 +130,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	// Until tokens identify callers (docs/security.md), history entries
-	// name the client's address.
+	// The actor is anonymous until the auth middleware names the token;
+	// the source address goes into audit entries.
+	r = r.WithContext(kiln.WithSource(kiln.WithActor(r.Context(), anonymous), clientHost(r)))
+	s.mux.ServeHTTP(w, r)
+}
+
+// clientHost is the address a request came from (no proxy headers are
+// trusted).
+func clientHost(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		host = r.RemoteAddr
+		return r.RemoteAddr
 	}
-	r = r.WithContext(kiln.WithActor(r.Context(), "api:"+host))
-	s.mux.ServeHTTP(w, r)
+	return host
 }
 
 // writeError writes an error body outside huma (before routing).
@@ -114,6 +158,9 @@ func (s *Server) Routes() []Route { return s.routes }
 
 // register adds one operation; the role is declared here, with the route.
 func register[I, O any](s *Server, role Role, op huma.Operation, h func(context.Context, *I) (*O, error)) {
+	if role != RolePublic && !role.Valid() {
+		panic(fmt.Sprintf("api: %s %s declares role %q; declare one of public, viewer, agent, builder, operator, admin", op.Method, op.Path, role))
+	}
 	op.MaxBodyBytes = MaxBodyBytes
 	if op.Metadata == nil {
 		op.Metadata = map[string]any{}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,10 +27,30 @@ func newServer(t *testing.T) (*httptest.Server, *api.Server) {
 	s := api.New(api.Config{Registry: db})
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
+	// The API always needs a token (docs/security.md): do sends this
+	// admin's, created on the database directly as `kiln token create` does.
+	_, secret, err := db.CreateToken(kiln.WithActor(context.Background(), "local:test"), &kiln.NewToken{Name: "test-admin", Role: kiln.RoleAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminTokens.Store(ts, secret)
+	t.Cleanup(func() { adminTokens.Delete(ts) })
 	return ts, s
 }
 
+// adminTokens maps each test server to the admin token do sends to it.
+var adminTokens sync.Map
+
 func do(t *testing.T, ts *httptest.Server, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	secret, _ := adminTokens.Load(ts)
+	s, _ := secret.(string)
+	return doAs(t, ts, s, method, path, body)
+}
+
+// doAs sends a request with token (none when empty) and decodes the JSON
+// answer.
+func doAs(t *testing.T, ts *httptest.Server, token, method, path, body string) (int, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
 	if err != nil {
@@ -37,6 +58,9 @@ func do(t *testing.T, ts *httptest.Server, method, path, body string) (int, map[
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -85,6 +109,9 @@ func TestVersionsOverHTTP(t *testing.T) {
 	code, m = do(t, ts, "GET", "/api/v1/images/basic-linux/versions/1/history", "")
 	if code != 200 || len(m["history"].([]any)) != 4 {
 		t.Fatalf("history: %d %v", code, m)
+	}
+	if actor := m["history"].([]any)[3].(map[string]any)["actor"]; actor != "token:test-admin" {
+		t.Errorf("history actor %v, want the token's name", actor)
 	}
 	if code, _ := do(t, ts, "GET", "/openapi.json", ""); code != 200 {
 		t.Fatalf("openapi: %d", code)

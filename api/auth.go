@@ -1,0 +1,195 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	kiln "github.com/kiln-project/kiln"
+)
+
+type tokenKey struct{}
+
+// TokenFrom returns the token a request was authenticated with.
+func TokenFrom(ctx context.Context) (*kiln.Token, bool) {
+	t, ok := ctx.Value(tokenKey{}).(*kiln.Token)
+	return t, ok
+}
+
+// TokenActor is how a token appears as the actor of history and audit
+// entries.
+func TokenActor(t *kiln.Token) string { return "token:" + t.Name }
+
+// anonymous is the actor of a request without valid credentials.
+const anonymous = "anonymous"
+
+// credentials returns the secret a request carries: the bearer token, else
+// the dashboard's session cookie (session is then true). Empty when none.
+func credentials(r *http.Request) (secret string, session bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, rest, _ := strings.Cut(h, " ")
+		if strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(rest), false
+		}
+		return "", false
+	}
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		return c.Value, true
+	}
+	return "", false
+}
+
+// authenticate returns the token behind a request's credentials.
+func authenticate(ctx context.Context, tokens kiln.TokenStore, r *http.Request) (*kiln.Token, error) {
+	if tokens == nil {
+		return nil, kiln.Errorf(kiln.EUNAUTH, "this server has no token store configured; it accepts no credentials")
+	}
+	if r.Header.Get("Authorization") != "" {
+		if secret, _ := credentials(r); secret == "" {
+			return nil, kiln.Errorf(kiln.EUNAUTH, "the Authorization header is not a bearer token; send `Authorization: Bearer kiln_…`")
+		}
+	}
+	secret, session := credentials(r)
+	switch {
+	case secret == "":
+		return nil, kiln.Errorf(kiln.EUNAUTH, "this operation needs a token; send `Authorization: Bearer kiln_…` with a token from `kiln token create`")
+	case session:
+		return tokens.AuthenticateSession(ctx, secret)
+	}
+	return tokens.Authenticate(ctx, secret)
+}
+
+// rolesAllowed lists the roles that may call an operation needing need.
+func rolesAllowed(need kiln.Role) string {
+	var rs []string
+	for _, r := range kiln.Roles {
+		if r.Allows(need) {
+			rs = append(rs, string(r))
+		}
+	}
+	return strings.Join(rs, ", ")
+}
+
+// authorize is the huma middleware every operation passes: public ones go
+// through; others need a token whose role allows the operation's declared
+// role. Refusals are answered 401/403 and audited as denied. An operation
+// without a declared role is refused to everyone (fail closed).
+func (s *Server) authorize(hctx huma.Context, next func(huma.Context)) {
+	op := hctx.Operation()
+	need, _ := op.Metadata["role"].(Role)
+	if need == RolePublic {
+		next(hctx)
+		return
+	}
+	r, w := humago.Unwrap(hctx)
+	ctx := hctx.Context()
+	what := op.Method + " " + op.Path
+	if !need.Valid() {
+		s.cfg.Logger.ErrorContext(ctx, "api: operation declares no role; refusing it", "operation", what)
+		writeError(w, &ErrorBody{HTTPStatus: http.StatusInternalServerError, Code: kiln.EINTERNAL,
+			Message: "this operation declares no role and is refused to everyone; report this bug"})
+		return
+	}
+	tok, err := authenticate(ctx, s.cfg.Tokens, r)
+	if err != nil {
+		if kiln.ErrorCode(err) != kiln.EUNAUTH {
+			writeError(w, s.toHTTP(err).(*ErrorBody))
+			return
+		}
+		s.deny(ctx, anonymous, what, r.URL.Path, kiln.EUNAUTH)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kiln"`)
+		writeError(w, &ErrorBody{HTTPStatus: http.StatusUnauthorized, Code: kiln.EUNAUTH, Message: kiln.ErrorMessage(err)})
+		return
+	}
+	if !tok.Role.Allows(need) {
+		s.deny(ctx, TokenActor(tok), what, r.URL.Path, kiln.EFORBIDDEN)
+		writeError(w, &ErrorBody{HTTPStatus: http.StatusForbidden, Code: kiln.EFORBIDDEN,
+			Message: fmt.Sprintf("%s needs the %s role (allowed: %s); token %s has role %s — ask an admin for a token with that role",
+				what, need, rolesAllowed(need), tok.Name, tok.Role)})
+		return
+	}
+	if need == kiln.RoleAgent && s.checkins != nil {
+		if wait, ok := s.checkins.allow(tok.Name, time.Now()); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+			writeError(w, &ErrorBody{HTTPStatus: http.StatusTooManyRequests, Code: kiln.EUNAVAILABLE,
+				Message: fmt.Sprintf("token %s sends more than %g check-ins per second; retry after %s, or spread agents over several tokens",
+					tok.Name, s.checkins.rate, wait.Round(time.Millisecond))})
+			return
+		}
+	}
+	ctx = context.WithValue(kiln.WithActor(ctx, TokenActor(tok)), tokenKey{}, tok)
+	next(huma.WithContext(hctx, ctx))
+}
+
+// deny records a refused request in the audit log, outside any data
+// transaction. The credentials themselves are never recorded.
+func (s *Server) deny(ctx context.Context, actor, what, path, code string) {
+	if s.cfg.Audit == nil {
+		return
+	}
+	e := &kiln.AuditEntry{Actor: actor, Action: "api.denied", Target: what, Detail: code + " " + path,
+		Source: kiln.SourceFrom(ctx), Result: kiln.AuditDenied}
+	if err := s.cfg.Audit.AppendAudit(context.WithoutCancel(ctx), e); err != nil {
+		s.cfg.Logger.ErrorContext(ctx, "api: cannot audit a denied request", "target", what, "actor", actor, "err", err)
+	}
+}
+
+
+// limiter is a token bucket per API token: rate per second, up to burst at
+// once. Buckets idle long enough to be full again are dropped.
+type limiter struct {
+	rate    float64
+	burst   float64
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	sweep   time.Time
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func newLimiter(rate float64, burst int) *limiter {
+	if rate <= 0 {
+		return nil
+	}
+	if burst < 1 {
+		burst = 1
+	}
+	return &limiter{rate: rate, burst: float64(burst), buckets: map[string]*bucket{}}
+}
+
+// allow takes one request from name's bucket, or says how long to wait.
+func (l *limiter) allow(name string, now time.Time) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.sweep) > time.Minute {
+		full := time.Duration(l.burst / l.rate * float64(time.Second))
+		for k, b := range l.buckets {
+			if now.Sub(b.last) > full {
+				delete(l.buckets, k)
+			}
+		}
+		l.sweep = now
+	}
+	b, ok := l.buckets[name]
+	if !ok {
+		b = &bucket{tokens: l.burst, last: now}
+		l.buckets[name] = b
+	}
+	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+	b.last = now
+	if b.tokens < 1 {
+		return time.Duration((1 - b.tokens) / l.rate * float64(time.Second)), false
+	}
+	b.tokens--
+	return 0, true
+}
