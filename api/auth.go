@@ -141,7 +141,6 @@ func (s *Server) deny(ctx context.Context, actor, what, path, code string) {
 	}
 }
 
-
 // limiter is a token bucket per API token: rate per second, up to burst at
 // once. Buckets idle long enough to be full again are dropped.
 type limiter struct {
