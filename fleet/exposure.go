@@ -1,0 +1,243 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/advisory"
+)
+
+// BuildExposure lists the versions in us that exposed says are exposed,
+// with the instances on them; fixedIn names, per image, the first version
+// without the problem (a missing image has no fix yet). findings, when
+// given, are shown per version.
+func BuildExposure(us []*kiln.Usage, exposed func(kiln.VersionRef) bool, fixedIn map[string]kiln.VersionRef,
+	findings map[kiln.VersionRef][]string, env string) *kiln.Exposure {
+	var keep []*kiln.Usage
+	for _, u := range us {
+		if exposed(u.Ref()) {
+			keep = append(keep, u)
+		}
+	}
+	rs, _ := rows(keep, nil)
+	out := &kiln.Exposure{Environment: env, Rows: []*kiln.ExposureRow{}, FixedIn: []kiln.VersionRef{}}
+	for _, r := range rs {
+		er := &kiln.ExposureRow{ReportRow: *r}
+		ref := kiln.VersionRef{Image: r.Image, Number: r.Number}
+		if f, ok := fixedIn[r.Image]; ok {
+			er.FixedIn = f.String()
+		}
+		er.Findings = findings[ref]
+		out.Rows = append(out.Rows, er)
+		out.Versions++
+		out.Instances += r.Instances
+	}
+	for _, img := range sortedKeys(fixedIn) {
+		out.FixedIn = append(out.FixedIn, fixedIn[img])
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// ExposedFixedIn lists the instances in env ("" for all) on a version
+// earlier than the fixed-in version of its image: an image-level statement
+// such as "fixed in basic-linux-2, appserver-3". Images not named are not
+// affected.
+func (s *Service) ExposedFixedIn(ctx context.Context, fixedIn []kiln.VersionRef, env string) (*kiln.Exposure, error) {
+	if len(fixedIn) == 0 {
+		return nil, kiln.FieldErrorf(kiln.EINVALID, "fixed-in", "no fixed-in version given; e.g. --fixed-in basic-linux-2,appserver-3")
+	}
+	us, err := s.Fleet.Usage(ctx, kiln.UsageFilter{Environment: env})
+	if err != nil {
+		return nil, fmt.Errorf("fleet exposed: %w", err)
+	}
+	return exposedFixedIn(us, fixedIn, env), nil
+}
+
+func exposedFixedIn(us []*kiln.Usage, fixedIn []kiln.VersionRef, env string) *kiln.Exposure {
+	fix := map[string]kiln.VersionRef{}
+	for _, f := range fixedIn {
+		fix[f.Image] = f
+	}
+	return BuildExposure(us, func(r kiln.VersionRef) bool {
+		exp, _ := advisory.Exposed(fixedIn, r)
+		return exp
+	}, fix, nil, env)
+}
+
+// ExposedTo lists the instances in env exposed to the stored advisory id.
+// Its fixed-in statement decides for the images it names; its package
+// entries are matched against the manifest of every version of every other
+// image, with the Debian release of each version taken from its origin (or
+// its base's), and FirstFixed says which version first has the fix.
+func (s *Service) ExposedTo(ctx context.Context, id, env string) (*kiln.Exposure, error) {
+	adv, err := s.Advisories.FindAdvisory(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	us, err := s.Fleet.Usage(ctx, kiln.UsageFilter{Environment: env})
+	if err != nil {
+		return nil, fmt.Errorf("fleet exposed: %w", err)
+	}
+	if !adv.Withdrawn.IsZero() {
+		out := BuildExposure(nil, nil, nil, nil, env)
+		out.Advisory = adv.ID
+		out.Notes = append(out.Notes, fmt.Sprintf("advisory %s was withdrawn on %s; nothing is exposed", adv.ID, adv.Withdrawn.Format("2006-01-02")))
+		return out, nil
+	}
+	imageLevel := map[string]kiln.VersionRef{}
+	fix := map[string]kiln.VersionRef{}
+	for _, f := range adv.FixedIn {
+		imageLevel[f.Image], fix[f.Image] = f, f
+	}
+	exposed := map[kiln.VersionRef]bool{}
+	findings := map[kiln.VersionRef][]string{}
+	var notes []string
+	if len(adv.Packages) > 0 {
+		if notes, err = s.matchPackages(ctx, adv, fix, exposed, findings); err != nil {
+			return nil, err
+		}
+	}
+	out := BuildExposure(us, func(r kiln.VersionRef) bool {
+		if f, named := imageLevel[r.Image]; named {
+			return r.Number < f.Number
+		}
+		return exposed[r]
+	}, fix, findings, env)
+	out.Advisory = adv.ID
+	unknown := 0
+	for _, u := range us {
+		if _, named := imageLevel[u.Image]; !u.Known && !named && len(adv.Packages) > 0 {
+			unknown += u.Instances
+		}
+	}
+	if unknown > 0 {
+		notes = append(notes, fmt.Sprintf("%d instances run versions the registry does not know; their packages cannot be checked", unknown))
+	}
+	out.Notes = append(out.Notes, notes...)
+	return out, nil
+}
+
+// matchPackages matches adv's package entries against every version of the
+// images fix does not name, filling exposed, findings and fix (with the
+// first fixed version found by advisory.FirstFixed).
+func (s *Service) matchPackages(ctx context.Context, adv *kiln.Advisory, fix map[string]kiln.VersionRef,
+	exposed map[kiln.VersionRef]bool, findings map[kiln.VersionRef][]string) ([]string, error) {
+	var names []string
+	for _, p := range adv.Packages {
+		names = append(names, p.Name)
+	}
+	ms, err := s.Fleet.Manifests(ctx, names)
+	if err != nil {
+		return nil, fmt.Errorf("fleet exposed: %w", err)
+	}
+	byRef := make(map[kiln.VersionRef]*kiln.PackageManifest, len(ms))
+	for _, m := range ms {
+		byRef[m.Version] = m
+	}
+	var notes []string
+	defaulted := 0
+	indexes := map[string]*advisory.Index{}
+	lines := map[string][]advisory.VersionManifest{}
+	var order []string
+	for _, m := range ms {
+		if _, named := fix[m.Version.Image]; named {
+			continue
+		}
+		rel, ok := Release(m, byRef)
+		if !ok {
+			rel = s.DefaultRelease
+			defaulted++
+		}
+		rel = advisory.Release(rel)
+		ix := indexes[rel]
+		if ix == nil {
+			if ix, err = advisory.NewIndex([]*kiln.Advisory{adv}, rel); err != nil {
+				return nil, err
+			}
+			indexes[rel] = ix
+		}
+		srcs := Sources(m.Packages)
+		for _, f := range advisory.Affected(ix.Match(m.Packages, srcs)) {
+			exposed[m.Version] = true
+			findings[m.Version] = append(findings[m.Version], f.Package+" "+f.Installed+": "+f.Reason)
+		}
+		if _, seen := lines[m.Version.Image]; !seen {
+			order = append(order, m.Version.Image)
+		}
+		lines[m.Version.Image] = append(lines[m.Version.Image], advisory.VersionManifest{Version: m.Version, Release: rel, Packages: m.Packages, Sources: srcs})
+	}
+	for _, img := range order {
+		vs := lines[img]
+		anyExposed := false
+		for _, v := range vs {
+			anyExposed = anyExposed || exposed[v.Version]
+		}
+		if !anyExposed {
+			continue
+		}
+		f, ok, err := advisory.FirstFixed(adv, vs)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			fix[img] = f
+		} else {
+			notes = append(notes, fmt.Sprintf("no version of %s has the fix yet (newest: %s)", img, vs[len(vs)-1].Version))
+		}
+	}
+	if defaulted > 0 {
+		notes = append(notes, fmt.Sprintf("%d versions do not say their Debian release; matched as %s", defaulted, s.DefaultRelease))
+	}
+	return notes, nil
+}
+
+// Sources maps each binary package whose manifest entry names its source
+// package to that source.
+func Sources(pkgs []kiln.Package) advisory.Sources {
+	srcs := advisory.Sources{}
+	for _, p := range pkgs {
+		if p.Source != "" {
+			srcs[p.Name] = advisory.SourceRef{Name: p.Source, Version: p.SourceVersion}
+		}
+	}
+	return srcs
+}
+
+// Release returns the Debian release a version was built from: the suite
+// of a Debian origin ("bookworm@http://deb.debian.org/debian"), else the
+// release of the version it was built on (origin naming a version, base,
+// then parent). ok is false when the chain ends without one.
+func Release(m *kiln.PackageManifest, byRef map[kiln.VersionRef]*kiln.PackageManifest) (string, bool) {
+	for range 64 { // bounds a cycle, which the registry cannot hold anyway
+		if suite, _, ok := strings.Cut(m.Origin, "@"); ok && suite != "" && !strings.ContainsAny(suite, "/.") {
+			return advisory.Release(suite), true
+		}
+		var next *kiln.PackageManifest
+		if r, err := kiln.ParseVersionRef("origin", m.Origin); err == nil {
+			next = byRef[r]
+		}
+		if next == nil && m.Base != nil {
+			next = byRef[*m.Base]
+		}
+		if next == nil && m.Parent != nil {
+			next = byRef[*m.Parent]
+		}
+		if next == nil {
+			return "", false
+		}
+		m = next
+	}
+	return "", false
+}
