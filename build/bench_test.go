@@ -27,7 +27,7 @@ func BenchmarkBuild(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		opts := BenchOptions{DataDir: dir, Registry: reg, Mirror: mirror()}
+		opts := BenchOptions{DataDir: dir, Registry: reg, Mirror: mirror(), Rounds: 2}
 		if testing.Verbose() {
 			opts.Progress = os.Stderr
 		}

@@ -165,12 +165,16 @@ func TestReheatKeepsWhatFreshDrops(t *testing.T) {
 	if !hasPackage(v1, "hello") {
 		t.Fatal("app-1 lacks the hello package it was built with")
 	}
-	v2 := build(t, b, estate(t, dir, def("reheat", "")), "app", Options{}).Version
+	// The reheat installs another package with apt on top of app-1.
+	v2 := build(t, b, estate(t, dir, def("reheat", `"netbase"`)), "app", Options{}).Version
 	if v2.Provenance.Method != kiln.MethodReheat || v2.Provenance.Parent == nil || *v2.Provenance.Parent != v1.Ref() {
 		t.Fatalf("app-2 provenance: method %s parent %v, want reheat of %s", v2.Provenance.Method, v2.Provenance.Parent, v1.Name)
 	}
 	if !hasPackage(v2, "hello") {
 		t.Error("reheated app-2 lost hello; a reheat starts from the previous image and keeps it")
+	}
+	if !hasPackage(v2, "netbase") {
+		t.Error("reheated app-2 lacks netbase, which its apt step installs")
 	}
 	v3 := build(t, b, estate(t, dir, def("fresh", "")), "app", Options{}).Version
 	if hasPackage(v3, "hello") {
