@@ -28,6 +28,10 @@ type Config struct {
 type Services struct {
 	Registry  kiln.Registry
 	Artifacts kiln.ArtifactStore
+	// Tokens and Audit are the token store and audit log; nil when the
+	// services do not keep them.
+	Tokens kiln.TokenStore
+	Audit  kiln.AuditLog
 	// DataDir is where work files live (build directories, step cache).
 	DataDir string
 	// Platform runs instances (the local nspawn driver by default).
@@ -56,6 +60,13 @@ type App struct {
 // ServeOptions are the flags of `kiln serve`.
 type ServeOptions struct {
 	Listen string
+	// TLSCert and TLSKey are PEM files; both or neither.
+	TLSCert, TLSKey string
+	// InsecureListen is set when --insecure-listen allowed a non-loopback
+	// address without TLS; the server warns in its log (and dashboard).
+	InsecureListen bool
+	// CheckinRate limits check-ins per token and second (0: default).
+	CheckinRate float64
 }
 
 // DefaultDataDir is /var/lib/kiln for root, else $XDG_DATA_HOME/kiln
@@ -141,7 +152,7 @@ func (a *App) Root() *cobra.Command {
 	pf.StringVarP(&a.cfg.Output, "output", "o", FormatTable, "output format of listings: table or json")
 	pf.BoolVarP(&a.cfg.Verbose, "verbose", "v", false, "print debug logs and live output of long steps")
 
-	root.AddCommand(a.imageCmd(), a.versionCmd(), a.serveCmd(), a.validateCmd(), a.buildCmd(), a.testCmd())
+	root.AddCommand(a.imageCmd(), a.versionCmd(), a.serveCmd(), a.validateCmd(), a.buildCmd(), a.testCmd(), a.tokenCmd(), a.auditCmd())
 	for _, f := range a.Extra {
 		root.AddCommand(f(a))
 	}

@@ -11,40 +11,54 @@ import (
 
 func (a *App) serveCmd() *cobra.Command {
 	var opts ServeOptions
-	var insecure bool
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the HTTP API (OpenAPI at /openapi.json) until interrupted",
-		Args:  exactArgs(0, "no arguments"),
+		Long: "Serves kiln's HTTP API. Every operation but /healthz and /openapi.* needs an API token " +
+			"(`kiln token create NAME --role ROLE`). It listens on 127.0.0.1 unless told otherwise; any other " +
+			"address needs --tls-cert and --tls-key (docs/security.md).",
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkListen(opts.Listen, insecure); err != nil {
+			if err := checkListen(opts); err != nil {
 				return err
 			}
 			return a.Serve(cmd.Context(), a.cfg, a.Logger(), opts)
 		},
 	}
-	c.Flags().StringVar(&opts.Listen, "listen", "127.0.0.1:8080", "address to listen on (loopback unless --insecure-listen)")
-	c.Flags().BoolVar(&insecure, "insecure-listen", false, "allow a non-loopback address without TLS and authentication (not for production)")
+	f := c.Flags()
+	f.StringVar(&opts.Listen, "listen", "127.0.0.1:8080", "address to listen on; other than loopback it needs --tls-cert and --tls-key")
+	f.StringVar(&opts.TLSCert, "tls-cert", "", "PEM certificate (chain) file to serve HTTPS with")
+	f.StringVar(&opts.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
+	f.BoolVar(&opts.InsecureListen, "insecure-listen", false, "allow a non-loopback address without TLS (tokens then cross the network in clear text; never in production)")
+	f.Float64Var(&opts.CheckinRate, "checkin-rate", 0, "check-ins allowed per agent token and second (0: 50, negative: no limit)")
 	return c
 }
 
-// checkListen refuses non-loopback addresses: the API has no TLS or
-// authentication yet, so anything that could reach it could change the
-// registry.
-func checkListen(addr string, insecure bool) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return kiln.FieldErrorf(kiln.EINVALID, "--listen", "%q is not HOST:PORT: %v", addr, err)
-	}
+// isLoopback reports whether host names only this machine.
+func isLoopback(host string) bool {
 	if host == "localhost" {
-		return nil
+		return true
 	}
 	ip, err := netip.ParseAddr(host)
-	if err == nil && ip.IsLoopback() {
+	return err == nil && ip.IsLoopback()
+}
+
+// checkListen refuses to serve bearer tokens in clear text over a network:
+// an address other than loopback needs TLS, unless --insecure-listen says
+// the network is trusted. Authentication is always on, whatever the
+// address.
+func checkListen(opts ServeOptions) error {
+	host, _, err := net.SplitHostPort(opts.Listen)
+	if err != nil {
+		return kiln.FieldErrorf(kiln.EINVALID, "--listen", "%q is not HOST:PORT: %v", opts.Listen, err)
+	}
+	if (opts.TLSCert == "") != (opts.TLSKey == "") {
+		return kiln.FieldErrorf(kiln.EINVALID, "--tls-cert", "give both --tls-cert and --tls-key, or neither")
+	}
+	if isLoopback(host) || opts.TLSCert != "" || opts.InsecureListen {
 		return nil
 	}
-	if insecure {
-		return nil
-	}
-	return kiln.FieldErrorf(kiln.EINVALID, "--listen", "%s is not a loopback address; kiln's API has no TLS or authentication yet, so it only listens on 127.0.0.1 or ::1 (use --insecure-listen to override on a trusted network)", addr)
+	return kiln.FieldErrorf(kiln.EINVALID, "--listen",
+		"%s is not a loopback address and no TLS certificate is given: API tokens would cross the network in clear text; "+
+			"add --tls-cert FILE --tls-key FILE, listen on 127.0.0.1 behind a TLS proxy, or (on a trusted network only) pass --insecure-listen", opts.Listen)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	kiln "github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/api"
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/build"
@@ -79,7 +81,8 @@ func openServices(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*cl
 		db.Close()
 		return nil, err
 	}
-	return &cli.Services{Registry: db, Artifacts: arts, DataDir: cfg.DataDir, Platform: plat, Close: db.Close}, nil
+	return &cli.Services{Registry: db, Artifacts: arts, DataDir: cfg.DataDir, Platform: plat,
+		Tokens: db, Audit: db, Close: db.Close}, nil
 }
 
 func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.ServeOptions) error {
@@ -89,16 +92,35 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	}
 	defer db.Close()
 	srv := &http.Server{
-		Handler:           api.New(api.Config{Registry: db, Logger: logger, Version: version}),
+		Handler: api.New(api.Config{Registry: db, Tokens: db, Audit: db, Logger: logger, Version: version,
+			CheckinRate: opts.CheckinRate}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	if opts.TLSCert != "" {
+		// Load now so a bad file stops the start with a clear message.
+		cert, err := tls.LoadX509KeyPair(opts.TLSCert, opts.TLSKey)
+		if err != nil {
+			return kiln.FieldErrorf(kiln.EINVALID, "--tls-cert", "cannot load the TLS certificate %s and key %s: %v; give PEM files of a matching pair",
+				opts.TLSCert, opts.TLSKey, err)
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
+	if opts.InsecureListen && opts.TLSCert == "" {
+		logger.Warn("kiln serve: --insecure-listen: serving the API without TLS; API tokens cross the network in clear text", "addr", opts.Listen)
+	}
+	if toks, err := db.ListTokens(ctx); err == nil && len(toks) == 0 {
+		logger.Warn("kiln serve: no API tokens exist yet, so only /healthz and /openapi.json answer; create one with `kiln token create NAME --role admin`")
+	}
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
 		return err
+	}
+	if srv.TLSConfig != nil {
+		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
 	logger.Info("kiln serve: listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
