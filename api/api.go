@@ -55,6 +55,14 @@ type Config struct {
 	// default; negative: no limit), CheckinBurst how many may come at once.
 	CheckinRate  float64
 	CheckinBurst int
+	// Inventory, Fleet and Advisories serve the fleet operations and
+	// /metrics; when nil they are taken from Registry if it implements
+	// them. Checkins records check-ins (a fleet.Batcher); nil records
+	// each in its own transaction.
+	Inventory  kiln.Inventory
+	Fleet      kiln.Fleet
+	Advisories kiln.AdvisoryStore
+	Checkins   CheckinRecorder
 }
 
 // Server is the HTTP API.
@@ -113,6 +121,7 @@ func New(cfg Config) *Server {
 	s.registerHealth()
 	s.registerImages()
 	s.registerVersions()
+	s.registerFleet()
 	return s
 }
 

@@ -241,3 +241,8 @@ func Release(m *kiln.PackageManifest, byRef map[kiln.VersionRef]*kiln.PackageMan
 	}
 	return "", false
 }
+
+// ExposureOf is ExposedFixedIn on usage rows already read (for metrics).
+func ExposureOf(us []*kiln.Usage, fixedIn []kiln.VersionRef, env string) *kiln.Exposure {
+	return exposedFixedIn(us, fixedIn, env)
+}

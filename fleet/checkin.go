@@ -1,0 +1,150 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/kiln-project/kiln"
+)
+
+// Batcher records check-ins in shared transactions: while one transaction
+// commits, the check-ins arriving meanwhile queue and go into the next one
+// (group commit). Each caller still waits until its own check-in is
+// committed, so a reply means it is durable. A batch that fails is retried
+// one check-in at a time, so one bad check-in fails only its caller.
+type Batcher struct {
+	fleet kiln.Fleet
+	max   int
+	reqs  chan *pending
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+}
+
+type pending struct {
+	ctx  context.Context
+	c    *kiln.Checkin
+	res  *kiln.CheckinResult
+	err  error
+	done chan struct{}
+}
+
+// ErrBatcherClosed is returned for check-ins sent after Close.
+var ErrBatcherClosed = kiln.Errorf(kiln.EUNAVAILABLE, "the server is shutting down; check in again later")
+
+// NewBatcher starts a batcher writing up to maxBatch check-ins per
+// transaction. Close stops it.
+func NewBatcher(fl kiln.Fleet, maxBatch int) *Batcher {
+	if maxBatch < 1 {
+		maxBatch = 1
+	}
+	b := &Batcher{fleet: fl, max: maxBatch, reqs: make(chan *pending, 4*maxBatch),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go b.loop()
+	return b
+}
+
+// CheckIn validates c, queues it and waits until it is committed.
+func (b *Batcher) CheckIn(ctx context.Context, c *kiln.Checkin) (*kiln.CheckinResult, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	p := &pending{ctx: ctx, c: c, done: make(chan struct{})}
+	select {
+	case b.reqs <- p:
+	case <-b.stop:
+		return nil, ErrBatcherClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case <-p.done:
+		return p.res, p.err
+	case <-ctx.Done():
+		// It may still be committed; the agent's next check-in is idempotent.
+		return nil, ctx.Err()
+	}
+}
+
+// Close stops taking check-ins, finishes the queued ones and returns.
+func (b *Batcher) Close() {
+	b.once.Do(func() { close(b.stop) })
+	<-b.done
+}
+
+func (b *Batcher) loop() {
+	defer close(b.done)
+	for {
+		var first *pending
+		select {
+		case first = <-b.reqs:
+		case <-b.stop:
+			// Drain what was queued before the stop.
+			for {
+				select {
+				case p := <-b.reqs:
+					b.write([]*pending{p})
+				default:
+					return
+				}
+			}
+		}
+		batch := []*pending{first}
+	fill:
+		for len(batch) < b.max {
+			select {
+			case p := <-b.reqs:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		b.write(batch)
+	}
+}
+
+func (b *Batcher) write(batch []*pending) {
+	live := batch[:0]
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.err = err
+			close(p.done)
+			continue
+		}
+		live = append(live, p)
+	}
+	if len(live) == 0 {
+		return
+	}
+	cs := make([]*kiln.Checkin, len(live))
+	for i, p := range live {
+		cs[i] = p.c
+	}
+	// The batch runs on its own context: one caller giving up must not
+	// roll back the others' check-ins.
+	ctx := context.WithoutCancel(live[0].ctx)
+	res, err := b.fleet.CheckIn(ctx, cs)
+	if err == nil {
+		for i, p := range live {
+			p.res = res[i]
+			close(p.done)
+		}
+		return
+	}
+	if len(live) == 1 || errors.Is(err, context.Canceled) {
+		for _, p := range live {
+			p.err = err
+			close(p.done)
+		}
+		return
+	}
+	for _, p := range live {
+		r, err := b.fleet.CheckIn(ctx, []*kiln.Checkin{p.c})
+		if err == nil {
+			p.res = r[0]
+		}
+		p.err = err
+		close(p.done)
+	}
+}
