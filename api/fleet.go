@@ -333,5 +333,3 @@ func (c singleCheckin) CheckIn(ctx context.Context, ci *kiln.Checkin) (*kiln.Che
 	}
 	return rs[0], nil
 }
-
-
