@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kiln-project/kiln/cli"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key into dir.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kiln test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// A server run over TLS with tokens made by the CLI: the roles hold, and
+// no secret appears in any log or message of the whole run.
+func TestServeTLSAndNoSecretsInLogs(t *testing.T) {
+	dir := t.TempDir()
+	var stderrs []string
+	create := func(name, role string) string {
+		out, errs, code := run(t, dir, "-v", "token", "create", name, "--role", role)
+		if code != 0 {
+			t.Fatalf("token create %s: %s", name, errs)
+		}
+		stderrs = append(stderrs, errs)
+		return strings.TrimSpace(out)
+	}
+	admin, viewer, gone := create("admin", "admin"), create("viewer", "viewer"), create("gone", "builder")
+	if _, errs, code := run(t, dir, "-v", "token", "revoke", "gone"); code != 0 {
+		t.Fatal(errs)
+	} else {
+		stderrs = append(stderrs, errs)
+	}
+
+	if _, errs, code := run(t, dir, "serve", "--listen", "0.0.0.0:0"); code != 1 || !strings.Contains(errs, "--tls-cert") {
+		t.Fatalf("serve on all addresses without TLS: exit %d: %s", code, errs)
+	}
+
+	certFile, keyFile, pool := selfSigned(t, t.TempDir())
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, cli.Config{DataDir: dir}, logger, cli.ServeOptions{Listen: "127.0.0.1:0", TLSCert: certFile, TLSKey: keyFile})
+	}()
+	addrRE := regexp.MustCompile(`listening"? addr=(\S+)`)
+	var addr string
+	for deadline := time.Now().Add(10 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if m := addrRE.FindStringSubmatch(logs.String()); m != nil {
+			addr = m[1]
+		}
+	}
+	if addr == "" {
+		cancel()
+		t.Fatalf("server did not start: %s %v", logs.String(), <-done)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	var bodies []string
+	req := func(token, method, path, body string) int {
+		t.Helper()
+		r, _ := http.NewRequest(method, "https://"+addr+path, strings.NewReader(body))
+		if token != "" {
+			r.Header.Set("Authorization", "Bearer "+token)
+		}
+		if body != "" {
+			r.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := client.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		bodies = append(bodies, string(b))
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		token, method, path, body string
+		want                      int
+	}{
+		{"", "GET", "/healthz", "", 200},
+		{"", "GET", "/api/v1/images", "", 401},
+		{viewer, "GET", "/api/v1/images", "", 200},
+		{viewer, "POST", "/api/v1/images", `{"name":"web"}`, 403},
+		{gone, "POST", "/api/v1/images", `{"name":"web"}`, 401},
+		{admin + "x", "GET", "/api/v1/images", "", 401},
+		{strings.ToUpper(admin), "GET", "/api/v1/images", "", 401},
+		{admin, "POST", "/api/v1/images", `{"name":"web"}`, 201},
+	} {
+		if got := req(c.token, c.method, c.path, c.body); got != c.want {
+			t.Errorf("%s %s: %d, want %d: %s", c.method, c.path, got, c.want, bodies[len(bodies)-1])
+		}
+	}
+	// Plain HTTP is not answered on the TLS port.
+	if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+		if resp.StatusCode == 200 {
+			t.Errorf("plain HTTP answered 200")
+		}
+		resp.Body.Close()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+
+	auditOut, _, _ := run(t, dir, "-o", "json", "audit")
+	everything := logs.String() + strings.Join(stderrs, "") + strings.Join(bodies, "") + auditOut
+	if !strings.Contains(everything, "api.denied") || !strings.Contains(logs.String(), "listening") {
+		t.Fatalf("the test saw too little to be meaningful:\n%s", everything)
+	}
+	db, _ := os.ReadFile(filepath.Join(dir, "kiln.db"))
+	wal, _ := os.ReadFile(filepath.Join(dir, "kiln.db-wal"))
+	for name, secret := range map[string]string{"admin": admin, "viewer": viewer, "gone": gone} {
+		body := strings.TrimPrefix(secret, "kiln_")
+		if len(body) < 40 {
+			t.Fatalf("token %s: secret %q too short", name, secret)
+		}
+		if strings.Contains(strings.ToLower(everything), body) {
+			t.Errorf("the secret of token %s appears in logs, messages or the audit log", name)
+		}
+		if bytes.Contains(db, []byte(body)) || bytes.Contains(wal, []byte(body)) {
+			t.Errorf("the secret of token %s is stored in the database", name)
+		}
+	}
+}
