@@ -1,0 +1,509 @@
+package rollout
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kiln-project/kiln"
+)
+
+// Engine runs rollouts. It is safe to run one rollout per service at a
+// time (the store refuses a second); several services may roll out at once.
+type Engine struct {
+	Services  kiln.ServiceStore
+	Rollouts  kiln.RolloutStore
+	Registry  kiln.Registry
+	Platform  kiln.Platform
+	Inventory kiln.Inventory
+	Logger    *slog.Logger
+	// Progress receives one line per rollout event; nil prints nothing.
+	Progress io.Writer
+	// BootTimeout bounds each instance's boot; 0 is the platform's default.
+	BootTimeout time.Duration
+	// HealthTimeout bounds the wait for a new instance's first healthy check.
+	HealthTimeout time.Duration
+	// DrainTimeout bounds the wait for the front end to stop sending to an
+	// instance being removed.
+	DrainTimeout time.Duration
+}
+
+// Errors a rollout refuses with.
+var (
+	// ErrNoFrontEnd: the service's front end is not reporting, so removing
+	// an instance could fail requests.
+	ErrNoFrontEnd = errors.New("front end not running")
+)
+
+// Options change one rollout.
+type Options struct {
+	// AllowUnready rolls out a version that is tested but not ready.
+	AllowUnready bool
+}
+
+// Start begins a rollout of service to version to and runs it to the end:
+// succeeded, rolled back, or failed. If ctx is cancelled the rollout stays
+// recorded as running (or rolling back) and Resume continues it.
+func (e *Engine) Start(ctx context.Context, service string, to kiln.VersionRef, opts Options) (*kiln.Rollout, error) {
+	svc, err := e.Services.FindService(ctx, service)
+	if err != nil {
+		return nil, err
+	}
+	if to.Image != svc.Image {
+		return nil, kiln.FieldErrorf(kiln.EINVALID, "to", "service %s runs image %s; %s is of image %s", service, svc.Image, to, to.Image)
+	}
+	v, err := e.Registry.FindVersion(ctx, to)
+	if err != nil {
+		return nil, err
+	}
+	if v.Provenance.Artifact == nil {
+		return nil, kiln.Errorf(kiln.EINVALID, "%s has no artifact recorded; only built versions can be rolled out", to)
+	}
+	switch {
+	case v.Status == kiln.StatusReady:
+	case v.Status == kiln.StatusTested && opts.AllowUnready:
+	default:
+		return nil, kiln.Errorf(kiln.ECONFLICT, "%s is %s; only ready versions are rolled out (tested ones with --allow-unready)", to, v.Status)
+	}
+	r := &kiln.Rollout{Service: service, From: svc.Version, To: to}
+	if err := e.Rollouts.CreateRollout(ctx, r); err != nil {
+		return nil, err
+	}
+	e.say("==> rollout %d: %s from %s to %s (%d replicas, batches of %d, min healthy %d, bake %s)",
+		r.ID, service, orNone(r.From), to, svc.Replicas, svc.MaxSurge, svc.MinHealthy(), svc.BakeTime)
+	return e.run(ctx, svc, r)
+}
+
+// Resume continues the service's interrupted rollout: instances whose
+// launch was cut short are destroyed, removals are finished, and the
+// rollout goes on in the direction it was going (forward, or back).
+func (e *Engine) Resume(ctx context.Context, service string) (*kiln.Rollout, error) {
+	svc, err := e.Services.FindService(ctx, service)
+	if err != nil {
+		return nil, err
+	}
+	r, err := e.Rollouts.ActiveRollout(ctx, service)
+	if err != nil {
+		return nil, err
+	}
+	e.say("==> resuming rollout %d of %s (%s, %d batches done)", r.ID, service, r.State, r.Batch)
+	return e.run(ctx, svc, r)
+}
+
+func orNone(r kiln.VersionRef) string {
+	if r.IsZero() {
+		return "(nothing)"
+	}
+	return r.String()
+}
+
+func (e *Engine) log() *slog.Logger {
+	if e.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return e.Logger
+}
+
+func (e *Engine) say(format string, args ...any) {
+	if e.Progress != nil {
+		fmt.Fprintf(e.Progress, format+"\n", args...)
+	}
+}
+
+func (e *Engine) run(ctx context.Context, svc *kiln.Service, r *kiln.Rollout) (*kiln.Rollout, error) {
+	if err := e.recover(ctx, svc); err != nil {
+		return r, err
+	}
+	if r.State == kiln.RolloutRunning {
+		err := e.converge(ctx, svc, r, r.To, true)
+		if err == nil {
+			if err := e.Services.SetServiceVersion(ctx, svc.Name, r.To); err != nil {
+				return r, err
+			}
+			r.State, r.Reason = kiln.RolloutSucceeded, fmt.Sprintf("%d instances run %s", svc.Replicas, r.To)
+			e.say("==> rollout %d succeeded: %s", r.ID, r.Reason)
+			return r, e.Rollouts.UpdateRollout(context.WithoutCancel(ctx), r)
+		}
+		if ctx.Err() != nil {
+			return r, fmt.Errorf("rollout %d interrupted (resume with `kiln rollout %s --resume`): %w", r.ID, svc.Name, ctx.Err())
+		}
+		r.State, r.Reason, r.Batch = kiln.RolloutRollingBack, kiln.ErrorMessage(err), 0
+		e.say("==> rollout %d: rolling back: %s", r.ID, r.Reason)
+		if err := e.Rollouts.UpdateRollout(ctx, r); err != nil {
+			return r, err
+		}
+	}
+	// Rolling back: the previous version in again, new instances out.
+	var err error
+	if r.From.IsZero() {
+		err = e.removeAll(ctx, svc, r, r.To)
+	} else {
+		err = e.converge(ctx, svc, r, r.From, false)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return r, fmt.Errorf("rollback of rollout %d interrupted (resume with `kiln rollout %s --resume`): %w", r.ID, svc.Name, ctx.Err())
+		}
+		r.State, r.Reason = kiln.RolloutFailed, r.Reason+"; rollback failed: "+kiln.ErrorMessage(err)
+		e.say("==> rollout %d failed: %s", r.ID, r.Reason)
+		if uerr := e.Rollouts.UpdateRollout(context.WithoutCancel(ctx), r); uerr != nil {
+			return r, errors.Join(err, uerr)
+		}
+		return r, kiln.Errorf(kiln.EUNAVAILABLE, "rollout %d of %s failed and could not be rolled back: %s; see `kiln service show %s`", r.ID, svc.Name, kiln.ErrorMessage(err), svc.Name)
+	}
+	r.State = kiln.RolloutRolledBack
+	e.say("==> rollout %d rolled back to %s", r.ID, orNone(r.From))
+	return r, e.Rollouts.UpdateRollout(context.WithoutCancel(ctx), r)
+}
+
+// recover finishes what an interrupted process left: members still
+// launching are destroyed (they never served), draining ones are removed.
+func (e *Engine) recover(ctx context.Context, svc *kiln.Service) error {
+	ms, err := e.Services.ListMembers(ctx, svc.Name)
+	if err != nil {
+		return err
+	}
+	var drain []*kiln.Member
+	for _, m := range ms {
+		switch m.State {
+		case kiln.MemberLaunching:
+			e.say("    %s: launch was interrupted; destroying it", m.InstanceID)
+			if err := e.destroy(ctx, svc, m, "rollout: launch interrupted"); err != nil {
+				return err
+			}
+		case kiln.MemberDraining:
+			drain = append(drain, m)
+		}
+	}
+	if len(drain) > 0 {
+		return e.remove(ctx, svc, drain, "rollout: removal interrupted")
+	}
+	return nil
+}
+
+// converge replaces active members not on target with members on target,
+// batch by batch, until Replicas members run target. With watch, each
+// batch is baked and a failure is returned after the batch's new members
+// are removed again; without (a rollback), failures of a new member are
+// retried once on another launch.
+func (e *Engine) converge(ctx context.Context, svc *kiln.Service, r *kiln.Rollout, target kiln.VersionRef, watch bool) error {
+	v, err := e.Registry.FindVersion(ctx, target)
+	if err != nil {
+		return err
+	}
+	if v.Provenance.Artifact == nil {
+		return kiln.Errorf(kiln.EINVALID, "%s has no artifact", target)
+	}
+	art := *v.Provenance.Artifact
+	retries := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ms, err := e.Services.ListMembers(ctx, svc.Name)
+		if err != nil {
+			return err
+		}
+		var on, others []*kiln.Member
+		for _, m := range ms {
+			if m.State != kiln.MemberActive {
+				continue
+			}
+			if m.Version == target {
+				on = append(on, m)
+			} else {
+				others = append(others, m)
+			}
+		}
+		if len(on) >= svc.Replicas && len(others) == 0 {
+			return nil
+		}
+		t0 := time.Now()
+		n := min(svc.MaxSurge, max(svc.Replicas-len(on), 0))
+		var batch []*kiln.Member
+		if n > 0 {
+			e.say("--> batch %d: launching %d instance(s) of %s", r.Batch+1, n, target)
+			batch, err = e.launchBatch(ctx, svc, r, target, art, n)
+			if err != nil {
+				if !watch && retries < 2 && ctx.Err() == nil {
+					retries++
+					e.say("    launch failed (%s); trying again", kiln.ErrorMessage(err))
+					continue
+				}
+				return err
+			}
+			if err := e.activate(ctx, svc, batch); err != nil {
+				return errors.Join(err, e.remove(context.WithoutCancel(ctx), svc, batch, "rollout: failed to enter the front end"))
+			}
+			e.say("    %d instance(s) healthy and in the front end", len(batch))
+			if watch && svc.BakeTime > 0 {
+				if err := e.bake(ctx, svc, batch); err != nil {
+					if ctx.Err() != nil {
+						return err
+					}
+					e.say("    bake failed: %s; taking the batch out", kiln.ErrorMessage(err))
+					return errors.Join(err, e.remove(context.WithoutCancel(ctx), svc, batch, "rollout: failed during bake"))
+				}
+			}
+		}
+		// Remove as many old members as keep Replicas serving (at least
+		// one batch when only old ones are left above Replicas).
+		surplus := len(on) + len(batch) + len(others) - svc.Replicas
+		k := min(len(others), max(surplus, 0))
+		if n == 0 {
+			k = min(len(others), max(svc.MaxSurge, surplus))
+		}
+		if remaining := len(on) + len(batch) + len(others) - k; remaining < svc.MinHealthy() && k > 0 {
+			k = max(0, len(on)+len(batch)+len(others)-svc.MinHealthy())
+		}
+		if k > 0 {
+			e.say("    draining and destroying %d old instance(s)", k)
+			if err := e.remove(ctx, svc, others[:k], "rollout: replaced by "+target.String()); err != nil {
+				return err
+			}
+		}
+		if n == 0 && k == 0 {
+			return kiln.Errorf(kiln.EINTERNAL, "rollout of %s cannot make progress: %d on %s, %d others, %d replicas, min healthy %d", svc.Name, len(on), target, len(others), svc.Replicas, svc.MinHealthy())
+		}
+		r.Batch++
+		r.BatchTimes = append(r.BatchTimes, time.Since(t0))
+		e.say("    batch %d done in %s", r.Batch, time.Since(t0).Round(time.Millisecond))
+		if err := e.Rollouts.UpdateRollout(ctx, r); err != nil {
+			return err
+		}
+	}
+}
+
+// launchBatch launches n instances of target at once and waits until each
+// is healthy. On any failure it destroys the whole batch.
+func (e *Engine) launchBatch(ctx context.Context, svc *kiln.Service, r *kiln.Rollout, target kiln.VersionRef, art kiln.Artifact, n int) ([]*kiln.Member, error) {
+	batch := make([]*kiln.Member, n)
+	for i := range batch {
+		batch[i] = &kiln.Member{Service: svc.Name, InstanceID: instanceID(svc.Name, target), Version: target, State: kiln.MemberLaunching, Rollout: r.ID}
+		// Recorded before the launch: an interrupted rollout finds it.
+		if err := e.Services.PutMember(ctx, batch[i]); err != nil {
+			return nil, e.cleanupBatch(ctx, svc, batch[:i], err)
+		}
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, m := range batch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = e.launch(ctx, svc, m, art)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, e.cleanupBatch(ctx, svc, batch, err)
+	}
+	return batch, nil
+}
+
+func (e *Engine) cleanupBatch(ctx context.Context, svc *kiln.Service, batch []*kiln.Member, err error) error {
+	for _, m := range batch {
+		if derr := e.destroy(context.WithoutCancel(ctx), svc, m, "rollout: launch failed"); derr != nil {
+			err = errors.Join(err, derr)
+		}
+	}
+	return err
+}
+
+func (e *Engine) launch(ctx context.Context, svc *kiln.Service, m *kiln.Member, art kiln.Artifact) error {
+	res, err := e.Platform.Launch(ctx, kiln.LaunchSpec{
+		ID: m.InstanceID, Name: m.InstanceID, Version: m.Version, Artifact: art,
+		Ports:   []kiln.PortForward{{Host: "127.0.0.1:0", Guest: svc.Port}},
+		Timeout: e.BootTimeout,
+	})
+	if err != nil {
+		return fmt.Errorf("launch %s: %w", m.InstanceID, err)
+	}
+	if len(res.Ports) == 0 {
+		return kiln.Errorf(kiln.EINTERNAL, "launch %s: the platform reported no forwarded port", m.InstanceID)
+	}
+	m.Address = res.Ports[0].Host
+	if e.Inventory != nil {
+		inst := &kiln.Instance{ID: m.InstanceID, Name: m.InstanceID, Version: m.Version, Environment: svc.Environment,
+			Platform: e.Platform.Name(), State: res.State, Address: m.Address, LaunchedAt: time.Now(),
+			Labels: map[string]string{"kiln.service": svc.Name}}
+		if err := e.Inventory.CreateInstance(ctx, inst); err != nil {
+			return fmt.Errorf("record instance %s: %w", m.InstanceID, err)
+		}
+	}
+	if err := e.Services.PutMember(ctx, m); err != nil { // still launching, now with its address
+		return err
+	}
+	timeout := e.HealthTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	if err := WaitHealthy(ctx, m.Address, svc.Health, timeout); err != nil {
+		return kiln.Errorf(kiln.EUNAVAILABLE, "new instance %s of %s failed its health check (%s): %v", m.InstanceID, m.Version, svc.Health, err)
+	}
+	e.say("    %s healthy at %s", m.InstanceID, m.Address)
+	return nil
+}
+
+// activate puts members in the front end and waits until it serves them.
+func (e *Engine) activate(ctx context.Context, svc *kiln.Service, batch []*kiln.Member) error {
+	for _, m := range batch {
+		m.State = kiln.MemberActive
+		if err := e.Services.PutMember(ctx, m); err != nil {
+			return err
+		}
+	}
+	return e.waitFrontEnd(ctx, svc)
+}
+
+// waitFrontEnd waits until the front end reports the service's current
+// generation: it serves the current set, and removed members have no
+// request in flight.
+func (e *Engine) waitFrontEnd(ctx context.Context, svc *kiln.Service) error {
+	cur, err := e.Services.FindService(ctx, svc.Name)
+	if err != nil {
+		return err
+	}
+	timeout := e.DrainTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := e.Services.ProxyStatus(ctx, svc.Name)
+		if err != nil && kiln.ErrorCode(err) != kiln.ENOTFOUND {
+			return err
+		}
+		if st != nil && st.Generation >= cur.Generation {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return kiln.Errorf(kiln.EUNAVAILABLE, "the front end of %s did not take the new backend set within %s (%v); is it running? start it with `kiln service start %s`", svc.Name, timeout, ErrNoFrontEnd, svc.Name)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// bake watches a batch for the service's bake time: every new instance
+// must pass its health checks, and the front end's error rate over the
+// bake must stay at or under MaxErrorRate.
+func (e *Engine) bake(ctx context.Context, svc *kiln.Service, batch []*kiln.Member) error {
+	e.say("    baking for %s", svc.BakeTime)
+	before, _ := e.Services.ProxyStatus(ctx, svc.Name)
+	end := time.Now().Add(svc.BakeTime)
+	fails := map[string]int{}
+	for time.Now().Before(end) {
+		for _, m := range batch {
+			if err := Check(ctx, m.Address, svc.Health); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				fails[m.InstanceID]++
+				if fails[m.InstanceID] >= 2 {
+					return kiln.Errorf(kiln.EUNAVAILABLE, "instance %s of %s failed its health check during bake: %v", m.InstanceID, m.Version, err)
+				}
+			} else {
+				fails[m.InstanceID] = 0
+			}
+		}
+		if err := e.errorRate(ctx, svc, before); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return e.errorRate(ctx, svc, before)
+}
+
+// minRequestsForRate is how many requests the front end must have seen
+// during bake before its error rate counts.
+const minRequestsForRate = 20
+
+func (e *Engine) errorRate(ctx context.Context, svc *kiln.Service, before *kiln.ProxyStatus) error {
+	if before == nil {
+		return nil
+	}
+	now, err := e.Services.ProxyStatus(ctx, svc.Name)
+	if err != nil || now.PID != before.PID {
+		return nil // restarted front end: counters start again
+	}
+	req, errs := now.Requests-before.Requests, now.Errors-before.Errors
+	if req >= minRequestsForRate && float64(errs)/float64(req) > svc.MaxErrorRate {
+		return kiln.Errorf(kiln.EUNAVAILABLE, "error rate rose to %.1f%% (%d of %d requests) during bake; the limit is %.1f%%",
+			100*float64(errs)/float64(req), errs, req, 100*svc.MaxErrorRate)
+	}
+	return nil
+}
+
+// remove drains members (out of the front end, in-flight requests done)
+// and destroys them.
+func (e *Engine) remove(ctx context.Context, svc *kiln.Service, ms []*kiln.Member, reason string) error {
+	for _, m := range ms {
+		m.State = kiln.MemberDraining
+		if err := e.Services.PutMember(ctx, m); err != nil {
+			return err
+		}
+	}
+	if err := e.waitFrontEnd(ctx, svc); err != nil {
+		return fmt.Errorf("drain: %w", err)
+	}
+	var errs []error
+	for _, m := range ms {
+		errs = append(errs, e.destroy(ctx, svc, m, reason))
+	}
+	return errors.Join(errs...)
+}
+
+// removeAll removes every member on version v (rollback of a first rollout).
+func (e *Engine) removeAll(ctx context.Context, svc *kiln.Service, r *kiln.Rollout, v kiln.VersionRef) error {
+	ms, err := e.Services.ListMembers(ctx, svc.Name)
+	if err != nil {
+		return err
+	}
+	var out []*kiln.Member
+	for _, m := range ms {
+		if m.Version == v {
+			out = append(out, m)
+		}
+	}
+	return e.remove(ctx, svc, out, fmt.Sprintf("rollout %d rolled back", r.ID))
+}
+
+// destroy destroys a member's instance, records it destroyed and forgets
+// the member, in that order, so that a crash in between is finished by the
+// next recover.
+func (e *Engine) destroy(ctx context.Context, svc *kiln.Service, m *kiln.Member, reason string) error {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	if err := e.Platform.Destroy(dctx, m.InstanceID); err != nil {
+		return fmt.Errorf("destroy %s: %w", m.InstanceID, err)
+	}
+	if e.Inventory != nil {
+		if _, err := e.Inventory.SetInstanceState(dctx, m.InstanceID, kiln.InstanceDestroyed, reason); err != nil && kiln.ErrorCode(err) != kiln.ENOTFOUND {
+			return fmt.Errorf("record %s destroyed: %w", m.InstanceID, err)
+		}
+	}
+	e.log().Info("instance destroyed", "service", svc.Name, "instance", m.InstanceID, "reason", reason)
+	return e.Services.DeleteMember(dctx, svc.Name, m.InstanceID)
+}
+
+// instanceID names a service's instance after the service and version, with
+// a random suffix: "web-appserver-4-3f9a1c".
+func instanceID(service string, v kiln.VersionRef) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%s-%s", service, v, hex.EncodeToString(b[:]))
+}

@@ -1,0 +1,240 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-project/kiln"
+)
+
+// FrontEnd runs a service's proxy for as long as ctx lives: it listens on
+// the service's loopback address, takes its backend set from the store
+// (the active members), and reports the generation it serves and its
+// request counters after each change and every second.
+type FrontEnd struct {
+	Services kiln.ServiceStore
+	Service  string
+	Logger   *slog.Logger
+	// Poll is how often the store is read; 0 means 100 ms.
+	Poll time.Duration
+	// Listener overrides listening on the service's address (tests).
+	Listener net.Listener
+}
+
+// Run serves until ctx ends, then shuts down gracefully.
+func (f *FrontEnd) Run(ctx context.Context) error {
+	log := f.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("service", f.Service)
+	poll := f.Poll
+	if poll <= 0 {
+		poll = 100 * time.Millisecond
+	}
+	svc, err := f.Services.FindService(ctx, f.Service)
+	if err != nil {
+		return err
+	}
+	ln := f.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", svc.Listen); err != nil {
+			return kiln.Errorf(kiln.ECONFLICT, "front end of %s cannot listen on %s: %v; is another program using the port?", f.Service, svc.Listen, err)
+		}
+	}
+	p := NewProxy(log)
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("front end listening", "addr", ln.Addr().String())
+
+	applied := int64(-1)
+	lastReport := time.Time{}
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	for {
+		if err := f.sync(ctx, p, &applied, &lastReport); err != nil && ctx.Err() == nil {
+			log.Warn("front end: reading the backend set failed; keeping the current one", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return srv.Shutdown(shut)
+		case err := <-errc:
+			return fmt.Errorf("front end of %s: %w", f.Service, err)
+		case <-tick.C:
+		}
+	}
+}
+
+func (f *FrontEnd) sync(ctx context.Context, p *Proxy, applied *int64, lastReport *time.Time) error {
+	// The generation first, then the members: the set read is at least as
+	// new as the generation reported.
+	svc, err := f.Services.FindService(ctx, f.Service)
+	if err != nil {
+		return err
+	}
+	changed := svc.Generation != *applied
+	if changed {
+		ms, err := f.Services.ListMembers(ctx, f.Service)
+		if err != nil {
+			return err
+		}
+		var addrs []string
+		for _, m := range ms {
+			if m.State == kiln.MemberActive && m.Address != "" {
+				addrs = append(addrs, m.Address)
+			}
+		}
+		drainCtx, cancel := context.WithTimeout(ctx, time.Minute)
+		err = p.SetBackends(drainCtx, addrs)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("drain: %w", err)
+		}
+		*applied = svc.Generation
+	}
+	if !changed && time.Since(*lastReport) < time.Second {
+		return nil
+	}
+	req, errs := p.Stats()
+	st := &kiln.ProxyStatus{Service: f.Service, Generation: *applied, Backends: len(p.Backends()), Requests: req, Errors: errs, PID: os.Getpid()}
+	if err := f.Services.ReportProxy(ctx, st); err != nil {
+		return err
+	}
+	*lastReport = time.Now()
+	return nil
+}
+
+// Supervised front ends: one detached process per service (`kiln
+// __service-proxy NAME`), holding <DataDir>/services/NAME.lock for its
+// whole life, logging to NAME.log, so the front end outlives the command
+// that started it, and "is it running?" is answered by the lock.
+
+func proxyPaths(dataDir, service string) (lock, logf, pid string) {
+	d := filepath.Join(dataDir, "services")
+	return filepath.Join(d, service+".lock"), filepath.Join(d, service+".log"), filepath.Join(d, service+".pid")
+}
+
+// LockFrontEnd takes the service's front-end lock for the calling process;
+// nil, nil when another process holds it.
+func LockFrontEnd(dataDir, service string) (*os.File, error) {
+	f, err := tryLockFrontEnd(dataDir, service)
+	if f != nil {
+		_, _, pid := proxyPaths(dataDir, service)
+		_ = os.WriteFile(pid, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
+	}
+	return f, err
+}
+
+func tryLockFrontEnd(dataDir, service string) (*os.File, error) {
+	lock, _, _ := proxyPaths(dataDir, service)
+	if err := os.MkdirAll(filepath.Dir(lock), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(lock, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return f, nil
+}
+
+// FrontEndRunning reports whether a process holds the service's front-end lock.
+func FrontEndRunning(dataDir, service string) bool {
+	f, err := tryLockFrontEnd(dataDir, service)
+	if err != nil || f == nil {
+		return err == nil
+	}
+	f.Close()
+	return false
+}
+
+// StartFrontEnd starts the supervised front end of a service unless one
+// runs, and waits until it accepts connections on listen. argv is the
+// command that runs FrontEnd for the service (kiln's `__service-proxy NAME`
+// with the global flags).
+func StartFrontEnd(ctx context.Context, dataDir, service, listen string, argv []string) error {
+	if FrontEndRunning(dataDir, service) {
+		return nil
+	}
+	_, logPath, _ := proxyPaths(dataDir, service)
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("start front end of %s: %w", service, err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Dir = "/"
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start front end of %s: %w", service, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if c, err := net.DialTimeout("tcp", listen, 200*time.Millisecond); err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case err := <-exited:
+			return kiln.Errorf(kiln.EUNAVAILABLE, "the front end of %s exited at start (%v); see %s", service, err, logPath)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return kiln.Errorf(kiln.EUNAVAILABLE, "the front end of %s did not listen on %s within 15s; see %s", service, listen, logPath)
+		}
+	}
+}
+
+// StopFrontEnd ends a service's supervised front end (SIGTERM; it finishes
+// the requests in flight) and waits until it has let go of its lock.
+func StopFrontEnd(ctx context.Context, dataDir, service string) error {
+	_, _, pidPath := proxyPaths(dataDir, service)
+	if !FrontEndRunning(dataDir, service) {
+		return nil
+	}
+	b, err := os.ReadFile(pidPath)
+	if err != nil {
+		return fmt.Errorf("stop front end of %s: %w", service, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return fmt.Errorf("stop front end of %s: bad pid file %s", service, pidPath)
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	for FrontEndRunning(dataDir, service) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}

@@ -1,0 +1,96 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/kiln-project/kiln"
+)
+
+func TestServicesAndRollouts(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := kiln.WithActor(context.Background(), "local:alice")
+		mkImage(t, e.DB, "appserver")
+		v1 := mkVersion(t, e.DB, &kiln.NewVersion{Image: "appserver"})
+
+		svc := &kiln.Service{Name: "web", Image: "appserver", Environment: "prod", Replicas: 4, Listen: "127.0.0.1:18080",
+			Health: kiln.HealthCheck{Kind: kiln.HealthHTTP, Path: "/healthz"}, BakeTime: 2 * time.Second}
+		if err := e.CreateService(ctx, svc); err != nil {
+			t.Fatal(err)
+		}
+		got := must[*kiln.Service](t)(e.FindService(ctx, "web"))
+		if got.Health.String() != "http:/healthz" || got.MaxSurge != 1 || got.MinHealthyPercent != 100 || got.BakeTime != 2*time.Second || got.Port != 80 {
+			t.Errorf("FindService = %+v", got)
+		}
+		dup := *svc
+		dup.Name = "web2"
+		wantContains(t, wantCode(t, e.CreateService(ctx, &dup), kiln.ECONFLICT), "127.0.0.1:18080", "service web")
+		wantCode(t, e.CreateService(ctx, &kiln.Service{Name: "x", Image: "nosuch", Environment: "prod", Replicas: 1, Listen: "127.0.0.1:1"}), kiln.ENOTFOUND)
+
+		// Members: only entering or leaving active changes the generation.
+		m := &kiln.Member{Service: "web", InstanceID: "web-a", Version: v1.Ref(), State: kiln.MemberLaunching}
+		if err := e.PutMember(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		gen := func() int64 { return must[*kiln.Service](t)(e.FindService(ctx, "web")).Generation }
+		if g := gen(); g != 0 {
+			t.Errorf("generation after launching = %d, want 0", g)
+		}
+		m.State, m.Address = kiln.MemberActive, "127.0.0.1:40000"
+		if err := e.PutMember(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		if g := gen(); g != 1 {
+			t.Errorf("generation after active = %d, want 1", g)
+		}
+		wantCode(t, e.DeleteService(ctx, "web"), kiln.ECONFLICT)
+		if err := e.DeleteMember(ctx, "web", "web-a"); err != nil {
+			t.Fatal(err)
+		}
+		if g := gen(); g != 2 {
+			t.Errorf("generation after delete = %d, want 2", g)
+		}
+
+		// One rollout at a time per service.
+		r := &kiln.Rollout{Service: "web", To: v1.Ref()}
+		if err := e.CreateRollout(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, e.CreateRollout(ctx, &kiln.Rollout{Service: "web", To: v1.Ref()}), kiln.ECONFLICT)
+		r.Batch, r.BatchTimes = 1, []time.Duration{3 * time.Second}
+		if err := e.UpdateRollout(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		act := must[*kiln.Rollout](t)(e.ActiveRollout(ctx, "web"))
+		if act.ID != r.ID || act.Batch != 1 || len(act.BatchTimes) != 1 || act.BatchTimes[0] != 3*time.Second || act.StartedBy != "local:alice" {
+			t.Errorf("ActiveRollout = %+v", act)
+		}
+		r.State, r.Reason = kiln.RolloutSucceeded, "done"
+		if err := e.UpdateRollout(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.CreateRollout(ctx, &kiln.Rollout{Service: "web", To: v1.Ref()}); err != nil {
+			t.Errorf("new rollout after the last one ended: %v", err)
+		}
+
+		// Break-glass taints the instance and is audited.
+		if err := e.CreateInstance(ctx, &kiln.Instance{ID: "web-b", Version: v1.Ref(), Environment: "prod"}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := e.BreakGlass(ctx, &kiln.BreakGlass{InstanceID: "web-b"})
+		wantContains(t, wantCode(t, err, kiln.EINVALID), "--reason")
+		inst := must[*kiln.Instance](t)(e.BreakGlass(ctx, &kiln.BreakGlass{InstanceID: "web-b", Reason: "INC-7: look at the queue"}))
+		if !inst.Tainted || !must[*kiln.Instance](t)(e.FindInstance(ctx, "web-b")).Tainted {
+			t.Error("instance not tainted after break-glass")
+		}
+		bg := must[[]*kiln.BreakGlass](t)(e.ListBreakGlass(ctx, "web-b"))
+		if len(bg) != 1 || bg[0].Actor != "local:alice" || bg[0].Reason != "INC-7: look at the queue" {
+			t.Errorf("ListBreakGlass = %+v", bg)
+		}
+		audit := must[[]*kiln.AuditEntry](t)(e.ListAudit(ctx, kiln.AuditFilter{Target: "instance web-b"}))
+		if len(audit) != 1 || audit[0].Action != "instance.break-glass" {
+			t.Errorf("audit entries for web-b = %+v", audit)
+		}
+	})
+}
