@@ -36,6 +36,7 @@ var topSchema = &hcl.BodySchema{
 		{Type: "variable", LabelNames: []string{"name"}},
 		{Type: "locals"},
 		{Type: "image", LabelNames: []string{"name"}},
+		{Type: "pipeline", LabelNames: []string{"name"}},
 	},
 }
 
@@ -195,11 +196,25 @@ func (l *loader) load(opts Options) (*Estate, hcl.Diagnostics) {
 			Detail: fmt.Sprintf("the *%s files in %s define no image; add an image \"NAME\" { … } block.", FileSuffix, l.dir)})
 	}
 	diags = append(diags, checkBases(decls)...)
+	pipelines := map[string]*Pipeline{}
+	for _, f := range all {
+		for _, b := range f.content.Blocks.OfType("pipeline") {
+			p, d := l.decodePipeline(b)
+			diags = append(diags, d...)
+			if prev, ok := pipelines[p.Name]; ok {
+				diags = append(diags, rangeError(b.LabelRanges[0], "Duplicate pipeline",
+					fmt.Sprintf("pipeline %q is already defined at %s; rename or remove one of them.", p.Name, pos(prev.Range))))
+				continue
+			}
+			pipelines[p.Name] = p
+		}
+	}
+	diags = append(diags, checkPipelines(pipelines, decls)...)
 	if diags.HasErrors() {
 		return nil, diags
 	}
 
-	est := &Estate{Dir: l.dir, Files: files, Images: map[string]*Image{}, Order: order(decls), Variables: vars}
+	est := &Estate{Dir: l.dir, Files: files, Images: map[string]*Image{}, Order: order(decls), Variables: vars, Pipelines: pipelines}
 	for _, name := range est.Order {
 		dec := decls[name]
 		var base *Image

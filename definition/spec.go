@@ -16,6 +16,8 @@ type Estate struct {
 	Order []string
 	// Variables by name, with the values the images were evaluated with.
 	Variables map[string]*Variable
+	// Pipelines by name (pipeline.go); PipelineFor finds an image's.
+	Pipelines map[string]*Pipeline
 }
 
 // Image is one `image "NAME"` block.
