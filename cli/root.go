@@ -38,6 +38,9 @@ type Services struct {
 	Platform kiln.Platform
 	// Inventory records instances.
 	Inventory kiln.Inventory
+	// Fleet counts the estate; Advisories keeps advisories.
+	Fleet      kiln.Fleet
+	Advisories kiln.AdvisoryStore
 	Close     func() error
 }
 
@@ -152,7 +155,8 @@ func (a *App) Root() *cobra.Command {
 	pf.StringVarP(&a.cfg.Output, "output", "o", FormatTable, "output format of listings: table or json")
 	pf.BoolVarP(&a.cfg.Verbose, "verbose", "v", false, "print debug logs and live output of long steps")
 
-	root.AddCommand(a.imageCmd(), a.versionCmd(), a.serveCmd(), a.validateCmd(), a.buildCmd(), a.testCmd(), a.tokenCmd(), a.auditCmd())
+	root.AddCommand(a.imageCmd(), a.versionCmd(), a.serveCmd(), a.validateCmd(), a.buildCmd(), a.testCmd(), a.tokenCmd(), a.auditCmd(),
+		a.instanceCmd(), a.fleetCmd(), a.advisoryCmd(), a.policyCmd(), a.agentCmd())
 	for _, f := range a.Extra {
 		root.AddCommand(f(a))
 	}

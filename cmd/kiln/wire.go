@@ -15,6 +15,7 @@ import (
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/build"
 	"github.com/kiln-project/kiln/cli"
+	"github.com/kiln-project/kiln/fleet"
 	"github.com/kiln-project/kiln/platform/local"
 	"github.com/kiln-project/kiln/store"
 	"github.com/kiln-project/kiln/verify"
@@ -82,7 +83,7 @@ func openServices(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*cl
 		return nil, err
 	}
 	return &cli.Services{Registry: db, Artifacts: arts, DataDir: cfg.DataDir, Platform: plat,
-		Tokens: db, Audit: db, Close: db.Close}, nil
+		Tokens: db, Audit: db, Inventory: db, Fleet: db, Advisories: db, Close: db.Close}, nil
 }
 
 func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.ServeOptions) error {
@@ -91,9 +92,20 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 		return err
 	}
 	defer db.Close()
+	// Check-ins share transactions (group commit); instances silent for a
+	// day are marked lost every 10 minutes. Both stop before db closes.
+	checkins := fleet.NewBatcher(db, 256)
+	defer checkins.Close()
+	lostCtx, stopLost := context.WithCancel(ctx)
+	lostDone := make(chan struct{})
+	go func() {
+		defer close(lostDone)
+		fleet.New(db, db).RunMarkLost(lostCtx, 24*time.Hour, 10*time.Minute, logger)
+	}()
+	defer func() { stopLost(); <-lostDone }()
 	srv := &http.Server{
 		Handler: api.New(api.Config{Registry: db, Tokens: db, Audit: db, Logger: logger, Version: version,
-			CheckinRate: opts.CheckinRate}),
+			CheckinRate: opts.CheckinRate, Checkins: checkins}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      time.Minute,
