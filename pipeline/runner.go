@@ -1,0 +1,292 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/build"
+	"github.com/kiln-project/kiln/definition"
+)
+
+// Builder makes candidate versions; *build.Builder is the one kiln uses.
+type Builder interface {
+	Build(ctx context.Context, est *definition.Estate, img *definition.Image, opts build.Options) (*build.Result, error)
+}
+
+// Store is what a Runner keeps its runs and channels in; the store's *DB
+// implements all of it.
+type Store interface {
+	kiln.RunStore
+	kiln.ChannelStore
+}
+
+// Runner claims queued runs and carries them through their stages. Several
+// runners (in several processes) may share one database: the queue hands
+// each run to one of them, and one run at a time per image.
+type Runner struct {
+	Store    Store
+	Registry kiln.Registry
+	Builder  Builder
+	Tester   *Tester
+	// Advisories feeds the scan stage; nil scans against no advisories
+	// (the stage then passes and says so).
+	Advisories kiln.AdvisoryStore
+	// LoadEstate reads a run's estate with its variables.
+	LoadEstate func(dir string, vars map[string]string) (*definition.Estate, error)
+	Logger     *slog.Logger
+	// Worker names this process in the queue ("host:pid"); empty uses
+	// WorkerName().
+	Worker string
+	// Progress also receives every log line (the CLI's terminal); nil
+	// keeps them in the run log only.
+	Progress io.Writer
+	// Heartbeat is how often a running run's lease is renewed (default
+	// 10 s); a run whose heartbeat is older than Lease (default 2 min) is
+	// taken to be interrupted.
+	Heartbeat time.Duration
+	Lease     time.Duration
+	// Poll is how often an idle worker looks for work (default 2 s).
+	Poll time.Duration
+}
+
+// WorkerName is "hostname:pid", the name a process holds runs under.
+func WorkerName() string {
+	h, _ := os.Hostname()
+	return fmt.Sprintf("%s:%d", h, os.Getpid())
+}
+
+func (r *Runner) worker() string {
+	if r.Worker == "" {
+		r.Worker = WorkerName()
+	}
+	return r.Worker
+}
+
+func (r *Runner) log() *slog.Logger {
+	if r.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Logger
+}
+
+func (r *Runner) lease() time.Duration {
+	if r.Lease <= 0 {
+		return 2 * time.Minute
+	}
+	return r.Lease
+}
+
+// StagesFor returns the stages of an image's pipeline, ready to queue.
+func StagesFor(p *definition.Pipeline) []kiln.Stage {
+	var out []kiln.Stage
+	for _, s := range p.Stages {
+		out = append(out, kiln.Stage{Name: s, Kind: kiln.StageKind(s), Gate: kiln.GateAuto})
+	}
+	for _, e := range p.Environments {
+		out = append(out, kiln.Stage{Name: e.Name, Kind: kiln.StageDeliver, Environment: e.Name, Gate: kiln.Gate(e.Gate)})
+	}
+	return out
+}
+
+// Enqueue queues runs for the named images of est (all when names is
+// empty) in dependency order; an image built on another image queued in
+// the same call waits after that image's run and uses the version it makes
+// ready. It returns the runs (coalesced ones included).
+func Enqueue(ctx context.Context, st kiln.RunStore, est *definition.Estate, vars map[string]string, names []string, trigger string, force bool) ([]*kiln.Run, error) {
+	want := map[string]bool{}
+	for _, n := range names {
+		if _, err := est.Image(n); err != nil {
+			return nil, err
+		}
+		want[n] = true
+	}
+	queued := map[string]int64{}
+	var out []*kiln.Run
+	for _, name := range est.Order {
+		if len(want) > 0 && !want[name] {
+			continue
+		}
+		img := est.Images[name]
+		nr := &kiln.NewRun{Image: name, Estate: est.Dir, Vars: vars, Trigger: trigger, Force: force,
+			Stages: StagesFor(est.PipelineFor(name))}
+		if img.Base != nil {
+			nr.After = queued[img.Base.Image]
+		}
+		run, _, err := st.EnqueueRun(ctx, nr)
+		if err != nil {
+			return out, fmt.Errorf("queue a run of %s: %w", name, err)
+		}
+		queued[name] = run.ID
+		out = append(out, run)
+	}
+	return out, nil
+}
+
+// RunOnce claims one runnable run and carries it as far as it goes. It
+// reports whether there was one.
+func (r *Runner) RunOnce(ctx context.Context) (bool, error) {
+	run, err := r.Store.ClaimRun(ctx, r.worker())
+	if err != nil || run == nil {
+		return false, err
+	}
+	return true, r.Execute(ctx, run)
+}
+
+// Wait runs queued runs in this process until every run in ids has ended
+// or waits for an approval. Runs held by other processes are waited for.
+func (r *Runner) Wait(ctx context.Context, ids []int64) error {
+	poll := r.Poll
+	if poll <= 0 {
+		poll = time.Second
+	}
+	for {
+		ran, err := r.RunOnce(ctx)
+		if err != nil && ctx.Err() != nil {
+			return err
+		}
+		if err != nil {
+			r.log().Warn("pipeline run", "err", err)
+		}
+		if ran {
+			continue
+		}
+		pending := false
+		for _, id := range ids {
+			run, err := r.Store.FindRun(ctx, id)
+			if err != nil {
+				return err
+			}
+			if !run.Status.Done() && run.Status != kiln.RunWaiting {
+				pending = true
+			}
+		}
+		if !pending {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
+
+// Work claims and runs queued runs until ctx ends (kiln serve's worker).
+func (r *Runner) Work(ctx context.Context) error {
+	poll := r.Poll
+	if poll <= 0 {
+		poll = 2 * time.Second
+	}
+	for {
+		ran, err := r.RunOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			r.log().Error("pipeline run", "err", err)
+		}
+		if ran {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(poll):
+		}
+	}
+}
+
+// Recover marks interrupted the runs held by processes of this host that
+// no longer exist, and those of any host whose heartbeat is older than the
+// lease, and destroys the test instances they left.
+func (r *Runner) Recover(ctx context.Context) ([]*kiln.Run, error) {
+	running, _, err := r.Store.ListRuns(ctx, kiln.RunFilter{Status: []kiln.RunStatus{kiln.RunRunning}})
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	var dead []string
+	for _, run := range running {
+		h, pid, ok := strings.Cut(run.Worker, ":")
+		n, err := strconv.Atoi(pid)
+		if !ok || err != nil || h != host || n == os.Getpid() {
+			continue
+		}
+		if errors.Is(syscall.Kill(n, 0), syscall.ESRCH) {
+			dead = append(dead, run.Worker)
+		}
+	}
+	runs, err := r.Store.InterruptRuns(ctx, dead, time.Now().Add(-r.lease()), "the kiln process running it ended during the run")
+	if err != nil {
+		return nil, err
+	}
+	for _, run := range runs {
+		r.log().Warn("pipeline run interrupted; resume it with `kiln run retry`", "run", run.ID, "image", run.Image, "reason", run.Reason)
+		r.destroyTestInstances(ctx, run)
+	}
+	return runs, nil
+}
+
+// destroyTestInstances removes the temporary test instances an
+// interrupted run left.
+func (r *Runner) destroyTestInstances(ctx context.Context, run *kiln.Run) {
+	t := r.Tester
+	if t == nil || t.Inventory == nil || t.Platform == nil || run.Version == nil {
+		return
+	}
+	insts, _, err := t.Inventory.ListInstances(ctx, kiln.InstanceFilter{Version: run.Version, Environment: TestEnvironment})
+	if err != nil {
+		r.log().Warn("list test instances of an interrupted run", "run", run.ID, "err", err)
+		return
+	}
+	for _, inst := range insts {
+		if err := t.Platform.Destroy(ctx, inst.ID); err != nil {
+			r.log().Warn("destroy test instance of an interrupted run", "instance", inst.ID, "err", err)
+			continue
+		}
+		_, _ = t.Inventory.SetInstanceState(ctx, inst.ID, kiln.InstanceDestroyed, fmt.Sprintf("run %d was interrupted", run.ID))
+	}
+}
+
+// runLog writes a run's log to the store (and the Progress writer), one
+// chunk per write, under the current stage.
+type runLog struct {
+	r     *Runner
+	ctx   context.Context
+	id    int64
+	mu    sync.Mutex
+	stage string
+}
+
+func (l *runLog) setStage(s string) {
+	l.mu.Lock()
+	l.stage = s
+	l.mu.Unlock()
+}
+
+func (l *runLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	stage := l.stage
+	l.mu.Unlock()
+	if l.r.Progress != nil {
+		_, _ = l.r.Progress.Write(p)
+	}
+	if err := l.r.Store.AppendRunLog(context.WithoutCancel(l.ctx), l.id, stage, string(p)); err != nil {
+		l.r.log().Warn("append to run log", "run", l.id, "err", err)
+	}
+	return len(p), nil
+}
+
+func (l *runLog) printf(format string, args ...any) {
+	fmt.Fprintf(l, format+"\n", args...)
+}
