@@ -1,0 +1,280 @@
+package rollout
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-project/kiln"
+)
+
+// VolatilePaths are where a running system writes as a matter of course:
+// drift detection counts changes there but does not report them. Anything
+// else an instance changed in itself is drift.
+var VolatilePaths = []string{
+	"/var/log",                 // logs and the journal
+	"/var/lib/systemd",         // timers, random seed, catalog, coredumps
+	"/var/lib/private/systemd", // DynamicUser state
+	"/var/cache",               // caches (ldconfig, apt, man)
+	"/var/tmp", "/tmp", "/run", // temporary files
+	"/etc/machine-id", "/var/lib/dbus/machine-id", // written at first boot
+	"/etc/.pwd.lock", // left by shadow tools
+	"/etc/.updated", "/var/.updated", // systemd's ConditionNeedsUpdate stamps
+	"/var/lib/apt/lists", // package indexes, not packages
+	"/root/.cache",
+}
+
+func volatile(p string) bool {
+	for _, v := range VolatilePaths {
+		if p == v || strings.HasPrefix(p, v+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// dpkgStatus is where dpkg records installed packages.
+const dpkgStatus = "var/lib/dpkg/status"
+
+// CompareOverlay reports how an instance differs from its image: upper is
+// its overlay upper directory (what it wrote: new and copied-up files,
+// whiteouts for deletions), lower the image's root filesystem. Packages
+// are compared by dpkg's status file in both, or against manifest when the
+// image's status file cannot be read.
+func CompareOverlay(ctx context.Context, upper, lower string, manifest []kiln.Package) (*kiln.Drift, error) {
+	d := &kiln.Drift{Files: []kiln.DriftEntry{}, Packages: []kiln.DriftEntry{}}
+	err := filepath.WalkDir(upper, func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		rel, _ := filepath.Rel(upper, p)
+		if rel == "." {
+			return nil
+		}
+		abs := "/" + filepath.ToSlash(rel)
+		if volatile(abs) {
+			d.Ignored++
+			if de.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		info, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		low := filepath.Join(lower, rel)
+		linfo, lerr := os.Lstat(low)
+		inImage := lerr == nil
+		switch {
+		case isWhiteout(info):
+			if inImage {
+				d.Files = append(d.Files, kiln.DriftEntry{Kind: kiln.DriftDeleted, Path: abs})
+			}
+		case info.IsDir():
+			if !inImage {
+				d.Files = append(d.Files, kiln.DriftEntry{Kind: kiln.DriftAdded, Path: abs + "/"})
+			} else if opaque(p) {
+				d.Files = append(d.Files, kiln.DriftEntry{Kind: kiln.DriftReplaced, Path: abs + "/"})
+			} else if !linfo.IsDir() || metaDiffers(info, linfo) {
+				d.Files = append(d.Files, kiln.DriftEntry{Kind: kiln.DriftChanged, Path: abs + "/"})
+			}
+		default:
+			if !inImage {
+				d.Files = append(d.Files, kiln.DriftEntry{Kind: kiln.DriftAdded, Path: abs})
+			} else if differs, err := fileDiffers(p, low, info, linfo); err != nil {
+				return err
+			} else if differs {
+				d.Files = append(d.Files, kiln.DriftEntry{Kind: kiln.DriftChanged, Path: abs})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("compare %s with the image: %w", upper, err)
+	}
+	now, err := os.ReadFile(filepath.Join(upper, dpkgStatus))
+	if errors.Is(err, fs.ErrNotExist) {
+		return d, nil // dpkg's status untouched: no package changed
+	}
+	if err != nil {
+		return nil, err
+	}
+	var was map[string]string
+	if b, err := os.ReadFile(filepath.Join(lower, dpkgStatus)); err == nil {
+		was = installed(b)
+	} else {
+		was = map[string]string{}
+		for _, p := range manifest {
+			was[p.Name] = p.Version
+		}
+	}
+	d.Packages = comparePackages(was, installed(now))
+	return d, nil
+}
+
+// isWhiteout: overlayfs marks a deleted path with a 0/0 character device.
+func isWhiteout(fi fs.FileInfo) bool {
+	if fi.Mode()&fs.ModeCharDevice == 0 {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Rdev == 0
+}
+
+func opaque(p string) bool {
+	buf := make([]byte, 8)
+	n, err := unix.Lgetxattr(p, "trusted.overlay.opaque", buf)
+	return err == nil && n > 0 && buf[0] == 'y'
+}
+
+func metaDiffers(a, b fs.FileInfo) bool {
+	sa, oka := a.Sys().(*syscall.Stat_t)
+	sb, okb := b.Sys().(*syscall.Stat_t)
+	return a.Mode() != b.Mode() || (oka && okb && (sa.Uid != sb.Uid || sa.Gid != sb.Gid))
+}
+
+// fileDiffers compares a copied-up file with the image's: type, mode,
+// owner, link target or content.
+func fileDiffers(p, low string, info, linfo fs.FileInfo) (bool, error) {
+	if metaDiffers(info, linfo) {
+		return true, nil
+	}
+	switch {
+	case info.Mode()&fs.ModeSymlink != 0:
+		a, err1 := os.Readlink(p)
+		b, err2 := os.Readlink(low)
+		return err1 != nil || err2 != nil || a != b, nil
+	case info.Mode().IsRegular():
+		if info.Size() != linfo.Size() {
+			return true, nil
+		}
+		return contentDiffers(p, low)
+	}
+	return false, nil
+}
+
+func contentDiffers(a, b string) (bool, error) {
+	fa, err := os.Open(a)
+	if err != nil {
+		return false, err
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		return false, err
+	}
+	defer fb.Close()
+	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		na, ea := io.ReadFull(fa, ba)
+		nb, eb := io.ReadFull(fb, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return true, nil
+		}
+		if ea != nil || eb != nil {
+			return false, nil
+		}
+	}
+}
+
+// installed parses a dpkg status file into the installed packages'
+// versions, keyed "name" (or "name:arch" for a second architecture).
+func installed(status []byte) map[string]string {
+	out := map[string]string{}
+	var name, version, state, arch string
+	flush := func() {
+		if name != "" && strings.HasSuffix(state, " installed") {
+			key := name
+			if _, dup := out[key]; dup {
+				key = name + ":" + arch
+			}
+			out[key] = version
+		}
+		name, version, state, arch = "", "", "", ""
+	}
+	sc := bufio.NewScanner(bytes.NewReader(status))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			flush()
+			continue
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || strings.HasPrefix(line, " ") {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch k {
+		case "Package":
+			name = v
+		case "Version":
+			version = v
+		case "Status":
+			state = v
+		case "Architecture":
+			arch = v
+		}
+	}
+	flush()
+	return out
+}
+
+func comparePackages(was, now map[string]string) []kiln.DriftEntry {
+	out := []kiln.DriftEntry{}
+	for name, v := range now {
+		switch old, ok := was[name]; {
+		case !ok:
+			out = append(out, kiln.DriftEntry{Kind: kiln.DriftAdded, Package: name, To: v})
+		case old != v:
+			out = append(out, kiln.DriftEntry{Kind: kiln.DriftChanged, Package: name, From: old, To: v})
+		}
+	}
+	for name, v := range was {
+		if _, ok := now[name]; !ok {
+			out = append(out, kiln.DriftEntry{Kind: kiln.DriftDeleted, Package: name, From: v})
+		}
+	}
+	slices.SortFunc(out, func(a, b kiln.DriftEntry) int { return strings.Compare(a.Package, b.Package) })
+	return out
+}
+
+// LocalDirs returns, for the local platform, where an instance's overlay
+// upper directory and its image's root filesystem are: upperDir is the
+// platform's UpperDir, and the lower directory is read from the instance's
+// record (state.json beside the upper directory, docs/instances.md).
+func LocalDirs(upperDir func(id string) string) func(id string) (upper, lower string, err error) {
+	return func(id string) (string, string, error) {
+		upper := upperDir(id)
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(upper), "state.json"))
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", "", kiln.Errorf(kiln.ENOTFOUND, "instance %s has no files on this machine's local platform; drift is checked where the instance runs", id)
+		}
+		if err != nil {
+			return "", "", err
+		}
+		var rec struct {
+			Lower string `json:"lower"`
+		}
+		if err := json.Unmarshal(b, &rec); err != nil || rec.Lower == "" {
+			return "", "", kiln.Errorf(kiln.EINTERNAL, "the record of instance %s does not name its image directory (%v)", id, err)
+		}
+		return upper, rec.Lower, nil
+	}
+}
