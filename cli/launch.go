@@ -25,6 +25,7 @@ func (a *App) addInstanceLifecycle(root *cobra.Command) {
 		root.AddCommand(inst)
 	}
 	inst.AddCommand(a.instanceLaunchCmd(), a.instanceStopCmd(), a.instanceDestroyCmd(), a.instanceExecCmd())
+	a.addRolloutCommands(root)
 }
 
 func (a *App) instanceLaunchCmd() *cobra.Command {

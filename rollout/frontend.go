@@ -174,8 +174,8 @@ func FrontEndRunning(dataDir, service string) bool {
 // StartFrontEnd starts the supervised front end of a service unless one
 // runs, and waits until it accepts connections on listen. argv is the
 // command that runs FrontEnd for the service (kiln's `__service-proxy NAME`
-// with the global flags).
-func StartFrontEnd(ctx context.Context, dataDir, service, listen string, argv []string) error {
+// with the global flags), env its environment (nil: this process's).
+func StartFrontEnd(ctx context.Context, dataDir, service, listen string, argv, env []string) error {
 	if FrontEndRunning(dataDir, service) {
 		return nil
 	}
@@ -187,6 +187,7 @@ func StartFrontEnd(ctx context.Context, dataDir, service, listen string, argv []
 	defer logf.Close()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/"
 	if err := cmd.Start(); err != nil {

@@ -1,0 +1,345 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/rollout"
+)
+
+// addRolloutCommands adds services, rollouts, drift, break-glass and fleet
+// refresh: `service` and `rollout` at the top, `drift` and `shell` to the
+// `instance` group, `drift` and `refresh` to the `fleet` group (creating
+// the groups if no other file did).
+func (a *App) addRolloutCommands(root *cobra.Command) {
+	root.AddCommand(a.serviceCmd(), a.rolloutCmd(), a.serviceProxyCmd())
+	sub := func(name, short string) *cobra.Command {
+		for _, c := range root.Commands() {
+			if c.Name() == name {
+				return c
+			}
+		}
+		g := group(name, short)
+		root.AddCommand(g)
+		return g
+	}
+	sub("instance", "Launch, list and manage instances made from image versions").AddCommand(a.instanceDriftCmd(), a.instanceShellCmd())
+	sub("fleet", "Reports on the whole estate").AddCommand(a.fleetDriftCmd(), a.fleetRefreshCmd())
+}
+
+// rolloutServices returns the services with the service and rollout
+// stores, which the registry's database keeps.
+func (a *App) rolloutServices(ctx context.Context) (*Services, kiln.ServiceStore, kiln.RolloutStore, error) {
+	svc, err := a.Services(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ss, ok1 := svc.Registry.(kiln.ServiceStore)
+	rs, ok2 := svc.Registry.(kiln.RolloutStore)
+	if !ok1 || !ok2 {
+		return nil, nil, nil, kiln.Errorf(kiln.EUNAVAILABLE, "this kiln setup keeps no services; use a kiln database (--database)")
+	}
+	return svc, ss, rs, nil
+}
+
+// startFrontEnd starts the service's supervised front end unless it runs.
+func (a *App) startFrontEnd(ctx context.Context, s *kiln.Service) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	argv := []string{exe, "--data-dir", a.cfg.DataDir, "__service-proxy", s.Name}
+	// The database URL may hold a password: pass it in the environment,
+	// not on a command line every user can read.
+	env := append(os.Environ(), "KILN_DATABASE="+a.cfg.Database)
+	return rollout.StartFrontEnd(ctx, a.cfg.DataDir, s.Name, s.Listen, argv, env)
+}
+
+func (a *App) serviceCmd() *cobra.Command {
+	c := group("service", "Services: instances of one image behind a loopback front end")
+	c.AddCommand(a.serviceCreateCmd(), a.serviceListCmd(), a.serviceShowCmd(), a.serviceStartCmd(), a.serviceStopCmd(), a.serviceDeleteCmd())
+	return c
+}
+
+func (a *App) serviceCreateCmd() *cobra.Command {
+	var (
+		s                    kiln.Service
+		port, health         string
+		minHealthy, maxSurge int
+		noStart              bool
+	)
+	c := &cobra.Command{
+		Use:   "create NAME --image IMAGE --env ENV --replicas N --port 127.0.0.1:PORT",
+		Short: "Define a service and start its front end (instances come with `kiln rollout`)",
+		Example: "  kiln service create web --image appserver --env prod --replicas 4 --port 127.0.0.1:18080 --health http:/healthz\n" +
+			"  kiln rollout web --to appserver-4",
+		Args: exactArgs(1, "the service name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s.Name = args[0]
+			var err error
+			if s.Listen, err = kiln.ParseListen("--port", port); err != nil {
+				return err
+			}
+			if s.Health, err = kiln.ParseHealthCheck("--health", health); err != nil {
+				return err
+			}
+			s.MaxSurge, s.MinHealthyPercent = maxSurge, minHealthy
+			_, ss, _, err := a.rolloutServices(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := ss.CreateService(cmd.Context(), &s); err != nil {
+				return err
+			}
+			if !noStart {
+				if err := a.startFrontEnd(cmd.Context(), &s); err != nil {
+					return fmt.Errorf("service %s is recorded but its front end did not start (retry with `kiln service start %s`): %w", s.Name, s.Name, err)
+				}
+			}
+			if a.cfg.Output == FormatJSON {
+				return writeJSON(cmd.OutOrStdout(), &s)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "service %s: %d × %s in %s, front end http://%s\n", s.Name, s.Replicas, s.Image, s.Environment, s.Listen)
+			fmt.Fprintf(cmd.OutOrStdout(), "launch its instances with `kiln rollout %s --to %s-N`\n", s.Name, s.Image)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&s.Image, "image", "", "image line the service runs (required)")
+	f.StringVar(&s.Environment, "env", "", "environment (required)")
+	f.IntVar(&s.Replicas, "replicas", 1, "number of instances")
+	f.StringVar(&port, "port", "", "front end address on loopback, 127.0.0.1:PORT or PORT (required)")
+	f.IntVar(&s.Port, "instance-port", 80, "port the application listens on inside each instance")
+	f.StringVar(&health, "health", "tcp", "health check: http:/PATH (2xx/3xx is healthy) or tcp")
+	f.IntVar(&maxSurge, "max-surge", 1, "instances launched per rollout batch")
+	f.IntVar(&minHealthy, "min-healthy", 100, "percentage of replicas that must serve during a rollout")
+	f.DurationVar(&s.BakeTime, "bake-time", kiln.DefaultBakeTime, "how long each batch is watched before old instances go")
+	f.Float64Var(&s.MaxErrorRate, "max-error-rate", kiln.DefaultMaxErrorRate, "share of failed requests during bake that rolls back (0.01 = 1%)")
+	f.BoolVar(&noStart, "no-start", false, "record the service without starting its front end")
+	for _, n := range []string{"image", "env", "port"} {
+		_ = c.MarkFlagRequired(n)
+	}
+	return c
+}
+
+func (a *App) serviceListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List services with their version and front end",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, ss, _, err := a.rolloutServices(cmd.Context())
+			if err != nil {
+				return err
+			}
+			list, err := ss.ListServices(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.cfg.Output == FormatJSON {
+				return writeJSON(cmd.OutOrStdout(), list)
+			}
+			t := newTable(cmd.OutOrStdout(), "SERVICE", "IMAGE", "ENV", "REPLICAS", "VERSION", "FRONT END", "RUNNING")
+			for _, s := range list {
+				ver := ""
+				if !s.Version.IsZero() {
+					ver = s.Version.String()
+				}
+				t.row(s.Name, s.Image, s.Environment, strconv.Itoa(s.Replicas), ver, s.Listen, yesNo(rollout.FrontEndRunning(a.cfg.DataDir, s.Name)))
+			}
+			return t.flush()
+		},
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func (a *App) serviceShowCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a service's instances, front end and recent rollouts",
+		Args:  exactArgs(1, "the service name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			_, ss, rs, err := a.rolloutServices(ctx)
+			if err != nil {
+				return err
+			}
+			s, err := ss.FindService(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			ms, err := ss.ListMembers(ctx, s.Name)
+			if err != nil {
+				return err
+			}
+			rolls, err := rs.ListRollouts(ctx, s.Name, 5)
+			if err != nil {
+				return err
+			}
+			proxy, _ := ss.ProxyStatus(ctx, s.Name)
+			if a.cfg.Output == FormatJSON {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"service": s, "members": ms, "front_end": proxy, "rollouts": rolls})
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "service %s: %d × %s in %s, health %s, batches of %d, min healthy %d, bake %s\n",
+				s.Name, s.Replicas, s.Image, s.Environment, s.Health, s.MaxSurge, s.MinHealthy(), s.BakeTime)
+			fmt.Fprintf(w, "front end http://%s: ", s.Listen)
+			switch {
+			case !rollout.FrontEndRunning(a.cfg.DataDir, s.Name):
+				fmt.Fprintf(w, "not running (start it with `kiln service start %s`)\n", s.Name)
+			case proxy != nil:
+				fmt.Fprintf(w, "running, %d backends, %d requests, %d errors\n", proxy.Backends, proxy.Requests, proxy.Errors)
+			default:
+				fmt.Fprintln(w, "running")
+			}
+			t := newTable(w, "INSTANCE", "VERSION", "STATE", "ADDRESS")
+			for _, m := range ms {
+				t.row(m.InstanceID, m.Version.String(), string(m.State), m.Address)
+			}
+			if err := t.flush(); err != nil {
+				return err
+			}
+			if len(rolls) > 0 {
+				fmt.Fprintln(w)
+				t = newTable(w, "ROLLOUT", "FROM", "TO", "STATE", "BATCHES", "STARTED", "REASON")
+				for _, r := range rolls {
+					t.row(strconv.FormatInt(r.ID, 10), orDash(r.From), r.To.String(), string(r.State), strconv.Itoa(r.Batch),
+						r.StartedAt.Local().Format(time.DateTime), r.Reason)
+				}
+				return t.flush()
+			}
+			return nil
+		},
+	}
+}
+
+func orDash(r kiln.VersionRef) string {
+	if r.IsZero() {
+		return "-"
+	}
+	return r.String()
+}
+
+func (a *App) serviceStartCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "start NAME",
+		Short: "Start a service's front end (a supervised process that outlives this command)",
+		Args:  exactArgs(1, "the service name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, ss, _, err := a.rolloutServices(cmd.Context())
+			if err != nil {
+				return err
+			}
+			s, err := ss.FindService(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if err := a.startFrontEnd(cmd.Context(), s); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "front end of %s running at http://%s\n", s.Name, s.Listen)
+			return nil
+		},
+	}
+}
+
+func (a *App) serviceStopCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "stop NAME",
+		Short: "Stop a service's front end (its instances keep running)",
+		Args:  exactArgs(1, "the service name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := rollout.StopFrontEnd(cmd.Context(), a.cfg.DataDir, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "front end of %s stopped\n", args[0])
+			return nil
+		},
+	}
+}
+
+func (a *App) serviceDeleteCmd() *cobra.Command {
+	var destroy bool
+	c := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a service and stop its front end (--destroy-instances destroys its instances first)",
+		Args:  exactArgs(1, "the service name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			svc, ss, _, err := a.rolloutServices(ctx)
+			if err != nil {
+				return err
+			}
+			s, err := ss.FindService(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if destroy {
+				ms, err := ss.ListMembers(ctx, s.Name)
+				if err != nil {
+					return err
+				}
+				for _, m := range ms {
+					if err := ss.DeleteMember(ctx, s.Name, m.InstanceID); err != nil {
+						return err
+					}
+					if err := svc.Platform.Destroy(ctx, m.InstanceID); err != nil {
+						return err
+					}
+					a.recordState(cmd, svc, m.InstanceID, kiln.InstanceDestroyed, "service "+s.Name+" deleted")
+					fmt.Fprintf(cmd.OutOrStdout(), "%s destroyed\n", m.InstanceID)
+				}
+			}
+			if err := ss.DeleteService(ctx, s.Name); err != nil {
+				return err
+			}
+			if err := rollout.StopFrontEnd(ctx, a.cfg.DataDir, s.Name); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "service %s deleted\n", s.Name)
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&destroy, "destroy-instances", false, "destroy the service's instances (it serves nothing after)")
+	return c
+}
+
+// serviceProxyCmd is `kiln __service-proxy NAME`: the supervised front-end
+// process `kiln service start` runs detached. It holds the service's lock
+// for its whole life; a second one exits at once.
+func (a *App) serviceProxyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "__service-proxy NAME",
+		Short:  "Run a service's front end (started by kiln, not by hand)",
+		Hidden: true,
+		Args:   exactArgs(1, "the service name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			lock, err := rollout.LockFrontEnd(a.cfg.DataDir, args[0])
+			if err != nil {
+				return err
+			}
+			if lock == nil {
+				return kiln.Errorf(kiln.ECONFLICT, "the front end of %s runs already", args[0])
+			}
+			defer lock.Close()
+			_, ss, _, err := a.rolloutServices(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fe := &rollout.FrontEnd{Services: ss, Service: args[0], Logger: a.Logger()}
+			return fe.Run(cmd.Context())
+		},
+	}
+}
