@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -41,6 +42,10 @@ const (
 	DefaultCheckinBurst = 200 // at once
 )
 
+// DefaultAuthCacheTTL bounds how long a revoked token may still be
+// accepted by a server that verified it just before.
+const DefaultAuthCacheTTL = 5 * time.Second
+
 // Config wires the API to the domain.
 type Config struct {
 	Registry kiln.Registry
@@ -55,6 +60,10 @@ type Config struct {
 	// default; negative: no limit), CheckinBurst how many may come at once.
 	CheckinRate  float64
 	CheckinBurst int
+	// AuthCacheTTL is how long a verified bearer token is trusted without
+	// asking the token store again, and so how long a revocation may take
+	// to reach this server (0: DefaultAuthCacheTTL; negative: no cache).
+	AuthCacheTTL time.Duration
 	// Inventory, Fleet and Advisories serve the fleet operations and
 	// /metrics; when nil they are taken from Registry if it implements
 	// them. Checkins records check-ins (a fleet.Batcher); nil records
@@ -63,6 +72,11 @@ type Config struct {
 	Fleet      kiln.Fleet
 	Advisories kiln.AdvisoryStore
 	Checkins   CheckinRecorder
+	// Runs and Channels serve the pipeline operations (taken from
+	// Registry when nil); Status answers /api/v1/status (none when nil).
+	Runs     kiln.RunStore
+	Channels kiln.ChannelStore
+	Status   func(ctx context.Context) (any, error)
 }
 
 // Server is the HTTP API.
@@ -72,7 +86,8 @@ type Server struct {
 	api    huma.API
 	routes []Route
 	// checkins limits agent operations per token; nil for no limit.
-	checkins *limiter
+	checkins  *limiter
+	authCache *authCache
 	handler  http.Handler
 }
 
@@ -108,7 +123,11 @@ func New(cfg Config) *Server {
 	case cfg.CheckinBurst == 0:
 		cfg.CheckinBurst = int(cfg.CheckinRate)
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), checkins: newLimiter(cfg.CheckinRate, cfg.CheckinBurst)}
+	if cfg.AuthCacheTTL == 0 {
+		cfg.AuthCacheTTL = DefaultAuthCacheTTL
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), checkins: newLimiter(cfg.CheckinRate, cfg.CheckinBurst),
+		authCache: newAuthCache(cfg.AuthCacheTTL)}
 	s.api = humago.New(s.mux, hc)
 	// Before any operation is registered: huma binds middlewares then.
 	s.api.UseMiddleware(s.authorize)
@@ -122,6 +141,7 @@ func New(cfg Config) *Server {
 	s.registerImages()
 	s.registerVersions()
 	s.registerFleet()
+	s.registerRuns()
 	return s
 }
 

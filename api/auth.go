@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -46,8 +47,75 @@ func credentials(r *http.Request) (secret string, session bool) {
 	return "", false
 }
 
+// authCache remembers, for a few seconds, which bearer secrets belong to
+// which token, so a busy agent's check-ins do not each cost a database
+// read. Expiry is checked on every request; a revocation takes effect
+// within ttl (on every server sharing the database). Entries are keyed by
+// the secret's SHA-256, never by the secret.
+type authCache struct {
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[[sha256.Size]byte]cachedToken
+}
+
+type cachedToken struct {
+	tok     *kiln.Token
+	fetched time.Time
+}
+
+// maxCachedTokens bounds the cache; when full it starts afresh.
+const maxCachedTokens = 10000
+
+func newAuthCache(ttl time.Duration) *authCache {
+	if ttl <= 0 {
+		return nil
+	}
+	return &authCache{ttl: ttl, m: map[[sha256.Size]byte]cachedToken{}}
+}
+
+// authenticate checks a bearer secret against the store, or the cache.
+func (c *authCache) authenticate(ctx context.Context, tokens kiln.TokenStore, secret string) (*kiln.Token, error) {
+	if c == nil {
+		return tokens.Authenticate(ctx, secret)
+	}
+	key := sha256.Sum256([]byte(secret))
+	now := time.Now()
+	c.mu.Lock()
+	e, ok := c.m[key]
+	c.mu.Unlock()
+	if ok && now.Sub(e.fetched) < c.ttl && e.tok.Active(now) {
+		return e.tok, nil
+	}
+	tok, err := tokens.Authenticate(ctx, secret)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		delete(c.m, key)
+		return nil, err
+	}
+	if len(c.m) >= maxCachedTokens {
+		clear(c.m)
+	}
+	c.m[key] = cachedToken{tok: tok, fetched: now}
+	return tok, nil
+}
+
+// forget drops every cached token, e.g. after a revocation through this
+// server.
+func (c *authCache) forget() {
+	if c != nil {
+		c.mu.Lock()
+		clear(c.m)
+		c.mu.Unlock()
+	}
+}
+
 // authenticate returns the token behind a request's credentials.
 func authenticate(ctx context.Context, tokens kiln.TokenStore, r *http.Request) (*kiln.Token, error) {
+	return authenticateCached(ctx, tokens, nil, r)
+}
+
+func authenticateCached(ctx context.Context, tokens kiln.TokenStore, cache *authCache, r *http.Request) (*kiln.Token, error) {
 	if tokens == nil {
 		return nil, kiln.Errorf(kiln.EUNAUTH, "this server has no token store configured; it accepts no credentials")
 	}
@@ -63,7 +131,7 @@ func authenticate(ctx context.Context, tokens kiln.TokenStore, r *http.Request) 
 	case session:
 		return tokens.AuthenticateSession(ctx, secret)
 	}
-	return tokens.Authenticate(ctx, secret)
+	return cache.authenticate(ctx, tokens, secret)
 }
 
 // rolesAllowed lists the roles that may call an operation needing need.
@@ -97,7 +165,7 @@ func (s *Server) authorize(hctx huma.Context, next func(huma.Context)) {
 			Message: "this operation declares no role and is refused to everyone; report this bug"})
 		return
 	}
-	tok, err := authenticate(ctx, s.cfg.Tokens, r)
+	tok, err := authenticateCached(ctx, s.cfg.Tokens, s.authCache, r)
 	if err != nil {
 		if kiln.ErrorCode(err) != kiln.EUNAUTH {
 			writeError(w, s.toHTTP(err).(*ErrorBody))
