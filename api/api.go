@@ -88,7 +88,7 @@ type Server struct {
 	// checkins limits agent operations per token; nil for no limit.
 	checkins  *limiter
 	authCache *authCache
-	handler  http.Handler
+	handler   http.Handler
 }
 
 // Route is one registered operation and the role it needs.
