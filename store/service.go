@@ -271,7 +271,7 @@ func (db *DB) ProxyStatus(ctx context.Context, service string) (*kiln.ProxyStatu
 		err := tx.queryRow(ctx, `SELECT service, generation, backends, requests, errors, pid, seen_at FROM service_proxies WHERE service = ?`, service).
 			Scan(&st.Service, &st.Generation, &st.Backends, &st.Requests, &st.Errors, &st.PID, dbTime{&st.SeenAt})
 		if errors.Is(err, sql.ErrNoRows) {
-			return kiln.Errorf(kiln.ENOTFOUND, "the front end of service %s has not reported; start it with `kiln service proxy %s`", service, service)
+			return kiln.Errorf(kiln.ENOTFOUND, "the front end of service %s has not reported; start it with `kiln service start %s`", service, service)
 		}
 		return err
 	})
