@@ -185,4 +185,3 @@ func (a *App) fleetRefreshCmd() *cobra.Command {
 	c.Flags().BoolVar(&apply, "apply", false, "run the planned rollouts, one service after the other")
 	return c
 }
-

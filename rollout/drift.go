@@ -30,7 +30,7 @@ var VolatilePaths = []string{
 	"/var/cache",               // caches (ldconfig, apt, man)
 	"/var/tmp", "/tmp", "/run", // temporary files
 	"/etc/machine-id", "/var/lib/dbus/machine-id", // written at first boot
-	"/etc/.pwd.lock", // left by shadow tools
+	"/etc/.pwd.lock",                 // left by shadow tools
 	"/etc/.updated", "/var/.updated", // systemd's ConditionNeedsUpdate stamps
 	"/var/lib/apt/lists", // package indexes, not packages
 	"/root/.cache",
