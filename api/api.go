@@ -142,6 +142,7 @@ func New(cfg Config) *Server {
 	s.registerVersions()
 	s.registerFleet()
 	s.registerRuns()
+	s.registerRollout()
 	return s
 }
 
