@@ -204,6 +204,11 @@ type NewVersion struct {
 	SemVer     string
 	Tags       Tags // free-form tags only
 	Provenance Provenance
+	// Seal, when set, is called inside the registering transaction with
+	// the complete version (number assigned); the attachment it returns
+	// (the signed provenance) is stored in the same transaction, so no
+	// version is ever recorded without it. A nil attachment keeps nothing.
+	Seal func(v *Version) (*Attachment, error) `json:"-"`
 }
 
 // Validate checks everything that can be checked without the database.

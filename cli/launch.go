@@ -66,6 +66,9 @@ func (a *App) instanceLaunchCmd() *cobra.Command {
 			case kiln.StatusFailed, kiln.StatusRevoked:
 				return kiln.Errorf(kiln.ECONFLICT, "%s is %s and must not be launched", ref, v.Status)
 			}
+			if err := a.launchCheck(svc)(cmd.Context(), v); err != nil {
+				return err
+			}
 			if name == "" {
 				name = fmt.Sprintf("%s-%s", ref, strconv.FormatInt(time.Now().Unix()%100000, 36))
 			}

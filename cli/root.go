@@ -13,14 +13,18 @@ import (
 	"github.com/spf13/cobra"
 
 	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/sign"
 )
 
 // Config is what the global flags say.
 type Config struct {
 	DataDir  string
 	Database string
-	Output   string
-	Verbose  bool
+	// SigningKey is the ed25519 key that signs provenance; empty means
+	// DataDir/keys/signing.key, created on first use.
+	SigningKey string
+	Output     string
+	Verbose    bool
 }
 
 // Services are the domain services a command works with. cmd/kiln builds
@@ -38,10 +42,15 @@ type Services struct {
 	Platform kiln.Platform
 	// Inventory records instances.
 	Inventory kiln.Inventory
+	// Signer signs provenance; its public key verifies it.
+	Signer *sign.Signer
 	// Fleet counts the estate; Advisories keeps advisories.
 	Fleet      kiln.Fleet
 	Advisories kiln.AdvisoryStore
-	Close     func() error
+	// Pipeline keeps runs (the job queue), channels, webhooks and
+	// schedule firings; nil when the services do not keep them.
+	Pipeline PipelineStore
+	Close    func() error
 }
 
 // App is the CLI's view of the outside world, provided by cmd/kiln.
@@ -152,10 +161,11 @@ func (a *App) Root() *cobra.Command {
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.cfg.DataDir, "data-dir", DefaultDataDir(), "directory for kiln's database, artifacts and work files (env KILN_DATA_DIR)")
 	pf.StringVar(&a.cfg.Database, "database", os.Getenv("KILN_DATABASE"), "database URL: empty for SQLite under --data-dir, sqlite:PATH, or postgres://… (env KILN_DATABASE)")
+	pf.StringVar(&a.cfg.SigningKey, "signing-key", os.Getenv("KILN_SIGNING_KEY"), "ed25519 key (PKCS#8 PEM, mode 0600) that signs provenance; default DATA-DIR/keys/signing.key, created on first use (env KILN_SIGNING_KEY)")
 	pf.StringVarP(&a.cfg.Output, "output", "o", FormatTable, "output format of listings: table or json")
 	pf.BoolVarP(&a.cfg.Verbose, "verbose", "v", false, "print debug logs and live output of long steps")
 
-	root.AddCommand(a.imageCmd(), a.versionCmd(), a.serveCmd(), a.validateCmd(), a.buildCmd(), a.testCmd(), a.tokenCmd(), a.auditCmd(),
+	root.AddCommand(a.imageCmd(), a.versionCmd(), a.serveCmd(), a.validateCmd(), a.buildCmd(), a.testCmd(), a.keyCmd(), a.runCmd(), a.runsCmd(), a.approveCmd(), a.promoteCmd(), a.channelCmd(), a.statusCmd(), a.webhookCmd(), a.tokenCmd(), a.auditCmd(),
 		a.instanceCmd(), a.fleetCmd(), a.advisoryCmd(), a.policyCmd(), a.agentCmd())
 	for _, f := range a.Extra {
 		root.AddCommand(f(a))

@@ -17,7 +17,7 @@ func (a *App) versionCmd() *cobra.Command {
 	cmd := group("version", "Record, query and move image versions")
 	cmd.AddCommand(a.versionCreateCmd(), a.versionListCmd(), a.versionLatestCmd(), a.versionShowCmd(),
 		a.versionStatusCmd(), a.versionTagCmd(), a.versionHistoryCmd(), a.versionLineageCmd(),
-		a.versionDiffCmd(), a.versionLogCmd())
+		a.versionDiffCmd(), a.versionLogCmd(), a.versionVerifyCmd())
 	return cmd
 }
 

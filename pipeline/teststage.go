@@ -36,6 +36,9 @@ type Tester struct {
 	Logger    *slog.Logger
 	// Progress receives one line per stage event; nil prints nothing.
 	Progress io.Writer
+	// Check, when set, vets a version before it is launched (kiln checks
+	// its signed provenance); an error refuses the launch.
+	Check func(ctx context.Context, v *kiln.Version) error
 }
 
 // TestOptions change one test run.
@@ -97,6 +100,11 @@ func (t *Tester) Test(ctx context.Context, ref kiln.VersionRef, opts TestOptions
 	}
 	if _, err := t.Artifacts.Stat(ctx, v.Provenance.Artifact.Digest); err != nil {
 		return nil, fmt.Errorf("artifact of %s: %w", ref, err)
+	}
+	if t.Check != nil {
+		if err := t.Check(ctx, v); err != nil {
+			return nil, err
+		}
 	}
 
 	res := &TestResult{Version: ref, InstanceID: instanceID(ref)}

@@ -67,6 +67,8 @@ type DB struct {
 	// SQLite's busy handler. nil on PostgreSQL.
 	writers  chan struct{}
 	lockWait time.Duration
+	// seal signs versions as they are recorded (SealVersionsWith).
+	seal func(*kiln.Version) (*kiln.Attachment, error)
 }
 
 // config is Open's input; tests shorten the waits.

@@ -33,6 +33,11 @@ func (db *DB) CreateVersion(ctx context.Context, nv *kiln.NewVersion) (*kiln.Ver
 	if err := checkDuplicates(&nv.Provenance); err != nil {
 		return nil, err
 	}
+	if nv.Seal == nil && db.seal != nil {
+		cp := *nv
+		cp.Seal = db.seal
+		nv = &cp
+	}
 	var v *kiln.Version
 	err := db.write(ctx, func(tx *tx) error {
 		var err error
@@ -144,6 +149,19 @@ func createVersion(ctx context.Context, tx *tx, nv *kiln.NewVersion) (*kiln.Vers
 	maps.Copy(v.Tags, nv.Tags)
 	v.Provenance = copyProvenance(p)
 	setSystemTags(v)
+	if nv.Seal != nil {
+		a, err := nv.Seal(v)
+		if err != nil {
+			return nil, fmt.Errorf("seal %s: %w", v.Name, err)
+		}
+		if a == nil {
+			return v, nil
+		}
+		if _, err := tx.exec(ctx, `INSERT INTO version_attachments (version_id, name, media_type, size, data, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			v.ID, a.Name, a.MediaType, len(a.Data), a.Data, tx.timeArg(tx.now)); err != nil {
+			return nil, fmt.Errorf("store the seal of %s: %w", v.Name, err)
+		}
+	}
 	return v, nil
 }
 
@@ -609,4 +627,10 @@ func (db *DB) LatestVersion(ctx context.Context, image string, min kiln.Status) 
 		return nil, err
 	}
 	return v, nil
+}
+
+// SealVersionsWith makes every version recorded through db sealed by seal
+// (kiln signs provenance this way), unless the caller gives its own Seal.
+func (db *DB) SealVersionsWith(seal func(*kiln.Version) (*kiln.Attachment, error)) {
+	db.seal = seal
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/kiln-project/kiln/cli"
 	"github.com/kiln-project/kiln/fleet"
 	"github.com/kiln-project/kiln/platform/local"
+	"github.com/kiln-project/kiln/sign"
 	"github.com/kiln-project/kiln/store"
 	"github.com/kiln-project/kiln/verify"
 	"github.com/spf13/cobra"
@@ -60,8 +61,26 @@ func probeCmd(_ *cli.App) *cobra.Command {
 	}
 }
 
-func openServices(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*cli.Services, error) {
+// openDB opens the database with provenance signing switched on: every
+// version recorded through it carries its signed provenance.
+func openDB(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*store.DB, *sign.Signer, error) {
+	signer, created, err := sign.LoadOrCreateKey(cfg.DataDir, cfg.SigningKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	if created {
+		logger.Warn("created the provenance signing key; back it up and share its public key (kiln key export)", "path", signer.Path(), "key_id", signer.KeyID())
+	}
 	db, err := store.Open(ctx, cfg.Database, cfg.DataDir, logger, time.Now)
+	if err != nil {
+		return nil, nil, err
+	}
+	db.SealVersionsWith(signer.Seal)
+	return db, signer, nil
+}
+
+func openServices(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*cli.Services, error) {
+	db, signer, err := openDB(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -82,12 +101,12 @@ func openServices(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*cl
 		db.Close()
 		return nil, err
 	}
-	return &cli.Services{Registry: db, Artifacts: arts, DataDir: cfg.DataDir, Platform: plat,
-		Tokens: db, Audit: db, Inventory: db, Fleet: db, Advisories: db, Close: db.Close}, nil
+	return &cli.Services{Registry: db, Artifacts: arts, DataDir: cfg.DataDir, Platform: plat, Signer: signer,
+		Tokens: db, Audit: db, Inventory: db, Fleet: db, Advisories: db, Pipeline: db, Close: db.Close}, nil
 }
 
 func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.ServeOptions) error {
-	db, err := store.Open(ctx, cfg.Database, cfg.DataDir, logger, time.Now)
+	db, _, err := openDB(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -103,9 +122,13 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 		fleet.New(db, db).RunMarkLost(lostCtx, 24*time.Hour, 10*time.Minute, logger)
 	}()
 	defer func() { stopLost(); <-lostDone }()
+	// Pipeline worker, triggers, schedules and webhooks; stopped before db closes.
+	pipeCtx, stopPipeline := context.WithCancel(ctx)
+	waitPipeline := startPipeline(pipeCtx, db, cfg, logger)
+	defer func() { stopPipeline(); waitPipeline() }()
 	srv := &http.Server{
 		Handler: api.New(api.Config{Registry: db, Tokens: db, Audit: db, Logger: logger, Version: version,
-			CheckinRate: opts.CheckinRate, Checkins: checkins}),
+			CheckinRate: opts.CheckinRate, Checkins: checkins, Status: pipelineStatus(db, cfg, logger)}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      time.Minute,

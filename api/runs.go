@@ -1,0 +1,246 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"slices"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	kiln "github.com/kiln-project/kiln"
+)
+
+type runOut struct{ Body *kiln.Run }
+
+type runPath struct {
+	ID int64 `path:"id" minimum:"1" example:"12"`
+}
+
+type runListIn struct {
+	Image  string   `query:"image" maxLength:"63"`
+	Status []string `query:"status" doc:"keep runs with any of these statuses (comma-separated)"`
+	Limit  int      `query:"limit" minimum:"0" maximum:"1000" default:"50"`
+	Offset int      `query:"offset" minimum:"0"`
+}
+
+type runListOut struct {
+	Body struct {
+		Runs  []*kiln.Run `json:"runs"`
+		Total int         `json:"total"`
+	}
+}
+
+type runLogsIn struct {
+	ID    int64 `path:"id" minimum:"1"`
+	After int64 `query:"after" minimum:"0" doc:"return chunks after this seq (for following a run)"`
+	Limit int   `query:"limit" minimum:"0" maximum:"10000" default:"1000"`
+}
+
+type runLogsOut struct {
+	Body struct {
+		Logs []*kiln.RunLog `json:"logs"`
+	}
+}
+
+type approveIn struct {
+	ID    int64  `path:"id" minimum:"1"`
+	Stage string `path:"stage" maxLength:"64" example:"prod"`
+}
+
+type channelPath struct {
+	Image       string `path:"image" maxLength:"63" example:"appserver"`
+	Environment string `path:"environment" maxLength:"32" example:"prod"`
+}
+
+type channelOut struct {
+	Body struct {
+		Channel *kiln.Channel `json:"channel"`
+		Version *kiln.Version `json:"version"`
+	}
+}
+
+type channelsIn struct {
+	Image string `query:"image" maxLength:"63"`
+}
+
+type channelsOut struct {
+	Body struct {
+		Channels []*kiln.Channel `json:"channels"`
+	}
+}
+
+type promoteIn struct {
+	Image       string `path:"image" maxLength:"63"`
+	Environment string `path:"environment" maxLength:"32"`
+	Body        struct {
+		Number int `json:"number" minimum:"1" doc:"the version to promote"`
+		// After overrides the environment the version must have been in
+		// before; default: the one before in dev, staging, prod.
+		After  *string `json:"after,omitempty" maxLength:"32" doc:"environment the version must have been promoted to first (default: the previous of dev, staging, prod; empty string: none)"`
+		Reason string  `json:"reason,omitempty" maxLength:"1024"`
+	}
+}
+
+type rollbackIn struct {
+	Image       string `path:"image" maxLength:"63"`
+	Environment string `path:"environment" maxLength:"32"`
+	Body        struct {
+		Reason string `json:"reason,omitempty" maxLength:"1024"`
+	}
+}
+
+type promotionOut struct{ Body *kiln.Promotion }
+
+type statusOut struct {
+	Body struct {
+		Images any `json:"images"`
+	}
+}
+
+func (s *Server) registerRuns() {
+	runs, chans := s.cfg.Runs, s.cfg.Channels
+	if runs == nil {
+		runs, _ = s.cfg.Registry.(kiln.RunStore)
+	}
+	if chans == nil {
+		chans, _ = s.cfg.Registry.(kiln.ChannelStore)
+	}
+	if runs != nil {
+		s.registerRunOps(runs)
+	}
+	if chans != nil {
+		s.registerChannelOps(chans)
+	}
+	if s.cfg.Status != nil {
+		register(s, RoleViewer, huma.Operation{
+			OperationID: "status", Method: http.MethodGet, Path: "/api/v1/status",
+			Summary: "For every image of the estates kiln runs: up to date or not, and which input changed", Tags: []string{"pipeline"},
+		}, func(ctx context.Context, _ *struct{}) (*statusOut, error) {
+			st, err := s.cfg.Status(ctx)
+			if err != nil {
+				return nil, err
+			}
+			out := &statusOut{}
+			out.Body.Images = st
+			return out, nil
+		})
+	}
+}
+
+func (s *Server) registerRunOps(runs kiln.RunStore) {
+	register(s, RoleViewer, huma.Operation{
+		OperationID: "list-runs", Method: http.MethodGet, Path: "/api/v1/runs",
+		Summary: "Pipeline runs, newest first", Tags: []string{"pipeline"},
+	}, func(ctx context.Context, in *runListIn) (*runListOut, error) {
+		f := kiln.RunFilter{Image: in.Image, Limit: in.Limit, Offset: in.Offset}
+		for _, st := range in.Status {
+			f.Status = append(f.Status, kiln.RunStatus(st))
+		}
+		rs, total, err := runs.ListRuns(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		out := &runListOut{}
+		out.Body.Runs, out.Body.Total = rs, total
+		return out, nil
+	})
+	register(s, RoleViewer, huma.Operation{
+		OperationID: "get-run", Method: http.MethodGet, Path: "/api/v1/runs/{id}",
+		Summary: "A run: trigger, status, stages with timings, the version it made", Tags: []string{"pipeline"},
+	}, func(ctx context.Context, in *runPath) (*runOut, error) {
+		r, err := runs.FindRun(ctx, in.ID)
+		if err != nil {
+			return nil, err
+		}
+		return &runOut{Body: r}, nil
+	})
+	register(s, RoleViewer, huma.Operation{
+		OperationID: "run-logs", Method: http.MethodGet, Path: "/api/v1/runs/{id}/logs",
+		Summary: "A run's log chunks after a sequence number", Tags: []string{"pipeline"},
+	}, func(ctx context.Context, in *runLogsIn) (*runLogsOut, error) {
+		ls, err := runs.RunLogs(ctx, in.ID, in.After, in.Limit)
+		if err != nil {
+			return nil, err
+		}
+		out := &runLogsOut{}
+		out.Body.Logs = ls
+		return out, nil
+	})
+	register(s, RoleBuilder, huma.Operation{
+		OperationID: "retry-run", Method: http.MethodPost, Path: "/api/v1/runs/{id}/retry",
+		Summary: "Queue a failed or interrupted run again, from the stage that did not pass", Tags: []string{"pipeline"},
+	}, func(ctx context.Context, in *runPath) (*runOut, error) {
+		r, err := runs.RetryRun(ctx, in.ID, "retried by "+kiln.ActorFrom(ctx))
+		if err != nil {
+			return nil, err
+		}
+		return &runOut{Body: r}, nil
+	})
+	register(s, RoleOperator, huma.Operation{
+		OperationID: "approve-stage", Method: http.MethodPost, Path: "/api/v1/runs/{id}/stages/{stage}/approve",
+		Summary: "Approve a delivery stage waiting for an approval", Tags: []string{"pipeline"},
+	}, func(ctx context.Context, in *approveIn) (*runOut, error) {
+		r, err := runs.ApproveStage(ctx, in.ID, in.Stage)
+		if err != nil {
+			return nil, err
+		}
+		return &runOut{Body: r}, nil
+	})
+}
+
+func (s *Server) registerChannelOps(chans kiln.ChannelStore) {
+	register(s, RoleViewer, huma.Operation{
+		OperationID: "list-channels", Method: http.MethodGet, Path: "/api/v1/channels",
+		Summary: "Which version each environment uses, per image", Tags: []string{"channels"},
+	}, func(ctx context.Context, in *channelsIn) (*channelsOut, error) {
+		cs, err := chans.Channels(ctx, in.Image)
+		if err != nil {
+			return nil, err
+		}
+		out := &channelsOut{}
+		out.Body.Channels = cs
+		return out, nil
+	})
+	register(s, RoleViewer, huma.Operation{
+		OperationID: "get-channel", Method: http.MethodGet, Path: "/api/v1/images/{image}/channels/{environment}",
+		Summary: "The version in an environment's channel (\"the version in prod of appserver\")", Tags: []string{"channels"},
+	}, func(ctx context.Context, in *channelPath) (*channelOut, error) {
+		c, err := chans.FindChannel(ctx, in.Image, in.Environment)
+		if err != nil {
+			return nil, err
+		}
+		v, err := s.cfg.Registry.FindVersion(ctx, c.Version)
+		if err != nil {
+			return nil, err
+		}
+		out := &channelOut{}
+		out.Body.Channel, out.Body.Version = c, v
+		return out, nil
+	})
+	register(s, RoleOperator, huma.Operation{
+		OperationID: "promote", Method: http.MethodPost, Path: "/api/v1/images/{image}/channels/{environment}",
+		Summary: "Promote a ready version to an environment (it must have been in the previous one)", Tags: []string{"channels"},
+	}, func(ctx context.Context, in *promoteIn) (*promotionOut, error) {
+		prev := ""
+		if in.Body.After != nil {
+			prev = *in.Body.After
+		} else if i := slices.Index(kiln.DefaultEnvironments, in.Environment); i > 0 {
+			prev = kiln.DefaultEnvironments[i-1]
+		}
+		p, err := chans.Promote(ctx, kiln.VersionRef{Image: in.Image, Number: in.Body.Number}, in.Environment, prev, in.Body.Reason)
+		if err != nil {
+			return nil, err
+		}
+		return &promotionOut{Body: p}, nil
+	})
+	register(s, RoleOperator, huma.Operation{
+		OperationID: "rollback", Method: http.MethodPost, Path: "/api/v1/images/{image}/channels/{environment}/rollback",
+		Summary: "Point an environment back at the version it had before its latest promotion", Tags: []string{"channels"},
+	}, func(ctx context.Context, in *rollbackIn) (*promotionOut, error) {
+		p, err := chans.Rollback(ctx, in.Image, in.Environment, in.Body.Reason)
+		if err != nil {
+			return nil, err
+		}
+		return &promotionOut{Body: p}, nil
+	})
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/artifact"
+	"github.com/kiln-project/kiln/build"
+	"github.com/kiln-project/kiln/cli"
+	"github.com/kiln-project/kiln/pipeline"
+	"github.com/kiln-project/kiln/platform/local"
+	"github.com/kiln-project/kiln/store"
+)
+
+// startPipeline runs kiln serve's pipeline work until ctx ends: the
+// webhook sender always; the worker (claims queued runs), the triggers and
+// the cron schedules when this machine can build (root, mmdebstrap,
+// systemd-nspawn). The returned function waits for them to stop.
+func startPipeline(ctx context.Context, db *store.DB, cfg cli.Config, logger *slog.Logger) func() {
+	var wg sync.WaitGroup
+	sender := &pipeline.Sender{Store: db, Logger: logger}
+	wg.Go(func() { sender.Run(ctx, 5*time.Second) })
+
+	arts, err := artifact.Open(cfg.DataDir)
+	var plat kiln.Platform
+	if err == nil {
+		plat, err = local.New(local.Config{DataDir: cfg.DataDir, Artifacts: arts, Logger: logger})
+	}
+	if err != nil {
+		logger.Warn("kiln serve: this process runs no pipeline stages (queued runs wait for another kiln serve or `kiln run`)", "reason", kiln.ErrorMessage(err))
+		return wg.Wait
+	}
+	r := &pipeline.Runner{
+		Store: db, Registry: db,
+		Builder: &build.Builder{Registry: db, Artifacts: arts, DataDir: cfg.DataDir, Logger: logger, Clock: time.Now},
+		Tester:  &pipeline.Tester{Registry: db, Platform: plat, Artifacts: arts, Inventory: db, Logger: logger},
+		Advisories: db, LoadEstate: cli.LoadEstate, Logger: logger,
+	}
+	if _, err := r.Recover(ctx); err != nil {
+		logger.Error("kiln serve: marking interrupted runs", "err", err)
+	}
+	wg.Go(func() {
+		// Runs of workers that die elsewhere are found by their stale
+		// heartbeat.
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := r.Recover(ctx); err != nil && ctx.Err() == nil {
+					logger.Error("kiln serve: marking interrupted runs", "err", err)
+				}
+			}
+		}
+	})
+	wg.Go(func() { _ = r.Work(ctx) })
+	trig := &pipeline.Trigger{Runs: db, Schedules: db, LoadEstate: cli.LoadEstate, Logger: logger,
+		Checker: &pipeline.Checker{Registry: db, Runs: db, CacheDir: filepath.Join(cfg.DataDir, "pipeline")}}
+	wg.Go(func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			trig.Estates = watchedEstates(ctx, db, logger)
+			if _, err := trig.Tick(ctx); err != nil && ctx.Err() == nil {
+				logger.Error("kiln serve: pipeline triggers", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
+	return wg.Wait
+}
+
+// watchedEstates are the estates runs were queued from, with the
+// variables of the newest run of each.
+func watchedEstates(ctx context.Context, db *store.DB, logger *slog.Logger) []pipeline.Estate {
+	runs, _, err := db.ListRuns(ctx, kiln.RunFilter{Limit: 1000})
+	if err != nil {
+		logger.Warn("kiln serve: list runs", "err", err)
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []pipeline.Estate
+	for _, r := range runs {
+		if seen[r.Estate] {
+			continue
+		}
+		seen[r.Estate] = true
+		if _, err := os.Stat(r.Estate); err != nil {
+			continue
+		}
+		out = append(out, pipeline.Estate{Dir: r.Estate, Vars: r.Vars})
+	}
+	return out
+}
+
+// pipelineStatus answers /api/v1/status: every image of the watched
+// estates, up to date or not and why.
+func pipelineStatus(db *store.DB, cfg cli.Config, logger *slog.Logger) func(context.Context) (any, error) {
+	return func(ctx context.Context) (any, error) {
+		ch := &pipeline.Checker{Registry: db, Runs: db, CacheDir: filepath.Join(cfg.DataDir, "pipeline")}
+		out := []*pipeline.ImageStatus{}
+		for _, e := range watchedEstates(ctx, db, logger) {
+			est, err := cli.LoadEstate(e.Dir, e.Vars)
+			if err != nil {
+				return nil, err
+			}
+			sts, err := ch.Check(ctx, est)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sts...)
+		}
+		return out, nil
+	}
+}

@@ -1,0 +1,65 @@
+package sign
+
+import (
+	"context"
+	"crypto"
+	"fmt"
+	"io"
+
+	kiln "github.com/kiln-project/kiln"
+)
+
+// EnvelopeAttachment names the DSSE envelope kept with every version.
+const EnvelopeAttachment = "provenance.dsse.json"
+
+// Seal signs a version as it is recorded; the registry stores the returned
+// envelope in the same transaction as the version (see kiln.NewVersion.Seal),
+// so there is never a version without its signature. Versions without an
+// artifact (recorded by hand, imported from Packer manifests) have nothing
+// to bind a signature to and get none; they cannot be launched either.
+func (s *Signer) Seal(v *kiln.Version) (*kiln.Attachment, error) {
+	if v.Provenance.Artifact == nil {
+		return nil, nil
+	}
+	env, err := s.SignVersion(v)
+	if err != nil {
+		return nil, err
+	}
+	return &kiln.Attachment{Name: EnvelopeAttachment, MediaType: "application/vnd.dsse.envelope.v1+json", Data: env}, nil
+}
+
+// CheckVersion verifies the signature kept with v against pub: the signed
+// statement must name v's artifact digest and provenance. With rehash, the
+// artifact is also read back from arts and its content hashed (slow for big
+// images); without it, the platform's own digest check on unpacking is
+// relied upon.
+func CheckVersion(ctx context.Context, reg kiln.Registry, arts kiln.ArtifactStore, pub crypto.PublicKey, v *kiln.Version, rehash bool) error {
+	if v.Provenance.Artifact == nil {
+		return kiln.Errorf(kiln.EINVALID, "%s has no artifact; there is nothing to verify or launch", v.Name)
+	}
+	att, err := reg.Attachment(ctx, v.Ref(), EnvelopeAttachment)
+	if kiln.ErrorCode(err) == kiln.ENOTFOUND {
+		return kiln.Errorf(kiln.ECONFLICT, "%s has no signed provenance; it was not recorded by this kiln (or its signature was removed) and will not be launched", v.Name)
+	}
+	if err != nil {
+		return err
+	}
+	if err := VerifyVersion(pub, att.Data, v); err != nil {
+		return fmt.Errorf("%s: %w", v.Name, err)
+	}
+	if !rehash {
+		return nil
+	}
+	rc, err := arts.Open(ctx, v.Provenance.Artifact.Digest)
+	if err != nil {
+		return fmt.Errorf("%s: %w", v.Name, err)
+	}
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		rc.Close()
+		return kiln.Errorf(kiln.ECONFLICT, "%s: the stored artifact does not match its digest %s: %v", v.Name, v.Provenance.Artifact.Digest, err)
+	}
+	if err := rc.Close(); err != nil {
+		return kiln.Errorf(kiln.ECONFLICT, "%s: the stored artifact does not match its digest %s: %v", v.Name, v.Provenance.Artifact.Digest, err)
+	}
+	return nil
+}
