@@ -1,0 +1,258 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"slices"
+
+	kiln "github.com/kiln-project/kiln"
+)
+
+// instancesPerPage is the drill-down's page size.
+const instancesPerPage = 100
+
+// environments lists every environment with instances or an age policy,
+// for the filter menus.
+func (s *Server) environments(ctx context.Context) ([]string, []*kiln.AgePolicy, error) {
+	us, err := s.cfg.Fleet.Usage(ctx, kiln.UsageFilter{})
+	if err != nil {
+		return nil, nil, err
+	}
+	ps, err := s.cfg.Fleet.AgePolicies(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var envs []string
+	for _, u := range us {
+		envs = append(envs, u.Environment)
+	}
+	for _, p := range ps {
+		envs = append(envs, p.Environment)
+	}
+	slices.Sort(envs)
+	return slices.Compact(envs), ps, nil
+}
+
+// envParam reads the env filter; an unknown environment is not an error
+// (it shows an empty report), a malformed one is.
+func envParam(r *http.Request) (string, error) {
+	env := r.URL.Query().Get("env")
+	if env == "" {
+		return "", nil
+	}
+	return env, kiln.ValidateEnvironment("env", env)
+}
+
+type reportData struct {
+	Env    string
+	Envs   []string
+	Report *kiln.Report
+}
+
+func (s *Server) reportPage(w http.ResponseWriter, r *http.Request) {
+	const title = "Fleet report"
+	env, err := envParam(r)
+	if err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	envs, _, err := s.environments(r.Context())
+	if err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	rep, err := s.fleet.Report(r.Context(), env)
+	if err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "fleet", page{Title: title, Nav: "fleet", Data: reportData{Env: env, Envs: envs, Report: rep}})
+}
+
+type instancesData struct {
+	Image  string
+	Number int
+	Env    string
+	// Version is nil when the registry does not know it.
+	Version   *kiln.Version
+	Instances []*kiln.Instance
+	Pager     pager
+}
+
+// Name is the heading: the version's name, or the image's.
+func (d instancesData) Name() string {
+	if d.Number > 0 {
+		return kiln.VersionRef{Image: d.Image, Number: d.Number}.String()
+	}
+	return d.Image
+}
+
+func (s *Server) instancesPage(w http.ResponseWriter, r *http.Request) {
+	const title = "Instances"
+	q := r.URL.Query()
+	d := instancesData{Image: q.Get("image")}
+	var err error
+	if d.Env, err = envParam(r); err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	if err := kiln.ValidateImageName(d.Image); err != nil {
+		s.fail(w, r, title, kiln.FieldErrorf(kiln.EINVALID, "image", "pick a row of the fleet report; image %q is not an image name", d.Image))
+		return
+	}
+	if d.Number, err = intParam(q, "version"); err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	offset, err := intParam(q, "offset")
+	if err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	f := kiln.InstanceFilter{Image: d.Image, Environment: d.Env, Limit: instancesPerPage, Offset: offset}
+	if d.Number > 0 {
+		ref := kiln.VersionRef{Image: d.Image, Number: d.Number}
+		f.Version = &ref
+		v, err := s.cfg.Registry.FindVersion(r.Context(), ref)
+		switch {
+		case err == nil:
+			d.Version = v
+		case kiln.ErrorCode(err) != kiln.ENOTFOUND:
+			s.fail(w, r, title, err)
+			return
+		}
+	}
+	is, total, err := s.cfg.Inventory.ListInstances(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	d.Instances, d.Pager = is, newPager(r.URL, offset, instancesPerPage, total)
+	s.render(w, r, http.StatusOK, "instances", page{Title: title + " of " + d.Name(), Nav: "fleet", Data: d})
+}
+
+type exposureData struct {
+	Advisory string
+	Env      string
+	Envs     []string
+	// Choices are the stored advisories offered in the form.
+	Choices      []*kiln.Advisory
+	ChoicesTotal int
+	// ImageLevel are advisories with fixed-in versions, listed as links.
+	ImageLevel []*kiln.Advisory
+	Adv        *kiln.Advisory
+	Exposure   *kiln.Exposure
+}
+
+// maxChoices bounds the advisories offered in the form's list; any other
+// id can still be typed.
+const maxChoices = 500
+
+func (s *Server) exposurePage(w http.ResponseWriter, r *http.Request) {
+	const title = "Exposure"
+	ctx := r.Context()
+	d := exposureData{Advisory: r.URL.Query().Get("advisory")}
+	var err error
+	if d.Env, err = envParam(r); err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	if d.Envs, _, err = s.environments(ctx); err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	if d.Choices, d.ChoicesTotal, err = s.cfg.Advisories.ListAdvisories(ctx, kiln.AdvisoryFilter{Limit: maxChoices}); err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	if d.ImageLevel, _, err = s.cfg.Advisories.ListAdvisories(ctx, kiln.AdvisoryFilter{FixedIn: true, Limit: 100}); err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	p := page{Title: title, Nav: "exposure"}
+	status := http.StatusOK
+	if d.Advisory != "" {
+		p.Title = "Exposure to " + d.Advisory
+		d.Adv, err = s.cfg.Advisories.FindAdvisory(ctx, d.Advisory)
+		if err == nil {
+			d.Exposure, err = s.fleet.ExposedTo(ctx, d.Advisory, d.Env)
+		}
+		if err != nil {
+			if c := kiln.ErrorCode(err); c != kiln.ENOTFOUND && c != kiln.EINVALID {
+				s.fail(w, r, title, err)
+				return
+			}
+			// Stay on the form, which says what was wrong.
+			status, p.Error, d.Adv, d.Exposure = httpStatus[kiln.ErrorCode(err)], kiln.ErrorMessage(err), nil, nil
+		}
+	}
+	p.Data = d
+	s.render(w, r, status, "exposure", p)
+}
+
+type overageData struct {
+	MaxAge   string
+	Env      string
+	Envs     []string
+	Policies []*kiln.AgePolicy
+	Overage  *kiln.Overage
+}
+
+func (s *Server) overagePage(w http.ResponseWriter, r *http.Request) {
+	const title = "Overage"
+	ctx := r.Context()
+	d := overageData{MaxAge: r.URL.Query().Get("max_age")}
+	var err error
+	if d.Env, err = envParam(r); err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	if d.Envs, d.Policies, err = s.environments(ctx); err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	p := page{Title: title, Nav: "overage"}
+	status := http.StatusOK
+	var limit kiln.Age
+	if d.MaxAge != "" {
+		limit, err = kiln.ParseMaxAge("max_age", d.MaxAge)
+	}
+	if err == nil && (limit > 0 || len(d.Policies) > 0) {
+		d.Overage, err = s.fleet.Overage(ctx, limit, d.Env)
+	}
+	if err != nil {
+		if kiln.ErrorCode(err) != kiln.EINVALID {
+			s.fail(w, r, title, err)
+			return
+		}
+		status, p.Error = http.StatusBadRequest, kiln.ErrorMessage(err)
+	}
+	p.Data = d
+	s.render(w, r, status, "overage", p)
+}
+
+type staleData struct {
+	Env   string
+	Envs  []string
+	Stale *kiln.Stale
+}
+
+func (s *Server) stalePage(w http.ResponseWriter, r *http.Request) {
+	const title = "Stale instances"
+	env, err := envParam(r)
+	if err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	envs, _, err := s.environments(r.Context())
+	if err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	st, err := s.fleet.Stale(r.Context(), env)
+	if err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "stale", page{Title: title, Nav: "stale", Data: staleData{Env: env, Envs: envs, Stale: st}})
+}
