@@ -42,7 +42,7 @@ func (m *Main) App() *cli.App {
 		Stdin:  os.Stdin,
 		Open:   openServices,
 		Serve:  serve,
-		Extra:  []func(*cli.App) *cobra.Command{probeCmd, superviseCmd},
+		Extra:  []func(*cli.App) *cobra.Command{probeCmd, superviseCmd, benchCmd},
 	}
 }
 
