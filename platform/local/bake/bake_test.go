@@ -36,8 +36,9 @@ func TestManifest(t *testing.T) {
 	}
 	want := []kiln.Package{
 		{Name: "base-files", Version: "12.4+deb12u5", Architecture: "amd64"},
-		{Name: "libc6", Version: "2.36-9+deb12u4", Architecture: "amd64"},
-		{Name: "libc6", Version: "2.36-9+deb12u4", Architecture: "i386"},
+		{Name: "libc6", Version: "2.36-9+deb12u4", Architecture: "amd64", Source: "glibc"},
+		{Name: "libc6", Version: "2.36-9+deb12u4", Architecture: "i386", Source: "glibc"},
+		{Name: "libssl3", Version: "3.0.11-1~deb12u2+b1", Architecture: "amd64", Source: "openssl", SourceVersion: "3.0.11-1~deb12u2"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("Manifest = %+v, want %+v (hello only has config files left)", got, want)

@@ -14,7 +14,9 @@ import (
 // Manifest reads the packages installed in root from dpkg's status file
 // (/var/lib/dpkg/status), sorted by name and architecture. Only packages
 // whose status is "install ok installed" count: removed packages whose
-// configuration files remain are not installed.
+// configuration files remain are not installed. The source package (and its
+// version when it differs) is kept, since security advisories name source
+// packages.
 func Manifest(root string) ([]kiln.Package, error) {
 	p := filepath.Join(root, "var/lib/dpkg/status")
 	f, err := os.Open(p)
@@ -27,6 +29,9 @@ func Manifest(root string) ([]kiln.Package, error) {
 	var status string
 	flush := func() {
 		if cur.Name != "" && status == "install ok installed" {
+			if cur.Source == cur.Name && cur.SourceVersion == "" {
+				cur.Source = "" // the same as the binary: nothing to add
+			}
 			pkgs = append(pkgs, cur)
 		}
 		cur, status = kiln.Package{}, ""
@@ -56,6 +61,13 @@ func Manifest(root string) ([]kiln.Package, error) {
 			cur.Architecture = v
 		case "Status":
 			status = v
+		case "Source":
+			// "openssl" or "openssl (3.0.11-1~deb12u2)" when the source
+			// version differs from the binary's (binNMUs): advisories
+			// name source packages.
+			name, ver, _ := strings.Cut(v, " ")
+			cur.Source = name
+			cur.SourceVersion = strings.Trim(strings.TrimSpace(ver), "()")
 		}
 	}
 	if err := sc.Err(); err != nil {
