@@ -14,7 +14,7 @@ import (
 // engine builds the rollout engine on the opened services.
 func (a *App) engine(cmd *cobra.Command, svc *Services, ss kiln.ServiceStore, rs kiln.RolloutStore) *rollout.Engine {
 	return &rollout.Engine{Services: ss, Rollouts: rs, Registry: svc.Registry, Platform: svc.Platform, Inventory: svc.Inventory,
-		Logger: a.Logger(), Progress: cmd.ErrOrStderr()}
+		Logger: a.Logger(), Progress: cmd.ErrOrStderr(), Check: a.launchCheck(svc)}
 }
 
 func (a *App) rolloutCmd() *cobra.Command {

@@ -32,6 +32,9 @@ type Engine struct {
 	// DrainTimeout bounds the wait for the front end to stop sending to an
 	// instance being removed.
 	DrainTimeout time.Duration
+	// Check, when set, vets the target version before anything is
+	// launched (kiln checks its signed provenance); an error refuses.
+	Check func(ctx context.Context, v *kiln.Version) error
 }
 
 // Errors a rollout refuses with.
@@ -70,6 +73,11 @@ func (e *Engine) Start(ctx context.Context, service string, to kiln.VersionRef, 
 	case v.Status == kiln.StatusTested && opts.AllowUnready:
 	default:
 		return nil, kiln.Errorf(kiln.ECONFLICT, "%s is %s; only ready versions are rolled out (tested ones with --allow-unready)", to, v.Status)
+	}
+	if e.Check != nil {
+		if err := e.Check(ctx, v); err != nil {
+			return nil, err
+		}
 	}
 	r := &kiln.Rollout{Service: service, From: svc.Version, To: to}
 	if err := e.Rollouts.CreateRollout(ctx, r); err != nil {
