@@ -37,8 +37,8 @@ func startPipeline(ctx context.Context, db *store.DB, cfg cli.Config, logger *sl
 	}
 	r := &pipeline.Runner{
 		Store: db, Registry: db,
-		Builder: &build.Builder{Registry: db, Artifacts: arts, DataDir: cfg.DataDir, Logger: logger, Clock: time.Now},
-		Tester:  &pipeline.Tester{Registry: db, Platform: plat, Artifacts: arts, Inventory: db, Logger: logger},
+		Builder:    &build.Builder{Registry: db, Artifacts: arts, DataDir: cfg.DataDir, Logger: logger, Clock: time.Now},
+		Tester:     &pipeline.Tester{Registry: db, Platform: plat, Artifacts: arts, Inventory: db, Logger: logger},
 		Advisories: db, LoadEstate: cli.LoadEstate, Logger: logger,
 	}
 	if _, err := r.Recover(ctx); err != nil {
