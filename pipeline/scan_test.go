@@ -1,0 +1,56 @@
+package pipeline_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/pipeline"
+)
+
+func TestScanPolicy(t *testing.T) {
+	db := openDB(t)
+	ctx := context.Background()
+	if err := db.CreateImage(ctx, &kiln.Image{Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := db.CreateVersion(ctx, &kiln.NewVersion{Image: "web", Provenance: kiln.Provenance{Packages: []kiln.Package{
+		{Name: "libssl3", Version: "3.0.11-1~deb12u1", Architecture: "amd64", Source: "openssl"},
+		{Name: "zlib1g", Version: "1:1.2.13.dfsg-1", Architecture: "amd64", Source: "zlib"},
+		{Name: "bash", Version: "5.2.15-2+b2", Architecture: "amd64"},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.PutAdvisories(ctx, []*kiln.Advisory{
+		{ID: "DSA-5532-1", Source: kiln.AdvisoryOSV, Packages: []kiln.AffectedPackage{
+			{Ecosystem: "Debian:12", Release: "bookworm", Name: "openssl", Fixed: "3.0.11-1~deb12u2", Status: kiln.AffectedFixed, Severity: "high"}}},
+		{ID: "DLA-1-1", Source: kiln.AdvisoryOSV, Packages: []kiln.AffectedPackage{
+			{Ecosystem: "Debian:12", Release: "bookworm", Name: "zlib", Fixed: "1:1.2.13.dfsg-2", Status: kiln.AffectedFixed, Severity: "low"}}},
+		{ID: "DSA-9-1", Source: kiln.AdvisoryOSV, Packages: []kiln.AffectedPackage{
+			{Ecosystem: "Debian:12", Release: "bookworm", Name: "bash", Fixed: "5.2.15-2", Status: kiln.AffectedFixed, Severity: "critical"}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	v, _ = db.FindVersion(ctx, v.Ref())
+	res, err := pipeline.Scan(ctx, db, v, "bookworm", definition.ScanPolicy{OnAffected: "fail"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Affected) != 2 || res.Advisories != 3 {
+		t.Fatalf("all severities: %+v", res)
+	}
+	if !strings.Contains(res.Summary(), "DSA-5532-1") || !strings.Contains(res.Summary(), "DLA-1-1") {
+		t.Fatalf("summary: %s", res.Summary())
+	}
+	res, _ = pipeline.Scan(ctx, db, v, "bookworm", definition.ScanPolicy{OnAffected: "fail", MinSeverity: "high"})
+	if len(res.Affected) != 1 || res.Affected[0].Advisory != "DSA-5532-1" || res.Ignored != 1 {
+		t.Fatalf("min severity high: %+v", res)
+	}
+	res, _ = pipeline.Scan(ctx, db, v, "bullseye", definition.ScanPolicy{})
+	if len(res.Affected) != 0 {
+		t.Fatalf("another release's advisories matched: %+v", res.Affected)
+	}
+}
