@@ -1,0 +1,156 @@
+package client_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/api"
+	"github.com/kiln-project/kiln/client"
+	"github.com/kiln-project/kiln/store"
+)
+
+// server is a real API on a real SQLite registry, with one token per role.
+func server(t *testing.T) (*store.DB, string, map[kiln.Role]string) {
+	t.Helper()
+	db, err := store.Open(context.Background(), "", t.TempDir(), nil, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	toks := map[kiln.Role]string{}
+	for _, r := range kiln.Roles {
+		_, secret, err := db.CreateToken(context.Background(), &kiln.NewToken{Name: string(r), Role: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks[r] = secret
+	}
+	ts := httptest.NewServer(api.New(api.Config{Registry: db}))
+	t.Cleanup(ts.Close)
+	return db, ts.URL, toks
+}
+
+// The client gives the same answers as the database it talks to.
+func TestRegistryOverHTTP(t *testing.T) {
+	db, url, toks := server(t)
+	c, err := client.New(url, toks[kiln.RoleOperator], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := c.CreateImage(ctx, &kiln.Image{Name: "basic-linux", Description: "base"}); err != nil {
+		t.Fatal(err)
+	}
+	base, err := c.CreateVersion(ctx, &kiln.NewVersion{Image: "basic-linux", SemVer: "1.0.4", Tags: kiln.Tags{"team": "platform"},
+		Provenance: kiln.Provenance{Packages: []kiln.Package{{Name: "libssl3", Version: "3.0.11-1~deb12u2", Architecture: "amd64"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SetStatus(ctx, base.Ref(), kiln.StatusTested, "smoke"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UpdateTags(ctx, base.Ref(), kiln.TagUpdate{Set: kiln.Tags{"owner": "ops"}}); err != nil {
+		t.Fatal(err)
+	}
+	remote, err := c.FindVersion(ctx, base.Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := db.FindVersion(ctx, base.Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+	local.ID = 0 // the database row id is not part of the API
+	if d := cmp.Diff(local, remote); d != "" {
+		t.Errorf("version over HTTP differs from the database (-db +http):\n%s", d)
+	}
+	vs, total, err := c.ListVersions(ctx, kiln.VersionFilter{Image: "basic-linux", Tags: kiln.Tags{"team": "platform"}})
+	if err != nil || total != 1 || len(vs) != 1 {
+		t.Fatalf("list: %v %d %v", vs, total, err)
+	}
+	if h, err := c.History(ctx, base.Ref()); err != nil || len(h) < 3 || h[len(h)-1].Actor != "token:operator" {
+		t.Fatalf("history: %v %v", h, err)
+	}
+	if imgs, err := c.ListImages(ctx); err != nil || len(imgs) != 1 || imgs[0].Description != "base" {
+		t.Fatalf("images: %v %v", imgs, err)
+	}
+	if l, err := c.LatestVersion(ctx, "basic-linux", kiln.StatusTested); err != nil || l.Number != 1 {
+		t.Fatalf("latest: %v %v", l, err)
+	}
+
+	// Errors come back as the kiln errors the CLI maps to exit codes.
+	for _, c := range []struct {
+		err  error
+		code string
+	}{
+		{errOf(c.FindVersion(ctx, kiln.VersionRef{Image: "basic-linux", Number: 9})), kiln.ENOTFOUND},
+		{c.CreateImage(ctx, &kiln.Image{Name: "basic-linux"}), kiln.ECONFLICT},
+		{errOf(c.SetStatus(ctx, base.Ref(), kiln.StatusCandidate, "")), kiln.ECONFLICT},
+		{errOf(c.CreateVersion(ctx, &kiln.NewVersion{Image: "basic-linux", SemVer: "1.0"})), kiln.EINVALID},
+	} {
+		if kiln.ErrorCode(c.err) != c.code || kiln.ErrorMessage(c.err) == "" {
+			t.Errorf("got %v (%s), want %s", c.err, kiln.ErrorCode(c.err), c.code)
+		}
+	}
+	viewer, _ := client.New(url, toks[kiln.RoleViewer], nil)
+	err = viewer.CreateImage(ctx, &kiln.Image{Name: "web"})
+	if kiln.ErrorCode(err) != kiln.EFORBIDDEN || !strings.Contains(err.Error(), "builder") {
+		t.Errorf("viewer creating: %v", err)
+	}
+	bad, _ := client.New(url, "kiln_"+strings.Repeat("a", 52), nil)
+	if _, err := bad.ListImages(ctx); kiln.ErrorCode(err) != kiln.EUNAUTH {
+		t.Errorf("bad token: %v", err)
+	}
+	down, _ := client.New("http://127.0.0.1:1", toks[kiln.RoleViewer], nil)
+	if _, err := down.ListImages(ctx); kiln.ErrorCode(err) != kiln.EUNAVAILABLE || strings.Contains(err.Error(), toks[kiln.RoleViewer]) {
+		t.Errorf("server down: %v", err)
+	}
+}
+
+func TestToken(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "token")
+	noEnv := func(string) string { return "" }
+	if tok, err := client.Token(noEnv, file); tok != "" || err != nil {
+		t.Fatalf("no file: %q %v", tok, err)
+	}
+	if err := os.WriteFile(file, []byte("kiln_secret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Token(noEnv, file); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("readable by others: %v", err)
+	}
+	if err := os.Chmod(file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := client.Token(noEnv, file); tok != "kiln_secret" || err != nil {
+		t.Fatalf("0600 file: %q %v", tok, err)
+	}
+	env := func(k string) string {
+		if k == "KILN_TOKEN" {
+			return "kiln_fromenv"
+		}
+		return ""
+	}
+	if tok, _ := client.Token(env, file); tok != "kiln_fromenv" {
+		t.Fatalf("KILN_TOKEN: %q", tok)
+	}
+	if _, err := client.New("ftp://x", "t", nil); kiln.ErrorCode(err) != kiln.EINVALID {
+		t.Fatalf("bad URL: %v", err)
+	}
+}
+
+func errOf(vs ...any) error {
+	if err, ok := vs[len(vs)-1].(error); ok {
+		return err
+	}
+	return nil
+}
