@@ -158,6 +158,11 @@ func (db *DB) openSQLite(ctx context.Context, path string, cfg config) error {
 		return fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	db.sql = sdb
+	// Keep connections open: each new SQLite connection re-applies its
+	// pragmas, and database/sql keeps only 2 idle ones by default, which
+	// made concurrent reads (token checks, dashboards) reconnect constantly.
+	sdb.SetMaxIdleConns(16)
+	sdb.SetConnMaxIdleTime(5 * time.Minute)
 	db.writers = make(chan struct{}, 1)
 	if err := sdb.PingContext(ctx); err != nil {
 		_ = sdb.Close()
