@@ -20,6 +20,7 @@ import (
 	"github.com/kiln-project/kiln/sign"
 	"github.com/kiln-project/kiln/store"
 	"github.com/kiln-project/kiln/verify"
+	"github.com/kiln-project/kiln/web"
 	"github.com/spf13/cobra"
 )
 
@@ -126,9 +127,17 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	pipeCtx, stopPipeline := context.WithCancel(ctx)
 	waitPipeline := startPipeline(pipeCtx, db, cfg, logger)
 	defer func() { stopPipeline(); waitPipeline() }()
+	apiHandler := api.New(api.Config{Registry: db, Tokens: db, Audit: db, Logger: logger, Version: version,
+		CheckinRate: opts.CheckinRate, Checkins: checkins, Status: pipelineStatus(db, cfg, logger)})
+	// The dashboard under /ui/, next to the API; its session cookie is
+	// Secure when kiln serves TLS.
+	dashboard, err := web.New(web.Config{Registry: db, Tokens: db, Logger: logger, Version: version,
+		Secure: opts.TLSCert != "", InsecureListen: opts.InsecureListen && opts.TLSCert == ""})
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Handler: api.New(api.Config{Registry: db, Tokens: db, Audit: db, Logger: logger, Version: version,
-			CheckinRate: opts.CheckinRate, Checkins: checkins, Status: pipelineStatus(db, cfg, logger)}),
+		Handler:           web.Mount(dashboard, apiHandler),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      time.Minute,
