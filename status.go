@@ -13,7 +13,7 @@ const (
 	StatusReady Status = "ready"
 	// Failed: a stage failed; never to be used.
 	StatusFailed Status = "failed"
-	// Deprecated: still allowed but should be replaced.
+	// StatusDeprecated marks a version still allowed but to be replaced.
 	StatusDeprecated Status = "deprecated"
 	// Revoked: must not be used; running instances should be replaced.
 	StatusRevoked Status = "revoked"

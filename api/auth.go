@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -100,16 +101,6 @@ func (c *authCache) authenticate(ctx context.Context, tokens kiln.TokenStore, se
 	return tok, nil
 }
 
-// forget drops every cached token, e.g. after a revocation through this
-// server.
-func (c *authCache) forget() {
-	if c != nil {
-		c.mu.Lock()
-		clear(c.m)
-		c.mu.Unlock()
-	}
-}
-
 // authenticate returns the token behind a request's credentials.
 func authenticate(ctx context.Context, tokens kiln.TokenStore, r *http.Request) (*kiln.Token, error) {
 	return authenticateCached(ctx, tokens, nil, r)
@@ -168,7 +159,11 @@ func (s *Server) authorize(hctx huma.Context, next func(huma.Context)) {
 	tok, err := authenticateCached(ctx, s.cfg.Tokens, s.authCache, r)
 	if err != nil {
 		if kiln.ErrorCode(err) != kiln.EUNAUTH {
-			writeError(w, s.toHTTP(err).(*ErrorBody))
+			var body *ErrorBody
+			if !errors.As(s.toHTTP(err), &body) {
+				body = &ErrorBody{HTTPStatus: http.StatusInternalServerError, Code: kiln.EINTERNAL, Message: "internal error"}
+			}
+			writeError(w, body)
 			return
 		}
 		s.deny(ctx, anonymous, what, r.URL.Path, kiln.EUNAUTH)

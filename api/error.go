@@ -26,18 +26,18 @@ var httpStatus = map[string]int{
 
 // codeFor is the reverse, for errors huma raises itself (validation, size).
 func codeFor(status int) string {
-	switch {
-	case status == http.StatusUnprocessableEntity, status == http.StatusBadRequest, status == http.StatusRequestEntityTooLarge:
+	switch status {
+	case http.StatusUnprocessableEntity, http.StatusBadRequest, http.StatusRequestEntityTooLarge:
 		return kiln.EINVALID
-	case status == http.StatusNotFound:
+	case http.StatusNotFound:
 		return kiln.ENOTFOUND
-	case status == http.StatusConflict:
+	case http.StatusConflict:
 		return kiln.ECONFLICT
-	case status == http.StatusUnauthorized:
+	case http.StatusUnauthorized:
 		return kiln.EUNAUTH
-	case status == http.StatusForbidden:
+	case http.StatusForbidden:
 		return kiln.EFORBIDDEN
-	case status == http.StatusServiceUnavailable:
+	case http.StatusServiceUnavailable:
 		return kiln.EUNAVAILABLE
 	}
 	return kiln.EINTERNAL

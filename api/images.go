@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -79,7 +80,8 @@ func nonNil[T any](xs []T) []T {
 // bodyField rewrites a domain error's field into the API's location syntax
 // ("semver" → "body.semver"), keeping code and message.
 func bodyField(err error, field string) error {
-	if ke, ok := err.(*kiln.Error); ok && (ke.Field != "" || field != "") {
+	var ke *kiln.Error
+	if errors.As(err, &ke) && (ke.Field != "" || field != "") {
 		cp := *ke
 		switch {
 		case ke.Field == "":

@@ -241,7 +241,7 @@ func readInstances(path string) ([]*kiln.Instance, []string, error) {
 		}
 		for {
 			rec, err := r.Read()
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				break
 			}
 			line, _ := r.FieldPos(0)

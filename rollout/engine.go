@@ -446,7 +446,7 @@ func (e *Engine) errorRate(ctx context.Context, svc *kiln.Service, before *kiln.
 	}
 	now, err := e.Services.ProxyStatus(ctx, svc.Name)
 	if err != nil || now.PID != before.PID {
-		return nil // restarted front end: counters start again
+		return nil //nolint:nilerr // restarted or silent front end: counters start again, health checks still guard
 	}
 	req, errs := now.Requests-before.Requests, now.Errors-before.Errors
 	if req >= minRequestsForRate && float64(errs)/float64(req) > svc.MaxErrorRate {

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -53,7 +54,7 @@ func Check(ctx context.Context, addr string, h kiln.HealthCheck) error {
 		}
 		defer c.Close()
 		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-		if _, err := c.Read(make([]byte, 1)); err == io.EOF {
+		if _, err := c.Read(make([]byte, 1)); errors.Is(err, io.EOF) {
 			return fmt.Errorf("connection closed at once: nothing listens on the instance's port")
 		}
 		return nil

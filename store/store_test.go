@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"errors"
 	"log/slog"
 	"net/url"
 	"os"
@@ -270,8 +269,3 @@ func mkVersion(t testing.TB, db *DB, nv *kiln.NewVersion) *kiln.Version {
 }
 
 func ref(image string, n int) kiln.VersionRef { return kiln.VersionRef{Image: image, Number: n} }
-
-func isCode(err error, code string) bool {
-	var ke *kiln.Error
-	return errors.As(err, &ke) && ke.Code == code
-}

@@ -30,12 +30,12 @@ func TestUpdateTags(t *testing.T) {
 		wantContains(t, wantCode(t, err, kiln.EINVALID), "the limit is 50")
 		e.unchanged(t, before)
 
-		got := must[*kiln.Version](t)(e.UpdateTags(ctx, v.Ref(), kiln.TagUpdate{
+		must[*kiln.Version](t)(e.UpdateTags(ctx, v.Ref(), kiln.TagUpdate{
 			Set:    kiln.Tags{"team": "payments", "owner": "bob@example.com", "tier": "1"},
 			Remove: []string{"absent"},
 			Reason: "reorg",
 		}))
-		got = must[*kiln.Version](t)(e.UpdateTags(ctx, v.Ref(), kiln.TagUpdate{Remove: []string{"tier"}}))
+		got := must[*kiln.Version](t)(e.UpdateTags(ctx, v.Ref(), kiln.TagUpdate{Remove: []string{"tier"}}))
 		want := kiln.Tags{"team": "payments", "owner": "bob@example.com", "Name": "appserver", "Version": "1", "Release_Status": "candidate"}
 		if diff := cmp.Diff(want, got.Tags); diff != "" {
 			t.Errorf("tags (-want +got):\n%s", diff)
