@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -156,6 +157,20 @@ func atoi(t *testing.T, what, s string) int {
 	return n
 }
 
+// screenshot saves the page as NAME.png under $KILN_SCREENSHOTS, when set
+// (for looking at the pages, e.g. at laptop size, when changing them).
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("KILN_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png := in(t, ctx, "screenshot "+name, chromedp.CaptureScreenshot())
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // in runs one action in the browser and returns its value.
 func in[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
 	t.Helper()
@@ -229,6 +244,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	}
 	compareReport("")
+	screenshot(t, ctx, "fleet")
 
 	// The environment filter is a plain GET form.
 	steps(t, ctx, "filter by env",
@@ -250,6 +266,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if loc := in(t, ctx, "location", chromedp.Location()); !strings.Contains(loc, "/ui/fleet/instances?") || !strings.Contains(loc, "env=prod") {
 		t.Errorf("drill-down went to %s", loc)
 	}
+	screenshot(t, ctx, "instances")
 	total := in(t, ctx, "drill-down total", chromedp.Text(chromedp.ID("total")))
 	ids := in(t, ctx, "drill-down ids", chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("#instances tbody tr[data-id]")).map(tr => tr.dataset.id)`))
 	var list struct {
@@ -275,6 +292,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.Submit(chromedp.ID("advisory")),
 		chromedp.WaitVisible(chromedp.ID("exposure")),
 	)
+	screenshot(t, ctx, "exposure")
 	exposed := in(t, ctx, "exposure total", chromedp.Text(chromedp.ID("exposure-total")))
 	rows := in(t, ctx, "exposure rows", readRows("#exposure"))
 	var exp kiln.Exposure
@@ -300,6 +318,13 @@ func TestDashboardInBrowser(t *testing.T) {
 	)
 	if loc := in(t, ctx, "location", chromedp.Location()); !strings.HasSuffix(loc, "/ui/images/basic-linux/versions/1") {
 		t.Errorf("the base link of appserver-1 went to %s", loc)
+	}
+
+	for _, p := range []string{"overage", "images", "images/appserver", "runs", "runs/1"} {
+		steps(t, ctx, p, chromedp.Navigate(base+"/ui/"+p), chromedp.WaitVisible(chromedp.CSS("main h1")))
+		if os.Getenv("KILN_SCREENSHOTS") != "" {
+			screenshot(t, ctx, strings.ReplaceAll(p, "/", "-"))
+		}
 	}
 
 	// Signing out ends the session.
