@@ -134,6 +134,26 @@ func (r *Run) StageIndex(name string) int {
 	return -1
 }
 
+// Elapsed is how long the run has worked: from its start to its end, to
+// its last finished stage while it waits, or until now while it runs.
+func (r *Run) Elapsed(now time.Time) time.Duration {
+	if r.StartedAt.IsZero() {
+		return 0
+	}
+	end := r.FinishedAt
+	if end.IsZero() && r.Status != RunRunning {
+		for _, s := range r.Stages {
+			if s.FinishedAt.After(end) {
+				end = s.FinishedAt
+			}
+		}
+	}
+	if end.IsZero() {
+		end = now
+	}
+	return end.Sub(r.StartedAt)
+}
+
 // NewRun is a request to run an image's pipeline.
 type NewRun struct {
 	Image   string

@@ -45,7 +45,7 @@ func (a *App) runner(svc *Services, progress io.Writer) *pipeline.Runner {
 	return &pipeline.Runner{
 		Store:    svc.Pipeline,
 		Registry: svc.Registry,
-		Builder:  &build.Builder{Registry: svc.Registry, Artifacts: svc.Artifacts, DataDir: svc.DataDir, Logger: logger, Clock: time.Now},
+		Builder:  &build.Builder{Registry: svc.Registry, Artifacts: svc.Artifacts, DataDir: svc.DataDir, Logger: logger, Clock: time.Now, AgentBinary: svc.AgentBinary},
 		Tester: &pipeline.Tester{Registry: svc.Registry, Platform: svc.Platform, Artifacts: svc.Artifacts,
 			Inventory: svc.Inventory, Logger: logger},
 		Advisories: svc.Advisories,
@@ -228,11 +228,7 @@ func runTime(r *kiln.Run) string {
 	if r.StartedAt.IsZero() {
 		return ""
 	}
-	end := r.FinishedAt
-	if end.IsZero() {
-		end = time.Now()
-	}
-	return end.Sub(r.StartedAt).Round(100 * time.Millisecond).String()
+	return r.Elapsed(time.Now()).Round(100 * time.Millisecond).String()
 }
 
 func parseRunID(s string) (int64, error) {

@@ -280,6 +280,35 @@ func TestPipelineRunsEstateInOrder(t *testing.T) {
 		t.Fatalf("unchanged web: %s", got)
 	}
 
+	// Status: up to date; a changed test file makes web (and app, whose
+	// definition digest includes its base's) out of date, and the trigger
+	// queues runs for them with the reason.
+	ch := &pipeline.Checker{Registry: e.db, Runs: e.db}
+	est, _ := e.runner.LoadEstate(e.dir, nil)
+	sts, err := ch.Check(ctx, est)
+	if err != nil || !sts[0].UpToDate || !sts[1].UpToDate {
+		t.Fatalf("status: %+v %v", sts, err)
+	}
+	if err := os.WriteFile(filepath.Join(e.dir, "tests/web.yaml"), []byte("file:\n  /srv/www/role:\n    exists: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	est, _ = e.runner.LoadEstate(e.dir, nil)
+	sts, err = ch.Check(ctx, est)
+	if err != nil || sts[0].UpToDate || sts[0].Reasons[0].Trigger != "source" || !strings.Contains(sts[0].Reasons[0].Message, "definition estate.kiln.hcl changed") {
+		t.Fatalf("status after a change: %+v %v", sts[0], err)
+	}
+	trig := &pipeline.Trigger{Runs: e.db, Schedules: e.db, Checker: ch, Estates: []pipeline.Estate{{Dir: e.dir}}, LoadEstate: e.runner.LoadEstate}
+	queued, err := trig.Tick(ctx)
+	if err != nil || len(queued) != 2 || queued[1].After != queued[0].ID || !strings.Contains(queued[0].Trigger, "changed") {
+		t.Fatalf("trigger: %+v %v", queued, err)
+	}
+	if _, err := e.db.CancelRun(ctx, queued[1].ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.CancelRun(ctx, queued[0].ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+
 	logs, err := e.db.RunLogs(ctx, web.ID, 0, 0)
 	if err != nil || len(logs) == 0 {
 		t.Fatalf("run log: %d chunks, %v", len(logs), err)

@@ -81,9 +81,14 @@ func (t *Trigger) tickEstate(ctx context.Context, est *definition.Estate, vars m
 		return nil, err
 	}
 	for _, st := range statuses {
-		if st.UpToDate || (st.Run != nil && st.Run.Status != kiln.RunSucceeded && st.Run.Status != kiln.RunCancelled) {
-			// A run is queued, running or waiting; or the last one failed
-			// or was interrupted, which a person looks at first.
+		if st.UpToDate {
+			continue
+		}
+		if r := st.Run; r != nil && (r.Status == kiln.RunQueued || r.Status == kiln.RunRunning ||
+			r.Status == kiln.RunFailed || r.Status == kiln.RunInterrupted) {
+			// A run is on its way; or the last one failed or was
+			// interrupted, which a person looks at first. A run waiting
+			// for an approval does not hold up the next version.
 			continue
 		}
 		on := est.PipelineFor(st.Image).On
