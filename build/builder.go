@@ -35,6 +35,10 @@ type Builder struct {
 	// HTTP fetches Release files and origin artifacts; nil uses a client
 	// with a 30 s timeout.
 	HTTP *http.Client
+	// AgentBinary, when set, is the (static) kiln binary installed in every
+	// image as /usr/local/bin/kiln with the kiln-agent check-in timer
+	// (docs/fleet.md), so servers report their version. Empty: no agent.
+	AgentBinary string
 }
 
 // Options change one build.

@@ -67,6 +67,15 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 		return fail(fmt.Errorf("write /etc/kiln-release: %w", err))
 	}
 	r.rep.logf("/etc/kiln-release:\n%s", content)
+	sources := r.sources
+	if b.AgentBinary != "" {
+		src, err := installAgent(o.Target, b.AgentBinary)
+		if err != nil {
+			return fail(err)
+		}
+		sources = append(append([]kiln.Source(nil), sources...), src)
+		r.rep.logf("installed the kiln agent (%s) and its check-in timer", src.Digest)
+	}
 	pkgs, err := bake.Manifest(o.Target)
 	if err != nil {
 		return fail(err)
@@ -110,7 +119,7 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 			Method:     r.method,
 			Parent:     r.parent,
 			Base:       r.base,
-			Sources:    r.sources,
+			Sources:    sources,
 			Packages:   pkgs,
 			Artifact:   art,
 			BuiltBy:    builtBy,

@@ -111,7 +111,7 @@ func (a *App) buildCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			b := &build.Builder{Registry: svc.Registry, Artifacts: svc.Artifacts, DataDir: svc.DataDir, Logger: a.Logger(), Clock: time.Now}
+			b := &build.Builder{Registry: svc.Registry, Artifacts: svc.Artifacts, DataDir: svc.DataDir, Logger: a.Logger(), Clock: time.Now, AgentBinary: svc.AgentBinary}
 			opts.Verbose = a.cfg.Verbose
 			progress := cmd.ErrOrStderr()
 			if a.cfg.Output == FormatJSON {

@@ -44,6 +44,9 @@ type Services struct {
 	Inventory kiln.Inventory
 	// Signer signs provenance; its public key verifies it.
 	Signer *sign.Signer
+	// AgentBinary is the kiln binary builds install in images as the
+	// check-in agent; empty installs none.
+	AgentBinary string
 	// Fleet counts the estate; Advisories keeps advisories.
 	Fleet      kiln.Fleet
 	Advisories kiln.AdvisoryStore

@@ -13,10 +13,11 @@ Documentation=https://github.com/kiln-project/kiln/blob/main/docs/fleet.md
 Wants=network-online.target
 After=network-online.target
 ConditionPathExists=/etc/kiln-release
+ConditionPathExists=/etc/default/kiln-agent
 
 [Service]
 Type=oneshot
-EnvironmentFile=-/etc/default/kiln-agent
+EnvironmentFile=/etc/default/kiln-agent
 ExecStart=/usr/local/bin/kiln agent checkin --release-file /etc/kiln-release
 DynamicUser=yes
 ProtectSystem=strict

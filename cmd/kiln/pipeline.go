@@ -37,7 +37,7 @@ func startPipeline(ctx context.Context, db *store.DB, cfg cli.Config, logger *sl
 	}
 	r := &pipeline.Runner{
 		Store: db, Registry: db,
-		Builder:    &build.Builder{Registry: db, Artifacts: arts, DataDir: cfg.DataDir, Logger: logger, Clock: time.Now},
+		Builder:    &build.Builder{Registry: db, Artifacts: arts, DataDir: cfg.DataDir, Logger: logger, Clock: time.Now, AgentBinary: agentBinary(logger)},
 		Tester:     &pipeline.Tester{Registry: db, Platform: plat, Artifacts: arts, Inventory: db, Logger: logger},
 		Advisories: db, LoadEstate: cli.LoadEstate, Logger: logger,
 	}

@@ -102,7 +102,7 @@ func openServices(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*cl
 		db.Close()
 		return nil, err
 	}
-	return &cli.Services{Registry: db, Artifacts: arts, DataDir: cfg.DataDir, Platform: plat, Signer: signer,
+	return &cli.Services{Registry: db, Artifacts: arts, DataDir: cfg.DataDir, Platform: plat, Signer: signer, AgentBinary: agentBinary(logger),
 		Tokens: db, Audit: db, Inventory: db, Fleet: db, Advisories: db, Pipeline: db, Close: db.Close}, nil
 }
 
@@ -197,4 +197,18 @@ func superviseCmd(_ *cli.App) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// agentBinary is this kiln executable, installed in built images as the
+// check-in agent; set KILN_NO_AGENT=1 to build images without it.
+func agentBinary(logger *slog.Logger) string {
+	if os.Getenv("KILN_NO_AGENT") == "1" {
+		return ""
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		logger.Warn("images will not get the check-in agent", "err", err)
+		return ""
+	}
+	return exe
 }
