@@ -157,19 +157,29 @@ func (c *Checker) check(ctx context.Context, est *definition.Estate, img *defini
 		if origin != rel.Digest {
 			st.Reasons = append(st.Reasons, Reason{"origin", fmt.Sprintf("the mirror's Release file of %s changed since %s (now dated %s)", img.Debian.Suite, latest.Name, rel.Date.UTC().Format(time.RFC3339))})
 		}
-		if c.Packages {
-			full, err := c.Registry.FindVersion(ctx, ref)
-			if err != nil {
+	}
+	// Package updates: for an image built on another too, from the
+	// archive its packages come from.
+	if d := debianOf(est, img); c.Packages && d != nil {
+		key := d.Mirror + " " + d.Suite
+		rel, ok := releases[key]
+		if !ok {
+			if rel, err = bake.FetchRelease(ctx, c.HTTP, d.Mirror, d.Suite); err != nil {
 				return err
 			}
-			ups, err := c.updates(ctx, img.Debian, rel, full.Provenance.Packages)
-			if err != nil {
-				return err
-			}
-			st.Updates = ups
-			if len(ups) > 0 {
-				st.Reasons = append(st.Reasons, Reason{"packages", "updates available: " + FormatUpdates(ups, 5)})
-			}
+			releases[key] = rel
+		}
+		full, err := c.Registry.FindVersion(ctx, ref)
+		if err != nil {
+			return err
+		}
+		ups, err := c.updates(ctx, d, rel, full.Provenance.Packages)
+		if err != nil {
+			return err
+		}
+		st.Updates = ups
+		if len(ups) > 0 {
+			st.Reasons = append(st.Reasons, Reason{"packages", "updates available: " + FormatUpdates(ups, 5)})
 		}
 	}
 	if latest.Status == kiln.StatusFailed {
