@@ -4,23 +4,27 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"sync"
+	"time"
 
 	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/fleet"
 )
 
 // instancesPerPage is the drill-down's page size.
 const instancesPerPage = 100
 
 // environments lists every environment with instances or an age policy,
-// for the filter menus.
-func (s *Server) environments(ctx context.Context) ([]string, []*kiln.AgePolicy, error) {
+// for the filter menus, with the usage rows of all environments and the
+// policies it read them from.
+func (s *Server) environments(ctx context.Context) ([]string, []*kiln.Usage, []*kiln.AgePolicy, error) {
 	us, err := s.cfg.Fleet.Usage(ctx, kiln.UsageFilter{})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ps, err := s.cfg.Fleet.AgePolicies(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var envs []string
 	for _, u := range us {
@@ -30,7 +34,34 @@ func (s *Server) environments(ctx context.Context) ([]string, []*kiln.AgePolicy,
 		envs = append(envs, p.Environment)
 	}
 	slices.Sort(envs)
-	return slices.Compact(envs), ps, nil
+	envs = slices.Compact(envs)
+	s.menu.mu.Lock()
+	s.menu.envs, s.menu.at = envs, time.Now()
+	s.menu.mu.Unlock()
+	return envs, us, ps, nil
+}
+
+// envMenuTTL is how long the environment menu of pages other than the
+// report may be out of date; it saves those pages a count of the whole
+// fleet.
+const envMenuTTL = 30 * time.Second
+
+// envMenu is the environments for a filter menu, at most envMenuTTL old.
+type envMenu struct {
+	mu   sync.Mutex
+	at   time.Time
+	envs []string
+}
+
+func (s *Server) envMenu(ctx context.Context) ([]string, error) {
+	s.menu.mu.Lock()
+	envs, fresh := s.menu.envs, time.Since(s.menu.at) < envMenuTTL
+	s.menu.mu.Unlock()
+	if fresh {
+		return envs, nil
+	}
+	envs, _, _, err := s.environments(ctx)
+	return envs, err
 }
 
 // envParam reads the env filter; an unknown environment is not an error
@@ -56,15 +87,28 @@ func (s *Server) reportPage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, title, err)
 		return
 	}
-	envs, _, err := s.environments(r.Context())
-	if err != nil {
-		s.fail(w, r, title, err)
-		return
-	}
-	rep, err := s.fleet.Report(r.Context(), env)
-	if err != nil {
-		s.fail(w, r, title, err)
-		return
+	// The unfiltered report is built from the rows read for the menu, with
+	// the function the API's report uses; a filtered one asks the store
+	// for that environment's rows and takes the menu from the cache.
+	var envs []string
+	var rep *kiln.Report
+	if env == "" {
+		var us []*kiln.Usage
+		var ps []*kiln.AgePolicy
+		if envs, us, ps, err = s.environments(r.Context()); err != nil {
+			s.fail(w, r, title, err)
+			return
+		}
+		rep = fleet.BuildReport(us, ps, s.cfg.Clock().UTC(), "")
+	} else {
+		if envs, err = s.envMenu(r.Context()); err != nil {
+			s.fail(w, r, title, err)
+			return
+		}
+		if rep, err = s.fleet.Report(r.Context(), env); err != nil {
+			s.fail(w, r, title, err)
+			return
+		}
 	}
 	s.render(w, r, http.StatusOK, "fleet", page{Title: title, Nav: "fleet", Data: reportData{Env: env, Envs: envs, Report: rep}})
 }
@@ -157,7 +201,7 @@ func (s *Server) exposurePage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, title, err)
 		return
 	}
-	if d.Envs, _, err = s.environments(ctx); err != nil {
+	if d.Envs, err = s.envMenu(ctx); err != nil {
 		s.fail(w, r, title, err)
 		return
 	}
@@ -207,7 +251,11 @@ func (s *Server) overagePage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, title, err)
 		return
 	}
-	if d.Envs, d.Policies, err = s.environments(ctx); err != nil {
+	if d.Envs, err = s.envMenu(ctx); err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	if d.Policies, err = s.cfg.Fleet.AgePolicies(ctx); err != nil {
 		s.fail(w, r, title, err)
 		return
 	}
@@ -244,7 +292,7 @@ func (s *Server) stalePage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, title, err)
 		return
 	}
-	envs, _, err := s.environments(r.Context())
+	envs, err := s.envMenu(r.Context())
 	if err != nil {
 		s.fail(w, r, title, err)
 		return

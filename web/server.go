@@ -52,6 +52,7 @@ type Server struct {
 	sessions *api.Sessions
 	pages    map[string]*template.Template
 	handler  http.Handler
+	menu     envMenu
 }
 
 // pageNames are the templates under templates/, each rendered inside
