@@ -62,6 +62,7 @@ func TestPages(t *testing.T) {
 	}{
 		{"/ui/fleet", []string{`id="total-instances">14<`, `id="total-versions">6<`, `id="total-unknown">1<`, `id="total-overage">5<`, "appserver-9"}},
 		{"/ui/fleet?env=prod", []string{`id="total-instances">7<`, `id="total-overage">5<`}},
+		{"/ui/fleet?env=Nowhere%20Land", []string{`id="total-instances">0<`, "No instances in Nowhere Land"}},
 		{"/ui/fleet/instances?image=basic-linux&version=1", []string{`<span id="total">4</span>`, "basic-linux-1"}},
 		{"/ui/fleet/instances?image=basic-linux&version=1&env=prod", []string{`<span id="total">3</span>`}},
 		{"/ui/fleet/instances?image=appserver&version=9", []string{"unknown to the registry", "stray-1"}},
@@ -120,7 +121,7 @@ func TestPageErrors(t *testing.T) {
 		{"/ui/images/no-such-image", 404, "no-such-image"},
 		{"/ui/images/appserver/versions/77", 404, "appserver-77"},
 		{"/ui/images/appserver/versions/x", 400, "not a version number"},
-		{"/ui/fleet?env=Prod!", 400, "environment"},
+		{"/ui/fleet?env=pr%0Aod", 400, "control characters"},
 		{"/ui/fleet/instances?image=", 400, "pick a row"},
 		{"/ui/fleet/instances?image=appserver&version=-1", 400, "version"},
 		{"/ui/overage?max_age=soon", 400, "max_age"},
