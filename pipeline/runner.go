@@ -190,7 +190,7 @@ func (r *Runner) Work(ctx context.Context) error {
 	for {
 		ran, err := r.RunOnce(ctx)
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // stopping is the normal end; the run is marked interrupted
 		}
 		if err != nil {
 			r.log().Error("pipeline run", "err", err)

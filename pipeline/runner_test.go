@@ -148,7 +148,7 @@ func newPipeEnv(t *testing.T) *pipeEnv {
 	return &pipeEnv{dir: est, db: db, runner: r, plat: plat, log: out}
 }
 
-func (e *pipeEnv) runAll(t *testing.T, ctx context.Context, trigger string) []*kiln.Run {
+func (e *pipeEnv) runAll(ctx context.Context, t *testing.T, trigger string) []*kiln.Run {
 	t.Helper()
 	est, err := e.runner.LoadEstate(e.dir, nil)
 	if err != nil {
@@ -225,7 +225,7 @@ func TestPipelineRunsEstateInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	runs := e.runAll(t, ctx, "test")
+	runs := e.runAll(ctx, t, "test")
 	web, app := runs[0], runs[1]
 	if web.Image != "web" || web.Status != kiln.RunWaiting || app.Status != kiln.RunWaiting || app.After != web.ID {
 		t.Fatalf("runs: web %s (%s), app %s (%s)\n%s", web.Status, stageStatus(web), app.Status, stageStatus(app), e.log)
@@ -275,7 +275,7 @@ func TestPipelineRunsEstateInOrder(t *testing.T) {
 	}
 
 	// Nothing changed: every run is up to date and ends at once.
-	again := e.runAll(t, ctx, "again")
+	again := e.runAll(ctx, t, "again")
 	if got := stageStatus(again[0]); !strings.HasPrefix(got, "build:skipped test:skipped scan:skipped") {
 		t.Fatalf("unchanged web: %s", got)
 	}

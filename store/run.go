@@ -325,7 +325,7 @@ func (db *DB) FinishRun(ctx context.Context, id int64, worker string, status kil
 		return kiln.FieldErrorf(kiln.EINVALID, "status", "a run cannot finish as %q; use succeeded, failed, waiting or cancelled", status)
 	}
 	return db.write(ctx, func(tx *tx) error {
-		var finished any = tx.timeArg(tx.now)
+		finished := tx.timeArg(tx.now)
 		if status == kiln.RunWaiting {
 			finished = nil
 		}

@@ -154,7 +154,9 @@ func TestRunInterruptRetryApprove(t *testing.T) {
 		wantCode(t, err, kiln.ECONFLICT)
 
 		// Stale heartbeats are interrupted too (a worker on another host).
-		c = must[*kiln.Run](t)(e.ClaimRun(ctx, "other:7"))
+		if c := must[*kiln.Run](t)(e.ClaimRun(ctx, "other:7")); c == nil {
+			t.Fatal("nothing to claim after retry")
+		}
 		rs = must[[]*kiln.Run](t)(e.InterruptRuns(ctx, nil, e.clock.Now().Add(time.Hour), "no heartbeat"))
 		if len(rs) != 1 {
 			t.Fatalf("stale run not interrupted: %+v", rs)
