@@ -327,6 +327,13 @@ func (a *App) instanceListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Show the truth: instances that crashed or vanished while no
+			// kiln was watching are marked so before listing.
+			if svc.Reconcile != nil {
+				if err := svc.Reconcile(cmd.Context()); err != nil {
+					a.Logger().Warn("reconcile instances with the platform", "err", err)
+				}
+			}
 			is, total, err := svc.Inventory.ListInstances(cmd.Context(), f)
 			if err != nil {
 				return err

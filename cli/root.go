@@ -44,6 +44,9 @@ type Services struct {
 	Inventory kiln.Inventory
 	// Signer signs provenance; its public key verifies it.
 	Signer *sign.Signer
+	// Reconcile, when set, brings the inventory in line with what the
+	// platform sees (crashed or vanished instances); nil does nothing.
+	Reconcile func(ctx context.Context) error
 	// AgentBinary is the kiln binary builds install in images as the
 	// check-in agent; empty installs none.
 	AgentBinary string

@@ -102,7 +102,7 @@ func openServices(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*cl
 		db.Close()
 		return nil, err
 	}
-	return &cli.Services{Registry: db, Artifacts: arts, DataDir: cfg.DataDir, Platform: plat, Signer: signer, AgentBinary: agentBinary(logger),
+	return &cli.Services{Registry: db, Artifacts: arts, DataDir: cfg.DataDir, Platform: plat, Signer: signer, AgentBinary: agentBinary(logger), Reconcile: reconcileLocal(plat, db),
 		Tokens: db, Audit: db, Inventory: db, Fleet: db, Advisories: db, Pipeline: db, Close: db.Close}, nil
 }
 
