@@ -25,6 +25,9 @@ type Config struct {
 	SigningKey string
 	Output     string
 	Verbose    bool
+	// Server, when set, is the kiln server (https://HOST:PORT) the
+	// commands work through instead of opening the database.
+	Server string
 }
 
 // Services are the domain services a command works with. cmd/kiln builds
@@ -157,7 +160,7 @@ func (a *App) Root() *cobra.Command {
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SetContext(kiln.WithActor(cmd.Context(), LocalActor()))
-			return nil
+			return a.checkRemote(cmd)
 		},
 	}
 	root.SetOut(a.Stdout)
@@ -170,6 +173,7 @@ func (a *App) Root() *cobra.Command {
 	pf.StringVar(&a.cfg.SigningKey, "signing-key", os.Getenv("KILN_SIGNING_KEY"), "ed25519 key (PKCS#8 PEM, mode 0600) that signs provenance; default DATA-DIR/keys/signing.key, created on first use (env KILN_SIGNING_KEY)")
 	pf.StringVarP(&a.cfg.Output, "output", "o", FormatTable, "output format of listings: table or json")
 	pf.BoolVarP(&a.cfg.Verbose, "verbose", "v", false, "print debug logs and live output of long steps")
+	pf.StringVar(&a.cfg.Server, "server", os.Getenv("KILN_SERVER"), "work through the kiln server at this URL (https://HOST:PORT) with the token in KILN_TOKEN or ~/.config/kiln/token, instead of the database (env KILN_SERVER)")
 
 	root.AddCommand(a.imageCmd(), a.versionCmd(), a.serveCmd(), a.validateCmd(), a.buildCmd(), a.testCmd(), a.keyCmd(), a.runCmd(), a.runsCmd(), a.approveCmd(), a.promoteCmd(), a.channelCmd(), a.statusCmd(), a.webhookCmd(), a.tokenCmd(), a.auditCmd(),
 		a.instanceCmd(), a.fleetCmd(), a.advisoryCmd(), a.policyCmd(), a.agentCmd())
@@ -211,6 +215,50 @@ func (a *App) Run(ctx context.Context, args []string) int {
 		return code
 	}
 	return ExitOK
+}
+
+// localOnly lists the commands that work on this machine's builder,
+// platform, artifacts or keys, with what they need: with --server they
+// refuse before opening anything. "PATH *" stands for every subcommand.
+var localOnly = map[string]string{
+	"kiln build":            "the builder",
+	"kiln test":             "the platform that boots test instances",
+	"kiln run":              "the pipeline's builder and platform",
+	"kiln bench":            "what it measures",
+	"kiln serve":            "the database",
+	"kiln key *":            "the signing key",
+	"kiln version verify":   "the signing key and the artifacts",
+	"kiln version diff":     "the artifacts",
+	"kiln instance launch":  "the platform",
+	"kiln instance exec":    "the instance",
+	"kiln instance shell":   "the instance",
+	"kiln instance stop":    "the instance",
+	"kiln instance destroy": "the instance",
+	"kiln instance drift":   "the instance",
+	"kiln fleet drift":      "the instances",
+	"kiln fleet refresh":    "the platform that replaces instances",
+	"kiln fleet mark-lost":  "the database (kiln serve marks lost instances itself)",
+	"kiln service *":        "the services' front ends",
+	"kiln rollout":          "the platform that replaces instances",
+	"kiln rollout *":        "the platform that replaces instances",
+}
+
+// checkRemote refuses, with --server, a command that must run where the
+// things it works on are; the one place that decides it.
+func (a *App) checkRemote(cmd *cobra.Command) error {
+	if a.cfg.Server == "" {
+		return nil
+	}
+	for c := cmd; c != nil; c = c.Parent() {
+		key := c.CommandPath()
+		if c != cmd {
+			key += " *"
+		}
+		if what, ok := localOnly[key]; ok {
+			return kiln.Errorf(kiln.EINVALID, "`%s` runs on the machine with %s; run it there or without --server", cmd.CommandPath(), what)
+		}
+	}
+	return nil
 }
 
 // exactArgs is cobra.ExactArgs with a usage error that names the arguments.

@@ -15,6 +15,7 @@ import (
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/build"
 	"github.com/kiln-project/kiln/cli"
+	"github.com/kiln-project/kiln/client"
 	"github.com/kiln-project/kiln/fleet"
 	"github.com/kiln-project/kiln/platform/local"
 	"github.com/kiln-project/kiln/sign"
@@ -81,6 +82,9 @@ func openDB(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*store.DB
 }
 
 func openServices(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*cli.Services, error) {
+	if cfg.Server != "" {
+		return openRemote(cfg)
+	}
 	db, signer, err := openDB(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
@@ -104,6 +108,22 @@ func openServices(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*cl
 	}
 	return &cli.Services{Registry: db, Artifacts: arts, DataDir: cfg.DataDir, Platform: plat, Signer: signer, AgentBinary: agentBinary(logger), Reconcile: reconcileLocal(plat, db),
 		Tokens: db, Audit: db, Inventory: db, Fleet: db, Advisories: db, Pipeline: db, Close: db.Close}, nil
+}
+
+// openRemote returns the services over the API of the server at
+// cfg.Server (--server): no database, platform, artifacts or signing key
+// here; the commands that need them refuse before they get this far.
+func openRemote(cfg cli.Config) (*cli.Services, error) {
+	token, err := client.Token(os.Getenv, client.DefaultCredentialsFile())
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg.Server, token, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &cli.Services{Registry: c, Inventory: c, Fleet: c, Advisories: c, Pipeline: c, DataDir: cfg.DataDir,
+		Close: func() error { return nil }}, nil
 }
 
 func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.ServeOptions) error {
