@@ -38,6 +38,7 @@ func (db *DB) PutAdvisories(ctx context.Context, advs []*kiln.Advisory) (int, er
 	created := 0
 	err := db.write(ctx, func(tx *tx) error {
 		created = 0
+		updated := 0
 		for i, a := range advs {
 			var old string
 			err := tx.queryRow(ctx, `SELECT document FROM advisories WHERE id = ?`, a.ID).Scan(&old)
@@ -54,6 +55,7 @@ func (db *DB) PutAdvisories(ctx context.Context, advs []*kiln.Advisory) (int, er
 			case old == docs[i]:
 				continue
 			default:
+				updated++
 				if _, err := tx.exec(ctx, `UPDATE advisories SET source = ?, summary = ?, modified = ?, withdrawn = ?, document = ?, updated_at = ? WHERE id = ?`,
 					string(a.Source), a.Summary, tx.timeArg(a.Modified), tx.timeArg(a.Withdrawn), docs[i], tx.timeArg(tx.now), a.ID); err != nil {
 					return fmt.Errorf("update advisory %s: %w", a.ID, err)
@@ -79,9 +81,27 @@ func (db *DB) PutAdvisories(ctx context.Context, advs []*kiln.Advisory) (int, er
 				}
 			}
 		}
-		return nil
+		return audit(ctx, tx, "advisory.put", advisoryTarget(advs),
+			fmt.Sprintf("%d new, %d replaced, %d unchanged", created, updated, len(advs)-created-updated))
 	})
 	return created, err
+}
+
+// advisoryTarget names the advisories of one put in the audit log: the id
+// of one, or the first ids of many.
+func advisoryTarget(advs []*kiln.Advisory) string {
+	if len(advs) == 1 {
+		return "advisory " + advs[0].ID
+	}
+	ids := make([]string, 0, 3)
+	for _, a := range advs[:min(3, len(advs))] {
+		ids = append(ids, a.ID)
+	}
+	more := ""
+	if len(advs) > 3 {
+		more = ", …"
+	}
+	return fmt.Sprintf("%d advisories (%s%s)", len(advs), strings.Join(ids, ", "), more)
 }
 
 // FindAdvisory returns the stored advisory whole.
@@ -191,6 +211,6 @@ func (db *DB) DeleteAdvisory(ctx context.Context, id string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return kiln.Errorf(kiln.ENOTFOUND, "no advisory %s; see `kiln advisory list`", id)
 		}
-		return nil
+		return audit(ctx, tx, "advisory.delete", "advisory "+id, "")
 	})
 }

@@ -148,7 +148,11 @@ func (db *DB) UpdateRollout(ctx context.Context, r *kiln.Rollout) error {
 		if r.State.Done() {
 			return audit(ctx, tx, "rollout."+string(r.State), "service "+r.Service, fmt.Sprintf("rollout %d to %s: %s", r.ID, r.To, r.Reason))
 		}
-		return nil
+		detail := fmt.Sprintf("rollout %d to %s: %s, batch %d", r.ID, r.To, r.State, r.Batch)
+		if r.Reason != "" {
+			detail += ": " + r.Reason
+		}
+		return audit(ctx, tx, "rollout.step", "service "+r.Service, detail)
 	})
 }
 

@@ -235,6 +235,9 @@ func (db *DB) ClaimRun(ctx context.Context, worker string) (*kiln.Run, error) {
 						reason, tx.timeArg(tx.now), r.ID); err != nil {
 						return fmt.Errorf("cancel run %d: %w", r.ID, err)
 					}
+					if err := audit(ctx, tx, "run.cancelled", fmt.Sprintf("run %d", r.ID), reason); err != nil {
+						return err
+					}
 					continue
 				}
 			}
@@ -252,7 +255,7 @@ func (db *DB) ClaimRun(ctx context.Context, worker string) (*kiln.Run, error) {
 			}
 			r.Reason, r.FinishedAt = "", time.Time{}
 			claimed = r
-			return nil
+			return audit(ctx, tx, "run.start", fmt.Sprintf("run %d", r.ID), r.Image+" on worker "+worker)
 		}
 		return nil
 	})
@@ -301,6 +304,7 @@ func (db *DB) UpdateStage(ctx context.Context, id int64, worker string, index in
 			return kiln.FieldErrorf(kiln.ENOTFOUND, "stage", "run %d has no stage %d", id, index)
 		}
 		st.Detail = truncate(st.Detail, 4000)
+		prev := r.Stages[index].Status
 		r.Stages[index] = st
 		sj, _ := json.Marshal(r.Stages)
 		var number any
@@ -313,7 +317,14 @@ func (db *DB) UpdateStage(ctx context.Context, id int64, worker string, index in
 		if err != nil {
 			return fmt.Errorf("record stage %s of run %d: %w", st.Name, id, err)
 		}
-		return nil
+		if prev == st.Status {
+			return nil // progress within a stage: the run's log has it
+		}
+		detail := "stage " + st.Name + ": " + string(st.Status)
+		if st.Detail != "" {
+			detail += ": " + st.Detail
+		}
+		return audit(ctx, tx, "run.stage", fmt.Sprintf("run %d", id), truncate(detail, 200))
 	})
 }
 

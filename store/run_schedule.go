@@ -26,21 +26,27 @@ func (db *DB) ClaimSchedule(ctx context.Context, estate, image, cron string, nex
 		err := tx.queryRow(ctx, q, estate, image).Scan(&old, dbTime{&fired})
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			_, err = tx.exec(ctx, `INSERT INTO schedules (estate, image, cron, fired_at) VALUES (?, ?, ?, ?) ON CONFLICT (estate, image) DO NOTHING`,
-				estate, image, cron, tx.timeArg(tx.now))
-			return err
+			if _, err = tx.exec(ctx, `INSERT INTO schedules (estate, image, cron, fired_at) VALUES (?, ?, ?, ?) ON CONFLICT (estate, image) DO NOTHING`,
+				estate, image, cron, tx.timeArg(tx.now)); err != nil {
+				return fmt.Errorf("record schedule of %s: %w", image, err)
+			}
+			return audit(ctx, tx, "schedule.record", "image "+image, estate+": "+cron)
 		case err != nil:
 			return fmt.Errorf("read schedule of %s: %w", image, err)
 		case old != cron:
-			_, err = tx.exec(ctx, `UPDATE schedules SET cron = ?, fired_at = ? WHERE estate = ? AND image = ?`, cron, tx.timeArg(tx.now), estate, image)
-			return err
+			if _, err = tx.exec(ctx, `UPDATE schedules SET cron = ?, fired_at = ? WHERE estate = ? AND image = ?`, cron, tx.timeArg(tx.now), estate, image); err != nil {
+				return fmt.Errorf("change schedule of %s: %w", image, err)
+			}
+			return audit(ctx, tx, "schedule.change", "image "+image, estate+": "+old+" → "+cron)
 		}
 		if n := next(fired); n.IsZero() || n.After(tx.now) {
 			return nil
 		}
 		fire = true
-		_, err = tx.exec(ctx, `UPDATE schedules SET fired_at = ? WHERE estate = ? AND image = ?`, tx.timeArg(tx.now), estate, image)
-		return err
+		if _, err = tx.exec(ctx, `UPDATE schedules SET fired_at = ? WHERE estate = ? AND image = ?`, tx.timeArg(tx.now), estate, image); err != nil {
+			return fmt.Errorf("fire schedule of %s: %w", image, err)
+		}
+		return audit(ctx, tx, "schedule.fire", "image "+image, estate+": "+cron)
 	})
 	return fire, err
 }

@@ -120,7 +120,7 @@ func (db *DB) SetServiceVersion(ctx context.Context, name string, v kiln.Version
 		if n, _ := res.RowsAffected(); n == 0 {
 			return serviceNotFound(name)
 		}
-		return nil
+		return audit(ctx, tx, "service.version", "service "+name, v.String())
 	})
 }
 
@@ -213,9 +213,15 @@ func (db *DB) PutMember(ctx context.Context, m *kiln.Member) error {
 		}
 		m.UpdatedAt = tx.now
 		if (old == string(kiln.MemberActive)) != (m.State == kiln.MemberActive) {
-			return bumpGeneration(ctx, tx, m.Service)
+			if err := bumpGeneration(ctx, tx, m.Service); err != nil {
+				return err
+			}
 		}
-		return nil
+		detail := m.Version.String() + " " + string(m.State)
+		if old != "" {
+			detail = m.Version.String() + " " + old + " → " + string(m.State)
+		}
+		return audit(ctx, tx, "service.member", "service "+m.Service+" instance "+m.InstanceID, detail)
 	})
 }
 
@@ -242,9 +248,11 @@ func (db *DB) DeleteMember(ctx context.Context, service, instanceID string) erro
 			return fmt.Errorf("remove member %s of %s: %w", instanceID, service, err)
 		}
 		if old == string(kiln.MemberActive) {
-			return bumpGeneration(ctx, tx, service)
+			if err := bumpGeneration(ctx, tx, service); err != nil {
+				return err
+			}
 		}
-		return nil
+		return audit(ctx, tx, "service.member.remove", "service "+service+" instance "+instanceID, "was "+old)
 	})
 }
 

@@ -78,8 +78,10 @@ func (db *DB) EnqueueEvent(ctx context.Context, event kiln.WebhookEvent, payload
 	var n int
 	err := db.write(ctx, func(tx *tx) error {
 		var err error
-		n, err = enqueueEvent(ctx, tx, event, payload)
-		return err
+		if n, err = enqueueEvent(ctx, tx, event, payload); err != nil {
+			return err
+		}
+		return audit(ctx, tx, "webhook.event", "event "+string(event), fmt.Sprintf("%d deliveries queued", n))
 	})
 	return n, err
 }
@@ -175,7 +177,17 @@ func (db *DB) RecordAttempt(ctx context.Context, id int64, delivered bool, statu
 		if n, _ := res.RowsAffected(); n == 0 {
 			return kiln.Errorf(kiln.ENOTFOUND, "no pending webhook delivery %d", id)
 		}
-		return nil
+		detail := st
+		if status != 0 {
+			detail += fmt.Sprintf(" (HTTP %d)", status)
+		}
+		if errText != "" {
+			detail += ": " + truncate(errText, 200)
+		}
+		if st == "pending" {
+			detail = "retry at " + next.UTC().Format(time.RFC3339) + ", " + detail
+		}
+		return audit(ctx, tx, "webhook.attempt", fmt.Sprintf("delivery %d", id), detail)
 	})
 }
 
