@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -84,6 +85,50 @@ func openBackend(tb testing.TB, kind string, clock kiln.Clock) *store.DB {
 	return db
 }
 
+// openBenchFleet opens the store the fleet benchmarks run on. With
+// KILN_BENCH_KEEP=DIR the fleet is kept between runs (DIR/fleet-N-M.db on
+// SQLite, schema kiln_bench_N_M on PostgreSQL) and reused when present, so
+// that iterating on a query does not synthesize a million instances each
+// time; fresh is true when the store is empty.
+func openBenchFleet(tb testing.TB, kind string, clock kiln.Clock, cfg fleet.SynthConfig) (db *store.DB, fresh bool) {
+	tb.Helper()
+	keep := os.Getenv("KILN_BENCH_KEEP")
+	if keep == "" {
+		return openBackend(tb, kind, clock), true
+	}
+	u := "sqlite:" + filepath.Join(keep, fmt.Sprintf("fleet-%d-%d.db", cfg.Instances, cfg.Versions))
+	if kind == "postgres" {
+		base := needPostgres(tb)
+		schema := fmt.Sprintf("kiln_bench_%d_%d", cfg.Instances, cfg.Versions)
+		admin, err := sql.Open("pgx", base)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := admin.Exec(`CREATE SCHEMA IF NOT EXISTS ` + schema); err != nil {
+			tb.Fatal(err)
+		}
+		_ = admin.Close()
+		pu, _ := url.Parse(base)
+		q := pu.Query()
+		q.Set("search_path", schema)
+		pu.RawQuery = q.Encode()
+		u = pu.String()
+	}
+	db, err := store.Open(context.Background(), u, "", slog.New(slog.DiscardHandler), clock)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = db.Close() })
+	_, n, err := db.ListInstances(context.Background(), kiln.InstanceFilter{Limit: 1})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if n != 0 && n != cfg.Instances {
+		tb.Fatalf("kept fleet %s has %d instances, want %d or none; remove it", u, n, cfg.Instances)
+	}
+	return db, n == 0
+}
+
 var start = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 
 func BenchmarkFleet(b *testing.B) {
@@ -94,12 +139,14 @@ func BenchmarkFleet(b *testing.B) {
 	for _, kind := range []string{"sqlite", "postgres"} {
 		b.Run(kind, func(b *testing.B) {
 			clock := fleet.NewSynthClock(start)
-			db := openBackend(b, kind, clock.Now)
-			t0 := time.Now()
-			if err := fleet.Synthesize(context.Background(), db, clock, cfg); err != nil {
-				b.Fatal(err)
+			db, fresh := openBenchFleet(b, kind, clock.Now, cfg)
+			if fresh {
+				t0 := time.Now()
+				if err := fleet.Synthesize(context.Background(), db, clock, cfg); err != nil {
+					b.Fatal(err)
+				}
+				b.Logf("%s: synthesized %d versions and %d instances in %s", kind, cfg.Versions, cfg.Instances, time.Since(t0).Round(time.Millisecond))
 			}
-			b.Logf("%s: synthesized %d versions and %d instances in %s", kind, cfg.Versions, cfg.Instances, time.Since(t0).Round(time.Millisecond))
 			fl := fleet.New(db, db)
 			fl.Clock = clock.Now
 			ctx := context.Background()
@@ -182,12 +229,13 @@ func BenchmarkCheckinHTTP(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			batcher := fleet.NewBatcher(db, 256)
+			counted := &countingFleet{Fleet: db}
+			batcher := fleet.NewBatcher(counted, 256)
 			defer batcher.Close()
 			ts := httptest.NewServer(api.New(api.Config{Registry: db, CheckinRate: -1, Checkins: batcher}))
 			defer ts.Close()
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
-			const workers, pool = 64, 10_000
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}
+			workers, pool := benchSize("KILN_BENCH_CLIENTS", 256), int64(10_000)
 			var next atomic.Int64
 			b.ResetTimer()
 			t0 := time.Now()
@@ -215,6 +263,8 @@ func BenchmarkCheckinHTTP(b *testing.B) {
 						if resp.StatusCode != http.StatusOK {
 							failed.Add(1)
 						}
+						// Read to the end, or the connection is not reused.
+						_, _ = io.Copy(io.Discard, resp.Body)
 						_ = resp.Body.Close()
 					}
 				}()
@@ -226,6 +276,18 @@ func BenchmarkCheckinHTTP(b *testing.B) {
 				b.Fatalf("%d of %d check-ins failed", n, b.N)
 			}
 			b.ReportMetric(float64(b.N)/el.Seconds(), "checkins/s")
+			b.ReportMetric(float64(b.N)/float64(counted.txs.Load()), "checkins/tx")
 		})
 	}
+}
+
+// countingFleet counts the check-in transactions (batches) it passes on.
+type countingFleet struct {
+	kiln.Fleet
+	txs atomic.Int64
+}
+
+func (c *countingFleet) CheckIn(ctx context.Context, cs []*kiln.Checkin) ([]*kiln.CheckinResult, error) {
+	c.txs.Add(1)
+	return c.Fleet.CheckIn(ctx, cs)
 }

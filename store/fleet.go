@@ -1,59 +1,150 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kiln-project/kiln"
 )
 
 // Usage counts instances per image version and environment from
-// fleet_counts, which triggers keep exact, joined with the versions and
-// each image's newest ready version: thousands of rows are read however
-// many instances there are.
+// fleet_counts, which is kept exact as instances change: tens of thousands
+// of counts at most, however many instances there are. The versions'
+// status and build time and each image's newest ready version are read in
+// a second query and joined here.
+//
+// Both queries return one row per image, its counts (or versions) packed
+// into one text value: reading a million-instance fleet's 30,000 counts
+// as rows cost more in the driver (about 1 µs per column on SQLite) than
+// in the database, and the join per counted row in SQL cost more again
+// (docs/benchmarks.md, "Fleet").
 func (db *DB) Usage(ctx context.Context, f kiln.UsageFilter) ([]*kiln.Usage, error) {
-	conds := []string{"c.state <> 'destroyed'", "c.instances > 0"}
+	conds := []string{"instances > 0", "state <> 'destroyed'"}
 	var args []any
 	if f.Environment != "" {
-		conds, args = append(conds, "c.environment = ?"), append(args, f.Environment)
+		conds, args = append(conds, "environment = ?"), append(args, f.Environment)
 	}
+	agg, us, rs, text := "group_concat", "char(31)", "char(30)", ""
+	created := "v.created_at"
+	if db.dialect == dialectPostgres {
+		agg, us, rs, text = "string_agg", "chr(31)", "chr(30)", "::text"
+		created = `to_char(v.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+	}
+	var vargs []any
+	vq := `SELECT i.name, ` + agg + `(v.number || ` + us + ` || v.status || ` + us + ` || ` + created + `, ` + rs + `)
+		FROM versions v JOIN images i ON i.id = v.image_id`
 	if f.Image != "" {
-		conds, args = append(conds, "c.image = ?"), append(args, f.Image)
+		conds, args = append(conds, "image = ?"), append(args, f.Image)
+		vq, vargs = vq+` WHERE i.name = ?`, []any{f.Image}
 	}
-	q := `WITH latest AS (SELECT image_id, MAX(number) AS number FROM versions WHERE status = 'ready' GROUP BY image_id),
-	counts AS (SELECT c.image, c.number, c.environment, SUM(c.instances) AS instances,
-			SUM(CASE WHEN c.state = 'lost' THEN c.instances ELSE 0 END) AS lost
-		FROM fleet_counts c WHERE ` + strings.Join(conds, " AND ") + `
-		GROUP BY c.image, c.number, c.environment)
-	SELECT counts.image, counts.number, counts.environment, counts.instances, counts.lost,
-		v.status, v.created_at, COALESCE(latest.number, 0)
-	FROM counts
-	LEFT JOIN images i ON i.name = counts.image
-	LEFT JOIN versions v ON v.image_id = i.id AND v.number = counts.number
-	LEFT JOIN latest ON latest.image_id = i.id
-	ORDER BY counts.image, counts.number, counts.environment`
+	vq += ` GROUP BY i.name`
+	// Four lists per image, in the same order: one concatenation per value
+	// costs less than concatenating each count's fields first.
+	q := `SELECT image, ` + agg + `(number` + text + `, ','), ` + agg + `(environment, ` + rs + `), ` + agg + `(state, ','), ` + agg + `(instances` + text + `, ',')
+		FROM fleet_counts WHERE ` + strings.Join(conds, " AND ") + ` GROUP BY image ORDER BY image`
 	var out []*kiln.Usage
 	err := db.read(ctx, func(tx *tx) error {
 		out = []*kiln.Usage{}
-		return eachRow(ctx, tx, q, args, func(rows *sql.Rows) error {
-			u := &kiln.Usage{}
-			var status sql.NullString
-			var instances, lost int64
-			if err := rows.Scan(&u.Image, &u.Number, &u.Environment, &instances, &lost, &status, dbTime{&u.BuiltAt}, &u.LatestReady); err != nil {
+		if err := eachRow(ctx, tx, q, args, func(rows *sql.Rows) error {
+			var image, numbers, envs, states, instances string
+			if err := rows.Scan(&image, &numbers, &envs, &states, &instances); err != nil {
 				return fmt.Errorf("read usage: %w", err)
 			}
-			u.Instances, u.Lost = int(instances), int(lost)
-			u.Known = status.Valid
-			u.Status = kiln.Status(status.String)
-			out = append(out, u)
+			var err error
+			out, err = appendUsage(out, image, numbers, envs, states, instances)
+			return err
+		}); err != nil {
+			return err
+		}
+		if len(out) == 0 {
 			return nil
-		})
+		}
+		type info struct {
+			status  kiln.Status
+			builtAt time.Time
+		}
+		versions := make(map[kiln.VersionRef]info, len(out))
+		latest := map[string]int{}
+		if err := eachRow(ctx, tx, vq, vargs, func(rows *sql.Rows) error {
+			var image, packed string
+			if err := rows.Scan(&image, &packed); err != nil {
+				return fmt.Errorf("read versions: %w", err)
+			}
+			for rec := range strings.SplitSeq(packed, "\x1e") {
+				num, rest, _ := strings.Cut(rec, "\x1f")
+				status, built, _ := strings.Cut(rest, "\x1f")
+				n, err := strconv.Atoi(num)
+				if err != nil {
+					return fmt.Errorf("read versions of %s: number %q", image, num)
+				}
+				in := info{status: kiln.Status(status)}
+				if err := (dbTime{&in.builtAt}).parse(built); err != nil {
+					return fmt.Errorf("read versions of %s: %w", image, err)
+				}
+				versions[kiln.VersionRef{Image: image, Number: n}] = in
+				if in.status == kiln.StatusReady && n > latest[image] {
+					latest[image] = n
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, u := range out {
+			if in, ok := versions[u.Ref()]; ok {
+				u.Known, u.Status, u.BuiltAt = true, in.status, in.builtAt
+			}
+			u.LatestReady = latest[u.Image]
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// appendUsage appends one image's usage rows, sorted by number and
+// environment, from its packed counts: lists of the same length, numbers,
+// states and instance counts separated by commas, environments by the
+// ASCII record separator (which names cannot contain).
+func appendUsage(out []*kiln.Usage, image, numbers, envs, states, instances string) ([]*kiln.Usage, error) {
+	type count struct {
+		number    int
+		env       string
+		instances int
+		lost      bool
+	}
+	cs := make([]count, 0, strings.Count(numbers, ",")+1)
+	for num := range strings.SplitSeq(numbers, ",") {
+		var env, state, inst string
+		env, envs, _ = strings.Cut(envs, "\x1e")
+		state, states, _ = strings.Cut(states, ",")
+		inst, instances, _ = strings.Cut(instances, ",")
+		number, err1 := strconv.Atoi(num)
+		n, err2 := strconv.Atoi(inst)
+		if err1 != nil || err2 != nil || state == "" {
+			return nil, fmt.Errorf("read usage of %s: counts do not line up at version %q", image, num)
+		}
+		cs = append(cs, count{number: number, env: env, instances: n, lost: state == string(kiln.InstanceLost)})
+	}
+	slices.SortFunc(cs, func(a, b count) int { return cmp.Or(cmp.Compare(a.number, b.number), strings.Compare(a.env, b.env)) })
+	var last *kiln.Usage
+	for _, c := range cs {
+		if last == nil || last.Number != c.number || last.Environment != c.env {
+			last = &kiln.Usage{Image: image, Number: c.number, Environment: c.env}
+			out = append(out, last)
+		}
+		last.Instances += c.instances
+		if c.lost {
+			last.Lost += c.instances
+		}
 	}
 	return out, nil
 }

@@ -1,0 +1,447 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+
+	"github.com/kiln-project/kiln"
+)
+
+// Check-ins are written set-wise: one transaction reads every instance of
+// the batch in one query, decides in Go what each check-in changes, and
+// writes with two statements whatever the batch size: a multi-row upsert
+// for the new instances and those whose version, environment, address,
+// labels or state change (the counting triggers fire for those only), and
+// one UPDATE of last_seen_at for the rest — the common case, a server
+// saying again what it said five minutes ago, which touches no index and
+// no count.
+
+// checkinChunk bounds the rows of one statement (13 parameters per upsert
+// row, under both dialects' parameter limits).
+const checkinChunk = 400
+
+// CheckIn upserts the instances of cs by id, in one transaction. A new
+// instance is named after its hostname when that name is free, else after
+// its id; an existing one keeps its name and launch time. Any state but
+// degraded becomes running, since the server just spoke. The same id may
+// come more than once; later check-ins see the earlier ones.
+func (db *DB) CheckIn(ctx context.Context, cs []*kiln.Checkin) ([]*kiln.CheckinResult, error) {
+	for i, c := range cs {
+		err := c.Validate()
+		if err == nil && strings.ContainsFunc(c.Environment, unicode.IsControl) {
+			// kiln.Checkin.Validate does not look at it; Usage packs
+			// environments between control characters.
+			err = kiln.FieldErrorf(kiln.EINVALID, "environment", "environment %q contains a control character", c.Environment)
+		}
+		if err != nil {
+			if len(cs) > 1 {
+				return nil, fmt.Errorf("check-in %d: %w", i, err)
+			}
+			return nil, err
+		}
+	}
+	// Rounds of distinct ids: the n-th check-in of an id goes in round n.
+	var rounds [][]int
+	seen := make(map[string]int, len(cs))
+	for i, c := range cs {
+		r := seen[c.InstanceID]
+		seen[c.InstanceID] = r + 1
+		if r == len(rounds) {
+			rounds = append(rounds, nil)
+		}
+		rounds[r] = append(rounds[r], i)
+	}
+	var out []*kiln.CheckinResult
+	err := db.write(ctx, func(tx *tx) error {
+		batchCounts := tx.db.dialect == dialectPostgres
+		if batchCounts {
+			// A check-in repeats every few minutes: losing the last
+			// fraction of a second of them in a server crash costs nothing
+			// (never a corrupt database), and not waiting for the WAL
+			// flush lets concurrent batches share it. The counting trigger
+			// leaves this transaction to applyCounts (0006_fleet_indexes).
+			// Both settings end with the transaction; docs/fleet.md.
+			if _, err := tx.exec(ctx, `SELECT set_config('synchronous_commit', 'off', true), set_config('kiln.counts_by_batch', 'on', true)`); err != nil {
+				return fmt.Errorf("check in: %w", err)
+			}
+		}
+		out = make([]*kiln.CheckinResult, len(cs))
+		known := map[kiln.VersionRef]bool{}
+		deltas := countDeltas{}
+		for _, round := range rounds {
+			batch := make([]*kiln.Checkin, len(round))
+			for j, i := range round {
+				batch[j] = cs[i]
+			}
+			for start := 0; start < len(batch); start += checkinChunk {
+				part := batch[start:min(start+checkinChunk, len(batch))]
+				res, err := checkInRound(ctx, tx, known, deltas, part)
+				if err != nil {
+					return err
+				}
+				for j, r := range res {
+					out[round[start+j]] = r
+				}
+			}
+		}
+		if batchCounts {
+			return applyCounts(ctx, tx, deltas)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// current is an instance as stored, with what a check-in compares.
+type current struct {
+	inst    *kiln.Instance
+	labels  string
+	unknown bool
+}
+
+// checkInRound records check-ins of distinct instances.
+func checkInRound(ctx context.Context, tx *tx, known map[kiln.VersionRef]bool, deltas countDeltas, cs []*kiln.Checkin) ([]*kiln.CheckinResult, error) {
+	ids := make([]string, len(cs))
+	for i, c := range cs {
+		ids[i] = c.InstanceID
+	}
+	cur, err := currentInstances(ctx, tx, ids)
+	if err != nil {
+		return nil, err
+	}
+	// Names for new instances: the hostname unless another instance (or
+	// an earlier new one of this batch) has it.
+	var hostnames []string
+	for _, c := range cs {
+		if cur[c.InstanceID] == nil && c.Hostname != "" {
+			hostnames = append(hostnames, c.Hostname)
+		}
+	}
+	taken, err := takenNames(ctx, tx, hostnames)
+	if err != nil {
+		return nil, err
+	}
+	now := tx.now
+	out := make([]*kiln.CheckinResult, len(cs))
+	var upserts, inserts []*kiln.Instance
+	var upsertUnknown, insertUnknown []bool
+	var insertAt []int
+	var touched []string
+	for i, c := range cs {
+		ref, _ := c.Version() // validated
+		ok, err := versionKnown(ctx, tx, known, ref)
+		if err != nil {
+			return nil, err
+		}
+		res := &kiln.CheckinResult{Unknown: !ok}
+		out[i] = res
+		labels := ""
+		if c.Labels != nil {
+			labels = labelsJSON(c.Labels)
+		}
+		old := cur[c.InstanceID]
+		if old == nil {
+			res.Created = true
+			name := c.InstanceID
+			if c.Hostname != "" && !taken[c.Hostname] {
+				name = c.Hostname
+			}
+			taken[name] = true
+			res.Instance = &kiln.Instance{ID: c.InstanceID, Name: name, Version: ref, Environment: c.Environment,
+				Platform: "external", State: kiln.InstanceRunning, Address: c.Address, Labels: c.Labels,
+				LaunchedAt: now, LastSeenAt: now}
+			if len(c.Labels) == 0 {
+				res.Instance.Labels = nil
+			}
+			inserts, insertUnknown = append(inserts, res.Instance), append(insertUnknown, !ok)
+			insertAt = append(insertAt, i)
+			continue
+		}
+		inst := *old.inst
+		changed := inst.Version != ref || old.unknown != !ok
+		inst.Version = ref
+		if c.Environment != "" && c.Environment != inst.Environment {
+			inst.Environment, changed = c.Environment, true
+		}
+		if c.Address != "" && c.Address != inst.Address {
+			inst.Address, changed = c.Address, true
+		}
+		if c.Labels != nil && labels != old.labels && !sameLabels(old.labels, c.Labels) {
+			changed = true
+			inst.Labels = c.Labels
+			if len(c.Labels) == 0 {
+				inst.Labels = nil
+			}
+		}
+		if inst.State != kiln.InstanceDegraded && inst.State != kiln.InstanceRunning {
+			inst.State, changed = kiln.InstanceRunning, true
+		}
+		inst.LastSeenAt = now
+		res.Instance = &inst
+		if changed {
+			upserts, upsertUnknown = append(upserts, res.Instance), append(upsertUnknown, !ok)
+			deltas.add(old.inst, -1)
+			deltas.add(res.Instance, 1)
+		} else {
+			touched = append(touched, c.InstanceID)
+		}
+	}
+	if err := upsertInstances(ctx, tx, upserts, upsertUnknown); err != nil {
+		return nil, err
+	}
+	// New instances another transaction created meanwhile (PostgreSQL,
+	// several servers or batches at once) are left alone by the insert;
+	// they are checked in again, now as the existing instances they are.
+	created, err := insertInstances(ctx, tx, inserts, insertUnknown)
+	if err != nil {
+		return nil, err
+	}
+	var again []*kiln.Checkin
+	var againAt []int
+	for j, inst := range inserts {
+		if created[inst.ID] {
+			deltas.add(inst, 1)
+			continue
+		}
+		again, againAt = append(again, cs[insertAt[j]]), append(againAt, insertAt[j])
+	}
+	if len(again) > 0 {
+		res, err := checkInRound(ctx, tx, known, deltas, again)
+		if err != nil {
+			return nil, err
+		}
+		for j, r := range res {
+			out[againAt[j]] = r
+		}
+	}
+	if err := touchInstances(ctx, tx, touched); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// currentInstances reads the instances with the given ids; on PostgreSQL
+// it locks them (in id order, so concurrent batches cannot deadlock each
+// other) so that what this transaction decides from them still holds when
+// it writes. SQLite write transactions are serial already.
+func currentInstances(ctx context.Context, tx *tx, ids []string) (map[string]*current, error) {
+	out := make(map[string]*current, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	q := `SELECT ` + instanceColumns + `, labels, unknown FROM instances WHERE id `
+	var args []any
+	if tx.db.dialect == dialectPostgres {
+		q += `= ANY(?) ORDER BY id FOR UPDATE`
+		args = []any{ids}
+	} else {
+		q += `IN (` + placeholders(len(ids)) + `)`
+		args = make([]any, len(ids))
+		for i, id := range ids {
+			args[i] = id
+		}
+	}
+	err := eachRow(ctx, tx, q, args, func(rows *sql.Rows) error {
+		c := &current{}
+		var err error
+		if c.inst, err = scanInstance(rows, &c.labels, &c.unknown); err != nil {
+			return err
+		}
+		out[c.inst.ID] = c
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("check in: read instances: %w", err)
+	}
+	return out, nil
+}
+
+// takenNames returns which of names instances have.
+func takenNames(ctx context.Context, tx *tx, names []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(names) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(names))
+	for i, n := range names {
+		args[i] = n
+	}
+	err := eachRow(ctx, tx, `SELECT name FROM instances WHERE name IN (`+placeholders(len(names))+`)`, args, func(rows *sql.Rows) error {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return err
+		}
+		out[n] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("check in: read names: %w", err)
+	}
+	return out, nil
+}
+
+// insertInstances inserts new instances, leaving alone those whose id
+// exists by now, and returns the ids it inserted.
+func insertInstances(ctx context.Context, tx *tx, insts []*kiln.Instance, unknown []bool) (map[string]bool, error) {
+	created := make(map[string]bool, len(insts))
+	if len(insts) == 0 {
+		return created, nil
+	}
+	q, args := instanceValues(tx, insts, unknown)
+	err := eachRow(ctx, tx, q+` ON CONFLICT (id) DO NOTHING RETURNING id`, args, func(rows *sql.Rows) error {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		created[id] = true
+		return nil
+	})
+	if err != nil {
+		return nil, instanceWriteError(err, insts)
+	}
+	return created, nil
+}
+
+// instanceWriteError says which name was taken when a write of insts
+// broke the unique names.
+func instanceWriteError(err error, insts []*kiln.Instance) error {
+	if !isUnique(err) {
+		return fmt.Errorf("check in: write instances: %w", err)
+	}
+	if len(insts) == 1 {
+		return kiln.FieldErrorf(kiln.ECONFLICT, "instance_id", "instance %s cannot be named %s: another instance has that name; deregister it or give a different instance id",
+			insts[0].ID, insts[0].Name)
+	}
+	return kiln.Errorf(kiln.ECONFLICT, "a new instance's name is taken by another instance; retry the check-ins one at a time")
+}
+
+// instanceValues is an INSERT of insts with every column.
+func instanceValues(tx *tx, insts []*kiln.Instance, unknown []bool) (string, []any) {
+	var q strings.Builder
+	q.WriteString(`INSERT INTO instances (id, name, image, number, environment, platform, state, address, labels, launched_at, last_seen_at, tainted, unknown) VALUES `)
+	args := make([]any, 0, 13*len(insts))
+	for i, inst := range insts {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, inst.ID, inst.Name, inst.Version.Image, inst.Version.Number, inst.Environment, inst.Platform,
+			string(inst.State), inst.Address, labelsJSON(inst.Labels), tx.timeArg(inst.LaunchedAt), tx.timeArg(inst.LastSeenAt),
+			inst.Tainted, unknown[i])
+	}
+	return q.String(), args
+}
+
+// upsertInstances writes existing instances (locked by currentInstances):
+// the version, environment, address, labels, state, last-seen time and
+// unknown flag given (name, platform, launch time and taint stay).
+func upsertInstances(ctx context.Context, tx *tx, insts []*kiln.Instance, unknown []bool) error {
+	if len(insts) == 0 {
+		return nil
+	}
+	q, args := instanceValues(tx, insts, unknown)
+	q += ` ON CONFLICT (id) DO UPDATE SET image = excluded.image, number = excluded.number,
+		environment = excluded.environment, state = excluded.state, address = excluded.address,
+		labels = excluded.labels, last_seen_at = excluded.last_seen_at, unknown = excluded.unknown`
+	if _, err := tx.exec(ctx, q, args...); err != nil {
+		return instanceWriteError(err, insts)
+	}
+	return nil
+}
+
+// touchInstances sets the last-seen time of instances whose check-in
+// changed nothing else.
+func touchInstances(ctx context.Context, tx *tx, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var err error
+	if tx.db.dialect == dialectPostgres {
+		_, err = tx.exec(ctx, `UPDATE instances SET last_seen_at = ? WHERE id = ANY(?)`, tx.timeArg(tx.now), ids)
+	} else {
+		args := make([]any, 0, 1+len(ids))
+		args = append(args, tx.timeArg(tx.now))
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		_, err = tx.exec(ctx, `UPDATE instances SET last_seen_at = ? WHERE id IN (`+placeholders(len(ids))+`)`, args...)
+	}
+	if err != nil {
+		return fmt.Errorf("check in: update last-seen: %w", err)
+	}
+	return nil
+}
+
+// sameLabels reports whether the stored labels JSON says the same as l.
+func sameLabels(stored string, l map[string]string) bool {
+	if len(l) == 0 {
+		return stored == "" || stored == "{}"
+	}
+	var m map[string]string
+	if json.Unmarshal([]byte(stored), &m) != nil || len(m) != len(l) {
+		return false
+	}
+	for k, v := range l {
+		if w, ok := m[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// countKey is one row of fleet_counts.
+type countKey struct {
+	image       string
+	number      int
+	environment string
+	state       kiln.InstanceState
+}
+
+// countDeltas sums how a transaction changes fleet_counts.
+type countDeltas map[countKey]int64
+
+func (d countDeltas) add(inst *kiln.Instance, n int64) {
+	d[countKey{inst.Version.Image, inst.Version.Number, inst.Environment, inst.State}] += n
+}
+
+// applyCounts adds deltas to fleet_counts in one statement (PostgreSQL),
+// in key order so that concurrent batches lock counts rows in the same
+// order and cannot deadlock.
+func applyCounts(ctx context.Context, tx *tx, deltas countDeltas) error {
+	keys := make([]countKey, 0, len(deltas))
+	for k, n := range deltas {
+		if n != 0 {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	slices.SortFunc(keys, func(a, b countKey) int {
+		return cmp.Or(strings.Compare(a.image, b.image), cmp.Compare(a.number, b.number),
+			strings.Compare(a.environment, b.environment), strings.Compare(string(a.state), string(b.state)))
+	})
+	images, envs, states := make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys))
+	numbers, ns := make([]int64, len(keys)), make([]int64, len(keys))
+	for i, k := range keys {
+		images[i], numbers[i], envs[i], states[i], ns[i] = k.image, int64(k.number), k.environment, string(k.state), deltas[k]
+	}
+	_, err := tx.exec(ctx, `INSERT INTO fleet_counts (image, number, environment, state, instances)
+		SELECT * FROM unnest(?::text[], ?::int[], ?::text[], ?::text[], ?::bigint[]) AS d (image, number, environment, state, instances)
+		ORDER BY image, number, environment, state
+		ON CONFLICT (image, number, environment, state) DO UPDATE SET instances = fleet_counts.instances + excluded.instances`,
+		images, numbers, envs, states, ns)
+	if err != nil {
+		return fmt.Errorf("check in: update counts: %w", err)
+	}
+	return nil
+}
