@@ -119,6 +119,23 @@ func (e *exec) stages(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if st.Kind == kiln.StageDeliver && e.ver != nil {
+			// Nothing to deliver, so nothing to approve: the environment
+			// runs this version already.
+			env := st.Environment
+			if env == "" {
+				env = st.Name
+			}
+			if c, err := r.Store.FindChannel(ctx, e.ver.Image, env); err == nil && c.Version == e.ver.Ref() {
+				st.Status, st.Detail = kiln.StageSkipped, fmt.Sprintf("%s is the version in %s already", e.ver.Name, env)
+				st.StartedAt, st.FinishedAt = time.Now().UTC(), time.Now().UTC()
+				if err := e.update(ctx, i, st); err != nil {
+					return err
+				}
+				e.log.printf("==> %s: %s", st.Name, st.Detail)
+				continue
+			}
+		}
 		if st.Kind == kiln.StageDeliver && st.Gate == kiln.GateApproval && st.Status != kiln.StageApproved {
 			st.Status, st.Detail = kiln.StageWaiting, fmt.Sprintf("waits for approval: kiln approve %d %s", run.ID, st.Name)
 			if err := e.update(ctx, i, st); err != nil {
