@@ -104,11 +104,43 @@ func TestRemoteCLISameAsLocal(t *testing.T) {
 		{"fleet", "report"},
 		{"fleet", "report", "--env", "prod", "-o", "json"},
 		{"fleet", "stale"},
+		{"fleet", "report", "--drill", "basic-linux-1"},
+		{"fleet", "exposed", "--fixed-in", "basic-linux-2"},
+		{"fleet", "overage", "--max-age", "30d"},
+		{"policy", "list"},
+		{"instance", "show", "web-1"},
+		{"instance", "deregister", "app-1"},
+		{"instance", "show", "app-1"}, // gone
+		{"version", "tag", "basic-linux-1", "owner=ops"},
+		{"version", "history", "basic-linux-1"},
+		{"version", "latest", "basic-linux"},
+		{"version", "lineage"},
+		{"advisory", "add", "DSA-5678-1", "--fixed-in", "basic-linux-2", "--summary", "openssl"},
+		{"advisory", "list"},
+		{"advisory", "show", "DSA-5678-1"},
+		{"fleet", "exposed", "--advisory", "DSA-5678-1"},
+		{"promote", "basic-linux-1", "--to", "dev", "--reason", "first"},
+		{"promote", "appserver-1", "--to", "dev"}, // refused: not ready
+		{"channel", "list"},
+		{"runs"},
+		{"run", "show", "1"},
+	}
+	// The steps that fail, in both modes alike.
+	refusedSteps := map[string]bool{
+		"version status appserver-1 ready":                             true,
+		"version show nope-1":                                          true,
+		"instance register --image appserver --version 9 --name app-9": true,
+		"instance show app-1":                                          true,
+		"promote appserver-1 --to dev":                                 true,
+		"run show 1":                                                   true,
 	}
 	for _, args := range steps {
 		lout, lerr, lcode := run(t, localDir, args...)
 		rout, rerr, rcode := run(t, remoteDir, append([]string{"--server", url}, args...)...)
 		name := strings.Join(args, " ")
+		if wantFail := refusedSteps[name]; (lcode != 0) != wantFail {
+			t.Errorf("kiln %s: exit %d locally (%s); the comparison needs it to %s", name, lcode, lerr, map[bool]string{true: "fail", false: "succeed"}[wantFail])
+		}
 		if os.Getenv("KILN_DEBUG_REMOTE") != "" {
 			t.Logf("kiln %s → %d\n%s%s", strings.Join(args, " "), rcode, rout, rerr)
 		}
@@ -147,6 +179,8 @@ func TestRemoteCLIRefusals(t *testing.T) {
 		{toks[kiln.RoleAdmin], []string{"key", "export"}, "without --server"},
 		{toks[kiln.RoleViewer], []string{"run", "show", "7"}, "not found"}, // a subcommand of a local-only command goes through
 		{toks[kiln.RoleAdmin], []string{"advisory", "delete", "DSA-1"}, "without --server"},
+		{toks[kiln.RoleAdmin], []string{"policy", "set-max-age", "90d", "--env", "prod"}, "without --server"},
+		{toks[kiln.RoleAdmin], []string{"webhook", "list"}, "without --server"},
 	}
 	for _, c := range cases {
 		t.Setenv("KILN_TOKEN", c.token)
