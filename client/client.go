@@ -1,7 +1,10 @@
-// Package client is kiln.Registry over kiln's HTTP API, so the CLI can work
-// against a `kiln serve` (--server) with the same commands it runs on a
-// local database. It knows HTTP and the API's JSON; it must not know SQL or
-// anything of the server's internals, and it never logs the token.
+// Package client implements the domain's stores (kiln.Registry, Inventory,
+// Fleet, AdvisoryStore, RunStore, ChannelStore) over kiln's HTTP API, so
+// the CLI can work against a `kiln serve` (--server) with the same
+// commands it runs on a local database. Operations the API does not serve
+// refuse with a message saying where to run them. It knows HTTP and the
+// API's JSON; it must not know SQL or anything of the server's internals,
+// and it never logs the token.
 package client
 
 import (
