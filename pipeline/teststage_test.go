@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func need(t *testing.T) {
+func need(t testing.TB) {
 	t.Helper()
 	why := ""
 	if os.Geteuid() != 0 {
@@ -75,7 +75,7 @@ type env struct {
 
 // newEnv registers the small bootable test image as candidate version
 // web-1 in a fresh registry.
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	need(t)
 	image.once.Do(func() {
 		image.path, image.err = platformtest.BakeImage(context.Background(), filepath.Join(os.TempDir(), "kiln-test-cache"))
@@ -276,3 +276,50 @@ command:
 		}
 	}
 }
+
+// BenchmarkTestStage measures the whole test stage on a small image with
+// 10 checks: launch from the final image, boot to running, probe, destroy.
+// The image's rootfs is unpacked once, before the timer starts.
+func BenchmarkTestStage(b *testing.B) {
+	e := newEnv(b)
+	ctx := context.Background()
+	ref := kiln.VersionRef{Image: "web", Number: 1}
+	s, err := verify.Parse("bench.yaml", []byte(benchSuite))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Warm the rootfs cache.
+	if _, err := e.tester.Test(ctx, ref, pipeline.TestOptions{Suite: s, Retest: true}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := e.tester.Test(ctx, ref, pipeline.TestOptions{Suite: s, Retest: true})
+		if err != nil || !res.Passed {
+			b.Fatalf("%v %+v", err, res)
+		}
+	}
+}
+
+const benchSuite = `
+file:
+  /srv/www/index.html:
+    exists: true
+    mode: "0644"
+    contains: ["hello from a kiln test instance"]
+http:
+  http://127.0.0.1/:
+    status: 200
+    body: ["hello from a kiln test instance"]
+port:
+  tcp6:80:
+    listening: true
+user:
+  root:
+    exists: true
+    uid: 0
+command:
+  cat /etc/os-release:
+    exit-status: 0
+    stdout: ["ID=debian"]
+`
