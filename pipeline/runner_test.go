@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/kiln-project/kiln/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -23,7 +24,6 @@ import (
 	"github.com/kiln-project/kiln/definition"
 	"github.com/kiln-project/kiln/pipeline"
 	"github.com/kiln-project/kiln/platform/local"
-	"github.com/kiln-project/kiln/platform/platformtest"
 	"github.com/kiln-project/kiln/store"
 )
 
@@ -88,16 +88,10 @@ var origin struct {
 }
 
 func newPipeEnv(t *testing.T) *pipeEnv {
-	need(t)
-	image.once.Do(func() {
-		image.path, image.err = platformtest.BakeImage(context.Background(), filepath.Join(os.TempDir(), "kiln-test-cache"))
-	})
-	if image.err != nil {
-		t.Fatal(image.err)
-	}
-	origin.once.Do(func() { origin.digest = tarDigest(t, image.path) })
+	imagePath := testenv.Image(t, "pipeline run")
+	origin.once.Do(func() { origin.digest = tarDigest(t, imagePath) })
 	data, est := t.TempDir(), t.TempDir()
-	if err := os.Link(image.path, filepath.Join(est, "origin.tar")); err != nil {
+	if err := os.Link(imagePath, filepath.Join(est, "origin.tar")); err != nil {
 		t.Fatal(err)
 	}
 	_ = os.MkdirAll(filepath.Join(est, "tests"), 0o755)

@@ -5,15 +5,13 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	kiln "github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/artifact"
+	"github.com/kiln-project/kiln/internal/testenv"
 	"github.com/kiln-project/kiln/pipeline"
 	"github.com/kiln-project/kiln/platform/local"
 	"github.com/kiln-project/kiln/platform/platformtest"
@@ -23,47 +21,7 @@ import (
 
 // TestMain lets the test binary serve as kiln's supervisor and, inside the
 // instance, as the server-test probe, as the kiln binary does.
-func TestMain(m *testing.M) {
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "__supervise":
-			os.Exit(local.SupervisorMain(os.Args[2:]))
-		case "probe":
-			if err := verify.RunProbeMain(context.Background(), os.Stdin, os.Stdout); err != nil {
-				os.Stderr.WriteString(err.Error() + "\n")
-				os.Exit(2)
-			}
-			os.Exit(0)
-		}
-	}
-	os.Exit(m.Run())
-}
-
-func need(t testing.TB) {
-	t.Helper()
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "needs root"
-	}
-	for _, tool := range []string{"systemd-nspawn", "mmdebstrap", "nsenter", "tar"} {
-		if _, err := exec.LookPath(tool); err != nil && why == "" {
-			why = "needs " + tool
-		}
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("test stage %s (CI=true: failing instead of skipping)", why)
-	}
-	t.Skip("test stage " + why)
-}
-
-var image struct {
-	once sync.Once
-	path string
-	err  error
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 type env struct {
 	reg    *store.DB
@@ -76,13 +34,7 @@ type env struct {
 // newEnv registers the small bootable test image as candidate version
 // web-1 in a fresh registry.
 func newEnv(t testing.TB) *env {
-	need(t)
-	image.once.Do(func() {
-		image.path, image.err = platformtest.BakeImage(context.Background(), filepath.Join(os.TempDir(), "kiln-test-cache"))
-	})
-	if image.err != nil {
-		t.Fatal(image.err)
-	}
+	imagePath := testenv.Image(t, "test stage")
 	dir := t.TempDir()
 	ctx := context.Background()
 	reg, err := store.Open(ctx, "", dir, slog.New(slog.DiscardHandler), time.Now)
@@ -94,7 +46,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(image.path)
+	f, err := os.Open(imagePath)
 	if err != nil {
 		t.Fatal(err)
 	}

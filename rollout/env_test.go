@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/kiln-project/kiln/internal/testenv"
 	"io"
 	"log/slog"
 	"net"
@@ -13,68 +14,33 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/platform/local"
-	"github.com/kiln-project/kiln/platform/platformtest"
 	"github.com/kiln-project/kiln/store"
 )
 
 // TestMain lets the test binary be the instances' supervisor, as kiln is.
-func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "__supervise" {
-		os.Exit(local.SupervisorMain(os.Args[2:]))
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
-// need skips (or fails under CI=true) when the machine cannot run instances.
-func need(t testing.TB) {
-	t.Helper()
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "needs root"
-	}
-	for _, tool := range []string{"systemd-nspawn", "mmdebstrap", "nsenter", "tar"} {
-		if _, err := exec.LookPath(tool); err != nil && why == "" {
-			why = "needs " + tool
-		}
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("rollout integration test %s (CI=true: failing instead of skipping)", why)
-	}
-	t.Skip("rollout integration test " + why)
-}
+func need(t testing.TB) { testenv.Require(t, "rollout integration test", testenv.InstanceTools...) }
 
-var baked struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-func cacheDir() string { return filepath.Join(os.TempDir(), "kiln-test-cache") }
+func cacheDir() string { return testenv.CacheDir() }
 
 // variant returns the platformtest image with files added: a copy of the
 // tar with the files appended (a later tar member replaces an earlier one
 // on extraction). Cached beside the base image.
 func variant(t testing.TB, files map[string]string) string {
 	t.Helper()
-	baked.once.Do(func() { baked.path, baked.err = platformtest.BakeImage(context.Background(), cacheDir()) })
-	if baked.err != nil {
-		t.Fatal(baked.err)
-	}
+	base := testenv.Image(t, "rollout integration test")
 	if len(files) == 0 {
-		return baked.path
+		return base
 	}
 	h := sha256.New()
-	fmt.Fprint(h, filepath.Base(baked.path))
+	fmt.Fprint(h, filepath.Base(base))
 	var names []string
 	for n := range files {
 		names = append(names, n)
@@ -98,7 +64,7 @@ func variant(t testing.TB, files map[string]string) string {
 		}
 	}
 	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
-	if b, err := exec.Command("cp", baked.path, tmp).CombinedOutput(); err != nil {
+	if b, err := exec.Command("cp", base, tmp).CombinedOutput(); err != nil {
 		t.Fatalf("copy image: %v: %s", err, b)
 	}
 	args := append([]string{"--append", "-f", tmp, "--owner=0", "--group=0", "--numeric-owner", "-C", dir}, names...)
