@@ -352,15 +352,20 @@ func (a *App) instanceListCmd() *cobra.Command {
 
 func (a *App) writeInstances(cmd *cobra.Command, is []*kiln.Instance, total int) error {
 	w := cmd.OutOrStdout()
-	header := []string{"ID", "NAME", "VERSION", "ENV", "STATE", "PLATFORM", "LAUNCHED", "LAST SEEN"}
+	header := []string{"ID", "NAME", "VERSION", "ENV", "STATE", "PLATFORM", "LAUNCHED", "LAST SEEN", "TAINTED"}
 	rows := make([][]string, 0, len(is))
 	for _, i := range is {
 		seen := ""
 		if !i.LastSeenAt.IsZero() {
 			seen = i.LastSeenAt.UTC().Format(time.RFC3339)
 		}
+		tainted := ""
+		if i.Tainted {
+			// break-glass access was opened: shown until the instance is replaced
+			tainted = "yes"
+		}
 		rows = append(rows, []string{i.ID, i.Name, i.Version.String(), i.Environment, string(i.State), i.Platform,
-			i.LaunchedAt.UTC().Format(time.RFC3339), seen})
+			i.LaunchedAt.UTC().Format(time.RFC3339), seen, tainted})
 	}
 	switch a.cfg.Output {
 	case FormatJSON:

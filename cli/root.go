@@ -159,6 +159,15 @@ func (a *App) Root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			// Processes kiln starts (instance supervisors, service front
+			// ends) run from other directories: hand them an absolute path.
+			if a.cfg.DataDir != "" {
+				abs, err := filepath.Abs(a.cfg.DataDir)
+				if err != nil {
+					return kiln.FieldErrorf(kiln.EINVALID, "--data-dir", "%v", err)
+				}
+				a.cfg.DataDir = abs
+			}
 			cmd.SetContext(kiln.WithActor(cmd.Context(), LocalActor()))
 			return a.checkRemote(cmd)
 		},
