@@ -20,6 +20,19 @@ type Batcher struct {
 	stop  chan struct{}
 	done  chan struct{}
 	once  sync.Once
+	// mu orders sends before Close: CheckIn queues under the read lock,
+	// Close marks the batcher closed under the write lock, so nothing is
+	// queued after the writers' final drain.
+	mu     sync.RWMutex
+	closed bool
+}
+
+// ConcurrentCheckins is implemented by stores on which several check-in
+// transactions make progress at once (PostgreSQL); CheckinWriters says how
+// many the batcher should keep going. Without it the batcher writes one
+// transaction at a time, which is all a SQLite file allows anyway.
+type ConcurrentCheckins interface {
+	CheckinWriters() int
 }
 
 type pending struct {
@@ -34,14 +47,26 @@ type pending struct {
 var ErrBatcherClosed = kiln.Errorf(kiln.EUNAVAILABLE, "the server is shutting down; check in again later")
 
 // NewBatcher starts a batcher writing up to maxBatch check-ins per
-// transaction. Close stops it.
+// transaction, in as many transactions at once as fl says it can take
+// (ConcurrentCheckins; one otherwise). Close stops it.
 func NewBatcher(fl kiln.Fleet, maxBatch int) *Batcher {
 	if maxBatch < 1 {
 		maxBatch = 1
 	}
+	writers := 1
+	if cc, ok := fl.(ConcurrentCheckins); ok {
+		writers = max(1, cc.CheckinWriters())
+	}
 	b := &Batcher{fleet: fl, max: maxBatch, reqs: make(chan *pending, 4*maxBatch),
 		stop: make(chan struct{}), done: make(chan struct{})}
-	go b.loop()
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(b.loop)
+	}
+	go func() {
+		wg.Wait()
+		close(b.done)
+	}()
 	return b
 }
 
@@ -51,13 +76,18 @@ func (b *Batcher) CheckIn(ctx context.Context, c *kiln.Checkin) (*kiln.CheckinRe
 		return nil, err
 	}
 	p := &pending{ctx: ctx, c: c, done: make(chan struct{})}
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return nil, ErrBatcherClosed
+	}
 	select {
 	case b.reqs <- p:
-	case <-b.stop:
-		return nil, ErrBatcherClosed
 	case <-ctx.Done():
+		b.mu.RUnlock()
 		return nil, ctx.Err()
 	}
+	b.mu.RUnlock()
 	select {
 	case <-p.done:
 		return p.res, p.err
@@ -69,12 +99,16 @@ func (b *Batcher) CheckIn(ctx context.Context, c *kiln.Checkin) (*kiln.CheckinRe
 
 // Close stops taking check-ins, finishes the queued ones and returns.
 func (b *Batcher) Close() {
-	b.once.Do(func() { close(b.stop) })
+	b.once.Do(func() {
+		b.mu.Lock()
+		b.closed = true
+		close(b.stop)
+		b.mu.Unlock()
+	})
 	<-b.done
 }
 
 func (b *Batcher) loop() {
-	defer close(b.done)
 	for {
 		var first *pending
 		select {

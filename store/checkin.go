@@ -101,6 +101,17 @@ func (db *DB) CheckIn(ctx context.Context, cs []*kiln.Checkin) ([]*kiln.CheckinR
 	return out, nil
 }
 
+// CheckinWriters says how many check-in transactions fleet.Batcher should
+// run at once: one on SQLite, which writes one transaction at a time;
+// four on PostgreSQL, where batches of different instances proceed side by
+// side (they meet only on the fleet_counts rows, at the end).
+func (db *DB) CheckinWriters() int {
+	if db.dialect == dialectPostgres {
+		return 4
+	}
+	return 1
+}
+
 // current is an instance as stored, with what a check-in compares.
 type current struct {
 	inst    *kiln.Instance
@@ -201,6 +212,18 @@ func checkInRound(ctx context.Context, tx *tx, known map[kiln.VersionRef]bool, d
 	// New instances another transaction created meanwhile (PostgreSQL,
 	// several servers or batches at once) are left alone by the insert;
 	// they are checked in again, now as the existing instances they are.
+	// Inserted in id order, so that two batches creating the same
+	// instances wait for each other rather than deadlock.
+	order := make([]int, len(inserts))
+	for j := range order {
+		order[j] = j
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(inserts[a].ID, inserts[b].ID) })
+	sorted, sortedUnknown, sortedAt := make([]*kiln.Instance, len(order)), make([]bool, len(order)), make([]int, len(order))
+	for j, k := range order {
+		sorted[j], sortedUnknown[j], sortedAt[j] = inserts[k], insertUnknown[k], insertAt[k]
+	}
+	inserts, insertUnknown, insertAt = sorted, sortedUnknown, sortedAt
 	created, err := insertInstances(ctx, tx, inserts, insertUnknown)
 	if err != nil {
 		return nil, err
