@@ -20,7 +20,7 @@ import (
 // a second query and joined here.
 //
 // Both queries return one row per image, its counts (or versions) packed
-// into one text value: reading a million-instance fleet's 30,000 counts
+// into lists in text values: reading a million-instance fleet's 30,000 counts
 // as rows cost more in the driver (about 1 µs per column on SQLite) than
 // in the database, and the join per counted row in SQL cost more again
 // (docs/benchmarks.md, "Fleet").
@@ -30,14 +30,14 @@ func (db *DB) Usage(ctx context.Context, f kiln.UsageFilter) ([]*kiln.Usage, err
 	if f.Environment != "" {
 		conds, args = append(conds, "environment = ?"), append(args, f.Environment)
 	}
-	agg, us, rs, text := "group_concat", "char(31)", "char(30)", ""
+	agg, rs, text := "group_concat", "char(30)", ""
 	created := "v.created_at"
 	if db.dialect == dialectPostgres {
-		agg, us, rs, text = "string_agg", "chr(31)", "chr(30)", "::text"
+		agg, rs, text = "string_agg", "chr(30)", "::text"
 		created = `to_char(v.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
 	}
 	var vargs []any
-	vq := `SELECT i.name, ` + agg + `(v.number || ` + us + ` || v.status || ` + us + ` || ` + created + `, ` + rs + `)
+	vq := `SELECT i.name, ` + agg + `(v.number` + text + `, ','), ` + agg + `(v.status, ','), ` + agg + `(` + created + `, ',')
 		FROM versions v JOIN images i ON i.id = v.image_id`
 	if f.Image != "" {
 		conds, args = append(conds, "image = ?"), append(args, f.Image)
@@ -72,19 +72,20 @@ func (db *DB) Usage(ctx context.Context, f kiln.UsageFilter) ([]*kiln.Usage, err
 		versions := make(map[kiln.VersionRef]info, len(out))
 		latest := map[string]int{}
 		if err := eachRow(ctx, tx, vq, vargs, func(rows *sql.Rows) error {
-			var image, packed string
-			if err := rows.Scan(&image, &packed); err != nil {
+			var image, numbers, statuses, built string
+			if err := rows.Scan(&image, &numbers, &statuses, &built); err != nil {
 				return fmt.Errorf("read versions: %w", err)
 			}
-			for rec := range strings.SplitSeq(packed, "\x1e") {
-				num, rest, _ := strings.Cut(rec, "\x1f")
-				status, built, _ := strings.Cut(rest, "\x1f")
+			for num := range strings.SplitSeq(numbers, ",") {
+				var status, at string
+				status, statuses, _ = strings.Cut(statuses, ",")
+				at, built, _ = strings.Cut(built, ",")
 				n, err := strconv.Atoi(num)
 				if err != nil {
 					return fmt.Errorf("read versions of %s: number %q", image, num)
 				}
 				in := info{status: kiln.Status(status)}
-				if err := (dbTime{&in.builtAt}).parse(built); err != nil {
+				if err := (dbTime{&in.builtAt}).parse(at); err != nil {
 					return fmt.Errorf("read versions of %s: %w", image, err)
 				}
 				versions[kiln.VersionRef{Image: image, Number: n}] = in
@@ -134,11 +135,17 @@ func appendUsage(out []*kiln.Usage, image, numbers, envs, states, instances stri
 		}
 		cs = append(cs, count{number: number, env: env, instances: n, lost: state == string(kiln.InstanceLost)})
 	}
-	slices.SortFunc(cs, func(a, b count) int { return cmp.Or(cmp.Compare(a.number, b.number), strings.Compare(a.env, b.env)) })
+	// SQLite reads fleet_counts in key order already; PostgreSQL may not.
+	byKey := func(a, b count) int { return cmp.Or(cmp.Compare(a.number, b.number), strings.Compare(a.env, b.env)) }
+	if !slices.IsSortedFunc(cs, byKey) {
+		slices.SortFunc(cs, byKey)
+	}
+	block := make([]kiln.Usage, 0, len(cs)) // one allocation for the image's rows
 	var last *kiln.Usage
 	for _, c := range cs {
 		if last == nil || last.Number != c.number || last.Environment != c.env {
-			last = &kiln.Usage{Image: image, Number: c.number, Environment: c.env}
+			block = append(block, kiln.Usage{Image: image, Number: c.number, Environment: c.env})
+			last = &block[len(block)-1]
 			out = append(out, last)
 		}
 		last.Instances += c.instances
