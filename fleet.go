@@ -255,8 +255,12 @@ type Overage struct {
 // latest ready version.
 type StaleRow struct {
 	ReportRow
+	// Latest is the version the instances should run: the latest ready
+	// version, or their environment's channel version (see Against).
 	Latest string `json:"latest_ready"`
-	Behind int    `json:"behind"`
+	// Against says which: "latest ready" or "channel ENV".
+	Against string `json:"against"`
+	Behind  int    `json:"behind"`
 }
 
 // Stale lists instances not on the latest ready version of their image.

@@ -267,7 +267,7 @@ func (a *App) fleetStaleCmd() *cobra.Command {
 	var env string
 	c := &cobra.Command{
 		Use:   "stale",
-		Short: "Instances not on the latest ready version of their image",
+		Short: "Instances not on the version they should run: their environment's channel version, or else the latest ready",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkFormat(a.cfg.Output, FormatTable, FormatJSON, FormatCSV); err != nil {
@@ -281,11 +281,11 @@ func (a *App) fleetStaleCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			header := []string{"IMAGE", "VERSION", "NAME", "STATUS", "LATEST READY", "BEHIND", "INSTANCES"}
+			header := []string{"IMAGE", "VERSION", "NAME", "STATUS", "SHOULD RUN", "AGAINST", "BEHIND", "INSTANCES"}
 			var rows [][]string
 			for _, r := range s.Rows {
 				rows = append(rows, []string{r.Image, strconv.Itoa(r.Number), r.Name, statusCell(&r.ReportRow), r.Latest,
-					strconv.Itoa(r.Behind), strconv.Itoa(r.Instances)})
+					r.Against, strconv.Itoa(r.Behind), strconv.Itoa(r.Instances)})
 			}
 			return a.writeRows(cmd, s, header, rows, fmt.Sprintf("stale: %d instances on %d versions", s.Instances, s.Versions))
 		},

@@ -108,24 +108,5 @@ func BuildOverage(us []*kiln.Usage, maxAge kiln.Age, policies []*kiln.AgePolicy,
 // latest ready version. Instances on a version newer than it (candidates
 // being tried) and images without a ready version are not stale.
 func BuildStale(us []*kiln.Usage, env string) *kiln.Stale {
-	var keep []*kiln.Usage
-	for _, u := range us {
-		if u.LatestReady > 0 && u.Number < u.LatestReady {
-			keep = append(keep, u)
-		}
-	}
-	rs, _ := rows(keep, nil)
-	out := &kiln.Stale{Environment: env, Rows: []*kiln.StaleRow{}}
-	latest := map[string]int{}
-	for _, u := range keep {
-		latest[u.Image] = u.LatestReady
-	}
-	for _, r := range rs {
-		l := latest[r.Image]
-		out.Rows = append(out.Rows, &kiln.StaleRow{ReportRow: *r,
-			Latest: kiln.VersionRef{Image: r.Image, Number: l}.String(), Behind: l - r.Number})
-		out.Versions++
-		out.Instances += r.Instances
-	}
-	return out
+	return BuildStaleFor(us, env, nil)
 }

@@ -16,12 +16,19 @@ type Service struct {
 	// DefaultRelease is the Debian release assumed for versions whose
 	// provenance does not say (no Debian origin up their base chain).
 	DefaultRelease string
+	// Channels, when set, makes an environment's channel version the one
+	// its instances should run (stale report); nil: the latest ready.
+	Channels kiln.ChannelStore
 }
 
 // New returns a Service on fl and advs with the wall clock and bookworm as
 // the default release.
 func New(fl kiln.Fleet, advs kiln.AdvisoryStore) *Service {
-	return &Service{Fleet: fl, Advisories: advs, Clock: time.Now, DefaultRelease: "bookworm"}
+	s := &Service{Fleet: fl, Advisories: advs, Clock: time.Now, DefaultRelease: "bookworm"}
+	if ch, ok := fl.(kiln.ChannelStore); ok {
+		s.Channels = ch
+	}
+	return s
 }
 
 func (s *Service) now() time.Time {
@@ -70,7 +77,11 @@ func (s *Service) Stale(ctx context.Context, env string) (*kiln.Stale, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleet stale: %w", err)
 	}
-	return BuildStale(us, env), nil
+	ch, err := s.channels(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fleet stale: %w", err)
+	}
+	return BuildStaleFor(us, env, ch), nil
 }
 
 // MarkLost marks instances not seen for longer than after as lost.
