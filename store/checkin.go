@@ -5,10 +5,13 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"unicode"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kiln-project/kiln"
 )
@@ -58,7 +61,7 @@ func (db *DB) CheckIn(ctx context.Context, cs []*kiln.Checkin) ([]*kiln.CheckinR
 		rounds[r] = append(rounds[r], i)
 	}
 	var out []*kiln.CheckinResult
-	err := db.write(ctx, func(tx *tx) error {
+	write := func(tx *tx) error {
 		batchCounts := tx.db.dialect == dialectPostgres
 		if batchCounts {
 			// A check-in repeats every few minutes: losing the last
@@ -94,11 +97,29 @@ func (db *DB) CheckIn(ctx context.Context, cs []*kiln.Checkin) ([]*kiln.CheckinR
 			return applyCounts(ctx, tx, deltas)
 		}
 		return nil
-	})
+	}
+	// Batches lock their instances in id order, so they cannot deadlock
+	// each other; another writer (mark-lost, a deregistration) still may,
+	// and PostgreSQL then aborts one of the two: the batch runs again.
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = db.write(ctx, write)
+		if !isDeadlock(err) || attempt == 4 || ctx.Err() != nil {
+			break
+		}
+		db.logger.DebugContext(ctx, "check-in batch deadlocked; retrying", "attempt", attempt+1)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// isDeadlock reports whether PostgreSQL aborted the transaction to break a
+// deadlock (SQLSTATE 40P01).
+func isDeadlock(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "40P01"
 }
 
 // CheckinWriters says how many check-in transactions fleet.Batcher should
