@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -58,7 +59,7 @@ func TestBatcher(t *testing.T) {
 			for err := range errs {
 				t.Error(err)
 			}
-			if _, err := b.CheckIn(ctx, &kiln.Checkin{InstanceID: "late", Release: map[string]string{"image": "appserver", "version": "1"}}); err != fleet.ErrBatcherClosed {
+			if _, err := b.CheckIn(ctx, &kiln.Checkin{InstanceID: "late", Release: map[string]string{"image": "appserver", "version": "1"}}); !errors.Is(err, fleet.ErrBatcherClosed) {
 				t.Errorf("check-in after Close: %v", err)
 			}
 			rep, err := fleet.New(db, db).Report(ctx, "")
