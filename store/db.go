@@ -164,11 +164,21 @@ func (db *DB) openSQLite(ctx context.Context, path string, cfg config) error {
 	sdb.SetMaxIdleConns(16)
 	sdb.SetConnMaxIdleTime(5 * time.Minute)
 	db.writers = make(chan struct{}, 1)
-	if err := sdb.PingContext(ctx); err != nil {
-		_ = sdb.Close()
-		return db.translate(fmt.Errorf("open %s: %w", path, err))
+	// Switching a new file to WAL takes an exclusive lock that SQLite's
+	// busy handler does not wait for: when several kiln processes open a
+	// fresh database at once, retry for up to the lock wait.
+	deadline := time.Now().Add(cfg.lockWait)
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 500*time.Millisecond) {
+		err := sdb.PingContext(ctx)
+		if err == nil {
+			return nil
+		}
+		if !isBusy(err) || time.Now().Add(delay).After(deadline) || ctx.Err() != nil {
+			_ = sdb.Close()
+			return db.translate(fmt.Errorf("open %s: %w", path, err))
+		}
+		time.Sleep(delay)
 	}
-	return nil
 }
 
 func (db *DB) openPostgres(ctx context.Context, u string) error {

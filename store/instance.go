@@ -146,7 +146,15 @@ func (db *DB) RegisterInstances(ctx context.Context, insts []*kiln.Instance, opt
 				return fmt.Errorf("insert instances: %w", err)
 			}
 		}
-		return nil
+		// One audit entry per call: an import of thousands of servers is
+		// one decision; the entry names it by its first instance.
+		target := "instance " + insts[0].ID
+		detail := fmt.Sprintf("%s on %s", insts[0].Name, insts[0].Version)
+		if len(insts) > 1 {
+			target = fmt.Sprintf("instances %s…", insts[0].ID)
+			detail = fmt.Sprintf("%d instances registered", len(insts))
+		}
+		return audit(ctx, tx, "instance.register", target, detail)
 	})
 }
 
@@ -315,7 +323,10 @@ func (db *DB) SetInstanceState(ctx context.Context, id string, state kiln.Instan
 		if errors.Is(err, sql.ErrNoRows) {
 			return kiln.Errorf(kiln.ENOTFOUND, "no instance has id %q; see `kiln instance list`", id)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, "instance.state", "instance "+id, strings.TrimSpace(string(state)+" "+reason))
 	})
 	if err != nil {
 		return nil, err
@@ -334,7 +345,7 @@ func (db *DB) DeleteInstance(ctx context.Context, idOrName string) error {
 		if _, err := tx.exec(ctx, `DELETE FROM instances WHERE id = ?`, inst.ID); err != nil {
 			return fmt.Errorf("delete instance %s: %w", inst.ID, err)
 		}
-		return nil
+		return audit(ctx, tx, "instance.deregister", "instance "+inst.ID, inst.Name+" on "+inst.Version.String())
 	})
 }
 
@@ -349,8 +360,10 @@ func (db *DB) MarkLost(ctx context.Context, cutoff time.Time) (int, error) {
 		if err != nil {
 			return fmt.Errorf("mark lost instances: %w", err)
 		}
-		n, err = res.RowsAffected()
-		return err
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		return audit(ctx, tx, "instance.mark-lost", "instances", fmt.Sprintf("%d not seen since %s", n, cutoff.UTC().Format(time.RFC3339)))
 	})
 	return int(n), err
 }
