@@ -31,12 +31,12 @@ func (db *DB) Usage(ctx context.Context, f kiln.UsageFilter) ([]*kiln.Usage, err
 		conds, args = append(conds, "environment = ?"), append(args, f.Environment)
 	}
 	agg, rs, text := "group_concat", "char(30)", ""
-	created := "v.created_at"
+	created, builtLayout := "v.created_at", sqliteTimeLayout
 	if db.dialect == dialectPostgres {
 		agg, rs, text = "string_agg", "chr(30)", "::text"
 		// "2026-06-01 12:00:00.5" in UTC (DateStyle ISO, set below):
 		// half the cost of to_char for 10,000 versions.
-		created = `(v.created_at AT TIME ZONE 'UTC')::text`
+		created, builtLayout = `(v.created_at AT TIME ZONE 'UTC')::text`, "2006-01-02 15:04:05" // fractions are accepted
 	}
 	var vargs []any
 	vq := `SELECT i.name, ` + agg + `(v.number` + text + `, ','), ` + agg + `(v.status, ','), ` + agg + `(` + created + `, ',')
@@ -92,7 +92,12 @@ func (db *DB) Usage(ctx context.Context, f kiln.UsageFilter) ([]*kiln.Usage, err
 					return fmt.Errorf("read versions of %s: number %q", image, num)
 				}
 				in := info{status: kiln.Status(status)}
-				if err := (dbTime{&in.builtAt}).parse(at); err != nil {
+				// The layout this query produces first: dbTime.parse tries
+				// four, which cost 20 ms for 10,000 versions.
+				t, err := time.Parse(builtLayout, at)
+				if err == nil {
+					in.builtAt = t.UTC()
+				} else if err := (dbTime{&in.builtAt}).parse(at); err != nil {
 					return fmt.Errorf("read versions of %s: %w", image, err)
 				}
 				versions[kiln.VersionRef{Image: image, Number: n}] = in
