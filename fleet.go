@@ -93,8 +93,11 @@ func (c *Checkin) Validate() error {
 	if _, err := c.Version(); err != nil {
 		return err
 	}
-	if c.Hostname != "" {
-		if err := validateName("hostname", c.Hostname); err != nil {
+	for _, f := range [][2]string{{"hostname", c.Hostname}, {"environment", c.Environment}, {"address", c.Address}} {
+		if f[1] == "" {
+			continue
+		}
+		if err := validateName(f[0], f[1]); err != nil {
 			return err
 		}
 	}

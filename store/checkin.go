@@ -251,12 +251,26 @@ func checkInRound(ctx context.Context, tx *tx, known map[kiln.VersionRef]bool, d
 	}
 	var again []*kiln.Checkin
 	var againAt []int
+	var newIDs []string
 	for j, inst := range inserts {
 		if created[inst.ID] {
 			deltas.add(inst, 1)
+			newIDs = append(newIDs, inst.ID)
 			continue
 		}
 		again, againAt = append(again, cs[insertAt[j]]), append(againAt, insertAt[j])
+	}
+	// Routine check-ins are the fleet's heartbeat and are not audited; an
+	// instance the inventory learns of by checking in is, once per batch.
+	if len(newIDs) > 0 {
+		shown := newIDs[:min(len(newIDs), 5)]
+		detail := fmt.Sprintf("%d new instance(s) registered by check-in: %s", len(newIDs), strings.Join(shown, ", "))
+		if len(newIDs) > len(shown) {
+			detail += ", …"
+		}
+		if err := audit(ctx, tx, "instance.checkin", "instance "+newIDs[0], detail); err != nil {
+			return nil, err
+		}
 	}
 	if len(again) > 0 {
 		res, err := checkInRound(ctx, tx, known, deltas, again)
