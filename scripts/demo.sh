@@ -21,7 +21,7 @@ export PATH=$PATH:/usr/local/go/bin
 
 scripts/deps.sh
 echo "== building kiln" >&2
-CGO_ENABLED=0 go build -o bin/kiln ./cmd/kiln
+CGO_ENABLED=0 go build -ldflags "-s -w" -o bin/kiln ./cmd/kiln
 
 export KILN_DATA_DIR=${KILN_DATA_DIR:-$PWD/demo-data}
 kiln() { bin/kiln "$@"; }
