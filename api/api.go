@@ -74,9 +74,12 @@ type Config struct {
 	Checkins   CheckinRecorder
 	// Runs and Channels serve the pipeline operations (taken from
 	// Registry when nil); Status answers /api/v1/status (none when nil).
-	Runs     kiln.RunStore
-	Channels kiln.ChannelStore
-	Status   func(ctx context.Context) (any, error)
+	Runs kiln.RunStore
+	// StartRuns queues runs on the server (POST /api/v1/runs); no route
+	// when nil.
+	StartRuns kiln.RunStarter
+	Channels  kiln.ChannelStore
+	Status    func(ctx context.Context) (any, error)
 }
 
 // Server is the HTTP API.

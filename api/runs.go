@@ -108,6 +108,9 @@ func (s *Server) registerRuns() {
 	if runs != nil {
 		s.registerRunOps(runs)
 	}
+	if s.cfg.StartRuns != nil {
+		s.registerStartRuns(s.cfg.StartRuns)
+	}
 	if chans != nil {
 		s.registerChannelOps(chans)
 	}
@@ -242,5 +245,41 @@ func (s *Server) registerChannelOps(chans kiln.ChannelStore) {
 			return nil, err
 		}
 		return &promotionOut{Body: p}, nil
+	})
+}
+
+type startRunsIn struct {
+	Body struct {
+		Estate string            `json:"estate" minLength:"1" maxLength:"4096" doc:"estate directory on the server"`
+		Images []string          `json:"images,omitempty" maxItems:"100"`
+		All    bool              `json:"all,omitempty"`
+		Force  bool              `json:"force,omitempty"`
+		Vars   map[string]string `json:"vars,omitempty"`
+	}
+}
+
+type startRunsOut struct {
+	Body struct {
+		Runs []*kiln.Run `json:"runs"`
+	}
+}
+
+func (s *Server) registerStartRuns(st kiln.RunStarter) {
+	register(s, RoleBuilder, huma.Operation{
+		OperationID: "start-runs", Method: http.MethodPost, Path: "/api/v1/runs",
+		Summary: "Queue pipeline runs of an estate's images (on the server) for its worker", Tags: []string{"pipeline"},
+		DefaultStatus: http.StatusAccepted,
+	}, func(ctx context.Context, in *startRunsIn) (*startRunsOut, error) {
+		b := in.Body
+		if b.All == (len(b.Images) > 0) {
+			return nil, kiln.FieldErrorf(kiln.EINVALID, "body.images", "give image names or all=true, not both and not neither")
+		}
+		runs, err := st.StartRuns(ctx, kiln.RunRequest{Estate: b.Estate, Images: b.Images, All: b.All, Force: b.Force, Vars: b.Vars})
+		if err != nil {
+			return nil, bodyField(err, "")
+		}
+		out := &startRunsOut{}
+		out.Body.Runs = nonNil(runs)
+		return out, nil
 	})
 }

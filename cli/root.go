@@ -232,7 +232,6 @@ func (a *App) Run(ctx context.Context, args []string) int {
 var localOnly = map[string]string{
 	"kiln build":            "the builder",
 	"kiln test":             "the platform that boots test instances",
-	"kiln run":              "the pipeline's builder and platform",
 	"kiln bench":            "what it measures",
 	"kiln serve":            "the database",
 	"kiln key *":            "the signing key",

@@ -91,6 +91,9 @@ func (a *App) runCmd() *cobra.Command {
 			"Examples:\n  kiln run --all examples/estate\n  kiln run examples/estate appserver\n  kiln run appserver --estate examples/estate",
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.cfg.Server != "" {
+				return a.runRemote(cmd, estate, args, all, force, &vf)
+			}
 			if len(args) > 0 && estate == "" && isEstate(args[0]) {
 				estate, args = args[0], args[1:]
 			}

@@ -148,7 +148,8 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	waitPipeline := startPipeline(pipeCtx, db, cfg, logger)
 	defer func() { stopPipeline(); waitPipeline() }()
 	apiHandler := api.New(api.Config{Registry: db, Tokens: db, Audit: db, Logger: logger, Version: version,
-		CheckinRate: opts.CheckinRate, Checkins: checkins, Status: pipelineStatus(db, cfg, logger)})
+		CheckinRate: opts.CheckinRate, Checkins: checkins, Status: pipelineStatus(db, cfg, logger),
+		StartRuns: runStarter{runs: db}})
 	// The dashboard under /ui/, next to the API; its session cookie is
 	// Secure when kiln serves TLS.
 	dashboard, err := web.New(web.Config{Registry: db, Tokens: db, Logger: logger, Version: version,
