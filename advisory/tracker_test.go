@@ -2,6 +2,7 @@ package advisory
 
 import (
 	"cmp"
+	"github.com/kiln-project/kiln/internal/fixtures"
 	"os"
 	"path/filepath"
 	"slices"
@@ -98,7 +99,7 @@ func slowParseTracker(t *testing.T, name string, data []byte) []*kiln.Advisory {
 // advisories as the token reader that reports errors.
 func TestTrackerFastMatchesSlow(t *testing.T) {
 	files := []string{"testdata/tracker/tracker.json"}
-	for _, dir := range fixturesDirs() {
+	for _, dir := range fixtures.Dirs() {
 		if m, _ := filepath.Glob(filepath.Join(dir, "debian-tracker", "*.json")); dir != "" && len(m) > 0 {
 			files = append(files, m...)
 			break

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kiln-project/kiln/internal/fixtures"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -15,29 +16,9 @@ import (
 	"testing"
 )
 
-// fixturesDirs are where the shared real-world fixtures may be: named by
-// KILN_FIXTURES, at the workplace's absolute path, or in shared/ beside the
-// clone (as CI lays it out). They are not in the repository.
-func fixturesDirs() []string {
-	return []string{os.Getenv("KILN_FIXTURES"), "/work/shared/fixtures", "../../shared/fixtures"}
-}
-
-// needFixture skips when the shared fixtures are absent. They are not in the
-// repository, so their absence is not a failure, even under CI.
-func needFixture(t testing.TB, rel string) string {
-	t.Helper()
-	for _, dir := range fixturesDirs() {
-		if dir == "" {
-			continue
-		}
-		p := filepath.Join(dir, rel)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Skipf("shared fixture %s not found in %q (set KILN_FIXTURES)", rel, fixturesDirs())
-	return ""
-}
+// needFixture finds a shared fixture (skips locally, fails under CI=true
+// when absent).
+func needFixture(t testing.TB, rel string) string { return fixtures.Path(t, rel) }
 
 // requireTool skips when a host tool is missing, and fails under CI=true.
 func requireTool(t testing.TB, name string) string {

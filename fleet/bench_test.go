@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"github.com/kiln-project/kiln/internal/ci"
 	"io"
 	"log/slog"
 	"net"
@@ -43,15 +44,7 @@ func benchSize(name string, def int) int {
 }
 
 func needPostgres(tb testing.TB) string {
-	u := os.Getenv("KILN_TEST_POSTGRES")
-	if u == "" {
-		msg := "KILN_TEST_POSTGRES is not set; start PostgreSQL with: eval \"$(scripts/postgres-test.sh)\""
-		if os.Getenv("CI") == "true" {
-			tb.Fatal(msg)
-		}
-		tb.Skip(msg)
-	}
-	return u
+	return ci.Postgres(tb)
 }
 
 // openBackend opens an empty store: a SQLite file or a fresh PostgreSQL

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"github.com/kiln-project/kiln/internal/ci"
 	"log/slog"
 	"net/url"
 	"os"
@@ -140,14 +141,7 @@ func emptyDatabase(t testing.TB, kind string) (string, *sql.DB) {
 // (failing under CI=true).
 func needPostgres(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv("KILN_TEST_POSTGRES")
-	if u == "" {
-		msg := "KILN_TEST_POSTGRES is not set; start PostgreSQL with: eval \"$(scripts/postgres-test.sh)\""
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	u := ci.Postgres(t)
 	return u
 }
 

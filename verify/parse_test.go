@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"github.com/kiln-project/kiln/internal/fixtures"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -266,14 +267,14 @@ gossfile:
 	})
 }
 
-// TestParseGossFixtures parses the public goss files collected under
-// /work/shared/fixtures/goss: plain files kiln supports parse, the others
-// are rejected naming what kiln does not support.
+// TestParseGossFixtures parses the public goss files of the shared
+// fixtures: plain files kiln supports parse, the others are rejected naming
+// what kiln does not support.
 func TestParseGossFixtures(t *testing.T) {
-	const dir = "/work/shared/fixtures/goss"
+	dir := fixtures.Path(t, "goss")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if len(files) == 0 {
-		t.Skipf("no goss fixtures in %s", dir)
+		t.Fatalf("no goss fixtures in %s", dir)
 	}
 	// What each known file must be rejected for; absent means it parses.
 	rejected := map[string][]string{

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/kiln-project/kiln/internal/ci"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -238,8 +239,5 @@ func TestProbeCancelled(t *testing.T) {
 // skipOrFail skips when a host tool is missing, but fails under CI=true.
 func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
+	ci.SkipOrFail(t, fmt.Sprintf(format, args...))
 }
