@@ -80,6 +80,12 @@ type Config struct {
 	StartRuns kiln.RunStarter
 	Channels  kiln.ChannelStore
 	Status    func(ctx context.Context) (any, error)
+	// Rollouts runs rollouts and front ends on the server's machine (the
+	// service and rollout routes that need it answer 503 when nil).
+	Rollouts RolloutHost
+	// Webhooks serves the webhook operations (taken from Registry when
+	// nil; none when it keeps no webhooks).
+	Webhooks kiln.WebhookStore
 }
 
 // Server is the HTTP API.
@@ -143,8 +149,10 @@ func New(cfg Config) *Server {
 	s.registerHealth()
 	s.registerImages()
 	s.registerVersions()
+	s.registerAttachments()
 	s.registerFleet()
 	s.registerRuns()
+	s.registerWebhooks()
 	s.registerRollout()
 	return s
 }

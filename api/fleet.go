@@ -109,9 +109,24 @@ type advisoryPutOut struct {
 	}
 }
 
-type policiesOut struct {
+type usageIn struct {
+	Image       string `query:"image" maxLength:"63" doc:"only this image"`
+	Environment string `query:"env" doc:"only this environment"`
+}
+
+type usageOut struct {
 	Body struct {
-		Policies []*kiln.AgePolicy `json:"policies"`
+		Usage []*kiln.Usage `json:"usage"`
+	}
+}
+
+type manifestsIn struct {
+	Source []string `query:"source" maxItems:"1000" doc:"source (or binary) package names, comma-separated; none: every version without packages"`
+}
+
+type manifestsOut struct {
+	Body struct {
+		Manifests []*kiln.PackageManifest `json:"manifests"`
 	}
 }
 
@@ -272,17 +287,34 @@ func (s *Server) registerFleet() {
 	})
 
 	register(s, RoleViewer, huma.Operation{
-		OperationID: "list-age-policies", Method: http.MethodGet, Path: "/api/v1/fleet/policies",
-		Summary: "Age limits per environment", Tags: []string{"fleet"},
-	}, func(ctx context.Context, _ *struct{}) (*policiesOut, error) {
-		ps, err := s.cfg.Fleet.AgePolicies(ctx)
+		OperationID: "fleet-usage", Method: http.MethodGet, Path: "/api/v1/fleet/usage",
+		Summary: "Instance counts per image version and environment (not destroyed), the rows every fleet report is computed from",
+		Tags:    []string{"fleet"},
+	}, func(ctx context.Context, in *usageIn) (*usageOut, error) {
+		us, err := s.cfg.Fleet.Usage(ctx, kiln.UsageFilter{Image: in.Image, Environment: in.Environment})
 		if err != nil {
 			return nil, err
 		}
-		out := &policiesOut{}
-		out.Body.Policies = nonNil(ps)
+		out := &usageOut{}
+		out.Body.Usage = nonNil(us)
 		return out, nil
 	})
+
+	register(s, RoleViewer, huma.Operation{
+		OperationID: "fleet-manifests", Method: http.MethodGet, Path: "/api/v1/fleet/manifests",
+		Summary: "Every version in number order with the installed packages named (or built from) the given source packages",
+		Tags:    []string{"fleet"},
+	}, func(ctx context.Context, in *manifestsIn) (*manifestsOut, error) {
+		ms, err := s.cfg.Fleet.Manifests(ctx, in.Source)
+		if err != nil {
+			return nil, err
+		}
+		out := &manifestsOut{}
+		out.Body.Manifests = nonNil(ms)
+		return out, nil
+	})
+
+	s.registerPolicies(s.cfg.Fleet)
 
 	register(s, RoleViewer, huma.Operation{
 		OperationID: "list-advisories", Method: http.MethodGet, Path: "/api/v1/advisories",
@@ -320,6 +352,15 @@ func (s *Server) registerFleet() {
 		out := &advisoryPutOut{}
 		out.Body.Created, out.Body.Total = n, len(in.Body.Advisories)
 		return out, nil
+	})
+
+	// Operator, as for recording advisories: whoever may replace an
+	// advisory (put is an upsert by id) may as well remove it.
+	register(s, RoleOperator, huma.Operation{
+		OperationID: "delete-advisory", Method: http.MethodDelete, Path: "/api/v1/advisories/{id}",
+		Summary: "Remove a stored advisory", Tags: []string{"advisories"}, DefaultStatus: http.StatusNoContent,
+	}, func(ctx context.Context, in *advisoryIn) (*struct{}, error) {
+		return nil, s.cfg.Advisories.DeleteAdvisory(ctx, in.ID)
 	})
 }
 

@@ -91,6 +91,18 @@ type rollbackIn struct {
 
 type promotionOut struct{ Body *kiln.Promotion }
 
+type promotionsIn struct {
+	Image       string `query:"image" doc:"only this image"`
+	Environment string `query:"env" doc:"only this environment"`
+	Limit       int    `query:"limit" minimum:"0" maximum:"10000" default:"100" doc:"at most this many (0: 100)"`
+}
+
+type promotionsOut struct {
+	Body struct {
+		Promotions []*kiln.Promotion `json:"promotions"`
+	}
+}
+
 type statusOut struct {
 	Body struct {
 		Images any `json:"images"`
@@ -180,6 +192,16 @@ func (s *Server) registerRunOps(runs kiln.RunStore) {
 		return &runOut{Body: r}, nil
 	})
 	register(s, RoleOperator, huma.Operation{
+		OperationID: "cancel-run", Method: http.MethodPost, Path: "/api/v1/runs/{id}/cancel",
+		Summary: "Cancel a queued run, or one waiting for an approval", Tags: []string{"pipeline"},
+	}, func(ctx context.Context, in *runPath) (*runOut, error) {
+		r, err := runs.CancelRun(ctx, in.ID, "cancelled by "+kiln.ActorFrom(ctx))
+		if err != nil {
+			return nil, err
+		}
+		return &runOut{Body: r}, nil
+	})
+	register(s, RoleOperator, huma.Operation{
 		OperationID: "approve-stage", Method: http.MethodPost, Path: "/api/v1/runs/{id}/stages/{stage}/approve",
 		Summary: "Approve a delivery stage waiting for an approval", Tags: []string{"pipeline"},
 	}, func(ctx context.Context, in *approveIn) (*runOut, error) {
@@ -218,6 +240,18 @@ func (s *Server) registerChannelOps(chans kiln.ChannelStore) {
 		}
 		out := &channelOut{}
 		out.Body.Channel, out.Body.Version = c, v
+		return out, nil
+	})
+	register(s, RoleViewer, huma.Operation{
+		OperationID: "list-promotions", Method: http.MethodGet, Path: "/api/v1/promotions",
+		Summary: "Recorded promotions and rollbacks, newest first", Tags: []string{"channels"},
+	}, func(ctx context.Context, in *promotionsIn) (*promotionsOut, error) {
+		ps, err := chans.Promotions(ctx, in.Image, in.Environment, in.Limit)
+		if err != nil {
+			return nil, err
+		}
+		out := &promotionsOut{}
+		out.Body.Promotions = nonNil(ps)
 		return out, nil
 	})
 	register(s, RoleOperator, huma.Operation{

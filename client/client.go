@@ -306,23 +306,35 @@ func (c *Client) Lineage(ctx context.Context) ([]*kiln.Lineage, error) {
 	return out.Lineage, c.do(ctx, http.MethodGet, "/api/v1/lineage", nil, nil, &out)
 }
 
-// errNoAttachments: the API serves no attachment operations yet.
-func errNoAttachments() error {
-	return kiln.Errorf(kiln.EINVALID, "the kiln API does not serve attachments yet; run this command where kiln can open the database (without --server)")
+// AddAttachment implements kiln.Registry. It refuses: build logs, test
+// reports and signed provenance are attached by the builds and tests that
+// make them, on the server, so the API offers no upload.
+func (c *Client) AddAttachment(_ context.Context, ref kiln.VersionRef, a *kiln.Attachment) error {
+	return kiln.Errorf(kiln.EINVALID, "attachments of %s are written by the build or test that makes them, on the kiln server; run that there or without --server (the API only reads attachments)", ref)
 }
 
-// AddAttachment implements kiln.Registry; the API has no attachment
-// operations yet, so it refuses with a message that says where to run it.
-func (c *Client) AddAttachment(context.Context, kiln.VersionRef, *kiln.Attachment) error {
-	return errNoAttachments()
+// Attachment implements kiln.Registry.
+func (c *Client) Attachment(ctx context.Context, ref kiln.VersionRef, name string) (*kiln.Attachment, error) {
+	if name == "" {
+		return nil, kiln.FieldErrorf(kiln.EINVALID, "name", "no attachment name given; see `kiln version attachments %s`", ref)
+	}
+	var out struct {
+		kiln.Attachment
+		Data []byte `json:"data"`
+	}
+	if err := c.do(ctx, http.MethodGet, versionPath(ref)+"/attachments/"+url.PathEscape(name), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	a := out.Attachment
+	a.Data = out.Data
+	return &a, nil
 }
 
-// Attachment implements kiln.Registry (see AddAttachment).
-func (c *Client) Attachment(context.Context, kiln.VersionRef, string) (*kiln.Attachment, error) {
-	return nil, errNoAttachments()
-}
-
-// ListAttachments implements kiln.Registry (see AddAttachment).
-func (c *Client) ListAttachments(context.Context, kiln.VersionRef) ([]*kiln.Attachment, error) {
-	return nil, errNoAttachments()
+// ListAttachments implements kiln.Registry: names, media types and sizes,
+// without content.
+func (c *Client) ListAttachments(ctx context.Context, ref kiln.VersionRef) ([]*kiln.Attachment, error) {
+	var out struct {
+		Attachments []*kiln.Attachment `json:"attachments"`
+	}
+	return out.Attachments, c.do(ctx, http.MethodGet, versionPath(ref)+"/attachments", nil, nil, &out)
 }

@@ -156,76 +156,19 @@ func (c *Client) CheckIn(ctx context.Context, cs []*kiln.Checkin) ([]*kiln.Check
 	return out, nil
 }
 
-// Usage implements kiln.Fleet from the instance list and the registry:
-// the API serves no usage rows, so the counting that the store does in
-// SQL happens here, over one listing of the instances (not destroyed).
+// Usage implements kiln.Fleet: the server counts, as the store does.
 func (c *Client) Usage(ctx context.Context, f kiln.UsageFilter) ([]*kiln.Usage, error) {
-	insts, _, err := c.ListInstances(ctx, kiln.InstanceFilter{Image: f.Image, Environment: f.Environment})
-	if err != nil {
-		return nil, err
+	q := url.Values{}
+	if f.Image != "" {
+		q.Set("image", f.Image)
 	}
-	type key struct {
-		image  string
-		number int
-		env    string
+	if f.Environment != "" {
+		q.Set("env", f.Environment)
 	}
-	rows := map[key]*kiln.Usage{}
-	for _, inst := range insts {
-		k := key{inst.Version.Image, inst.Version.Number, inst.Environment}
-		u := rows[k]
-		if u == nil {
-			u = &kiln.Usage{Image: k.image, Number: k.number, Environment: k.env}
-			rows[k] = u
-		}
-		u.Instances++
-		if inst.State == kiln.InstanceLost {
-			u.Lost++
-		}
+	var out struct {
+		Usage []*kiln.Usage `json:"usage"`
 	}
-	versions := map[kiln.VersionRef]*kiln.Version{}
-	latest := map[string]int{}
-	out := make([]*kiln.Usage, 0, len(rows))
-	for _, u := range rows {
-		ref := u.Ref()
-		v, seen := versions[ref]
-		if !seen {
-			if v, err = c.FindVersion(ctx, ref); err != nil && kiln.ErrorCode(err) != kiln.ENOTFOUND {
-				return nil, err
-			}
-			if err != nil {
-				v = nil
-			}
-			versions[ref] = v
-		}
-		if v != nil {
-			u.Known, u.Status, u.BuiltAt = true, v.Status, v.CreatedAt
-		}
-		n, seen := latest[u.Image]
-		if !seen {
-			lv, err := c.LatestVersion(ctx, u.Image, kiln.StatusReady)
-			switch {
-			case err == nil:
-				n = lv.Number
-			case kiln.ErrorCode(err) != kiln.ENOTFOUND:
-				return nil, err
-			}
-			latest[u.Image] = n
-		}
-		if u.Known {
-			u.LatestReady = n
-		}
-		out = append(out, u)
-	}
-	slices.SortFunc(out, func(a, b *kiln.Usage) int {
-		if a.Image != b.Image {
-			return strings.Compare(a.Image, b.Image)
-		}
-		if a.Number != b.Number {
-			return a.Number - b.Number
-		}
-		return strings.Compare(a.Environment, b.Environment)
-	})
-	return out, nil
+	return out.Usage, c.do(ctx, http.MethodGet, "/api/v1/fleet/usage", q, nil, &out)
 }
 
 // MarkLost implements kiln.Fleet; `kiln serve` marks lost instances
@@ -234,16 +177,28 @@ func (c *Client) MarkLost(context.Context, time.Time) (int, error) {
 	return 0, noRoute("marking instances lost (kiln serve does it every 10 minutes)")
 }
 
-// Manifests implements kiln.Fleet; the API serves no package manifests,
-// so exposure to a stored advisory is asked of the server instead
-// (GET /api/v1/fleet/exposed?advisory=ID).
-func (c *Client) Manifests(context.Context, []string) ([]*kiln.PackageManifest, error) {
-	return nil, noRoute("package manifests (exposure by --advisory)")
+// Manifests implements kiln.Fleet, so exposure to a stored advisory is
+// decided here as on the server's machine (with this CLI's --release).
+func (c *Client) Manifests(ctx context.Context, sources []string) ([]*kiln.PackageManifest, error) {
+	q := url.Values{}
+	if len(sources) > 0 {
+		q.Set("source", strings.Join(sources, ","))
+	}
+	var out struct {
+		Manifests []*kiln.PackageManifest `json:"manifests"`
+	}
+	return out.Manifests, c.do(ctx, http.MethodGet, "/api/v1/fleet/manifests", q, nil, &out)
 }
 
-// SetAgePolicy implements kiln.Fleet (not served by the API).
-func (c *Client) SetAgePolicy(context.Context, *kiln.AgePolicy) error {
-	return noRoute("age policy changes")
+func policyPath(env string) string { return "/api/v1/fleet/policies/" + url.PathEscape(env) }
+
+// SetAgePolicy implements kiln.Fleet (admin); p gets the server's
+// UpdatedAt and UpdatedBy.
+func (c *Client) SetAgePolicy(ctx context.Context, p *kiln.AgePolicy) error {
+	if p == nil || p.Environment == "" {
+		return kiln.FieldErrorf(kiln.EINVALID, "environment", "an age policy needs an environment, e.g. --env prod")
+	}
+	return c.do(ctx, http.MethodPut, policyPath(p.Environment), nil, map[string]any{"max_age_seconds": int64(p.MaxAge)}, p)
 }
 
 // AgePolicies implements kiln.Fleet.
@@ -254,9 +209,12 @@ func (c *Client) AgePolicies(ctx context.Context) ([]*kiln.AgePolicy, error) {
 	return out.Policies, c.do(ctx, http.MethodGet, "/api/v1/fleet/policies", nil, nil, &out)
 }
 
-// DeleteAgePolicy implements kiln.Fleet (not served by the API).
-func (c *Client) DeleteAgePolicy(context.Context, string) error {
-	return noRoute("age policy changes")
+// DeleteAgePolicy implements kiln.Fleet (admin).
+func (c *Client) DeleteAgePolicy(ctx context.Context, env string) error {
+	if env == "" {
+		return kiln.FieldErrorf(kiln.EINVALID, "environment", "no environment given; name the one whose age policy to remove, e.g. --env prod")
+	}
+	return c.do(ctx, http.MethodDelete, policyPath(env), nil, nil, nil)
 }
 
 // PutAdvisories implements kiln.AdvisoryStore, 1000 advisories per request
@@ -308,7 +266,10 @@ func (c *Client) ListAdvisories(ctx context.Context, f kiln.AdvisoryFilter) ([]*
 	return out.Advisories, out.Total, c.do(ctx, http.MethodGet, "/api/v1/advisories", q, nil, &out)
 }
 
-// DeleteAdvisory implements kiln.AdvisoryStore (not served by the API).
-func (c *Client) DeleteAdvisory(context.Context, string) error {
-	return noRoute("advisory deletion")
+// DeleteAdvisory implements kiln.AdvisoryStore (operator).
+func (c *Client) DeleteAdvisory(ctx context.Context, id string) error {
+	if id == "" {
+		return kiln.FieldErrorf(kiln.EINVALID, "id", "no advisory id given; see `kiln advisory list`")
+	}
+	return c.do(ctx, http.MethodDelete, "/api/v1/advisories/"+url.PathEscape(id), nil, nil, nil)
 }

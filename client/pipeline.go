@@ -10,9 +10,10 @@ import (
 	kiln "github.com/kiln-project/kiln"
 )
 
-// Compile-time checks: the pipeline commands that read runs and move
-// channels run over the API; running pipelines, webhooks and schedules
-// stay with the server (their methods refuse and say so).
+// Compile-time checks: the pipeline commands that read and cancel runs,
+// move channels and manage webhooks run over the API; running pipelines,
+// sending webhooks and firing schedules stay with the server (their
+// methods refuse and say so).
 var (
 	_ kiln.RunStore     = (*Client)(nil)
 	_ kiln.ChannelStore = (*Client)(nil)
@@ -118,9 +119,11 @@ func (c *Client) ApproveStage(ctx context.Context, id int64, stage string) (*kil
 	return r, c.do(ctx, http.MethodPost, runPath(id)+"/stages/"+url.PathEscape(stage)+"/approve", nil, nil, r)
 }
 
-// CancelRun implements kiln.RunStore (not served by the API).
-func (c *Client) CancelRun(context.Context, int64, string) (*kiln.Run, error) {
-	return nil, noRoute("cancelling runs")
+// CancelRun implements kiln.RunStore (operator); the server records its
+// own reason ("cancelled by token:NAME").
+func (c *Client) CancelRun(ctx context.Context, id int64, _ string) (*kiln.Run, error) {
+	r := &kiln.Run{}
+	return r, c.do(ctx, http.MethodPost, runPath(id)+"/cancel", nil, nil, r)
 }
 
 // MarkReady implements kiln.RunStore (refused: the pipeline's ready
@@ -177,22 +180,52 @@ func (c *Client) Rollback(ctx context.Context, image, env, reason string) (*kiln
 	return p, c.do(ctx, http.MethodPost, channelPath(image, env)+"/rollback", nil, in, p)
 }
 
-// Promotions implements kiln.ChannelStore (not served by the API).
-func (c *Client) Promotions(context.Context, string, string, int) ([]*kiln.Promotion, error) {
-	return nil, noRoute("the promotion history")
+// Promotions implements kiln.ChannelStore; a limit of 0 is the store's
+// 100, and at most 10000 come back (the API's most).
+func (c *Client) Promotions(ctx context.Context, image, env string, limit int) ([]*kiln.Promotion, error) {
+	q := url.Values{}
+	if image != "" {
+		q.Set("image", image)
+	}
+	if env != "" {
+		q.Set("env", env)
+	}
+	q.Set("limit", strconv.Itoa(max(0, min(limit, pageSize))))
+	var out struct {
+		Promotions []*kiln.Promotion `json:"promotions"`
+	}
+	return out.Promotions, c.do(ctx, http.MethodGet, "/api/v1/promotions", q, nil, &out)
 }
 
-// AddWebhook implements kiln.WebhookStore (not served by the API: a
-// webhook's secret is given where the server runs).
-func (c *Client) AddWebhook(context.Context, *kiln.Webhook) error { return noRoute("webhooks") }
-
-// ListWebhooks implements kiln.WebhookStore (not served by the API).
-func (c *Client) ListWebhooks(context.Context) ([]*kiln.Webhook, error) {
-	return nil, noRoute("webhooks")
+// AddWebhook implements kiln.WebhookStore (admin). The secret crosses to
+// the server once, in the request body; w gets its id and creation.
+func (c *Client) AddWebhook(ctx context.Context, w *kiln.Webhook) error {
+	if w == nil {
+		return kiln.Errorf(kiln.EINVALID, "no webhook given")
+	}
+	in := map[string]any{"url": w.URL, "secret": w.Secret, "events": w.Events}
+	out := &kiln.Webhook{}
+	if err := c.do(ctx, http.MethodPost, "/api/v1/webhooks", nil, in, out); err != nil {
+		return err
+	}
+	out.Secret = w.Secret
+	*w = *out
+	return nil
 }
 
-// DeleteWebhook implements kiln.WebhookStore (not served by the API).
-func (c *Client) DeleteWebhook(context.Context, int64) error { return noRoute("webhooks") }
+// ListWebhooks implements kiln.WebhookStore (admin); the secrets stay on
+// the server.
+func (c *Client) ListWebhooks(ctx context.Context) ([]*kiln.Webhook, error) {
+	var out struct {
+		Webhooks []*kiln.Webhook `json:"webhooks"`
+	}
+	return out.Webhooks, c.do(ctx, http.MethodGet, "/api/v1/webhooks", nil, nil, &out)
+}
+
+// DeleteWebhook implements kiln.WebhookStore (admin).
+func (c *Client) DeleteWebhook(ctx context.Context, id int64) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/webhooks/"+strconv.FormatInt(id, 10), nil, nil, nil)
+}
 
 // EnqueueEvent implements kiln.WebhookStore (not served by the API).
 func (c *Client) EnqueueEvent(context.Context, kiln.WebhookEvent, []byte) (int, error) {
