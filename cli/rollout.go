@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -17,6 +18,70 @@ func (a *App) engine(cmd *cobra.Command, svc *Services, ss kiln.ServiceStore, rs
 		Logger: a.Logger(), Progress: cmd.ErrOrStderr(), Check: a.launchCheck(svc)}
 }
 
+// rolloutHost is where rollouts run and front ends live: the kiln server
+// (--server), or this machine.
+type rolloutHost interface {
+	kiln.RolloutStarter
+	kiln.ServiceHost
+}
+
+// rolloutHost returns the kiln server's rollout host when the services are
+// remote, else one on this machine that runs rollouts in this process.
+func (a *App) rolloutHost(cmd *cobra.Command) (rolloutHost, error) {
+	svc, ss, rs, err := a.rolloutServices(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	if h, ok := svc.Registry.(rolloutHost); ok {
+		return h, nil
+	}
+	ch, _ := svc.Registry.(kiln.ChannelStore)
+	return &rollout.Host{Engine: a.engine(cmd, svc, ss, rs), Channels: ch, DataDir: a.cfg.DataDir, FrontEnd: FrontEndCommand(a.cfg)}, nil
+}
+
+// followInterval is how often a rollout on the server is polled.
+const followInterval = 500 * time.Millisecond
+
+// roll starts a rollout and returns it ended: one that runs elsewhere (on
+// the kiln server) is followed, its progress lines printed on stderr as a
+// local rollout prints them, and its error returned as the local one
+// would be. Interrupting the follow does not stop the rollout.
+func (a *App) roll(ctx context.Context, cmd *cobra.Command, h rolloutHost, req kiln.RolloutRequest) (*kiln.Rollout, error) {
+	r, err := h.StartRollout(ctx, req)
+	if err != nil || r == nil || r.State.Done() {
+		return r, err
+	}
+	after := 0
+	for {
+		p, err := h.RolloutProgress(ctx, r.ID, after)
+		if err != nil && ctx.Err() == nil {
+			return r, err
+		}
+		if err == nil {
+			for _, l := range p.Lines {
+				fmt.Fprintln(cmd.ErrOrStderr(), l)
+			}
+			after, r = p.Next, p.Rollout
+			if !p.Running {
+				switch {
+				case p.Error != "":
+					return r, &kiln.Error{Code: p.Code, Message: p.Error}
+				case !r.State.Done():
+					return r, kiln.Errorf(kiln.EUNAVAILABLE, "rollout %d of %s was interrupted on the server (%s, %d batches done); resume it with `kiln rollout %s --resume`",
+						r.ID, r.Service, r.State, r.Batch, r.Service)
+				}
+				return r, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			fmt.Fprintf(cmd.ErrOrStderr(), "stopped following rollout %d; it goes on on the server (see `kiln service show %s`)\n", r.ID, r.Service)
+			return r, ctx.Err()
+		case <-time.After(followInterval):
+		}
+	}
+}
+
 func (a *App) rolloutCmd() *cobra.Command {
 	var (
 		to           string
@@ -29,45 +94,25 @@ func (a *App) rolloutCmd() *cobra.Command {
 		Long: "Launches instances of the new version in batches (--max-surge of the service), waits for their health checks, puts them in the front end, " +
 			"watches them for the bake time, then drains and destroys old instances. A failed health check or a rising error rate rolls back: " +
 			"the old version serves again and the new instances are destroyed. An interrupted rollout is continued with --resume.\n\n" +
-			"Without --to, the version is the service environment's channel version, or else the image's latest ready version.",
+			"Without --to, the version is the service environment's channel version, or else the image's latest ready version.\n\n" +
+			"With --server, the kiln server runs the rollout on its machine and this command follows it to the end; " +
+			"interrupting the command does not stop the rollout.",
 		Args: exactArgs(1, "the service name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			svc, ss, rs, err := a.rolloutServices(ctx)
-			if err != nil {
-				return err
-			}
-			s, err := ss.FindService(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			if err := a.startFrontEnd(ctx, s); err != nil {
-				return err
-			}
-			e := a.engine(cmd, svc, ss, rs)
-			var r *kiln.Rollout
-			if resume {
-				r, err = e.Resume(ctx, s.Name)
-			} else {
-				var ref kiln.VersionRef
-				if to != "" {
-					if ref, err = kiln.ParseVersionRef("--to", to); err != nil {
-						return err
-					}
-				} else {
-					ch, _ := svc.Registry.(kiln.ChannelStore)
-					v, why, err := rollout.Target(ctx, svc.Registry, ch, s)
-					if err != nil {
-						return err
-					}
-					if v == nil {
-						return kiln.FieldErrorf(kiln.EINVALID, "--to", "%s has no ready version and %s has no channel version; give --to %s-N", s.Image, s.Environment, s.Image)
-					}
-					ref = v.Ref()
-					fmt.Fprintf(cmd.ErrOrStderr(), "rolling out %s (%s)\n", ref, why)
+			req := kiln.RolloutRequest{Service: args[0], AllowUnready: allowUnready, Resume: resume}
+			if to != "" {
+				ref, err := kiln.ParseVersionRef("--to", to)
+				if err != nil {
+					return err
 				}
-				r, err = e.Start(ctx, s.Name, ref, rollout.Options{AllowUnready: allowUnready})
+				req.To = ref
 			}
+			h, err := a.rolloutHost(cmd)
+			if err != nil {
+				return err
+			}
+			r, err := a.roll(ctx, cmd, h, req)
 			if r != nil && a.cfg.Output == FormatJSON {
 				if jerr := writeJSON(cmd.OutOrStdout(), r); jerr != nil {
 					return jerr
@@ -117,7 +162,7 @@ func (a *App) fleetRefreshCmd() *cobra.Command {
 				}
 				opts.MaxAge = age.Duration()
 			}
-			svc, ss, rs, err := a.rolloutServices(ctx)
+			svc, ss, _, err := a.rolloutServices(ctx)
 			if err != nil {
 				return err
 			}
@@ -129,19 +174,13 @@ func (a *App) fleetRefreshCmd() *cobra.Command {
 			}
 			var applyErr error
 			if apply {
-				for _, it := range plan.Items {
-					if it.To.IsZero() {
-						continue
-					}
-					s, err := ss.FindService(ctx, it.Service)
-					if err != nil {
-						return err
-					}
-					if err := a.startFrontEnd(ctx, s); err != nil {
-						return err
-					}
+				h, err := a.rolloutHost(cmd)
+				if err != nil {
+					return err
 				}
-				applyErr = ref.Apply(ctx, a.engine(cmd, svc, ss, rs), plan)
+				applyErr = ref.Apply(ctx, func(ctx context.Context, req kiln.RolloutRequest) (*kiln.Rollout, error) {
+					return a.roll(ctx, cmd, h, req)
+				}, plan)
 			}
 			if a.cfg.Output == FormatJSON {
 				if err := writeJSON(cmd.OutOrStdout(), plan); err != nil {

@@ -244,11 +244,8 @@ var localOnly = map[string]string{
 	"kiln instance destroy": "the instance",
 	"kiln instance drift":   "the instance",
 	"kiln fleet drift":      "the instances",
-	"kiln fleet refresh":    "the platform that replaces instances",
 	"kiln fleet mark-lost":  "the database (kiln serve marks lost instances itself)",
-	"kiln service *":        "the services' front ends",
-	"kiln rollout":          "the platform that replaces instances",
-	"kiln rollout *":        "the platform that replaces instances",
+	"kiln __service-proxy":  "the database (it is the front end kiln starts there)",
 }
 
 // checkRemote refuses, with --server, a command that must run where the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -48,17 +49,25 @@ func (a *App) rolloutServices(ctx context.Context) (*Services, kiln.ServiceStore
 	return svc, ss, rs, nil
 }
 
-// startFrontEnd starts the service's supervised front end unless it runs.
-func (a *App) startFrontEnd(ctx context.Context, s *kiln.Service) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return err
+// FrontEndCommand is how kiln starts a service's front end: this
+// executable as `kiln __service-proxy NAME` on cfg's data directory and
+// database. The database URL may hold a password: it goes in the
+// environment, not on a command line every user can read; the front end
+// never works through a server, so KILN_SERVER and KILN_TOKEN are left out.
+func FrontEndCommand(cfg Config) func(service string) (argv, env []string) {
+	return func(service string) ([]string, []string) {
+		exe, err := os.Executable()
+		if err != nil {
+			exe = os.Args[0]
+		}
+		var env []string
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "KILN_SERVER=") && !strings.HasPrefix(kv, "KILN_TOKEN=") && !strings.HasPrefix(kv, "KILN_DATABASE=") {
+				env = append(env, kv)
+			}
+		}
+		return []string{exe, "--data-dir", cfg.DataDir, "__service-proxy", service}, append(env, "KILN_DATABASE="+cfg.Database)
 	}
-	argv := []string{exe, "--data-dir", a.cfg.DataDir, "__service-proxy", s.Name}
-	// The database URL may hold a password: pass it in the environment,
-	// not on a command line every user can read.
-	env := append(os.Environ(), "KILN_DATABASE="+a.cfg.Database)
-	return rollout.StartFrontEnd(ctx, a.cfg.DataDir, s.Name, s.Listen, argv, env)
 }
 
 func (a *App) serviceCmd() *cobra.Command {
@@ -94,11 +103,15 @@ func (a *App) serviceCreateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			h, err := a.rolloutHost(cmd)
+			if err != nil {
+				return err
+			}
 			if err := ss.CreateService(cmd.Context(), &s); err != nil {
 				return err
 			}
 			if !noStart {
-				if err := a.startFrontEnd(cmd.Context(), &s); err != nil {
+				if err := h.StartFrontEnd(cmd.Context(), s.Name); err != nil {
 					return fmt.Errorf("service %s is recorded but its front end did not start (retry with `kiln service start %s`): %w", s.Name, s.Name, err)
 				}
 			}
@@ -138,6 +151,10 @@ func (a *App) serviceListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			h, err := a.rolloutHost(cmd)
+			if err != nil {
+				return err
+			}
 			list, err := ss.ListServices(cmd.Context())
 			if err != nil {
 				return err
@@ -151,7 +168,11 @@ func (a *App) serviceListCmd() *cobra.Command {
 				if !s.Version.IsZero() {
 					ver = s.Version.String()
 				}
-				t.row(s.Name, s.Image, s.Environment, strconv.Itoa(s.Replicas), ver, s.Listen, yesNo(rollout.FrontEndRunning(a.cfg.DataDir, s.Name)))
+				running, err := h.FrontEndRunning(cmd.Context(), s.Name)
+				if err != nil {
+					return err
+				}
+				t.row(s.Name, s.Image, s.Environment, strconv.Itoa(s.Replicas), ver, s.Listen, yesNo(running))
 			}
 			return t.flush()
 		},
@@ -189,6 +210,14 @@ func (a *App) serviceShowCmd() *cobra.Command {
 				return err
 			}
 			proxy, _ := ss.ProxyStatus(ctx, s.Name)
+			h, err := a.rolloutHost(cmd)
+			if err != nil {
+				return err
+			}
+			running, err := h.FrontEndRunning(ctx, s.Name)
+			if err != nil {
+				return err
+			}
 			if a.cfg.Output == FormatJSON {
 				return writeJSON(cmd.OutOrStdout(), map[string]any{"service": s, "members": ms, "front_end": proxy, "rollouts": rolls})
 			}
@@ -197,7 +226,7 @@ func (a *App) serviceShowCmd() *cobra.Command {
 				s.Name, s.Replicas, s.Image, s.Environment, s.Health, s.MaxSurge, s.MinHealthy(), s.BakeTime)
 			fmt.Fprintf(w, "front end http://%s: ", s.Listen)
 			switch {
-			case !rollout.FrontEndRunning(a.cfg.DataDir, s.Name):
+			case !running:
 				fmt.Fprintf(w, "not running (start it with `kiln service start %s`)\n", s.Name)
 			case proxy != nil:
 				fmt.Fprintf(w, "running, %d backends, %d requests, %d errors\n", proxy.Backends, proxy.Requests, proxy.Errors)
@@ -246,7 +275,11 @@ func (a *App) serviceStartCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := a.startFrontEnd(cmd.Context(), s); err != nil {
+			h, err := a.rolloutHost(cmd)
+			if err != nil {
+				return err
+			}
+			if err := h.StartFrontEnd(cmd.Context(), s.Name); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "front end of %s running at http://%s\n", s.Name, s.Listen)
@@ -261,7 +294,11 @@ func (a *App) serviceStopCmd() *cobra.Command {
 		Short: "Stop a service's front end (its instances keep running)",
 		Args:  exactArgs(1, "the service name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := rollout.StopFrontEnd(cmd.Context(), a.cfg.DataDir, args[0]); err != nil {
+			h, err := a.rolloutHost(cmd)
+			if err != nil {
+				return err
+			}
+			if err := h.StopFrontEnd(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "front end of %s stopped\n", args[0])
@@ -277,38 +314,18 @@ func (a *App) serviceDeleteCmd() *cobra.Command {
 		Short: "Delete a service and stop its front end (--destroy-instances destroys its instances first)",
 		Args:  exactArgs(1, "the service name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			svc, ss, _, err := a.rolloutServices(ctx)
+			h, err := a.rolloutHost(cmd)
 			if err != nil {
 				return err
 			}
-			s, err := ss.FindService(ctx, args[0])
+			destroyed, err := h.RemoveService(cmd.Context(), args[0], destroy)
+			for _, id := range destroyed {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s destroyed\n", id)
+			}
 			if err != nil {
 				return err
 			}
-			if destroy {
-				ms, err := ss.ListMembers(ctx, s.Name)
-				if err != nil {
-					return err
-				}
-				for _, m := range ms {
-					if err := ss.DeleteMember(ctx, s.Name, m.InstanceID); err != nil {
-						return err
-					}
-					if err := svc.Platform.Destroy(ctx, m.InstanceID); err != nil {
-						return err
-					}
-					a.recordState(cmd, svc, m.InstanceID, kiln.InstanceDestroyed, "service "+s.Name+" deleted")
-					fmt.Fprintf(cmd.OutOrStdout(), "%s destroyed\n", m.InstanceID)
-				}
-			}
-			if err := ss.DeleteService(ctx, s.Name); err != nil {
-				return err
-			}
-			if err := rollout.StopFrontEnd(ctx, a.cfg.DataDir, s.Name); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "service %s deleted\n", s.Name)
+			fmt.Fprintf(cmd.OutOrStdout(), "service %s deleted\n", args[0])
 			return nil
 		},
 	}

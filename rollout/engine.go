@@ -54,6 +54,16 @@ type Options struct {
 // succeeded, rolled back, or failed. If ctx is cancelled the rollout stays
 // recorded as running (or rolling back) and Resume continues it.
 func (e *Engine) Start(ctx context.Context, service string, to kiln.VersionRef, opts Options) (*kiln.Rollout, error) {
+	r, err := e.Begin(ctx, service, to, opts)
+	if err != nil {
+		return nil, err
+	}
+	return e.Continue(ctx, r)
+}
+
+// Begin checks a rollout of service to version to and records it, without
+// running it: Continue runs it (kiln serve does so in the background).
+func (e *Engine) Begin(ctx context.Context, service string, to kiln.VersionRef, opts Options) (*kiln.Rollout, error) {
 	svc, err := e.Services.FindService(ctx, service)
 	if err != nil {
 		return nil, err
@@ -85,6 +95,17 @@ func (e *Engine) Start(ctx context.Context, service string, to kiln.VersionRef, 
 	}
 	e.say("==> rollout %d: %s from %s to %s (%d replicas, batches of %d, min healthy %d, bake %s)",
 		r.ID, service, orNone(r.From), to, svc.Replicas, svc.MaxSurge, svc.MinHealthy(), svc.BakeTime)
+	return r, nil
+}
+
+// Continue runs a recorded, unfinished rollout to its end, in the
+// direction it is going; what an interrupted process left (instances whose
+// launch was cut short, removals) is finished first.
+func (e *Engine) Continue(ctx context.Context, r *kiln.Rollout) (*kiln.Rollout, error) {
+	svc, err := e.Services.FindService(ctx, r.Service)
+	if err != nil {
+		return r, err
+	}
 	return e.run(ctx, svc, r)
 }
 

@@ -232,15 +232,17 @@ func firstN(s []string, n int) []string {
 	return s
 }
 
-// Apply runs the plan's rollouts one after the other and records each
-// result; it stops at the first rollout that ends in failure (rolled back
-// or failed), since the next ones would likely fail the same way.
-func (f *Refresh) Apply(ctx context.Context, e *Engine, plan *RefreshPlan) error {
+// Apply runs the plan's rollouts one after the other with roll (a
+// RolloutStarter's StartRollout followed to the end: the local Host, or a
+// kiln server) and records each result; it stops at the first rollout that
+// ends in failure (rolled back or failed), since the next ones would
+// likely fail the same way.
+func (f *Refresh) Apply(ctx context.Context, roll func(context.Context, kiln.RolloutRequest) (*kiln.Rollout, error), plan *RefreshPlan) error {
 	for _, it := range plan.Items {
 		if it.To.IsZero() {
 			continue
 		}
-		r, err := e.Start(ctx, it.Service, it.To, Options{})
+		r, err := roll(ctx, kiln.RolloutRequest{Service: it.Service, To: it.To})
 		it.Result = r
 		if err != nil {
 			return fmt.Errorf("refresh %s: %w", it.Service, err)

@@ -127,7 +127,7 @@ func openRemote(cfg cli.Config) (*cli.Services, error) {
 }
 
 func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.ServeOptions) error {
-	db, _, err := openDB(ctx, cfg, logger)
+	db, signer, err := openDB(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -147,9 +147,14 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	pipeCtx, stopPipeline := context.WithCancel(ctx)
 	waitPipeline := startPipeline(pipeCtx, db, cfg, logger)
 	defer func() { stopPipeline(); waitPipeline() }()
+	// Rollouts and front ends on this machine; rollouts stop (resumable)
+	// before db closes.
+	rollCtx, stopRollouts := context.WithCancel(ctx)
+	rollouts, waitRollouts := startRollouts(rollCtx, db, signer, cfg, logger)
+	defer func() { stopRollouts(); waitRollouts() }()
 	apiHandler := api.New(api.Config{Registry: db, Tokens: db, Audit: db, Logger: logger, Version: version,
 		CheckinRate: opts.CheckinRate, Checkins: checkins, Status: pipelineStatus(db, cfg, logger),
-		StartRuns: runStarter{runs: db}})
+		StartRuns: runStarter{runs: db}, Rollouts: rollouts})
 	// The dashboard under /ui/, next to the API; its session cookie is
 	// Secure when kiln serves TLS.
 	dashboard, err := web.New(web.Config{Registry: db, Tokens: db, Logger: logger, Version: version,
