@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	kiln "github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/api"
@@ -153,4 +154,54 @@ func errOf(vs ...any) error {
 		return err
 	}
 	return nil
+}
+
+// Attachments are read through the API with their content; uploads stay
+// with the builds and tests on the server.
+func TestAttachmentsOverHTTP(t *testing.T) {
+	db, url, toks := server(t)
+	ctx := context.Background()
+	c, _ := client.New(url, toks[kiln.RoleViewer], nil)
+	if err := db.CreateImage(ctx, &kiln.Image{Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := db.CreateVersion(ctx, &kiln.NewVersion{Image: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []*kiln.Attachment{
+		{Name: "build.log", MediaType: "text/plain", Data: []byte("==> step 1\n\x00\xff binary too\n")},
+		{Name: "empty.txt"},
+	} {
+		if err := db.AddAttachment(ctx, v.Ref(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	remote, err := c.ListAttachments(ctx, v.Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, _ := db.ListAttachments(ctx, v.Ref())
+	if d := cmp.Diff(local, remote); d != "" {
+		t.Errorf("attachment list over HTTP differs (-store +http):\n%s", d)
+	}
+	for _, name := range []string{"build.log", "empty.txt"} {
+		remote, err := c.Attachment(ctx, v.Ref(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		local, _ := db.Attachment(ctx, v.Ref(), name)
+		if d := cmp.Diff(local, remote, cmpopts.EquateEmpty()); d != "" {
+			t.Errorf("attachment %s over HTTP differs (-store +http):\n%s", name, d)
+		}
+	}
+	if _, err := c.Attachment(ctx, v.Ref(), "test.json"); kiln.ErrorCode(err) != kiln.ENOTFOUND || !strings.Contains(err.Error(), "test.json") {
+		t.Errorf("unknown attachment: %v", err)
+	}
+	if _, err := c.ListAttachments(ctx, kiln.VersionRef{Image: "web", Number: 9}); kiln.ErrorCode(err) != kiln.ENOTFOUND {
+		t.Errorf("attachments of an unknown version: %v", err)
+	}
+	if err := c.AddAttachment(ctx, v.Ref(), &kiln.Attachment{Name: "x"}); err == nil || !strings.Contains(err.Error(), "without --server") {
+		t.Errorf("upload through the API: %v", err)
+	}
 }
