@@ -236,6 +236,7 @@ func (r *run) build(ctx context.Context) (err error) {
 	if r.w, err = newWorkdir(b.DataDir, b.Logger); err != nil {
 		return err
 	}
+	r.cache.holdIn(r.w)
 	defer func() {
 		r.bg.Wait()
 		if cerr := r.w.close(); cerr != nil {
@@ -521,7 +522,7 @@ func (r *run) bootstrap(ctx context.Context, key string) (bool, error) {
 		Suite: r.debian.Suite, Mirror: r.debian.Mirror, Variant: r.debian.Variant,
 		Components: r.debian.Components, Include: r.img.Packages, Epoch: r.release.Date,
 	}
-	bs.ExportLists, _ = r.aptDirs()
+	bs.ExportLists, bs.DebCache = r.aptDirs()
 	r.rep.logf("$ mmdebstrap %s", strings.Join(bs.Args(dir, "directory"), " "))
 	if err := bs.Run(ctx, dir, r.rep); err != nil {
 		return false, err

@@ -10,7 +10,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/platform/local/bake"
@@ -24,13 +27,26 @@ const tmpPrefix = ".tmp-"
 //	steps/<key>.json      which layer artifact a step key produced
 //	layers/<key>/         that layer unpacked, ready to stack in an overlay
 //	artifacts/<hex>.json  the layer keys an image artifact is made of
+//	used/<key>            its mtime is the layer's last use (see prune.go)
+//	lock                  flock: shared while a build records a hold,
+//	                      exclusive while Prune chooses and moves out entries
+//	trash/                entries being deleted by Prune
 //
 // A step's key is sha256 of the previous key and the step's digest, so a
 // key covers every layer below it. The layer tarballs live in the artifact
 // store; the unpacked trees are a local copy that can be deleted at any
 // time (they are unpacked again from the store when needed).
+//
+// A build holds every key it asks about (holdIn): the key is written to
+// <workdir>/holds under a shared lock on the cache's lock file before the
+// build looks at the entry, so Prune, which reads the holds of every live
+// build under the exclusive lock, never removes a layer a build uses.
 type cache struct {
 	dir string
+
+	mu    sync.Mutex
+	holds string // <workdir>/holds; empty: nothing is held
+	held  map[string]bool
 }
 
 type cacheEntry struct {
@@ -47,7 +63,7 @@ type stackEntry struct {
 
 func newCache(dataDir string) (*cache, error) {
 	c := &cache{dir: filepath.Join(dataDir, "cache")}
-	for _, sub := range []string{"steps", "layers", "artifacts"} {
+	for _, sub := range []string{"steps", "layers", "artifacts", "used"} {
 		if err := os.MkdirAll(filepath.Join(c.dir, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("step cache: %w", err)
 		}
@@ -61,7 +77,54 @@ func chainKey(prev, stepDigest string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func (c *cache) tree(key string) string { return filepath.Join(c.dir, "layers", key) }
+// holdIn makes every key this cache hands out from now on held by the
+// build working in w, for as long as w's lock is held.
+func (c *cache) holdIn(w *workdir) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.holds, c.held = w.path(holdsFile), map[string]bool{}
+}
+
+// hold records key in the build's hold list. It is called before the entry
+// is looked at, so an entry Prune is removing is either gone when looked at
+// or not removed.
+func (c *cache) hold(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.holds == "" || c.held[key] {
+		return
+	}
+	unlock, err := lockFile(context.Background(), filepath.Join(c.dir, "lock"), unix.LOCK_SH)
+	if err != nil {
+		return // the build's own writes to the cache directory fail the same way
+	}
+	defer unlock()
+	f, err := os.OpenFile(c.holds, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	_, err = f.WriteString(key + "\n")
+	if cerr := f.Close(); err == nil && cerr == nil {
+		c.held[key] = true
+	}
+}
+
+// used records now as key's last use.
+func (c *cache) used(key string) {
+	p := filepath.Join(c.dir, "used", key)
+	now := time.Now()
+	if err := os.Chtimes(p, now, now); errors.Is(err, fs.ErrNotExist) {
+		if f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE, 0o600); err == nil {
+			f.Close()
+		}
+	}
+}
+
+// tree returns the directory of key's unpacked layer, held by the build.
+func (c *cache) tree(key string) string {
+	c.hold(key)
+	return filepath.Join(c.dir, "layers", key)
+}
 
 func (c *cache) hasTree(key string) bool {
 	fi, err := os.Stat(c.tree(key))
@@ -69,6 +132,7 @@ func (c *cache) hasTree(key string) bool {
 }
 
 func (c *cache) lookup(key string) (*cacheEntry, bool) {
+	c.hold(key)
 	b, err := os.ReadFile(filepath.Join(c.dir, "steps", key+".json"))
 	if err != nil {
 		return nil, false
@@ -77,6 +141,7 @@ func (c *cache) lookup(key string) (*cacheEntry, bool) {
 	if json.Unmarshal(b, &e) != nil || e.Layer.Digest == "" {
 		return nil, false
 	}
+	c.used(key)
 	return &e, true
 }
 
@@ -91,6 +156,7 @@ func (c *cache) save(e *cacheEntry, tree string) error {
 			_ = os.RemoveAll(tree)
 		}
 	}
+	c.used(e.Key)
 	return c.writeJSON(filepath.Join(c.dir, "steps", e.Key+".json"), e)
 }
 
@@ -108,16 +174,23 @@ func (c *cache) stack(digest string) ([]string, bool) {
 			return nil, false
 		}
 	}
+	for _, k := range s.Layers {
+		c.used(k)
+	}
 	return s.Layers, true
 }
 
 func (c *cache) saveStack(digest string, layers []string) error {
+	for _, k := range layers {
+		c.used(k)
+	}
 	return c.writeJSON(filepath.Join(c.dir, "artifacts", hexOf(digest)+".json"), &stackEntry{Artifact: digest, Layers: layers})
 }
 
 // unpack extracts a tarball from the artifact store into the tree of key.
 func (c *cache) unpack(ctx context.Context, store kiln.ArtifactStore, digest, key string, layer bool) error {
 	if c.hasTree(key) {
+		c.used(key)
 		return nil
 	}
 	tmp, err := os.MkdirTemp(filepath.Join(c.dir, "layers"), tmpPrefix)
@@ -143,6 +216,7 @@ func (c *cache) unpack(ctx context.Context, store kiln.ArtifactStore, digest, ke
 			return err
 		}
 	}
+	c.used(key)
 	return nil
 }
 

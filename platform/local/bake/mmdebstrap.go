@@ -29,6 +29,10 @@ type Bootstrap struct {
 	// so later apt steps on the same mirror snapshot need not download
 	// them again.
 	ExportLists string
+	// DebCache, when set, is a host directory of downloaded .deb files
+	// shared between bootstraps (and apt steps): the bootstrap starts
+	// with them and adds what it downloaded. See DebCacheArgs.
+	DebCache string
 }
 
 // Args returns mmdebstrap's arguments to bootstrap into target (a directory
@@ -59,11 +63,40 @@ func (b *Bootstrap) Args(target, format string) []string {
 		`--customize-hook=printf '# provided by the platform at run time\n' > "$1/etc/resolv.conf"`,
 		`--customize-hook=: > "$1/etc/machine-id"`,
 		`--customize-hook=rm -f "$1/var/lib/dbus/machine-id"`)
+	args = append(args, DebCacheArgs(b.DebCache)...)
 	if b.ExportLists != "" {
 		args = append(args, "--customize-hook=mkdir -p "+shellQuote(b.ExportLists)+` && cp -a "$1/var/lib/apt/lists/." `+shellQuote(b.ExportLists)+"/")
 	}
 	args = append(args, b.Suite, target, b.Mirror)
 	return args
+}
+
+// DebCacheArgs returns the mmdebstrap options that make a bootstrap read
+// and fill the package cache dir (none when dir is empty), after the
+// pattern of mmdebstrap(1)'s EXAMPLES, made safe for concurrent bakes:
+//
+//   - a setup hook hard-links (or copies, across file systems) every
+//     cached .deb into the chroot's /var/cache/apt/archives; apt checks
+//     each against the signed package lists before using it, and one
+//     that a concurrent prune removed meanwhile is simply downloaded;
+//   - --skip=essential/unlink keeps the essential packages mmdebstrap
+//     downloaded until the customize hook has seen them;
+//   - a customize hook puts each .deb the cache lacks into it under a
+//     temporary name, then renames it: a reader never sees half a file,
+//     and two bakes adding the same package both write the same bytes.
+//
+// mmdebstrap's cleanup (apt-get clean) then empties the chroot's
+// /var/cache/apt/archives, so the image holds none of the packages.
+func DebCacheArgs(dir string) []string {
+	if dir == "" {
+		return nil
+	}
+	c := shellQuote(dir)
+	return []string{
+		"--skip=essential/unlink",
+		`--setup-hook=mkdir -p ` + c + ` "$1/var/cache/apt/archives" && for f in ` + c + `/*.deb; do [ -f "$f" ] || continue; ln "$f" "$1/var/cache/apt/archives/" 2>/dev/null || cp "$f" "$1/var/cache/apt/archives/" 2>/dev/null || :; done`,
+		`--customize-hook=for f in "$1"/var/cache/apt/archives/*.deb; do [ -f "$f" ] || continue; n=${f##*/}; [ -e ` + c + `/"$n" ] && continue; t=` + c + `/.tmp-$$-"$n".part; if ln "$f" "$t" 2>/dev/null || cp "$f" "$t"; then mv -f "$t" ` + c + `/"$n"; else rm -f "$t"; fi; done`,
+	}
 }
 
 // Command returns the mmdebstrap command; its environment carries

@@ -1,0 +1,263 @@
+package build
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/artifact"
+	"github.com/kiln-project/kiln/store"
+)
+
+// TestPruneCache fills a data directory through the cache's own API (layer
+// tarballs in a real artifact store, a real SQLite registry, a live build
+// holding a layer through its work directory lock) and prunes it.
+func TestPruneCache(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	arts, err := artifact.Open(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := store.Open(ctx, "", data, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	c, err := newCache(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-40 * 24 * time.Hour)
+	layer := func(name, content string) (string, kiln.Artifact) {
+		a, err := arts.Put(ctx, strings.NewReader(content))
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := chainKey("test", name)
+		tree := filepath.Join(data, "tmp-"+name)
+		if err := os.MkdirAll(filepath.Join(tree, "etc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(tree, "etc", name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.save(&cacheEntry{Key: key, Step: "shell " + name, Layer: *a, Created: old}, tree); err != nil {
+			t.Fatal(err)
+		}
+		return key, *a
+	}
+	age := func(key string) {
+		for _, p := range []string{filepath.Join(c.dir, "used", key), filepath.Join(c.dir, "steps", key+".json"), c.tree(key)} {
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	stale, staleTar := layer("stale", "stale layer")
+	heldKey, heldTar := layer("held", "held layer")
+	fresh, _ := layer("fresh", "fresh layer")
+	inVersion, versionTar := layer("version", "a layer that is also a version's artifact")
+	age(stale)
+	age(heldKey)
+	age(inVersion)
+	if err := c.saveStack("sha256:feed", []string{stale, fresh}); err != nil {
+		t.Fatal(err)
+	}
+	age(stale) // saveStack used it
+
+	if err := reg.CreateImage(ctx, &kiln.Image{Name: "pruned"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.CreateVersion(ctx, &kiln.NewVersion{Image: "pruned", Provenance: kiln.Provenance{Artifact: &versionTar}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Packages: one the lists name, one they no longer name.
+	apt := filepath.Join(c.dir, "apt")
+	for _, d := range []string{"lists", "archives"} {
+		if err := os.MkdirAll(filepath.Join(apt, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := "Package: hello\nVersion: 2.10-3\nArchitecture: amd64\n\nPackage: tzdata\nVersion: 1:2024a-0+deb12u1\nArchitecture: all\n"
+	must(t, os.WriteFile(filepath.Join(apt, "lists", "mirror_dists_bookworm_main_binary-amd64_Packages"), []byte(list), 0o644))
+	for _, n := range []string{"hello_2.10-3_amd64.deb", "hello_2.10-2_amd64.deb", "tzdata_1%3a2024a-0+deb12u1_all.deb"} {
+		must(t, os.WriteFile(filepath.Join(apt, "archives", n), []byte(n), 0o644))
+	}
+
+	// A running build holds heldKey: its work directory is locked and
+	// the cache recorded the key in its holds.
+	w, err := newWorkdir(data, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc, err := newCache(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc.holdIn(w)
+	if _, ok := bc.lookup(heldKey); !ok {
+		t.Fatal("held layer not found")
+	}
+	age(heldKey) // the hold counts, not the age
+
+	list0, err := ListCache(ctx, data, arts, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list0.RunningBuilds != 1 || list0.Held != 1 || len(list0.Items) != 7 {
+		t.Fatalf("list: %d builds, %d held, %d items %+v; want 1, 1, 7", list0.RunningBuilds, list0.Held, len(list0.Items), list0.Items)
+	}
+
+	opts := PruneOptions{OlderThan: 30 * 24 * time.Hour, Artifacts: arts, Registry: reg}
+	dry := opts
+	dry.DryRun = true
+	rep, err := PruneCache(ctx, data, dry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(rep.Items); got != ids2(stale, inVersion) {
+		t.Errorf("dry run would remove %s, want %s", got, ids2(stale, inVersion))
+	}
+	if !c.hasTree(stale) {
+		t.Fatal("dry run removed a layer")
+	}
+
+	rep, err = PruneCache(ctx, data, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Packages stay while a build runs (apt steps share them).
+	if got := ids(rep.Items); got != ids2(stale, inVersion) {
+		t.Errorf("removed %s, want %s", got, ids2(stale, inVersion))
+	}
+	if rep.Size <= 0 || !strings.Contains(strings.Join(rep.Notes, "\n"), "build(s) running") {
+		t.Errorf("report: freed %d, notes %q", rep.Size, rep.Notes)
+	}
+	if _, ok := c.lookup(stale); ok || c.hasTree(stale) {
+		t.Error("stale layer still cached")
+	}
+	if _, err := arts.Stat(ctx, staleTar.Digest); kiln.ErrorCode(err) != kiln.ENOTFOUND {
+		t.Errorf("stale layer tarball: %v, want deleted", err)
+	}
+	if _, err := arts.Stat(ctx, versionTar.Digest); err != nil {
+		t.Errorf("a registered version's artifact was deleted: %v", err)
+	}
+	if _, ok := c.stack("sha256:feed"); ok {
+		t.Error("the stack naming a pruned layer is still there")
+	}
+	if _, ok := c.lookup(heldKey); !ok || !c.hasTree(heldKey) {
+		t.Error("held layer removed")
+	}
+	if _, err := arts.Stat(ctx, heldTar.Digest); err != nil {
+		t.Errorf("held layer's tarball: %v", err)
+	}
+	if _, ok := c.lookup(fresh); !ok {
+		t.Error("recently used layer removed")
+	}
+	if ents, _ := os.ReadDir(filepath.Join(c.dir, "trash")); len(ents) != 0 {
+		t.Errorf("trash left: %v", ents)
+	}
+
+	// The build ends: its hold goes with its lock. Packages can go now;
+	// a size limit removes the least recently used first.
+	if err := w.close(); err != nil {
+		t.Fatal(err)
+	}
+	opts.KeepSize = 1
+	rep, err = PruneCache(ctx, data, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ids(rep.Items)
+	for _, want := range []string{heldKey[:12], fresh[:12], "hello_2.10-2_amd64.deb"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("removed %s, want %s among them", got, want)
+		}
+	}
+	for _, it := range rep.Items {
+		if it.ID == "hello_2.10-2_amd64.deb" && !strings.Contains(it.Reason, "no package list") {
+			t.Errorf("removed %+v: want the reason that the lists no longer name it", it)
+		}
+	}
+	if rep.Kept != 0 || rep.KeptSize != 0 {
+		t.Errorf("kept %d (%d bytes), want nothing under --keep-size 1", rep.Kept, rep.KeptSize)
+	}
+	after, err := ListCache(ctx, data, arts, reg)
+	if err != nil || len(after.Items) != 0 {
+		t.Fatalf("after pruning everything: %+v, %v", after, err)
+	}
+}
+
+// An interrupted prune leaves only trash, which the next one deletes.
+func TestPruneFinishesInterruptedPrune(t *testing.T) {
+	data := t.TempDir()
+	c, err := newCache(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := filepath.Join(c.dir, "trash", "20260101T000000-abc", "0-0-key")
+	must(t, os.MkdirAll(filepath.Join(half, "etc"), 0o755))
+	rep, err := PruneCache(context.Background(), data, PruneOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(half); !os.IsNotExist(err) || len(rep.Notes) == 0 {
+		t.Errorf("interrupted prune's trash: %v, notes %q", err, rep.Notes)
+	}
+}
+
+func TestParseSizes(t *testing.T) {
+	for in, want := range map[string]int64{"10GiB": 10 << 30, "500MB": 500e6, "2G": 2 << 30, "1048576": 1 << 20, "1.5 KiB": 1536} {
+		if got, err := ParseBytes(in); err != nil || got != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for in, want := range map[string]time.Duration{"30d": 30 * 24 * time.Hour, "12h": 12 * time.Hour, "1d12h": 36 * time.Hour, "0": 0} {
+		if got, err := ParseAge(in); err != nil || got != want {
+			t.Errorf("ParseAge(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"10 parsecs", "x"} {
+		if _, err := ParseBytes(bad); err == nil {
+			t.Errorf("ParseBytes(%q) accepted", bad)
+		}
+	}
+	for _, bad := range []string{"-3d", "d", "3 weeks"} {
+		if _, err := ParseAge(bad); err == nil {
+			t.Errorf("ParseAge(%q) accepted", bad)
+		}
+	}
+}
+
+func ids(items []CacheItem) string {
+	var out []string
+	for _, it := range items {
+		out = append(out, short(it.ID))
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
+func ids2(keys ...string) string {
+	var out []string
+	for _, k := range keys {
+		out = append(out, short(k))
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
