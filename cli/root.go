@@ -186,6 +186,7 @@ func (a *App) Root() *cobra.Command {
 
 	root.AddCommand(a.imageCmd(), a.versionCmd(), a.serveCmd(), a.validateCmd(), a.buildCmd(), a.testCmd(), a.keyCmd(), a.runCmd(), a.runsCmd(), a.approveCmd(), a.promoteCmd(), a.channelCmd(), a.statusCmd(), a.webhookCmd(), a.tokenCmd(), a.auditCmd(),
 		a.instanceCmd(), a.fleetCmd(), a.advisoryCmd(), a.policyCmd(), a.agentCmd())
+	root.AddCommand(a.cacheCmd())
 	for _, f := range a.Extra {
 		root.AddCommand(f(a))
 	}
@@ -246,6 +247,7 @@ var localOnly = map[string]string{
 	"kiln fleet drift":      "the instances",
 	"kiln fleet mark-lost":  "the database (kiln serve marks lost instances itself)",
 	"kiln __service-proxy":  "the database (it is the front end kiln starts there)",
+	"kiln cache *":          "the build cache",
 }
 
 // checkRemote refuses, with --server, a command that must run where the
