@@ -58,6 +58,7 @@ type CacheItem struct {
 
 	tarball string   // layer tarball digest PruneCache may delete
 	paths   []string // what goes to the trash
+	partial bool     // a temporary file an interrupted bootstrap left
 }
 
 // CacheReport is the build cache's content (ListCache) or what PruneCache
@@ -252,6 +253,7 @@ func PruneCache(ctx context.Context, dataDir string, opts PruneOptions) (*CacheR
 		rep.Size += it.Size
 	}
 	dropStacks(dir, gone, trash)
+	dropMarkers(dir, items, trash)
 	unlock()
 	locked = false
 
@@ -306,6 +308,8 @@ func choose(items []CacheItem, opts PruneOptions, now time.Time, builds int, rep
 	}
 	for i, it := range items {
 		switch {
+		case it.partial:
+			mark(i, "left by an interrupted bootstrap")
 		case it.Kind == CacheDeb && it.Name == "":
 			mark(i, "no package list names this version any more")
 		case opts.OlderThan > 0 && now.Sub(it.LastUsed) > opts.OlderThan:
@@ -450,7 +454,8 @@ func scanDebs(aptDir string) ([]CacheItem, error) {
 	listed, haveLists := listedDebs(filepath.Join(aptDir, "lists"))
 	var items []CacheItem
 	for _, n := range names {
-		if !strings.HasSuffix(n, ".deb") {
+		partial := strings.HasPrefix(n, tmpPrefix)
+		if !strings.HasSuffix(n, ".deb") && !partial {
 			continue
 		}
 		p := filepath.Join(archives, n)
@@ -460,6 +465,14 @@ func scanDebs(aptDir string) ([]CacheItem, error) {
 		}
 		it := CacheItem{Kind: CacheDeb, ID: n, Size: st.Blocks * 512, paths: []string{p},
 			LastUsed: later(time.Unix(st.Mtim.Unix()), time.Unix(st.Atim.Unix()))}
+		if partial {
+			// One younger than an hour may be being written now.
+			if time.Since(it.LastUsed) > time.Hour {
+				it.partial, it.Name = true, "(partial)"
+				items = append(items, it)
+			}
+			continue
+		}
 		if !haveLists || listed[n] {
 			it.Name, _, _ = strings.Cut(n, "_")
 		}
@@ -594,6 +607,26 @@ func dropStacks(dir string, gone map[string]bool, trash string) {
 	}
 }
 
+// dropMarkers moves out last-use markers of entries that are gone (a
+// layer dropped with a failed build's artifact, a record forgotten), once
+// they are an hour old: a younger one may belong to an entry being written.
+func dropMarkers(dir string, items []CacheItem, trash string) {
+	known := map[string]bool{}
+	for _, it := range items {
+		known[it.ID] = true
+	}
+	names, _ := readDirNames(filepath.Join(dir, "used"))
+	for _, n := range names {
+		if known[n] {
+			continue
+		}
+		p := filepath.Join(dir, "used", n)
+		if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > time.Hour {
+			_ = os.Rename(p, filepath.Join(trash, "used-"+n))
+		}
+	}
+}
+
 // recordedTarballs returns the layer tarballs the step records name.
 func recordedTarballs(dir string) map[string]bool {
 	out := map[string]bool{}
@@ -656,13 +689,11 @@ func lockFile(ctx context.Context, path string, how int) (func(), error) {
 func diskUsage(p string) int64 {
 	var total int64
 	seen := map[uint64]bool{}
-	_ = filepath.WalkDir(p, func(path string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
+	// Unreadable entries are left out of the sum, not an error.
+	_ = filepath.WalkDir(p, func(path string, _ fs.DirEntry, werr error) error {
 		var st unix.Stat_t
-		if unix.Lstat(path, &st) != nil {
-			return nil
+		if werr != nil || unix.Lstat(path, &st) != nil {
+			return nil //nolint:nilerr // counted as 0 bytes
 		}
 		if st.Nlink > 1 && st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			if seen[st.Ino] {

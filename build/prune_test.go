@@ -1,7 +1,10 @@
 package build
 
 import (
+	"archive/tar"
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -259,5 +262,122 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPruneWithRealBuilds builds an image, prunes one of its layers while a
+// (second) build holds another, and builds again: the pruned layer is built
+// again, the held one comes from the cache. It also checks that the bootstrap
+// filled the shared package cache and that the image holds none of it.
+func TestPruneWithRealBuilds(t *testing.T) {
+	b := needBuilder(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	est := estate(t, dir, map[string]string{"prune.kiln.hcl": `image "pruned" {
+` + debianBlock + `
+  shell {
+    inline = ["echo a > /etc/prune-a"]
+  }
+  shell {
+    inline = ["echo b > /etc/prune-b"]
+  }
+}
+`})
+	res := build(t, b, est, "pruned", Options{})
+	if res.Version == nil {
+		t.Fatal("no version built")
+	}
+	debs, _ := filepath.Glob(filepath.Join(shared.dataDir, "cache", "apt", "archives", "*.deb"))
+	if len(debs) < 50 {
+		t.Errorf("package cache holds %d .deb files after a bootstrap, want the minbase set", len(debs))
+	}
+	if got := artifactNames(t, res.Version, "var/cache/apt/archives/"); len(got) != 0 {
+		t.Errorf("the image holds cached packages: %v", got)
+	}
+
+	c, err := newCache(shared.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]string{} // step name → key
+	names, _ := readDirNames(filepath.Join(c.dir, "steps"))
+	for _, n := range names {
+		key := strings.TrimSuffix(n, ".json")
+		if e, ok := c.lookup(key); ok && strings.Contains(e.Step, "prune.kiln.hcl") {
+			keys[e.Step] = key
+		}
+	}
+	if len(keys) != 2 {
+		t.Fatalf("cache entries of the image's shell steps: %v", keys)
+	}
+	var stepNames []string
+	for name := range keys {
+		stepNames = append(stepNames, name)
+	}
+	sort.Strings(stepNames) // "shell (prune.kiln.hcl:10)" before ":13)"
+	keyA, keyB := keys[stepNames[0]], keys[stepNames[1]]
+
+	// Another build runs and holds layer B.
+	w, err := newWorkdir(shared.dataDir, b.Logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := newCache(shared.dataDir)
+	other.holdIn(w)
+	if _, ok := other.lookup(keyB); !ok {
+		t.Fatal("layer B not cached")
+	}
+	old := time.Now().Add(-40 * 24 * time.Hour)
+	for _, k := range []string{keyA, keyB} {
+		must(t, os.Chtimes(filepath.Join(c.dir, "used", k), old, old))
+	}
+	rep, err := PruneCache(ctx, shared.dataDir, PruneOptions{OlderThan: 30 * 24 * time.Hour, Artifacts: b.Artifacts, Registry: b.Registry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(rep.Items); got != short(keyA) {
+		t.Errorf("pruned %s, want only layer A %s", got, short(keyA))
+	}
+	if _, err := b.Artifacts.Stat(ctx, res.Version.Provenance.Artifact.Digest); err != nil {
+		t.Errorf("the version's artifact: %v", err)
+	}
+	must(t, w.close())
+
+	res = build(t, b, est, "pruned", Options{Force: true})
+	var cached []bool
+	for _, s := range res.Steps {
+		cached = append(cached, s.Cached)
+	}
+	want := []bool{true, false, true, false} // bootstrap, A (pruned), B (held), release
+	if fmt.Sprint(cached) != fmt.Sprint(want) {
+		t.Errorf("steps cached %v, want %v", cached, want)
+	}
+	if got := readArtifact(t, res.Version, "etc/prune-a", "etc/prune-b"); got["etc/prune-a"] != "a\n" || got["etc/prune-b"] != "b\n" {
+		t.Errorf("rebuilt image: %q", got)
+	}
+}
+
+// artifactNames lists the entries under prefix in a version's artifact,
+// the prefix directory itself left out.
+func artifactNames(t *testing.T, v *kiln.Version, prefix string) []string {
+	t.Helper()
+	r, err := shared.arts.Open(context.Background(), v.Provenance.Artifact.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var out []string
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.TrimPrefix(h.Name, "./"); strings.HasPrefix(n, prefix) && n != prefix && strings.HasSuffix(n, ".deb") {
+			out = append(out, n)
+		}
 	}
 }
