@@ -78,7 +78,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (*kiln.Artifact, error) {
 		}
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, r})
+	n, err := io.Copy(io.MultiWriter(newWriteback(f), h), ctxReader{ctx, r})
 	if err != nil {
 		return nil, fmt.Errorf("artifact put: %w", err)
 	}

@@ -32,24 +32,28 @@ func (r *run) plan() {
 	// A parent built from the same mirror snapshot has nothing to upgrade.
 	upgrade := r.method == kiln.MethodReheat && (rel == "" || r.parentRelease != rel)
 	if r.startDigest != "" && (len(img.Packages) > 0 || upgrade) {
+		// apt keeps its parsed package lists (srcpkgcache.bin) in a
+		// shared cache outside the image and builds the per-image cache in
+		// memory, so a step does not re-parse the mirror's lists each time.
+		apt := "apt-get " + aptCacheOpts
 		var sc strings.Builder
 		if !r.listsCurrent() {
-			sc.WriteString("apt-get update -q\n")
+			sc.WriteString(apt + " update -q\n")
 		}
 		name := "apt: install " + strings.Join(img.Packages, " ")
 		if upgrade {
-			sc.WriteString("apt-get -y -q -o Dpkg::Options::=--force-confold upgrade\n")
+			sc.WriteString(apt + " -y -q -o Dpkg::Options::=--force-confold upgrade\n")
 			name = "apt: upgrade"
 			if len(img.Packages) > 0 {
 				name += ", install " + strings.Join(img.Packages, " ")
 			}
 		}
 		if len(img.Packages) > 0 {
-			sc.WriteString("apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold " + strings.Join(quoteAll(img.Packages), " ") + "\n")
+			sc.WriteString(apt + " install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold " + strings.Join(quoteAll(img.Packages), " ") + "\n")
 		}
-		// The package lists and downloaded packages are bind-mounted from
-		// the cache (see aptBinds), so they are not in the layer; apt's
-		// own cache files would be.
+		// The package lists, downloaded packages and parsed lists are
+		// bind-mounted from the cache (see aptBinds), so they are not in
+		// the layer; a cache file apt wrote anyway would be.
 		sc.WriteString("rm -f /var/cache/apt/*.bin\n")
 		r.steps = append(r.steps, &step{
 			name: name,
@@ -119,9 +123,36 @@ func (r *run) shell(scripts []string, env map[string]string) func(context.Contex
 // builds: <dataDir>/cache/apt/{lists,archives}. apt checks the lists
 // against the mirror's Release file and the packages against the lists'
 // checksums, so a stale entry is never used; the bootstrap seeds the lists.
+//
+// apt's parsed form of the lists (srcpkgcache.bin) goes to
+// <dataDir>/cache/apt/parsed/<archive>, mounted on nspawn's /run tmpfs so
+// no mount point lands in the layer. apt checks it against the lists'
+// sizes and times and writes it atomically, so a stale or concurrent one
+// is rebuilt, never trusted. The per-image cache (pkgcache.bin, which
+// depends on the image's dpkg status) is built in memory and never shared.
 func (r *run) aptBinds() []string {
 	lists, archives := r.aptDirs()
-	return []string{lists + ":/var/lib/apt/lists", archives + ":/var/cache/apt/archives"}
+	parsed := filepath.Join(r.cache.dir, "apt", "parsed", r.archiveKey())
+	_ = os.MkdirAll(parsed, 0o755)
+	return []string{lists + ":/var/lib/apt/lists", archives + ":/var/cache/apt/archives", parsed + ":" + aptParsedDir}
+}
+
+// aptParsedDir is where the shared srcpkgcache.bin is mounted in a step.
+const aptParsedDir = "/run/kiln-apt"
+
+// aptCacheOpts point apt at the shared parsed lists and keep its
+// per-image cache in memory.
+const aptCacheOpts = "-o Dir::Cache::srcpkgcache=" + aptParsedDir + "/srcpkgcache.bin -o Dir::Cache::pkgcache="
+
+// archiveKey names the Debian archive (mirror, suite, components) the
+// image's packages come from: images of one archive share parsed lists,
+// so builds from different archives do not rebuild each other's.
+func (r *run) archiveKey() string {
+	if r.debian == nil {
+		return "other"
+	}
+	sum := sha256.Sum256([]byte(r.debian.Mirror + "\n" + r.debian.Suite + "\n" + strings.Join(r.debian.Components, " ")))
+	return hex.EncodeToString(sum[:8])
 }
 
 // listsCurrent reports whether the shared apt lists hold the mirror's
