@@ -233,8 +233,8 @@ func TestRemoteRolloutSameAsLocal(t *testing.T) {
 		code int
 	}{
 		{[]string{"service", "create", "web", "--image", "appserver", "--env", "prod", "--replicas", "1", "--port", "PORT", "--health", "http:/", "--bake-time", "1s"}, 0},
-		{[]string{"rollout", "web"}, 0}, // the latest ready version: appserver-1
-		{[]string{"rollout", "web", "--to", "appserver-2"}, 1}, // tested, not ready
+		{[]string{"rollout", "web"}, 0},                                           // the latest ready version: appserver-1
+		{[]string{"rollout", "web", "--to", "appserver-2"}, 1},                    // tested, not ready
 		{[]string{"rollout", "web", "--to", "appserver-2", "--allow-unready"}, 1}, // never healthy: rolled back
 		{[]string{"rollout", "web", "--resume"}, 1},                               // nothing to resume
 		{[]string{"service", "list"}, 0},
