@@ -453,7 +453,7 @@ func (r *run) layers(ctx context.Context) ([]string, error) {
 		}
 		r.rep.event(Event{Kind: EventStepStart, Step: 1, Steps: total, Name: startName})
 		key = chainKey("artifact", r.startDigest)
-		if stack, ok := r.cache.stack(r.startDigest); ok {
+		if stack, ok := r.cache.stack(r.startDigest); ok && r.stackFits(stack) {
 			keys, cached = stack, true
 		} else {
 			if err := r.cache.unpack(ctx, r.b.Artifacts, r.startDigest, key, false); err != nil {
@@ -484,6 +484,21 @@ func (r *run) layers(ctx context.Context) ([]string, error) {
 		trees[i] = r.cache.tree(k)
 	}
 	return trees, nil
+}
+
+// maxLowerBytes bounds the overlay's lowerdir option: the kernel takes one
+// page of mount options, and every reheat stacks two more layers on its
+// parent's. A chain that would pass it starts again from the parent's
+// artifact, unpacked as one layer, and the next reheats stack on that.
+const maxLowerBytes = 3000
+
+// stackFits reports whether the parent's cached layers and this build's
+// steps fit in one overlay mount.
+func (r *run) stackFits(stack []string) bool {
+	if len(stack) == 0 {
+		return false
+	}
+	return (len(stack)+len(r.steps)+1)*(len(r.cache.tree(stack[0]))+1) <= maxLowerBytes
 }
 
 func (r *run) stepDone(n, total int, name string, cached bool, t time.Time, layer string) {
