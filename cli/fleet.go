@@ -329,6 +329,9 @@ func (a *App) policyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := needEnv(env); err != nil {
+				return err
+			}
 			svc, err := a.fleetServices(cmd.Context())
 			if err != nil {
 				return err
@@ -347,6 +350,9 @@ func (a *App) policyCmd() *cobra.Command {
 		Short: "Remove --env's age limit",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := needEnv(delEnv); err != nil {
+				return err
+			}
 			svc, err := a.fleetServices(cmd.Context())
 			if err != nil {
 				return err
@@ -354,7 +360,7 @@ func (a *App) policyCmd() *cobra.Command {
 			return svc.Fleet.DeleteAgePolicy(cmd.Context(), delEnv)
 		},
 	}
-	del.Flags().StringVar(&delEnv, "env", "", "the environment")
+	del.Flags().StringVar(&delEnv, "env", "", "the environment (required)")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List age limits",
@@ -377,6 +383,15 @@ func (a *App) policyCmd() *cobra.Command {
 	}
 	cmd.AddCommand(set, del, list)
 	return cmd
+}
+
+// needEnv refuses a policy command without --env, before anything is
+// opened (an empty environment names no policy, here or on a server).
+func needEnv(env string) error {
+	if env == "" {
+		return kiln.FieldErrorf(kiln.EINVALID, "--env", "no environment given; a policy is per environment, e.g. --env prod")
+	}
+	return nil
 }
 
 func (a *App) agentCmd() *cobra.Command {

@@ -17,8 +17,30 @@ func (a *App) versionCmd() *cobra.Command {
 	cmd := group("version", "Record, query and move image versions")
 	cmd.AddCommand(a.versionCreateCmd(), a.versionListCmd(), a.versionLatestCmd(), a.versionShowCmd(),
 		a.versionStatusCmd(), a.versionTagCmd(), a.versionHistoryCmd(), a.versionLineageCmd(),
-		a.versionDiffCmd(), a.versionLogCmd(), a.versionVerifyCmd())
+		a.versionDiffCmd(), a.versionLogCmd(), a.versionAttachmentsCmd(), a.versionVerifyCmd())
 	return cmd
+}
+
+// versionArg parses a command's IMAGE-N argument and opens the registry:
+// how every command about one version starts.
+func (a *App) versionArg(cmd *cobra.Command, arg string) (kiln.Registry, kiln.VersionRef, error) {
+	ref, err := kiln.ParseVersionRef("version", arg)
+	if err != nil {
+		return nil, ref, err
+	}
+	reg, err := a.registry(cmd)
+	return reg, ref, err
+}
+
+// findVersion is versionArg that also loads the version (ENOTFOUND when
+// there is none).
+func (a *App) findVersion(cmd *cobra.Command, arg string) (kiln.Registry, *kiln.Version, error) {
+	reg, ref, err := a.versionArg(cmd, arg)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := reg.FindVersion(cmd.Context(), ref)
+	return reg, v, err
 }
 
 func (a *App) versionCreateCmd() *cobra.Command {
@@ -227,19 +249,11 @@ func (a *App) versionShowCmd() *cobra.Command {
 		Short: "Show one version with its provenance, packages and history",
 		Args:  exactArgs(1, "a version name such as appserver-3"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ref, err := kiln.ParseVersionRef("version", args[0])
+			reg, v, err := a.findVersion(cmd, args[0])
 			if err != nil {
 				return err
 			}
-			reg, err := a.registry(cmd)
-			if err != nil {
-				return err
-			}
-			v, err := reg.FindVersion(cmd.Context(), ref)
-			if err != nil {
-				return err
-			}
-			hist, err := reg.History(cmd.Context(), ref)
+			hist, err := reg.History(cmd.Context(), v.Ref())
 			if err != nil {
 				return err
 			}
@@ -337,15 +351,11 @@ func (a *App) versionStatusCmd() *cobra.Command {
 		Short: "Move a version along its lifecycle (candidate → tested → ready → deprecated → revoked; failed)",
 		Args:  exactArgs(2, "a version name and the new status"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ref, err := kiln.ParseVersionRef("version", args[0])
+			reg, ref, err := a.versionArg(cmd, args[0])
 			if err != nil {
 				return err
 			}
 			st, err := kiln.ParseStatus("status", args[1])
-			if err != nil {
-				return err
-			}
-			reg, err := a.registry(cmd)
 			if err != nil {
 				return err
 			}
@@ -379,7 +389,7 @@ func (a *App) versionTagCmd() *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ref, err := kiln.ParseVersionRef("version", args[0])
+			reg, ref, err := a.versionArg(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -393,10 +403,6 @@ func (a *App) versionTagCmd() *cobra.Command {
 			}
 			if len(upd.Set) == 0 && len(upd.Remove) == 0 {
 				return &usageError{fmt.Errorf("nothing to do: give KEY=VALUE tags to set or --remove KEY")}
-			}
-			reg, err := a.registry(cmd)
-			if err != nil {
-				return err
 			}
 			v, err := reg.UpdateTags(cmd.Context(), ref, upd)
 			if err != nil {
@@ -423,11 +429,7 @@ func (a *App) versionHistoryCmd() *cobra.Command {
 			if err := checkFormat(a.cfg.Output, FormatTable, FormatJSON); err != nil {
 				return err
 			}
-			ref, err := kiln.ParseVersionRef("version", args[0])
-			if err != nil {
-				return err
-			}
-			reg, err := a.registry(cmd)
+			reg, ref, err := a.versionArg(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -492,4 +494,37 @@ func (a *App) versionLineageCmd() *cobra.Command {
 	}
 	c.Flags().BoolVar(&outOfDate, "out-of-date", false, "only images whose base has a newer ready version")
 	return c
+}
+
+func (a *App) versionAttachmentsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "attachments IMAGE-N",
+		Short: "List the documents kept with a version (build log, test report, signed provenance)",
+		Long:  "Print one with `kiln version log IMAGE-N` (the build log).",
+		Args:  exactArgs(1, "a version name such as appserver-3"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(a.cfg.Output, FormatTable, FormatJSON); err != nil {
+				return err
+			}
+			reg, ref, err := a.versionArg(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			as, err := reg.ListAttachments(cmd.Context(), ref)
+			if err != nil {
+				return err
+			}
+			if a.cfg.Output == FormatJSON {
+				if as == nil {
+					as = []*kiln.Attachment{}
+				}
+				return writeJSON(cmd.OutOrStdout(), as)
+			}
+			t := newTable(cmd.OutOrStdout(), "NAME", "MEDIA TYPE", "SIZE", "CREATED")
+			for _, at := range as {
+				t.row(at.Name, at.MediaType, strconv.FormatInt(at.Size, 10), at.CreatedAt.UTC().Format(time.RFC3339))
+			}
+			return t.flush()
+		},
+	}
 }
