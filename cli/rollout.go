@@ -55,6 +55,10 @@ func (a *App) roll(ctx context.Context, cmd *cobra.Command, h rolloutHost, req k
 	for {
 		p, err := h.RolloutProgress(ctx, r.ID, after)
 		if err != nil && ctx.Err() == nil {
+			if kiln.ErrorCode(err) == kiln.EUNAVAILABLE {
+				return r, kiln.Errorf(kiln.EUNAVAILABLE, "lost the kiln server while following rollout %d of %s (%s); a server that stopped interrupted the rollout: when it is back, resume it with `kiln rollout %s --resume`",
+					r.ID, r.Service, kiln.ErrorMessage(err), r.Service)
+			}
 			return r, err
 		}
 		if err == nil {

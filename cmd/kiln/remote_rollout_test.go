@@ -293,3 +293,130 @@ func TestRemoteRolloutSameAsLocal(t *testing.T) {
 		t.Errorf("the server's front end of web still runs after the service was deleted")
 	}
 }
+
+// When kiln serve stops in the middle of a rollout, the rollout stops at
+// its next step: the instance it was launching is destroyed, the serving
+// ones stay recorded as the service's members, the rollout stays recorded
+// as running, and the command following it says to resume. A server
+// started again resumes it (--resume) to the end; nothing is orphaned.
+func TestRemoteRolloutInterruptedAndResumed(t *testing.T) {
+	base := testenv.Image(t, "remote rollout test")
+	ctx := context.Background()
+	logger := slog.New(slog.DiscardHandler)
+	sdir := t.TempDir()
+	db, signer := seedRollout(t, sdir, []string{base})
+	t.Cleanup(func() { db.Close() })
+	arts, err := artifact.Open(sdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plat, err := local.New(local.Config{DataDir: sdir, Artifacts: arts, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tok, err := db.CreateToken(ctx, &kiln.NewToken{Name: "op", Role: kiln.RoleOperator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// serveRollouts is one `kiln serve` life: its host and API.
+	serveRollouts := func() (*rollout.Host, string, func()) {
+		h := newRolloutHost(db, arts, plat, signer, cli.Config{DataDir: sdir}, logger)
+		bctx, cancel := context.WithCancel(ctx)
+		wait := h.Background(bctx)
+		ts := httptest.NewServer(api.New(api.Config{Registry: db, AuthCacheTTL: -1, Rollouts: h}))
+		var once bool
+		stop := func() {
+			if !once {
+				once = true
+				cancel()
+				wait()
+				ts.Close()
+			}
+		}
+		t.Cleanup(stop)
+		return h, ts.URL, stop
+	}
+	t.Cleanup(func() {
+		_ = rollout.StopFrontEnd(ctx, sdir, "web")
+		for _, id := range leftovers(t, plat) {
+			_ = plat.Destroy(ctx, id)
+		}
+	})
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("KILN_TOKEN", tok)
+	client := t.TempDir()
+
+	h1, url1, stop1 := serveRollouts()
+	mustRun(t, client, "--server", url1, "service", "create", "web", "--image", "appserver", "--env", "prod", "--replicas", "2",
+		"--port", freeLoopbackPort(t), "--health", "http:/", "--bake-time", "0s")
+	type result struct {
+		out, errs string
+		code      int
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, errs, code := run(t, client, "--server", url1, "rollout", "web", "--to", "appserver-1")
+		done <- result{out, errs, code}
+	}()
+	// Stop the server as soon as the second batch is launching.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		r, err := db.ActiveRollout(ctx, "web")
+		if err == nil {
+			p, err := h1.RolloutProgress(ctx, r.ID, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.ContainsFunc(p.Lines, func(l string) bool { return strings.Contains(l, "--> batch 2") }) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the rollout never reached its second batch")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop1()
+	res := <-done
+	// Whether the command saw the rollout stop or the server go first, it
+	// says how to go on.
+	if res.code != 1 || !strings.Contains(res.errs, "kiln rollout web --resume") || !strings.Contains(res.out, "rollout 1 of web to appserver-1: running") {
+		t.Fatalf("following an interrupted rollout: exit %d\n%s%s", res.code, res.out, res.errs)
+	}
+	r, err := db.ActiveRollout(ctx, "web")
+	if err != nil || r.State != kiln.RolloutRunning || r.Batch != 1 {
+		t.Fatalf("after the stop: rollout %+v, %v; want running with 1 batch done", r, err)
+	}
+	// Exactly the recorded members run: the interrupted launch was destroyed.
+	ms, err := db.ListMembers(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var members []string
+	for _, m := range ms {
+		members = append(members, m.InstanceID)
+		if m.State != kiln.MemberActive {
+			t.Errorf("member %s is %s after the stop", m.InstanceID, m.State)
+		}
+	}
+	running := leftovers(t, plat)
+	slices.Sort(members)
+	slices.Sort(running)
+	if len(members) != 1 || !slices.Equal(members, running) {
+		t.Fatalf("after the stop: members %v, instances on the platform %v; want the one serving instance in both", members, running)
+	}
+
+	// The next server life resumes it.
+	_, url2, _ := serveRollouts()
+	out, errs, code := run(t, client, "--server", url2, "rollout", "web", "--resume")
+	if code != 0 || !strings.Contains(out, "rollout 1 of web to appserver-1: succeeded") || !strings.Contains(errs, "resuming rollout 1 of web") {
+		t.Fatalf("resume: exit %d\n%s%s", code, out, errs)
+	}
+	out = mustRun(t, client, "--server", url2, "service", "delete", "web", "--destroy-instances")
+	if strings.Count(out, "destroyed") != 2 {
+		t.Errorf("delete: %s", out)
+	}
+	if ids := leftovers(t, plat); len(ids) != 0 {
+		t.Errorf("instances left: %v", ids)
+	}
+}
