@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kiln-project/kiln/internal/fixtures"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -14,6 +13,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/kiln-project/kiln/internal/ci"
+	"github.com/kiln-project/kiln/internal/fixtures"
 )
 
 // needFixture finds a shared fixture (skips locally, fails under CI=true
@@ -23,14 +25,7 @@ func needFixture(t testing.TB, rel string) string { return fixtures.Path(t, rel)
 // requireTool skips when a host tool is missing, and fails under CI=true.
 func requireTool(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required under CI=true but not found: %v (apt-get install %s)", name, err, name)
-		}
-		t.Skipf("%s not found (%v); install it to compare against the real tool", name, err)
-	}
-	return p
+	return ci.Tool(t, name, name)
 }
 
 func opOf(c int) string {

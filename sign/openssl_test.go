@@ -12,8 +12,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kiln-project/kiln"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+
+	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/ci"
 )
 
 // These tests prove a consumer can check kiln's signatures with standard
@@ -25,14 +27,7 @@ import (
 // installed it.
 func needTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not installed; CI must run this test (install it with apt-get install %s)", name, name)
-		}
-		t.Skipf("%s is not installed; install it to check signatures with standard tools", name)
-	}
-	return p
+	return ci.Tool(t, name, name)
 }
 
 func run(t *testing.T, dir, name string, args ...string) (string, error) {

@@ -6,6 +6,7 @@ package ci
 
 import (
 	"os"
+	"os/exec"
 	"testing"
 )
 
@@ -27,4 +28,23 @@ func Postgres(tb testing.TB) string {
 		SkipOrFail(tb, "KILN_TEST_POSTGRES is not set; start PostgreSQL with: eval \"$(scripts/postgres-test.sh)\"")
 	}
 	return u
+}
+
+// Root skips or fails tb unless the test runs as root; why says what needs it.
+func Root(tb testing.TB, why string) {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		SkipOrFail(tb, why+" needs root")
+	}
+}
+
+// Tool returns the path of a host tool, skipping or failing tb when it is
+// missing; pkg is the Debian package that provides it.
+func Tool(tb testing.TB, name, pkg string) string {
+	tb.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		SkipOrFail(tb, name+" is not installed (apt-get install "+pkg+")")
+	}
+	return p
 }

@@ -12,17 +12,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/ci"
 )
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("overlay mounts need root; CI must run as root")
-	}
-	t.Skip("overlay mounts need root")
+	ci.Root(t, "mounting overlays")
 }
 
 func TestManifest(t *testing.T) {
