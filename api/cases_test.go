@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -80,4 +81,49 @@ func list(t *testing.T, m map[string]any, key string) []map[string]any {
 		out[i], _ = r.(map[string]any)
 	}
 	return out
+}
+
+// FuzzCLIWriteBodies is FuzzAPIDecoding for the write operations behind
+// `kiln policy` and `kiln webhook`: no body makes a 5xx or an answer that
+// is not kiln's error body. `go test ./api -run '^$' -fuzz FuzzCLIWriteBodies`.
+func FuzzCLIWriteBodies(f *testing.F) {
+	targets := []struct{ method, path string }{
+		{"PUT", "/api/v1/fleet/policies/prod"},
+		{"POST", "/api/v1/webhooks"},
+	}
+	db, err := store.Open(context.Background(), "", f.TempDir(), nil, time.Now)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { db.Close() })
+	_, secret, err := db.CreateToken(context.Background(), &kiln.NewToken{Name: "fuzz", Role: kiln.RoleAdmin})
+	if err != nil {
+		f.Fatal(err)
+	}
+	s := api.New(api.Config{Registry: db})
+	for i, seed := range []string{
+		`{"max_age_seconds":7776000}`, `{"max_age_seconds":-1}`, `{"max_age_seconds":1e400}`, `{"max_age_seconds":"90d"}`, `{}`, `null`,
+		`{"url":"https://ci.example.com/h","secret":"0123456789abcdef","events":["ready"]}`,
+		`{"url":"javascript:alert(1)","secret":"` + strings.Repeat("x", 2000) + `","events":["ready","ready","x"]}`,
+		`{"url":"https://x","secret":"0123456789abcdef","events":null,"id":7}`,
+	} {
+		f.Add(uint8(i), seed)
+	}
+	f.Fuzz(func(t *testing.T, target uint8, body string) {
+		op := targets[int(target)%len(targets)]
+		req := httptest.NewRequest(op.method, op.path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+secret)
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		if w.Code >= 500 {
+			t.Fatalf("%s %s with %q: %d %s", op.method, op.path, body, w.Code, w.Body)
+		}
+		if w.Code >= 300 {
+			var e api.ErrorBody
+			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Code == "" || e.Message == "" || e.HTTPStatus != w.Code {
+				t.Fatalf("%s %s with %q: %d answered %q, not an error body", op.method, op.path, body, w.Code, w.Body)
+			}
+		}
+	})
 }

@@ -94,16 +94,4 @@ func bodyField(err error, field string) error {
 	return err
 }
 
-// withField returns a domain error naming field instead of its own (a
-// store's name for an input the API calls otherwise).
-func withField(err error, field string) error {
-	var ke *kiln.Error
-	if !errors.As(err, &ke) {
-		return err
-	}
-	cp := *ke
-	cp.Field = field
-	return &cp
-}
-
 func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }

@@ -56,7 +56,7 @@ func (s *Server) registerPolicies(fl kiln.Fleet) {
 		}
 		p := &kiln.AgePolicy{Environment: in.Environment, MaxAge: kiln.Age(in.Body.MaxAge)}
 		if err := fl.SetAgePolicy(ctx, p); err != nil {
-			return nil, policyField(err)
+			return nil, err
 		}
 		return &policyOut{Body: p}, nil
 	})
@@ -67,17 +67,4 @@ func (s *Server) registerPolicies(fl kiln.Fleet) {
 	}, func(ctx context.Context, in *policyPath) (*struct{}, error) {
 		return nil, fl.DeleteAgePolicy(ctx, in.Environment)
 	})
-}
-
-// policyField names the request's fields in the store's errors about a
-// policy ("max_age" is body.max_age_seconds here, the environment is in
-// the path).
-func policyField(err error) error {
-	switch kiln.ErrorField(err) {
-	case "max_age":
-		return withField(err, "body.max_age_seconds")
-	case "environment":
-		return withField(err, "path.environment")
-	}
-	return err
 }
