@@ -1,7 +1,9 @@
 // Package client implements the domain's stores (kiln.Registry, Inventory,
-// Fleet, AdvisoryStore, RunStore, ChannelStore) over kiln's HTTP API, so
-// the CLI can work against a `kiln serve` (--server) with the same
-// commands it runs on a local database. Operations the API does not serve
+// Fleet, AdvisoryStore, RunStore, ChannelStore, WebhookStore) over kiln's
+// HTTP API, so the CLI can work against a `kiln serve` (--server) with the
+// same commands it runs on a local database. The server's own work
+// (claiming and running runs, sending webhooks, marking instances lost,
+// attaching build output) is not offered through the API: those methods
 // refuse with a message saying where to run them. It knows HTTP and the
 // API's JSON; it must not know SQL or anything of the server's internals,
 // and it never logs the token.
