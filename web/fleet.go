@@ -83,6 +83,7 @@ type reportData struct {
 	Env    string
 	Envs   []string
 	Report *kiln.Report
+	Pager  pager
 }
 
 func (s *Server) reportPage(w http.ResponseWriter, r *http.Request) {
@@ -115,7 +116,13 @@ func (s *Server) reportPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.render(w, r, http.StatusOK, "fleet", page{Title: title, Nav: "fleet", Data: reportData{Env: env, Envs: envs, Report: rep}})
+	shown := *rep
+	var pg pager
+	if shown.Rows, pg, err = pageOf(s, r, rep.Rows); err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "fleet", page{Title: title, Nav: "fleet", Data: reportData{Env: env, Envs: envs, Report: &shown, Pager: pg}})
 }
 
 type instancesData struct {
@@ -191,6 +198,7 @@ type exposureData struct {
 	ImageLevel []*kiln.Advisory
 	Adv        *kiln.Advisory
 	Exposure   *kiln.Exposure
+	Pager      pager
 }
 
 // maxChoices bounds the advisories offered in the form's list; any other
@@ -235,6 +243,14 @@ func (s *Server) exposurePage(w http.ResponseWriter, r *http.Request) {
 			status, p.Error, d.Adv, d.Exposure = httpStatus[kiln.ErrorCode(err)], kiln.ErrorMessage(err), nil, nil
 		}
 	}
+	if d.Exposure != nil {
+		shown := *d.Exposure
+		if shown.Rows, d.Pager, err = pageOf(s, r, d.Exposure.Rows); err != nil {
+			s.fail(w, r, title, err)
+			return
+		}
+		d.Exposure = &shown
+	}
 	p.Data = d
 	s.render(w, r, status, "exposure", p)
 }
@@ -245,6 +261,7 @@ type overageData struct {
 	Envs     []string
 	Policies []*kiln.AgePolicy
 	Overage  *kiln.Overage
+	Pager    pager
 }
 
 func (s *Server) overagePage(w http.ResponseWriter, r *http.Request) {
@@ -280,6 +297,14 @@ func (s *Server) overagePage(w http.ResponseWriter, r *http.Request) {
 		}
 		status, p.Error = http.StatusBadRequest, kiln.ErrorMessage(err)
 	}
+	if d.Overage != nil {
+		shown := *d.Overage
+		if shown.Rows, d.Pager, err = pageOf(s, r, d.Overage.Rows); err != nil {
+			s.fail(w, r, title, err)
+			return
+		}
+		d.Overage = &shown
+	}
 	p.Data = d
 	s.render(w, r, status, "overage", p)
 }
@@ -288,6 +313,7 @@ type staleData struct {
 	Env   string
 	Envs  []string
 	Stale *kiln.Stale
+	Pager pager
 }
 
 func (s *Server) stalePage(w http.ResponseWriter, r *http.Request) {
@@ -307,5 +333,11 @@ func (s *Server) stalePage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, title, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "stale", page{Title: title, Nav: "stale", Data: staleData{Env: env, Envs: envs, Stale: st}})
+	shown := *st
+	var pg pager
+	if shown.Rows, pg, err = pageOf(s, r, st.Rows); err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "stale", page{Title: title, Nav: "stale", Data: staleData{Env: env, Envs: envs, Stale: &shown, Pager: pg}})
 }

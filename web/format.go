@@ -2,6 +2,7 @@ package web
 
 import (
 	"html/template"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -118,6 +119,20 @@ func (p pager) From() int {
 
 // To is the 1-based index of the last item shown.
 func (p pager) To() int { return min(p.Offset+p.Limit, p.Total) }
+
+// pageOf returns the rows of a report table the request's offset asks
+// for, at most cfg.RowsPerPage, with the pager under the table.
+func pageOf[T any](s *Server, r *http.Request, rows []T) ([]T, pager, error) {
+	offset, err := intParam(r.URL.Query(), "offset")
+	if err != nil {
+		return nil, pager{}, err
+	}
+	n := s.cfg.RowsPerPage
+	if offset >= len(rows) { // past the end (the table shrank): the last page
+		offset = max(0, (len(rows)-1)/n*n)
+	}
+	return rows[offset:min(offset+n, len(rows))], newPager(r.URL, offset, n, len(rows)), nil
+}
 
 // intParam reads a non-negative integer query parameter; absent is 0.
 func intParam(q url.Values, name string) (int, error) {

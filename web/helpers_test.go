@@ -49,8 +49,9 @@ type fixture struct {
 }
 
 type fixtureOpts struct {
-	insecure bool
-	secure   bool
+	insecure    bool
+	secure      bool
+	rowsPerPage int
 }
 
 func newFixture(t *testing.T, opts fixtureOpts) *fixture {
@@ -74,7 +75,7 @@ func newFixture(t *testing.T, opts fixtureOpts) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dash, err := web.New(web.Config{Registry: db, Logger: logger, InsecureListen: opts.insecure, Secure: opts.secure, Version: "test"})
+	dash, err := web.New(web.Config{Registry: db, Logger: logger, InsecureListen: opts.insecure, Secure: opts.secure, Version: "test", RowsPerPage: opts.rowsPerPage})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,14 @@ type Config struct {
 	SessionTTL time.Duration
 	Clock      kiln.Clock // time.Now when nil
 	Version    string     // kiln's version, shown in the footer
+	// RowsPerPage bounds the rows of a report table (fleet report,
+	// exposure, overage, stale) on one page; DefaultRowsPerPage when 0.
+	// The totals under a table always count every row.
+	RowsPerPage int
 }
+
+// DefaultRowsPerPage is how many rows a report table shows at once.
+const DefaultRowsPerPage = 200
 
 // Server is the dashboard's handler.
 type Server struct {
@@ -71,6 +78,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Version == "" {
 		cfg.Version = "dev"
+	}
+	if cfg.RowsPerPage <= 0 {
+		cfg.RowsPerPage = DefaultRowsPerPage
 	}
 	if cfg.Inventory == nil {
 		cfg.Inventory, _ = cfg.Registry.(kiln.Inventory)

@@ -296,3 +296,47 @@ func TestMount(t *testing.T) {
 		t.Errorf("API with the session cookie: %d %s", resp.StatusCode, body)
 	}
 }
+
+// Report tables are paged; the totals under them count every row.
+func TestReportPaging(t *testing.T) {
+	f := newFixture(t, fixtureOpts{rowsPerPage: 2})
+	c := f.client(t)
+	f.signIn(t, c, f.viewer, "/ui/fleet")
+	rows := regexp.MustCompile(`<tr data-image="`)
+	pages := []struct {
+		path  string
+		rows  int
+		shown string
+		want  []string
+	}{
+		{"/ui/fleet", 2, "1–2", []string{`id="total-instances">14<`, `<span id="total">6</span>`, `href="/ui/fleet?offset=2" rel="next"`}},
+		{"/ui/fleet?offset=4", 2, "5–6", []string{`id="total-instances">14<`, `href="/ui/fleet?offset=2" rel="prev"`}},
+		// Past the end (the fleet shrank since the link was made): the last page.
+		{"/ui/fleet?offset=40", 2, "5–6", nil},
+		{"/ui/fleet?env=prod&offset=2", 1, "3–3", []string{`id="total-instances">7<`, `href="/ui/fleet?env=prod" rel="prev"`}},
+		{"/ui/overage?max_age=100d", 2, "1–2", []string{`id="overage-total">11<`, `rel="next"`}},
+		{"/ui/stale", 2, "1–2", []string{`id="stale-instances">6<`}},
+		{"/ui/exposure?advisory=KILN-TEST-1&offset=2", 1, "3–3", []string{`id="exposure-total">10<`, `rel="prev"`}},
+	}
+	for _, p := range pages {
+		resp, body := get(t, c, f, p.path)
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: status %d\n%s", p.path, resp.StatusCode, body)
+			continue
+		}
+		if n := len(rows.FindAllString(body, -1)); n != p.rows {
+			t.Errorf("GET %s: %d rows, want %d", p.path, n, p.rows)
+		}
+		if w := `<span id="shown">` + p.shown + `</span>`; !strings.Contains(body, w) {
+			t.Errorf("GET %s: page lacks %q", p.path, w)
+		}
+		for _, w := range p.want {
+			if !strings.Contains(body, strings.ReplaceAll(w, "&", "&amp;")) {
+				t.Errorf("GET %s: page lacks %q", p.path, w)
+			}
+		}
+	}
+	if resp, body := get(t, c, f, "/ui/fleet?offset=two"); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "offset") {
+		t.Errorf("bad offset: status %d, want 400 naming the parameter\n%s", resp.StatusCode, body)
+	}
+}
