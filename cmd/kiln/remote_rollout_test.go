@@ -157,6 +157,8 @@ func normalizeRollout(s string) string {
 		{`(web-appserver-\d+)-[0-9a-f]{6}`, "${1}-ID"},
 		{`\d+(\.\d+)?(µs|ms|s|m|h)(\d+(\.\d+)?(µs|ms|s))*`, "DUR"},
 		{`(failed its health check \(http:/\)): .*`, "${1}: ERR"},
+		{`"pid": \d+`, `"pid": PID`},
+		{`"batch_times_ns": \[[^\]]*\]`, `"batch_times_ns": [TIMES]`},
 	} {
 		s = regexp.MustCompile(r.re).ReplaceAllString(s, r.to)
 	}
@@ -238,6 +240,9 @@ func TestRemoteRolloutSameAsLocal(t *testing.T) {
 		{[]string{"rollout", "web", "--to", "appserver-2", "--allow-unready"}, 1}, // never healthy: rolled back
 		{[]string{"rollout", "web", "--resume"}, 1},                               // nothing to resume
 		{[]string{"service", "list"}, 0},
+		{[]string{"service", "show", "web", "-o", "json"}, 0},
+		{[]string{"fleet", "refresh"}, 0},
+		{[]string{"fleet", "refresh", "--apply"}, 0},
 		{[]string{"rollout", "nosuch"}, 1},
 		{[]string{"service", "delete", "web"}, 1}, // it has an instance
 		{[]string{"service", "delete", "web", "--destroy-instances"}, 0},
