@@ -34,7 +34,7 @@ type serviceOut struct {
 }
 
 type servicePath struct {
-	Service string `path:"service" maxLength:"63" example:"web"`
+	Service string `path:"service" maxLength:"63" pattern:"^[a-z][a-z0-9-]{0,62}$" example:"web"`
 }
 
 type serviceCreateIn struct {
@@ -59,7 +59,7 @@ type serviceCreateOut struct {
 }
 
 type serviceDeleteIn struct {
-	Service string `path:"service" maxLength:"63"`
+	Service string `path:"service" maxLength:"63" pattern:"^[a-z][a-z0-9-]{0,62}$"`
 	Destroy bool   `query:"destroy_instances" doc:"destroy the service's instances first (it serves nothing after)"`
 }
 
@@ -77,7 +77,7 @@ type frontEndOut struct {
 }
 
 type rolloutStartIn struct {
-	Service string `path:"service" maxLength:"63"`
+	Service string `path:"service" maxLength:"63" pattern:"^[a-z][a-z0-9-]{0,62}$"`
 	Body    struct {
 		To           string `json:"to,omitempty" maxLength:"80" example:"appserver-4" doc:"version IMAGE-N (default: the environment's channel version, else the latest ready)"`
 		AllowUnready bool   `json:"allow_unready,omitempty" doc:"allow a tested version that is not ready yet"`

@@ -64,6 +64,8 @@ func TestRolloutRoutesBadInput(t *testing.T) {
 		{"unknown rollout", "GET", "/api/v1/rollouts/99", "", 404, "", "99"},
 		{"front end of unknown service", "GET", "/api/v1/services/nosuch/front-end", "", 404, "", "nosuch"},
 		{"delete unknown service", "DELETE", "/api/v1/services/nosuch", "", 404, "", "nosuch"},
+		{"front end of a path", "DELETE", "/api/v1/services/..%2F..%2Fetc/front-end", "", 400, "path.service", ""},
+		{"front end of a dot name", "GET", "/api/v1/services/.web/front-end", "", 400, "path.service", ""},
 		{"service replicas", "POST", "/api/v1/services", `{"name":"api","image":"appserver","environment":"prod","replicas":0,"listen":"127.0.0.1:18998"}`, 400, "body.replicas", "1 to 1000"},
 		{"service listen", "POST", "/api/v1/services", `{"name":"api","image":"appserver","environment":"prod","replicas":1,"listen":"10.0.0.1:80"}`, 400, "body.port", "loopback"},
 		{"service name taken", "POST", "/api/v1/services", `{"name":"web","image":"appserver","environment":"prod","replicas":1,"listen":"127.0.0.1:18997"}`, 409, "", "web"},

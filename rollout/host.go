@@ -3,6 +3,7 @@ package rollout
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"sync"
 
 	"github.com/kiln-project/kiln"
@@ -248,14 +249,32 @@ func (h *Host) StartFrontEnd(ctx context.Context, service string) error {
 	return StartFrontEnd(ctx, h.DataDir, svc.Name, svc.Listen, argv, env)
 }
 
-// StopFrontEnd implements kiln.ServiceHost.
+// StopFrontEnd implements kiln.ServiceHost. The service need not exist any
+// more (a front end left behind by a deletion is stopped too).
 func (h *Host) StopFrontEnd(ctx context.Context, service string) error {
+	if err := checkServiceName(service); err != nil {
+		return err
+	}
 	return StopFrontEnd(ctx, h.DataDir, service)
 }
 
 // FrontEndRunning implements kiln.ServiceHost.
 func (h *Host) FrontEndRunning(_ context.Context, service string) (bool, error) {
+	if err := checkServiceName(service); err != nil {
+		return false, err
+	}
 	return FrontEndRunning(h.DataDir, service), nil
+}
+
+// serviceName is kiln.Service's name rule; the name becomes a file name
+// under DataDir/services, so nothing else may reach the file system.
+var serviceName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+
+func checkServiceName(service string) error {
+	if !serviceName.MatchString(service) {
+		return kiln.FieldErrorf(kiln.EINVALID, "service", "%q is not a service name; names are 1–63 lowercase letters, digits and dashes, starting with a letter", service)
+	}
+	return nil
 }
 
 // RemoveService implements kiln.ServiceHost. Each instance is destroyed
