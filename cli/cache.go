@@ -76,7 +76,9 @@ func (a *App) cachePruneCmd() *cobra.Command {
 				if err != nil {
 					return kiln.FieldErrorf(kiln.EINVALID, "--older-than", "%v", err)
 				}
-				opts.OlderThan = d
+				// 0 means no age rule to PruneCache; "--older-than 0s"
+				// means everything not held.
+				opts.OlderThan = max(d, time.Nanosecond)
 			}
 			if keepSize != "" {
 				n, err := build.ParseBytes(keepSize)
