@@ -40,6 +40,7 @@ func BenchmarkBuild(b *testing.B) {
 		b.ReportMetric(res.Raw.Seconds(), "raw-s")
 		b.ReportMetric(res.Fresh.Seconds(), "fresh-s")
 		b.ReportMetric(res.Ratio, "fresh/raw")
+		b.ReportMetric(res.FreshWarm.Seconds(), "fresh-warm-s")
 		b.ReportMetric(res.Cached.Seconds(), "cached-s")
 		b.ReportMetric(res.Reheat.Seconds(), "reheat-s")
 	}
