@@ -36,7 +36,15 @@ const (
 	// CacheDeb is a downloaded Debian package shared by bootstraps and apt
 	// steps (<dataDir>/cache/apt/archives).
 	CacheDeb = "deb"
+	// CacheParsed is apt's parsed package lists of one Debian archive
+	// (<dataDir>/cache/apt/parsed/<archive>/srcpkgcache.bin), shared by
+	// apt steps; apt rebuilds it in about a second when it is gone.
+	CacheParsed = "parsed"
 )
+
+// shared reports whether the item is bind-mounted into every apt step
+// rather than held by single builds: it is left alone while any build runs.
+func (it *CacheItem) shared() bool { return it.Kind == CacheDeb || it.Kind == CacheParsed }
 
 // CacheItem is one thing in the build cache that PruneCache can remove.
 type CacheItem struct {
@@ -217,9 +225,9 @@ func PruneCache(ctx context.Context, dataDir string, opts PruneOptions) (*CacheR
 		if !remove[i] {
 			continue
 		}
-		if held[it.ID] || (it.Kind == CacheDeb && builds > 0) {
+		if held[it.ID] || (it.shared() && builds > 0) {
 			// A build started since the scan and uses it.
-			it.Held = it.Kind != CacheDeb
+			it.Held = !it.shared()
 			delete(remove, i)
 			continue
 		}
@@ -243,7 +251,7 @@ func PruneCache(ctx context.Context, dataDir string, opts PruneOptions) (*CacheR
 			delete(remove, i)
 			continue
 		}
-		if it.Kind != CacheDeb {
+		if !it.shared() {
 			gone[it.ID] = true
 		}
 		if it.tarball != "" {
@@ -299,7 +307,7 @@ func choose(items []CacheItem, opts PruneOptions, now time.Time, builds int, rep
 		// Packages are shared through a bind mount with running apt
 		// steps, which hold no individual package: leave them alone
 		// while any build runs.
-		if it.Kind == CacheDeb && builds > 0 {
+		if it.shared() && builds > 0 {
 			debsBusy = true
 			return
 		}
@@ -341,7 +349,7 @@ func choose(items []CacheItem, opts PruneOptions, now time.Time, builds int, rep
 		}
 	}
 	if debsBusy {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("kept downloaded packages: %d build(s) running; prune again when none runs", builds))
+		rep.Notes = append(rep.Notes, fmt.Sprintf("kept downloaded packages and parsed package lists: %d build(s) running; prune again when none runs", builds))
 	}
 	return remove
 }
@@ -433,6 +441,7 @@ func scanCache(ctx context.Context, dir string, arts kiln.ArtifactStore, protect
 		return nil, err
 	}
 	items = append(items, debs...)
+	items = append(items, scanParsed(filepath.Join(dir, "apt", "parsed"))...)
 	sort.SliceStable(items, func(i, j int) bool {
 		if !items[i].LastUsed.Equal(items[j].LastUsed) {
 			return items[i].LastUsed.Before(items[j].LastUsed)
@@ -479,6 +488,25 @@ func scanDebs(aptDir string) ([]CacheItem, error) {
 		items = append(items, it)
 	}
 	return items, nil
+}
+
+// scanParsed lists apt's parsed package lists, one per Debian archive;
+// last use is when apt last rebuilt or (to the day) read them.
+func scanParsed(dir string) []CacheItem {
+	names, _ := readDirNames(dir)
+	var items []CacheItem
+	for _, n := range names {
+		p := filepath.Join(dir, n)
+		it := CacheItem{Kind: CacheParsed, ID: n, Name: "apt's parsed package lists", Size: diskUsage(p), paths: []string{p}}
+		var st unix.Stat_t
+		if unix.Lstat(filepath.Join(p, "srcpkgcache.bin"), &st) == nil {
+			it.LastUsed = later(time.Unix(st.Mtim.Unix()), time.Unix(st.Atim.Unix()))
+		} else if unix.Lstat(p, &st) == nil {
+			it.LastUsed = time.Unix(st.Mtim.Unix())
+		}
+		items = append(items, it)
+	}
+	return items
 }
 
 // listedDebs returns the archive file names (NAME_VERSION_ARCH.deb, with

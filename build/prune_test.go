@@ -3,8 +3,10 @@ package build
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -95,6 +97,12 @@ func TestPruneCache(t *testing.T) {
 		must(t, os.WriteFile(filepath.Join(apt, "archives", n), []byte(n), 0o644))
 	}
 
+	// apt's parsed lists of one archive, last rebuilt long ago.
+	parsed := filepath.Join(apt, "parsed", "0123456789abcdef")
+	must(t, os.MkdirAll(parsed, 0o755))
+	must(t, os.WriteFile(filepath.Join(parsed, "srcpkgcache.bin"), []byte("parsed lists"), 0o644))
+	must(t, os.Chtimes(filepath.Join(parsed, "srcpkgcache.bin"), old, old))
+
 	// A running build holds heldKey: its work directory is locked and
 	// the cache recorded the key in its holds.
 	w, err := newWorkdir(data, slog.New(slog.DiscardHandler))
@@ -115,8 +123,8 @@ func TestPruneCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if list0.RunningBuilds != 1 || list0.Held != 1 || len(list0.Items) != 7 {
-		t.Fatalf("list: %d builds, %d held, %d items %+v; want 1, 1, 7", list0.RunningBuilds, list0.Held, len(list0.Items), list0.Items)
+	if list0.RunningBuilds != 1 || list0.Held != 1 || len(list0.Items) != 8 {
+		t.Fatalf("list: %d builds, %d held, %d items %+v; want 1, 1, 8", list0.RunningBuilds, list0.Held, len(list0.Items), list0.Items)
 	}
 
 	opts := PruneOptions{OlderThan: 30 * 24 * time.Hour, Artifacts: arts, Registry: reg}
@@ -137,7 +145,8 @@ func TestPruneCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Packages stay while a build runs (apt steps share them).
+	// Packages and parsed lists stay while a build runs (apt steps share
+	// them), though the parsed lists are older than --older-than.
 	if got := ids(rep.Items); got != ids2(stale, inVersion) {
 		t.Errorf("removed %s, want %s", got, ids2(stale, inVersion))
 	}
@@ -180,7 +189,10 @@ func TestPruneCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := ids(rep.Items)
-	for _, want := range []string{heldKey[:12], fresh[:12], "hello_2.10-2_amd64.deb"} {
+	if _, err := os.Stat(parsed); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("parsed lists: %v, want removed once no build runs", err)
+	}
+	for _, want := range []string{heldKey[:12], fresh[:12], "hello_2.10-2_amd64.deb", "0123456789ab"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("removed %s, want %s among them", got, want)
 		}

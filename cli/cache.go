@@ -125,7 +125,7 @@ func printCacheItems(w io.Writer, items []build.CacheItem, reasons bool) {
 	t := newTable(w, head...)
 	for _, it := range items {
 		id := it.ID
-		if it.Kind != build.CacheDeb && len(id) > 12 {
+		if it.Kind != build.CacheDeb && it.Kind != build.CacheParsed && len(id) > 12 {
 			id = id[:12]
 		}
 		row := []string{it.Kind, id, it.Name, build.FormatBytes(it.Size), it.LastUsed.Local().Format("2006-01-02 15:04")}
