@@ -92,10 +92,11 @@ func (l *loader) imageDigest(d *imageDecl, base *Image) hcl.Diagnostics {
 		Tags        map[string]string `json:"tags,omitempty"`
 		Steps       []string          `json:"steps"`
 		Tests       []namedDigest     `json:"tests,omitempty"`
+		Volatile    []string          `json:"volatile,omitempty"`
 	}{
 		Block: bytesDigest(d.src), Description: img.Description, Version: img.Version, Method: img.Method,
 		Debian: img.Debian, Base: img.Base, Packages: img.Packages, Purge: img.Purge, Tags: img.Tags,
-		Steps: []string{},
+		Steps: []string{}, Volatile: img.Volatile,
 	}
 	if img.Artifact != nil {
 		// The local path is machine-specific; Source and Digest say it all.

@@ -25,6 +25,7 @@ var imageSchema = &hcl.BodySchema{
 		{Name: "purge"},
 		{Name: "tags"},
 		{Name: "tests"},
+		{Name: "volatile"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "debian"},
@@ -187,6 +188,11 @@ func (l *loader) decodeImage(block *hcl.Block, src []byte) (*imageDecl, hcl.Diag
 		}
 	}
 
+	if a, ok := attrs["volatile"]; ok {
+		img.Volatile, cd = l.volatileList(a)
+		diags = append(diags, cd...)
+	}
+
 	// Origins: exactly one of debian, base, origin.
 	var origins []string
 	var originRanges []hcl.Range
@@ -299,6 +305,41 @@ func (l *loader) packageList(a *hcl.Attribute) ([]string, hcl.Diagnostics) {
 	return out, diags
 }
 
+// volatileList reads the volatile attribute: patterns of paths services
+// write at run time, which drift detection ignores (volatile.go). A bad
+// pattern is reported at its element of the list when the list is written
+// out, else at the attribute.
+func (l *loader) volatileList(a *hcl.Attribute) ([]string, hcl.Diagnostics) {
+	pats, diags := attrStrings(a, l.ctx, `["/var/lib/nginx"]`)
+	var elems []hclsyntax.Expression
+	if t, ok := a.Expr.(*hclsyntax.TupleConsExpr); ok && len(t.Exprs) == len(pats) {
+		elems = t.Exprs
+	}
+	var out []string
+	for i, p := range pats {
+		rng := a.Expr.Range()
+		if elems != nil {
+			rng = elems[i].Range()
+		}
+		if err := ValidateVolatile(p); err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid volatile pattern",
+				Detail: err.Error() + ".", Subject: rng.Ptr(), Context: a.Range.Ptr()})
+			continue
+		}
+		if contains(out, p) {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Duplicate volatile pattern",
+				Detail: fmt.Sprintf("%q is listed twice in volatile; remove one.", p), Subject: rng.Ptr()})
+			continue
+		}
+		out = append(out, p)
+	}
+	if len(out) > maxVolatile {
+		diags = append(diags, attrError(a, "Too many volatile patterns",
+			fmt.Sprintf("volatile lists %d patterns; the limit is %d: ignore whole directories (\"/var/lib/nginx\") rather than each file in them.", len(out), maxVolatile)))
+	}
+	return out, diags
+}
+
 func (l *loader) decodeDebian(b *hcl.Block) (*Debian, hcl.Diagnostics) {
 	content, diags := b.Body.Content(debianSchema)
 	deb := &Debian{Mirror: DefaultMirror, Variant: DefaultVariant, Components: append([]string(nil), DefaultComponents...)}
@@ -407,6 +448,9 @@ func (l *loader) decodeFile(b *hcl.Block) (*Step, hcl.Diagnostics) {
 			if !path.IsAbs(s) || path.Clean(s) != s || s == "/" || strings.ContainsRune(s, 0) {
 				diags = append(diags, attrError(a, "Invalid destination",
 					fmt.Sprintf("destination %q must be a clean absolute path of a file inside the image, e.g. /etc/motd (no trailing slash, no . or ..).", s)))
+			} else if s == VolatileFile {
+				diags = append(diags, attrError(a, "Reserved destination",
+					fmt.Sprintf("kiln writes %s itself from the image's volatile attribute when it finishes a build, replacing any file there; set volatile = [\"/path\", …] instead.", s)))
 			}
 			st.Destination = s
 		}

@@ -36,8 +36,9 @@ var estateCases = map[string]definition.Options{
 		Vars:     map[string]string{"typed": "[1", "not_declared": "x"},
 		VarFiles: []string{"testdata/estates/no-such.vars.hcl"},
 	},
-	"bad-shell": {},
-	"no-images": {},
+	"bad-shell":    {},
+	"bad-volatile": {},
+	"no-images":    {},
 }
 
 // TestLoadGolden loads each estate and compares the diagnostics, and for
@@ -128,6 +129,9 @@ func summary(est *definition.Estate) string {
 			case definition.StepShell:
 				fmt.Fprintf(&b, "  shell inline=%q scripts=%v env=%v %s\n", st.Inline, st.Scripts, st.Env, st.Digest)
 			}
+		}
+		if all := est.Volatile(name); len(all) > 0 {
+			fmt.Fprintf(&b, "  volatile: %q with the bases': %q\n", img.Volatile, all)
 		}
 		fmt.Fprintf(&b, "  tests: %v\n  digest: %s\n", img.Tests, img.Digest)
 	}

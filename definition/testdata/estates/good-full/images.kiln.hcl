@@ -20,12 +20,14 @@ image "basic-linux" {
     env     = { FOO = "bar" }
   }
   tests = ["tests/basic-linux.yaml"]
+  volatile = ["/srv/cache"]
 }
 
 image "appserver" {
   base         = image.basic-linux
   base_version = 3
   packages     = ["nginx-light", "libc6=2.36-9+deb12u4"]
+  volatile     = ["/var/lib/nginx/**", "/srv/cache", "/srv/sessions/*.tmp"]
   file {
     source      = "files/motd"
     destination = "/srv/motd"
