@@ -5,6 +5,7 @@ package api
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -86,6 +87,9 @@ type Config struct {
 	// Webhooks serves the webhook operations (taken from Registry when
 	// nil; none when it keeps no webhooks).
 	Webhooks kiln.WebhookStore
+	// SigningKey is the public half of the provenance signing key (an
+	// ed25519.PublicKey), published at /api/v1/signing-key; nil: 503 there.
+	SigningKey crypto.PublicKey
 }
 
 // Server is the HTTP API.
@@ -150,6 +154,7 @@ func New(cfg Config) *Server {
 	s.registerImages()
 	s.registerVersions()
 	s.registerAttachments()
+	s.registerSigning()
 	s.registerFleet()
 	s.registerRuns()
 	s.registerWebhooks()

@@ -235,8 +235,6 @@ var localOnly = map[string]string{
 	"kiln test":             "the platform that boots test instances",
 	"kiln bench":            "what it measures",
 	"kiln serve":            "the database",
-	"kiln key *":            "the signing key",
-	"kiln version verify":   "the signing key and the artifacts",
 	"kiln version diff":     "the artifacts",
 	"kiln instance launch":  "the platform",
 	"kiln instance exec":    "the instance",

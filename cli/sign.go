@@ -2,7 +2,11 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -10,18 +14,48 @@ import (
 	"github.com/kiln-project/kiln/sign"
 )
 
+// remoteSigning is what the services offer through --server for
+// provenance signing (client.Client): the key the server reports and a
+// version's envelope as stored. The private key never leaves the server.
+type remoteSigning interface {
+	SigningKeyPEM(ctx context.Context) ([]byte, error)
+	Provenance(ctx context.Context, ref kiln.VersionRef) ([]byte, error)
+}
+
 func (a *App) versionVerifyCmd() *cobra.Command {
 	var fast bool
+	var keyFile string
 	c := &cobra.Command{
 		Use:   "verify IMAGE-N",
 		Short: "Check a version's signed provenance and re-hash its artifact",
-		Args:  exactArgs(1, "a version name such as appserver-3"),
+		Long: "Check a version's signed provenance against the registry's record and re-hash its artifact.\n\n" +
+			"With --server, the envelope and the record come from the server and are checked here; the artifact stays on the server and is not re-hashed " +
+			"(the digest in the signed statement is checked against the registry's). Give --key with the public key from `kiln key export` run on the server, " +
+			"obtained out of band, so the check does not rest on the server's word; without it the key the server reports is used.",
+		Args: exactArgs(1, "a version name such as appserver-3"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := kiln.ParseVersionRef("version", args[0])
 			if err != nil {
 				return err
 			}
+			var given ed25519.PublicKey
+			if keyFile != "" {
+				if given, err = readPublicKey(keyFile); err != nil {
+					return err
+				}
+			}
+			if a.cfg.Server != "" {
+				return a.verifyRemote(cmd, ref, given)
+			}
 			svc, err := a.Services(cmd.Context())
+			if err != nil {
+				return err
+			}
+			pub := svc.Signer.Public()
+			if given != nil {
+				pub = given
+			}
+			id, err := sign.KeyID(pub)
 			if err != nil {
 				return err
 			}
@@ -29,19 +63,94 @@ func (a *App) versionVerifyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := sign.CheckVersion(cmd.Context(), svc.Registry, svc.Artifacts, svc.Signer.Public(), v, !fast); err != nil {
+			if err := sign.CheckVersion(cmd.Context(), svc.Registry, svc.Artifacts, pub, v, !fast); err != nil {
 				return err
 			}
 			what := "signature and artifact content verified"
 			if fast {
 				what = "signature verified (artifact not re-hashed)"
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (key %s, artifact %s)\n", v.Name, what, svc.Signer.KeyID(), v.Provenance.Artifact.Digest)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (key %s, artifact %s)\n", v.Name, what, id, v.Provenance.Artifact.Digest)
 			return nil
 		},
 	}
-	c.Flags().BoolVar(&fast, "signature-only", false, "check the signature but do not re-read and hash the artifact")
+	c.Flags().BoolVar(&fast, "signature-only", false, "check the signature but do not re-read and hash the artifact (always so with --server)")
+	c.Flags().StringVar(&keyFile, "key", "", "verify with this public key (PEM, from `kiln key export`) instead of kiln's own or the server's")
 	return c
+}
+
+// verifyRemote is `kiln version verify --server URL`: steps 1–7 of
+// docs/signing.md run here, on the envelope and the record the server
+// hands over. It cannot re-hash the artifact, which stays on the server,
+// and says so; without --key it also says whose key it trusted.
+func (a *App) verifyRemote(cmd *cobra.Command, ref kiln.VersionRef, given ed25519.PublicKey) error {
+	ctx := cmd.Context()
+	svc, err := a.Services(ctx)
+	if err != nil {
+		return err
+	}
+	rs, ok := svc.Registry.(remoteSigning)
+	if !ok {
+		return kiln.Errorf(kiln.EUNAVAILABLE, "this kiln cannot fetch signed provenance through --server; run `kiln version verify` on the server without --server")
+	}
+	pub := given
+	if pub == nil {
+		pem, err := rs.SigningKeyPEM(ctx)
+		if err != nil {
+			return &kiln.Error{Code: kiln.ErrorCode(err), Err: err, Message: fmt.Sprintf(
+				"cannot verify %s with the server's key: %s; pass --key FILE with the public key from `kiln key export` run on the server's machine, or run `kiln version verify` there without --server",
+				ref, kiln.ErrorMessage(err))}
+		}
+		if pub, err = sign.ParsePublicKeyPEM(pem); err != nil {
+			return err
+		}
+	}
+	id, err := sign.KeyID(pub)
+	if err != nil {
+		return err
+	}
+	v, err := svc.Registry.FindVersion(ctx, ref)
+	if err != nil {
+		return err
+	}
+	// The same checks and messages as sign.CheckVersion, which reads the
+	// envelope from a registry; here it comes from the provenance route.
+	if v.Provenance.Artifact == nil {
+		return kiln.Errorf(kiln.EINVALID, "%s has no artifact; there is nothing to verify or launch", v.Name)
+	}
+	env, err := rs.Provenance(ctx, v.Ref())
+	if kiln.ErrorCode(err) == kiln.ENOTFOUND {
+		return kiln.Errorf(kiln.ECONFLICT, "%s has no signed provenance; it was not recorded by this kiln (or its signature was removed) and will not be launched", v.Name)
+	}
+	if err != nil {
+		return err
+	}
+	if err := sign.VerifyVersion(pub, env, v); err != nil {
+		return fmt.Errorf("%s: %w", v.Name, err)
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "%s: signature verified against the registry's record (key %s, artifact %s); the artifact is on the server and was not re-hashed: the signed digest equals the registry's\n",
+		v.Name, id, v.Provenance.Artifact.Digest)
+	if given == nil {
+		fmt.Fprintf(out, "signature checked with the server's key %s; pass --key to check against a key you trust\n", id)
+	}
+	return nil
+}
+
+// readPublicKey reads a PEM public key file given with --key.
+func readPublicKey(path string) (ed25519.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, kiln.FieldErrorf(kiln.ENOTFOUND, "--key", "public key file %s does not exist; save the output of `kiln key export` (run where kiln signs) there", path)
+	}
+	if err != nil {
+		return nil, kiln.FieldErrorf(kiln.EINVALID, "--key", "cannot read public key file %s: %v", path, err)
+	}
+	pub, err := sign.ParsePublicKeyPEM(data)
+	if err != nil {
+		return nil, kiln.FieldErrorf(kiln.EINVALID, "--key", "%s: %s", path, kiln.ErrorMessage(err))
+	}
+	return pub, nil
 }
 
 func (a *App) keyCmd() *cobra.Command {
@@ -49,10 +158,25 @@ func (a *App) keyCmd() *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "export",
 		Short: "Print the public key (PEM) that verifies kiln's signed provenance",
-		Args:  exactArgs(0, "no arguments"),
+		Long: "Print the public key (PEM) that verifies kiln's signed provenance.\n\n" +
+			"With --server, print the key the server reports. That is the server's word: for checks that must not rest on it, " +
+			"run `kiln key export` on the server's machine and hand the key over out of band.",
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			svc, err := a.Services(cmd.Context())
 			if err != nil {
+				return err
+			}
+			if a.cfg.Server != "" {
+				rs, ok := svc.Registry.(remoteSigning)
+				if !ok {
+					return kiln.Errorf(kiln.EUNAVAILABLE, "this kiln cannot fetch the signing key through --server; run `kiln key export` on the server without --server")
+				}
+				pem, err := rs.SigningKeyPEM(cmd.Context())
+				if err != nil {
+					return err
+				}
+				_, err = cmd.OutOrStdout().Write(pem)
 				return err
 			}
 			_, err = cmd.OutOrStdout().Write(svc.Signer.PublicKeyPEM())

@@ -154,7 +154,7 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	defer func() { stopRollouts(); waitRollouts() }()
 	apiHandler := api.New(api.Config{Registry: db, Tokens: db, Audit: db, Logger: logger, Version: version,
 		CheckinRate: opts.CheckinRate, Checkins: checkins, Status: pipelineStatus(db, cfg, logger),
-		StartRuns: runStarter{runs: db}, Rollouts: rollouts})
+		StartRuns: runStarter{runs: db}, Rollouts: rollouts, SigningKey: signer.Public()})
 	// The dashboard under /ui/, next to the API; its session cookie is
 	// Secure when kiln serves TLS.
 	dashboard, err := web.New(web.Config{Registry: db, Tokens: db, Logger: logger, Version: version,
