@@ -12,24 +12,17 @@ import (
 	"github.com/kiln-project/kiln/rollout"
 )
 
-// upperDirs is what a platform offers for drift detection (the local one).
-type upperDirs interface{ UpperDir(id string) string }
-
 // drift compares one instance with its image.
 func (a *App) drift(ctx context.Context, svc *Services, inst *kiln.Instance) (*kiln.Drift, error) {
-	p, ok := svc.Platform.(upperDirs)
+	p, ok := svc.Platform.(rollout.OverlayDirs)
 	if !ok {
 		return nil, kiln.Errorf(kiln.EUNAVAILABLE, "the %s platform does not show what an instance changed; drift needs the local platform", svc.Platform.Name())
-	}
-	upper, lower, err := rollout.LocalDirs(p.UpperDir)(inst.ID)
-	if err != nil {
-		return nil, err
 	}
 	var manifest []kiln.Package
 	if v, err := svc.Registry.FindVersion(ctx, inst.Version); err == nil {
 		manifest = v.Provenance.Packages
 	}
-	d, err := rollout.CompareOverlay(ctx, upper, lower, manifest)
+	d, err := rollout.CompareInstance(ctx, p, inst.ID, manifest)
 	if err != nil {
 		return nil, err
 	}

@@ -51,7 +51,7 @@ func ValidateVolatile(pattern string) error {
 			return fmt.Errorf("%q uses ** inside the segment %q; ** stands alone between slashes (/var/**/cache), * matches within one segment", pattern, seg)
 		}
 		if _, err := path.Match(seg, ""); err != nil {
-			return fmt.Errorf("%q: the segment %q is not a valid pattern (%v); escape [ ] * ? with \\ to match them literally, and close every [", pattern, seg, err)
+			return fmt.Errorf("%q: the segment %q is not a valid pattern (%w); escape [ ] * ? with \\ to match them literally, and close every [", pattern, seg, err)
 		}
 		if seg != "*" {
 			wild = false

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/definition"
 )
 
 // VolatilePaths are where a running system writes as a matter of course:
@@ -36,13 +36,55 @@ var VolatilePaths = []string{
 	"/root/.cache",
 }
 
-func volatile(p string) bool {
+// volatile reports whether p is under one of VolatilePaths or matches one
+// of the image's own patterns (definition.VolatileFile). The walk asks for
+// a directory before what it holds and skips a matching one whole, so a
+// pattern that matches a directory covers everything in it.
+func volatile(p string, patterns []string) bool {
 	for _, v := range VolatilePaths {
 		if p == v || strings.HasPrefix(p, v+"/") {
 			return true
 		}
 	}
+	for _, pat := range patterns {
+		if definition.MatchVolatile(pat, p) {
+			return true
+		}
+	}
 	return false
+}
+
+// imageVolatile reads the image's own volatile patterns from its root
+// filesystem (definition.VolatileFile, written by the build); an image
+// built without any has none. The file is opened with the image's root as
+// "/", so a symlink in the image cannot make the host read its own files.
+func imageVolatile(lower string) ([]string, error) {
+	root, err := os.Open(lower)
+	if err != nil {
+		return nil, fmt.Errorf("open the image's root filesystem: %w", err)
+	}
+	defer root.Close()
+	fd, err := unix.Openat2(int(root.Fd()), strings.TrimPrefix(definition.VolatileFile, "/"), &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the image's %s: %w", definition.VolatileFile, err)
+	}
+	f := os.NewFile(uintptr(fd), definition.VolatileFile)
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read the image's %s: %w", definition.VolatileFile, err)
+	}
+	pats, err := definition.ParseVolatile(b)
+	if err != nil {
+		return nil, kiln.Errorf(kiln.EINVALID, "the image's %v; rebuild the image with a valid volatile attribute", err)
+	}
+	return pats, nil
 }
 
 // dpkgStatus is where dpkg records installed packages.
@@ -50,12 +92,18 @@ const dpkgStatus = "var/lib/dpkg/status"
 
 // CompareOverlay reports how an instance differs from its image: upper is
 // its overlay upper directory (what it wrote: new and copied-up files,
-// whiteouts for deletions), lower the image's root filesystem. Packages
-// are compared by dpkg's status file in both, or against manifest when the
-// image's status file cannot be read.
+// whiteouts for deletions), lower the image's root filesystem. Paths under
+// VolatilePaths or matching the image's own volatile patterns (read from
+// lower, definition.VolatileFile) are counted in Ignored, not reported.
+// Packages are compared by dpkg's status file in both, or against manifest
+// when the image's status file cannot be read.
 func CompareOverlay(ctx context.Context, upper, lower string, manifest []kiln.Package) (*kiln.Drift, error) {
 	d := &kiln.Drift{Files: []kiln.DriftEntry{}, Packages: []kiln.DriftEntry{}}
-	err := filepath.WalkDir(upper, func(p string, de fs.DirEntry, err error) error {
+	patterns, err := imageVolatile(lower)
+	if err != nil {
+		return nil, err
+	}
+	err = filepath.WalkDir(upper, func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -67,7 +115,7 @@ func CompareOverlay(ctx context.Context, upper, lower string, manifest []kiln.Pa
 			return nil
 		}
 		abs := "/" + filepath.ToSlash(rel)
-		if volatile(abs) {
+		if volatile(abs, patterns) {
 			d.Ignored++
 			if de.IsDir() {
 				return filepath.SkipDir
@@ -255,26 +303,26 @@ func comparePackages(was, now map[string]string) []kiln.DriftEntry {
 	return out
 }
 
-// LocalDirs returns, for the local platform, where an instance's overlay
-// upper directory and its image's root filesystem are: upperDir is the
-// platform's UpperDir, and the lower directory is read from the instance's
-// record (state.json beside the upper directory, docs/instances.md).
-func LocalDirs(upperDir func(id string) string) func(id string) (upper, lower string, err error) {
-	return func(id string) (string, string, error) {
-		upper := upperDir(id)
-		b, err := os.ReadFile(filepath.Join(filepath.Dir(upper), "state.json"))
-		if errors.Is(err, fs.ErrNotExist) {
-			return "", "", kiln.Errorf(kiln.ENOTFOUND, "instance %s has no files on this machine's local platform; drift is checked where the instance runs", id)
-		}
-		if err != nil {
-			return "", "", err
-		}
-		var rec struct {
-			Lower string `json:"lower"`
-		}
-		if err := json.Unmarshal(b, &rec); err != nil || rec.Lower == "" {
-			return "", "", kiln.Errorf(kiln.EINTERNAL, "the record of instance %s does not name its image directory (%v)", id, err)
-		}
-		return upper, rec.Lower, nil
+// OverlayDirs is what a platform offers for drift detection (the local
+// one does): where an instance's writes are and its image's root
+// filesystem.
+type OverlayDirs interface {
+	// UpperDir holds what the instance changed (overlayfs upper layer).
+	UpperDir(id string) string
+	// LowerDir is the image's root filesystem; ENOTFOUND when the
+	// instance is not on this machine.
+	LowerDir(id string) (string, error)
+}
+
+// CompareInstance reports how instance id differs from its image, as
+// CompareOverlay does, with the directories dirs gives for it.
+func CompareInstance(ctx context.Context, dirs OverlayDirs, id string, manifest []kiln.Package) (*kiln.Drift, error) {
+	lower, err := dirs.LowerDir(id)
+	if kiln.ErrorCode(err) == kiln.ENOTFOUND {
+		return nil, kiln.Errorf(kiln.ENOTFOUND, "%s; drift is checked on the machine where the instance runs", kiln.ErrorMessage(err))
 	}
+	if err != nil {
+		return nil, err
+	}
+	return CompareOverlay(ctx, dirs.UpperDir(id), lower, manifest)
 }

@@ -8,7 +8,8 @@
 // Layout under <DataDir>/local:
 //
 //	rootfs/<hex>               unpacked artifacts (overlay lower dirs; never written)
-//	instances/<id>/state.json  the instance's record, written by whoever holds the lock
+//	instances/<id>/state.json  the instance's record, written by whoever holds the lock;
+//	                           private to this package (others ask UpperDir, LowerDir)
 //	instances/<id>/supervisor.lock  held by the supervisor for its whole life
 //	instances/<id>/upper       the instance's changes (kept for drift detection)
 //	instances/<id>/work, rootfs  overlay work dir and mount point

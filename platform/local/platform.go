@@ -138,6 +138,25 @@ func (p *Platform) UpperDir(id string) string {
 	return filepath.Join(p.instanceDir(id), upperDir)
 }
 
+// LowerDir is the image's root filesystem the instance runs on: the
+// unpacked artifact in the rootfs cache, the overlay's read-only lower
+// layer, which the cache keeps while the instance exists. Drift detection
+// compares UpperDir with it. ENOTFOUND when the instance does not exist on
+// this machine or its image's tree is gone from the cache.
+func (p *Platform) LowerDir(id string) (string, error) {
+	rec, _, err := p.load(id)
+	if err != nil {
+		return "", err
+	}
+	if rec.Lower == "" {
+		return "", kiln.Errorf(kiln.EINTERNAL, "the record of instance %s does not name its image's root filesystem; destroy the instance and launch it again", id)
+	}
+	if fi, err := os.Stat(rec.Lower); err != nil || !fi.IsDir() {
+		return "", kiln.Errorf(kiln.ENOTFOUND, "the image's root filesystem of instance %s (%s) is gone from the rootfs cache; destroy the instance and launch it again", id, rec.Lower)
+	}
+	return rec.Lower, nil
+}
+
 // Launch boots an instance. Its timeout covers the boot, not the one-time
 // unpacking of a new artifact into the rootfs cache, which only ctx bounds.
 func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.LaunchResult, err error) {

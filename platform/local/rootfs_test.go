@@ -61,6 +61,12 @@ func TestInstanceWritesStayInUpper(t *testing.T) {
 	if fi, err := os.Lstat(filepath.Join(e.p.UpperDir(id), "etc/issue")); err != nil || fi.Mode()&fs.ModeCharDevice == 0 {
 		t.Errorf("upper dir: etc/issue should be a whiteout: %v %v", fi, err)
 	}
+	if got, err := e.p.LowerDir(id); err != nil || got != lower {
+		t.Errorf("LowerDir = %q, %v; want the cached rootfs %s", got, err, lower)
+	}
+	if _, err := e.p.LowerDir("no-such-instance"); kiln.ErrorCode(err) != kiln.ENOTFOUND {
+		t.Errorf("LowerDir of a missing instance = %v, want ENOTFOUND", err)
+	}
 	if code, _ := e.p.Exec(ctx, id, []string{ProbePath, "-test.list=^$"}, kiln.ExecIO{}); code != 0 {
 		t.Errorf("probe at %s: exit %d", ProbePath, code)
 	}
