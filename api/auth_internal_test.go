@@ -123,11 +123,7 @@ func BenchmarkCheckinAuth(b *testing.B) {
 	register(s, RolePublic, huma.Operation{
 		OperationID: "bench-open-checkin", Method: http.MethodPost, Path: "/bench/checkin",
 	}, func(ctx context.Context, in *checkinIn) (*checkinOut, error) {
-		res, err := rec.CheckIn(ctx, &in.Body)
-		if err != nil {
-			return nil, err
-		}
-		return &checkinOut{Body: res}, nil
+		return checkIn(ctx, rec, in)
 	})
 	// The middleware alone: the same empty operation, public and behind
 	// the agent role, served in process (no network, no database write).

@@ -17,8 +17,21 @@ type CheckinRecorder interface {
 	CheckIn(ctx context.Context, c *kiln.Checkin) (*kiln.CheckinResult, error)
 }
 
-type checkinIn struct {
-	Body kiln.Checkin
+// checkinIn is the check-in body, decoded once (see rawJSON): check-ins
+// are the route every server of the fleet calls.
+type checkinIn = rawJSON
+
+// checkIn decodes a check-in body strictly and records it.
+func checkIn(ctx context.Context, rec CheckinRecorder, in *checkinIn) (*checkinOut, error) {
+	var c kiln.Checkin
+	if err := decodeStrict(in.RawBody, &c); err != nil {
+		return nil, err
+	}
+	res, err := rec.CheckIn(ctx, &c)
+	if err != nil {
+		return nil, bodyField(err, "")
+	}
+	return &checkinOut{Body: res}, nil
 }
 
 type checkinOut struct{ Body *kiln.CheckinResult }
@@ -154,14 +167,11 @@ func (s *Server) registerFleet() {
 
 	register(s, RoleAgent, huma.Operation{
 		OperationID: "instance-checkin", Method: http.MethodPost, Path: fleet.CheckinPath,
-		Summary: "A server reports its image version (from /etc/kiln-release); upserts the instance by id",
-		Tags:    []string{"instances"},
+		Summary:     "A server reports its image version (from /etc/kiln-release); upserts the instance by id",
+		Tags:        []string{"instances"},
+		RequestBody: jsonBody[kiln.Checkin](s), SkipValidateBody: true, // checkIn decodes it strictly, once
 	}, func(ctx context.Context, in *checkinIn) (*checkinOut, error) {
-		res, err := checkins.CheckIn(ctx, &in.Body)
-		if err != nil {
-			return nil, bodyField(err, "")
-		}
-		return &checkinOut{Body: res}, nil
+		return checkIn(ctx, checkins, in)
 	})
 
 	register(s, RoleViewer, huma.Operation{
