@@ -71,7 +71,9 @@ func TestCheckinDecodingIsStrict(t *testing.T) {
 			RequestBody struct {
 				Required bool
 				Content  map[string]struct {
-					Schema struct{ Ref string `json:"$ref"` }
+					Schema struct {
+						Ref string `json:"$ref"`
+					}
 				}
 			} `json:"requestBody"`
 		}
