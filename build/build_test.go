@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/definition"
 )
 
 // readArtifact returns the named files' content from a version's artifact.
@@ -49,6 +50,7 @@ func TestFreshBakeCacheAndUpToDate(t *testing.T) {
 		"basic.kiln.hcl": `image "basic" {
   method = "fresh"
   version = "1.0.0"
+  volatile = ["/var/lib/app"]
 ` + debianBlock + `
   file {
     source      = "files/motd"
@@ -85,7 +87,10 @@ func TestFreshBakeCacheAndUpToDate(t *testing.T) {
 	if kinds[kiln.SourceDefinition] != 1 || kinds[kiln.SourceConfig] != 1 || kinds[kiln.SourceOrigin] != 1 {
 		t.Errorf("sources %+v: want one definition, one config file, one origin", p.Sources)
 	}
-	got := readArtifact(t, v, "etc/kiln-release", "etc/hostname", "etc/resolv.conf", "etc/machine-id", "etc/motd", "etc/step-two")
+	got := readArtifact(t, v, "etc/kiln-release", "etc/hostname", "etc/resolv.conf", "etc/machine-id", "etc/motd", "etc/step-two", "etc/kiln/volatile")
+	if vol, err := definition.ParseVolatile([]byte(got["etc/kiln/volatile"])); err != nil || len(vol) != 1 || vol[0] != "/var/lib/app" {
+		t.Errorf("/etc/kiln/volatile = %q (%v), want the image's volatile pattern /var/lib/app", got["etc/kiln/volatile"], err)
+	}
 	rel := got["etc/kiln-release"]
 	for _, want := range []string{"image=basic\n", "version=1\n", "name=basic-1\n", "definition_digest=" + est.Images["basic"].Digest, "build_time=", "role=test\n", "semver=1.0.0-"} {
 		if !strings.Contains(rel, want) {

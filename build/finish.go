@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/definition"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
 
@@ -67,6 +68,18 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 		return fail(fmt.Errorf("write /etc/kiln-release: %w", err))
 	}
 	r.rep.logf("/etc/kiln-release:\n%s", content)
+	// The image carries its volatile patterns (docs/definitions.md); drift
+	// detection reads them from its root filesystem.
+	vf := filepath.Join(o.Target, definition.VolatileFile)
+	_ = os.Remove(vf)
+	if vol := r.est.Volatile(img.Name); len(vol) > 0 {
+		if err := os.MkdirAll(filepath.Dir(vf), 0o755); err != nil {
+			return fail(err)
+		}
+		if err := os.WriteFile(vf, definition.FormatVolatile(img.Name, vol), 0o644); err != nil {
+			return fail(fmt.Errorf("write %s: %w", definition.VolatileFile, err))
+		}
+	}
 	sources := r.sources
 	if b.AgentBinary != "" {
 		src, err := installAgent(o.Target, b.AgentBinary)

@@ -103,6 +103,9 @@ func MatchVolatile(pattern, p string) bool {
 // what the build writes to VolatileFile: an image built on nginx's image
 // runs the same services.
 func (e *Estate) Volatile(name string) []string {
+	if e == nil {
+		return nil
+	}
 	var chain []*Image
 	for img := e.Images[name]; img != nil && len(chain) <= len(e.Images); {
 		chain = append(chain, img)
