@@ -28,4 +28,9 @@ image "appserver" {
   }
 
   tests = ["tests/appserver.yaml"]
+
+  # nginx makes its temporary directories (body, proxy, fastcgi, …) under
+  # /var/lib/nginx when it starts: not drift, so `kiln instance drift`
+  # counts them as ignored. The built image carries this in /etc/kiln/volatile.
+  volatile = ["/var/lib/nginx"]
 }
