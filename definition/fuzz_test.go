@@ -22,6 +22,10 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add([]byte(`image "a" { base = image.a }`))
 	f.Add([]byte(`locals { a = "${local.a}" }`))
+	f.Add([]byte(`image "a" {
+  debian { suite = "bookworm" }
+  volatile = ["/var/lib/nginx", "/srv/**/cache", "/[x", "rel"]
+}`))
 	// One estate directory per fuzzing process, reused by every input:
 	// Load only reads it, and inputs run one at a time in a process.
 	dir := f.TempDir()
