@@ -59,24 +59,10 @@ func volatile(p string, patterns []string) bool {
 // built without any has none. The file is opened with the image's root as
 // "/", so a symlink in the image cannot make the host read its own files.
 func imageVolatile(lower string) ([]string, error) {
-	root, err := os.Open(lower)
-	if err != nil {
-		return nil, fmt.Errorf("open the image's root filesystem: %w", err)
-	}
-	defer root.Close()
-	fd, err := unix.Openat2(int(root.Fd()), strings.TrimPrefix(definition.VolatileFile, "/"), &unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	})
-	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+	b, err := readInRoot(lower, definition.VolatileFile, 1<<20)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read the image's %s: %w", definition.VolatileFile, err)
-	}
-	f := os.NewFile(uintptr(fd), definition.VolatileFile)
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("read the image's %s: %w", definition.VolatileFile, err)
 	}
@@ -87,8 +73,33 @@ func imageVolatile(lower string) ([]string, error) {
 	return pats, nil
 }
 
-// dpkgStatus is where dpkg records installed packages.
-const dpkgStatus = "var/lib/dpkg/status"
+// readInRoot reads at most limit bytes of the file at name inside the tree
+// root, resolving symlinks as if root were "/": a link in an image or an
+// instance cannot make the host read its own files.
+func readInRoot(root, name string, limit int64) ([]byte, error) {
+	dir, err := os.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	fd, err := unix.Openat2(int(dir.Fd()), strings.TrimPrefix(name, "/"), &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: filepath.Join(root, name), Err: err}
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(root, name))
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, limit))
+}
+
+// dpkgStatus is where dpkg records installed packages; maxStatus bounds
+// how much of it drift reads (a full server's is a few MB).
+const (
+	dpkgStatus = "var/lib/dpkg/status"
+	maxStatus  = 256 << 20
+)
 
 // CompareOverlay reports how an instance differs from its image: upper is
 // its overlay upper directory (what it wrote: new and copied-up files,
@@ -156,7 +167,7 @@ func CompareOverlay(ctx context.Context, upper, lower string, manifest []kiln.Pa
 	if err != nil {
 		return nil, fmt.Errorf("compare %s with the image: %w", upper, err)
 	}
-	now, err := os.ReadFile(filepath.Join(upper, dpkgStatus))
+	now, err := readInRoot(upper, dpkgStatus, maxStatus)
 	if errors.Is(err, fs.ErrNotExist) {
 		return d, nil // dpkg's status untouched: no package changed
 	}
@@ -164,7 +175,7 @@ func CompareOverlay(ctx context.Context, upper, lower string, manifest []kiln.Pa
 		return nil, err
 	}
 	var was map[string]string
-	if b, err := os.ReadFile(filepath.Join(lower, dpkgStatus)); err == nil {
+	if b, err := readInRoot(lower, dpkgStatus, maxStatus); err == nil {
 		was = installed(b)
 	} else {
 		was = map[string]string{}
