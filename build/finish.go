@@ -1,18 +1,23 @@
 package build
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/definition"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
+
+// releasePath is where every image says what it was made from.
+const releasePath = "etc/kiln-release"
 
 // finish writes /etc/kiln-release on top of the cached layers (the one
 // step never cached), reads the package manifest, exports the root
@@ -51,44 +56,47 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 		return fail(err)
 	}
 	buildTime := b.Clock().UTC()
-	old, err := os.ReadFile(filepath.Join(o.Target, "etc/kiln-release"))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	// Every write below is resolved inside the image's root: an origin
+	// artifact is anyone's tarball, and a symlink in it must not lead a
+	// write to the host.
+	root, err := os.OpenRoot(o.Target)
+	if err != nil {
 		return fail(err)
+	}
+	defer root.Close()
+	old, err := root.ReadFile(releasePath)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fail(fmt.Errorf("read /%s in the image: %w", releasePath, err))
 	}
 	content := releaseFile(old, releaseInfo{
 		image: img.Name, number: r.number, semver: img.Version, defDigest: img.Digest,
 		method: string(r.method), buildTime: buildTime, parent: r.parent, base: r.base,
 	})
-	if err := os.MkdirAll(filepath.Join(o.Target, "etc"), 0o755); err != nil {
-		return fail(err)
-	}
-	p := filepath.Join(o.Target, "etc/kiln-release")
-	_ = os.Remove(p)
-	if err := os.WriteFile(p, content, 0o644); err != nil {
-		return fail(fmt.Errorf("write /etc/kiln-release: %w", err))
+	if err := replaceInRoot(root, releasePath, bytes.NewReader(content), 0o644); err != nil {
+		return fail(fmt.Errorf("write /%s in the image: %w", releasePath, err))
 	}
 	r.rep.logf("/etc/kiln-release:\n%s", content)
 	// The image carries its volatile patterns (docs/definitions.md); drift
 	// detection reads them from its root filesystem.
-	vf := filepath.Join(o.Target, definition.VolatileFile)
-	_ = os.Remove(vf)
+	vf := strings.TrimPrefix(definition.VolatileFile, "/")
+	if err := root.Remove(vf); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fail(fmt.Errorf("replace %s in the image: %w", definition.VolatileFile, err))
+	}
 	if vol := r.est.Volatile(img.Name); len(vol) > 0 {
-		if err := os.MkdirAll(filepath.Dir(vf), 0o755); err != nil {
-			return fail(err)
-		}
-		if err := os.WriteFile(vf, definition.FormatVolatile(img.Name, vol), 0o644); err != nil {
-			return fail(fmt.Errorf("write %s: %w", definition.VolatileFile, err))
+		if err := replaceInRoot(root, vf, bytes.NewReader(definition.FormatVolatile(img.Name, vol)), 0o644); err != nil {
+			return fail(fmt.Errorf("write %s in the image: %w", definition.VolatileFile, err))
 		}
 	}
 	sources := r.sources
 	if b.AgentBinary != "" {
-		src, err := installAgent(o.Target, b.AgentBinary)
+		src, err := installAgent(root, b.AgentBinary)
 		if err != nil {
 			return fail(err)
 		}
 		sources = append(append([]kiln.Source(nil), sources...), src)
 		r.rep.logf("installed the kiln agent (%s) and its check-in timer", src.Digest)
 	}
+	root.Close()
 	pkgs, err := bake.Manifest(o.Target)
 	if err != nil {
 		return fail(err)

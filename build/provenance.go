@@ -77,8 +77,13 @@ func fileDigest(p string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
+	return readerDigest(f)
+}
+
+// readerDigest is the "sha256:<hex>" digest of what r holds.
+func readerDigest(r io.Reader) (string, error) {
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.Copy(h, r); err != nil {
 		return "", err
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil

@@ -3,8 +3,6 @@ package bake
 import (
 	"bufio"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -18,8 +16,7 @@ import (
 // version when it differs) is kept, since security advisories name source
 // packages.
 func Manifest(root string) ([]kiln.Package, error) {
-	p := filepath.Join(root, "var/lib/dpkg/status")
-	f, err := os.Open(p)
+	f, err := openInRoot(root, "var/lib/dpkg/status")
 	if err != nil {
 		return nil, fmt.Errorf("read package manifest: %w", err)
 	}
@@ -71,7 +68,7 @@ func Manifest(root string) ([]kiln.Package, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", p, err)
+		return nil, fmt.Errorf("read %s: %w", f.Name(), err)
 	}
 	flush()
 	sort.Slice(pkgs, func(i, j int) bool {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -21,7 +20,7 @@ func LookupOwner(root, owner string) (uid, gid int, err error) {
 	if n, err := strconv.Atoi(user); err == nil {
 		uid = n
 	} else {
-		rec, err := lookupDB(filepath.Join(root, "etc/passwd"), user)
+		rec, err := lookupDB(root, "etc/passwd", user)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -35,7 +34,7 @@ func LookupOwner(root, owner string) (uid, gid int, err error) {
 		if n, err := strconv.Atoi(group); err == nil {
 			gid = n
 		} else {
-			rec, err := lookupDB(filepath.Join(root, "etc/group"), group)
+			rec, err := lookupDB(root, "etc/group", group)
 			if err != nil {
 				return 0, 0, err
 			}
@@ -51,8 +50,11 @@ func LookupOwner(root, owner string) (uid, gid int, err error) {
 	return uid, gid, nil
 }
 
-func lookupDB(p, name string) ([]string, error) {
-	f, err := os.Open(p)
+// lookupDB finds name's record in the image's file db (etc/passwd or
+// etc/group), read with root as "/" so a symlink in the image never makes
+// kiln read the host's.
+func lookupDB(root, db, name string) ([]string, error) {
+	f, err := openInRoot(root, db)
 	if err != nil {
 		return nil, fmt.Errorf("resolve owner: %w", err)
 	}
@@ -65,4 +67,15 @@ func lookupDB(p, name string) ([]string, error) {
 		}
 	}
 	return nil, sc.Err()
+}
+
+// openInRoot opens name for reading inside the tree root; a symlink that
+// leads out of the tree is an error, never followed to the host.
+func openInRoot(root, name string) (*os.File, error) {
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.Open(name)
 }
