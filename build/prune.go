@@ -1,7 +1,6 @@
 package build
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/deb822"
 )
 
 // holdsFile is the file in a build's work directory listing the cache keys
@@ -524,30 +524,13 @@ func listedDebs(lists string) (map[string]bool, bool) {
 			continue
 		}
 		have = true
-		var pkg, ver, arch string
-		flush := func() {
-			if pkg != "" && ver != "" && arch != "" {
+		err = deb822.Scan(f, []string{"Package", "Version", "Architecture"}, func(p deb822.Paragraph) error {
+			if pkg, ver, arch := p["Package"], p["Version"], p["Architecture"]; pkg != "" && ver != "" && arch != "" {
 				out[pkg+"_"+strings.ReplaceAll(ver, ":", "%3a")+"_"+arch+".deb"] = true
 			}
-			pkg, ver, arch = "", "", ""
-		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case line == "":
-				flush()
-			case strings.HasPrefix(line, "Package: "):
-				pkg = strings.TrimSpace(line[len("Package: "):])
-			case strings.HasPrefix(line, "Version: "):
-				ver = strings.TrimSpace(line[len("Version: "):])
-			case strings.HasPrefix(line, "Architecture: "):
-				arch = strings.TrimSpace(line[len("Architecture: "):])
-			}
-		}
-		flush()
-		if sc.Err() != nil {
+			return nil
+		})
+		if err != nil {
 			have = false // a list we could not read: do not judge by the lists
 		}
 		f.Close()

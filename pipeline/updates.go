@@ -18,6 +18,7 @@ import (
 
 	kiln "github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/advisory"
+	"github.com/kiln-project/kiln/deb822"
 	"github.com/kiln-project/kiln/definition"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
@@ -66,35 +67,19 @@ func (ix PackageIndex) Updates(pkgs []kiln.Package) []PackageUpdate {
 // ParsePackages reads a Debian Packages file (control paragraphs) into an
 // index, keeping the highest version of each package and architecture.
 func ParsePackages(r io.Reader, ix PackageIndex) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-	var name, ver, arch string
-	flush := func() {
-		if name != "" && ver != "" {
-			k := name + ":" + arch
-			if old, ok := ix[k]; !ok {
-				ix[k] = ver
-			} else if c, err := advisory.CompareVersions(ver, old); err == nil && c > 0 {
-				ix[k] = ver
-			}
+	return deb822.Scan(r, []string{"Package", "Version", "Architecture"}, func(p deb822.Paragraph) error {
+		name, ver := p["Package"], p["Version"]
+		if name == "" || ver == "" {
+			return nil
 		}
-		name, ver, arch = "", "", ""
-	}
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			flush()
-		case strings.HasPrefix(line, "Package: "):
-			name = strings.TrimSpace(line[len("Package: "):])
-		case strings.HasPrefix(line, "Version: "):
-			ver = strings.TrimSpace(line[len("Version: "):])
-		case strings.HasPrefix(line, "Architecture: "):
-			arch = strings.TrimSpace(line[len("Architecture: "):])
+		k := name + ":" + p["Architecture"]
+		if old, ok := ix[k]; !ok {
+			ix[k] = ver
+		} else if c, err := advisory.CompareVersions(ver, old); err == nil && c > 0 {
+			ix[k] = ver
 		}
-	}
-	flush()
-	return sc.Err()
+		return nil
+	})
 }
 
 // debArch is the Debian architecture of this machine.

@@ -1,12 +1,12 @@
 package bake
 
 import (
-	"bufio"
 	"fmt"
 	"sort"
 	"strings"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/deb822"
 )
 
 // Manifest reads the packages installed in root from dpkg's status file
@@ -22,55 +22,26 @@ func Manifest(root string) ([]kiln.Package, error) {
 	}
 	defer f.Close()
 	var pkgs []kiln.Package
-	var cur kiln.Package
-	var status string
-	flush := func() {
-		if cur.Name != "" && status == "install ok installed" {
-			if cur.Source == cur.Name && cur.SourceVersion == "" {
-				cur.Source = "" // the same as the binary: nothing to add
-			}
-			pkgs = append(pkgs, cur)
+	err = deb822.Scan(f, []string{"Package", "Version", "Architecture", "Status", "Source"}, func(p deb822.Paragraph) error {
+		if p["Package"] == "" || p["Status"] != "install ok installed" {
+			return nil
 		}
-		cur, status = kiln.Package{}, ""
-	}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" {
-			flush()
-			continue
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			continue // continuation of a multi-line field
-		}
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		v = strings.TrimSpace(v)
-		switch k {
-		case "Package":
-			cur.Name = v
-		case "Version":
-			cur.Version = v
-		case "Architecture":
-			cur.Architecture = v
-		case "Status":
-			status = v
-		case "Source":
+		pkg := kiln.Package{Name: p["Package"], Version: p["Version"], Architecture: p["Architecture"]}
+		if src := p["Source"]; src != "" {
 			// "openssl" or "openssl (3.0.11-1~deb12u2)" when the source
 			// version differs from the binary's (binNMUs): advisories
 			// name source packages.
-			name, ver, _ := strings.Cut(v, " ")
-			cur.Source = name
-			cur.SourceVersion = strings.Trim(strings.TrimSpace(ver), "()")
+			name, ver, _ := strings.Cut(src, " ")
+			if name != pkg.Name || ver != "" {
+				pkg.Source, pkg.SourceVersion = name, strings.Trim(strings.TrimSpace(ver), "()")
+			}
 		}
-	}
-	if err := sc.Err(); err != nil {
+		pkgs = append(pkgs, pkg)
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", f.Name(), err)
 	}
-	flush()
 	sort.Slice(pkgs, func(i, j int) bool {
 		if pkgs[i].Name != pkgs[j].Name {
 			return pkgs[i].Name < pkgs[j].Name
