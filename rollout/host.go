@@ -122,8 +122,14 @@ func (h *Host) StartRollout(ctx context.Context, req kiln.RolloutRequest) (*kiln
 	rctx := kiln.WithSource(kiln.WithActor(h.bg.ctx, kiln.ActorFrom(ctx)), kiln.SourceFrom(ctx))
 	h.bg.wg.Go(func() {
 		defer h.bg.release(svc.Name)
-		_, err := e.Continue(rctx, r)
-		if err != nil {
+		end, err := e.Continue(rctx, r)
+		switch {
+		case err != nil && h.bg.ctx.Err() != nil && (end == nil || !end.State.Done()):
+			// The server stops: the rollout is interrupted, not failed;
+			// its follower says to resume it.
+			e.log().Info("rollout interrupted: the server stops; resume it with `kiln rollout SERVICE --resume`", "rollout", r.ID, "service", svc.Name, "err", err)
+			err = nil
+		case err != nil:
 			e.log().Warn("rollout stopped", "rollout", r.ID, "service", svc.Name, "err", err)
 		}
 		log.mu.Lock()

@@ -323,7 +323,9 @@ func TestRemoteRolloutInterruptedAndResumed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// serveRollouts is one `kiln serve` life: its host and API.
+	// serveRollouts is one `kiln serve` life: its host and API. stop
+	// stops its rollouts as kiln serve's shutdown does, but leaves the API
+	// answering (closed at cleanup), so a follower sees how they ended.
 	serveRollouts := func() (*rollout.Host, string, func()) {
 		h := newRolloutHost(db, arts, plat, signer, cli.Config{DataDir: sdir}, logger)
 		bctx, cancel := context.WithCancel(ctx)
@@ -335,10 +337,9 @@ func TestRemoteRolloutInterruptedAndResumed(t *testing.T) {
 				once = true
 				cancel()
 				wait()
-				ts.Close()
 			}
 		}
-		t.Cleanup(stop)
+		t.Cleanup(func() { stop(); ts.Close() })
 		return h, ts.URL, stop
 	}
 	t.Cleanup(func() {
@@ -383,9 +384,10 @@ func TestRemoteRolloutInterruptedAndResumed(t *testing.T) {
 	}
 	stop1()
 	res := <-done
-	// Whether the command saw the rollout stop or the server go first, it
-	// says how to go on.
-	if res.code != 1 || !strings.Contains(res.errs, "kiln rollout web --resume") || !strings.Contains(res.out, "rollout 1 of web to appserver-1: running") {
+	// The command polled the server, still up, and saw the rollout end
+	// interrupted (not failed): it says how to go on and exits 1.
+	if res.code != 1 || !strings.Contains(res.errs, "rollout 1 of web was interrupted on the server") ||
+		!strings.Contains(res.errs, "kiln rollout web --resume") || !strings.Contains(res.out, "rollout 1 of web to appserver-1: running") {
 		t.Fatalf("following an interrupted rollout: exit %d\n%s%s", res.code, res.out, res.errs)
 	}
 	r, err := db.ActiveRollout(ctx, "web")
