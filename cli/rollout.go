@@ -79,8 +79,8 @@ func (a *App) roll(ctx context.Context, cmd *cobra.Command, h rolloutHost, req k
 		}
 		select {
 		case <-ctx.Done():
-			fmt.Fprintf(cmd.ErrOrStderr(), "stopped following rollout %d; it goes on on the server (see `kiln service show %s`)\n", r.ID, r.Service)
-			return r, ctx.Err()
+			return r, kiln.Errorf(kiln.EUNAVAILABLE, "stopped following rollout %d of %s; it keeps running on the server: see it with `kiln service show %s`",
+				r.ID, r.Service, r.Service)
 		case <-time.After(followInterval):
 		}
 	}
