@@ -10,10 +10,13 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-project/kiln"
 )
 
 // The artifact format: a POSIX pax tar of a root filesystem, entries named
@@ -197,16 +200,26 @@ type ExtractOptions struct {
 }
 
 // ExtractTar extracts a tar in the artifact format into dir. It replaces
-// what is in the way. Entries must stay inside dir; artifacts are trusted
-// by digest, not sandboxed, so only extract artifacts kiln made or that a
-// definition pinned by digest.
+// what is in the way. The archive is hostile input (an origin artifact is
+// anyone's tarball): every name, and every hard link's target, is resolved
+// inside dir through an os.Root, so a symlink in the archive or already in
+// dir may be created but never followed out of dir. An entry whose path
+// goes through such a link fails the extraction with an EINVALID error that
+// names the entry and the link; dir is then left half-written for the
+// caller to remove.
 func ExtractTar(ctx context.Context, r io.Reader, dir string, opts ExtractOptions) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	x := &extraction{root: root}
+	defer x.close()
 	tr := tar.NewReader(r)
 	type dirTime struct {
-		path  string
+		name  string
 		mtime time.Time
 	}
 	var dirs []dirTime
@@ -229,126 +242,235 @@ func ExtractTar(ctx context.Context, r io.Reader, dir string, opts ExtractOption
 			continue
 		}
 		if name == ".." || strings.HasPrefix(name, "../") {
-			return fmt.Errorf("tar entry %q leaves the root", hdr.Name)
+			return kiln.Errorf(kiln.EINVALID, "tar entry %q leaves the root; refusing", hdr.Name)
 		}
-		target := filepath.Join(dir, filepath.FromSlash(name))
-		parent, base := filepath.Split(target)
-		if err := os.MkdirAll(parent, 0o755); err != nil {
+		pname, base := path.Split(name)
+		pname = path.Clean(pname)
+		pdir, pfd, err := x.parent(name, pname)
+		if err != nil {
 			return err
 		}
 		if opts.Layer && base == whiteoutOpaque {
-			if err := unix.Lsetxattr(filepath.Clean(parent), opaqueXattr, []byte("y"), 0); err != nil {
-				return fmt.Errorf("mark %s opaque: %w", parent, err)
+			if err := unix.Fsetxattr(pfd, opaqueXattr, []byte("y"), 0); err != nil {
+				return fmt.Errorf("mark %s opaque: %w", pname, err)
 			}
 			continue
 		}
 		if opts.Layer && strings.HasPrefix(base, whiteoutPrefix) {
-			wh := filepath.Join(parent, strings.TrimPrefix(base, whiteoutPrefix))
-			if err := os.RemoveAll(wh); err != nil {
-				return err
+			wh := strings.TrimPrefix(base, whiteoutPrefix)
+			if wh == "" || wh == "." || wh == ".." {
+				return kiln.Errorf(kiln.EINVALID, "tar entry %q is a whiteout of nothing; refusing", hdr.Name)
 			}
-			if err := unix.Mknod(wh, unix.S_IFCHR, 0); err != nil {
-				return fmt.Errorf("whiteout %s: %w", wh, err)
+			if err := x.remove(pdir, wh); err != nil {
+				return fmt.Errorf("whiteout %s: %w", path.Join(pname, wh), err)
+			}
+			if err := unix.Mknodat(pfd, wh, unix.S_IFCHR, 0); err != nil {
+				return fmt.Errorf("whiteout %s: %w", path.Join(pname, wh), err)
 			}
 			continue
 		}
 		mode := uint32(hdr.Mode & 0o7777)
 		if hdr.Typeflag != tar.TypeDir {
-			if err := removeExisting(target); err != nil {
-				return err
+			if err := x.remove(pdir, base); err != nil {
+				return fmt.Errorf("replace %s: %w", name, err)
 			}
 		}
 		switch hdr.Typeflag {
 		case tar.TypeDir:
-			fi, err := os.Lstat(target)
+			fi, err := pdir.Lstat(base)
 			if err == nil && !fi.IsDir() {
-				if err := os.Remove(target); err != nil {
-					return err
+				if err := x.remove(pdir, base); err != nil {
+					return fmt.Errorf("replace %s: %w", name, err)
 				}
 				err = os.ErrNotExist
 			}
 			if err != nil {
-				if err := unix.Mkdir(target, 0o700); err != nil {
-					return fmt.Errorf("mkdir %s: %w", target, err)
+				if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
+					return fmt.Errorf("mkdir %s: %w", name, err)
 				}
 			}
-			dirs = append(dirs, dirTime{target, hdr.ModTime})
+			dirs = append(dirs, dirTime{name, hdr.ModTime})
 		case tar.TypeReg:
-			f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+			f, err := pdir.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 			if err != nil {
-				return err
+				return fmt.Errorf("extract %s: %w", name, err)
 			}
 			if _, err := io.CopyBuffer(f, tr, buf); err != nil {
 				f.Close()
 				return fmt.Errorf("extract %s: %w", name, err)
 			}
 			if err := f.Close(); err != nil {
-				return err
+				return fmt.Errorf("extract %s: %w", name, err)
 			}
 		case tar.TypeLink:
-			old := filepath.Join(dir, filepath.FromSlash(path.Clean(strings.TrimPrefix(hdr.Linkname, "/"))))
-			if err := os.Link(old, target); err != nil {
-				return fmt.Errorf("hard link %s: %w", name, err)
+			old := path.Clean(strings.TrimPrefix(hdr.Linkname, "/"))
+			if old == "." || old == ".." || strings.HasPrefix(old, "../") {
+				return kiln.Errorf(kiln.EINVALID, "tar entry %s is a hard link to %q, which is outside the image; refusing", name, hdr.Linkname)
+			}
+			if err := root.Link(old, name); err != nil {
+				if esc := escapes(root, old); esc != "" {
+					return kiln.Errorf(kiln.EINVALID, "tar entry %s is a hard link to %s, whose path %s; refusing", name, old, esc)
+				}
+				return fmt.Errorf("hard link %s to %s: %w", name, old, err)
 			}
 			continue // shares the first name's owner, mode and times
 		case tar.TypeSymlink:
-			if err := os.Symlink(hdr.Linkname, target); err != nil {
-				return err
+			// Created, not resolved: an absolute target such as /run is
+			// fine here; only a later entry written through it is refused.
+			if err := pdir.Symlink(hdr.Linkname, base); err != nil {
+				return fmt.Errorf("symlink %s: %w", name, err)
 			}
 		case tar.TypeFifo:
-			if err := unix.Mkfifo(target, mode); err != nil {
-				return err
+			if err := unix.Mknodat(pfd, base, unix.S_IFIFO|mode, 0); err != nil {
+				return fmt.Errorf("mkfifo %s: %w", name, err)
 			}
 		case tar.TypeChar, tar.TypeBlock:
 			kind := uint32(unix.S_IFCHR)
 			if hdr.Typeflag == tar.TypeBlock {
 				kind = unix.S_IFBLK
 			}
-			if err := unix.Mknod(target, kind|mode, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))); err != nil {
-				return err
+			if err := unix.Mknodat(pfd, base, kind|mode, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))); err != nil {
+				return fmt.Errorf("mknod %s: %w", name, err)
 			}
 		default:
 			continue
 		}
-		if err := unix.Lchown(target, hdr.Uid, hdr.Gid); err != nil {
+		// Everything below works on base in the already resolved parent
+		// and does not follow a symlink at base.
+		if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("chown %s: %w", name, err)
 		}
 		for k, v := range hdr.PAXRecords {
-			if x, ok := strings.CutPrefix(k, xattrRecord); ok {
-				if err := unix.Lsetxattr(target, x, []byte(v), 0); err != nil && hdr.Typeflag != tar.TypeSymlink {
-					return fmt.Errorf("set %s on %s: %w", x, name, err)
+			if attr, ok := strings.CutPrefix(k, xattrRecord); ok {
+				if err := unix.Lsetxattr(fdPath(pfd, base), attr, []byte(v), 0); err != nil && hdr.Typeflag != tar.TypeSymlink {
+					return fmt.Errorf("set %s on %s: %w", attr, name, err)
 				}
 			}
 		}
+		ts := []unix.Timespec{unix.NsecToTimespec(hdr.ModTime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
 		if hdr.Typeflag == tar.TypeSymlink {
-			ts := []unix.Timespec{unix.NsecToTimespec(hdr.ModTime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
-			_ = unix.UtimesNanoAt(unix.AT_FDCWD, target, ts, unix.AT_SYMLINK_NOFOLLOW)
+			_ = unix.UtimesNanoAt(pfd, base, ts, unix.AT_SYMLINK_NOFOLLOW)
 			continue
 		}
-		// chmod after chown: chown clears set-id bits.
-		if err := unix.Chmod(target, mode); err != nil {
+		// chmod after chown: chown clears set-id bits. base is what this
+		// entry just created, never a symlink.
+		if err := unix.Fchmodat(pfd, base, mode, 0); err != nil {
 			return fmt.Errorf("chmod %s: %w", name, err)
 		}
 		if hdr.Typeflag != tar.TypeDir {
-			_ = os.Chtimes(target, hdr.ModTime, hdr.ModTime)
+			_ = unix.UtimesNanoAt(pfd, base, ts, unix.AT_SYMLINK_NOFOLLOW)
 		}
 	}
+	// Directory times last, deepest first, since creating their children
+	// changed them. A directory a later entry replaced is skipped.
 	for i := len(dirs) - 1; i >= 0; i-- {
-		_ = os.Chtimes(dirs[i].path, dirs[i].mtime, dirs[i].mtime)
+		if fi, err := root.Lstat(dirs[i].name); err == nil && fi.IsDir() {
+			_ = root.Chtimes(dirs[i].name, dirs[i].mtime, dirs[i].mtime)
+		}
 	}
 	return nil
 }
 
-func removeExisting(p string) error {
-	fi, err := os.Lstat(p)
+// extraction is the state of one ExtractTar: the root every name resolves
+// in and the parent directory of the last entry, kept open because tar
+// entries come directory by directory.
+type extraction struct {
+	root  *os.Root
+	pname string
+	pdir  *os.Root
+	pfile *os.File
+	stale bool // something was removed since pdir was opened
+}
+
+// parent creates (as 0755 directories) and opens the parent directory
+// pname of entry, resolved inside the root. It returns the directory as a
+// Root and as a file descriptor for the calls os.Root does not have
+// (mknodat, fchownat, xattrs).
+func (x *extraction) parent(entry, pname string) (*os.Root, int, error) {
+	if x.pdir != nil && x.pname == pname && !x.stale {
+		return x.pdir, int(x.pfile.Fd()), nil
+	}
+	x.close()
+	if pname != "." {
+		if err := x.root.MkdirAll(pname, 0o755); err != nil {
+			return nil, 0, x.refuse(entry, pname, err)
+		}
+	}
+	d, err := x.root.OpenRoot(pname)
+	if err != nil {
+		return nil, 0, x.refuse(entry, pname, err)
+	}
+	f, err := d.Open(".")
+	if err != nil {
+		d.Close()
+		return nil, 0, fmt.Errorf("open %s: %w", pname, err)
+	}
+	x.pname, x.pdir, x.pfile = pname, d, f
+	return d, int(f.Fd()), nil
+}
+
+// remove removes base in dir, a directory with all it holds, if it is
+// there. Since that may remove the kept parent or a symlink it was reached
+// through, the kept parent is reopened for the next entry.
+func (x *extraction) remove(dir *os.Root, base string) error {
+	fi, err := dir.Lstat(base)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
+	x.stale = true
 	if fi.IsDir() {
-		return os.RemoveAll(p)
+		return dir.RemoveAll(base)
 	}
-	return os.Remove(p)
+	return dir.Remove(base)
+}
+
+func (x *extraction) close() {
+	if x.pdir != nil {
+		x.pfile.Close()
+		x.pdir.Close()
+	}
+	x.pname, x.pdir, x.pfile, x.stale = "", nil, nil, false
+}
+
+// refuse explains why the directory pname of entry could not be made: a
+// symlink on the way that leads out of the image (or nowhere), or else err.
+func (x *extraction) refuse(entry, pname string, err error) error {
+	if esc := escapes(x.root, pname); esc != "" {
+		return kiln.Errorf(kiln.EINVALID, "tar entry %s %s; refusing", entry, esc)
+	}
+	return fmt.Errorf("tar entry %s: make directory %s: %w", entry, pname, err)
+}
+
+// escapes finds the first symlink on the way to name (name included) that
+// os.Root will not follow, and says what it is, or returns "".
+func escapes(root *os.Root, name string) string {
+	p := ""
+	for c := range strings.SplitSeq(name, "/") {
+		p = path.Join(p, c)
+		fi, err := root.Lstat(p)
+		if err != nil {
+			return ""
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			continue
+		}
+		if _, err := root.Stat(p); err != nil {
+			target, _ := root.Readlink(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Sprintf("goes through symlink %s (to %s), which points at nothing in the image", p, target)
+			}
+			return fmt.Sprintf("goes through symlink %s (to %s), which leads outside the image", p, target)
+		}
+	}
+	return ""
+}
+
+// fdPath names base in the directory open as fd without resolving the
+// directory's path again: the kernel follows /proc/self/fd/N to the open
+// directory itself, and the l-calls do not follow base.
+func fdPath(fd int, base string) string {
+	return "/proc/self/fd/" + strconv.Itoa(fd) + "/" + base
 }
