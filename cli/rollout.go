@@ -42,6 +42,13 @@ func (a *App) rolloutHost(cmd *cobra.Command) (rolloutHost, error) {
 // followInterval is how often a rollout on the server is polled.
 const followInterval = 500 * time.Millisecond
 
+// followRetry is how long a follow keeps asking a server that does not
+// answer (a restart, a network blip) before it gives up; the waits
+// between the tries grow from followInterval to followMaxBackoff.
+var followRetry = time.Minute
+
+const followMaxBackoff = 8 * time.Second
+
 // roll starts a rollout and returns it ended: one that runs elsewhere (on
 // the kiln server) is followed, its progress lines printed on stderr as a
 // local rollout prints them, and its error returned as the local one
@@ -51,19 +58,34 @@ func (a *App) roll(ctx context.Context, cmd *cobra.Command, h rolloutHost, req k
 	if err != nil || r == nil || r.State.Done() {
 		return r, err
 	}
+	stderr := cmd.ErrOrStderr()
 	after := 0
+	var lost time.Time // when the server stopped answering; zero while it answers
+	wait := followInterval
 	for {
 		p, err := h.RolloutProgress(ctx, r.ID, after)
-		if err != nil && ctx.Err() == nil {
-			if kiln.ErrorCode(err) == kiln.EUNAVAILABLE {
-				return r, kiln.Errorf(kiln.EUNAVAILABLE, "lost the kiln server while following rollout %d of %s (%s); a server that stopped interrupted the rollout: when it is back, resume it with `kiln rollout %s --resume`",
-					r.ID, r.Service, kiln.ErrorMessage(err), r.Service)
+		switch {
+		case ctx.Err() != nil:
+			return r, kiln.Errorf(kiln.EUNAVAILABLE, "stopped following rollout %d of %s; it keeps running on the server: see it with `kiln service show %s`",
+				r.ID, r.Service, r.Service)
+		case err != nil && kiln.ErrorCode(err) == kiln.EUNAVAILABLE:
+			if lost.IsZero() {
+				lost = time.Now()
+				fmt.Fprintf(stderr, "lost the kiln server (%s); retrying for %s\n", kiln.ErrorMessage(err), followRetry)
+			} else if time.Since(lost) >= followRetry {
+				return r, kiln.Errorf(kiln.EUNAVAILABLE, "lost the kiln server for %s while following rollout %d of %s (%s); a server that stopped interrupted the rollout: when it is back, see it with `kiln service show %s` and resume it with `kiln rollout %s --resume`",
+					followRetry, r.ID, r.Service, kiln.ErrorMessage(err), r.Service, r.Service)
 			}
+			wait = min(2*wait, followMaxBackoff)
+		case err != nil:
 			return r, err
-		}
-		if err == nil {
+		default:
+			if !lost.IsZero() {
+				fmt.Fprintf(stderr, "the kiln server answers again; following rollout %d\n", r.ID)
+				lost, wait = time.Time{}, followInterval
+			}
 			for _, l := range p.Lines {
-				fmt.Fprintln(cmd.ErrOrStderr(), l)
+				fmt.Fprintln(stderr, l)
 			}
 			after, r = p.Next, p.Rollout
 			if !p.Running {
@@ -71,6 +93,8 @@ func (a *App) roll(ctx context.Context, cmd *cobra.Command, h rolloutHost, req k
 				case p.Error != "":
 					return r, &kiln.Error{Code: p.Code, Message: p.Error}
 				case !r.State.Done():
+					// Not running on the server that answers (it stopped,
+					// or was restarted) and not ended: interrupted.
 					return r, kiln.Errorf(kiln.EUNAVAILABLE, "rollout %d of %s was interrupted on the server (%s, %d batches done); resume it with `kiln rollout %s --resume`",
 						r.ID, r.Service, r.State, r.Batch, r.Service)
 				}
@@ -79,9 +103,7 @@ func (a *App) roll(ctx context.Context, cmd *cobra.Command, h rolloutHost, req k
 		}
 		select {
 		case <-ctx.Done():
-			return r, kiln.Errorf(kiln.EUNAVAILABLE, "stopped following rollout %d of %s; it keeps running on the server: see it with `kiln service show %s`",
-				r.ID, r.Service, r.Service)
-		case <-time.After(followInterval):
+		case <-time.After(wait):
 		}
 	}
 }
