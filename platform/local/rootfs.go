@@ -27,6 +27,13 @@ import (
 // re-implement. The stream is hashed on its way to tar and the result
 // renamed into place only when tar succeeded and the digest matches, so the
 // cache holds only complete, verified trees.
+//
+// An artifact is hostile input (an origin artifact is anyone's tarball).
+// GNU tar keeps it inside dir: it refuses ".." member names, and creates a
+// symlink whose target is absolute or climbs with ".." only after every
+// other member, so no member is written through one
+// (TestRootfsRefusesEscapes). Do not add -h, -P or
+// --keep-directory-symlink.
 func (p *Platform) rootfs(ctx context.Context, digest string) (string, error) {
 	if err := kiln.ValidateDigest("artifact.digest", digest); err != nil {
 		return "", err
