@@ -3,6 +3,7 @@ package rollout
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"regexp"
 	"sync"
 
@@ -45,7 +46,7 @@ type background struct {
 	ctx     context.Context
 	wg      sync.WaitGroup
 	mu      sync.Mutex
-	running map[string]int64 // service → rollout running here
+	running map[string]string // service → what holds it: "rollout 7 of web runs"
 	logs    map[int64]*progressLog
 	order   []int64 // rollout ids, oldest first, for forgetting logs
 }
@@ -83,7 +84,7 @@ func (l *progressLog) Write(p []byte) (int, error) {
 // as running (or rolling back) for `kiln rollout SERVICE --resume`. The
 // returned function waits until every rollout goroutine has returned.
 func (h *Host) Background(ctx context.Context) (wait func()) {
-	h.bg = &background{ctx: ctx, running: map[string]int64{}, logs: map[int64]*progressLog{}}
+	h.bg = &background{ctx: ctx, running: map[string]string{}, logs: map[int64]*progressLog{}}
 	return h.bg.wg.Wait
 }
 
@@ -99,7 +100,7 @@ func (h *Host) StartRollout(ctx context.Context, req kiln.RolloutRequest) (*kiln
 	e := *h.Engine
 	var log *progressLog
 	if h.bg != nil {
-		if err := h.bg.claim(svc.Name); err != nil {
+		if err := h.bg.claim(svc.Name, "a rollout of "+svc.Name+" is starting"); err != nil {
 			return nil, err
 		}
 		log = &progressLog{running: true}
@@ -168,16 +169,18 @@ func (h *Host) begin(ctx context.Context, e *Engine, svc *kiln.Service, req kiln
 	return e.Begin(ctx, svc.Name, to, Options{AllowUnready: req.AllowUnready})
 }
 
-func (b *background) claim(service string) error {
+// claim makes this server the one changing service (a rollout or a
+// removal, what says which) until release; a second claim is refused.
+func (b *background) claim(service, what string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.ctx.Err(); err != nil {
-		return kiln.Errorf(kiln.EUNAVAILABLE, "the kiln server is stopping; start the rollout of %s again when it is back", service)
+		return kiln.Errorf(kiln.EUNAVAILABLE, "the kiln server is stopping; nothing was done to %s: try again when it is back", service)
 	}
-	if id, ok := b.running[service]; ok {
-		return kiln.Errorf(kiln.ECONFLICT, "rollout %d of %s is running on this server; wait for it (`kiln service show %s`)", id, service, service)
+	if held, ok := b.running[service]; ok {
+		return kiln.Errorf(kiln.ECONFLICT, "%s on this server; wait for it to end (`kiln service show %s`)", held, service)
 	}
-	b.running[service] = 0
+	b.running[service] = what
 	return nil
 }
 
@@ -190,7 +193,7 @@ func (b *background) release(service string) {
 func (b *background) keep(service string, id int64, log *progressLog) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.running[service] = id
+	b.running[service] = fmt.Sprintf("rollout %d of %s runs", id, service)
 	b.logs[id] = log
 	b.order = append(b.order, id)
 	for len(b.order) > maxProgressLogs {
@@ -291,13 +294,20 @@ func (h *Host) RemoveService(ctx context.Context, service string, destroyInstanc
 	if err != nil {
 		return nil, err
 	}
+	// No rollout of the service may start while it is removed.
 	if h.bg != nil {
-		h.bg.mu.Lock()
-		_, busy := h.bg.running[svc.Name]
-		h.bg.mu.Unlock()
-		if busy {
-			return nil, kiln.Errorf(kiln.ECONFLICT, "a rollout of %s is running on this server; delete the service when it has ended", svc.Name)
+		if err := h.bg.claim(svc.Name, svc.Name+" is being deleted"); err != nil {
+			return nil, err
 		}
+		defer h.bg.release(svc.Name)
+	}
+	// Nor may an interrupted one be left without its service: its members
+	// and instances are the rollout's to finish or roll back.
+	if r, err := h.Engine.Rollouts.ActiveRollout(ctx, svc.Name); err == nil {
+		return nil, kiln.Errorf(kiln.ECONFLICT, "rollout %d of %s was interrupted (%s, %d batches done); resume it with `kiln rollout %s --resume` and let it end, then delete the service",
+			r.ID, svc.Name, r.State, r.Batch, svc.Name)
+	} else if kiln.ErrorCode(err) != kiln.ENOTFOUND {
+		return nil, err
 	}
 	var destroyed []string
 	if destroyInstances {

@@ -1,0 +1,333 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/store"
+)
+
+// memPlatform is a kiln.Platform in memory for the Host's bookkeeping
+// tests: Launch blocks until the launch gate opens (or ctx ends) and
+// Destroy until the destroy gate opens, so a test can act while a
+// rollout or a removal is under way.
+type memPlatform struct {
+	mu          sync.Mutex
+	running     map[string]bool
+	destroyed   []string
+	launchGate  chan struct{}
+	destroyGate chan struct{}
+	destroyErr  error
+	launching   chan string // an id each time a Launch begins
+	destroying  chan string // an id each time a Destroy begins
+}
+
+var _ kiln.Platform = (*memPlatform)(nil)
+
+func newMemPlatform() *memPlatform {
+	open := make(chan struct{})
+	close(open)
+	return &memPlatform{running: map[string]bool{}, launchGate: make(chan struct{}), destroyGate: open,
+		launching: make(chan string, 100), destroying: make(chan string, 100)}
+}
+
+func (p *memPlatform) Name() string { return "mem" }
+
+func (p *memPlatform) Launch(ctx context.Context, spec kiln.LaunchSpec) (*kiln.LaunchResult, error) {
+	p.mu.Lock()
+	p.running[spec.ID] = true
+	p.mu.Unlock()
+	p.launching <- spec.ID
+	select {
+	case <-p.launchGate:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("launch %s: %w", spec.ID, ctx.Err())
+	}
+	return &kiln.LaunchResult{State: kiln.InstanceRunning, Ports: []kiln.PortForward{{Host: "127.0.0.1:1", Guest: 80}}}, nil
+}
+
+func (p *memPlatform) Exec(context.Context, string, []string, kiln.ExecIO) (int, error) {
+	return 0, kiln.Errorf(kiln.EINVALID, "exec is not supported by the in-memory platform")
+}
+
+func (p *memPlatform) State(_ context.Context, id string) (kiln.InstanceState, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.running[id] {
+		return "", kiln.Errorf(kiln.ENOTFOUND, "instance %s not found", id)
+	}
+	return kiln.InstanceRunning, nil
+}
+
+func (p *memPlatform) Stop(context.Context, string) error { return nil }
+
+func (p *memPlatform) Destroy(_ context.Context, id string) error {
+	p.destroying <- id
+	<-p.destroyGate
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.destroyErr != nil {
+		return p.destroyErr
+	}
+	delete(p.running, id)
+	p.destroyed = append(p.destroyed, id)
+	return nil
+}
+
+func (p *memPlatform) destroyedIDs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.destroyed...)
+}
+
+// hostEnv is a SQLite kiln with image appserver (version 1 ready) and
+// service web, whose front end counts as running (the test holds its
+// lock), so rollouts need no front-end process.
+type hostEnv struct {
+	db      *store.DB
+	plat    *memPlatform
+	dataDir string
+}
+
+func newHostEnv(t *testing.T) *hostEnv {
+	t.Helper()
+	ctx := kiln.WithActor(context.Background(), "local:test")
+	dir := t.TempDir()
+	db, err := store.Open(ctx, "", dir, nil, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.CreateImage(ctx, &kiln.Image{Name: "appserver"}); err != nil {
+		t.Fatal(err)
+	}
+	art := &kiln.Artifact{Ref: "local:x", Digest: "sha256:" + strings.Repeat("a", 64)}
+	v, err := db.CreateVersion(ctx, &kiln.NewVersion{Image: "appserver", Provenance: kiln.Provenance{Artifact: art}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []kiln.Status{kiln.StatusTested, kiln.StatusReady} {
+		if _, err := db.SetStatus(ctx, v.Ref(), st, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.CreateService(ctx, &kiln.Service{Name: "web", Image: "appserver", Environment: "prod", Replicas: 1, Listen: "127.0.0.1:1"}); err != nil {
+		t.Fatal(err)
+	}
+	holdFrontEndLock(t, dir, "web")
+	return &hostEnv{db: db, plat: newMemPlatform(), dataDir: dir}
+}
+
+// holdFrontEndLock starts a process that holds the service's front-end
+// lock, as a front end does, until it gets SIGTERM (StopFrontEnd).
+func holdFrontEndLock(t *testing.T, dataDir, service string) {
+	t.Helper()
+	lock, _, pidPath := proxyPaths(dataDir, service)
+	if err := os.MkdirAll(filepath.Dir(lock), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", `exec 9>"$0" && flock -n 9 && exec sleep 300`, lock)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("front-end stand-in: %v (needs sh, flock and sleep)", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	if err := os.WriteFile(pidPath, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for !FrontEndRunning(dataDir, service) {
+		select {
+		case <-exited:
+			t.Fatal("the front-end stand-in exited without taking the lock")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// serve is one kiln serve life: a background Host; stop cancels its
+// context and waits for its rollouts.
+func (env *hostEnv) serve(t *testing.T) (h *Host, stop func()) {
+	t.Helper()
+	h = &Host{Engine: &Engine{Services: env.db, Rollouts: env.db, Registry: env.db, Platform: env.plat, Inventory: env.db},
+		DataDir: env.dataDir, FrontEnd: func(string) ([]string, []string) { return []string{"/bin/false"}, nil }}
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := h.Background(ctx)
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); wait() }) }
+	t.Cleanup(stop)
+	return h, stop
+}
+
+func opCtx() context.Context { return kiln.WithActor(context.Background(), "local:test") }
+
+func want(t *testing.T, what string, err error, code string, contains ...string) {
+	t.Helper()
+	if kiln.ErrorCode(err) != code {
+		t.Fatalf("%s: %v (code %q); want code %q", what, err, kiln.ErrorCode(err), code)
+	}
+	for _, c := range contains {
+		if !strings.Contains(err.Error(), c) {
+			t.Fatalf("%s: %q does not say %q", what, err, c)
+		}
+	}
+}
+
+// While a rollout of a service runs on the server, a second rollout and a
+// deletion of the service are refused; once the server stopped it, the
+// interrupted rollout still keeps the service from being deleted (its
+// instances would be destroyed under it) until it is resumed.
+func TestHostRolloutExcludesRolloutAndDelete(t *testing.T) {
+	env := newHostEnv(t)
+	h, stop := env.serve(t)
+	ctx := opCtx()
+	to := kiln.VersionRef{Image: "appserver", Number: 1}
+	r, err := h.StartRollout(ctx, kiln.RolloutRequest{Service: "web", To: to})
+	if err != nil || r.State != kiln.RolloutRunning {
+		t.Fatalf("start: %+v %v", r, err)
+	}
+	<-env.plat.launching // the rollout is launching its first instance
+	_, err = h.StartRollout(ctx, kiln.RolloutRequest{Service: "web", To: to})
+	want(t, "second rollout", err, kiln.ECONFLICT, fmt.Sprintf("rollout %d of web runs", r.ID))
+	_, err = h.RemoveService(ctx, "web", true)
+	want(t, "delete during the rollout", err, kiln.ECONFLICT, fmt.Sprintf("rollout %d of web runs", r.ID))
+
+	// The server stops: the rollout is interrupted, not failed.
+	stop()
+	p, err := h.RolloutProgress(ctx, r.ID, 0)
+	if err != nil || p.Running || p.Error != "" || p.Code != "" || p.Rollout.State != kiln.RolloutRunning {
+		t.Fatalf("after the stop: %+v %v; want an interrupted rollout without error", p, err)
+	}
+	destroyedAtStop := len(env.plat.destroyedIDs()) // the cut-short launch
+
+	// The next server life will not delete the service under it.
+	h2, _ := env.serve(t)
+	destroyed, err := h2.RemoveService(ctx, "web", true)
+	want(t, "delete with an interrupted rollout", err, kiln.ECONFLICT, "kiln rollout web --resume")
+	if len(destroyed) != 0 || len(env.plat.destroyedIDs()) != destroyedAtStop {
+		t.Fatalf("instances destroyed by the refused delete: %v (platform: %v)", destroyed, env.plat.destroyedIDs())
+	}
+	if _, err := env.db.FindService(ctx, "web"); err != nil {
+		t.Fatalf("the refused delete removed the service: %v", err)
+	}
+}
+
+// While a service is being deleted (its instances destroyed one by one),
+// a rollout of it is refused; after, there is no service to roll out.
+func TestHostDeleteExcludesRollout(t *testing.T) {
+	env := newHostEnv(t)
+	h, _ := env.serve(t)
+	ctx := opCtx()
+	to := kiln.VersionRef{Image: "appserver", Number: 1}
+	if err := env.db.PutMember(ctx, &kiln.Member{Service: "web", InstanceID: "web-appserver-1-aaaaaa", Version: to, State: kiln.MemberActive, Address: "127.0.0.1:1"}); err != nil {
+		t.Fatal(err)
+	}
+	env.plat.destroyGate = make(chan struct{})
+	type result struct {
+		destroyed []string
+		err       error
+	}
+	done := make(chan result, 1)
+	go func() {
+		d, err := h.RemoveService(ctx, "web", true)
+		done <- result{d, err}
+	}()
+	<-env.plat.destroying
+	_, err := h.StartRollout(ctx, kiln.RolloutRequest{Service: "web", To: to})
+	want(t, "rollout during the delete", err, kiln.ECONFLICT, "web is being deleted")
+	_, err = h.RemoveService(ctx, "web", true)
+	want(t, "second delete", err, kiln.ECONFLICT, "web is being deleted")
+	close(env.plat.destroyGate)
+	res := <-done
+	if res.err != nil || len(res.destroyed) != 1 {
+		t.Fatalf("delete: %v %v", res.destroyed, res.err)
+	}
+	_, err = h.StartRollout(ctx, kiln.RolloutRequest{Service: "web", To: to})
+	want(t, "rollout after the delete", err, kiln.ENOTFOUND, "web")
+}
+
+// RolloutProgress pages through the kept lines with after and next; a
+// partial line is not shown until it ends.
+func TestHostProgressPaging(t *testing.T) {
+	env := newHostEnv(t)
+	h, _ := env.serve(t)
+	ctx := opCtx()
+	r := &kiln.Rollout{Service: "web", To: kiln.VersionRef{Image: "appserver", Number: 1}}
+	if err := env.db.CreateRollout(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	log := &progressLog{running: true}
+	h.bg.keep("web", r.ID, log)
+	fmt.Fprint(log, "one\ntwo\nthr")
+	page := func(after int) *kiln.RolloutProgress {
+		t.Helper()
+		p, err := h.RolloutProgress(ctx, r.ID, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := page(0)
+	if strings.Join(p.Lines, "|") != "one|two" || p.Next != 2 || !p.Running {
+		t.Fatalf("first page: %+v", p)
+	}
+	fmt.Fprint(log, "ee\nfour\n")
+	if p = page(p.Next); strings.Join(p.Lines, "|") != "three|four" || p.Next != 4 {
+		t.Fatalf("second page: %+v", p)
+	}
+	if p = page(p.Next); len(p.Lines) != 0 || p.Next != 4 {
+		t.Fatalf("nothing new: %+v", p)
+	}
+	if p = page(1); strings.Join(p.Lines, "|") != "two|three|four" || p.Next != 4 {
+		t.Fatalf("from line 1: %+v", p)
+	}
+	if p = page(10); len(p.Lines) != 0 || p.Next != 10 {
+		t.Fatalf("past the end: %+v", p)
+	}
+	if p, err := h.RolloutProgress(ctx, 9999, 0); kiln.ErrorCode(err) != kiln.ENOTFOUND {
+		t.Fatalf("unknown rollout: %+v %v", p, err)
+	}
+}
+
+// The server keeps the lines of the last maxProgressLogs rollouts: older
+// ended ones are forgotten (their record stays), a running one never is.
+func TestHostProgressEviction(t *testing.T) {
+	env := newHostEnv(t)
+	h, _ := env.serve(t)
+	ids := make([]int64, maxProgressLogs+2)
+	for i := range ids {
+		ids[i] = int64(i + 1)
+		log := &progressLog{running: i == 1} // the second one still runs
+		fmt.Fprintf(log, "rollout %d\n", ids[i])
+		h.bg.keep(fmt.Sprintf("svc-%d", i), ids[i], log)
+	}
+	kept := func(id int64) bool {
+		h.bg.mu.Lock()
+		defer h.bg.mu.Unlock()
+		return h.bg.logs[id] != nil
+	}
+	// The first is forgotten; the second runs, so it and all after it stay.
+	if kept(ids[0]) || !kept(ids[1]) || !kept(ids[len(ids)-1]) {
+		t.Fatalf("kept: first %v, running %v, last %v; want false, true, true", kept(ids[0]), kept(ids[1]), kept(ids[len(ids)-1]))
+	}
+	// Once it ended, the next keep forgets it and the one after it.
+	h.bg.logs[ids[1]].mu.Lock()
+	h.bg.logs[ids[1]].running = false
+	h.bg.logs[ids[1]].mu.Unlock()
+	h.bg.keep("svc-next", int64(len(ids)+1), &progressLog{})
+	h.bg.mu.Lock()
+	n := len(h.bg.logs)
+	h.bg.mu.Unlock()
+	if kept(ids[1]) || kept(ids[2]) || !kept(ids[3]) || n != maxProgressLogs {
+		t.Fatalf("after the running one ended: %d logs kept, second %v, third %v, fourth %v", n, kept(ids[1]), kept(ids[2]), kept(ids[3]))
+	}
+}
