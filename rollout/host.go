@@ -82,7 +82,8 @@ func (l *progressLog) Write(p []byte) (int, error) {
 // it in a goroutine under ctx: when ctx ends, each rollout stops at its
 // next step, destroys the instances it was launching and stays recorded
 // as running (or rolling back) for `kiln rollout SERVICE --resume`. The
-// returned function waits until every rollout goroutine has returned.
+// returned function waits until every rollout and service removal begun
+// before ctx ended has returned, including one still starting.
 func (h *Host) Background(ctx context.Context) (wait func()) {
 	h.bg = &background{ctx: ctx, running: map[string]string{}, logs: map[int64]*progressLog{}}
 	return h.bg.wg.Wait
@@ -121,7 +122,7 @@ func (h *Host) StartRollout(ctx context.Context, req kiln.RolloutRequest) (*kiln
 	// The rollout belongs to the server, not to the request: it runs under
 	// the server's context, as the actor who asked.
 	rctx := kiln.WithSource(kiln.WithActor(h.bg.ctx, kiln.ActorFrom(ctx)), kiln.SourceFrom(ctx))
-	h.bg.wg.Go(func() {
+	go func() {
 		defer h.bg.release(svc.Name)
 		end, err := e.Continue(rctx, r)
 		switch {
@@ -136,7 +137,7 @@ func (h *Host) StartRollout(ctx context.Context, req kiln.RolloutRequest) (*kiln
 		log.mu.Lock()
 		log.running, log.err = false, err
 		log.mu.Unlock()
-	})
+	}()
 	return &started, nil
 }
 
@@ -181,6 +182,9 @@ func (b *background) claim(service, what string) error {
 		return kiln.Errorf(kiln.ECONFLICT, "%s on this server; wait for it to end (`kiln service show %s`)", held, service)
 	}
 	b.running[service] = what
+	// Counted from here, not from the goroutine's start: the server's
+	// shutdown waits for a rollout still starting its front end too.
+	b.wg.Add(1)
 	return nil
 }
 
@@ -188,6 +192,7 @@ func (b *background) release(service string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.running, service)
+	b.wg.Done()
 }
 
 func (b *background) keep(service string, id int64, log *progressLog) {

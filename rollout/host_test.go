@@ -331,3 +331,36 @@ func TestHostProgressEviction(t *testing.T) {
 		t.Fatalf("after the running one ended: %d logs kept, second %v, third %v, fourth %v", n, kept(ids[1]), kept(ids[2]), kept(ids[3]))
 	}
 }
+
+// The server's shutdown waits for a rollout whose start is still under
+// way (its front end starting), not only for the running ones.
+func TestHostStopWaitsForStartingRollout(t *testing.T) {
+	env := newHostEnv(t)
+	ctx := opCtx()
+	if err := env.db.CreateService(ctx, &kiln.Service{Name: "api", Image: "appserver", Environment: "prod", Replicas: 1, Listen: "127.0.0.1:2"}); err != nil {
+		t.Fatal(err)
+	}
+	h, stop := env.serve(t)
+	starting := make(chan struct{})
+	// A front end that never listens and exits after a while: the start
+	// fails, after the server was told to stop.
+	h.FrontEnd = func(string) ([]string, []string) {
+		close(starting)
+		return []string{"sh", "-c", "sleep 1"}, nil
+	}
+	started := make(chan error, 1)
+	go func() {
+		_, err := h.StartRollout(ctx, kiln.RolloutRequest{Service: "api", To: kiln.VersionRef{Image: "appserver", Number: 1}})
+		started <- err
+	}()
+	<-starting
+	stop()
+	select {
+	case err := <-started:
+		want(t, "start with a front end that exits", err, kiln.EUNAVAILABLE, "front end of api exited")
+	default:
+		t.Fatal("the server's shutdown returned while a rollout was still starting")
+	}
+	_, err := h.StartRollout(ctx, kiln.RolloutRequest{Service: "web", To: kiln.VersionRef{Image: "appserver", Number: 1}})
+	want(t, "start after the stop", err, kiln.EUNAVAILABLE, "stopping")
+}

@@ -148,7 +148,8 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	waitPipeline := startPipeline(pipeCtx, db, cfg, logger)
 	defer func() { stopPipeline(); waitPipeline() }()
 	// Rollouts and front ends on this machine; rollouts stop (resumable)
-	// before db closes.
+	// before db closes: the wait covers every rollout or service removal
+	// a request began, even one still starting its front end.
 	rollCtx, stopRollouts := context.WithCancel(ctx)
 	rollouts, waitRollouts := startRollouts(rollCtx, db, signer, cfg, logger)
 	defer func() { stopRollouts(); waitRollouts() }()
