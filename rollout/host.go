@@ -131,6 +131,11 @@ func (h *Host) StartRollout(ctx context.Context, req kiln.RolloutRequest) (*kiln
 			// its follower says to resume it.
 			e.log().Info("rollout interrupted: the server stops; resume it with `kiln rollout SERVICE --resume`", "rollout", r.ID, "service", svc.Name, "err", err)
 			err = nil
+		case kiln.ErrorCode(err) == kiln.EINTERNAL:
+			// Viewers read it: the details (paths, driver errors) stay
+			// in the server's log, as the API's own internal errors do.
+			e.log().Error("rollout stopped by an internal error", "rollout", r.ID, "service", svc.Name, "err", err)
+			err = kiln.Errorf(kiln.EINTERNAL, "internal error; the server log has the details")
 		case err != nil:
 			e.log().Warn("rollout stopped", "rollout", r.ID, "service", svc.Name, "err", err)
 		}

@@ -1,8 +1,12 @@
 package rollout
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -363,4 +367,55 @@ func TestHostStopWaitsForStartingRollout(t *testing.T) {
 	}
 	_, err := h.StartRollout(ctx, kiln.RolloutRequest{Service: "web", To: kiln.VersionRef{Image: "appserver", Number: 1}})
 	want(t, "start after the stop", err, kiln.EUNAVAILABLE, "stopping")
+}
+
+// An internal error a rollout ends with reaches the server's log, not the
+// viewers following the rollout: they read a generic message.
+func TestHostRedactsInternalErrors(t *testing.T) {
+	env := newHostEnv(t)
+	h, _ := env.serve(t)
+	var logb bytes.Buffer
+	var logMu sync.Mutex
+	h.Engine.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: &logb, mu: &logMu}, nil))
+	ctx := opCtx()
+	to := kiln.VersionRef{Image: "appserver", Number: 1}
+	// An interrupted rollout whose cut-short launch cannot be destroyed.
+	r := &kiln.Rollout{Service: "web", To: to}
+	if err := env.db.CreateRollout(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.db.PutMember(ctx, &kiln.Member{Service: "web", InstanceID: "web-appserver-1-bbbbbb", Version: to, State: kiln.MemberLaunching, Rollout: r.ID}); err != nil {
+		t.Fatal(err)
+	}
+	env.plat.destroyErr = errors.New("rm /var/lib/kiln/secret-path: device busy")
+	if _, err := h.StartRollout(ctx, kiln.RolloutRequest{Service: "web", Resume: true}); err != nil {
+		t.Fatal(err)
+	}
+	var p *kiln.RolloutProgress
+	for p == nil || p.Running {
+		time.Sleep(10 * time.Millisecond)
+		var err error
+		if p, err = h.RolloutProgress(ctx, r.ID, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.Code != kiln.EINTERNAL || p.Error != "internal error; the server log has the details" {
+		t.Fatalf("progress: code %q, error %q; want the generic internal error", p.Code, p.Error)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if !strings.Contains(logb.String(), "secret-path: device busy") {
+		t.Fatalf("the server log lacks the error:\n%s", logb.String())
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
