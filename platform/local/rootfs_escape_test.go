@@ -61,13 +61,16 @@ func TestRootfsRefusesEscapes(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		members []member
+		// A directory member over the link replaces the link, so that
+		// archive may unpack; all that matters is that it stays inside.
+		mayUnpack bool
 	}{
-		{"absolute symlink", []member{{"x", tar.TypeSymlink, host}, {"x/pwned", tar.TypeReg, ""}}},
-		{"relative symlink", []member{{"x", tar.TypeSymlink, up}, {"x/pwned", tar.TypeReg, ""}}},
-		{"inside link to outside link", []member{{"y", tar.TypeSymlink, host}, {"x", tar.TypeSymlink, "y"}, {"x/pwned", tar.TypeReg, ""}}},
-		{"directory over a symlink", []member{{"x", tar.TypeSymlink, host}, {"x/", tar.TypeDir, ""}, {"x/pwned", tar.TypeReg, ""}}},
-		{"hard link through a symlink", []member{{"y", tar.TypeSymlink, host}, {"pwned", tar.TypeLink, "y/secret"}}},
-		{"hard link above the root", []member{{"pwned", tar.TypeLink, up + "/secret"}}},
+		{"absolute symlink", []member{{"x", tar.TypeSymlink, host}, {"x/pwned", tar.TypeReg, ""}}, false},
+		{"relative symlink", []member{{"x", tar.TypeSymlink, up}, {"x/pwned", tar.TypeReg, ""}}, false},
+		{"inside link to outside link", []member{{"y", tar.TypeSymlink, host}, {"x", tar.TypeSymlink, "y"}, {"x/pwned", tar.TypeReg, ""}}, false},
+		{"directory over a symlink", []member{{"x", tar.TypeSymlink, host}, {"x/", tar.TypeDir, ""}, {"x/pwned", tar.TypeReg, ""}}, true},
+		{"hard link through a symlink", []member{{"y", tar.TypeSymlink, host}, {"pwned", tar.TypeLink, "y/secret"}}, false},
+		{"hard link above the root", []member{{"pwned", tar.TypeLink, up + "/secret"}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer
@@ -85,7 +88,9 @@ func TestRootfsRefusesEscapes(t *testing.T) {
 					t.Fatal(err)
 				}
 				if m.typ == tar.TypeReg {
-					tw.Write([]byte("pwned"))
+					if _, err := tw.Write([]byte("pwned")); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 			if err := tw.Close(); err != nil {
@@ -97,7 +102,7 @@ func TestRootfsRefusesEscapes(t *testing.T) {
 			}
 			_, err = p.rootfs(context.Background(), art.Digest)
 			t.Logf("unpack: %v", err)
-			if err == nil {
+			if err == nil && !tc.mayUnpack {
 				t.Error("the hostile artifact unpacked without an error")
 			}
 			got, err := os.ReadDir(host)

@@ -231,7 +231,7 @@ func ExtractTar(ctx context.Context, r io.Reader, dir string, opts ExtractOption
 			}
 		}
 		hdr, err := tr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
