@@ -615,6 +615,9 @@ func (r *run) runStep(ctx context.Context, n int, st *step, key string, below []
 	}
 	d := r.w.path("steps", fmt.Sprint(n))
 	o := &bake.Overlay{Lowers: topFirst(r.cache, below), Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Target: filepath.Join(d, "merged")}
+	if err := r.cache.holdFailure(); err != nil {
+		return "", false, err
+	}
 	if err := r.w.mount(o); err != nil {
 		return "", false, err
 	}

@@ -47,6 +47,8 @@ type cache struct {
 	mu    sync.Mutex
 	holds string // <workdir>/holds; empty: nothing is held
 	held  map[string]bool
+	// holdErr is the first failure to record a hold (holdFailure).
+	holdErr error
 }
 
 type cacheEntry struct {
@@ -94,19 +96,40 @@ func (c *cache) hold(key string) {
 	if c.holds == "" || c.held[key] {
 		return
 	}
+	fail := func(err error) {
+		if c.holdErr == nil {
+			c.holdErr = fmt.Errorf("record the cached layers this build uses (so kiln cache prune leaves them alone): %w; free disk space and build again", err)
+		}
+	}
 	unlock, err := lockFile(context.Background(), filepath.Join(c.dir, "lock"), unix.LOCK_SH)
 	if err != nil {
-		return // the build's own writes to the cache directory fail the same way
+		fail(err)
+		return
 	}
 	defer unlock()
 	f, err := os.OpenFile(c.holds, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
+		fail(err)
 		return
 	}
 	_, err = f.WriteString(key + "\n")
-	if cerr := f.Close(); err == nil && cerr == nil {
-		c.held[key] = true
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	c.held[key] = true
+}
+
+// holdFailure is the first failure to record a hold, nil when every key
+// handed out is held. A build checks it before it mounts cached layers:
+// one it could not hold, a prune may remove under it.
+func (c *cache) holdFailure() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.holdErr
 }
 
 // used records now as key's last use.

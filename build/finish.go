@@ -52,6 +52,9 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 
 	d := r.w.path("final")
 	o := &bake.Overlay{Lowers: reverse(lowers), Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Target: filepath.Join(d, "merged")}
+	if err := r.cache.holdFailure(); err != nil {
+		return fail(err)
+	}
 	if err := r.w.mount(o); err != nil {
 		return fail(err)
 	}

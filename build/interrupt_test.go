@@ -97,8 +97,10 @@ func TestCleanupAfterKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Builds) != 1 || len(rep.Mounts) != 1 || len(rep.Processes) != 1 {
-		t.Errorf("cleanup report %+v (%s), want one build, one mount, one process", rep, rep)
+	// The shell may be caught between fork and exec of sleep, when its
+	// child still carries the same command line: one or two processes.
+	if len(rep.Builds) != 1 || len(rep.Mounts) != 1 || len(rep.Processes) < 1 || len(rep.Processes) > 2 {
+		t.Errorf("cleanup report %+v (%s), want one build, one mount, the stale process", rep, rep)
 	}
 	select {
 	case <-done:

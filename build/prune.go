@@ -436,12 +436,32 @@ func scanCache(ctx context.Context, dir string, arts kiln.ArtifactStore, protect
 	for _, it := range byKey {
 		items = append(items, *it)
 	}
-	debs, err := scanDebs(filepath.Join(dir, "apt"))
+	apt := filepath.Join(dir, "apt")
+	debs, err := scanDebs(apt, "")
 	if err != nil {
 		return nil, err
 	}
 	items = append(items, debs...)
-	items = append(items, scanParsed(filepath.Join(dir, "apt", "parsed"))...)
+	// Parsed lists shared by archive (before image lines had their own).
+	parsed := map[string]string{}
+	if names, _ := readDirNames(filepath.Join(apt, "parsed")); len(names) > 0 {
+		for _, n := range names {
+			parsed[n] = filepath.Join(apt, "parsed", n)
+		}
+	}
+	lines, _ := readDirNames(filepath.Join(apt, "lines"))
+	for _, line := range lines {
+		ld := filepath.Join(apt, "lines", line)
+		debs, err := scanDebs(ld, line+"/")
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, debs...)
+		if _, err := os.Stat(filepath.Join(ld, "parsed")); err == nil {
+			parsed[line] = filepath.Join(ld, "parsed")
+		}
+	}
+	items = append(items, scanParsed(parsed)...)
 	sort.SliceStable(items, func(i, j int) bool {
 		if !items[i].LastUsed.Equal(items[j].LastUsed) {
 			return items[i].LastUsed.Before(items[j].LastUsed)
@@ -454,7 +474,11 @@ func scanCache(ctx context.Context, dir string, arts kiln.ArtifactStore, protect
 // scanDebs lists apt/archives/*.deb. A package is named (Name set) when a
 // Packages list in apt/lists still lists that version; with no lists at all
 // every package counts as named.
-func scanDebs(aptDir string) ([]CacheItem, error) {
+//
+// aptDir is the shared apt cache or an image line's (apt/lines/<image>,
+// whose apt steps have their own lists and packages); idPrefix ("<image>/")
+// keeps their items apart.
+func scanDebs(aptDir, idPrefix string) ([]CacheItem, error) {
 	archives := filepath.Join(aptDir, "archives")
 	names, err := readDirNames(archives)
 	if err != nil {
@@ -472,7 +496,7 @@ func scanDebs(aptDir string) ([]CacheItem, error) {
 		if unix.Lstat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 			continue
 		}
-		it := CacheItem{Kind: CacheDeb, ID: n, Size: st.Blocks * 512, paths: []string{p},
+		it := CacheItem{Kind: CacheDeb, ID: idPrefix + n, Size: st.Blocks * 512, paths: []string{p},
 			LastUsed: later(time.Unix(st.Mtim.Unix()), time.Unix(st.Atim.Unix()))}
 		if partial {
 			// One younger than an hour may be being written now.
@@ -490,14 +514,13 @@ func scanDebs(aptDir string) ([]CacheItem, error) {
 	return items, nil
 }
 
-// scanParsed lists apt's parsed package lists, one per Debian archive;
-// last use is when apt last rebuilt or (to the day) read them.
-func scanParsed(dir string) []CacheItem {
-	names, _ := readDirNames(dir)
+// scanParsed lists apt's parsed package lists (id → directory): one per
+// image line, and per Debian archive from before lines had their own; last
+// use is when apt last rebuilt or (to the day) read them.
+func scanParsed(dirs map[string]string) []CacheItem {
 	var items []CacheItem
-	for _, n := range names {
-		p := filepath.Join(dir, n)
-		it := CacheItem{Kind: CacheParsed, ID: n, Name: "apt's parsed package lists", Size: diskUsage(p), paths: []string{p}}
+	for id, p := range dirs {
+		it := CacheItem{Kind: CacheParsed, ID: id, Name: "apt's parsed package lists", Size: diskUsage(p), paths: []string{p}}
 		var st unix.Stat_t
 		if unix.Lstat(filepath.Join(p, "srcpkgcache.bin"), &st) == nil {
 			it.LastUsed = later(time.Unix(st.Mtim.Unix()), time.Unix(st.Atim.Unix()))

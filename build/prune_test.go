@@ -103,6 +103,13 @@ func TestPruneCache(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(parsed, "srcpkgcache.bin"), []byte("parsed lists"), 0o644))
 	must(t, os.Chtimes(filepath.Join(parsed, "srcpkgcache.bin"), old, old))
 
+	// An image line's own packages and parsed lists (its apt steps' cache).
+	line := filepath.Join(apt, "lines", "appserver")
+	must(t, os.MkdirAll(filepath.Join(line, "archives"), 0o755))
+	must(t, os.MkdirAll(filepath.Join(line, "parsed"), 0o755))
+	must(t, os.WriteFile(filepath.Join(line, "archives", "nginx_1.22_amd64.deb"), []byte("nginx"), 0o644))
+	must(t, os.WriteFile(filepath.Join(line, "parsed", "srcpkgcache.bin"), []byte("parsed"), 0o644))
+
 	// A running build holds heldKey: its work directory is locked and
 	// the cache recorded the key in its holds.
 	w, err := newWorkdir(data, slog.New(slog.DiscardHandler))
@@ -123,8 +130,8 @@ func TestPruneCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if list0.RunningBuilds != 1 || list0.Held != 1 || len(list0.Items) != 8 {
-		t.Fatalf("list: %d builds, %d held, %d items %+v; want 1, 1, 8", list0.RunningBuilds, list0.Held, len(list0.Items), list0.Items)
+	if list0.RunningBuilds != 1 || list0.Held != 1 || len(list0.Items) != 10 {
+		t.Fatalf("list: %d builds, %d held, %d items %+v; want 1, 1, 10", list0.RunningBuilds, list0.Held, len(list0.Items), list0.Items)
 	}
 
 	opts := PruneOptions{OlderThan: 30 * 24 * time.Hour, Artifacts: arts, Registry: reg}
@@ -192,7 +199,10 @@ func TestPruneCache(t *testing.T) {
 	if _, err := os.Stat(parsed); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("parsed lists: %v, want removed once no build runs", err)
 	}
-	for _, want := range []string{heldKey[:12], fresh[:12], "hello_2.10-2_amd64.deb", "0123456789ab"} {
+	if _, err := os.Stat(filepath.Join(line, "archives", "nginx_1.22_amd64.deb")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("image line's package: %v, want removed", err)
+	}
+	for _, want := range []string{heldKey[:12], fresh[:12], "hello_2.10-2_amd64.deb", "0123456789ab", "appserver", "appserver/ng"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("removed %s, want %s among them", got, want)
 		}

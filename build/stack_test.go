@@ -48,3 +48,21 @@ func TestStackFits(t *testing.T) {
 		t.Errorf("%d stacked layers make %d bytes of mount options; the kernel takes less than 4096", n, len(opts))
 	}
 }
+
+// A build that could not record a hold must not use the layers: prune
+// could remove them under it.
+func TestHoldFailureStopsTheBuild(t *testing.T) {
+	data := t.TempDir()
+	c, err := newCache(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The hold list is in a directory that does not exist: writing fails.
+	c.holds, c.held = filepath.Join(data, "missing", "holds"), map[string]bool{}
+	if c.tree(strings.Repeat("b", 64)); c.holdFailure() == nil {
+		t.Fatal("a failed hold was not reported")
+	}
+	if err := c.holdFailure(); !strings.Contains(err.Error(), "kiln cache prune") {
+		t.Errorf("hold failure %q does not say why it matters", err)
+	}
+}

@@ -119,64 +119,143 @@ func (r *run) shell(scripts []string, env map[string]string) func(context.Contex
 	return r.shellFiles(scripts, nil, env, nil)
 }
 
-// aptBinds shares apt's package lists and downloaded packages between
-// builds: <dataDir>/cache/apt/{lists,archives}. apt checks the lists
-// against the mirror's Release file and the packages against the lists'
-// checksums, so a stale entry is never used; the bootstrap seeds the lists.
+// apt's state is cached in two places under <dataDir>/cache/apt:
 //
-// apt's parsed form of the lists (srcpkgcache.bin) goes to
-// <dataDir>/cache/apt/parsed/<archive>, mounted on nspawn's /run tmpfs so
-// no mount point lands in the layer. apt checks it against the lists'
-// sizes and times and writes it atomically, so a stale or concurrent one
-// is rebuilt, never trusted. The per-image cache (pkgcache.bin, which
-// depends on the image's dpkg status) is built in memory and never shared.
+//   - lists/ and archives/ are written only by bootstraps: mmdebstrap runs
+//     apt on the host side with the mirror's keyring, so what lands there
+//     was verified against the signed Release file. Every fresh bake reads
+//     and fills them.
+//   - lines/<image>/{lists,archives,parsed} are what the apt steps of one
+//     image line bind-mount read-write. Code from the image runs in those
+//     steps (its apt, its maintainer scripts, anything an origin artifact
+//     brought), so whatever it writes is trusted by that line only: one
+//     image line can never plant a package, a list or a parsed cache in
+//     another's build.
+//
+// A line's lists are seeded by copying the shared ones when those hold
+// the mirror's current Release (copies, not links: a link would let the
+// step change the shared file), so the apt step skips apt-get update.
+// apt's parsed form of the lists (srcpkgcache.bin, ~1 s to rebuild) is
+// mounted on nspawn's /run tmpfs so no mount point lands in the layer;
+// the per-image part (pkgcache.bin, which depends on the image's dpkg
+// status) is built in memory.
 func (r *run) aptBinds() []string {
-	lists, archives := r.aptDirs()
-	parsed := filepath.Join(r.cache.dir, "apt", "parsed", r.archiveKey())
-	_ = os.MkdirAll(parsed, 0o755)
+	lists, archives, parsed := r.lineAptDirs()
 	return []string{lists + ":/var/lib/apt/lists", archives + ":/var/cache/apt/archives", parsed + ":" + aptParsedDir}
 }
 
-// aptParsedDir is where the shared srcpkgcache.bin is mounted in a step.
+// aptParsedDir is where a line's srcpkgcache.bin is mounted in a step.
 const aptParsedDir = "/run/kiln-apt"
 
-// aptCacheOpts point apt at the shared parsed lists and keep its
+// aptCacheOpts point apt at the line's parsed lists and keep its
 // per-image cache in memory.
 const aptCacheOpts = "-o Dir::Cache::srcpkgcache=" + aptParsedDir + "/srcpkgcache.bin -o Dir::Cache::pkgcache="
 
-// archiveKey names the Debian archive (mirror, suite, components) the
-// image's packages come from: images of one archive share parsed lists,
-// so builds from different archives do not rebuild each other's.
-func (r *run) archiveKey() string {
-	if r.debian == nil {
-		return "other"
-	}
-	sum := sha256.Sum256([]byte(r.debian.Mirror + "\n" + r.debian.Suite + "\n" + strings.Join(r.debian.Components, " ")))
-	return hex.EncodeToString(sum[:8])
-}
-
-// listsCurrent reports whether the shared apt lists hold the mirror's
-// current Release file (the same sha256 kiln fetched), so apt-get update
-// would only confirm them. apt verified the lists when it downloaded them.
+// listsCurrent reports whether the image line's apt lists hold the
+// mirror's current Release file (the same sha256 kiln fetched), so
+// apt-get update would only confirm them; when only the shared lists do,
+// it copies them to the line first.
 func (r *run) listsCurrent() bool {
 	if r.release == nil || r.debian == nil {
 		return false
 	}
-	lists, _ := r.aptDirs()
 	u := r.release.URL
 	if i := strings.Index(u, "://"); i >= 0 {
 		u = u[i+3:]
 	}
-	d, err := fileDigest(filepath.Join(lists, strings.ReplaceAll(u, "/", "_")))
-	return err == nil && d == r.release.Digest
+	name := strings.ReplaceAll(u, "/", "_")
+	shared, _ := r.aptDirs()
+	line, _, _ := r.lineAptDirs()
+	current := func(dir string) bool {
+		d, err := fileDigest(filepath.Join(dir, name))
+		return err == nil && d == r.release.Digest
+	}
+	if current(line) {
+		return true
+	}
+	if !current(shared) {
+		return false
+	}
+	if err := seedLists(shared, line); err != nil {
+		r.b.Logger.Warn("apt lists not copied to the image line; the apt step runs apt-get update", "image", r.img.Name, "err", err)
+		return false
+	}
+	return current(line)
 }
 
+// seedLists replaces the list files in dst with copies of src's (each
+// written to a temporary name and renamed, the Release file last, so an
+// interrupted copy is never taken as current).
+func seedLists(src, dst string) error {
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	var release []string
+	for _, e := range ents {
+		if !e.Type().IsRegular() || e.Name() == "lock" {
+			continue
+		}
+		if strings.HasSuffix(e.Name(), "Release") || strings.HasSuffix(e.Name(), "Release.gpg") {
+			release = append(release, e.Name())
+			continue
+		}
+		if err := copyAtomic(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+			return err
+		}
+	}
+	for _, n := range release {
+		if err := copyAtomic(filepath.Join(src, n), filepath.Join(dst, n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyAtomic copies the file src to dst through a temporary file.
+func copyAtomic(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.CreateTemp(filepath.Dir(dst), ".kiln-copy-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(out.Name())
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Chmod(0o644); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(out.Name(), dst)
+}
+
+// aptDirs are the shared lists and package cache bootstraps read and fill.
 func (r *run) aptDirs() (lists, archives string) {
 	dir := filepath.Join(r.cache.dir, "apt")
 	lists, archives = filepath.Join(dir, "lists"), filepath.Join(dir, "archives")
 	_ = os.MkdirAll(filepath.Join(lists, "partial"), 0o755)
 	_ = os.MkdirAll(filepath.Join(archives, "partial"), 0o755)
 	return lists, archives
+}
+
+// lineAptDirs are the apt lists, package cache and parsed lists the apt
+// steps of this image line use (see aptBinds).
+func (r *run) lineAptDirs() (lists, archives, parsed string) {
+	dir := filepath.Join(r.cache.dir, "apt", "lines", r.img.Name)
+	lists, archives, parsed = filepath.Join(dir, "lists"), filepath.Join(dir, "archives"), filepath.Join(dir, "parsed")
+	_ = os.MkdirAll(filepath.Join(lists, "partial"), 0o755)
+	_ = os.MkdirAll(filepath.Join(archives, "partial"), 0o755)
+	_ = os.MkdirAll(parsed, 0o755)
+	return lists, archives, parsed
 }
 
 func (r *run) shellFiles(inline []string, files []string, env map[string]string, binds []string) func(context.Context, string) error {
