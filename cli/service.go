@@ -1,11 +1,11 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -51,23 +51,39 @@ func (a *App) rolloutServices(ctx context.Context) (*Services, kiln.ServiceStore
 
 // FrontEndCommand is how kiln starts a service's front end: this
 // executable as `kiln __service-proxy NAME` on cfg's data directory and
-// database. The database URL may hold a password: it goes in the
-// environment, not on a command line every user can read; the front end
-// never works through a server, so KILN_SERVER and KILN_TOKEN are left out.
+// database. The front end outlives kiln serve and never works through a
+// server, so it gets only what it needs, not the server's environment
+// (tokens, cloud credentials): the locale, time zone, PATH and HOME, the
+// database URL (in the environment, not on a command line every user can
+// read: it may hold a password) and the signing key's path.
 func FrontEndCommand(cfg Config) func(service string) (argv, env []string) {
 	return func(service string) ([]string, []string) {
 		exe, err := os.Executable()
 		if err != nil {
 			exe = os.Args[0]
 		}
-		var env []string
-		for _, kv := range os.Environ() {
-			if !strings.HasPrefix(kv, "KILN_SERVER=") && !strings.HasPrefix(kv, "KILN_TOKEN=") && !strings.HasPrefix(kv, "KILN_DATABASE=") {
-				env = append(env, kv)
-			}
+		env := childEnv("HOME")
+		if cfg.Database != "" {
+			env = append(env, "KILN_DATABASE="+cfg.Database)
 		}
-		return []string{exe, "--data-dir", cfg.DataDir, "__service-proxy", service}, append(env, "KILN_DATABASE="+cfg.Database)
+		if cfg.SigningKey != "" {
+			env = append(env, "KILN_SIGNING_KEY="+cfg.SigningKey)
+		}
+		return []string{exe, "--data-dir", cfg.DataDir, "__service-proxy", service}, env
 	}
+}
+
+// childEnv is the environment of a process kiln leaves running: PATH
+// (a default one if unset), the locale and time zone of this process,
+// and the other variables named, when set.
+func childEnv(names ...string) []string {
+	env := []string{"PATH=" + cmp.Or(os.Getenv("PATH"), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")}
+	for _, n := range append([]string{"LANG", "LC_ALL", "TZ"}, names...) {
+		if v, ok := os.LookupEnv(n); ok {
+			env = append(env, n+"="+v)
+		}
+	}
+	return env
 }
 
 func (a *App) serviceCmd() *cobra.Command {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -165,6 +167,63 @@ func normalizeRollout(s string) string {
 	return s
 }
 
+// environOf returns the environment of process pid.
+func environOf(t *testing.T, pid string) []string {
+	t.Helper()
+	env, err := os.ReadFile(filepath.Join("/proc", pid, "environ"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimRight(string(env), "\x00"), "\x00")
+}
+
+// checkChildEnv checks that the processes the server left running (the
+// front end of web, the instances' supervisors) did not inherit its
+// tokens and credentials, and that the front end got its database.
+func checkChildEnv(t *testing.T, dataDir string, plat *local.Platform) {
+	t.Helper()
+	leaked := func(env []string) []string {
+		var out []string
+		for _, kv := range env {
+			if strings.HasPrefix(kv, "KILN_TOKEN=") || strings.HasPrefix(kv, "KILN_SERVER=") || strings.Contains(kv, "secret-canary") {
+				out = append(out, kv)
+			}
+		}
+		return out
+	}
+	pid, err := os.ReadFile(filepath.Join(dataDir, "services", "web.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe := environOf(t, strings.TrimSpace(string(pid)))
+	if l := leaked(fe); len(l) > 0 {
+		t.Errorf("the front end inherited %v", l)
+	}
+	if !slices.ContainsFunc(fe, func(kv string) bool { return strings.HasPrefix(kv, "PATH=") }) {
+		t.Errorf("the front end has no PATH: %v", fe)
+	}
+	ids := leftovers(t, plat)
+	if len(ids) == 0 {
+		t.Fatal("no instance runs after the rollout")
+	}
+	for _, id := range ids {
+		// The supervisor records its pid in the instance's state.json.
+		b, err := os.ReadFile(filepath.Join(dataDir, "local", "instances", id, "state.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec struct {
+			PID int `json:"supervisor_pid"`
+		}
+		if err := json.Unmarshal(b, &rec); err != nil || rec.PID <= 0 {
+			t.Fatalf("state.json of %s: %v; no supervisor pid in %s", id, err, b)
+		}
+		if l := leaked(environOf(t, strconv.Itoa(rec.PID))); len(l) > 0 {
+			t.Errorf("the supervisor of %s inherited %v", id, l)
+		}
+	}
+}
+
 // Through --server, `kiln service` and `kiln rollout` work on the server's
 // machine: the server runs the rollout on its real nspawn instances in the
 // background and the command follows it, with the same output, progress
@@ -229,6 +288,8 @@ func TestRemoteRolloutSameAsLocal(t *testing.T) {
 
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	t.Setenv("KILN_TOKEN", toks[kiln.RoleOperator])
+	// A credential of the server's environment its children must not get.
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret-canary")
 	client := t.TempDir() // the remote CLI's own data directory: unused
 	steps := []struct {
 		args []string
@@ -275,6 +336,9 @@ func TestRemoteRolloutSameAsLocal(t *testing.T) {
 		t.Logf("kiln %s: exit %d\n%s%s", name, rcode, rout, rerr)
 		if name == "rollout web" && !strings.Contains(rerr, "rolling out appserver-1 (the latest ready version)") {
 			t.Errorf("remote rollout progress does not say which version it chose:\n%s", rerr)
+		}
+		if name == "rollout web" {
+			checkChildEnv(t, sdir, splat)
 		}
 		if strings.HasSuffix(name, "--allow-unready") && !strings.Contains(rout, "rolled-back") {
 			t.Errorf("rollout to the broken version: %s", rout)

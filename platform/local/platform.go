@@ -280,6 +280,23 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 	return &kiln.LaunchResult{State: state, FailedUnits: failed, Ports: rec.Ports}, nil
 }
 
+// supervisorEnv is the supervisor's environment: PATH, locale and time
+// zone only. It outlives the kiln that launched the instance (often kiln
+// serve), so it must not keep that process's tokens and credentials.
+func supervisorEnv() []string {
+	path := os.Getenv("PATH")
+	if path == "" {
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	}
+	env := []string{"PATH=" + path}
+	for _, n := range []string{"LANG", "LC_ALL", "TZ"} {
+		if v, ok := os.LookupEnv(n); ok {
+			env = append(env, n+"="+v)
+		}
+	}
+	return env
+}
+
 // startSupervisor starts the supervisor detached from this process (own
 // session, output to supervisor.log), hands it the locked supervisor.lock,
 // and waits for it to report that nspawn runs.
@@ -301,6 +318,7 @@ func (p *Platform) startSupervisor(ctx context.Context, dir string, lock *os.Fil
 	cmd.ExtraFiles = []*os.File{lock, readyW} // fds 3 and 4
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/"
+	cmd.Env = supervisorEnv()
 	err = cmd.Start()
 	readyW.Close()
 	if err != nil {
