@@ -71,7 +71,7 @@ type serviceDeleteOut struct {
 
 type frontEndOut struct {
 	Body struct {
-		Running bool              `json:"running"`
+		Running bool              `json:"running" doc:"the front end runs on the server's machine (always false from a server that runs no front ends: it cannot tell)"`
 		Status  *kiln.ProxyStatus `json:"status,omitempty" doc:"the front end's last report"`
 	}
 }
@@ -194,14 +194,20 @@ func (s *Server) registerRollout() {
 		OperationID: "get-front-end", Method: http.MethodGet, Path: "/api/v1/services/{service}/front-end",
 		Summary: "Whether a service's front end runs, with its last report", Tags: []string{"rollout"},
 	}, func(ctx context.Context, in *servicePath) (*frontEndOut, error) {
-		h, err := host("run front ends")
-		if err != nil {
-			return nil, err
-		}
 		if _, err := ss.FindService(ctx, in.Service); err != nil {
 			return nil, err
 		}
-		return frontEnd(ctx, h, in.Service)
+		if s.cfg.Rollouts == nil {
+			// A server that runs no front ends cannot tell whether one
+			// runs: running is false, with the last report the front end
+			// sent to the database, so `kiln service list|show` work.
+			out := &frontEndOut{}
+			if st, err := ss.ProxyStatus(ctx, in.Service); err == nil {
+				out.Body.Status = st
+			}
+			return out, nil
+		}
+		return frontEnd(ctx, s.cfg.Rollouts, in.Service)
 	})
 	register(s, RoleOperator, huma.Operation{
 		OperationID: "start-front-end", Method: http.MethodPost, Path: "/api/v1/services/{service}/front-end",

@@ -121,3 +121,25 @@ func TestRolloutRoutesWithoutHost(t *testing.T) {
 		}
 	}
 }
+
+// A viewer's questions about a front end are answered without a rollout
+// host: not known to run, with the front end's last report, so `kiln
+// service list|show` work through any server.
+func TestFrontEndReadWithoutHost(t *testing.T) {
+	ts, db, tok := rolloutEnv(t, false)
+	code, m := doAs(t, ts, tok, "GET", "/api/v1/services/web/front-end", "")
+	if code != 200 || m["running"] != false || m["status"] != nil {
+		t.Fatalf("before any report: %d %v", code, m)
+	}
+	if err := db.ReportProxy(context.Background(), &kiln.ProxyStatus{Service: "web", PID: 42, Backends: 1, Requests: 9}); err != nil {
+		t.Fatal(err)
+	}
+	code, m = doAs(t, ts, tok, "GET", "/api/v1/services/web/front-end", "")
+	st, _ := m["status"].(map[string]any)
+	if code != 200 || m["running"] != false || st == nil || st["requests"] != float64(9) {
+		t.Fatalf("after a report: %d %v", code, m)
+	}
+	if code, _ := doAs(t, ts, tok, "GET", "/api/v1/services/nosuch/front-end", ""); code != 404 {
+		t.Fatalf("front end of an unknown service: %d", code)
+	}
+}
