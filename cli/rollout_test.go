@@ -55,13 +55,13 @@ func running(batch int, lines ...string) answer {
 		Lines: lines, Next: len(lines), Running: true}}
 }
 
-func follow(t *testing.T, ctx context.Context, h *serverHost) (*kiln.Rollout, error, string) {
+func follow(t *testing.T, ctx context.Context, h *serverHost) (*kiln.Rollout, string, error) {
 	t.Helper()
 	var errb bytes.Buffer
 	cmd := &cobra.Command{}
 	cmd.SetErr(&errb)
 	r, err := (&App{}).roll(ctx, cmd, h, kiln.RolloutRequest{Service: "web"})
-	return r, err, errb.String()
+	return r, errb.String(), err
 }
 
 // Ctrl-C while following a rollout on the server stops the follow only: a
@@ -73,7 +73,7 @@ func TestRollFollowInterrupted(t *testing.T) {
 			cancel()
 		}
 	}}
-	_, err, _ := follow(t, ctx, h)
+	_, _, err := follow(t, ctx, h)
 	if ExitCode(err) != ExitUser || !strings.Contains(err.Error(), "rollout 7 of web") ||
 		!strings.Contains(err.Error(), "keeps running on the server") || !strings.Contains(err.Error(), "kiln service show web") {
 		t.Fatalf("Ctrl-C: %v (exit %d); want exit 1 naming rollout 7, saying it keeps running and how to see it", err, ExitCode(err))
@@ -87,7 +87,7 @@ func TestRollFollowSurvivesServerRestart(t *testing.T) {
 	down := answer{err: kiln.Errorf(kiln.EUNAVAILABLE, "connection refused")}
 	back := answer{p: &kiln.RolloutProgress{Rollout: &kiln.Rollout{ID: 7, Service: "web", State: kiln.RolloutRunning, Batch: 1}, Lines: []string{}, Next: 1}}
 	h := &serverHost{answers: []answer{running(1, "batch 1 done"), down, down, back}}
-	r, err, errs := follow(t, context.Background(), h)
+	r, errs, err := follow(t, context.Background(), h)
 	if ExitCode(err) != ExitUser || !strings.Contains(err.Error(), "rollout 7 of web was interrupted on the server") || !strings.Contains(err.Error(), "kiln rollout web --resume") {
 		t.Fatalf("after the restart: %v (exit %d)\n%s", err, ExitCode(err), errs)
 	}
@@ -98,7 +98,7 @@ func TestRollFollowSurvivesServerRestart(t *testing.T) {
 	// The rollout ended while the server was away: it is reported as it ended.
 	done := answer{p: &kiln.RolloutProgress{Rollout: &kiln.Rollout{ID: 7, Service: "web", State: kiln.RolloutSucceeded}, Lines: []string{}}}
 	h = &serverHost{answers: []answer{down, done}}
-	if r, err, errs := follow(t, context.Background(), h); err != nil || r.State != kiln.RolloutSucceeded {
+	if r, errs, err := follow(t, context.Background(), h); err != nil || r.State != kiln.RolloutSucceeded {
 		t.Fatalf("ended while away: %+v %v\n%s", r, err, errs)
 	}
 }
@@ -109,13 +109,13 @@ func TestRollFollowGivesUp(t *testing.T) {
 	defer func(d time.Duration) { followRetry = d }(followRetry)
 	followRetry = 1200 * time.Millisecond
 	h := &serverHost{answers: []answer{{err: kiln.Errorf(kiln.EUNAVAILABLE, "connection refused")}}}
-	_, err, _ := follow(t, context.Background(), h)
+	_, _, err := follow(t, context.Background(), h)
 	if ExitCode(err) != ExitUser || !strings.Contains(err.Error(), "lost the kiln server") || !strings.Contains(err.Error(), "kiln rollout web --resume") || h.polls < 2 {
 		t.Fatalf("server gone: %v (exit %d) after %d polls", err, ExitCode(err), h.polls)
 	}
 	// Other errors are not retried.
 	h = &serverHost{answers: []answer{{err: kiln.Errorf(kiln.ENOTFOUND, "rollout 7 not found")}}}
-	if _, err, _ := follow(t, context.Background(), h); kiln.ErrorCode(err) != kiln.ENOTFOUND || h.polls != 1 {
+	if _, _, err := follow(t, context.Background(), h); kiln.ErrorCode(err) != kiln.ENOTFOUND || h.polls != 1 {
 		t.Fatalf("not found: %v after %d polls", err, h.polls)
 	}
 }
