@@ -63,7 +63,7 @@ func (r *run) plan() {
 				Upgrade  bool
 				Release  string
 			}{"apt", img.Packages, upgrade, rel}),
-			run: r.shellFiles([]string{sc.String()}, nil, nil, r.aptBinds()),
+			run: r.aptStep(sc.String()),
 		})
 	}
 	if len(img.Purge) > 0 {
@@ -142,6 +142,16 @@ func (r *run) shell(scripts []string, env map[string]string) func(context.Contex
 func (r *run) aptBinds() []string {
 	lists, archives, parsed := r.lineAptDirs()
 	return []string{lists + ":/var/lib/apt/lists", archives + ":/var/cache/apt/archives", parsed + ":" + aptParsedDir}
+}
+
+// aptStep runs script with the image line's apt caches mounted. The
+// directories are made again right before the step: a prune between
+// planning and running may have removed them (it keeps what running apt
+// steps use, not what a build has only planned).
+func (r *run) aptStep(script string) func(context.Context, string) error {
+	return func(ctx context.Context, root string) error {
+		return r.shellFiles([]string{script}, nil, nil, r.aptBinds())(ctx, root)
+	}
 }
 
 // aptParsedDir is where a line's srcpkgcache.bin is mounted in a step.
