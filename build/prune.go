@@ -162,7 +162,11 @@ func PruneCache(ctx context.Context, dataDir string, opts PruneOptions) (*CacheR
 	}
 	rep := &CacheReport{Items: []CacheItem{}, DryRun: opts.DryRun}
 	if !opts.DryRun {
-		if n := emptyTrash(ctx, dir); n > 0 {
+		n, err := finishInterrupted(ctx, dir, opts.Artifacts, protected)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("finished %d interrupted prune(s)", n))
 		}
 	}
@@ -176,6 +180,7 @@ func PruneCache(ctx context.Context, dataDir string, opts PruneOptions) (*CacheR
 	if err != nil {
 		return nil, err
 	}
+	scanned := time.Now()
 	items, err := scanCache(ctx, dir, opts.Artifacts, protected, held)
 	if err != nil {
 		return nil, err
@@ -198,6 +203,9 @@ func PruneCache(ctx context.Context, dataDir string, opts PruneOptions) (*CacheR
 		return rep, nil
 	}
 
+	if afterScan != nil {
+		afterScan()
+	}
 	unlock, err := lockFile(ctx, filepath.Join(dir, "lock"), unix.LOCK_EX)
 	if err != nil {
 		return nil, fmt.Errorf("lock the build cache: %w", err)
@@ -228,6 +236,12 @@ func PruneCache(ctx context.Context, dataDir string, opts PruneOptions) (*CacheR
 		if held[it.ID] || (it.shared() && builds > 0) {
 			// A build started since the scan and uses it.
 			it.Held = !it.shared()
+			delete(remove, i)
+			continue
+		}
+		if !it.shared() && usedSince(dir, it.ID, scanned) {
+			// A build used it (and ended) while the cache was scanned:
+			// it is not the least recently used any more.
 			delete(remove, i)
 			continue
 		}
@@ -262,23 +276,21 @@ func PruneCache(ctx context.Context, dataDir string, opts PruneOptions) (*CacheR
 	}
 	dropStacks(dir, gone, trash)
 	dropMarkers(dir, items, trash)
+	// The tarballs to delete are written down before the lock is let go:
+	// a prune killed from here on leaves them listed in its trash, and the
+	// next prune deletes them (finishInterrupted) instead of losing track.
+	if len(tarballs) > 0 {
+		if err := os.WriteFile(filepath.Join(trash, trashTarballs), []byte(strings.Join(tarballs, "\n")+"\n"), 0o600); err != nil {
+			errs = append(errs, fmt.Errorf("record layer tarballs to delete: %w", err))
+		}
+	}
 	unlock()
 	locked = false
 
 	// Tarballs are deleted once no remaining record names them. A build
 	// that stores the same layer again meanwhile finds it missing later and
 	// builds it again (cached() forgets a record whose tarball is gone).
-	if opts.Artifacts != nil && len(tarballs) > 0 {
-		still := recordedTarballs(dir)
-		for _, d := range tarballs {
-			if still[d] || protected[d] {
-				continue
-			}
-			if err := opts.Artifacts.Delete(context.WithoutCancel(ctx), d); err != nil && kiln.ErrorCode(err) != kiln.ENOTFOUND {
-				errs = append(errs, fmt.Errorf("delete layer tarball %s: %w", d, err))
-			}
-		}
-	}
+	errs = append(errs, deleteTarballs(ctx, dir, opts.Artifacts, protected, tarballs)...)
 	if err := os.RemoveAll(trash); err != nil {
 		errs = append(errs, fmt.Errorf("empty %s: %w", trash, err))
 	}
@@ -678,20 +690,71 @@ func recordedTarballs(dir string) map[string]bool {
 	return out
 }
 
-// emptyTrash deletes what interrupted prunes left in cache/trash and
-// returns how many.
-func emptyTrash(ctx context.Context, dir string) int {
+// afterScan, when set (by tests), runs between PruneCache's scan and its
+// exclusive lock: where a build that starts meanwhile must still be seen.
+var afterScan func()
+
+// usedSince reports whether key's last-use marker was touched after t.
+func usedSince(dir, key string, t time.Time) bool {
+	fi, err := os.Stat(filepath.Join(dir, "used", key))
+	return err == nil && fi.ModTime().After(t)
+}
+
+// trashTarballs names, in a prune's trash directory, the layer tarballs it
+// is to delete from the artifact store once its lock is let go.
+const trashTarballs = "tarballs"
+
+// deleteTarballs deletes layer tarballs from the artifact store unless a
+// remaining cache record or a registered version still names them. A
+// build that stores the same layer again meanwhile finds it missing later
+// and builds it again (cached() forgets a record whose tarball is gone).
+func deleteTarballs(ctx context.Context, dir string, arts kiln.ArtifactStore, protected map[string]bool, digests []string) []error {
+	if arts == nil || len(digests) == 0 {
+		return nil
+	}
+	var errs []error
+	still := recordedTarballs(dir)
+	for _, d := range digests {
+		if d == "" || still[d] || protected[d] {
+			continue
+		}
+		if err := arts.Delete(context.WithoutCancel(ctx), d); err != nil && kiln.ErrorCode(err) != kiln.ENOTFOUND {
+			errs = append(errs, fmt.Errorf("delete layer tarball %s: %w", d, err))
+		}
+	}
+	return errs
+}
+
+// finishInterrupted completes what interrupted prunes left in cache/trash:
+// the layer tarballs they listed, then the trash itself. It runs under the
+// cache's exclusive lock, so it never takes the trash of a prune that is
+// still moving entries into it. It returns how many it finished.
+func finishInterrupted(ctx context.Context, dir string, arts kiln.ArtifactStore, protected map[string]bool) (int, error) {
 	names, _ := readDirNames(filepath.Join(dir, "trash"))
+	if len(names) == 0 {
+		return 0, nil
+	}
+	unlock, err := lockFile(ctx, filepath.Join(dir, "lock"), unix.LOCK_EX)
+	if err != nil {
+		return 0, fmt.Errorf("lock the build cache: %w", err)
+	}
+	defer unlock()
 	n := 0
 	for _, name := range names {
 		if ctx.Err() != nil {
 			break
 		}
-		if os.RemoveAll(filepath.Join(dir, "trash", name)) == nil {
+		t := filepath.Join(dir, "trash", name)
+		if b, err := os.ReadFile(filepath.Join(t, trashTarballs)); err == nil {
+			if errs := deleteTarballs(ctx, dir, arts, protected, strings.Split(strings.TrimSpace(string(b)), "\n")); len(errs) > 0 {
+				continue // kept, with its list, for the next prune
+			}
+		}
+		if os.RemoveAll(t) == nil {
 			n++
 		}
 	}
-	return n
+	return n, nil
 }
 
 // lockFile takes a flock of kind how on path, waiting until ctx ends, and

@@ -228,14 +228,39 @@ func TestPruneFinishesInterruptedPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	half := filepath.Join(c.dir, "trash", "20260101T000000-abc", "0-0-key")
+	ctx := context.Background()
+	arts, err := artifact.Open(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A prune killed after moving a layer out under the lock, before it
+	// deleted the layer's tarball: the tarball is listed in its trash.
+	orphan, err := arts.Put(ctx, strings.NewReader("a pruned layer's tarball"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := arts.Put(ctx, strings.NewReader("a tarball a cache record still names"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, c.save(&cacheEntry{Key: chainKey("test", "kept"), Step: "kept", Layer: *kept, Created: time.Now()}, ""))
+	trash := filepath.Join(c.dir, "trash", "20260101T000000-abc")
+	half := filepath.Join(trash, "0-0-key")
 	must(t, os.MkdirAll(filepath.Join(half, "etc"), 0o755))
-	rep, err := PruneCache(context.Background(), data, PruneOptions{})
+	must(t, os.WriteFile(filepath.Join(trash, trashTarballs), []byte(orphan.Digest+"\n"+kept.Digest+"\n"), 0o600))
+
+	rep, err := PruneCache(ctx, data, PruneOptions{Artifacts: arts})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(half); !os.IsNotExist(err) || len(rep.Notes) == 0 {
 		t.Errorf("interrupted prune's trash: %v, notes %q", err, rep.Notes)
+	}
+	if _, err := arts.Stat(ctx, orphan.Digest); kiln.ErrorCode(err) != kiln.ENOTFOUND {
+		t.Errorf("the interrupted prune's tarball: %v, want deleted", err)
+	}
+	if _, err := arts.Stat(ctx, kept.Digest); err != nil {
+		t.Errorf("a tarball a record names was deleted: %v", err)
 	}
 }
 
@@ -400,6 +425,71 @@ func artifactNames(t *testing.T, v *kiln.Version, prefix string) []string {
 		}
 		if n := strings.TrimPrefix(h.Name, "./"); strings.HasPrefix(n, prefix) && n != prefix && strings.HasSuffix(n, ".deb") {
 			out = append(out, n)
+		}
+	}
+}
+
+// A build that starts (or uses a layer and ends) between prune's scan and
+// its exclusive lock must still keep what it uses: prune reads the holds
+// and the last-use markers again under the lock.
+func TestPruneSeesBuildsStartedDuringTheScan(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	arts, err := artifact.Open(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := newCache(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-40 * 24 * time.Hour)
+	layer := func(name string) string {
+		a, err := arts.Put(ctx, strings.NewReader(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := chainKey("test", name)
+		tree := filepath.Join(data, "tmp-"+name)
+		must(t, os.MkdirAll(tree, 0o755))
+		must(t, c.save(&cacheEntry{Key: key, Step: name, Layer: *a, Created: old}, tree))
+		for _, p := range []string{filepath.Join(c.dir, "used", key), filepath.Join(c.dir, "steps", key+".json"), c.tree(key)} {
+			must(t, os.Chtimes(p, old, old))
+		}
+		return key
+	}
+	heldLater, usedLater, stale := layer("held-later"), layer("used-later"), layer("stale")
+
+	var w *workdir
+	afterScan = func() {
+		// A build starts and holds one layer; another build used (and
+		// let go of) a second one.
+		w, err = newWorkdir(data, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bc, err := newCache(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bc.holdIn(w)
+		if _, ok := bc.lookup(heldLater); !ok {
+			t.Fatal("layer not found")
+		}
+		c.used(usedLater)
+	}
+	defer func() { afterScan = nil }()
+	rep, err := PruneCache(ctx, data, PruneOptions{OlderThan: 30 * 24 * time.Hour, Artifacts: arts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	if got := ids(rep.Items); got != ids2(stale) {
+		t.Errorf("removed %s, want only %s", got, ids2(stale))
+	}
+	for _, k := range []string{heldLater, usedLater} {
+		if !c.hasTree(k) {
+			t.Errorf("layer %s removed though a build used it during the scan", short(k))
 		}
 	}
 }
