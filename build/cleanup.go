@@ -67,6 +67,13 @@ func Cleanup(ctx context.Context, dataDir string, logger *slog.Logger) (*Cleanup
 		if !e.IsDir() {
 			continue
 		}
+		if strings.HasPrefix(e.Name(), newWorkdirPrefix) {
+			// A build directory being created; one left by a crash in the
+			// few instructions before its rename is removed once old.
+			if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < time.Minute {
+				continue
+			}
+		}
 		dir := filepath.Join(root, e.Name())
 		lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
 		if err == nil {

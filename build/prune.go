@@ -587,6 +587,9 @@ func liveHolds(dataDir string) (map[string]bool, int, error) {
 	}
 	builds := 0
 	for _, id := range ids {
+		if strings.HasPrefix(id, newWorkdirPrefix) {
+			continue // being created: it holds nothing yet
+		}
 		dir := filepath.Join(root, id)
 		lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
 		if err != nil {

@@ -31,25 +31,39 @@ type workdir struct {
 	mounts []string
 }
 
+// newWorkdirPrefix names a build directory being created; Cleanup leaves
+// a young one alone.
+const newWorkdirPrefix = ".new-"
+
 func newWorkdir(dataDir string, logger *slog.Logger) (*workdir, error) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	id := time.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
 	dir := filepath.Join(dataDir, "build", id)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// The directory appears under its name only with its lock held: Cleanup
+	// takes a build directory whose lock is free (or missing) for an
+	// interrupted build, and kiln cache prune probes the locks.
+	tmp := filepath.Join(dataDir, "build", newWorkdirPrefix+id)
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("create build directory: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := os.OpenFile(filepath.Join(tmp, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		_ = os.RemoveAll(dir)
+		_ = os.RemoveAll(tmp)
 		return nil, fmt.Errorf("create build lock: %w", err)
 	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	// Blocking: a prune probing the lock holds it for a moment only.
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
 		lock.Close()
-		_ = os.RemoveAll(dir)
+		_ = os.RemoveAll(tmp)
 		return nil, fmt.Errorf("lock build directory: %w", err)
 	}
 	_, _ = lock.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+	if err := os.Rename(tmp, dir); err != nil {
+		lock.Close()
+		_ = os.RemoveAll(tmp)
+		return nil, fmt.Errorf("create build directory: %w", err)
+	}
 	return &workdir{id: id, dir: dir, lock: lock, logger: logger}, nil
 }
 
