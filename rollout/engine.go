@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +19,9 @@ import (
 
 // Engine runs rollouts. It is safe to run one rollout per service at a
 // time (the store refuses a second); several services may roll out at once.
+// A rollout is run under a lease in the store (Rollouts must be a
+// kiln.RolloutLeaser): while one process runs it, another one's Resume is
+// refused, and a process that lost the lease stops at its next step.
 type Engine struct {
 	Services  kiln.ServiceStore
 	Rollouts  kiln.RolloutStore
@@ -35,6 +41,14 @@ type Engine struct {
 	// Check, when set, vets the target version before anything is
 	// launched (kiln checks its signed provenance); an error refuses.
 	Check func(ctx context.Context, v *kiln.Version) error
+	// Owner names this process in the lease of each rollout it runs, so
+	// another process refused the rollout is told who runs it. Empty: the
+	// program, pid and host of this process with a random run id.
+	Owner string
+	// LeaseTime is how long a rollout's lease lasts unrenewed (30 s when
+	// 0): how long a rollout whose process died waits to be resumed. The
+	// lease is renewed every sixth of it while the rollout runs.
+	LeaseTime time.Duration
 }
 
 // Errors a rollout refuses with.
@@ -93,6 +107,11 @@ func (e *Engine) Begin(ctx context.Context, service string, to kiln.VersionRef, 
 	if err := e.Rollouts.CreateRollout(ctx, r); err != nil {
 		return nil, err
 	}
+	// Held from the start, so no other process resumes it before
+	// Continue runs it (Continue renews it).
+	if err := e.acquire(ctx, r); err != nil {
+		return nil, fmt.Errorf("rollout %d of %s recorded, but: %w", r.ID, service, err)
+	}
 	e.say("==> rollout %d: %s from %s to %s (%d replicas, batches of %d, min healthy %d, bake %s)",
 		r.ID, service, orNone(r.From), to, svc.Replicas, svc.MaxSurge, svc.MinHealthy(), svc.BakeTime)
 	return r, nil
@@ -111,7 +130,9 @@ func (e *Engine) Continue(ctx context.Context, r *kiln.Rollout) (*kiln.Rollout, 
 
 // Resume continues the service's interrupted rollout: instances whose
 // launch was cut short are destroyed, removals are finished, and the
-// rollout goes on in the direction it was going (forward, or back).
+// rollout goes on in the direction it was going (forward, or back). It is
+// refused (ECONFLICT, naming the process) while another process holds the
+// rollout's lease.
 func (e *Engine) Resume(ctx context.Context, service string) (*kiln.Rollout, error) {
 	svc, err := e.Services.FindService(ctx, service)
 	if err != nil {
@@ -146,38 +167,57 @@ func (e *Engine) say(format string, args ...any) {
 }
 
 func (e *Engine) run(ctx context.Context, svc *kiln.Service, r *kiln.Rollout) (*kiln.Rollout, error) {
-	if err := e.recover(ctx, svc); err != nil {
+	ctx, ls, err := e.hold(ctx, r)
+	if err != nil {
 		return r, err
+	}
+	defer ls.release(ctx, e.log())
+	if err := e.recover(ctx, svc); err != nil {
+		return r, ls.or(err)
 	}
 	if r.State == kiln.RolloutRunning {
 		err := e.converge(ctx, svc, r, r.To, true)
 		if err == nil {
-			if err := e.Services.SetServiceVersion(ctx, svc.Name, r.To); err != nil {
+			if err := ls.confirm(ctx); err != nil {
 				return r, err
+			}
+			if err := e.Services.SetServiceVersion(ctx, svc.Name, r.To); err != nil {
+				return r, ls.or(err)
 			}
 			r.State, r.Reason = kiln.RolloutSucceeded, fmt.Sprintf("%d instances run %s", svc.Replicas, r.To)
 			e.say("==> rollout %d succeeded: %s", r.ID, r.Reason)
 			return r, e.Rollouts.UpdateRollout(context.WithoutCancel(ctx), r)
 		}
+		if lost := ls.lostErr(); lost != nil {
+			return r, lost
+		}
 		if ctx.Err() != nil {
 			return r, fmt.Errorf("rollout %d interrupted (resume with `kiln rollout %s --resume`): %w", r.ID, svc.Name, ctx.Err())
+		}
+		if err := ls.confirm(ctx); err != nil {
+			return r, err
 		}
 		r.State, r.Reason, r.Batch = kiln.RolloutRollingBack, kiln.ErrorMessage(err), 0
 		e.say("==> rollout %d: rolling back: %s", r.ID, r.Reason)
 		if err := e.Rollouts.UpdateRollout(ctx, r); err != nil {
-			return r, err
+			return r, ls.or(err)
 		}
 	}
 	// Rolling back: the previous version in again, new instances out.
-	var err error
 	if r.From.IsZero() {
 		err = e.removeAll(ctx, svc, r, r.To)
 	} else {
 		err = e.converge(ctx, svc, r, r.From, false)
 	}
 	if err != nil {
+		if lost := ls.lostErr(); lost != nil {
+			return r, lost
+		}
 		if ctx.Err() != nil {
 			return r, fmt.Errorf("rollback of rollout %d interrupted (resume with `kiln rollout %s --resume`): %w", r.ID, svc.Name, ctx.Err())
+		}
+		if lerr := ls.confirm(ctx); lerr != nil {
+			return r, lerr
 		}
 		r.State, r.Reason = kiln.RolloutFailed, r.Reason+"; rollback failed: "+kiln.ErrorMessage(err)
 		e.say("==> rollout %d failed: %s", r.ID, r.Reason)
@@ -185,6 +225,9 @@ func (e *Engine) run(ctx context.Context, svc *kiln.Service, r *kiln.Rollout) (*
 			return r, errors.Join(err, uerr)
 		}
 		return r, kiln.Errorf(kiln.EUNAVAILABLE, "rollout %d of %s failed and could not be rolled back: %s; see `kiln service show %s`", r.ID, svc.Name, kiln.ErrorMessage(err), svc.Name)
+	}
+	if err := ls.confirm(ctx); err != nil {
+		return r, err
 	}
 	r.State = kiln.RolloutRolledBack
 	e.say("==> rollout %d rolled back to %s", r.ID, orNone(r.From))
@@ -535,4 +578,193 @@ func instanceID(service string, v kiln.VersionRef) string {
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%s-%s-%s", service, v, hex.EncodeToString(b[:]))
+}
+
+// defaultLeaseTime is how long a rollout's lease lasts unrenewed.
+const defaultLeaseTime = 30 * time.Second
+
+// processOwner names this process in rollout leases: "kiln serve, pid
+// 1234 on host build1, run 3f9a1c". The run id tells apart two processes
+// that got the same pid on one host.
+var processOwner = sync.OnceValue(func() string {
+	prog := filepath.Base(os.Args[0])
+	if len(os.Args) > 1 && !strings.HasPrefix(os.Args[1], "-") {
+		prog += " " + os.Args[1]
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = "(unknown)"
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s, pid %d on host %s, run %s", prog, os.Getpid(), host, hex.EncodeToString(b[:]))
+})
+
+func (e *Engine) owner() string {
+	if e.Owner != "" {
+		return e.Owner
+	}
+	return processOwner()
+}
+
+func (e *Engine) leaseTime() time.Duration {
+	if e.LeaseTime > 0 {
+		return e.LeaseTime
+	}
+	return defaultLeaseTime
+}
+
+func (e *Engine) leaser() (kiln.RolloutLeaser, error) {
+	l, ok := e.Rollouts.(kiln.RolloutLeaser)
+	if !ok {
+		return nil, kiln.Errorf(kiln.EINTERNAL, "the rollout store %T cannot lease rollouts, so rollouts cannot run on it (two processes could run one at once)", e.Rollouts)
+	}
+	return l, nil
+}
+
+// acquire makes this process the one running r; ECONFLICT naming the
+// holder while another process's lease is valid.
+func (e *Engine) acquire(ctx context.Context, r *kiln.Rollout) error {
+	l, err := e.leaser()
+	if err != nil {
+		return err
+	}
+	return l.AcquireRollout(ctx, r.ID, e.owner(), e.leaseTime())
+}
+
+// lease is a rollout's lease held by this process, renewed in the
+// background until release. When it is lost (another process took the
+// rollout over after it ran out, or it could not be renewed before it
+// ran out) the rollout's context is cancelled, so the rollout stops at
+// its next step without recording anything more.
+type lease struct {
+	l       kiln.RolloutLeaser
+	id      int64
+	service string
+	owner   string
+	ttl     time.Duration
+	cancel  context.CancelCauseFunc
+	stop    chan struct{}
+	done    chan struct{}
+
+	mu         sync.Mutex
+	validUntil time.Time // by this process's clock
+	lost       error
+}
+
+// hold acquires r's lease and renews it until release. The returned
+// context ends when ctx does or the lease is lost.
+func (e *Engine) hold(ctx context.Context, r *kiln.Rollout) (context.Context, *lease, error) {
+	l, err := e.leaser()
+	if err != nil {
+		return ctx, nil, err
+	}
+	ls := &lease{l: l, id: r.ID, service: r.Service, owner: e.owner(), ttl: e.leaseTime(),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	t0 := time.Now()
+	if err := l.AcquireRollout(ctx, r.ID, ls.owner, ls.ttl); err != nil {
+		if ctx.Err() != nil && kiln.ErrorCode(err) != kiln.ECONFLICT {
+			// Stopped before it ran: a lease Begin took is not left
+			// to run out.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = l.ReleaseRollout(rctx, r.ID, ls.owner)
+		}
+		return ctx, nil, err
+	}
+	ls.validUntil = t0.Add(ls.ttl)
+	lctx, cancel := context.WithCancelCause(ctx)
+	ls.cancel = cancel
+	go ls.renew(lctx, e.log())
+	return lctx, ls, nil
+}
+
+func (ls *lease) renew(ctx context.Context, log *slog.Logger) {
+	defer close(ls.done)
+	t := time.NewTicker(ls.ttl / 6)
+	defer t.Stop()
+	for {
+		select {
+		case <-ls.stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := ls.renewOnce(ctx, log); err != nil {
+			return
+		}
+	}
+}
+
+// confirm renews the lease now: a rollout calls it before recording that
+// it ends or turns back, so a process that lost the lease records
+// nothing. It returns the loss, if the lease is lost.
+func (ls *lease) confirm(ctx context.Context) error {
+	return ls.renewOnce(ctx, nil)
+}
+
+func (ls *lease) renewOnce(ctx context.Context, log *slog.Logger) error {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.lost != nil {
+		return ls.lost
+	}
+	// Not under ctx: a rollout that just succeeded records it even when
+	// its process is told to stop at that moment.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ls.ttl/3)
+	defer cancel()
+	t0 := time.Now()
+	err := ls.l.RenewRollout(rctx, ls.id, ls.owner, ls.ttl)
+	switch {
+	case err == nil:
+		ls.validUntil = t0.Add(ls.ttl)
+		return nil
+	case kiln.ErrorCode(err) == kiln.ECONFLICT:
+		ls.lose(fmt.Errorf("rollout %d of %s stopped here: %w", ls.id, ls.service, err))
+	case !time.Now().Before(ls.validUntil.Add(-ls.ttl / 6)):
+		ls.lose(kiln.Errorf(kiln.EUNAVAILABLE, "rollout %d of %s stopped here: its lease could not be renewed before it ran out (%v), so another process may resume it now; see `kiln rollout %s --status`",
+			ls.id, ls.service, err, ls.service))
+	case log != nil:
+		log.Warn("could not renew a rollout's lease; trying again", "rollout", ls.id, "service", ls.service, "err", err)
+	}
+	return ls.lost
+}
+
+// lose records the loss and stops the rollout; ls.mu is held.
+func (ls *lease) lose(err error) {
+	ls.lost = err
+	ls.cancel(err)
+}
+
+// lostErr returns the loss, nil while the lease is held.
+func (ls *lease) lostErr() error {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return ls.lost
+}
+
+// or returns the loss instead of err when the lease was lost (err is then
+// only the cancellation it caused).
+func (ls *lease) or(err error) error {
+	if lost := ls.lostErr(); lost != nil {
+		return lost
+	}
+	return err
+}
+
+// release stops the renewals and ends the lease, so another process may
+// resume the rollout at once (a finished one needs it no more).
+func (ls *lease) release(ctx context.Context, log *slog.Logger) {
+	close(ls.stop)
+	<-ls.done
+	defer ls.cancel(nil)
+	if ls.lostErr() != nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := ls.l.ReleaseRollout(rctx, ls.id, ls.owner); err != nil {
+		log.Warn("could not release a rollout's lease; another process may resume it once the lease ran out", "rollout", ls.id, "service", ls.service, "err", err)
+	}
 }

@@ -157,6 +157,11 @@ func (h *Host) begin(ctx context.Context, e *Engine, svc *kiln.Service, req kiln
 		if err != nil {
 			return nil, err
 		}
+		// Refused here, before anything runs, while another process
+		// (a second server, a local `kiln rollout --resume`) runs it.
+		if err := e.acquire(ctx, r); err != nil {
+			return nil, err
+		}
 		e.say("==> resuming rollout %d of %s (%s, %d batches done)", r.ID, svc.Name, r.State, r.Batch)
 		return r, nil
 	}
