@@ -1,7 +1,6 @@
 package rollout
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/deb822"
 	"github.com/kiln-project/kiln/definition"
 )
 
@@ -256,42 +256,18 @@ func contentDiffers(a, b string) (bool, error) {
 // versions, keyed "name" (or "name:arch" for a second architecture).
 func installed(status []byte) map[string]string {
 	out := map[string]string{}
-	var name, version, state, arch string
-	flush := func() {
-		if name != "" && strings.HasSuffix(state, " installed") {
-			key := name
-			if _, dup := out[key]; dup {
-				key = name + ":" + arch
-			}
-			out[key] = version
+	_ = deb822.Scan(bytes.NewReader(status), []string{"Package", "Version", "Status", "Architecture"}, func(p deb822.Paragraph) error {
+		name := p["Package"]
+		if name == "" || !strings.HasSuffix(p["Status"], " installed") {
+			return nil
 		}
-		name, version, state, arch = "", "", "", ""
-	}
-	sc := bufio.NewScanner(bytes.NewReader(status))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" {
-			flush()
-			continue
+		key := name
+		if _, dup := out[key]; dup {
+			key = name + ":" + p["Architecture"]
 		}
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || strings.HasPrefix(line, " ") {
-			continue
-		}
-		v = strings.TrimSpace(v)
-		switch k {
-		case "Package":
-			name = v
-		case "Version":
-			version = v
-		case "Status":
-			state = v
-		case "Architecture":
-			arch = v
-		}
-	}
-	flush()
+		out[key] = p["Version"]
+		return nil
+	})
 	return out
 }
 

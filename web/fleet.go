@@ -116,13 +116,12 @@ func (s *Server) reportPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	shown := *rep
-	var pg pager
-	if shown.Rows, pg, err = pageOf(s, r, rep.Rows); err != nil {
+	pg, err := pageRows(s, r, &rep.Rows)
+	if err != nil {
 		s.fail(w, r, title, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "fleet", page{Title: title, Nav: "fleet", Data: reportData{Env: env, Envs: envs, Report: &shown, Pager: pg}})
+	s.render(w, r, http.StatusOK, "fleet", page{Title: title, Nav: "fleet", Data: reportData{Env: env, Envs: envs, Report: rep, Pager: pg}})
 }
 
 type instancesData struct {
@@ -244,12 +243,10 @@ func (s *Server) exposurePage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if d.Exposure != nil {
-		shown := *d.Exposure
-		if shown.Rows, d.Pager, err = pageOf(s, r, d.Exposure.Rows); err != nil {
+		if d.Pager, err = pageRows(s, r, &d.Exposure.Rows); err != nil {
 			s.fail(w, r, title, err)
 			return
 		}
-		d.Exposure = &shown
 	}
 	p.Data = d
 	s.render(w, r, status, "exposure", p)
@@ -298,12 +295,10 @@ func (s *Server) overagePage(w http.ResponseWriter, r *http.Request) {
 		status, p.Error = http.StatusBadRequest, kiln.ErrorMessage(err)
 	}
 	if d.Overage != nil {
-		shown := *d.Overage
-		if shown.Rows, d.Pager, err = pageOf(s, r, d.Overage.Rows); err != nil {
+		if d.Pager, err = pageRows(s, r, &d.Overage.Rows); err != nil {
 			s.fail(w, r, title, err)
 			return
 		}
-		d.Overage = &shown
 	}
 	p.Data = d
 	s.render(w, r, status, "overage", p)
@@ -333,11 +328,10 @@ func (s *Server) stalePage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, title, err)
 		return
 	}
-	shown := *st
-	var pg pager
-	if shown.Rows, pg, err = pageOf(s, r, st.Rows); err != nil {
+	pg, err := pageRows(s, r, &st.Rows)
+	if err != nil {
 		s.fail(w, r, title, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "stale", page{Title: title, Nav: "stale", Data: staleData{Env: env, Envs: envs, Stale: &shown, Pager: pg}})
+	s.render(w, r, http.StatusOK, "stale", page{Title: title, Nav: "stale", Data: staleData{Env: env, Envs: envs, Stale: st, Pager: pg}})
 }

@@ -120,18 +120,20 @@ func (p pager) From() int {
 // To is the 1-based index of the last item shown.
 func (p pager) To() int { return min(p.Offset+p.Limit, p.Total) }
 
-// pageOf returns the rows of a report table the request's offset asks
-// for, at most cfg.RowsPerPage, with the pager under the table.
-func pageOf[T any](s *Server, r *http.Request, rows []T) ([]T, pager, error) {
+// pageRows cuts a freshly computed report table down to the rows the
+// request's offset asks for, at most cfg.RowsPerPage, and returns the
+// pager under the table. The report's totals are left as they were.
+func pageRows[T any](s *Server, r *http.Request, rows *[]T) (pager, error) {
 	offset, err := intParam(r.URL.Query(), "offset")
 	if err != nil {
-		return nil, pager{}, err
+		return pager{}, err
 	}
-	n := s.cfg.RowsPerPage
-	if offset >= len(rows) { // past the end (the table shrank): the last page
-		offset = max(0, (len(rows)-1)/n*n)
+	all, n := *rows, s.cfg.RowsPerPage
+	if offset >= len(all) { // past the end (the table shrank): the last page
+		offset = max(0, (len(all)-1)/n*n)
 	}
-	return rows[offset:min(offset+n, len(rows))], newPager(r.URL, offset, n, len(rows)), nil
+	*rows = all[offset:min(offset+n, len(all))]
+	return newPager(r.URL, offset, n, len(all)), nil
 }
 
 // intParam reads a non-negative integer query parameter; absent is 0.
