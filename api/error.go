@@ -24,6 +24,16 @@ var httpStatus = map[string]int{
 	kiln.EINTERNAL:    http.StatusInternalServerError,
 }
 
+// HTTPStatus is the HTTP status of an error with kiln error code code
+// (500 for a code the table does not know): the API's error bodies and the
+// dashboard's error pages answer with it.
+func HTTPStatus(code string) int {
+	if status, ok := httpStatus[code]; ok {
+		return status
+	}
+	return http.StatusInternalServerError
+}
+
 // codeFor is the reverse, for errors huma raises itself (validation, size).
 func codeFor(status int) string {
 	switch status {
@@ -110,11 +120,7 @@ func installErrorModel() {
 // (their text may hold details the client must not see).
 func (s *Server) toHTTP(err error) error {
 	code := kiln.ErrorCode(err)
-	status, ok := httpStatus[code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
-	body := &ErrorBody{HTTPStatus: status, Code: code, Message: kiln.ErrorMessage(err)}
+	body := &ErrorBody{HTTPStatus: HTTPStatus(code), Code: code, Message: kiln.ErrorMessage(err)}
 	var ke *kiln.Error
 	if errors.As(err, &ke) {
 		body.Message = ke.Message

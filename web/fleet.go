@@ -10,6 +10,7 @@ import (
 	"unicode"
 
 	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/api"
 	"github.com/kiln-project/kiln/fleet"
 )
 
@@ -239,7 +240,7 @@ func (s *Server) exposurePage(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			// Stay on the form, which says what was wrong.
-			status, p.Error, d.Adv, d.Exposure = httpStatus[kiln.ErrorCode(err)], kiln.ErrorMessage(err), nil, nil
+			status, p.Error, d.Adv, d.Exposure = api.HTTPStatus(kiln.ErrorCode(err)), kiln.ErrorMessage(err), nil, nil
 		}
 	}
 	if d.Exposure != nil {

@@ -218,18 +218,6 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	_, _ = w.Write(buf.Bytes())
 }
 
-// httpStatus maps kiln error codes to the statuses of error pages.
-var httpStatus = map[string]int{
-	kiln.EINVALID:     http.StatusBadRequest,
-	kiln.ENOTFOUND:    http.StatusNotFound,
-	kiln.ECONFLICT:    http.StatusConflict,
-	kiln.EIMMUTABLE:   http.StatusConflict,
-	kiln.EUNAUTH:      http.StatusUnauthorized,
-	kiln.EFORBIDDEN:   http.StatusForbidden,
-	kiln.EUNAVAILABLE: http.StatusServiceUnavailable,
-	kiln.EINTERNAL:    http.StatusInternalServerError,
-}
-
 // fail renders err as an error page. Internal errors are logged and shown
 // without their text, which may name database details.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, title string, err error) {
@@ -241,7 +229,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, title string, err 
 			msg = "internal error; the server log has the details"
 		}
 	}
-	s.render(w, r, httpStatus[code], "error", page{Title: title, Error: msg})
+	s.render(w, r, api.HTTPStatus(code), "error", page{Title: title, Error: msg})
 }
 
 // toSignIn sends a visitor without a session to the sign-in page, and back
