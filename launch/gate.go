@@ -1,0 +1,52 @@
+package launch
+
+import kiln "github.com/kiln-project/kiln"
+
+// Gate is a caller's rule on which versions it launches: it returns the
+// refusal, or nil. A Gate also says how to refuse a version without an
+// artifact in the caller's words; nil lets every built version launch.
+type Gate func(v *kiln.Version) error
+
+// Usable is the rule of `kiln instance launch`: any built version that is
+// neither failed nor revoked.
+func Usable(v *kiln.Version) error {
+	if v.Provenance.Artifact == nil {
+		return kiln.Errorf(kiln.EINVALID, "%s has no artifact recorded; only built versions can be launched", v.Ref())
+	}
+	switch v.Status {
+	case kiln.StatusFailed, kiln.StatusRevoked:
+		return kiln.Errorf(kiln.ECONFLICT, "%s is %s and must not be launched", v.Ref(), v.Status)
+	}
+	return nil
+}
+
+// Ready is the rule of a rollout: ready versions, and tested ones when
+// allowUnready (--allow-unready).
+func Ready(allowUnready bool) Gate {
+	return func(v *kiln.Version) error {
+		if v.Provenance.Artifact == nil {
+			return kiln.Errorf(kiln.EINVALID, "%s has no artifact recorded; only built versions can be rolled out", v.Ref())
+		}
+		switch {
+		case v.Status == kiln.StatusReady:
+		case v.Status == kiln.StatusTested && allowUnready:
+		default:
+			return kiln.Errorf(kiln.ECONFLICT, "%s is %s; only ready versions are rolled out (tested ones with --allow-unready)", v.Ref(), v.Status)
+		}
+		return nil
+	}
+}
+
+// Candidate is the rule of the test stage: candidates, or any status for
+// a retest (--retest), which does not move the status.
+func Candidate(retest bool) Gate {
+	return func(v *kiln.Version) error {
+		if v.Status != kiln.StatusCandidate && !retest {
+			return kiln.Errorf(kiln.ECONFLICT, "%s is %s; the test stage takes candidates only (use --retest to run the tests again without changing its status)", v.Ref(), v.Status)
+		}
+		if v.Provenance.Artifact == nil {
+			return kiln.Errorf(kiln.EINVALID, "%s has no artifact recorded, so no instance can be made from it; build it with `kiln build`", v.Ref())
+		}
+		return nil
+	}
+}

@@ -1,0 +1,169 @@
+package launch
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/sign"
+)
+
+// Launcher launches instances of versions on one platform.
+type Launcher struct {
+	// Registry finds versions and their signed provenance.
+	Registry kiln.Registry
+	Platform kiln.Platform
+	// Inventory records each instance; nil records none.
+	Inventory kiln.Inventory
+	// Key is the public half of the provenance signing key. A version
+	// whose signed provenance does not verify against it is refused; with
+	// no key every launch is refused.
+	Key    crypto.PublicKey
+	Logger *slog.Logger
+	Clock  kiln.Clock // time.Now when nil
+}
+
+// Request is one instance to launch. It is where launch-time settings
+// belong (per-environment files and settings, the platform to run on)
+// when kiln gets them.
+type Request struct {
+	Version kiln.VersionRef
+	// ID names the instance on the platform and in the inventory; Name is
+	// its display name (ID when empty).
+	ID, Name    string
+	Environment string
+	Labels      map[string]string
+	// Ports forwards host loopback addresses into the instance.
+	Ports []kiln.PortForward
+	// Timeout bounds the boot; 0 is the platform's default.
+	Timeout time.Duration
+	// Gate is the caller's status rule; nil lets any built version launch.
+	Gate Gate
+}
+
+// Result is a launched, recorded instance.
+type Result struct {
+	// Version is the version as it was checked.
+	Version *kiln.Version
+	// Instance is the inventory record (also when there is no inventory).
+	Instance *kiln.Instance
+	// Launch is what the platform reported: state, failed units, ports.
+	Launch *kiln.LaunchResult
+}
+
+// BootError is a launch the platform did not carry out (the instance did
+// not boot, or the boot was cut short). The instance was destroyed again.
+type BootError struct {
+	ID  string
+	Err error
+}
+
+func (e *BootError) Error() string { return e.Err.Error() }
+func (e *BootError) Unwrap() error { return e.Err }
+
+// destroyTimeout bounds the destruction of an instance whose launch
+// failed; it runs on a context that survives the caller's cancellation.
+const destroyTimeout = 2 * time.Minute
+
+// Check finds the version ref and vets it for launching: gate's rule, an
+// artifact, and signed provenance that verifies against Key (the
+// artifact's content is checked by the platform when it unpacks it). It
+// returns the version as checked.
+func (l *Launcher) Check(ctx context.Context, ref kiln.VersionRef, gate Gate) (*kiln.Version, error) {
+	v, err := l.Registry.FindVersion(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if gate != nil {
+		if err := gate(v); err != nil {
+			return nil, err
+		}
+	}
+	if v.Provenance.Artifact == nil {
+		return nil, kiln.Errorf(kiln.EINVALID, "%s has no artifact recorded; only built versions can be launched", ref)
+	}
+	if l.Key == nil {
+		return nil, kiln.Errorf(kiln.EUNAVAILABLE, "refusing to launch %s: this kiln has no key to verify signed provenance with", ref)
+	}
+	if err := sign.CheckVersion(ctx, l.Registry, nil, l.Key, v, false); err != nil {
+		return nil, fmt.Errorf("refusing to launch: %w", err)
+	}
+	return v, nil
+}
+
+// Launch checks the version (see Check), boots it, and records the
+// instance. A failed boot is a *BootError; an instance that booted but
+// could not be recorded is destroyed again. Cancelling ctx destroys what
+// was started.
+func (l *Launcher) Launch(ctx context.Context, req Request) (*Result, error) {
+	v, err := l.Check(ctx, req.Version, req.Gate)
+	if err != nil {
+		return nil, err
+	}
+	name := req.Name
+	if name == "" {
+		name = req.ID
+	}
+	res, err := l.Platform.Launch(ctx, kiln.LaunchSpec{
+		ID: req.ID, Name: name, Version: req.Version, Artifact: *v.Provenance.Artifact, Ports: req.Ports, Timeout: req.Timeout,
+	})
+	if err != nil {
+		return nil, l.undo(ctx, req.ID, &BootError{ID: req.ID, Err: err})
+	}
+	inst := &kiln.Instance{ID: req.ID, Name: name, Version: req.Version, Environment: req.Environment, Platform: l.Platform.Name(),
+		State: res.State, Labels: req.Labels, LaunchedAt: l.now()}
+	if len(res.Ports) > 0 {
+		inst.Address = res.Ports[0].Host
+	}
+	if l.Inventory != nil {
+		if err := l.Inventory.CreateInstance(ctx, inst); err != nil {
+			return nil, l.undo(ctx, req.ID, fmt.Errorf("instance %s was launched but could not be recorded, so it was destroyed again: %w", req.ID, err))
+		}
+	}
+	return &Result{Version: v, Instance: inst, Launch: res}, nil
+}
+
+// undo destroys an instance whose launch failed with err, and returns err
+// with what the destruction failed with.
+func (l *Launcher) undo(ctx context.Context, id string, err error) error {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), destroyTimeout)
+	defer cancel()
+	if derr := l.Platform.Destroy(dctx, id); derr != nil {
+		l.log().Error("destroy an instance whose launch failed", "instance", id, "err", derr)
+		return errors.Join(err, fmt.Errorf("destroy %s: %w", id, derr))
+	}
+	return err
+}
+
+// Destroy destroys an instance and records it destroyed with reason (an
+// instance the inventory does not know is fine). Callers that clean up
+// after cancellation pass a context that survives it.
+func (l *Launcher) Destroy(ctx context.Context, id, reason string) error {
+	if err := l.Platform.Destroy(ctx, id); err != nil {
+		return fmt.Errorf("destroy %s: %w", id, err)
+	}
+	if l.Inventory != nil {
+		if _, err := l.Inventory.SetInstanceState(ctx, id, kiln.InstanceDestroyed, reason); err != nil && kiln.ErrorCode(err) != kiln.ENOTFOUND {
+			return fmt.Errorf("record %s destroyed: %w", id, err)
+		}
+	}
+	return nil
+}
+
+func (l *Launcher) now() time.Time {
+	if l.Clock == nil {
+		return time.Now()
+	}
+	return l.Clock()
+}
+
+func (l *Launcher) log() *slog.Logger {
+	if l.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l.Logger
+}
