@@ -47,14 +47,15 @@ const (
 // accepted by a server that verified it just before.
 const DefaultAuthCacheTTL = 5 * time.Second
 
-// Config wires the API to the domain.
+// Config wires the API to the domain: each store serves its operations,
+// and an operation whose store is nil is not offered (cmd/kiln gives
+// every store; a test gives what it exercises).
 type Config struct {
 	Registry kiln.Registry
 	Logger   *slog.Logger
 	Version  string // kiln's version, shown in the OpenAPI document
-	// Tokens authenticates callers, Audit records refused requests; when
-	// nil, they are taken from Registry if it implements them. Without a
-	// token store every non-public operation is refused.
+	// Tokens authenticates callers, Audit records refused requests.
+	// Without a token store every non-public operation is refused.
 	Tokens kiln.TokenStore
 	Audit  kiln.AuditLog
 	// CheckinRate limits agent operations per token and second (0: the
@@ -66,26 +67,28 @@ type Config struct {
 	// to reach this server (0: DefaultAuthCacheTTL; negative: no cache).
 	AuthCacheTTL time.Duration
 	// Inventory, Fleet and Advisories serve the fleet operations and
-	// /metrics; when nil they are taken from Registry if it implements
-	// them. Checkins records check-ins (a fleet.Batcher); nil records
-	// each in its own transaction.
+	// /metrics (all three, or none of them). Checkins records check-ins
+	// (a fleet.Batcher); nil records each in its own transaction.
 	Inventory  kiln.Inventory
 	Fleet      kiln.Fleet
 	Advisories kiln.AdvisoryStore
 	Checkins   CheckinRecorder
-	// Runs and Channels serve the pipeline operations (taken from
-	// Registry when nil); Status answers /api/v1/status (none when nil).
+	// Runs and Channels serve the pipeline operations; Status answers
+	// /api/v1/status (none when nil).
 	Runs kiln.RunStore
 	// StartRuns queues runs on the server (POST /api/v1/runs); no route
 	// when nil.
 	StartRuns kiln.RunStarter
 	Channels  kiln.ChannelStore
 	Status    func(ctx context.Context) (any, error)
+	// ServiceStore and RolloutStore serve the service and rollout
+	// operations (both, or none of them).
+	ServiceStore kiln.ServiceStore
+	RolloutStore kiln.RolloutStore
 	// Rollouts runs rollouts and front ends on the server's machine (the
 	// service and rollout routes that need it answer 503 when nil).
 	Rollouts RolloutHost
-	// Webhooks serves the webhook operations (taken from Registry when
-	// nil; none when it keeps no webhooks).
+	// Webhooks serves the webhook operations.
 	Webhooks kiln.WebhookStore
 	// SigningKey is the public half of the provenance signing key (an
 	// ed25519.PublicKey), published at /api/v1/signing-key; nil: 503 there.
@@ -124,12 +127,6 @@ func New(cfg Config) *Server {
 	hc.Info.Description = "Images, versions, provenance and status of a kiln registry."
 	hc.DocsPath = ""     // the docs renderer loads scripts from a CDN; kiln serves no external assets
 	hc.CreateHooks = nil // no $schema links in bodies: clients decode strictly
-	if cfg.Tokens == nil {
-		cfg.Tokens, _ = cfg.Registry.(kiln.TokenStore)
-	}
-	if cfg.Audit == nil {
-		cfg.Audit, _ = cfg.Registry.(kiln.AuditLog)
-	}
 	switch {
 	case cfg.CheckinRate == 0:
 		cfg.CheckinRate, cfg.CheckinBurst = DefaultCheckinRate, DefaultCheckinBurst

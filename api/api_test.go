@@ -24,7 +24,7 @@ func newServer(t *testing.T) (*httptest.Server, *api.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	s := api.New(api.Config{Registry: db})
+	s := api.New(api.Config{}.WithStores(db))
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
 	// The API always needs a token (docs/security.md): do sends this

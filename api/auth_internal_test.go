@@ -41,7 +41,7 @@ func checkinServer(t testing.TB, cfg Config, adjust ...func(*store.DB, *Config))
 		}
 		toks[name] = secret
 	}
-	cfg.Registry = db
+	cfg = cfg.WithStores(db)
 	for _, f := range adjust {
 		f(db, &cfg)
 	}

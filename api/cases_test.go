@@ -23,7 +23,7 @@ func storeServer(t *testing.T) (*httptest.Server, *store.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	ts := httptest.NewServer(api.New(api.Config{Registry: db}))
+	ts := httptest.NewServer(api.New(api.Config{}.WithStores(db)))
 	t.Cleanup(ts.Close)
 	_, secret, err := db.CreateToken(kiln.WithActor(context.Background(), "local:test"), &kiln.NewToken{Name: "test-admin", Role: kiln.RoleAdmin})
 	if err != nil {
@@ -100,7 +100,7 @@ func FuzzCLIWriteBodies(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	s := api.New(api.Config{Registry: db})
+	s := api.New(api.Config{}.WithStores(db))
 	for i, seed := range []string{
 		`{"max_age_seconds":7776000}`, `{"max_age_seconds":-1}`, `{"max_age_seconds":1e400}`, `{"max_age_seconds":"90d"}`, `{}`, `null`,
 		`{"url":"https://ci.example.com/h","secret":"0123456789abcdef","events":["ready"]}`,

@@ -144,17 +144,8 @@ type manifestsOut struct {
 }
 
 // registerFleet adds the inventory, check-in, fleet report and advisory
-// operations when the configuration (or the registry) provides them.
+// operations when the configuration provides their stores.
 func (s *Server) registerFleet() {
-	if s.cfg.Inventory == nil {
-		s.cfg.Inventory, _ = s.cfg.Registry.(kiln.Inventory)
-	}
-	if s.cfg.Fleet == nil {
-		s.cfg.Fleet, _ = s.cfg.Registry.(kiln.Fleet)
-	}
-	if s.cfg.Advisories == nil {
-		s.cfg.Advisories, _ = s.cfg.Registry.(kiln.AdvisoryStore)
-	}
 	if s.cfg.Inventory == nil || s.cfg.Fleet == nil || s.cfg.Advisories == nil {
 		return
 	}

@@ -46,7 +46,7 @@ func FuzzAPIDecoding(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	s := api.New(api.Config{Registry: db, CheckinRate: -1})
+	s := api.New(api.Config{CheckinRate: -1}.WithStores(db))
 
 	for i, seed := range []string{
 		`{"name":"web"}`, `{"name":"web","colour":"red"}`, `{"name":`, `[]`, `null`, `"x"`, `{"name":"\u0000"}`,

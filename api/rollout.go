@@ -95,13 +95,12 @@ type rolloutGetIn struct {
 type rolloutGetOut struct{ Body *kiln.RolloutProgress }
 
 // registerRollout adds the service and rollout operations when the
-// registry's database keeps services. Rollouts take minutes and own
+// configuration gives the service and rollout stores. Rollouts take minutes and own
 // instances: the server runs them in the background (Config.Rollouts) and
 // answers 202 at once; GET /api/v1/rollouts/{id} follows them.
 func (s *Server) registerRollout() {
-	ss, ok1 := s.cfg.Registry.(kiln.ServiceStore)
-	rs, ok2 := s.cfg.Registry.(kiln.RolloutStore)
-	if !ok1 || !ok2 {
+	ss, rs := s.cfg.ServiceStore, s.cfg.RolloutStore
+	if ss == nil || rs == nil {
 		return
 	}
 	host := func(what string) (RolloutHost, error) {

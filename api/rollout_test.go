@@ -24,7 +24,7 @@ func rolloutEnv(t *testing.T, withHost bool) (*httptest.Server, *store.DB, strin
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	cfg := api.Config{Registry: db, AuthCacheTTL: -1}
+	cfg := api.Config{AuthCacheTTL: -1}.WithStores(db)
 	if withHost {
 		h := &rollout.Host{Engine: &rollout.Engine{Services: db, Rollouts: db, Registry: db}, DataDir: t.TempDir(),
 			FrontEnd: func(string) ([]string, []string) { return []string{"/bin/false"}, nil }}

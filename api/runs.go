@@ -111,12 +111,6 @@ type statusOut struct {
 
 func (s *Server) registerRuns() {
 	runs, chans := s.cfg.Runs, s.cfg.Channels
-	if runs == nil {
-		runs, _ = s.cfg.Registry.(kiln.RunStore)
-	}
-	if chans == nil {
-		chans, _ = s.cfg.Registry.(kiln.ChannelStore)
-	}
 	if runs != nil {
 		s.registerRunOps(runs)
 	}

@@ -43,7 +43,7 @@ func newAuthEnv(t *testing.T, logger *slog.Logger) *authEnv {
 	}
 	t.Cleanup(func() { db.Close() })
 	e := &authEnv{db: db, clock: c, tokens: map[kiln.Role]string{}}
-	e.srv = api.New(api.Config{Registry: db, Logger: logger, CheckinRate: -1, StartRuns: noRuns{}})
+	e.srv = api.New(api.Config{Logger: logger, CheckinRate: -1, StartRuns: noRuns{}}.WithStores(db))
 	e.ts = httptest.NewServer(e.srv)
 	t.Cleanup(e.ts.Close)
 	ctx := kiln.WithActor(context.Background(), "local:test")

@@ -50,7 +50,7 @@ func signingServer(t *testing.T, publish bool) (*httptest.Server, *store.DB, *si
 	if _, err := db.CreateVersion(ctx, &kiln.NewVersion{Image: "web"}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := api.Config{Registry: db}
+	cfg := api.Config{}.WithStores(db)
 	if publish {
 		cfg.SigningKey = signer.Public()
 	}

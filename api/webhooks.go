@@ -31,16 +31,13 @@ type webhookPath struct {
 	ID int64 `path:"id" minimum:"1" example:"3"`
 }
 
-// registerWebhooks adds the webhook operations when the registry's
-// database keeps webhooks. All three need admin: a webhook makes the
+// registerWebhooks adds the webhook operations when the configuration
+// gives a webhook store. All three need admin: a webhook makes the
 // server send requests to any address it names, and webhook URLs often
 // carry a credential of the receiving side (chat and CI hooks), so even
 // the list is not for every viewer. Deliveries stay with the server's
 // sender.
 func (s *Server) registerWebhooks() {
-	if s.cfg.Webhooks == nil {
-		s.cfg.Webhooks, _ = s.cfg.Registry.(kiln.WebhookStore)
-	}
 	ws := s.cfg.Webhooks
 	if ws == nil {
 		return

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
-	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/definition"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
@@ -23,7 +22,7 @@ type BenchOptions struct {
 	DataDir string
 	// Registry records the bench image's versions: give a throwaway one.
 	Registry kiln.Registry
-	// Artifacts defaults to the local store under DataDir.
+	// Artifacts keeps the benchmark's versions (required).
 	Artifacts kiln.ArtifactStore
 	// Suite, Mirror, Variant default to bookworm, deb.debian.org, minbase.
 	Suite, Mirror, Variant string
@@ -114,11 +113,7 @@ func Bench(ctx context.Context, opts BenchOptions) (*BenchResult, error) {
 		opts.Progress = io.Discard
 	}
 	if opts.Artifacts == nil {
-		s, err := artifact.Open(opts.DataDir)
-		if err != nil {
-			return nil, err
-		}
-		opts.Artifacts = s
+		return nil, kiln.FieldErrorf(kiln.EINVALID, "artifacts", "the build benchmark needs an artifact store for its versions")
 	}
 	res := &BenchResult{Suite: opts.Suite, Variant: opts.Variant, Packages: opts.Packages, Extra: opts.Extra}
 	deb := &definition.Debian{Suite: opts.Suite, Mirror: opts.Mirror, Variant: opts.Variant, Components: []string{"main"}}

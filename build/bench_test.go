@@ -6,6 +6,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/store"
 )
 
@@ -27,7 +28,11 @@ func BenchmarkBuild(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		opts := BenchOptions{DataDir: dir, Registry: reg, Mirror: mirror(), Rounds: 2}
+		arts, err := artifact.Open(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		opts := BenchOptions{DataDir: dir, Registry: reg, Artifacts: arts, Mirror: mirror(), Rounds: 2}
 		if testing.Verbose() {
 			opts.Progress = os.Stderr
 		}

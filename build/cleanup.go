@@ -13,7 +13,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
 
@@ -42,14 +41,21 @@ func (r *CleanupReport) String() string {
 		len(r.Builds), len(r.Mounts), len(r.Processes), len(r.TempFiles))
 }
 
+// TempCleaner is an artifact store that removes what its interrupted
+// writes left (artifact.Store does).
+type TempCleaner interface {
+	// CleanTemp removes temporary files older than age and names them.
+	CleanTemp(ctx context.Context, age time.Duration) ([]string, error)
+}
+
 // Cleanup removes what builds killed without a chance to clean up (kill -9,
 // a crash, a power cut) left under dataDir: for each build directory whose
 // lock no live process holds, it stops the processes still running there,
 // unmounts its overlays and deletes it; it also deletes temporary files of
-// interrupted artifact and cache writes older than a minute. Builds still
-// running (in this or another process) are left alone. Call it when kiln
-// starts; it logs and reports what it cleaned.
-func Cleanup(ctx context.Context, dataDir string, logger *slog.Logger) (*CleanupReport, error) {
+// interrupted writes to arts (nil: none) and the cache older than a minute.
+// Builds still running (in this or another process) are left alone. Call
+// it when kiln starts; it logs and reports what it cleaned.
+func Cleanup(ctx context.Context, dataDir string, arts TempCleaner, logger *slog.Logger) (*CleanupReport, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -113,8 +119,8 @@ func Cleanup(ctx context.Context, dataDir string, logger *slog.Logger) (*Cleanup
 		rep.Builds = append(rep.Builds, dir)
 		logger.Info("removed interrupted build", "dir", dir, "mounts", len(mounts))
 	}
-	if store, err := artifact.Open(dataDir); err == nil {
-		removed, err := store.CleanTemp(ctx, time.Minute)
+	if arts != nil {
+		removed, err := arts.CleanTemp(ctx, time.Minute)
 		if err != nil {
 			errs = append(errs, err)
 		}

@@ -93,7 +93,7 @@ func TestCleanupAfterKill(t *testing.T) {
 	done := make(chan struct{})
 	go func() { sleeper.Wait(); close(done) }()
 
-	rep, err := Cleanup(context.Background(), dataDir, b.Logger)
+	rep, err := Cleanup(context.Background(), dataDir, shared.arts, b.Logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestCleanupAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.close()
-	rep, err = Cleanup(context.Background(), dataDir, b.Logger)
+	rep, err = Cleanup(context.Background(), dataDir, shared.arts, b.Logger)
 	if err != nil || !rep.Empty() {
 		t.Errorf("cleanup with a live build: %v, %s", err, rep)
 	}

@@ -96,7 +96,7 @@ func TestKillThenCleanup(t *testing.T) {
 	if len(mounts) == 0 || len(procs) == 0 {
 		t.Fatalf("after kill -9: %d mounts, %d processes; the test expects leftovers to clean", len(mounts), len(procs))
 	}
-	rep, err := Cleanup(context.Background(), shared.dataDir, b.Logger)
+	rep, err := Cleanup(context.Background(), shared.dataDir, shared.arts, b.Logger)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,10 @@ func TestMain(m *testing.M) {
 	if shared.reg != nil {
 		shared.reg.Close()
 	}
-	if _, err := Cleanup(context.Background(), dir, nil); err != nil {
+	arts, err := artifact.Open(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cleanup:", err)
+	} else if _, err := Cleanup(context.Background(), dir, arts, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "cleanup:", err)
 	}
 	os.RemoveAll(dir)

@@ -111,14 +111,13 @@ func (a *App) buildCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			b := &build.Builder{Registry: svc.Registry, Artifacts: svc.Artifacts, DataDir: svc.DataDir, Logger: a.Logger(), Clock: time.Now, AgentBinary: svc.AgentBinary}
 			opts.Verbose = a.cfg.Verbose
 			progress := cmd.ErrOrStderr()
 			if a.cfg.Output == FormatJSON {
 				progress = io.Discard
 			}
 			opts.Progress = progress
-			results, err := b.BuildAll(cmd.Context(), est, args[1:], opts)
+			results, err := svc.Builder.BuildAll(cmd.Context(), est, args[1:], opts)
 			for _, r := range results {
 				if r.Version == nil {
 					continue

@@ -14,8 +14,8 @@ import (
 
 // drift compares one instance with its image.
 func (a *App) drift(ctx context.Context, svc *Services, inst *kiln.Instance) (*kiln.Drift, error) {
-	p, ok := svc.Platform.(rollout.OverlayDirs)
-	if !ok {
+	p := svc.Overlays
+	if p == nil {
 		return nil, kiln.Errorf(kiln.EUNAVAILABLE, "the %s platform does not show what an instance changed; drift needs the local platform", svc.Platform.Name())
 	}
 	var manifest []kiln.Package

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/launch"
 )
 
 // addInstanceLifecycle adds the platform commands (launch, stop, destroy,
@@ -55,37 +56,17 @@ func (a *App) instanceLaunchCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v, err := svc.Registry.FindVersion(cmd.Context(), ref)
-			if err != nil {
-				return err
-			}
-			if v.Provenance.Artifact == nil {
-				return kiln.Errorf(kiln.EINVALID, "%s has no artifact recorded; only built versions can be launched", ref)
-			}
-			switch v.Status {
-			case kiln.StatusFailed, kiln.StatusRevoked:
-				return kiln.Errorf(kiln.ECONFLICT, "%s is %s and must not be launched", ref, v.Status)
-			}
-			if err := a.launchCheck(svc)(cmd.Context(), v); err != nil {
-				return err
+			if svc.Launcher == nil {
+				return kiln.Errorf(kiln.EUNAVAILABLE, "this kiln setup launches no instances; run `kiln instance launch` on the machine with the platform")
 			}
 			if name == "" {
 				name = fmt.Sprintf("%s-%s", ref, strconv.FormatInt(time.Now().Unix()%100000, 36))
 			}
-			spec := kiln.LaunchSpec{ID: name, Name: name, Version: ref, Artifact: *v.Provenance.Artifact, Ports: fwd, Timeout: timeout}
-			res, err := svc.Platform.Launch(cmd.Context(), spec)
+			l, err := svc.Launcher.Launch(cmd.Context(), launch.Request{Version: ref, ID: name, Environment: env, Ports: fwd, Timeout: timeout, Gate: launch.Usable})
 			if err != nil {
 				return err
 			}
-			inst := &kiln.Instance{ID: name, Name: name, Version: ref, Environment: env, Platform: svc.Platform.Name(), State: res.State, LaunchedAt: time.Now()}
-			if len(res.Ports) > 0 {
-				inst.Address = res.Ports[0].Host
-			}
-			if svc.Inventory != nil {
-				if err := svc.Inventory.CreateInstance(cmd.Context(), inst); err != nil {
-					return fmt.Errorf("instance %s is running but could not be recorded (destroy it with `kiln instance destroy %s`): %w", name, name, err)
-				}
-			}
+			inst, res := l.Instance, l.Launch
 			if a.cfg.Output == FormatJSON {
 				return writeJSON(cmd.OutOrStdout(), inst)
 			}

@@ -12,31 +12,18 @@ import (
 	"github.com/kiln-project/kiln/rollout"
 )
 
-// engine builds the rollout engine on the opened services.
-func (a *App) engine(cmd *cobra.Command, svc *Services, ss kiln.ServiceStore, rs kiln.RolloutStore) *rollout.Engine {
-	return &rollout.Engine{Services: ss, Rollouts: rs, Registry: svc.Registry, Platform: svc.Platform, Inventory: svc.Inventory,
-		Logger: a.Logger(), Progress: cmd.ErrOrStderr(), Check: a.launchCheck(svc)}
-}
-
-// rolloutHost is where rollouts run and front ends live: the kiln server
-// (--server), or this machine.
-type rolloutHost interface {
-	kiln.RolloutStarter
-	kiln.ServiceHost
-}
-
-// rolloutHost returns the kiln server's rollout host when the services are
-// remote, else one on this machine that runs rollouts in this process.
-func (a *App) rolloutHost(cmd *cobra.Command) (rolloutHost, error) {
-	svc, ss, rs, err := a.rolloutServices(cmd.Context())
+// rolloutHost returns where rollouts run: the kiln server when the
+// services are remote, else this machine, running rollouts in this
+// process and printing their progress on stderr.
+func (a *App) rolloutHost(cmd *cobra.Command) (RolloutHost, error) {
+	svc, _, _, err := a.rolloutServices(cmd.Context())
 	if err != nil {
 		return nil, err
 	}
-	if h, ok := svc.Registry.(rolloutHost); ok {
-		return h, nil
+	if svc.Rollouts == nil {
+		return nil, kiln.Errorf(kiln.EUNAVAILABLE, "this kiln setup runs no rollouts; run the command on the machine with the platform, or through its kiln server (--server)")
 	}
-	ch, _ := svc.Registry.(kiln.ChannelStore)
-	return &rollout.Host{Engine: a.engine(cmd, svc, ss, rs), Channels: ch, DataDir: a.cfg.DataDir, FrontEnd: FrontEndCommand(a.cfg)}, nil
+	return svc.Rollouts(cmd.ErrOrStderr()), nil
 }
 
 // followInterval is how often a rollout on the server is polled.
@@ -53,7 +40,7 @@ const followMaxBackoff = 8 * time.Second
 // the kiln server) is followed, its progress lines printed on stderr as a
 // local rollout prints them, and its error returned as the local one
 // would be. Interrupting the follow does not stop the rollout.
-func (a *App) roll(ctx context.Context, cmd *cobra.Command, h rolloutHost, req kiln.RolloutRequest) (*kiln.Rollout, error) {
+func (a *App) roll(ctx context.Context, cmd *cobra.Command, h RolloutHost, req kiln.RolloutRequest) (*kiln.Rollout, error) {
 	r, err := h.StartRollout(ctx, req)
 	if err != nil || r == nil || r.State.Done() {
 		return r, err
@@ -192,8 +179,7 @@ func (a *App) fleetRefreshCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ch, _ := svc.Registry.(kiln.ChannelStore)
-			ref := &rollout.Refresh{Services: ss, Registry: svc.Registry, Inventory: svc.Inventory, Advisories: svc.Advisories, Fleet: svc.Fleet, Channels: ch}
+			ref := &rollout.Refresh{Services: ss, Registry: svc.Registry, Inventory: svc.Inventory, Advisories: svc.Advisories, Fleet: svc.Fleet, Channels: svc.Channels}
 			plan, err := ref.Plan(ctx, opts)
 			if err != nil {
 				return err

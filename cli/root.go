@@ -13,6 +13,10 @@ import (
 	"github.com/spf13/cobra"
 
 	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/build"
+	"github.com/kiln-project/kiln/launch"
+	"github.com/kiln-project/kiln/pipeline"
+	"github.com/kiln-project/kiln/rollout"
 	"github.com/kiln-project/kiln/sign"
 )
 
@@ -30,19 +34,25 @@ type Config struct {
 	Server string
 }
 
-// Services are the domain services a command works with. cmd/kiln builds
-// them from Config; Close releases them.
+// Services are what the commands work with: the stores, this machine's
+// platform and signing key, and the use cases on them, each built once by
+// cmd/kiln (the one place that knows concrete types). A field is nil when
+// the services do not provide it (through --server there is no platform,
+// builder or signing key); the commands that need one say so. Close
+// releases them.
 type Services struct {
 	Registry  kiln.Registry
 	Artifacts kiln.ArtifactStore
-	// Tokens and Audit are the token store and audit log; nil when the
-	// services do not keep them.
+	// Tokens and Audit are the token store and audit log.
 	Tokens kiln.TokenStore
 	Audit  kiln.AuditLog
 	// DataDir is where work files live (build directories, step cache).
 	DataDir string
 	// Platform runs instances (the local nspawn driver by default).
 	Platform kiln.Platform
+	// Overlays shows what an instance changed (drift); the local
+	// platform does.
+	Overlays rollout.OverlayDirs
 	// Inventory records instances.
 	Inventory kiln.Inventory
 	// Signer signs provenance; its public key verifies it.
@@ -50,16 +60,45 @@ type Services struct {
 	// Reconcile, when set, brings the inventory in line with what the
 	// platform sees (crashed or vanished instances); nil does nothing.
 	Reconcile func(ctx context.Context) error
-	// AgentBinary is the kiln binary builds install in images as the
-	// check-in agent; empty installs none.
-	AgentBinary string
 	// Fleet counts the estate; Advisories keeps advisories.
 	Fleet      kiln.Fleet
 	Advisories kiln.AdvisoryStore
 	// Pipeline keeps runs (the job queue), channels, webhooks and
-	// schedule firings; nil when the services do not keep them.
+	// schedule firings.
 	Pipeline PipelineStore
-	Close    func() error
+	// ServiceStore and RolloutStore keep services, their instances and
+	// rollouts; Channels gives a rollout's default version.
+	ServiceStore kiln.ServiceStore
+	RolloutStore kiln.RolloutStore
+	Channels     kiln.ChannelStore
+	// RunStarter queues runs on a kiln server (--server).
+	RunStarter kiln.RunStarter
+	// Signing is a kiln server's provenance signing key and envelopes
+	// (--server).
+	Signing RemoteSigning
+
+	// Builder makes candidate versions.
+	Builder *build.Builder
+	// Launcher launches instances of verified versions.
+	Launcher *launch.Launcher
+	// Runner is the pipeline runner, Tester the test stage, each printing
+	// its live log on progress (nil: none).
+	Runner func(progress io.Writer) *pipeline.Runner
+	Tester func(progress io.Writer) *pipeline.Tester
+	// Checker tells whether an estate's images are up to date; packages
+	// also compares installed packages with the mirror's index.
+	Checker func(packages bool) *pipeline.Checker
+	// Rollouts is where rollouts run and front ends live: this machine
+	// (progress receives a local rollout's lines) or the kiln server.
+	Rollouts func(progress io.Writer) RolloutHost
+
+	Close func() error
+}
+
+// RolloutHost runs rollouts and keeps services' front ends.
+type RolloutHost interface {
+	kiln.RolloutStarter
+	kiln.ServiceHost
 }
 
 // App is the CLI's view of the outside world, provided by cmd/kiln.

@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	kiln "github.com/kiln-project/kiln"
-	"github.com/kiln-project/kiln/build"
 	"github.com/kiln-project/kiln/definition"
 	"github.com/kiln-project/kiln/pipeline"
 )
@@ -36,23 +35,6 @@ func (a *App) pipelineServices(ctx context.Context) (*Services, error) {
 		return nil, kiln.Errorf(kiln.EUNAVAILABLE, "this kiln has no pipeline store; run it against a kiln database")
 	}
 	return svc, nil
-}
-
-// runner builds a pipeline runner over the services; progress receives
-// the live log.
-func (a *App) runner(svc *Services, progress io.Writer) *pipeline.Runner {
-	logger := a.Logger()
-	return &pipeline.Runner{
-		Store:    svc.Pipeline,
-		Registry: svc.Registry,
-		Builder:  &build.Builder{Registry: svc.Registry, Artifacts: svc.Artifacts, DataDir: svc.DataDir, Logger: logger, Clock: time.Now, AgentBinary: svc.AgentBinary},
-		Tester: &pipeline.Tester{Registry: svc.Registry, Platform: svc.Platform, Artifacts: svc.Artifacts,
-			Inventory: svc.Inventory, Logger: logger},
-		Advisories: svc.Advisories,
-		LoadEstate: LoadEstate,
-		Logger:     logger,
-		Progress:   progress,
-	}
 }
 
 // LoadEstate reads an estate with variables set as --var would, the way
@@ -120,7 +102,7 @@ func (a *App) runCmd() *cobra.Command {
 			if a.cfg.Output == FormatJSON {
 				progress = io.Discard
 			}
-			r := a.runner(svc, progress)
+			r := svc.Runner(progress)
 			if _, err := r.Recover(ctx); err != nil {
 				return err
 			}
@@ -257,7 +239,7 @@ func (a *App) runsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := a.runner(svc, nil).Recover(cmd.Context()); err != nil {
+			if _, err := svc.Runner(nil).Recover(cmd.Context()); err != nil {
 				return err
 			}
 			f := kiln.RunFilter{Image: image, Limit: limit}
@@ -295,7 +277,7 @@ func (a *App) runShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := a.runner(svc, nil).Recover(cmd.Context()); err != nil {
+			if _, err := svc.Runner(nil).Recover(cmd.Context()); err != nil {
 				return err
 			}
 			run, err := svc.Pipeline.FindRun(cmd.Context(), id)
@@ -423,7 +405,7 @@ func (a *App) requeue(cmd *cobra.Command, id int64, detach bool, change func(con
 	if a.cfg.Output == FormatJSON {
 		progress = io.Discard
 	}
-	r := a.runner(svc, progress)
+	r := svc.Runner(progress)
 	if _, err := r.Recover(ctx); err != nil {
 		return err
 	}

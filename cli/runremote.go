@@ -31,8 +31,8 @@ func (a *App) runRemote(cmd *cobra.Command, estate string, args []string, all, f
 	if err != nil {
 		return err
 	}
-	st, ok := svc.Pipeline.(kiln.RunStarter)
-	if !ok {
+	st := svc.RunStarter
+	if st == nil {
 		return kiln.Errorf(kiln.EUNAVAILABLE, "this kiln cannot start runs remotely")
 	}
 	runs, err := st.StartRuns(cmd.Context(), kiln.RunRequest{Estate: estate, Images: args, All: all, Force: force, Vars: vars})

@@ -41,9 +41,8 @@ func (a *App) rolloutServices(ctx context.Context) (*Services, kiln.ServiceStore
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	ss, ok1 := svc.Registry.(kiln.ServiceStore)
-	rs, ok2 := svc.Registry.(kiln.RolloutStore)
-	if !ok1 || !ok2 {
+	ss, rs := svc.ServiceStore, svc.RolloutStore
+	if ss == nil || rs == nil {
 		return nil, nil, nil, kiln.Errorf(kiln.EUNAVAILABLE, "this kiln setup keeps no services; use a kiln database (--database)")
 	}
 	return svc, ss, rs, nil

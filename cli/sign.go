@@ -14,10 +14,10 @@ import (
 	"github.com/kiln-project/kiln/sign"
 )
 
-// remoteSigning is what the services offer through --server for
+// RemoteSigning is what the services offer through --server for
 // provenance signing (client.Client): the key the server reports and a
 // version's envelope as stored. The private key never leaves the server.
-type remoteSigning interface {
+type RemoteSigning interface {
 	SigningKeyPEM(ctx context.Context) ([]byte, error)
 	Provenance(ctx context.Context, ref kiln.VersionRef) ([]byte, error)
 }
@@ -89,8 +89,8 @@ func (a *App) verifyRemote(cmd *cobra.Command, ref kiln.VersionRef, given ed2551
 	if err != nil {
 		return err
 	}
-	rs, ok := svc.Registry.(remoteSigning)
-	if !ok {
+	rs := svc.Signing
+	if rs == nil {
 		return kiln.Errorf(kiln.EUNAVAILABLE, "this kiln cannot fetch signed provenance through --server; run `kiln version verify` on the server without --server")
 	}
 	pub := given
@@ -168,8 +168,8 @@ func (a *App) keyCmd() *cobra.Command {
 				return err
 			}
 			if a.cfg.Server != "" {
-				rs, ok := svc.Registry.(remoteSigning)
-				if !ok {
+				rs := svc.Signing
+				if rs == nil {
 					return kiln.Errorf(kiln.EUNAVAILABLE, "this kiln cannot fetch the signing key through --server; run `kiln key export` on the server without --server")
 				}
 				pem, err := rs.SigningKeyPEM(cmd.Context())
@@ -184,19 +184,4 @@ func (a *App) keyCmd() *cobra.Command {
 		},
 	})
 	return cmd
-}
-
-// launchCheck refuses to launch a version whose signed provenance does
-// not verify. The artifact's content is checked by the platform when it
-// unpacks it (and only then), so this does not re-hash.
-func (a *App) launchCheck(svc *Services) func(context.Context, *kiln.Version) error {
-	return func(ctx context.Context, v *kiln.Version) error {
-		if svc.Signer == nil {
-			return nil
-		}
-		if err := sign.CheckVersion(ctx, svc.Registry, svc.Artifacts, svc.Signer.Public(), v, false); err != nil {
-			return fmt.Errorf("refusing to launch: %w", err)
-		}
-		return nil
-	}
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -38,12 +37,10 @@ func (a *App) statusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := a.runner(svc, nil).Recover(cmd.Context()); err != nil {
+			if _, err := svc.Runner(nil).Recover(cmd.Context()); err != nil {
 				return err
 			}
-			ch := &pipeline.Checker{Registry: svc.Registry, Runs: svc.Pipeline, Packages: packages,
-				CacheDir: filepath.Join(svc.DataDir, "pipeline")}
-			sts, err := ch.Check(cmd.Context(), est)
+			sts, err := svc.Checker(packages).Check(cmd.Context(), est)
 			if err != nil {
 				return err
 			}

@@ -58,9 +58,7 @@ func (a *App) testCmd() *cobra.Command {
 				return err
 			}
 			progress := cmd.ErrOrStderr()
-			t := &pipeline.Tester{Registry: svc.Registry, Platform: svc.Platform, Artifacts: svc.Artifacts,
-				Inventory: svc.Inventory, Logger: a.Logger(), Progress: progress, Check: a.launchCheck(svc)}
-			res, err := t.Test(cmd.Context(), ref, opts)
+			res, err := svc.Tester(progress).Test(cmd.Context(), ref, opts)
 			if err != nil {
 				return err
 			}

@@ -34,7 +34,7 @@ func server(t *testing.T) (*store.DB, string, map[kiln.Role]string) {
 		}
 		toks[r] = secret
 	}
-	ts := httptest.NewServer(api.New(api.Config{Registry: db}))
+	ts := httptest.NewServer(api.New(api.Config{}.WithStores(db)))
 	t.Cleanup(ts.Close)
 	return db, ts.URL, toks
 }

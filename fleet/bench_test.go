@@ -232,7 +232,7 @@ func BenchmarkCheckinHTTP(b *testing.B) {
 			counted := &countingFleet{Fleet: db}
 			batcher := fleet.NewBatcher(counted, 256)
 			defer batcher.Close()
-			ts := httptest.NewServer(api.New(api.Config{Registry: db, CheckinRate: -1, Checkins: batcher}))
+			ts := httptest.NewServer(api.New(api.Config{CheckinRate: -1, Checkins: batcher}.WithStores(db)))
 			defer ts.Close()
 			workers, pool := benchSize("KILN_BENCH_CLIENTS", 256), int64(10_000)
 			conns := make([]net.Conn, workers)

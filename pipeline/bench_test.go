@@ -12,6 +12,8 @@ import (
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/build"
 	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/internal/testenv"
+	"github.com/kiln-project/kiln/launch"
 	"github.com/kiln-project/kiln/pipeline"
 	"github.com/kiln-project/kiln/platform/local"
 	"github.com/kiln-project/kiln/store"
@@ -47,6 +49,7 @@ func BenchmarkPipelineExampleEstate(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		key := testenv.Sign(b, db)
 		arts, err := artifact.Open(data)
 		if err != nil {
 			b.Fatal(err)
@@ -62,8 +65,9 @@ func BenchmarkPipelineExampleEstate(b *testing.B) {
 			}
 		}
 		r := &pipeline.Runner{Store: db, Registry: db, Advisories: db, Logger: logger, Progress: progress,
-			Builder:    &build.Builder{Registry: db, Artifacts: arts, DataDir: data, Logger: logger},
-			Tester:     &pipeline.Tester{Registry: db, Platform: plat, Artifacts: arts, Inventory: db, Logger: logger},
+			Builder: &build.Builder{Registry: db, Artifacts: arts, DataDir: data, Logger: logger},
+			Tester: &pipeline.Tester{Registry: db, Artifacts: arts, Logger: logger,
+				Launcher: &launch.Launcher{Registry: db, Platform: plat, Inventory: db, Key: key, Logger: logger}},
 			LoadEstate: func(string, map[string]string) (*definition.Estate, error) { return est, nil },
 			Poll:       50 * time.Millisecond,
 		}

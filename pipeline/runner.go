@@ -240,21 +240,19 @@ func (r *Runner) Recover(ctx context.Context) ([]*kiln.Run, error) {
 // destroyTestInstances removes the temporary test instances an
 // interrupted run left.
 func (r *Runner) destroyTestInstances(ctx context.Context, run *kiln.Run) {
-	t := r.Tester
-	if t == nil || t.Inventory == nil || t.Platform == nil || run.Version == nil {
+	if r.Tester == nil || r.Tester.Launcher == nil || r.Tester.Launcher.Inventory == nil || run.Version == nil {
 		return
 	}
-	insts, _, err := t.Inventory.ListInstances(ctx, kiln.InstanceFilter{Version: run.Version, Environment: TestEnvironment})
+	l := r.Tester.Launcher
+	insts, _, err := l.Inventory.ListInstances(ctx, kiln.InstanceFilter{Version: run.Version, Environment: TestEnvironment})
 	if err != nil {
 		r.log().Warn("list test instances of an interrupted run", "run", run.ID, "err", err)
 		return
 	}
 	for _, inst := range insts {
-		if err := t.Platform.Destroy(ctx, inst.ID); err != nil {
+		if err := l.Destroy(ctx, inst.ID, fmt.Sprintf("run %d was interrupted", run.ID)); err != nil {
 			r.log().Warn("destroy test instance of an interrupted run", "instance", inst.ID, "err", err)
-			continue
 		}
-		_, _ = t.Inventory.SetInstanceState(ctx, inst.ID, kiln.InstanceDestroyed, fmt.Sprintf("run %d was interrupted", run.ID))
 	}
 }
 

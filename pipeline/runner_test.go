@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/kiln-project/kiln/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -22,6 +21,8 @@ import (
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/build"
 	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/internal/testenv"
+	"github.com/kiln-project/kiln/launch"
 	"github.com/kiln-project/kiln/pipeline"
 	"github.com/kiln-project/kiln/platform/local"
 	"github.com/kiln-project/kiln/store"
@@ -111,6 +112,7 @@ func newPipeEnv(t *testing.T) *pipeEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	key := testenv.Sign(t, db)
 	arts, err := artifact.Open(data)
 	if err != nil {
 		t.Fatal(err)
@@ -128,8 +130,9 @@ func newPipeEnv(t *testing.T) *pipeEnv {
 	out := &bytes.Buffer{}
 	r := &pipeline.Runner{
 		Store: db, Registry: db,
-		Builder:    &build.Builder{Registry: db, Artifacts: arts, DataDir: data, Logger: logger},
-		Tester:     &pipeline.Tester{Registry: db, Platform: plat, Artifacts: arts, Inventory: db, Logger: logger},
+		Builder: &build.Builder{Registry: db, Artifacts: arts, DataDir: data, Logger: logger},
+		Tester: &pipeline.Tester{Registry: db, Artifacts: arts, Logger: logger,
+			Launcher: &launch.Launcher{Registry: db, Platform: plat, Inventory: db, Key: key, Logger: logger}},
 		Advisories: db, Logger: logger, Progress: out, Poll: 100 * time.Millisecond,
 		LoadEstate: func(dir string, vars map[string]string) (*definition.Estate, error) {
 			est, diags := definition.Load(dir, definition.Options{Vars: vars})

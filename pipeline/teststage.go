@@ -13,6 +13,7 @@ import (
 	"time"
 
 	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/launch"
 	"github.com/kiln-project/kiln/verify"
 )
 
@@ -29,16 +30,13 @@ const TestEnvironment = "test"
 // Tester runs the test stage.
 type Tester struct {
 	Registry  kiln.Registry
-	Platform  kiln.Platform
 	Artifacts kiln.ArtifactStore
-	// Inventory records the temporary instance while it lives; nil skips that.
-	Inventory kiln.Inventory
-	Logger    *slog.Logger
+	// Launcher boots the temporary instance, after it checked the
+	// version's signed provenance, and records it while it lives.
+	Launcher *launch.Launcher
+	Logger   *slog.Logger
 	// Progress receives one line per stage event; nil prints nothing.
 	Progress io.Writer
-	// Check, when set, vets a version before it is launched (kiln checks
-	// its signed provenance); an error refuses the launch.
-	Check func(ctx context.Context, v *kiln.Version) error
 }
 
 // TestOptions change one test run.
@@ -68,7 +66,8 @@ type TestResult struct {
 }
 
 // Test runs the test stage on a candidate version: it boots a temporary
-// instance from the version's artifact (never the build environment), runs
+// instance from the version's artifact (never the build environment; only
+// when its signed provenance verifies), runs
 // the server tests in it, destroys it (also on failure, timeout and
 // cancellation) and moves the version to tested or failed, keeping the
 // report with the version. A version that is not a candidate is refused.
@@ -78,15 +77,10 @@ func (t *Tester) Test(ctx context.Context, ref kiln.VersionRef, opts TestOptions
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	v, err := t.Registry.FindVersion(ctx, ref)
+	gate := launch.Candidate(opts.Retest)
+	v, err := t.Launcher.Check(ctx, ref, gate)
 	if err != nil {
 		return nil, err
-	}
-	if v.Status != kiln.StatusCandidate && !opts.Retest {
-		return nil, kiln.Errorf(kiln.ECONFLICT, "%s is %s; the test stage takes candidates only (use --retest to run the tests again without changing its status)", ref, v.Status)
-	}
-	if v.Provenance.Artifact == nil {
-		return nil, kiln.Errorf(kiln.EINVALID, "%s has no artifact recorded, so no instance can be made from it; build it with `kiln build`", ref)
 	}
 	suite := opts.Suite
 	if suite == nil {
@@ -101,20 +95,12 @@ func (t *Tester) Test(ctx context.Context, ref kiln.VersionRef, opts TestOptions
 	if _, err := t.Artifacts.Stat(ctx, v.Provenance.Artifact.Digest); err != nil {
 		return nil, fmt.Errorf("artifact of %s: %w", ref, err)
 	}
-	if t.Check != nil {
-		if err := t.Check(ctx, v); err != nil {
-			return nil, err
-		}
-	}
 
 	res := &TestResult{Version: ref, InstanceID: instanceID(ref)}
 	t.say("==> %s: launching a temporary instance %s from the final image", ref, res.InstanceID)
-	launch, err := t.Platform.Launch(ctx, kiln.LaunchSpec{
-		ID: res.InstanceID, Name: res.InstanceID, Version: ref, Artifact: *v.Provenance.Artifact, Timeout: opts.BootTimeout,
-	})
 	// From here on, the instance is destroyed whatever happens, with a
 	// context that survives the caller's cancellation.
-	launched := err == nil
+	launched := false
 	cleanup := func() {
 		if opts.Keep && launched {
 			t.say("    %s: instance %s kept (destroy it with `kiln instance destroy %s`)", ref, res.InstanceID, res.InstanceID)
@@ -122,32 +108,27 @@ func (t *Tester) Test(ctx context.Context, ref kiln.VersionRef, opts TestOptions
 		}
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		if derr := t.Platform.Destroy(dctx, res.InstanceID); derr != nil {
+		if derr := t.Launcher.Destroy(dctx, res.InstanceID, "test stage finished"); derr != nil {
 			log.Error("destroy test instance", "instance", res.InstanceID, "err", derr)
-		}
-		if t.Inventory != nil {
-			if _, serr := t.Inventory.SetInstanceState(dctx, res.InstanceID, kiln.InstanceDestroyed, "test stage finished"); serr != nil && kiln.ErrorCode(serr) != kiln.ENOTFOUND {
-				log.Warn("record test instance destroyed", "instance", res.InstanceID, "err", serr)
-			}
 		}
 		t.say("    %s: instance %s destroyed", ref, res.InstanceID)
 	}
 	defer cleanup()
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, err
-		}
+	l, err := t.Launcher.Launch(ctx, launch.Request{Version: ref, ID: res.InstanceID, Environment: TestEnvironment,
+		Timeout: opts.BootTimeout, Gate: gate})
+	var boot *launch.BootError
+	switch {
+	case err == nil:
+		launched = true
+	case ctx.Err() != nil:
+		return nil, err
+	case errors.As(err, &boot):
 		return t.fail(ctx, v, res, opts, start, fmt.Sprintf("instance did not boot: %s", kiln.ErrorMessage(err)), nil)
+	default:
+		return nil, err
 	}
-	if t.Inventory != nil {
-		inst := &kiln.Instance{ID: res.InstanceID, Name: res.InstanceID, Version: ref, Environment: TestEnvironment,
-			Platform: t.Platform.Name(), State: launch.State, LaunchedAt: time.Now()}
-		if ierr := t.Inventory.CreateInstance(ctx, inst); ierr != nil {
-			log.Warn("record test instance", "instance", res.InstanceID, "err", ierr)
-		}
-	}
-	t.say("    %s: %s; running %d checks", ref, launch.State, suite.Count())
-	rep, err := verify.Run(ctx, verify.InstanceExecutor{Platform: t.Platform, ID: res.InstanceID}, suite)
+	t.say("    %s: %s; running %d checks", ref, l.Launch.State, suite.Count())
+	rep, err := verify.Run(ctx, verify.InstanceExecutor{Platform: t.Launcher.Platform, ID: res.InstanceID}, suite)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, err

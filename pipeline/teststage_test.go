@@ -12,6 +12,7 @@ import (
 	kiln "github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/internal/testenv"
+	"github.com/kiln-project/kiln/launch"
 	"github.com/kiln-project/kiln/pipeline"
 	"github.com/kiln-project/kiln/platform/local"
 	"github.com/kiln-project/kiln/platform/platformtest"
@@ -42,6 +43,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
+	key := testenv.Sign(t, reg)
 	arts, err := artifact.Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +74,8 @@ func newEnv(t testing.TB) *env {
 	}
 	out := &bytes.Buffer{}
 	return &env{reg: reg, arts: arts, plat: plat, out: out,
-		tester: &pipeline.Tester{Registry: reg, Platform: plat, Artifacts: arts, Progress: out}}
+		tester: &pipeline.Tester{Registry: reg, Artifacts: arts, Progress: out,
+			Launcher: &launch.Launcher{Registry: reg, Platform: plat, Key: key}}}
 }
 
 func suite(t *testing.T, yaml string) *verify.Suite {

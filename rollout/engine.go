@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/launch"
 )
 
 // Engine runs rollouts. It is safe to run one rollout per service at a
@@ -23,12 +24,13 @@ import (
 // kiln.RolloutLeaser): while one process runs it, another one's Resume is
 // refused, and a process that lost the lease stops at its next step.
 type Engine struct {
-	Services  kiln.ServiceStore
-	Rollouts  kiln.RolloutStore
-	Registry  kiln.Registry
-	Platform  kiln.Platform
-	Inventory kiln.Inventory
-	Logger    *slog.Logger
+	Services kiln.ServiceStore
+	Rollouts kiln.RolloutStore
+	Registry kiln.Registry
+	// Launcher launches (and destroys) the instances, each after checking
+	// the version's signed provenance.
+	Launcher *launch.Launcher
+	Logger   *slog.Logger
 	// Progress receives one line per rollout event; nil prints nothing.
 	Progress io.Writer
 	// BootTimeout bounds each instance's boot; 0 is the platform's default.
@@ -38,9 +40,6 @@ type Engine struct {
 	// DrainTimeout bounds the wait for the front end to stop sending to an
 	// instance being removed.
 	DrainTimeout time.Duration
-	// Check, when set, vets the target version before anything is
-	// launched (kiln checks its signed provenance); an error refuses.
-	Check func(ctx context.Context, v *kiln.Version) error
 	// Owner names this process in the lease of each rollout it runs, so
 	// another process refused the rollout is told who runs it. Empty: the
 	// program, pid and host of this process with a random run id.
@@ -85,23 +84,11 @@ func (e *Engine) Begin(ctx context.Context, service string, to kiln.VersionRef, 
 	if to.Image != svc.Image {
 		return nil, kiln.FieldErrorf(kiln.EINVALID, "to", "service %s runs image %s; %s is of image %s", service, svc.Image, to, to.Image)
 	}
-	v, err := e.Registry.FindVersion(ctx, to)
-	if err != nil {
+	if e.Launcher == nil {
+		return nil, kiln.Errorf(kiln.EUNAVAILABLE, "this kiln runs no platform to launch instances of %s on", to)
+	}
+	if _, err := e.Launcher.Check(ctx, to, launch.Ready(opts.AllowUnready)); err != nil {
 		return nil, err
-	}
-	if v.Provenance.Artifact == nil {
-		return nil, kiln.Errorf(kiln.EINVALID, "%s has no artifact recorded; only built versions can be rolled out", to)
-	}
-	switch {
-	case v.Status == kiln.StatusReady:
-	case v.Status == kiln.StatusTested && opts.AllowUnready:
-	default:
-		return nil, kiln.Errorf(kiln.ECONFLICT, "%s is %s; only ready versions are rolled out (tested ones with --allow-unready)", to, v.Status)
-	}
-	if e.Check != nil {
-		if err := e.Check(ctx, v); err != nil {
-			return nil, err
-		}
 	}
 	r := &kiln.Rollout{Service: service, From: svc.Version, To: to}
 	if err := e.Rollouts.CreateRollout(ctx, r); err != nil {
@@ -272,7 +259,6 @@ func (e *Engine) converge(ctx context.Context, svc *kiln.Service, r *kiln.Rollou
 	if v.Provenance.Artifact == nil {
 		return kiln.Errorf(kiln.EINVALID, "%s has no artifact", target)
 	}
-	art := *v.Provenance.Artifact
 	retries := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -301,7 +287,7 @@ func (e *Engine) converge(ctx context.Context, svc *kiln.Service, r *kiln.Rollou
 		var batch []*kiln.Member
 		if n > 0 {
 			e.say("--> batch %d: launching %d instance(s) of %s", r.Batch+1, n, target)
-			batch, err = e.launchBatch(ctx, svc, r, target, art, n)
+			batch, err = e.launchBatch(ctx, svc, r, target, n)
 			if err != nil {
 				if !watch && retries < 2 && ctx.Err() == nil {
 					retries++
@@ -354,7 +340,7 @@ func (e *Engine) converge(ctx context.Context, svc *kiln.Service, r *kiln.Rollou
 
 // launchBatch launches n instances of target at once and waits until each
 // is healthy. On any failure it destroys the whole batch.
-func (e *Engine) launchBatch(ctx context.Context, svc *kiln.Service, r *kiln.Rollout, target kiln.VersionRef, art kiln.Artifact, n int) ([]*kiln.Member, error) {
+func (e *Engine) launchBatch(ctx context.Context, svc *kiln.Service, r *kiln.Rollout, target kiln.VersionRef, n int) ([]*kiln.Member, error) {
 	batch := make([]*kiln.Member, n)
 	for i := range batch {
 		batch[i] = &kiln.Member{Service: svc.Name, InstanceID: instanceID(svc.Name, target), Version: target, State: kiln.MemberLaunching, Rollout: r.ID}
@@ -369,7 +355,7 @@ func (e *Engine) launchBatch(ctx context.Context, svc *kiln.Service, r *kiln.Rol
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = e.launch(ctx, svc, m, art)
+			errs[i] = e.launch(ctx, svc, m)
 		}()
 	}
 	wg.Wait()
@@ -388,27 +374,23 @@ func (e *Engine) cleanupBatch(ctx context.Context, svc *kiln.Service, batch []*k
 	return err
 }
 
-func (e *Engine) launch(ctx context.Context, svc *kiln.Service, m *kiln.Member, art kiln.Artifact) error {
-	res, err := e.Platform.Launch(ctx, kiln.LaunchSpec{
-		ID: m.InstanceID, Name: m.InstanceID, Version: m.Version, Artifact: art,
+// launch launches one member's instance. Its version was vetted when the
+// rollout began; the launcher checks its signature again, and the status
+// is not gated (a rollback launches the version it replaces again).
+func (e *Engine) launch(ctx context.Context, svc *kiln.Service, m *kiln.Member) error {
+	res, err := e.Launcher.Launch(ctx, launch.Request{
+		Version: m.Version, ID: m.InstanceID, Environment: svc.Environment,
+		Labels:  map[string]string{"kiln.service": svc.Name},
 		Ports:   []kiln.PortForward{{Host: "127.0.0.1:0", Guest: svc.Port}},
 		Timeout: e.BootTimeout,
 	})
 	if err != nil {
 		return fmt.Errorf("launch %s: %w", m.InstanceID, err)
 	}
-	if len(res.Ports) == 0 {
+	if len(res.Launch.Ports) == 0 {
 		return kiln.Errorf(kiln.EINTERNAL, "launch %s: the platform reported no forwarded port", m.InstanceID)
 	}
-	m.Address = res.Ports[0].Host
-	if e.Inventory != nil {
-		inst := &kiln.Instance{ID: m.InstanceID, Name: m.InstanceID, Version: m.Version, Environment: svc.Environment,
-			Platform: e.Platform.Name(), State: res.State, Address: m.Address, LaunchedAt: time.Now(),
-			Labels: map[string]string{"kiln.service": svc.Name}}
-		if err := e.Inventory.CreateInstance(ctx, inst); err != nil {
-			return fmt.Errorf("record instance %s: %w", m.InstanceID, err)
-		}
-	}
+	m.Address = res.Instance.Address
 	if err := e.Services.PutMember(ctx, m); err != nil { // still launching, now with its address
 		return err
 	}
@@ -560,13 +542,8 @@ func (e *Engine) removeAll(ctx context.Context, svc *kiln.Service, r *kiln.Rollo
 func (e *Engine) destroy(ctx context.Context, svc *kiln.Service, m *kiln.Member, reason string) error {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
-	if err := e.Platform.Destroy(dctx, m.InstanceID); err != nil {
-		return fmt.Errorf("destroy %s: %w", m.InstanceID, err)
-	}
-	if e.Inventory != nil {
-		if _, err := e.Inventory.SetInstanceState(dctx, m.InstanceID, kiln.InstanceDestroyed, reason); err != nil && kiln.ErrorCode(err) != kiln.ENOTFOUND {
-			return fmt.Errorf("record %s destroyed: %w", m.InstanceID, err)
-		}
+	if err := e.Launcher.Destroy(dctx, m.InstanceID, reason); err != nil {
+		return err
 	}
 	e.log().Info("instance destroyed", "service", svc.Name, "instance", m.InstanceID, "reason", reason)
 	return e.Services.DeleteMember(dctx, svc.Name, m.InstanceID)

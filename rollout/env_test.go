@@ -19,6 +19,7 @@ import (
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/artifact"
+	"github.com/kiln-project/kiln/launch"
 	"github.com/kiln-project/kiln/platform/local"
 	"github.com/kiln-project/kiln/store"
 )
@@ -123,6 +124,7 @@ func newEnv(t testing.TB, images []string, replicas, surge int, bake time.Durati
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	key := testenv.Sign(t, db)
 	arts, err := artifact.Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +180,8 @@ func newEnv(t testing.TB, images []string, replicas, surge int, bake time.Durati
 				t.Errorf("front end: %v", err)
 			}
 		}}
-	e.engine = &Engine{Services: db, Rollouts: db, Registry: db, Platform: plat, Inventory: db, Logger: log,
+	e.engine = &Engine{Services: db, Rollouts: db, Registry: db, Logger: log,
+		Launcher: &launch.Launcher{Registry: db, Platform: plat, Inventory: db, Key: key, Logger: log},
 		Progress: testWriter{t}, HealthTimeout: 5 * time.Second}
 	// Unpack every artifact once, outside the measured rollouts.
 	for i := range images {

@@ -3,6 +3,7 @@ package rollout
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/testenv"
+	"github.com/kiln-project/kiln/launch"
 	"github.com/kiln-project/kiln/store"
 )
 
@@ -100,6 +103,8 @@ type hostEnv struct {
 	db      *store.DB
 	plat    *memPlatform
 	dataDir string
+	// key verifies the versions' signed provenance.
+	key crypto.PublicKey
 }
 
 func newHostEnv(t *testing.T) *hostEnv {
@@ -111,6 +116,7 @@ func newHostEnv(t *testing.T) *hostEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	key := testenv.Sign(t, db)
 	if err := db.CreateImage(ctx, &kiln.Image{Name: "appserver"}); err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +134,7 @@ func newHostEnv(t *testing.T) *hostEnv {
 		t.Fatal(err)
 	}
 	holdFrontEndLock(t, dir, "web")
-	return &hostEnv{db: db, plat: newMemPlatform(), dataDir: dir}
+	return &hostEnv{db: db, plat: newMemPlatform(), dataDir: dir, key: key}
 }
 
 // holdFrontEndLock starts a process that holds the service's front-end
@@ -162,7 +168,7 @@ func holdFrontEndLock(t *testing.T, dataDir, service string) {
 // context and waits for its rollouts.
 func (env *hostEnv) serve(t *testing.T) (h *Host, stop func()) {
 	t.Helper()
-	h = &Host{Engine: &Engine{Services: env.db, Rollouts: env.db, Registry: env.db, Platform: env.plat, Inventory: env.db},
+	h = &Host{Engine: &Engine{Services: env.db, Rollouts: env.db, Registry: env.db, Launcher: env.launcher()},
 		DataDir: env.dataDir, FrontEnd: func(string) ([]string, []string) { return []string{"/bin/false"}, nil }}
 	ctx, cancel := context.WithCancel(context.Background())
 	wait := h.Background(ctx)
@@ -170,6 +176,11 @@ func (env *hostEnv) serve(t *testing.T) (h *Host, stop func()) {
 	stop = func() { once.Do(func() { cancel(); wait() }) }
 	t.Cleanup(stop)
 	return h, stop
+}
+
+// launcher launches on the in-memory platform, verifying with env's key.
+func (env *hostEnv) launcher() *launch.Launcher {
+	return &launch.Launcher{Registry: env.db, Platform: env.plat, Inventory: env.db, Key: env.key}
 }
 
 func opCtx() context.Context { return kiln.WithActor(context.Background(), "local:test") }
@@ -418,4 +429,25 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// A rollout to a version whose recorded artifact is not the one its
+// signed provenance names is refused before it is recorded, and nothing
+// is launched.
+func TestRolloutRefusesTamperedArtifact(t *testing.T) {
+	env := newHostEnv(t)
+	h, _ := env.serve(t)
+	ctx := opCtx()
+	to := kiln.VersionRef{Image: "appserver", Number: 1}
+	testenv.SwapArtifact(t, env.dataDir, "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64))
+	_, err := h.StartRollout(ctx, kiln.RolloutRequest{Service: "web", To: to})
+	want(t, "rollout of a swapped artifact", err, kiln.ECONFLICT, "refusing to launch")
+	if rs, err := env.db.ListRollouts(ctx, "web", 10); err != nil || len(rs) != 0 {
+		t.Errorf("rollouts after the refusal: %v %v", rs, err)
+	}
+	select {
+	case id := <-env.plat.launching:
+		t.Errorf("launched %s", id)
+	default:
+	}
 }

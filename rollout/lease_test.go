@@ -27,7 +27,7 @@ func interruptedRollout(t *testing.T, env *hostEnv) *kiln.Rollout {
 
 // processEngine is the engine of one kiln process, named owner.
 func (env *hostEnv) processEngine(owner string) *Engine {
-	return &Engine{Services: env.db, Rollouts: env.db, Registry: env.db, Platform: env.plat, Inventory: env.db, Owner: owner}
+	return &Engine{Services: env.db, Rollouts: env.db, Registry: env.db, Launcher: env.launcher(), Owner: owner}
 }
 
 // resumeAsync resumes web with e in a goroutine; stop cancels it and

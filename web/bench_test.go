@@ -59,7 +59,7 @@ func BenchmarkPages(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	dash, err := web.New(web.Config{Registry: db, Logger: logger, Clock: clock.Now})
+	dash, err := web.New(web.Config{Registry: db, Inventory: db, Fleet: db, Advisories: db, Runs: db, Tokens: db, Logger: logger, Clock: clock.Now})
 	if err != nil {
 		b.Fatal(err)
 	}

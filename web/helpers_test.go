@@ -75,11 +75,11 @@ func newFixture(t *testing.T, opts fixtureOpts) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dash, err := web.New(web.Config{Registry: db, Logger: logger, InsecureListen: opts.insecure, Secure: opts.secure, Version: "test", RowsPerPage: opts.rowsPerPage})
+	dash, err := web.New(web.Config{Registry: db, Inventory: db, Fleet: db, Advisories: db, Runs: db, Tokens: db, Logger: logger, InsecureListen: opts.insecure, Secure: opts.secure, Version: "test", RowsPerPage: opts.rowsPerPage})
 	if err != nil {
 		t.Fatal(err)
 	}
-	apiSrv := api.New(api.Config{Registry: db, Logger: logger, Version: "test"})
+	apiSrv := api.New(api.Config{Logger: logger, Version: "test"}.WithStores(db))
 	f.srv = httptest.NewServer(web.Mount(dash, apiSrv))
 	t.Cleanup(f.srv.Close)
 	return f

@@ -22,8 +22,8 @@ const Prefix = "/ui/"
 //go:embed templates/*.html static/*
 var files embed.FS
 
-// Config wires the dashboard to the domain. The stores are taken from
-// Registry when nil and Registry implements them (store.DB does).
+// Config wires the dashboard to the domain: Registry, Inventory, Fleet,
+// Advisories and Tokens are required.
 type Config struct {
 	Registry   kiln.Registry
 	Inventory  kiln.Inventory
@@ -82,26 +82,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RowsPerPage <= 0 {
 		cfg.RowsPerPage = DefaultRowsPerPage
 	}
-	if cfg.Inventory == nil {
-		cfg.Inventory, _ = cfg.Registry.(kiln.Inventory)
-	}
-	if cfg.Fleet == nil {
-		cfg.Fleet, _ = cfg.Registry.(kiln.Fleet)
-	}
-	if cfg.Advisories == nil {
-		cfg.Advisories, _ = cfg.Registry.(kiln.AdvisoryStore)
-	}
-	if cfg.Runs == nil {
-		cfg.Runs, _ = cfg.Registry.(kiln.RunStore)
-	}
-	if cfg.Tokens == nil {
-		cfg.Tokens, _ = cfg.Registry.(kiln.TokenStore)
-	}
 	switch {
 	case cfg.Registry == nil:
 		return nil, fmt.Errorf("web: no registry configured")
 	case cfg.Inventory == nil || cfg.Fleet == nil || cfg.Advisories == nil:
-		return nil, fmt.Errorf("web: the registry provides no inventory, fleet or advisory store; give them in web.Config")
+		return nil, fmt.Errorf("web: no inventory, fleet or advisory store configured; give all three in web.Config")
 	case cfg.Tokens == nil:
 		return nil, fmt.Errorf("web: no token store configured; the dashboard signs users in with API tokens")
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/build"
 	"github.com/kiln-project/kiln/cli"
 	"github.com/kiln-project/kiln/store"
@@ -36,7 +37,11 @@ func benchCmd(a *cli.App) *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			opts.DataDir, opts.Registry, opts.Logger = dir, db, logger
+			arts, err := artifact.Open(dir)
+			if err != nil {
+				return err
+			}
+			opts.DataDir, opts.Registry, opts.Artifacts, opts.Logger = dir, db, arts, logger
 			opts.Progress = cmd.ErrOrStderr()
 			res, err := build.Bench(cmd.Context(), opts)
 			if err != nil {

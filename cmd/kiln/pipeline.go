@@ -4,16 +4,12 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	kiln "github.com/kiln-project/kiln"
-	"github.com/kiln-project/kiln/artifact"
-	"github.com/kiln-project/kiln/build"
 	"github.com/kiln-project/kiln/cli"
 	"github.com/kiln-project/kiln/pipeline"
-	"github.com/kiln-project/kiln/platform/local"
 	"github.com/kiln-project/kiln/store"
 )
 
@@ -21,26 +17,16 @@ import (
 // webhook sender always; the worker (claims queued runs), the triggers and
 // the cron schedules when this machine can build (root, mmdebstrap,
 // systemd-nspawn). The returned function waits for them to stop.
-func startPipeline(ctx context.Context, db *store.DB, cfg cli.Config, logger *slog.Logger) func() {
+func startPipeline(ctx context.Context, g *graph) func() {
+	db, logger := g.db, g.logger
 	var wg sync.WaitGroup
 	sender := &pipeline.Sender{Store: db, Logger: logger}
 	wg.Go(func() { sender.Run(ctx, 5*time.Second) })
-
-	arts, err := artifact.Open(cfg.DataDir)
-	var plat kiln.Platform
-	if err == nil {
-		plat, err = local.New(local.Config{DataDir: cfg.DataDir, Artifacts: arts, Logger: logger})
-	}
-	if err != nil {
-		logger.Warn("kiln serve: this process runs no pipeline stages (queued runs wait for another kiln serve or `kiln run`)", "reason", kiln.ErrorMessage(err))
+	if g.noPlatform != nil {
+		logger.Warn("kiln serve: this process runs no pipeline stages (queued runs wait for another kiln serve or `kiln run`)", "reason", kiln.ErrorMessage(g.noPlatform))
 		return wg.Wait
 	}
-	r := &pipeline.Runner{
-		Store: db, Registry: db,
-		Builder:    &build.Builder{Registry: db, Artifacts: arts, DataDir: cfg.DataDir, Logger: logger, Clock: time.Now, AgentBinary: agentBinary(logger)},
-		Tester:     &pipeline.Tester{Registry: db, Platform: plat, Artifacts: arts, Inventory: db, Logger: logger},
-		Advisories: db, LoadEstate: cli.LoadEstate, Logger: logger,
-	}
+	r := g.runner(nil)
 	if _, err := r.Recover(ctx); err != nil {
 		logger.Error("kiln serve: marking interrupted runs", "err", err)
 	}
@@ -61,8 +47,7 @@ func startPipeline(ctx context.Context, db *store.DB, cfg cli.Config, logger *sl
 		}
 	})
 	wg.Go(func() { _ = r.Work(ctx) })
-	trig := &pipeline.Trigger{Runs: db, Schedules: db, LoadEstate: cli.LoadEstate, Logger: logger,
-		Checker: &pipeline.Checker{Registry: db, Runs: db, CacheDir: filepath.Join(cfg.DataDir, "pipeline")}}
+	trig := &pipeline.Trigger{Runs: db, Schedules: db, LoadEstate: cli.LoadEstate, Logger: logger, Checker: g.checker(false)}
 	wg.Go(func() {
 		t := time.NewTicker(time.Minute)
 		defer t.Stop()
@@ -106,11 +91,11 @@ func watchedEstates(ctx context.Context, db *store.DB, logger *slog.Logger) []pi
 
 // pipelineStatus answers /api/v1/status: every image of the watched
 // estates, up to date or not and why.
-func pipelineStatus(db *store.DB, cfg cli.Config, logger *slog.Logger) func(context.Context) (any, error) {
+func pipelineStatus(g *graph) func(context.Context) (any, error) {
 	return func(ctx context.Context) (any, error) {
-		ch := &pipeline.Checker{Registry: db, Runs: db, CacheDir: filepath.Join(cfg.DataDir, "pipeline")}
+		ch := g.checker(false)
 		out := []*pipeline.ImageStatus{}
-		for _, e := range watchedEstates(ctx, db, logger) {
+		for _, e := range watchedEstates(ctx, g.db, g.logger) {
 			est, err := cli.LoadEstate(e.Dir, e.Vars)
 			if err != nil {
 				return nil, err

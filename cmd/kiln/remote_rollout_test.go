@@ -127,6 +127,12 @@ func seedRollout(t *testing.T, dir string, images []string) (*store.DB, *sign.Si
 	return db, signer
 }
 
+// serverRolloutHost is kiln serve's rollout host on the kiln of dir.
+func serverRolloutHost(db *store.DB, signer *sign.Signer, arts *artifact.Store, plat *local.Platform, dir string, logger *slog.Logger) *rollout.Host {
+	g := &graph{db: db, signer: signer, cfg: cli.Config{DataDir: dir}, logger: logger}
+	return g.on(arts, plat).rolloutHost(nil)
+}
+
 func freeLoopbackPort(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -247,7 +253,7 @@ func TestRemoteRolloutSameAsLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newRolloutHost(db, arts, splat, signer, cli.Config{DataDir: sdir}, logger)
+	h := serverRolloutHost(db, signer, arts, splat, sdir, logger)
 	bctx, stopRollouts := context.WithCancel(ctx)
 	wait := h.Background(bctx)
 	toks := map[kiln.Role]string{}
@@ -256,7 +262,7 @@ func TestRemoteRolloutSameAsLocal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ts := httptest.NewServer(api.New(api.Config{Registry: db, AuthCacheTTL: -1, Rollouts: h}))
+	ts := httptest.NewServer(api.New(api.Config{AuthCacheTTL: -1, Rollouts: h}.WithStores(db)))
 	t.Cleanup(func() {
 		ts.Close()
 		stopRollouts()
@@ -391,10 +397,10 @@ func TestRemoteRolloutInterruptedAndResumed(t *testing.T) {
 	// stops its rollouts as kiln serve's shutdown does, but leaves the API
 	// answering (closed at cleanup), so a follower sees how they ended.
 	serveRollouts := func() (*rollout.Host, string, func()) {
-		h := newRolloutHost(db, arts, plat, signer, cli.Config{DataDir: sdir}, logger)
+		h := serverRolloutHost(db, signer, arts, plat, sdir, logger)
 		bctx, cancel := context.WithCancel(ctx)
 		wait := h.Background(bctx)
-		ts := httptest.NewServer(api.New(api.Config{Registry: db, AuthCacheTTL: -1, Rollouts: h}))
+		ts := httptest.NewServer(api.New(api.Config{AuthCacheTTL: -1, Rollouts: h}.WithStores(db)))
 		var once bool
 		stop := func() {
 			if !once {

@@ -32,7 +32,7 @@ func TestRemoteRunQueuesOnServer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ts := httptest.NewServer(api.New(api.Config{Registry: db, AuthCacheTTL: -1, StartRuns: runStarter{runs: db}}))
+	ts := httptest.NewServer(api.New(api.Config{AuthCacheTTL: -1, StartRuns: runStarter{runs: db}}.WithStores(db)))
 	t.Cleanup(ts.Close)
 
 	// An estate on "the server" (here the same machine): one image from an

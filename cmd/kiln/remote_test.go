@@ -42,7 +42,7 @@ func remoteServer(t *testing.T) (string, map[kiln.Role]string, *store.DB) {
 		}
 		toks[r] = secret
 	}
-	ts := httptest.NewServer(api.New(api.Config{Registry: db, AuthCacheTTL: -1}))
+	ts := httptest.NewServer(api.New(api.Config{AuthCacheTTL: -1}.WithStores(db)))
 	t.Cleanup(ts.Close)
 	return ts.URL, toks, db
 }

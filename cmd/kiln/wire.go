@@ -4,25 +4,28 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	kiln "github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/api"
-	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/build"
 	"github.com/kiln-project/kiln/cli"
 	"github.com/kiln-project/kiln/client"
 	"github.com/kiln-project/kiln/fleet"
+	"github.com/kiln-project/kiln/pipeline"
 	"github.com/kiln-project/kiln/platform/local"
 	"github.com/kiln-project/kiln/sign"
 	"github.com/kiln-project/kiln/store"
 	"github.com/kiln-project/kiln/verify"
 	"github.com/kiln-project/kiln/web"
-	"github.com/spf13/cobra"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -83,37 +86,31 @@ func openDB(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*store.DB
 
 func openServices(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*cli.Services, error) {
 	if cfg.Server != "" {
-		return openRemote(cfg)
+		return openRemote(cfg, logger)
 	}
 	db, signer, err := openDB(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
 	}
-	arts, err := artifact.Open(cfg.DataDir)
-	if err != nil {
+	g := newGraph(db, signer, cfg, logger)
+	if g.noPlatform != nil {
 		db.Close()
-		return nil, err
+		return nil, g.noPlatform
 	}
 	// Leftovers of a build killed without a chance to clean up (kill -9,
 	// power cut) are removed now, and the user is told.
-	if rep, err := build.Cleanup(ctx, cfg.DataDir, logger); err != nil {
+	if rep, err := build.Cleanup(ctx, cfg.DataDir, g.arts, logger); err != nil {
 		logger.Warn("cleanup of interrupted builds failed", "err", err)
 	} else if !rep.Empty() {
 		logger.Warn("cleaned up after an interrupted build: " + rep.String())
 	}
-	plat, err := local.New(local.Config{DataDir: cfg.DataDir, Artifacts: arts, Logger: logger})
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	return &cli.Services{Registry: db, Artifacts: arts, DataDir: cfg.DataDir, Platform: plat, Signer: signer, AgentBinary: agentBinary(logger), Reconcile: reconcileLocal(plat, db),
-		Tokens: db, Audit: db, Inventory: db, Fleet: db, Advisories: db, Pipeline: db, Close: db.Close}, nil
+	return g.services(), nil
 }
 
 // openRemote returns the services over the API of the server at
 // cfg.Server (--server): no database, platform, artifacts or signing key
 // here; the commands that need them refuse before they get this far.
-func openRemote(cfg cli.Config) (*cli.Services, error) {
+func openRemote(cfg cli.Config, logger *slog.Logger) (*cli.Services, error) {
 	token, err := client.Token(os.Getenv, client.DefaultCredentialsFile())
 	if err != nil {
 		return nil, err
@@ -123,7 +120,17 @@ func openRemote(cfg cli.Config) (*cli.Services, error) {
 		return nil, err
 	}
 	return &cli.Services{Registry: c, Inventory: c, Fleet: c, Advisories: c, Pipeline: c, DataDir: cfg.DataDir,
-		Close: func() error { return nil }}, nil
+		ServiceStore: c, RolloutStore: c, Channels: c, RunStarter: c, Signing: c,
+		// The server's worker runs the runs: this runner only reads them
+		// (its claims are refused).
+		Runner: func(progress io.Writer) *pipeline.Runner {
+			return &pipeline.Runner{Store: c, Registry: c, Advisories: c, LoadEstate: cli.LoadEstate, Logger: logger, Progress: progress}
+		},
+		Checker: func(packages bool) *pipeline.Checker {
+			return &pipeline.Checker{Registry: c, Runs: c, Packages: packages, CacheDir: filepath.Join(cfg.DataDir, "pipeline")}
+		},
+		Rollouts: func(io.Writer) cli.RolloutHost { return c },
+		Close:    func() error { return nil }}, nil
 }
 
 func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.ServeOptions) error {
@@ -143,22 +150,26 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 		fleet.New(db, db).RunMarkLost(lostCtx, 24*time.Hour, 10*time.Minute, logger)
 	}()
 	defer func() { stopLost(); <-lostDone }()
+	// The use cases on db, and on this machine's platform if it can run
+	// instances.
+	g := newGraph(db, signer, cfg, logger)
 	// Pipeline worker, triggers, schedules and webhooks; stopped before db closes.
 	pipeCtx, stopPipeline := context.WithCancel(ctx)
-	waitPipeline := startPipeline(pipeCtx, db, cfg, logger)
+	waitPipeline := startPipeline(pipeCtx, g)
 	defer func() { stopPipeline(); waitPipeline() }()
 	// Rollouts and front ends on this machine; rollouts stop (resumable)
 	// before db closes: the wait covers every rollout or service removal
 	// a request began, even one still starting its front end.
 	rollCtx, stopRollouts := context.WithCancel(ctx)
-	rollouts, waitRollouts := startRollouts(rollCtx, db, signer, cfg, logger)
+	rollouts, waitRollouts := startRollouts(rollCtx, g)
 	defer func() { stopRollouts(); waitRollouts() }()
-	apiHandler := api.New(api.Config{Registry: db, Tokens: db, Audit: db, Logger: logger, Version: version,
-		CheckinRate: opts.CheckinRate, Checkins: checkins, Status: pipelineStatus(db, cfg, logger),
-		StartRuns: runStarter{runs: db}, Rollouts: rollouts, SigningKey: signer.Public()})
+	apiHandler := api.New(api.Config{Logger: logger, Version: version,
+		CheckinRate: opts.CheckinRate, Checkins: checkins, Status: pipelineStatus(g),
+		StartRuns: runStarter{runs: db}, Rollouts: rollouts, SigningKey: signer.Public()}.WithStores(db))
 	// The dashboard under /ui/, next to the API; its session cookie is
 	// Secure when kiln serves TLS.
-	dashboard, err := web.New(web.Config{Registry: db, Tokens: db, Logger: logger, Version: version,
+	dashboard, err := web.New(web.Config{Registry: db, Inventory: db, Fleet: db, Advisories: db, Runs: db, Tokens: db,
+		Logger: logger, Version: version,
 		Secure: opts.TLSCert != "", InsecureListen: opts.InsecureListen && opts.TLSCert == ""})
 	if err != nil {
 		return err
