@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -100,11 +101,10 @@ otherwise, so importing the same files again changes nothing.`,
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), map[string]int{"read": len(advs), "created": n})
-			}
-			cmd.Printf("imported %d advisories from %s (%d new)\n", len(advs), args[1], n)
-			return nil
+			return a.render(cmd.OutOrStdout(), map[string]int{"read": len(advs), "created": n}, func(_ io.Writer) error {
+				cmd.Printf("imported %d advisories from %s (%d new)\n", len(advs), args[1], n)
+				return nil
+			})
 		},
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -49,14 +50,13 @@ func (a *App) auditCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), es)
-			}
-			t := newTable(cmd.OutOrStdout(), "SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "SOURCE", "RESULT", "DETAIL")
-			for _, e := range es {
-				t.row(fmt.Sprint(e.Seq), e.Time.Local().Format(time.DateTime), e.Actor, e.Action, e.Target, e.Source, e.Result, e.Detail)
-			}
-			return t.flush()
+			return a.render(cmd.OutOrStdout(), es, func(w io.Writer) error {
+				t := newTable(w, "SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "SOURCE", "RESULT", "DETAIL")
+				for _, e := range es {
+					t.row(fmt.Sprint(e.Seq), e.Time.Local().Format(time.DateTime), e.Actor, e.Action, e.Target, e.Source, e.Result, e.Detail)
+				}
+				return t.flush()
+			})
 		},
 	}
 	cmd.Flags().StringVar(&since, "since", "", "only entries from this time on: RFC 3339, a date (2026-01-31) or an age (24h, 7d)")
@@ -77,14 +77,13 @@ func (a *App) auditCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				if err := writeJSON(cmd.OutOrStdout(), c); err != nil {
-					return err
-				}
-			} else {
+			if err := a.render(cmd.OutOrStdout(), c, func(w io.Writer) error {
 				for _, p := range c.Problems {
-					fmt.Fprintln(cmd.OutOrStdout(), p)
+					fmt.Fprintln(w, p)
 				}
+				return nil
+			}); err != nil {
+				return err
 			}
 			if len(c.Problems) > 0 {
 				return kiln.Errorf(kiln.ECONFLICT, "the audit log has been tampered with: %d problem(s) in %d entries; restore the database from a backup and investigate who had write access to it", len(c.Problems), c.Entries)

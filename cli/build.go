@@ -63,22 +63,20 @@ func (a *App) validateCmd() *cobra.Command {
 			if len(bad) > 0 {
 				return kiln.Errorf(kiln.EINVALID, "server tests of estate %s have errors:\n%s", args[0], strings.Join(bad, "\n"))
 			}
-			w := cmd.OutOrStdout()
-			if a.cfg.Output == FormatJSON {
-				type img struct {
-					Name   string `json:"name"`
-					File   string `json:"file"`
-					Digest string `json:"digest"`
-				}
-				out := []img{}
-				for _, n := range est.Order {
-					i := est.Images[n]
-					out = append(out, img{n, i.File, i.Digest})
-				}
-				return writeJSON(w, out)
+			type img struct {
+				Name   string `json:"name"`
+				File   string `json:"file"`
+				Digest string `json:"digest"`
 			}
-			fmt.Fprintf(w, "%s: %d image(s) valid, build order: %s\n", args[0], len(est.Order), strings.Join(est.Order, " → "))
-			return nil
+			out := []img{}
+			for _, n := range est.Order {
+				i := est.Images[n]
+				out = append(out, img{n, i.File, i.Digest})
+			}
+			return a.render(cmd.OutOrStdout(), out, func(w io.Writer) error {
+				fmt.Fprintf(w, "%s: %d image(s) valid, build order: %s\n", args[0], len(est.Order), strings.Join(est.Order, " → "))
+				return nil
+			})
 		},
 	}
 	vf.add(c)
@@ -112,11 +110,7 @@ func (a *App) buildCmd() *cobra.Command {
 				return err
 			}
 			opts.Verbose = a.cfg.Verbose
-			progress := cmd.ErrOrStderr()
-			if a.cfg.Output == FormatJSON {
-				progress = io.Discard
-			}
-			opts.Progress = progress
+			opts.Progress = a.progress(cmd)
 			results, err := svc.Builder.BuildAll(cmd.Context(), est, args[1:], opts)
 			for _, r := range results {
 				if r.Version == nil {
@@ -126,13 +120,12 @@ func (a *App) buildCmd() *cobra.Command {
 					err = serr
 				}
 			}
-			if a.cfg.Output == FormatJSON {
-				if jerr := writeJSON(cmd.OutOrStdout(), buildSummary(results)); jerr != nil && err == nil {
-					err = jerr
-				}
-				return err
+			if rerr := a.render(cmd.OutOrStdout(), buildSummary(results), func(w io.Writer) error {
+				printBuildSummary(w, results)
+				return nil
+			}); rerr != nil && err == nil {
+				err = rerr
 			}
-			printBuildSummary(cmd.OutOrStdout(), results)
 			return err
 		},
 	}
@@ -209,10 +202,9 @@ func (a *App) versionDiffCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), d)
-			}
-			return printDiff(cmd.OutOrStdout(), ra, rb, d)
+			return a.render(cmd.OutOrStdout(), d, func(w io.Writer) error {
+				return printDiff(w, ra, rb, d)
+			})
 		},
 	}
 }

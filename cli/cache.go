@@ -37,17 +37,15 @@ func (a *App) cacheListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), rep)
-			}
-			w := cmd.OutOrStdout()
-			printCacheItems(w, rep.Items, false)
-			fmt.Fprintf(w, "%d item(s), %s", len(rep.Items), build.FormatBytes(rep.Size))
-			if rep.RunningBuilds > 0 {
-				fmt.Fprintf(w, "; %d running build(s) hold %d", rep.RunningBuilds, rep.Held)
-			}
-			fmt.Fprintln(w)
-			return nil
+			return a.render(cmd.OutOrStdout(), rep, func(w io.Writer) error {
+				printCacheItems(w, rep.Items, false)
+				fmt.Fprintf(w, "%d item(s), %s", len(rep.Items), build.FormatBytes(rep.Size))
+				if rep.RunningBuilds > 0 {
+					fmt.Fprintf(w, "; %d running build(s) hold %d", rep.RunningBuilds, rep.Held)
+				}
+				fmt.Fprintln(w)
+				return nil
+			})
 		},
 	}
 }
@@ -97,12 +95,11 @@ func (a *App) cachePruneCmd() *cobra.Command {
 			opts.Artifacts, opts.Registry = svc.Artifacts, svc.Registry
 			rep, err := build.PruneCache(cmd.Context(), svc.DataDir, opts)
 			if rep != nil {
-				if a.cfg.Output == FormatJSON {
-					if jerr := writeJSON(cmd.OutOrStdout(), rep); err == nil {
-						err = jerr
-					}
-				} else {
-					printPrune(cmd.OutOrStdout(), rep)
+				if rerr := a.render(cmd.OutOrStdout(), rep, func(w io.Writer) error {
+					printPrune(w, rep)
+					return nil
+				}); err == nil {
+					err = rerr
 				}
 			}
 			return err

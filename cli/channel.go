@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,11 +57,10 @@ func (a *App) promoteCmd() *cobra.Command {
 				return err
 			}
 			a.sendWebhooks(cmd.Context(), svc)
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), p)
-			}
-			printPromotion(cmd, p)
-			return nil
+			return a.render(cmd.OutOrStdout(), p, func(_ io.Writer) error {
+				printPromotion(cmd, p)
+				return nil
+			})
 		},
 	}
 	c.Flags().StringVar(&to, "to", "", "environment to promote to (required)")
@@ -102,14 +102,13 @@ func (a *App) channelCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), cs)
-			}
-			t := newTable(cmd.OutOrStdout(), "IMAGE", "ENVIRONMENT", "VERSION", "SINCE", "BY")
-			for _, ch := range cs {
-				t.row(ch.Image, ch.Environment, ch.Name, ch.UpdatedAt.Format(time.RFC3339), ch.UpdatedBy)
-			}
-			return t.flush()
+			return a.render(cmd.OutOrStdout(), cs, func(w io.Writer) error {
+				t := newTable(w, "IMAGE", "ENVIRONMENT", "VERSION", "SINCE", "BY")
+				for _, ch := range cs {
+					t.row(ch.Image, ch.Environment, ch.Name, ch.UpdatedAt.Format(time.RFC3339), ch.UpdatedBy)
+				}
+				return t.flush()
+			})
 		},
 	}
 	var image, reason string
@@ -148,11 +147,10 @@ func (a *App) channelCmd() *cobra.Command {
 				return err
 			}
 			a.sendWebhooks(cmd.Context(), svc)
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), p)
-			}
-			printPromotion(cmd, p)
-			return nil
+			return a.render(cmd.OutOrStdout(), p, func(_ io.Writer) error {
+				printPromotion(cmd, p)
+				return nil
+			})
 		},
 	}
 	rollback.Flags().StringVar(&image, "image", "", "image to roll back (needed when ENV holds several)")
@@ -172,18 +170,17 @@ func (a *App) channelCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), ps)
-			}
-			t := newTable(cmd.OutOrStdout(), "ID", "TIME", "IMAGE", "ENVIRONMENT", "KIND", "VERSION", "PREVIOUS", "BY", "REASON")
-			for _, p := range ps {
-				prev := ""
-				if p.Previous != 0 {
-					prev = strconv.Itoa(p.Previous)
+			return a.render(cmd.OutOrStdout(), ps, func(w io.Writer) error {
+				t := newTable(w, "ID", "TIME", "IMAGE", "ENVIRONMENT", "KIND", "VERSION", "PREVIOUS", "BY", "REASON")
+				for _, p := range ps {
+					prev := ""
+					if p.Previous != 0 {
+						prev = strconv.Itoa(p.Previous)
+					}
+					t.row(strconv.FormatInt(p.ID, 10), p.Time.Format(time.RFC3339), p.Image, p.Environment, string(p.Kind), strconv.Itoa(p.Number), prev, p.Actor, p.Reason)
 				}
-				t.row(strconv.FormatInt(p.ID, 10), p.Time.Format(time.RFC3339), p.Image, p.Environment, string(p.Kind), strconv.Itoa(p.Number), prev, p.Actor, p.Reason)
-			}
-			return t.flush()
+				return t.flush()
+			})
 		},
 	}
 	history.Flags().StringVar(&hImage, "image", "", "only this image")

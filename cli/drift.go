@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -56,30 +57,28 @@ func (a *App) instanceDriftCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), d)
-			}
-			w := cmd.OutOrStdout()
-			if !d.Drifted() {
-				fmt.Fprintf(w, "%s: no drift from %s (%d volatile paths ignored)\n", inst.Name, inst.Version, d.Ignored)
-			} else {
-				t := newTable(w, "CHANGE", "PATH OR PACKAGE", "FROM", "TO")
-				for _, f := range d.Files {
-					t.row(string(f.Kind), f.Path, "", "")
+			return a.render(cmd.OutOrStdout(), d, func(w io.Writer) error {
+				if !d.Drifted() {
+					fmt.Fprintf(w, "%s: no drift from %s (%d volatile paths ignored)\n", inst.Name, inst.Version, d.Ignored)
+				} else {
+					t := newTable(w, "CHANGE", "PATH OR PACKAGE", "FROM", "TO")
+					for _, f := range d.Files {
+						t.row(string(f.Kind), f.Path, "", "")
+					}
+					for _, p := range d.Packages {
+						t.row("package "+string(p.Kind), p.Package, p.From, p.To)
+					}
+					if err := t.flush(); err != nil {
+						return err
+					}
+					fmt.Fprintf(w, "%s drifted from %s: %d files, %d packages (%d volatile paths ignored); replace it with a rollout rather than fixing it in place\n",
+						inst.Name, inst.Version, len(d.Files), len(d.Packages), d.Ignored)
 				}
-				for _, p := range d.Packages {
-					t.row("package "+string(p.Kind), p.Package, p.From, p.To)
+				if inst.Tainted {
+					fmt.Fprintf(w, "%s is tainted: break-glass access was opened on it\n", inst.Name)
 				}
-				if err := t.flush(); err != nil {
-					return err
-				}
-				fmt.Fprintf(w, "%s drifted from %s: %d files, %d packages (%d volatile paths ignored); replace it with a rollout rather than fixing it in place\n",
-					inst.Name, inst.Version, len(d.Files), len(d.Packages), d.Ignored)
-			}
-			if inst.Tainted {
-				fmt.Fprintf(w, "%s is tainted: break-glass access was opened on it\n", inst.Name)
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 }
@@ -121,26 +120,25 @@ func (a *App) fleetDriftCmd() *cobra.Command {
 				}
 				rows = append(rows, r)
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), rows)
-			}
-			t := newTable(cmd.OutOrStdout(), "INSTANCE", "VERSION", "DRIFTED", "FILES", "PACKAGES", "TAINTED")
-			drifted := 0
-			for i, r := range rows {
-				if r.Drift == nil {
-					t.row(r.Instance, insts[i].Version.String(), "?", "", "", yesNo(insts[i].Tainted)+" ("+r.Error+")")
-					continue
+			return a.render(cmd.OutOrStdout(), rows, func(w io.Writer) error {
+				t := newTable(w, "INSTANCE", "VERSION", "DRIFTED", "FILES", "PACKAGES", "TAINTED")
+				drifted := 0
+				for i, r := range rows {
+					if r.Drift == nil {
+						t.row(r.Instance, insts[i].Version.String(), "?", "", "", yesNo(insts[i].Tainted)+" ("+r.Error+")")
+						continue
+					}
+					if r.Drift.Drifted() || r.Drift.Tainted {
+						drifted++
+					}
+					t.row(r.Instance, insts[i].Version.String(), yesNo(r.Drift.Drifted()), strconv.Itoa(len(r.Drift.Files)), strconv.Itoa(len(r.Drift.Packages)), yesNo(r.Drift.Tainted))
 				}
-				if r.Drift.Drifted() || r.Drift.Tainted {
-					drifted++
+				if err := t.flush(); err != nil {
+					return err
 				}
-				t.row(r.Instance, insts[i].Version.String(), yesNo(r.Drift.Drifted()), strconv.Itoa(len(r.Drift.Files)), strconv.Itoa(len(r.Drift.Packages)), yesNo(r.Drift.Tainted))
-			}
-			if err := t.flush(); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%d of %d instances drifted or tainted; `kiln fleet refresh` replaces tainted ones\n", drifted, len(rows))
-			return nil
+				fmt.Fprintf(w, "%d of %d instances drifted or tainted; `kiln fleet refresh` replaces tainted ones\n", drifted, len(rows))
+				return nil
+			})
 		},
 	}
 	c.Flags().StringVar(&env, "env", "", "only instances of this environment")

@@ -457,18 +457,17 @@ func (a *App) agentCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), res)
-			}
-			what := "checked in"
-			if res.Created {
-				what = "registered"
-			}
-			cmd.Printf("%s %s as %s running %s\n", what, res.Instance.ID, res.Instance.Name, res.Instance.Version)
-			if res.Unknown {
-				cmd.Printf("warning: kiln does not know %s; the instance is flagged in reports\n", res.Instance.Version)
-			}
-			return nil
+			return a.render(cmd.OutOrStdout(), res, func(_ io.Writer) error {
+				what := "checked in"
+				if res.Created {
+					what = "registered"
+				}
+				cmd.Printf("%s %s as %s running %s\n", what, res.Instance.ID, res.Instance.Name, res.Instance.Version)
+				if res.Unknown {
+					cmd.Printf("warning: kiln does not know %s; the instance is flagged in reports\n", res.Instance.Version)
+				}
+				return nil
+			})
 		},
 	}
 	f := c.Flags()

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"io"
 	"strconv"
 	"time"
 
@@ -25,11 +26,10 @@ func (a *App) imageCmd() *cobra.Command {
 			if err := reg.CreateImage(cmd.Context(), img); err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), img)
-			}
-			cmd.Println(img.Name)
-			return nil
+			return a.render(cmd.OutOrStdout(), img, func(_ io.Writer) error {
+				cmd.Println(img.Name)
+				return nil
+			})
 		},
 	}
 	create.Flags().StringVar(&desc, "description", "", "what this image line is for")
@@ -50,17 +50,13 @@ func (a *App) imageCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				if imgs == nil {
-					imgs = []*kiln.Image{}
+			return a.render(cmd.OutOrStdout(), orEmpty(imgs), func(w io.Writer) error {
+				t := newTable(w, "IMAGE", "VERSIONS", "CREATED", "DESCRIPTION")
+				for _, img := range imgs {
+					t.row(img.Name, strconv.Itoa(img.LatestNumber), img.CreatedAt.UTC().Format(time.RFC3339), img.Description)
 				}
-				return writeJSON(cmd.OutOrStdout(), imgs)
-			}
-			t := newTable(cmd.OutOrStdout(), "IMAGE", "VERSIONS", "CREATED", "DESCRIPTION")
-			for _, img := range imgs {
-				t.row(img.Name, strconv.Itoa(img.LatestNumber), img.CreatedAt.UTC().Format(time.RFC3339), img.Description)
-			}
-			return t.flush()
+				return t.flush()
+			})
 		},
 	}
 	cmd.AddCommand(create, list)

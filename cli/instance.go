@@ -80,11 +80,10 @@ func (a *App) instanceRegisterCmd() *cobra.Command {
 			if err := svc.Fleet.RegisterInstances(cmd.Context(), []*kiln.Instance{inst}, kiln.RegisterOptions{AllowUnknown: allowUnknown}); err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), inst)
-			}
-			cmd.Println(inst.ID)
-			return nil
+			return a.render(cmd.OutOrStdout(), inst, func(_ io.Writer) error {
+				cmd.Println(inst.ID)
+				return nil
+			})
 		},
 	}
 	f := c.Flags()
@@ -128,11 +127,10 @@ line with the same fields; labels is an object, version a number.`,
 			if err := svc.Fleet.RegisterInstances(cmd.Context(), insts, kiln.RegisterOptions{AllowUnknown: allowUnknown, Where: where}); err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), map[string]int{"imported": len(insts)})
-			}
-			cmd.Printf("imported %d instances from %s\n", len(insts), args[0])
-			return nil
+			return a.render(cmd.OutOrStdout(), map[string]int{"imported": len(insts)}, func(_ io.Writer) error {
+				cmd.Printf("imported %d instances from %s\n", len(insts), args[0])
+				return nil
+			})
 		},
 	}
 	c.Flags().BoolVar(&allowUnknown, "allow-unknown", false, "keep instances of versions the registry does not know (flagged in reports)")

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -67,17 +68,16 @@ func (a *App) instanceLaunchCmd() *cobra.Command {
 				return err
 			}
 			inst, res := l.Instance, l.Launch
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), inst)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", name, res.State)
-			for _, p := range res.Ports {
-				fmt.Fprintf(cmd.OutOrStdout(), "  %s → port %d\n", p.Host, p.Guest)
-			}
-			if len(res.FailedUnits) > 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), "  failed units: %s\n", strings.Join(res.FailedUnits, ", "))
-			}
-			return nil
+			return a.render(cmd.OutOrStdout(), inst, func(w io.Writer) error {
+				fmt.Fprintf(w, "%s %s\n", name, res.State)
+				for _, p := range res.Ports {
+					fmt.Fprintf(w, "  %s → port %d\n", p.Host, p.Guest)
+				}
+				if len(res.FailedUnits) > 0 {
+					fmt.Fprintf(w, "  failed units: %s\n", strings.Join(res.FailedUnits, ", "))
+				}
+				return nil
+			})
 		},
 	}
 	c.Flags().StringVar(&name, "name", "", "instance name (default: version name plus a suffix)")

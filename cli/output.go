@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+
 	kiln "github.com/kiln-project/kiln"
 )
 
@@ -64,3 +66,31 @@ func (t *table) row(cells ...string) {
 }
 
 func (t *table) flush() error { return t.tw.Flush() }
+
+// render writes v as JSON with --output json, and otherwise the table or
+// text form that text writes to w: the one place a command's output
+// format is chosen.
+func (a *App) render(w io.Writer, v any, text func(w io.Writer) error) error {
+	if a.cfg.Output == FormatJSON {
+		return writeJSON(w, v)
+	}
+	return text(w)
+}
+
+// progress is where a command prints its live progress: stderr, or
+// nowhere with --output json (the JSON document is the output).
+func (a *App) progress(cmd *cobra.Command) io.Writer {
+	if a.cfg.Output == FormatJSON {
+		return io.Discard
+	}
+	return cmd.ErrOrStderr()
+}
+
+// orEmpty is s, or an empty slice for nil: JSON lists are [] rather than
+// null.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

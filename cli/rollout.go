@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -126,19 +127,20 @@ func (a *App) rolloutCmd() *cobra.Command {
 				return err
 			}
 			r, err := a.roll(ctx, cmd, h, req)
-			if r != nil && a.cfg.Output == FormatJSON {
-				if jerr := writeJSON(cmd.OutOrStdout(), r); jerr != nil {
+			if r != nil {
+				if jerr := a.render(cmd.OutOrStdout(), r, func(w io.Writer) error {
+					var times []string
+					for _, d := range r.BatchTimes {
+						times = append(times, d.Round(time.Millisecond).String())
+					}
+					fmt.Fprintf(w, "rollout %d of %s to %s: %s after %s (batches: %s)\n", r.ID, r.Service, r.To, r.State,
+						r.UpdatedAt.Sub(r.StartedAt).Round(time.Millisecond), strings.Join(times, ", "))
+					if r.Reason != "" && r.State != kiln.RolloutSucceeded {
+						fmt.Fprintf(w, "  %s\n", r.Reason)
+					}
+					return nil
+				}); jerr != nil {
 					return jerr
-				}
-			} else if r != nil {
-				var times []string
-				for _, d := range r.BatchTimes {
-					times = append(times, d.Round(time.Millisecond).String())
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "rollout %d of %s to %s: %s after %s (batches: %s)\n", r.ID, r.Service, r.To, r.State,
-					r.UpdatedAt.Sub(r.StartedAt).Round(time.Millisecond), strings.Join(times, ", "))
-				if r.Reason != "" && r.State != kiln.RolloutSucceeded {
-					fmt.Fprintf(cmd.OutOrStdout(), "  %s\n", r.Reason)
 				}
 			}
 			if err != nil {
@@ -194,38 +196,36 @@ func (a *App) fleetRefreshCmd() *cobra.Command {
 					return a.roll(ctx, cmd, h, req)
 				}, plan)
 			}
-			if a.cfg.Output == FormatJSON {
-				if err := writeJSON(cmd.OutOrStdout(), plan); err != nil {
+			if err := a.render(cmd.OutOrStdout(), plan, func(w io.Writer) error {
+				if len(plan.Items) == 0 {
+					fmt.Fprintln(w, "nothing to refresh: every service instance is on a good version")
+				}
+				t := newTable(w, "SERVICE", "ENV", "INSTANCES", "RUNS", "ROLL OUT", "WHY", "RESULT")
+				for _, it := range plan.Items {
+					target := it.To.String()
+					if it.To.IsZero() {
+						target = "blocked: " + it.Blocked
+					}
+					result := "planned"
+					if it.Result != nil {
+						result = string(it.Result.State)
+					} else if apply && !it.To.IsZero() {
+						result = "not run"
+					}
+					t.row(it.Service, it.Environment, fmt.Sprint(it.Instances), strings.Join(it.Versions, ","), target, strings.Join(it.Reasons, "; "), result)
+				}
+				if err := t.flush(); err != nil {
 					return err
 				}
-				return applyErr
-			}
-			w := cmd.OutOrStdout()
-			if len(plan.Items) == 0 {
-				fmt.Fprintln(w, "nothing to refresh: every service instance is on a good version")
-			}
-			t := newTable(w, "SERVICE", "ENV", "INSTANCES", "RUNS", "ROLL OUT", "WHY", "RESULT")
-			for _, it := range plan.Items {
-				target := it.To.String()
-				if it.To.IsZero() {
-					target = "blocked: " + it.Blocked
+				for _, n := range plan.Notes {
+					fmt.Fprintln(w, "note: "+n)
 				}
-				result := "planned"
-				if it.Result != nil {
-					result = string(it.Result.State)
-				} else if apply && !it.To.IsZero() {
-					result = "not run"
+				if !apply && len(plan.Items) > 0 {
+					fmt.Fprintln(w, "run again with --apply to roll these out")
 				}
-				t.row(it.Service, it.Environment, fmt.Sprint(it.Instances), strings.Join(it.Versions, ","), target, strings.Join(it.Reasons, "; "), result)
-			}
-			if err := t.flush(); err != nil {
+				return nil
+			}); err != nil {
 				return err
-			}
-			for _, n := range plan.Notes {
-				fmt.Fprintln(w, "note: "+n)
-			}
-			if !apply && len(plan.Items) > 0 {
-				fmt.Fprintln(w, "run again with --apply to roll these out")
 			}
 			return applyErr
 		},

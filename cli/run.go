@@ -98,10 +98,7 @@ func (a *App) runCmd() *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			progress := cmd.ErrOrStderr()
-			if a.cfg.Output == FormatJSON {
-				progress = io.Discard
-			}
+			progress := a.progress(cmd)
 			r := svc.Runner(progress)
 			if _, err := r.Recover(ctx); err != nil {
 				return err
@@ -175,12 +172,11 @@ func (a *App) printRuns(cmd *cobra.Command, svc *Services, ids []int64) error {
 			failed++
 		}
 	}
-	if a.cfg.Output == FormatJSON {
-		if err := writeJSON(cmd.OutOrStdout(), runs); err != nil {
-			return err
-		}
-	} else {
-		runTable(cmd.OutOrStdout(), runs)
+	if err := a.render(cmd.OutOrStdout(), runs, func(w io.Writer) error {
+		runTable(w, runs)
+		return nil
+	}); err != nil {
+		return err
 	}
 	if failed > 0 {
 		return kiln.Errorf(kiln.ECONFLICT, "%d of %d run(s) did not succeed; see `kiln run show ID` and `kiln run logs ID`", failed, len(runs))
@@ -250,11 +246,10 @@ func (a *App) runsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), map[string]any{"runs": runs, "total": total})
-			}
-			runTable(cmd.OutOrStdout(), runs)
-			return nil
+			return a.render(cmd.OutOrStdout(), map[string]any{"runs": runs, "total": total}, func(w io.Writer) error {
+				runTable(w, runs)
+				return nil
+			})
 		},
 	}
 	c.Flags().StringVar(&image, "image", "", "only runs of this image")
@@ -284,35 +279,33 @@ func (a *App) runShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), run)
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "Run:     %d\nImage:   %s\nEstate:  %s\nTrigger: %s\nStatus:  %s\n", run.ID, run.Image, run.Estate, run.Trigger, run.Status)
-			if run.Version != nil {
-				fmt.Fprintf(w, "Version: %s\n", run.Version)
-			}
-			if run.Reason != "" {
-				fmt.Fprintf(w, "Reason:  %s\n", run.Reason)
-			}
-			fmt.Fprintf(w, "Queued:  %s\n", run.CreatedAt.Format(time.RFC3339))
-			if !run.StartedAt.IsZero() {
-				fmt.Fprintf(w, "Time:    %s\n", runTime(run))
-			}
-			fmt.Fprintln(w)
-			t := newTable(w, "STAGE", "KIND", "GATE", "STATUS", "TIME", "DETAIL")
-			for _, s := range run.Stages {
-				d := ""
-				if !s.StartedAt.IsZero() && !s.FinishedAt.IsZero() {
-					d = s.FinishedAt.Sub(s.StartedAt).Round(100 * time.Millisecond).String()
+			return a.render(cmd.OutOrStdout(), run, func(w io.Writer) error {
+				fmt.Fprintf(w, "Run:     %d\nImage:   %s\nEstate:  %s\nTrigger: %s\nStatus:  %s\n", run.ID, run.Image, run.Estate, run.Trigger, run.Status)
+				if run.Version != nil {
+					fmt.Fprintf(w, "Version: %s\n", run.Version)
 				}
-				detail := s.Detail
-				if s.ApprovedBy != "" {
-					detail = strings.TrimSpace("approved by " + s.ApprovedBy + "; " + detail)
+				if run.Reason != "" {
+					fmt.Fprintf(w, "Reason:  %s\n", run.Reason)
 				}
-				t.row(s.Name, string(s.Kind), string(s.Gate), string(s.Status), d, detail)
-			}
-			return t.flush()
+				fmt.Fprintf(w, "Queued:  %s\n", run.CreatedAt.Format(time.RFC3339))
+				if !run.StartedAt.IsZero() {
+					fmt.Fprintf(w, "Time:    %s\n", runTime(run))
+				}
+				fmt.Fprintln(w)
+				t := newTable(w, "STAGE", "KIND", "GATE", "STATUS", "TIME", "DETAIL")
+				for _, s := range run.Stages {
+					d := ""
+					if !s.StartedAt.IsZero() && !s.FinishedAt.IsZero() {
+						d = s.FinishedAt.Sub(s.StartedAt).Round(100 * time.Millisecond).String()
+					}
+					detail := s.Detail
+					if s.ApprovedBy != "" {
+						detail = strings.TrimSpace("approved by " + s.ApprovedBy + "; " + detail)
+					}
+					t.row(s.Name, string(s.Kind), string(s.Gate), string(s.Status), d, detail)
+				}
+				return t.flush()
+			})
 		},
 	}
 }
@@ -401,10 +394,7 @@ func (a *App) requeue(cmd *cobra.Command, id int64, detach bool, change func(con
 		return err
 	}
 	ctx := cmd.Context()
-	progress := cmd.ErrOrStderr()
-	if a.cfg.Output == FormatJSON {
-		progress = io.Discard
-	}
+	progress := a.progress(cmd)
 	r := svc.Runner(progress)
 	if _, err := r.Recover(ctx); err != nil {
 		return err

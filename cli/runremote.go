@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -39,13 +40,12 @@ func (a *App) runRemote(cmd *cobra.Command, estate string, args []string, all, f
 	if err != nil {
 		return err
 	}
-	if a.cfg.Output == FormatJSON {
-		return writeJSON(cmd.OutOrStdout(), map[string]any{"runs": nonNilRuns(runs)})
-	}
-	for _, r := range runs {
-		fmt.Fprintf(cmd.OutOrStdout(), "run %d: %s queued on the server (%s); follow it with `kiln run logs %d --follow`\n", r.ID, r.Image, r.Trigger, r.ID)
-	}
-	return nil
+	return a.render(cmd.OutOrStdout(), map[string]any{"runs": nonNilRuns(runs)}, func(w io.Writer) error {
+		for _, r := range runs {
+			fmt.Fprintf(w, "run %d: %s queued on the server (%s); follow it with `kiln run logs %d --follow`\n", r.ID, r.Image, r.Trigger, r.ID)
+		}
+		return nil
+	})
 }
 
 func nonNilRuns(rs []*kiln.Run) []*kiln.Run {

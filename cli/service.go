@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"time"
@@ -130,12 +131,11 @@ func (a *App) serviceCreateCmd() *cobra.Command {
 					return fmt.Errorf("service %s is recorded but its front end did not start (retry with `kiln service start %s`): %w", s.Name, s.Name, err)
 				}
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), &s)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "service %s: %d × %s in %s, front end http://%s\n", s.Name, s.Replicas, s.Image, s.Environment, s.Listen)
-			fmt.Fprintf(cmd.OutOrStdout(), "launch its instances with `kiln rollout %s --to %s-N`\n", s.Name, s.Image)
-			return nil
+			return a.render(cmd.OutOrStdout(), &s, func(w io.Writer) error {
+				fmt.Fprintf(w, "service %s: %d × %s in %s, front end http://%s\n", s.Name, s.Replicas, s.Image, s.Environment, s.Listen)
+				fmt.Fprintf(w, "launch its instances with `kiln rollout %s --to %s-N`\n", s.Name, s.Image)
+				return nil
+			})
 		},
 	}
 	f := c.Flags()
@@ -174,22 +174,21 @@ func (a *App) serviceListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), list)
-			}
-			t := newTable(cmd.OutOrStdout(), "SERVICE", "IMAGE", "ENV", "REPLICAS", "VERSION", "FRONT END", "RUNNING")
-			for _, s := range list {
-				ver := ""
-				if !s.Version.IsZero() {
-					ver = s.Version.String()
+			return a.render(cmd.OutOrStdout(), list, func(w io.Writer) error {
+				t := newTable(w, "SERVICE", "IMAGE", "ENV", "REPLICAS", "VERSION", "FRONT END", "RUNNING")
+				for _, s := range list {
+					ver := ""
+					if !s.Version.IsZero() {
+						ver = s.Version.String()
+					}
+					running, err := h.FrontEndRunning(cmd.Context(), s.Name)
+					if err != nil {
+						return err
+					}
+					t.row(s.Name, s.Image, s.Environment, strconv.Itoa(s.Replicas), ver, s.Listen, yesNo(running))
 				}
-				running, err := h.FrontEndRunning(cmd.Context(), s.Name)
-				if err != nil {
-					return err
-				}
-				t.row(s.Name, s.Image, s.Environment, strconv.Itoa(s.Replicas), ver, s.Listen, yesNo(running))
-			}
-			return t.flush()
+				return t.flush()
+			})
 		},
 	}
 }
@@ -233,38 +232,36 @@ func (a *App) serviceShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), map[string]any{"service": s, "members": ms, "front_end": proxy, "rollouts": rolls})
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "service %s: %d × %s in %s, health %s, batches of %d, min healthy %d, bake %s\n",
-				s.Name, s.Replicas, s.Image, s.Environment, s.Health, s.MaxSurge, s.MinHealthy(), s.BakeTime)
-			fmt.Fprintf(w, "front end http://%s: ", s.Listen)
-			switch {
-			case !running:
-				fmt.Fprintf(w, "not running (start it with `kiln service start %s`)\n", s.Name)
-			case proxy != nil:
-				fmt.Fprintf(w, "running, %d backends, %d requests, %d errors\n", proxy.Backends, proxy.Requests, proxy.Errors)
-			default:
-				fmt.Fprintln(w, "running")
-			}
-			t := newTable(w, "INSTANCE", "VERSION", "STATE", "ADDRESS")
-			for _, m := range ms {
-				t.row(m.InstanceID, m.Version.String(), string(m.State), m.Address)
-			}
-			if err := t.flush(); err != nil {
-				return err
-			}
-			if len(rolls) > 0 {
-				fmt.Fprintln(w)
-				t = newTable(w, "ROLLOUT", "FROM", "TO", "STATE", "BATCHES", "STARTED", "REASON")
-				for _, r := range rolls {
-					t.row(strconv.FormatInt(r.ID, 10), orDash(r.From), r.To.String(), string(r.State), strconv.Itoa(r.Batch),
-						r.StartedAt.Local().Format(time.DateTime), r.Reason)
+			return a.render(cmd.OutOrStdout(), map[string]any{"service": s, "members": ms, "front_end": proxy, "rollouts": rolls}, func(w io.Writer) error {
+				fmt.Fprintf(w, "service %s: %d × %s in %s, health %s, batches of %d, min healthy %d, bake %s\n",
+					s.Name, s.Replicas, s.Image, s.Environment, s.Health, s.MaxSurge, s.MinHealthy(), s.BakeTime)
+				fmt.Fprintf(w, "front end http://%s: ", s.Listen)
+				switch {
+				case !running:
+					fmt.Fprintf(w, "not running (start it with `kiln service start %s`)\n", s.Name)
+				case proxy != nil:
+					fmt.Fprintf(w, "running, %d backends, %d requests, %d errors\n", proxy.Backends, proxy.Requests, proxy.Errors)
+				default:
+					fmt.Fprintln(w, "running")
 				}
-				return t.flush()
-			}
-			return nil
+				t := newTable(w, "INSTANCE", "VERSION", "STATE", "ADDRESS")
+				for _, m := range ms {
+					t.row(m.InstanceID, m.Version.String(), string(m.State), m.Address)
+				}
+				if err := t.flush(); err != nil {
+					return err
+				}
+				if len(rolls) > 0 {
+					fmt.Fprintln(w)
+					t = newTable(w, "ROLLOUT", "FROM", "TO", "STATE", "BATCHES", "STARTED", "REASON")
+					for _, r := range rolls {
+						t.row(strconv.FormatInt(r.ID, 10), orDash(r.From), r.To.String(), string(r.State), strconv.Itoa(r.Batch),
+							r.StartedAt.Local().Format(time.DateTime), r.Reason)
+					}
+					return t.flush()
+				}
+				return nil
+			})
 		},
 	}
 }

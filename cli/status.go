@@ -44,11 +44,10 @@ func (a *App) statusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), sts)
-			}
-			printStatus(cmd.OutOrStdout(), sts)
-			return nil
+			return a.render(cmd.OutOrStdout(), sts, func(w io.Writer) error {
+				printStatus(w, sts)
+				return nil
+			})
 		},
 	}
 	vf.add(c)

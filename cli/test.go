@@ -67,12 +67,11 @@ func (a *App) testCmd() *cobra.Command {
 					return err
 				}
 			}
-			if a.cfg.Output == FormatJSON {
-				if err := writeJSON(cmd.OutOrStdout(), res); err != nil {
-					return err
-				}
-			} else {
-				printTestResult(cmd.OutOrStdout(), res)
+			if err := a.render(cmd.OutOrStdout(), res, func(w io.Writer) error {
+				printTestResult(w, res)
+				return nil
+			}); err != nil {
+				return err
 			}
 			if !res.Passed {
 				return kiln.Errorf(kiln.ECONFLICT, "%s failed its tests: %s", ref, res.Reason)

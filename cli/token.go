@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -58,16 +59,16 @@ func (a *App) tokenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), struct {
-					*kiln.Token
-					Secret string `json:"secret"`
-				}{tok, secret})
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), secret)
-			fmt.Fprintf(cmd.ErrOrStderr(), "Created token %s with role %s%s. The secret above is shown only now: store it (e.g. in KILN_TOKEN) — kiln keeps only its hash.\n",
-				tok.Name, tok.Role, expiryNote(tok))
-			return nil
+			created := struct {
+				*kiln.Token
+				Secret string `json:"secret"`
+			}{tok, secret}
+			return a.render(cmd.OutOrStdout(), created, func(w io.Writer) error {
+				fmt.Fprintln(w, secret)
+				fmt.Fprintf(cmd.ErrOrStderr(), "Created token %s with role %s%s. The secret above is shown only now: store it (e.g. in KILN_TOKEN) — kiln keeps only its hash.\n",
+					tok.Name, tok.Role, expiryNote(tok))
+				return nil
+			})
 		},
 	}
 	create.Flags().StringVar(&roleFlag, "role", "", "viewer, agent, builder, operator or admin (required)")
@@ -89,22 +90,21 @@ func (a *App) tokenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), toks)
-			}
-			t := newTable(cmd.OutOrStdout(), "NAME", "ROLE", "STATE", "CREATED", "BY", "EXPIRES")
-			now := time.Now()
-			for _, tok := range toks {
-				state := "active"
-				switch {
-				case !tok.RevokedAt.IsZero():
-					state = "revoked " + tok.RevokedAt.Local().Format(time.DateTime)
-				case !tok.Active(now):
-					state = "expired"
+			return a.render(cmd.OutOrStdout(), toks, func(w io.Writer) error {
+				t := newTable(w, "NAME", "ROLE", "STATE", "CREATED", "BY", "EXPIRES")
+				now := time.Now()
+				for _, tok := range toks {
+					state := "active"
+					switch {
+					case !tok.RevokedAt.IsZero():
+						state = "revoked " + tok.RevokedAt.Local().Format(time.DateTime)
+					case !tok.Active(now):
+						state = "expired"
+					}
+					t.row(tok.Name, string(tok.Role), state, tok.CreatedAt.Local().Format(time.DateTime), tok.CreatedBy, fmtTime(tok.ExpiresAt))
 				}
-				t.row(tok.Name, string(tok.Role), state, tok.CreatedAt.Local().Format(time.DateTime), tok.CreatedBy, fmtTime(tok.ExpiresAt))
-			}
-			return t.flush()
+				return t.flush()
+			})
 		},
 	}
 
@@ -121,11 +121,10 @@ func (a *App) tokenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), tok)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "revoked %s\n", tok.Name)
-			return nil
+			return a.render(cmd.OutOrStdout(), tok, func(w io.Writer) error {
+				fmt.Fprintf(w, "revoked %s\n", tok.Name)
+				return nil
+			})
 		},
 	}
 	cmd.AddCommand(create, list, revoke)

@@ -109,11 +109,10 @@ func (a *App) versionCreateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), v)
-			}
-			cmd.Println(v.Name)
-			return nil
+			return a.render(cmd.OutOrStdout(), v, func(_ io.Writer) error {
+				cmd.Println(v.Name)
+				return nil
+			})
 		},
 	}
 	f := c.Flags()
@@ -177,28 +176,24 @@ func (a *App) versionListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				if vs == nil {
-					vs = []*kiln.Version{}
+			return a.render(cmd.OutOrStdout(), orEmpty(vs), func(w io.Writer) error {
+				t := newTable(w, "VERSION", "STATUS", "SEMVER", "METHOD", "BASE", "CREATED", "TAGS")
+				for _, v := range vs {
+					base := ""
+					if v.Provenance.Base != nil {
+						base = v.Provenance.Base.String()
+					}
+					t.row(v.Name, string(v.Status), v.FullSemVer(), string(v.Provenance.Method), base,
+						v.CreatedAt.UTC().Format(time.RFC3339), formatTags(v.Tags, false))
 				}
-				return writeJSON(cmd.OutOrStdout(), vs)
-			}
-			t := newTable(cmd.OutOrStdout(), "VERSION", "STATUS", "SEMVER", "METHOD", "BASE", "CREATED", "TAGS")
-			for _, v := range vs {
-				base := ""
-				if v.Provenance.Base != nil {
-					base = v.Provenance.Base.String()
+				if err := t.flush(); err != nil {
+					return err
 				}
-				t.row(v.Name, string(v.Status), v.FullSemVer(), string(v.Provenance.Method), base,
-					v.CreatedAt.UTC().Format(time.RFC3339), formatTags(v.Tags, false))
-			}
-			if err := t.flush(); err != nil {
-				return err
-			}
-			if total > len(vs) {
-				fmt.Fprintf(cmd.OutOrStdout(), "(%d of %d shown; use --limit)\n", len(vs), total)
-			}
-			return nil
+				if total > len(vs) {
+					fmt.Fprintf(w, "(%d of %d shown; use --limit)\n", len(vs), total)
+				}
+				return nil
+			})
 		},
 	}
 	c.Flags().StringArrayVar(&statuses, "status", nil, "only versions with this status (repeatable or comma-separated)")
@@ -231,11 +226,10 @@ func (a *App) versionLatestCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), v)
-			}
-			cmd.Println(v.Name)
-			return nil
+			return a.render(cmd.OutOrStdout(), v, func(_ io.Writer) error {
+				cmd.Println(v.Name)
+				return nil
+			})
 		},
 	}
 	c.Flags().StringVar(&status, "status", "ready", "minimum status: candidate, tested or ready")
@@ -257,13 +251,13 @@ func (a *App) versionShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), struct {
-					*kiln.Version
-					History []*kiln.HistoryEntry `json:"history"`
-				}{v, hist})
-			}
-			return printVersion(cmd.OutOrStdout(), v, hist, all)
+			shown := struct {
+				*kiln.Version
+				History []*kiln.HistoryEntry `json:"history"`
+			}{v, hist}
+			return a.render(cmd.OutOrStdout(), shown, func(w io.Writer) error {
+				return printVersion(w, v, hist, all)
+			})
 		},
 	}
 	c.Flags().BoolVar(&all, "packages", false, "list every package (default: the count only)")
@@ -363,11 +357,10 @@ func (a *App) versionStatusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), v)
-			}
-			cmd.Printf("%s is now %s\n", v.Name, v.Status)
-			return nil
+			return a.render(cmd.OutOrStdout(), v, func(_ io.Writer) error {
+				cmd.Printf("%s is now %s\n", v.Name, v.Status)
+				return nil
+			})
 		},
 	}
 	c.Flags().StringVar(&reason, "reason", "", "why, kept in the history")
@@ -408,11 +401,10 @@ func (a *App) versionTagCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), v)
-			}
-			cmd.Printf("%s tags: %s\n", v.Name, formatTags(v.Tags, true))
-			return nil
+			return a.render(cmd.OutOrStdout(), v, func(_ io.Writer) error {
+				cmd.Printf("%s tags: %s\n", v.Name, formatTags(v.Tags, true))
+				return nil
+			})
 		},
 	}
 	c.Flags().StringArrayVar(&remove, "remove", nil, "remove this tag key (repeatable)")
@@ -437,13 +429,9 @@ func (a *App) versionHistoryCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				if hist == nil {
-					hist = []*kiln.HistoryEntry{}
-				}
-				return writeJSON(cmd.OutOrStdout(), hist)
-			}
-			return printHistory(cmd.OutOrStdout(), hist, "")
+			return a.render(cmd.OutOrStdout(), orEmpty(hist), func(w io.Writer) error {
+				return printHistory(w, hist, "")
+			})
 		},
 	}
 }
@@ -475,21 +463,17 @@ func (a *App) versionLineageCmd() *cobra.Command {
 				}
 				ls = kept
 			}
-			if a.cfg.Output == FormatJSON {
-				if ls == nil {
-					ls = []*kiln.Lineage{}
+			return a.render(cmd.OutOrStdout(), orEmpty(ls), func(w io.Writer) error {
+				t := newTable(w, "IMAGE", "LATEST", "BUILT ON", "NEWEST READY BASE", "OUT OF DATE")
+				for _, l := range ls {
+					latest := ""
+					if l.LatestBaseReady != nil {
+						latest = l.LatestBaseReady.String()
+					}
+					t.row(l.Child.Image, l.Child.Name, l.Base.String(), latest, strconv.FormatBool(l.OutOfDate))
 				}
-				return writeJSON(cmd.OutOrStdout(), ls)
-			}
-			t := newTable(cmd.OutOrStdout(), "IMAGE", "LATEST", "BUILT ON", "NEWEST READY BASE", "OUT OF DATE")
-			for _, l := range ls {
-				latest := ""
-				if l.LatestBaseReady != nil {
-					latest = l.LatestBaseReady.String()
-				}
-				t.row(l.Child.Image, l.Child.Name, l.Base.String(), latest, strconv.FormatBool(l.OutOfDate))
-			}
-			return t.flush()
+				return t.flush()
+			})
 		},
 	}
 	c.Flags().BoolVar(&outOfDate, "out-of-date", false, "only images whose base has a newer ready version")
@@ -514,17 +498,13 @@ func (a *App) versionAttachmentsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				if as == nil {
-					as = []*kiln.Attachment{}
+			return a.render(cmd.OutOrStdout(), orEmpty(as), func(w io.Writer) error {
+				t := newTable(w, "NAME", "MEDIA TYPE", "SIZE", "CREATED")
+				for _, at := range as {
+					t.row(at.Name, at.MediaType, strconv.FormatInt(at.Size, 10), at.CreatedAt.UTC().Format(time.RFC3339))
 				}
-				return writeJSON(cmd.OutOrStdout(), as)
-			}
-			t := newTable(cmd.OutOrStdout(), "NAME", "MEDIA TYPE", "SIZE", "CREATED")
-			for _, at := range as {
-				t.row(at.Name, at.MediaType, strconv.FormatInt(at.Size, 10), at.CreatedAt.UTC().Format(time.RFC3339))
-			}
-			return t.flush()
+				return t.flush()
+			})
 		},
 	}
 }

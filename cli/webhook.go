@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -41,11 +42,10 @@ func (a *App) webhookCmd() *cobra.Command {
 			if err := svc.Pipeline.AddWebhook(cmd.Context(), w); err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), w)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "webhook %d: %s on %s\n", w.ID, w.URL, strings.Join(events, ","))
-			return nil
+			return a.render(cmd.OutOrStdout(), w, func(out io.Writer) error {
+				fmt.Fprintf(out, "webhook %d: %s on %s\n", w.ID, w.URL, strings.Join(events, ","))
+				return nil
+			})
 		},
 	}
 	add.Flags().StringVar(&secretFile, "secret-file", "", "file holding the HMAC secret (at least 16 bytes)")
@@ -65,18 +65,17 @@ func (a *App) webhookCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), ws)
-			}
-			t := newTable(cmd.OutOrStdout(), "ID", "URL", "EVENTS", "CREATED", "BY")
-			for _, w := range ws {
-				ev := make([]string, len(w.Events))
-				for i, e := range w.Events {
-					ev[i] = string(e)
+			return a.render(cmd.OutOrStdout(), ws, func(out io.Writer) error {
+				t := newTable(out, "ID", "URL", "EVENTS", "CREATED", "BY")
+				for _, w := range ws {
+					ev := make([]string, len(w.Events))
+					for i, e := range w.Events {
+						ev[i] = string(e)
+					}
+					t.row(strconv.FormatInt(w.ID, 10), w.URL, strings.Join(ev, ","), w.CreatedAt.Format(time.RFC3339), w.CreatedBy)
 				}
-				t.row(strconv.FormatInt(w.ID, 10), w.URL, strings.Join(ev, ","), w.CreatedAt.Format(time.RFC3339), w.CreatedBy)
-			}
-			return t.flush()
+				return t.flush()
+			})
 		},
 	}
 	remove := &cobra.Command{
@@ -122,19 +121,18 @@ func (a *App) webhookCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.cfg.Output == FormatJSON {
-				return writeJSON(cmd.OutOrStdout(), ds)
-			}
-			t := newTable(cmd.OutOrStdout(), "ID", "WEBHOOK", "EVENT", "STATUS", "ATTEMPTS", "HTTP", "CREATED", "NEXT", "ERROR")
-			for _, d := range ds {
-				next := ""
-				if d.Status == kiln.DeliveryPending && !d.NextAttemptAt.IsZero() {
-					next = d.NextAttemptAt.Format(time.RFC3339)
+			return a.render(cmd.OutOrStdout(), ds, func(w io.Writer) error {
+				t := newTable(w, "ID", "WEBHOOK", "EVENT", "STATUS", "ATTEMPTS", "HTTP", "CREATED", "NEXT", "ERROR")
+				for _, d := range ds {
+					next := ""
+					if d.Status == kiln.DeliveryPending && !d.NextAttemptAt.IsZero() {
+						next = d.NextAttemptAt.Format(time.RFC3339)
+					}
+					t.row(strconv.FormatInt(d.ID, 10), strconv.FormatInt(d.WebhookID, 10), string(d.Event), string(d.Status),
+						strconv.Itoa(d.Attempts), strconv.Itoa(d.ResponseStatus), d.CreatedAt.Format(time.RFC3339), next, d.LastError)
 				}
-				t.row(strconv.FormatInt(d.ID, 10), strconv.FormatInt(d.WebhookID, 10), string(d.Event), string(d.Status),
-					strconv.Itoa(d.Attempts), strconv.Itoa(d.ResponseStatus), d.CreatedAt.Format(time.RFC3339), next, d.LastError)
-			}
-			return t.flush()
+				return t.flush()
+			})
 		},
 	}
 	deliveries.Flags().BoolVar(&send, "send", false, "send due deliveries first")

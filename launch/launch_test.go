@@ -41,7 +41,9 @@ func (p *fakePlatform) Launch(_ context.Context, spec kiln.LaunchSpec) (*kiln.La
 	return res, nil
 }
 
-func (p *fakePlatform) Exec(context.Context, string, []string, kiln.ExecIO) (int, error) { return 0, nil }
+func (p *fakePlatform) Exec(context.Context, string, []string, kiln.ExecIO) (int, error) {
+	return 0, nil
+}
 func (p *fakePlatform) State(context.Context, string) (kiln.InstanceState, error) {
 	return kiln.InstanceRunning, nil
 }
