@@ -1,6 +1,6 @@
 // Package cli holds kiln's cobra commands. It knows flags, arguments, exit
-// codes and output formats; it talks to the domain only through the
-// interfaces in package kiln, which cmd/kiln wires to a local database or,
-// later, to a remote kiln server. It must not open databases or start
-// processes itself.
+// codes and output formats; it works on the stores and use cases cmd/kiln
+// builds for it (Services): a local database and platform, or a remote
+// kiln server (--server). It must not open databases, build use cases or
+// start processes itself.
 package cli
