@@ -41,6 +41,7 @@ type namedDigest struct {
 // stepDigest fills st.Digest. The digest input is a JSON document, so that
 // every field is delimited and no two different steps encode alike.
 func (l *loader) stepDigest(st *Step) *hcl.Diagnostic {
+	st.Dir = l.dir
 	in := struct {
 		Kind        StepKind          `json:"kind"`
 		Source      string            `json:"source,omitempty"`
@@ -59,7 +60,7 @@ func (l *loader) stepDigest(st *Step) *hcl.Diagnostic {
 		}
 		// The content counts, not the source's name: renaming a file in
 		// the estate does not change what lands in the image.
-		in.Source = d
+		in.Source, st.SourceDigest = d, d
 		in.Destination, in.Mode, in.Owner = st.Destination, st.Mode, st.Owner
 	case StepShell:
 		for i, p := range st.ScriptPaths {
@@ -68,6 +69,7 @@ func (l *loader) stepDigest(st *Step) *hcl.Diagnostic {
 				return rangeError(st.Range, "Cannot read script", fmt.Sprintf("%s; check that the script is readable.", err))
 			}
 			in.Scripts = append(in.Scripts, namedDigest{Name: st.Scripts[i], Digest: d})
+			st.ScriptDigests = append(st.ScriptDigests, d)
 		}
 	}
 	st.Digest = jsonDigest(in)

@@ -117,6 +117,14 @@ type Step struct {
 	// Env adds environment variables for the shell step.
 	Env map[string]string
 
+	// Dir is the estate directory Path and ScriptPaths lie beneath;
+	// SourceDigest and ScriptDigests are their contents' digests when the
+	// estate loaded. A build reads them with OpenEstateFile, which refuses
+	// a file that left the estate or changed since.
+	Dir           string
+	SourceDigest  string
+	ScriptDigests []string
+
 	// Digest is "sha256:…" of everything that makes the step: its kind;
 	// for a file the source's bytes (not its name), destination, mode and
 	// owner; for a shell step the inline commands or each script's name and
