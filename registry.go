@@ -43,21 +43,5 @@ type Registry interface {
 	ListAttachments(ctx context.Context, ref VersionRef) ([]*Attachment, error)
 }
 
-type actorKey struct{}
-
-// WithActor returns a context carrying who is acting: a token name, a local
-// user, a kiln worker. History and audit entries record it.
-func WithActor(ctx context.Context, actor string) context.Context {
-	return context.WithValue(ctx, actorKey{}, actor)
-}
-
-// ActorFrom returns the actor carried by ctx, or "unknown".
-func ActorFrom(ctx context.Context) string {
-	if a, ok := ctx.Value(actorKey{}).(string); ok && a != "" {
-		return a
-	}
-	return "unknown"
-}
-
 // Clock returns the current time; stores take one so tests control time.
 type Clock func() time.Time
