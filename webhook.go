@@ -26,8 +26,13 @@ func ParseWebhookEvent(field, s string) (WebhookEvent, error) {
 
 // Webhook is a URL told about events with HMAC-SHA256 signed JSON.
 type Webhook struct {
-	ID  int64  `json:"id"`
-	URL string `json:"url"`
+	ID int64 `json:"id"`
+	// URL is where events go. Chat and CI hooks carry a credential in it
+	// (user:password, a secret path or query), so kiln keeps it but never
+	// shows, logs or audits it: Endpoint stands in for it everywhere.
+	URL string `json:"-"`
+	// Endpoint is URL's scheme and host: what kiln shows (see URLEndpoint).
+	Endpoint string `json:"endpoint"`
 	// Secret is the HMAC key; it is kept (a signature needs it) but never
 	// shown.
 	Secret    string         `json:"-"`
@@ -40,7 +45,8 @@ type Webhook struct {
 func (w *Webhook) Validate() error {
 	u, err := url.Parse(w.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return FieldErrorf(EINVALID, "url", "%q is not an http(s) URL; give e.g. https://ci.example.com/hooks/kiln", w.URL)
+		// The URL is not echoed: it may hold a credential.
+		return FieldErrorf(EINVALID, "url", "the webhook URL is not an http(s) URL with a host; give e.g. https://ci.example.com/hooks/kiln")
 	}
 	if len(w.Secret) < 16 {
 		return FieldErrorf(EINVALID, "secret", "the secret is %d bytes; use at least 16 (e.g. openssl rand -hex 32 > secret)", len(w.Secret))
@@ -69,7 +75,8 @@ const (
 type WebhookDelivery struct {
 	ID        int64          `json:"id"`
 	WebhookID int64          `json:"webhook_id"`
-	URL       string         `json:"url"`
+	URL       string         `json:"-"` // the webhook's URL, never shown (see Webhook.URL)
+	Endpoint  string         `json:"endpoint"`
 	Secret    string         `json:"-"`
 	Event     WebhookEvent   `json:"event"`
 	Payload   []byte         `json:"-"`
@@ -101,4 +108,15 @@ type WebhookStore interface {
 	RecordAttempt(ctx context.Context, id int64, delivered bool, status int, errText string, next time.Time) error
 	// Deliveries lists the delivery log newest first (webhook 0: all).
 	Deliveries(ctx context.Context, webhookID int64, limit int) ([]*WebhookDelivery, error)
+}
+
+// URLEndpoint is what kiln shows of a URL that may hold a credential: its
+// scheme and host ("https://hooks.slack.com"), without user, password,
+// path or query. An unparseable URL shows as "(invalid URL)".
+func URLEndpoint(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(invalid URL)"
+	}
+	return u.Scheme + "://" + u.Host
 }

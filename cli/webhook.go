@@ -44,7 +44,7 @@ func (a *App) webhookCmd() *cobra.Command {
 			if a.cfg.Output == FormatJSON {
 				return writeJSON(cmd.OutOrStdout(), w)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "webhook %d: %s on %s\n", w.ID, w.URL, strings.Join(events, ","))
+			fmt.Fprintf(cmd.OutOrStdout(), "webhook %d: %s on %s\n", w.ID, w.Endpoint, strings.Join(events, ","))
 			return nil
 		},
 	}
@@ -68,13 +68,13 @@ func (a *App) webhookCmd() *cobra.Command {
 			if a.cfg.Output == FormatJSON {
 				return writeJSON(cmd.OutOrStdout(), ws)
 			}
-			t := newTable(cmd.OutOrStdout(), "ID", "URL", "EVENTS", "CREATED", "BY")
+			t := newTable(cmd.OutOrStdout(), "ID", "ENDPOINT", "EVENTS", "CREATED", "BY")
 			for _, w := range ws {
 				ev := make([]string, len(w.Events))
 				for i, e := range w.Events {
 					ev[i] = string(e)
 				}
-				t.row(strconv.FormatInt(w.ID, 10), w.URL, strings.Join(ev, ","), w.CreatedAt.Format(time.RFC3339), w.CreatedBy)
+				t.row(strconv.FormatInt(w.ID, 10), w.Endpoint, strings.Join(ev, ","), w.CreatedAt.Format(time.RFC3339), w.CreatedBy)
 			}
 			return t.flush()
 		},
