@@ -17,10 +17,21 @@ type Provenance struct {
 	Packages []Package   `json:"packages"`
 	Artifact *Artifact   `json:"artifact,omitempty"`
 	// BuiltBy says who or what made the version: a user, a kiln worker.
-	BuiltBy    string    `json:"built_by"`
+	// For an external version it is what the caller claimed.
+	BuiltBy string `json:"built_by"`
+	// RecordedBy is set for a version kiln did not build itself: it was
+	// registered through the API or `kiln version create` by this actor
+	// (a token, a local user), and its sources, packages and BuiltBy are
+	// that actor's claims. kiln's signature on such a version means
+	// "recorded by kiln", not "built by kiln". Empty for kiln's builds.
+	RecordedBy string    `json:"recorded_by,omitempty"`
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 }
+
+// External reports whether the version was registered rather than built
+// by kiln (see RecordedBy).
+func (p *Provenance) External() bool { return p.RecordedBy != "" }
 
 // Method is how a version was built.
 type Method string
