@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,31 +28,51 @@ const (
 	maxFileSize = 4 << 20 // bytes per test file
 )
 
+// ParseOptions are what a test run adds to the files themselves.
+type ParseOptions struct {
+	// Vars are what the files' Go templates see as .Vars (LoadVars).
+	Vars Vars
+}
+
 // ParseFile reads a goss-style test file and the files it includes.
 func ParseFile(path string) (*Suite, error) {
+	return ParseFileWith(path, ParseOptions{})
+}
+
+// ParseFileWith is ParseFile with options.
+func ParseFileWith(path string, opts ParseOptions) (*Suite, error) {
 	data, err := readTestFile(path)
 	if err != nil {
 		return nil, kiln.FieldErrorf(kiln.EINVALID, path, "cannot read the test file: %v", err)
 	}
-	return Parse(path, data)
+	return ParseWith(path, data, opts)
 }
 
 // Parse parses data as a goss-style test file named name. gossfile includes
-// are read from disk relative to name's directory. Everything kiln cannot
-// test is an error naming file:line:column; all errors (up to a limit) are
-// returned at once, joined, each an *kiln.Error with code EINVALID.
+// are read from disk relative to name's directory. A file holding Go
+// templates ({{ … }}) is rendered first, as goss does. Everything kiln
+// cannot test is an error naming file:line:column; all errors (up to a
+// limit) are returned at once, joined, each an *kiln.Error with code
+// EINVALID.
 func Parse(name string, data []byte) (*Suite, error) {
-	return parse(name, data, true)
+	return ParseWith(name, data, ParseOptions{})
 }
 
-// parse is Parse; includes false rejects gossfile includes (for fuzzing,
-// which must not read the host's files).
-func parse(name string, data []byte, includes bool) (*Suite, error) {
+// ParseWith is Parse with options.
+func ParseWith(name string, data []byte, opts ParseOptions) (*Suite, error) {
+	return parse(name, data, true, opts)
+}
+
+// parse is ParseWith; includes false rejects gossfile includes and
+// templates (for fuzzing, which must not read the host's files).
+func parse(name string, data []byte, includes bool, opts ParseOptions) (*Suite, error) {
 	p := &parser{
 		noIncludes: !includes,
+		vars:       opts.Vars,
 		suite:      &Suite{},
-		seen:       map[string]string{},
+		seen:       map[string]int{},
 		read:       map[string]bool{},
+		rendered:   map[string]bool{},
 	}
 	if abs, err := filepath.Abs(name); err == nil {
 		p.read[abs] = true
@@ -71,14 +94,16 @@ func parse(name string, data []byte, includes bool) (*Suite, error) {
 }
 
 type parser struct {
-	suite   *Suite
-	seen    map[string]string // "type\x00id" → source of its first declaration
-	read    map[string]bool   // absolute paths already parsed
-	stack   []string          // include chain, for cycles
-	errs    []error
-	dropped int
-	nodes   int
+	suite    *Suite
+	seen     map[string]int  // "type\x00id" → index of its first declaration in suite.Resources
+	read     map[string]bool // absolute paths already parsed
+	rendered map[string]bool // files that were Go templates, for messages
+	stack    []string        // include chain, for cycles
+	errs     []error
+	dropped  int
+	nodes    int
 
+	vars       Vars
 	noIncludes bool
 }
 
@@ -102,8 +127,20 @@ func (p *parser) fail(file string, n *yaml.Node, format string, args ...any) {
 	field := file
 	if n != nil {
 		field = fmt.Sprintf("%s:%d:%d", file, n.Line, n.Column)
+		if p.rendered[file] {
+			format += " (the line is the rendered template's)"
+		}
 	}
 	p.errs = append(p.errs, kiln.FieldErrorf(kiln.EINVALID, field, format, args...))
+}
+
+// addErr reports an error that already names its place.
+func (p *parser) addErr(err error) {
+	if len(p.errs) >= maxErrors {
+		p.dropped++
+		return
+	}
+	p.errs = append(p.errs, err)
 }
 
 // failErr reports err, placing it at its own node when it has one.
@@ -120,11 +157,23 @@ var templateRE = regexp.MustCompile(`\{\{`)
 func (p *parser) file(name string, data []byte) {
 	p.suite.Files = append(p.suite.Files, name)
 	if loc := templateRE.FindIndex(data); loc != nil {
-		line := 1 + bytes.Count(data[:loc[0]], []byte("\n"))
-		col := 1 + loc[0] - (bytes.LastIndexByte(data[:loc[0]], '\n') + 1)
-		p.fail(name, &yaml.Node{Line: line, Column: col},
-			"go templates ({{ … }}) are not supported by kiln: render the file with `goss render` first, or write the values out")
-		return
+		if p.noIncludes {
+			line := 1 + bytes.Count(data[:loc[0]], []byte("\n"))
+			col := 1 + loc[0] - (bytes.LastIndexByte(data[:loc[0]], '\n') + 1)
+			p.fail(name, &yaml.Node{Line: line, Column: col}, "go templates ({{ … }}) are disabled here")
+			return
+		}
+		out, err := render(name, data, p.vars)
+		if err != nil {
+			p.addErr(err)
+			return
+		}
+		if len(out) > maxFileSize {
+			p.fail(name, nil, "the rendered template is larger than %d bytes", maxFileSize)
+			return
+		}
+		data = out
+		p.rendered[name] = true
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -154,6 +203,15 @@ func (p *parser) file(name string, data []byte) {
 	pairs, err := p.pairs(root)
 	if err != nil {
 		p.failErr(name, root, "", err)
+		return
+	}
+	if isVarsFile(pairs) {
+		var keys []string
+		for _, kv := range pairs {
+			keys = append(keys, kv.key.Value)
+		}
+		p.fail(name, root, "%s is a vars file, not a test file: pass it with --vars (or the image's test_vars); none of its top-level keys (%s) is a resource type (%s)",
+			name, strings.Join(keys, ", "), typeNames())
 		return
 	}
 	for _, kv := range pairs {
@@ -260,8 +318,13 @@ func (p *parser) resource(file, typ string, s schema, key, val *yaml.Node) {
 	bad := false
 	for _, a := range attrs {
 		name, v := a.key.Value, a.value
+		if canon, ok := s.aliases[name]; ok {
+			name = canon
+		}
 		var err error
 		switch {
+		case s.checks[name] != 0 && have[name]:
+			err = errAt(a.key, "%s is given twice (%s is another name for it); keep one", name, a.key.Value)
 		case name == "title":
 			r.Title, err = scalarString(v)
 		case name == "meta":
@@ -312,13 +375,58 @@ func (p *parser) resource(file, typ string, s schema, key, val *yaml.Node) {
 	if bad {
 		return
 	}
-	k := typ + "\x00" + r.Target
-	if first, dup := p.seen[k]; dup {
-		p.fail(file, key, "%sis already declared at %s; keep one", label, first)
+	// As in goss, a resource is its type and key; declared again in another
+	// file, goss keeps the last one. kiln merges the two when they agree
+	// and refuses them when they do not, rather than drop checks silently.
+	k := typ + "\x00" + r.ID
+	if i, dup := p.seen[k]; dup {
+		first := &p.suite.Resources[i]
+		if why := merge(first, &r); why != "" {
+			p.fail(file, key, "%sis already declared at %s with %s; make the two agree or keep one", label, first.Source, why)
+		}
 		return
 	}
-	p.seen[k] = r.Source
+	p.seen[k] = len(p.suite.Resources)
 	p.suite.Resources = append(p.suite.Resources, r)
+}
+
+// merge adds the checks of r, a second declaration of first, to first.
+// It changes nothing and says what differs when the two disagree.
+func merge(first, r *Resource) string {
+	switch {
+	case first.Target != r.Target:
+		return "another target " + strconv.Quote(first.Target)
+	case first.Title != r.Title || !reflect.DeepEqual(first.Meta, r.Meta):
+		return "another title or meta"
+	case first.Skip != r.Skip:
+		return "another skip"
+	case first.TimeoutMS != r.TimeoutMS || !reflect.DeepEqual(first.HTTP, r.HTTP) ||
+		first.LocalAddress != r.LocalAddress || first.Server != r.Server || !reflect.DeepEqual(first.Content, r.Content):
+		return "other options"
+	}
+	var added []Check
+	for _, c := range r.Checks {
+		i := slices.IndexFunc(first.Checks, func(f Check) bool { return f.Property == c.Property })
+		switch {
+		case i < 0:
+			added = append(added, c)
+		case !reflect.DeepEqual(first.Checks[i].Expect, c.Expect):
+			return fmt.Sprintf("another %s (%s there, %s here)", c.Property, first.Checks[i].Expect, c.Expect)
+		}
+	}
+	first.Checks = append(first.Checks, added...)
+	return ""
+}
+
+// isVarsFile reports whether a file's top-level keys are all something
+// other than resource types: goss vars, given where a test file goes.
+func isVarsFile(top []pair) bool {
+	for _, kv := range top {
+		if _, ok := schemas[kv.key.Value]; ok || kv.key.Value == "gossfile" {
+			return false
+		}
+	}
+	return len(top) > 0
 }
 
 func checkNames(s schema) string {
@@ -352,6 +460,31 @@ func validTarget(typ, target string) error {
 		if strings.Contains(target, "..") || strings.ContainsAny(target, "/ ") {
 			return fmt.Errorf("kernel parameter names look like net.ipv4.ip_forward, found %q", target)
 		}
+	case "addr":
+		network, address := splitAddr(target)
+		switch network {
+		case "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6":
+		default:
+			return fmt.Errorf("address must look like tcp://host:port or udp://host:port, found %q", target)
+		}
+		if address == "" {
+			return fmt.Errorf("address %q names no host:port", target)
+		}
+	case "dns":
+		qtype, host := splitDNS(target)
+		if host == "" {
+			return fmt.Errorf("resolve must be a host name, optionally with a record type (MX:example.org), found %q", target)
+		}
+		if qtype != "" && !slices.Contains(dnsTypes, qtype) {
+			return fmt.Errorf("record type %s is not supported (supported: %s)", qtype, strings.Join(dnsTypes, ", "))
+		}
+		if qtype == "PTR" && net.ParseIP(host) == nil {
+			return fmt.Errorf("a PTR lookup takes an IP address, found %q", host)
+		}
+	case "mount":
+		if !strings.HasPrefix(target, "/") {
+			return fmt.Errorf("mountpoint must be an absolute path, found %q", target)
+		}
 	}
 	return nil
 }
@@ -364,6 +497,15 @@ func (p *parser) option(r *Resource, name string, v *yaml.Node) error {
 	}
 	var err error
 	switch name {
+	case "local-address":
+		r.LocalAddress, err = scalarString(v)
+		if err == nil && net.ParseIP(r.LocalAddress) == nil {
+			err = errAt(v, "local-address must be an IP address, found %q", r.LocalAddress)
+		}
+	case "server":
+		r.Server, err = scalarString(v)
+	case "content":
+		r.Content, err = p.anyValue(v)
 	case "timeout":
 		var n int
 		n, err = scalarInt(v)

@@ -3,6 +3,7 @@ package verify
 import (
 	"regexp"
 
+	"github.com/Masterminds/semver/v3"
 	"gopkg.in/yaml.v3"
 )
 
@@ -30,6 +31,14 @@ func (p *parser) matcher(n *yaml.Node, k kind) (*Matcher, error) {
 			return &Matcher{Op: opPatterns, Patterns: pats}, nil
 		case kindBool, kindInt:
 			return nil, errAt(n, "expected a single value, found a list")
+		}
+		if k == kindAny {
+			// goss: a list is contain-elements, of any values or matchers.
+			args, err := p.elements(n, k)
+			if err != nil {
+				return nil, err
+			}
+			return &Matcher{Op: opContainElements, Args: args}, nil
 		}
 		args, err := p.elements(n, k)
 		if err != nil {
@@ -80,7 +89,7 @@ func (p *parser) element(n *yaml.Node, k kind) (*Matcher, error) {
 }
 
 // advancedOps lists the matchers kiln implements, for error messages.
-const advancedOps = "and, consist-of, contain-element, contain-elements, contain-substring, equal, ge, gt, have-len, have-patterns, have-prefix, have-suffix, le, lt, match-regexp, not, or"
+const advancedOps = "and, consist-of, contain-element, contain-elements, contain-substring, equal, ge, gt, have-key, have-key-with-value, have-len, have-patterns, have-prefix, have-suffix, le, lt, match-regexp, not, or, semver-constraint"
 
 func (p *parser) advanced(n *yaml.Node, k kind) (*Matcher, error) {
 	pairs, err := p.pairs(n)
@@ -177,6 +186,41 @@ func (p *parser) advanced(n *yaml.Node, k kind) (*Matcher, error) {
 			return nil, err
 		}
 		return &Matcher{Op: op, Args: args}, nil
+	case opHaveKey:
+		m, err := p.matcher(v, kindString)
+		if err != nil {
+			return nil, err
+		}
+		return &Matcher{Op: op, Args: []*Matcher{m}}, nil
+	case opHaveKeyWithValue:
+		kv, err := p.pairs(v)
+		if err != nil {
+			return nil, errAt(v, "have-key-with-value takes a mapping of keys to values or matchers: %v", err)
+		}
+		if len(kv) == 0 {
+			return nil, errAt(v, "an empty have-key-with-value asserts nothing; give at least one key: value")
+		}
+		var args []*Matcher
+		for _, e := range kv {
+			m, err := p.matcher(e.value, kindAny)
+			if err != nil {
+				return nil, err
+			}
+			args = append(args, &Matcher{Op: op, Value: e.key.Value, Args: []*Matcher{m}})
+		}
+		if len(args) == 1 {
+			return args[0], nil
+		}
+		return &Matcher{Op: opAnd, Args: args}, nil
+	case opSemver:
+		s, err := scalarString(v)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := semver.NewConstraint(s); err != nil {
+			return nil, errAt(v, "semver-constraint: %v", err)
+		}
+		return &Matcher{Op: op, Value: s}, nil
 	case opPatterns:
 		pats, err := p.stringList(v)
 		if err != nil {
@@ -205,6 +249,16 @@ func leaf(n *yaml.Node, k kind) (*Matcher, error) {
 			return nil, err
 		}
 		return &Matcher{Op: opEqual, Value: b}, nil
+	case kindAny:
+		switch n.Tag {
+		case "!!bool":
+			b, err := scalarBool(n)
+			return &Matcher{Op: opEqual, Value: b}, err
+		case "!!int", "!!float":
+			f, err := scalarNumber(n)
+			return &Matcher{Op: opEqual, Value: f}, err
+		}
+		return &Matcher{Op: opEqual, Value: n.Value}, nil
 	case kindInt:
 		switch n.Tag {
 		case "!!int", "!!float":
@@ -219,6 +273,52 @@ func leaf(n *yaml.Node, k kind) (*Matcher, error) {
 		return nil, errAt(n, "expected a number, found %s", describe(n))
 	}
 	return &Matcher{Op: opEqual, Value: n.Value}, nil
+}
+
+// anyValue reads a value as written, by its YAML type, into what JSON
+// carries unchanged: string, float64, bool, nil, []any, map[string]any.
+func (p *parser) anyValue(n *yaml.Node) (any, error) {
+	n = p.deref(n)
+	if n == nil {
+		return nil, errAt(nil, "aliases nest too deeply or the file is too large")
+	}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		switch n.Tag {
+		case "!!null":
+			return nil, nil
+		case "!!bool":
+			return scalarBool(n)
+		case "!!int", "!!float":
+			return scalarNumber(n)
+		}
+		return n.Value, nil
+	case yaml.SequenceNode:
+		out := []any{}
+		for _, item := range n.Content {
+			v, err := p.anyValue(item)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	case yaml.MappingNode:
+		kv, err := p.pairs(n)
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]any{}
+		for _, e := range kv {
+			v, err := p.anyValue(e.value)
+			if err != nil {
+				return nil, err
+			}
+			out[e.key.Value] = v
+		}
+		return out, nil
+	}
+	return nil, errAt(n, "unexpected %s", describe(n))
 }
 
 func scalarString(n *yaml.Node) (string, error) {
