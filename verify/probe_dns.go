@@ -62,8 +62,12 @@ func (s *system) dnsValues(ctx context.Context, r *Resource) valuer {
 		// goss tries three times when the lookup itself fails.
 		for range 3 {
 			addrs, err = s.dnsLookup(ctx, qtype, host, r.Server, timeout(r, defaultAddrTimeout))
+			// As in goss, the system resolver's failures (no such name, no
+			// server answering) mean "not resolvable"; only a lookup that
+			// cannot be made, or a server that does not answer in time, is
+			// an error.
 			var dnsErr *net.DNSError
-			if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+			if errors.As(err, &dnsErr) && !dnsErr.IsTimeout {
 				addrs, err = []string{}, nil
 			}
 			if err == nil || ctx.Err() != nil {
