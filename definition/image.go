@@ -25,6 +25,7 @@ var imageSchema = &hcl.BodySchema{
 		{Name: "purge"},
 		{Name: "tags"},
 		{Name: "tests"},
+		{Name: "test_vars"},
 		{Name: "volatile"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
@@ -185,6 +186,26 @@ func (l *loader) decodeImage(block *hcl.Block, src []byte) (*imageDecl, hcl.Diag
 			}
 			img.Tests = append(img.Tests, t)
 			img.TestPaths = append(img.TestPaths, p)
+		}
+	}
+	if a, ok := attrs["test_vars"]; ok {
+		files, cd := attrStrings(a, ctx, `["tests/vars.yaml"]`)
+		diags = append(diags, cd...)
+		if attrs["tests"] == nil {
+			diags = append(diags, attrError(a, "test_vars without tests",
+				fmt.Sprintf("test_vars gives values to the Go templates of image %q's test files, but it has none; add tests = [\"tests/%s.yaml\"] or remove test_vars.", name, name)))
+		}
+		for _, f := range files {
+			p, diag := l.resolvePath(f, a.Expr.Range(), "test vars file")
+			if diag == nil {
+				diag = checkVarsFile(p, f, a.Expr.Range())
+			}
+			if diag != nil {
+				diags = append(diags, diag)
+				continue
+			}
+			img.TestVars = append(img.TestVars, f)
+			img.TestVarsPaths = append(img.TestVarsPaths, p)
 		}
 	}
 
