@@ -17,10 +17,9 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/internal/flock"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
 
@@ -650,8 +649,11 @@ func lockImage(dataDir, image string) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := flock.TryLock(f, flock.Exclusive); err != nil {
 		f.Close()
+		if !errors.Is(err, flock.ErrHeld) {
+			return nil, err
+		}
 		return nil, kiln.Errorf(kiln.ECONFLICT, "another build of %s is running on this machine; wait for it to finish", image)
 	}
 	return func() { f.Close() }, nil

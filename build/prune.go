@@ -12,13 +12,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/deb822"
+	"github.com/kiln-project/kiln/internal/flock"
 )
 
 // holdsFile is the file in a build's work directory listing the cache keys
@@ -206,7 +206,7 @@ func PruneCache(ctx context.Context, dataDir string, opts PruneOptions) (*CacheR
 	if afterScan != nil {
 		afterScan()
 	}
-	unlock, err := lockFile(ctx, filepath.Join(dir, "lock"), unix.LOCK_EX)
+	unlock, err := lockFile(ctx, filepath.Join(dir, "lock"), flock.Exclusive)
 	if err != nil {
 		return nil, fmt.Errorf("lock the build cache: %w", err)
 	}
@@ -595,7 +595,7 @@ func liveHolds(dataDir string) (map[string]bool, int, error) {
 		if err != nil {
 			continue // not a build directory (image locks, a removed build)
 		}
-		busy := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil
+		busy := flock.TryLock(lock, flock.Exclusive) != nil
 		lock.Close()
 		if !busy {
 			continue // an interrupted build: Cleanup removes it
@@ -737,7 +737,7 @@ func finishInterrupted(ctx context.Context, dir string, arts kiln.ArtifactStore,
 	if len(names) == 0 {
 		return 0, nil
 	}
-	unlock, err := lockFile(ctx, filepath.Join(dir, "lock"), unix.LOCK_EX)
+	unlock, err := lockFile(ctx, filepath.Join(dir, "lock"), flock.Exclusive)
 	if err != nil {
 		return 0, fmt.Errorf("lock the build cache: %w", err)
 	}
@@ -760,29 +760,18 @@ func finishInterrupted(ctx context.Context, dir string, arts kiln.ArtifactStore,
 	return n, nil
 }
 
-// lockFile takes a flock of kind how on path, waiting until ctx ends, and
-// returns its release.
-func lockFile(ctx context.Context, path string, how int) (func(), error) {
+// lockFile takes a flock of mode m on path, waiting until it is free or
+// ctx ends, and returns its release.
+func lockFile(ctx context.Context, path string, m flock.Mode) (func(), error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	for {
-		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+	if err := flock.Lock(ctx, f, m); err != nil {
+		f.Close()
+		return nil, err
 	}
+	return func() { f.Close() }, nil
 }
 
 // diskUsage is the bytes the files under p take on disk, hard links once.
