@@ -2,47 +2,60 @@ package build
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+
+	"github.com/dustin/go-humanize"
 )
 
-// FormatBytes writes n in binary units: "1.5 GiB".
+// FormatBytes writes n in binary units with two significant digits or
+// more: "512 B", "1.5 GiB", "15 GiB".
 func FormatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
+	if n < 0 {
+		return "-" + humanize.IBytes(uint64(-n))
 	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return humanize.IBytes(uint64(n))
 }
 
-// ParseBytes reads a size such as "10GiB", "500MB", "2G" or "1048576"
-// (K/M/G/T are powers of 1024 with or without "iB"; "kB", "MB"… powers
-// of 1000).
+// ParseBytes reads a size such as "10GiB", "500MB", "2G", "1.5 KiB" or
+// "1,048,576": KiB, MiB, GiB… and a bare K, M, G… are powers of 1024; kB,
+// MB, GB… powers of 1000.
 func ParseBytes(s string) (int64, error) {
 	t := strings.TrimSpace(s)
-	i := 0
-	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
-		i++
+	i := strings.IndexFunc(t, func(r rune) bool { return !unicode.IsDigit(r) && r != '.' && r != ',' })
+	if i < 0 {
+		i = len(t)
 	}
-	num, suffix := t[:i], strings.TrimSpace(t[i:])
-	var f float64
-	if _, err := fmt.Sscanf(num, "%g", &f); err != nil || num == "" {
+	num, unit := t[:i], strings.TrimSpace(t[i:])
+	// humanize reads a bare letter as a power of 1000; kiln always read
+	// it as one of 1024, as dd, ls -h and most tools do.
+	if len(unit) == 1 && strings.ContainsAny(strings.ToLower(unit), "kmgtpe") {
+		t += "i"
+	}
+	n, err := humanize.ParseBytes(t)
+	switch {
+	case err == nil && n <= math.MaxInt64:
+		return int64(n), nil
+	case !isNumber(num):
 		return 0, fmt.Errorf("size %q: want a number with an optional unit (10GiB, 500MB)", s)
+	case err != nil && !isUnit(unit):
+		return 0, fmt.Errorf("size %q: unknown unit %q (use B, KiB, MiB, GiB, TiB, kB, MB, GB, TB)", s, unit)
+	default:
+		return 0, fmt.Errorf("size %q: too large", s)
 	}
-	mult := map[string]float64{
-		"": 1, "b": 1,
-		"k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40,
-		"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
-	}[strings.ToLower(suffix)]
-	if mult == 0 {
-		return 0, fmt.Errorf("size %q: unknown unit %q (use B, KiB, MiB, GiB, TiB, kB, MB, GB, TB)", s, suffix)
-	}
-	return int64(f * mult), nil
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.ParseFloat(strings.ReplaceAll(s, ",", ""), 64)
+	return err == nil
+}
+
+func isUnit(s string) bool {
+	_, err := humanize.ParseBytes("1" + s)
+	return err == nil
 }
 
 // ParseAge reads a duration such as "30d", "12h" or "1d12h" ("d" is 24 h).
