@@ -9,10 +9,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -97,11 +98,7 @@ func (b *Builder) BuildAll(ctx context.Context, est *definition.Estate, names []
 	want := map[string]bool{}
 	for _, n := range names {
 		if _, ok := est.Images[n]; !ok {
-			known := make([]string, 0, len(est.Images))
-			for k := range est.Images {
-				known = append(known, k)
-			}
-			sort.Strings(known)
+			known := slices.Sorted(maps.Keys(est.Images))
 			return nil, kiln.FieldErrorf(kiln.EINVALID, "image", "image %q is not defined in %s; defined: %s", n, est.Dir, strings.Join(known, ", "))
 		}
 		want[n] = true
@@ -514,8 +511,7 @@ func variantName(v string) string {
 }
 
 func bootstrapKey(d *definition.Debian, pkgs []string, rel *bake.Release) string {
-	p := append([]string(nil), pkgs...)
-	sort.Strings(p)
+	p := slices.Sorted(slices.Values(pkgs))
 	b, _ := json.Marshal(struct {
 		Suite, Mirror, Variant string
 		Components, Packages   []string
