@@ -2,10 +2,12 @@ package definition
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -156,7 +158,7 @@ func (l *loader) decodeImage(block *hcl.Block, src []byte) (*imageDecl, hcl.Diag
 		img.Purge, cd = l.packageList(a)
 		diags = append(diags, cd...)
 		for _, p := range img.Purge {
-			if contains(img.Packages, p) {
+			if slices.Contains(img.Packages, p) {
 				diags = append(diags, attrError(a, "Package both installed and purged",
 					fmt.Sprintf("%q is in both packages and purge of image %q; keep it in one list.", p, name)))
 			}
@@ -168,7 +170,7 @@ func (l *loader) decodeImage(block *hcl.Block, src []byte) (*imageDecl, hcl.Diag
 		if len(tags) > kiln.MaxTags {
 			diags = append(diags, attrError(a, "Too many tags", fmt.Sprintf("image %q has %d tags; the limit is %d.", name, len(tags), kiln.MaxTags)))
 		}
-		for _, k := range sortedKeys(tags) {
+		for _, k := range slices.Sorted(maps.Keys(tags)) {
 			if err := kiln.ValidateTag("tags", k, tags[k]); err != nil {
 				diags = append(diags, attrError(a, "Invalid tag", kilnMessage(err)))
 			}
@@ -347,7 +349,7 @@ func (l *loader) volatileList(a *hcl.Attribute) ([]string, hcl.Diagnostics) {
 				Detail: err.Error() + ".", Subject: rng.Ptr(), Context: a.Range.Ptr()})
 			continue
 		}
-		if contains(out, p) {
+		if slices.Contains(out, p) {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Duplicate volatile pattern",
 				Detail: fmt.Sprintf("%q is listed twice in volatile; remove one.", p), Subject: rng.Ptr()})
 			continue
@@ -387,7 +389,7 @@ func (l *loader) decodeDebian(b *hcl.Block) (*Debian, hcl.Diagnostics) {
 		s, d := attrString(a, l.ctx, `"minbase"`)
 		diags = append(diags, d...)
 		if !d.HasErrors() {
-			if !contains(mmdebstrapVariants, s) {
+			if !slices.Contains(mmdebstrapVariants, s) {
 				diags = append(diags, attrError(a, "Invalid variant", fmt.Sprintf("%q is not an mmdebstrap variant; use one of %s.", s, strings.Join(mmdebstrapVariants, ", "))))
 			}
 			deb.Variant = s
@@ -539,7 +541,7 @@ func (l *loader) decodeShell(b *hcl.Block) (*Step, hcl.Diagnostics) {
 	if a, ok := content.Attributes["env"]; ok {
 		env, d := attrStringMap(a, l.ctx, `{ DEBIAN_FRONTEND = "noninteractive" }`)
 		diags = append(diags, d...)
-		for _, k := range sortedKeys(env) {
+		for _, k := range slices.Sorted(maps.Keys(env)) {
 			if !envKeyRE.MatchString(k) {
 				diags = append(diags, attrError(a, "Invalid environment variable name",
 					fmt.Sprintf("%q is not a valid environment variable name; use letters, digits and underscores, not starting with a digit.", k)))
@@ -556,13 +558,4 @@ func blockRange(b *hcl.Block) hcl.Range {
 		return hcl.RangeBetween(b.DefRange, body.SrcRange)
 	}
 	return b.DefRange
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
