@@ -9,18 +9,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/internal/flock"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
 
@@ -98,11 +98,7 @@ func (b *Builder) BuildAll(ctx context.Context, est *definition.Estate, names []
 	want := map[string]bool{}
 	for _, n := range names {
 		if _, ok := est.Images[n]; !ok {
-			known := make([]string, 0, len(est.Images))
-			for k := range est.Images {
-				known = append(known, k)
-			}
-			sort.Strings(known)
+			known := slices.Sorted(maps.Keys(est.Images))
 			return nil, kiln.FieldErrorf(kiln.EINVALID, "image", "image %q is not defined in %s; defined: %s", n, est.Dir, strings.Join(known, ", "))
 		}
 		want[n] = true
@@ -515,8 +511,7 @@ func variantName(v string) string {
 }
 
 func bootstrapKey(d *definition.Debian, pkgs []string, rel *bake.Release) string {
-	p := append([]string(nil), pkgs...)
-	sort.Strings(p)
+	p := slices.Sorted(slices.Values(pkgs))
 	b, _ := json.Marshal(struct {
 		Suite, Mirror, Variant string
 		Components, Packages   []string
@@ -650,8 +645,11 @@ func lockImage(dataDir, image string) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := flock.TryLock(f, flock.Exclusive); err != nil {
 		f.Close()
+		if !errors.Is(err, flock.ErrHeld) {
+			return nil, err
+		}
 		return nil, kiln.Errorf(kiln.ECONFLICT, "another build of %s is running on this machine; wait for it to finish", image)
 	}
 	return func() { f.Close() }, nil

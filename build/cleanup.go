@@ -11,9 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/kiln-project/kiln/artifact"
+	"github.com/kiln-project/kiln/internal/flock"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
 
@@ -77,7 +76,7 @@ func Cleanup(ctx context.Context, dataDir string, logger *slog.Logger) (*Cleanup
 		dir := filepath.Join(root, e.Name())
 		lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
 		if err == nil {
-			if unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+			if flock.TryLock(lock, flock.Exclusive) != nil {
 				lock.Close() // a live build owns it
 				continue
 			}

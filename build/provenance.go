@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -101,16 +102,7 @@ func sameInputs(p *kiln.Provenance, srcs []kiln.Source, base *kiln.VersionRef) b
 		sort.Strings(out)
 		return out
 	}
-	a, b := key(p.Sources), key(srcs)
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return slices.Equal(key(p.Sources), key(srcs))
 }
 
 // Release-file keys kiln writes in /etc/kiln-release; other lines a step

@@ -170,8 +170,8 @@ func (r *run) listsCurrent() bool {
 		return false
 	}
 	u := r.release.URL
-	if i := strings.Index(u, "://"); i >= 0 {
-		u = u[i+3:]
+	if _, after, ok := strings.Cut(u, "://"); ok {
+		u = after
 	}
 	name := strings.ReplaceAll(u, "/", "_")
 	shared, _ := r.aptDirs()

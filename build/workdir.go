@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -12,8 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/kiln-project/kiln/internal/flock"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
 
@@ -53,7 +53,7 @@ func newWorkdir(dataDir string, logger *slog.Logger) (*workdir, error) {
 		return nil, fmt.Errorf("create build lock: %w", err)
 	}
 	// Blocking: a prune probing the lock holds it for a moment only.
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+	if err := flock.Lock(context.Background(), lock, flock.Exclusive); err != nil {
 		lock.Close()
 		_ = os.RemoveAll(tmp)
 		return nil, fmt.Errorf("lock build directory: %w", err)

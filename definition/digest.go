@@ -94,6 +94,7 @@ func (l *loader) imageDigest(d *imageDecl, base *Image) hcl.Diagnostics {
 		Tags        map[string]string `json:"tags,omitempty"`
 		Steps       []string          `json:"steps"`
 		Tests       []namedDigest     `json:"tests,omitempty"`
+		TestVars    []namedDigest     `json:"test_vars,omitempty"`
 		Volatile    []string          `json:"volatile,omitempty"`
 	}{
 		Block: bytesDigest(d.src), Description: img.Description, Version: img.Version, Method: img.Method,
@@ -120,6 +121,14 @@ func (l *loader) imageDigest(d *imageDecl, base *Image) hcl.Diagnostics {
 			continue
 		}
 		in.Tests = append(in.Tests, namedDigest{Name: img.Tests[i], Digest: dg})
+	}
+	for i, p := range img.TestVarsPaths {
+		dg, err := l.fileDigest(p)
+		if err != nil {
+			diags = append(diags, rangeError(img.Range, "Cannot read test vars file", fmt.Sprintf("%s; check that the file is readable.", err)))
+			continue
+		}
+		in.TestVars = append(in.TestVars, namedDigest{Name: img.TestVars[i], Digest: dg})
 	}
 	img.Digest = jsonDigest(in)
 	return diags

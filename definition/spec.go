@@ -56,6 +56,11 @@ type Image struct {
 	// TestPaths the same files resolved to absolute paths.
 	Tests     []string
 	TestPaths []string
+	// TestVars are goss vars files (YAML or JSON mappings) whose values the
+	// test files' Go templates see as .Vars, merged in order, and
+	// TestVarsPaths the same files resolved to absolute paths.
+	TestVars      []string
+	TestVarsPaths []string
 	// Volatile are patterns of paths the image's services write at run time
 	// (nginx's /var/lib/nginx): drift detection counts changes there but
 	// does not report them. Its own, as written; Estate.Volatile adds the

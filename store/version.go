@@ -463,8 +463,8 @@ func (db *DB) ListVersions(ctx context.Context, f kiln.VersionFilter) ([]*kiln.V
 	if err != nil {
 		return nil, 0, err
 	}
-	if f.Limit < 0 || f.Offset < 0 {
-		return nil, 0, kiln.FieldErrorf(kiln.EINVALID, "limit", "limit and offset must not be negative")
+	if err := checkPage(f.Limit, f.Offset); err != nil {
+		return nil, 0, err
 	}
 	var vs []*kiln.Version
 	total := 0
@@ -478,18 +478,8 @@ func (db *DB) ListVersions(ctx context.Context, f kiln.VersionFilter) ([]*kiln.V
 		// The page's ids and the total come first, from versions and
 		// images alone; only the page's rows are then joined with their
 		// provenance.
-		page := `SELECT v.id AS page_id, COUNT(*) OVER () AS total FROM versions v JOIN images i ON i.id = v.image_id` +
-			where + ` ORDER BY v.id DESC`
-		qargs := args
-		if f.Limit > 0 {
-			page += ` LIMIT ? OFFSET ?`
-			qargs = append(slices.Clip(args), f.Limit, f.Offset)
-		} else if f.Offset > 0 {
-			// SQLite needs a LIMIT before OFFSET: -1 means none there, ALL
-			// on PostgreSQL.
-			page += ` LIMIT ` + db.noLimit() + ` OFFSET ?`
-			qargs = append(slices.Clip(args), f.Offset)
-		}
+		page, qargs := db.paged(`SELECT v.id AS page_id, COUNT(*) OVER () AS total FROM versions v JOIN images i ON i.id = v.image_id`+
+			where+` ORDER BY v.id DESC`, args, f.Limit, f.Offset)
 		q := `WITH page AS (` + page + `) ` + versionSelect + `, page.total FROM page JOIN versions v ON v.id = page.page_id` +
 			versionJoins + ` ORDER BY v.id DESC`
 		if err := eachRow(ctx, tx, q, qargs, func(rows *sql.Rows) error {
@@ -502,8 +492,7 @@ func (db *DB) ListVersions(ctx context.Context, f kiln.VersionFilter) ([]*kiln.V
 		}); err != nil {
 			return fmt.Errorf("list versions: %w", err)
 		}
-		if len(vs) == 0 && f.Offset > 0 {
-			// Past the end: the window count came with no row.
+		if pastEnd(len(vs), f.Offset) {
 			if err := tx.queryRow(ctx, `SELECT COUNT(*)`+versionFrom+where, args...).Scan(&total); err != nil {
 				return fmt.Errorf("count versions: %w", err)
 			}
@@ -517,13 +506,6 @@ func (db *DB) ListVersions(ctx context.Context, f kiln.VersionFilter) ([]*kiln.V
 		vs = []*kiln.Version{}
 	}
 	return vs, total, nil
-}
-
-func (db *DB) noLimit() string {
-	if db.dialect == dialectPostgres {
-		return "ALL"
-	}
-	return "-1"
 }
 
 // versionWhere builds the WHERE clause of a filter. System tags filter on
