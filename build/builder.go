@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/debian"
 	"github.com/kiln-project/kiln/definition"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
@@ -178,7 +179,7 @@ type run struct {
 	parent  *kiln.VersionRef
 	base    *kiln.VersionRef
 	debian  *definition.Debian
-	release *bake.Release
+	release *debian.Release
 	// startDigest is the artifact a non-fresh build starts from.
 	startDigest string
 	// parentRelease is the Release digest the reheated parent was built from.
@@ -280,7 +281,7 @@ func (r *run) resolveOrigin(ctx context.Context) error {
 	}
 	r.debian = debianOf(r.est, img)
 	if r.debian != nil {
-		rel, err := bake.FetchRelease(ctx, b.HTTP, r.debian.Mirror, r.debian.Suite)
+		rel, err := debian.FetchRelease(ctx, b.HTTP, r.debian.Mirror, r.debian.Suite)
 		if err != nil {
 			return err
 		}
@@ -514,7 +515,7 @@ func variantName(v string) string {
 	return v
 }
 
-func bootstrapKey(d *definition.Debian, pkgs []string, rel *bake.Release) string {
+func bootstrapKey(d *definition.Debian, pkgs []string, rel *debian.Release) string {
 	p := append([]string(nil), pkgs...)
 	sort.Strings(p)
 	b, _ := json.Marshal(struct {
