@@ -22,6 +22,7 @@ import (
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/debian"
 	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/internal/overlayfs"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
 
@@ -615,7 +616,7 @@ func (r *run) runStep(ctx context.Context, n int, st *step, key string, below []
 		return "", ok, err
 	}
 	d := r.w.path("steps", fmt.Sprint(n))
-	o := &bake.Overlay{Lowers: topFirst(r.cache, below), Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Target: filepath.Join(d, "merged")}
+	o := &overlayfs.Overlay{Lowers: topFirst(r.cache, below), Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Target: filepath.Join(d, "merged")}
 	if err := r.cache.holdFailure(); err != nil {
 		return "", false, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/internal/overlayfs"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
 
@@ -51,7 +52,7 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 	r.number = rec.LatestNumber + 1
 
 	d := r.w.path("final")
-	o := &bake.Overlay{Lowers: reverse(lowers), Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Target: filepath.Join(d, "merged")}
+	o := &overlayfs.Overlay{Lowers: reverse(lowers), Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Target: filepath.Join(d, "merged")}
 	if err := r.cache.holdFailure(); err != nil {
 		return fail(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/overlayfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -589,7 +590,7 @@ func (p *Platform) cleanupHost(dir string, rec *record) error {
 	waitGone(rec.LeaderPID, rec.LeaderStart, killTimeout, false)
 	waitGone(rec.NspawnPID, rec.NspawnStart, killTimeout, false)
 	var errs []error
-	if err := unmountAll(dir); err != nil {
+	if err := overlayfs.UnmountAll(dir); err != nil {
 		errs = append(errs, err)
 	}
 	if rec.Netns != "" {
@@ -636,7 +637,7 @@ func (p *Platform) Destroy(ctx context.Context, id string) error {
 	if err := p.settle(id, "destroyed"); err != nil {
 		return fmt.Errorf("destroy %s: %w", id, err)
 	}
-	if m, err := mountsUnder(dir); err != nil || len(m) > 0 {
+	if m, err := overlayfs.MountsUnder(dir); err != nil || len(m) > 0 {
 		return kiln.Errorf(kiln.EINTERNAL, "destroy %s: mounts remain under %s (%v, %v); unmount them and destroy again", id, dir, m, err)
 	}
 	if err := os.RemoveAll(dir); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/internal/ci"
+	"github.com/kiln-project/kiln/internal/overlayfs"
 )
 
 func needRoot(t *testing.T) {
@@ -93,7 +94,7 @@ func TestLayerRoundTrip(t *testing.T) {
 	write(filepath.Join(base, "etc/kept"), "kept", 0o644)
 
 	dir := t.TempDir()
-	o := &Overlay{Lowers: []string{base}, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"), Target: filepath.Join(dir, "merged")}
+	o := &overlayfs.Overlay{Lowers: []string{base}, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"), Target: filepath.Join(dir, "merged")}
 	if err := o.Mount(); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func TestLayerRoundTrip(t *testing.T) {
 	if err := unix.Lsetxattr(filepath.Join(m, "opt/app/new"), "user.kiln", []byte("yes"), 0); err != nil {
 		t.Logf("no user xattrs here: %v", err)
 	}
-	if err := Unmount(m); err != nil {
+	if err := overlayfs.Unmount(m); err != nil {
 		t.Fatal(err)
 	}
 
@@ -126,11 +127,11 @@ func TestLayerRoundTrip(t *testing.T) {
 	if err := ExtractTar(ctx, bytes.NewReader(layer.Bytes()), unpacked, ExtractOptions{Layer: true}); err != nil {
 		t.Fatal(err)
 	}
-	ro := &Overlay{Lowers: []string{unpacked, base}, Target: filepath.Join(t.TempDir(), "view")}
+	ro := &overlayfs.Overlay{Lowers: []string{unpacked, base}, Target: filepath.Join(t.TempDir(), "view")}
 	if err := ro.Mount(); err != nil {
 		t.Fatal(err)
 	}
-	defer Unmount(ro.Target)
+	defer overlayfs.Unmount(ro.Target)
 	v := ro.Target
 	if _, err := os.Stat(filepath.Join(v, "etc/gone")); !os.IsNotExist(err) {
 		t.Errorf("etc/gone still visible: %v", err)
@@ -166,11 +167,5 @@ func TestLayerRoundTrip(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(flat, "opt/app/link")); string(b) != "new" {
 		t.Errorf("hard link in the flattened tree = %q", b)
-	}
-}
-
-func TestMountsUnderUnescapes(t *testing.T) {
-	if got := unescapeMount(`/tmp/a\040b`); got != "/tmp/a b" {
-		t.Fatalf("unescapeMount = %q", got)
 	}
 }
