@@ -12,6 +12,7 @@ import (
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/artifact"
+	"github.com/kiln-project/kiln/debian"
 	"github.com/kiln-project/kiln/definition"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
@@ -123,7 +124,7 @@ func Bench(ctx context.Context, opts BenchOptions) (*BenchResult, error) {
 	res := &BenchResult{Suite: opts.Suite, Variant: opts.Variant, Packages: opts.Packages, Extra: opts.Extra}
 	deb := &definition.Debian{Suite: opts.Suite, Mirror: opts.Mirror, Variant: opts.Variant, Components: []string{"main"}}
 
-	rel, err := bake.FetchRelease(ctx, nil, opts.Mirror, opts.Suite)
+	rel, err := debian.FetchRelease(ctx, nil, opts.Mirror, opts.Suite)
 	if err != nil {
 		return nil, err
 	}

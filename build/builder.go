@@ -19,8 +19,10 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/debian"
 	"github.com/kiln-project/kiln/definition"
 	"github.com/kiln-project/kiln/internal/flock"
+	"github.com/kiln-project/kiln/internal/overlayfs"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
 
@@ -174,7 +176,7 @@ type run struct {
 	parent  *kiln.VersionRef
 	base    *kiln.VersionRef
 	debian  *definition.Debian
-	release *bake.Release
+	release *debian.Release
 	// startDigest is the artifact a non-fresh build starts from.
 	startDigest string
 	// parentRelease is the Release digest the reheated parent was built from.
@@ -276,7 +278,7 @@ func (r *run) resolveOrigin(ctx context.Context) error {
 	}
 	r.debian = debianOf(r.est, img)
 	if r.debian != nil {
-		rel, err := bake.FetchRelease(ctx, b.HTTP, r.debian.Mirror, r.debian.Suite)
+		rel, err := debian.FetchRelease(ctx, b.HTTP, r.debian.Mirror, r.debian.Suite)
 		if err != nil {
 			return err
 		}
@@ -510,7 +512,7 @@ func variantName(v string) string {
 	return v
 }
 
-func bootstrapKey(d *definition.Debian, pkgs []string, rel *bake.Release) string {
+func bootstrapKey(d *definition.Debian, pkgs []string, rel *debian.Release) string {
 	p := slices.Sorted(slices.Values(pkgs))
 	b, _ := json.Marshal(struct {
 		Suite, Mirror, Variant string
@@ -609,7 +611,7 @@ func (r *run) runStep(ctx context.Context, n int, st *step, key string, below []
 		return "", ok, err
 	}
 	d := r.w.path("steps", fmt.Sprint(n))
-	o := &bake.Overlay{Lowers: topFirst(r.cache, below), Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Target: filepath.Join(d, "merged")}
+	o := &overlayfs.Overlay{Lowers: topFirst(r.cache, below), Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Target: filepath.Join(d, "merged")}
 	if err := r.cache.holdFailure(); err != nil {
 		return "", false, err
 	}

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-project/kiln"
-	"github.com/kiln-project/kiln/deb822"
+	"github.com/kiln-project/kiln/debian"
 )
 
 // scanCache lists the cache's layers, trees and packages, least recently
@@ -211,7 +211,7 @@ func listedDebs(lists string) (map[string]bool, bool) {
 			continue
 		}
 		have = true
-		err = deb822.Scan(f, []string{"Package", "Version", "Architecture"}, func(p deb822.Paragraph) error {
+		err = debian.ScanParagraphs(f, []string{"Package", "Version", "Architecture"}, func(p debian.Paragraph) error {
 			if pkg, ver, arch := p["Package"], p["Version"], p["Architecture"]; pkg != "" && ver != "" && arch != "" {
 				out[pkg+"_"+strings.ReplaceAll(ver, ":", "%3a")+"_"+arch+".deb"] = true
 			}

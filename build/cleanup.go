@@ -13,6 +13,7 @@ import (
 
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/internal/flock"
+	"github.com/kiln-project/kiln/internal/overlayfs"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
 
@@ -86,13 +87,13 @@ func Cleanup(ctx context.Context, dataDir string, logger *slog.Logger) (*Cleanup
 			rep.Processes = append(rep.Processes, stopped...)
 			logger.Info("stopped processes of an interrupted build", "dir", dir, "pids", stopped)
 		}
-		mounts, err := bake.MountsUnder(dir)
+		mounts, err := overlayfs.MountsUnder(dir)
 		if err != nil {
 			errs = append(errs, err)
 		}
 		unmounted := true
 		for _, m := range mounts {
-			if err := bake.Unmount(m); err != nil {
+			if err := overlayfs.Unmount(m); err != nil {
 				errs = append(errs, err)
 				unmounted = false
 				continue

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/internal/overlayfs"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
 
@@ -54,7 +55,7 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 	d := r.w.path("final")
 	top := slices.Clone(lowers)
 	slices.Reverse(top) // overlayfs lists the topmost lower first
-	o := &bake.Overlay{Lowers: top, Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Target: filepath.Join(d, "merged")}
+	o := &overlayfs.Overlay{Lowers: top, Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Target: filepath.Join(d, "merged")}
 	if err := r.cache.holdFailure(); err != nil {
 		return fail(err)
 	}

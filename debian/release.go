@@ -1,4 +1,4 @@
-package bake
+package debian
 
 import (
 	"bufio"
@@ -18,6 +18,10 @@ import (
 // Release is a Debian suite's Release file as a mirror serves it: which
 // snapshot of the archive a bootstrap draws from.
 type Release struct {
+	// Mirror and Suite are what the file was fetched for, as given to
+	// FetchRelease; FetchIndex reads the same archive.
+	Mirror, Suite string
+	// URL is the file's address (InRelease, or Release without it).
 	URL string
 	// Date is the Release file's Date field.
 	Date time.Time
@@ -27,7 +31,9 @@ type Release struct {
 }
 
 // FetchRelease downloads <mirror>/dists/<suite>/InRelease (or Release when
-// the mirror has no InRelease) and reads its date.
+// the mirror has no InRelease) and reads its date. It does not check the
+// signature: the digest only tells one snapshot from the next. A nil client
+// uses one with a 30-second timeout.
 func FetchRelease(ctx context.Context, client *http.Client, mirror, suite string) (*Release, error) {
 	if client == nil {
 		client = &http.Client{Timeout: 30 * time.Second}
@@ -58,7 +64,7 @@ func FetchRelease(ctx context.Context, client *http.Client, mirror, suite string
 			lastErr = fmt.Errorf("%s: %s", u, resp.Status)
 			continue
 		}
-		rel := &Release{URL: u}
+		rel := &Release{Mirror: mirror, Suite: suite, URL: u}
 		sum := sha256.Sum256(body)
 		rel.Digest = "sha256:" + hex.EncodeToString(sum[:])
 		rel.Date, err = releaseDate(body)
@@ -72,6 +78,8 @@ func FetchRelease(ctx context.Context, client *http.Client, mirror, suite string
 		Err:     lastErr}
 }
 
+// releaseDate reads the Date field of a Release file (after the PGP
+// header of an InRelease file).
 func releaseDate(b []byte) (time.Time, error) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)

@@ -1,4 +1,4 @@
-package deb822
+package debian
 
 import (
 	"errors"
@@ -14,7 +14,7 @@ import (
 func collect(t *testing.T, in string, keep ...string) []Paragraph {
 	t.Helper()
 	var out []Paragraph
-	err := Scan(strings.NewReader(in), keep, func(p Paragraph) error {
+	err := ScanParagraphs(strings.NewReader(in), keep, func(p Paragraph) error {
 		cp := Paragraph{}
 		for k, v := range p {
 			cp[k] = v
@@ -28,7 +28,7 @@ func collect(t *testing.T, in string, keep ...string) []Paragraph {
 	return out
 }
 
-func TestScan(t *testing.T) {
+func TestScanParagraphs(t *testing.T) {
 	in := `Package: libssl3
 Status: install ok installed
 Source: openssl (3.0.11-1~deb12u2)
@@ -63,25 +63,25 @@ Architecture: all`
 	}
 }
 
-func TestScanStopsAtError(t *testing.T) {
+func TestScanParagraphsStopsAtError(t *testing.T) {
 	stop := errors.New("stop")
 	n := 0
-	err := Scan(strings.NewReader("Package: a\n\nPackage: b\n"), nil, func(Paragraph) error { n++; return stop })
+	err := ScanParagraphs(strings.NewReader("Package: a\n\nPackage: b\n"), nil, func(Paragraph) error { n++; return stop })
 	if !errors.Is(err, stop) || n != 1 {
-		t.Errorf("Scan returned %v after %d paragraphs, want stop after 1", err, n)
+		t.Errorf("ScanParagraphs returned %v after %d paragraphs, want stop after 1", err, n)
 	}
 }
 
 // The host's own dpkg status file parses into as many installed packages
 // as dpkg-query lists.
-func TestScanHostStatus(t *testing.T) {
+func TestScanParagraphsHostStatus(t *testing.T) {
 	f, err := os.Open("/var/lib/dpkg/status")
 	if err != nil {
 		ci.SkipOrFail(t, "no dpkg status file on this machine (/var/lib/dpkg/status); run on Debian")
 	}
 	defer f.Close()
 	n := 0
-	err = Scan(f, []string{"Package", "Status"}, func(p Paragraph) error {
+	err = ScanParagraphs(f, []string{"Package", "Status"}, func(p Paragraph) error {
 		if p["Package"] == "" {
 			t.Errorf("paragraph without Package: %v", p)
 		}
