@@ -128,10 +128,10 @@ http:
 	go func() { exited <- cmd.Wait() }()
 	tb.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_ = <-exited // killed: the exit status says so
+		werr := <-exited // "killed", unless it had stopped already
 		logf.Close()
 		if tb.Failed() {
-			tb.Logf("docker-registry log (%s):\n%s", r.Log, tail(r.Log, 40))
+			tb.Logf("docker-registry (%v) log (%s):\n%s", werr, r.Log, tail(r.Log, 40))
 		}
 	})
 	scheme := "http"
