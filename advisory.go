@@ -1,6 +1,7 @@
 package kiln
 
 import (
+	"context"
 	"fmt"
 	"time"
 )
@@ -131,4 +132,29 @@ func (a *Advisory) Validate() error {
 		}
 	}
 	return nil
+}
+
+// AdvisoryFilter selects advisories.
+type AdvisoryFilter struct {
+	Source AdvisorySource
+	// FixedIn keeps image-level advisories (those with fixed-in versions).
+	FixedIn bool
+	// Package keeps advisories naming this source package.
+	Package string
+	Limit   int
+	Offset  int
+}
+
+// AdvisoryStore keeps advisories. Put is an idempotent upsert by id: a
+// second import of the same file changes nothing.
+type AdvisoryStore interface {
+	// PutAdvisories records advs in one transaction, replacing advisories
+	// with the same id, and returns how many were new.
+	PutAdvisories(ctx context.Context, advs []*Advisory) (created int, err error)
+	// FindAdvisory returns the whole advisory; ENOTFOUND when unknown.
+	FindAdvisory(ctx context.Context, id string) (*Advisory, error)
+	// ListAdvisories returns matching advisories sorted by id, without
+	// their package lists and details, and the number of all matches.
+	ListAdvisories(ctx context.Context, f AdvisoryFilter) ([]*Advisory, int, error)
+	DeleteAdvisory(ctx context.Context, id string) error
 }

@@ -3,8 +3,6 @@ package kiln
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"regexp"
 	"time"
 )
 
@@ -38,60 +36,6 @@ func (s RunStatus) Done() bool {
 		return true
 	}
 	return false
-}
-
-// StageKind is what a stage does.
-type StageKind string
-
-const (
-	StageBuild   StageKind = "build"   // make a candidate version (or find the image up to date)
-	StageTest    StageKind = "test"    // boot a temporary instance from the final image and run server tests
-	StageScan    StageKind = "scan"    // match the version's packages against known advisories
-	StageDeliver StageKind = "deliver" // point an environment's channel at the version
-)
-
-// StageStatus is where one stage of a run is.
-type StageStatus string
-
-const (
-	StagePending     StageStatus = "pending"
-	StageRunning     StageStatus = "running"
-	StagePassed      StageStatus = "passed"
-	StageWarned      StageStatus = "warned" // passed, with findings the policy only warns about
-	StageFailed      StageStatus = "failed"
-	StageSkipped     StageStatus = "skipped" // nothing to do (the image was up to date)
-	StageWaiting     StageStatus = "waiting" // waits for an approval
-	StageApproved    StageStatus = "approved"
-	StageInterrupted StageStatus = "interrupted"
-)
-
-// Passed reports whether a later stage may run after this one.
-func (s StageStatus) Passed() bool {
-	return s == StagePassed || s == StageWarned || s == StageSkipped
-}
-
-// Gate says whether a stage starts by itself or waits for a person.
-type Gate string
-
-const (
-	GateAuto     Gate = "auto"
-	GateApproval Gate = "approval"
-)
-
-// Stage is one step of a run, in the order the pipeline declares.
-type Stage struct {
-	Name string    `json:"name"`
-	Kind StageKind `json:"kind"`
-	// Environment is the channel a deliver stage promotes to.
-	Environment string      `json:"environment,omitempty"`
-	Gate        Gate        `json:"gate,omitempty"`
-	Status      StageStatus `json:"status"`
-	StartedAt   time.Time   `json:"started_at,omitzero"`
-	FinishedAt  time.Time   `json:"finished_at,omitzero"`
-	// Detail says what the stage found or did, or why it failed.
-	Detail string `json:"detail,omitempty"`
-	// ApprovedBy names who approved a gated stage.
-	ApprovedBy string `json:"approved_by,omitempty"`
 }
 
 // Run is one pass of an image through its pipeline.
@@ -261,167 +205,19 @@ type RunStore interface {
 	MarkReady(ctx context.Context, ref VersionRef, reason string) (*Version, error)
 }
 
-var envRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
-
-// ValidateEnvironment checks an environment (channel) name: dev, staging, prod.
-func ValidateEnvironment(field, env string) error {
-	if !envRE.MatchString(env) {
-		return FieldErrorf(EINVALID, field, "environment %q is not allowed; use 1–32 lowercase letters, digits and dashes, starting with a letter (e.g. staging)", env)
-	}
-	return nil
+// RunRequest asks for pipeline runs of an estate's images.
+type RunRequest struct {
+	// Estate is the estate directory on the machine that runs the
+	// pipeline (the kiln server's, for a remote request).
+	Estate string            `json:"estate"`
+	Images []string          `json:"images,omitempty"`
+	All    bool              `json:"all,omitempty"`
+	Force  bool              `json:"force,omitempty"`
+	Vars   map[string]string `json:"vars,omitempty"`
 }
 
-// DefaultEnvironments are the delivery environments, in order, when a
-// pipeline does not name its own.
-var DefaultEnvironments = []string{"dev", "staging", "prod"}
-
-// Channel is an environment's pointer at one version of an image line:
-// what "the version in prod of appserver" means.
-type Channel struct {
-	Image       string     `json:"image"`
-	Environment string     `json:"environment"`
-	Version     VersionRef `json:"version"`
-	Name        string     `json:"name"`
-	UpdatedAt   time.Time  `json:"updated_at"`
-	UpdatedBy   string     `json:"updated_by"`
-}
-
-// PromotionKind tells a promotion from a rollback.
-type PromotionKind string
-
-const (
-	PromotionPromote  PromotionKind = "promote"
-	PromotionRollback PromotionKind = "rollback"
-)
-
-// Promotion is one recorded move of a channel.
-type Promotion struct {
-	ID          int64         `json:"id"`
-	Image       string        `json:"image"`
-	Environment string        `json:"environment"`
-	Kind        PromotionKind `json:"kind"`
-	// Number is the version the channel points at after the move, Previous
-	// the one before (0: none).
-	Number   int       `json:"number"`
-	Previous int       `json:"previous,omitempty"`
-	Actor    string    `json:"actor"`
-	Reason   string    `json:"reason,omitempty"`
-	Time     time.Time `json:"time"`
-}
-
-// ChannelStore keeps channels and their promotions. Promote and Rollback
-// record the promotion, move the channel and queue "promoted" webhooks in
-// one transaction.
-//
-// Errors: ENOTFOUND for an unknown version or channel; ECONFLICT when a
-// version is not ready, has not been in the previous environment, or there
-// is nothing to roll back to.
-type ChannelStore interface {
-	// Channels lists channels of image (all images when empty).
-	Channels(ctx context.Context, image string) ([]*Channel, error)
-	FindChannel(ctx context.Context, image, env string) (*Channel, error)
-	// Promote points env at ref; previous names the environment the
-	// version must have been promoted to before ("" for the first).
-	Promote(ctx context.Context, ref VersionRef, env, previous, reason string) (*Promotion, error)
-	// Rollback points env back at the version it held before its latest
-	// promotion.
-	Rollback(ctx context.Context, image, env, reason string) (*Promotion, error)
-	// Promotions lists moves newest first; empty image or env do not filter.
-	Promotions(ctx context.Context, image, env string, limit int) ([]*Promotion, error)
-}
-
-// WebhookEvent names what a webhook is sent for.
-type WebhookEvent string
-
-const (
-	EventReady    WebhookEvent = "ready"    // a version became ready
-	EventPromoted WebhookEvent = "promoted" // a channel moved (promotion or rollback)
-)
-
-// ParseWebhookEvent parses an event name.
-func ParseWebhookEvent(field, s string) (WebhookEvent, error) {
-	switch WebhookEvent(s) {
-	case EventReady, EventPromoted:
-		return WebhookEvent(s), nil
-	}
-	return "", FieldErrorf(EINVALID, field, "unknown webhook event %q; use ready or promoted", s)
-}
-
-// Webhook is a URL told about events with HMAC-SHA256 signed JSON.
-type Webhook struct {
-	ID  int64  `json:"id"`
-	URL string `json:"url"`
-	// Secret is the HMAC key; it is kept (a signature needs it) but never
-	// shown.
-	Secret    string         `json:"-"`
-	Events    []WebhookEvent `json:"events"`
-	CreatedAt time.Time      `json:"created_at"`
-	CreatedBy string         `json:"created_by"`
-}
-
-// Validate checks a webhook before it is recorded.
-func (w *Webhook) Validate() error {
-	u, err := url.Parse(w.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return FieldErrorf(EINVALID, "url", "%q is not an http(s) URL; give e.g. https://ci.example.com/hooks/kiln", w.URL)
-	}
-	if len(w.Secret) < 16 {
-		return FieldErrorf(EINVALID, "secret", "the secret is %d bytes; use at least 16 (e.g. openssl rand -hex 32 > secret)", len(w.Secret))
-	}
-	if len(w.Events) == 0 {
-		return FieldErrorf(EINVALID, "events", "no events given; use ready, promoted or both")
-	}
-	for i, e := range w.Events {
-		if _, err := ParseWebhookEvent(fmt.Sprintf("events[%d]", i), string(e)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// DeliveryStatus is where one webhook delivery is.
-type DeliveryStatus string
-
-const (
-	DeliveryPending   DeliveryStatus = "pending"
-	DeliveryDelivered DeliveryStatus = "delivered"
-	DeliveryFailed    DeliveryStatus = "failed" // gave up after the last attempt
-)
-
-// WebhookDelivery is one event sent (or to be sent) to one webhook.
-type WebhookDelivery struct {
-	ID        int64          `json:"id"`
-	WebhookID int64          `json:"webhook_id"`
-	URL       string         `json:"url"`
-	Secret    string         `json:"-"`
-	Event     WebhookEvent   `json:"event"`
-	Payload   []byte         `json:"-"`
-	Status    DeliveryStatus `json:"status"`
-	Attempts  int            `json:"attempts"`
-	// NextAttemptAt is when a pending delivery is tried next.
-	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
-	LastError     string    `json:"last_error,omitempty"`
-	// ResponseStatus is the HTTP status of the last attempt (0: none).
-	ResponseStatus int       `json:"response_status,omitempty"`
-	CreatedAt      time.Time `json:"created_at"`
-	DeliveredAt    time.Time `json:"delivered_at,omitzero"`
-}
-
-// WebhookStore keeps webhooks and their delivery log. ClaimDeliveries
-// hands each due delivery to one sender across processes.
-type WebhookStore interface {
-	AddWebhook(ctx context.Context, w *Webhook) error
-	ListWebhooks(ctx context.Context) ([]*Webhook, error)
-	DeleteWebhook(ctx context.Context, id int64) error
-	// EnqueueEvent queues payload for every webhook subscribed to event.
-	EnqueueEvent(ctx context.Context, event WebhookEvent, payload []byte) (int, error)
-	// ClaimDeliveries returns up to limit pending deliveries due now and
-	// pushes their next attempt lease into the future, so no other sender
-	// takes them meanwhile.
-	ClaimDeliveries(ctx context.Context, limit int, lease time.Duration) ([]*WebhookDelivery, error)
-	// RecordAttempt records an attempt's outcome: delivered, or failed with
-	// the next attempt at next (zero next: give up).
-	RecordAttempt(ctx context.Context, id int64, delivered bool, status int, errText string, next time.Time) error
-	// Deliveries lists the delivery log newest first (webhook 0: all).
-	Deliveries(ctx context.Context, webhookID int64, limit int) ([]*WebhookDelivery, error)
+// RunStarter queues pipeline runs for the worker (kiln serve) to carry
+// out: the API's way to start runs, and the remote CLI's.
+type RunStarter interface {
+	StartRuns(ctx context.Context, req RunRequest) ([]*Run, error)
 }

@@ -115,43 +115,6 @@ func (s *Service) Validate() error {
 	return nil
 }
 
-// Health check kinds.
-const (
-	HealthHTTP = "http" // GET the path on the instance's port; 2xx and 3xx are healthy
-	HealthTCP  = "tcp"  // the instance's port accepts a connection
-)
-
-// HealthCheck says how an instance of a service is found healthy.
-type HealthCheck struct {
-	Kind string `json:"kind"`
-	Path string `json:"path,omitempty"`
-}
-
-func (h HealthCheck) String() string {
-	if h.Kind == HealthHTTP {
-		return "http:" + h.Path
-	}
-	return h.Kind
-}
-
-// Validate checks a health check.
-func (h HealthCheck) Validate(field string) error {
-	switch {
-	case h.Kind == HealthTCP && h.Path == "":
-		return nil
-	case h.Kind == HealthHTTP && strings.HasPrefix(h.Path, "/") && !strings.ContainsAny(h.Path, " \t\r\n"):
-		return nil
-	}
-	return FieldErrorf(EINVALID, field, "health check %q is not valid; write http:/PATH (e.g. http:/healthz) or tcp", h.String())
-}
-
-// ParseHealthCheck parses "http:/healthz" or "tcp".
-func ParseHealthCheck(field, s string) (HealthCheck, error) {
-	kind, path, _ := strings.Cut(s, ":")
-	h := HealthCheck{Kind: kind, Path: path}
-	return h, h.Validate(field)
-}
-
 // ParseListen parses a front end address: "127.0.0.1:18080" or a bare port.
 func ParseListen(field, s string) (string, error) {
 	if n, err := strconv.Atoi(s); err == nil {
@@ -227,104 +190,16 @@ type ServiceStore interface {
 	ProxyStatus(ctx context.Context, service string) (*ProxyStatus, error)
 }
 
-// RolloutState is where a rollout is.
-type RolloutState string
-
-const (
-	// RolloutRunning: replacing instances batch by batch.
-	RolloutRunning RolloutState = "running"
-	// RolloutRollingBack: a check failed; putting the previous version back.
-	RolloutRollingBack RolloutState = "rolling-back"
-	// RolloutSucceeded: every instance runs the new version.
-	RolloutSucceeded RolloutState = "succeeded"
-	// RolloutRolledBack: the previous version serves again, new instances are gone.
-	RolloutRolledBack RolloutState = "rolled-back"
-	// RolloutFailed: the rollback itself could not finish; an operator must look.
-	RolloutFailed RolloutState = "failed"
-)
-
-// Done reports whether the rollout has ended.
-func (s RolloutState) Done() bool {
-	return s == RolloutSucceeded || s == RolloutRolledBack || s == RolloutFailed
+// ServiceHost is what only the machine that runs a service's front end
+// and instances can do to a service.
+type ServiceHost interface {
+	// StartFrontEnd starts the service's supervised front-end process
+	// unless it runs; it outlives the caller.
+	StartFrontEnd(ctx context.Context, service string) error
+	StopFrontEnd(ctx context.Context, service string) error
+	FrontEndRunning(ctx context.Context, service string) (bool, error)
+	// RemoveService deletes the service and stops its front end; with
+	// destroyInstances it first destroys the service's instances (which
+	// it returns), else a service with instances is refused (ECONFLICT).
+	RemoveService(ctx context.Context, service string, destroyInstances bool) (destroyed []string, err error)
 }
-
-// Rollout replaces a service's instances with instances of another version.
-type Rollout struct {
-	ID      int64        `json:"id"`
-	Service string       `json:"service"`
-	From    VersionRef   `json:"from,omitzero"`
-	To      VersionRef   `json:"to"`
-	State   RolloutState `json:"state"`
-	// Batch counts batches finished (in the current direction).
-	Batch  int    `json:"batch"`
-	Reason string `json:"reason,omitempty"`
-	// BatchTimes are how long each finished batch took.
-	BatchTimes []time.Duration `json:"batch_times_ns,omitempty"`
-	StartedBy  string          `json:"started_by"`
-	StartedAt  time.Time       `json:"started_at"`
-	UpdatedAt  time.Time       `json:"updated_at"`
-	FinishedAt time.Time       `json:"finished_at,omitzero"`
-}
-
-// BreakGlass records one opening of manual access to an instance.
-type BreakGlass struct {
-	ID         int64     `json:"id"`
-	InstanceID string    `json:"instance_id"`
-	Actor      string    `json:"actor"`
-	Reason     string    `json:"reason"`
-	Source     string    `json:"source"`
-	At         time.Time `json:"at"`
-}
-
-// RolloutStore keeps rollouts and break-glass records.
-//
-// Errors: ECONFLICT when a service already has a rollout in progress,
-// ENOTFOUND for an unknown rollout, service or instance.
-type RolloutStore interface {
-	CreateRollout(ctx context.Context, r *Rollout) error
-	FindRollout(ctx context.Context, id int64) (*Rollout, error)
-	// ActiveRollout returns the service's unfinished rollout, ENOTFOUND if none.
-	ActiveRollout(ctx context.Context, service string) (*Rollout, error)
-	ListRollouts(ctx context.Context, service string, limit int) ([]*Rollout, error)
-	UpdateRollout(ctx context.Context, r *Rollout) error
-
-	// BreakGlass records the access, marks the instance tainted and writes
-	// an audit entry, in one transaction; it returns the tainted instance.
-	BreakGlass(ctx context.Context, b *BreakGlass) (*Instance, error)
-	ListBreakGlass(ctx context.Context, instanceID string) ([]*BreakGlass, error)
-}
-
-// DriftKind says how a path differs from the image.
-type DriftKind string
-
-const (
-	DriftAdded    DriftKind = "added"    // not in the image
-	DriftChanged  DriftKind = "changed"  // in the image, content or metadata differ
-	DriftDeleted  DriftKind = "deleted"  // in the image, removed (an overlay whiteout)
-	DriftReplaced DriftKind = "replaced" // a directory of the image replaced as a whole (opaque)
-)
-
-// DriftEntry is one changed path or package.
-type DriftEntry struct {
-	Kind DriftKind `json:"kind"`
-	Path string    `json:"path,omitempty"`
-	// Package and the versions for a package change; From is empty for an
-	// installed package, To for a removed one.
-	Package string `json:"package,omitempty"`
-	From    string `json:"from,omitempty"`
-	To      string `json:"to,omitempty"`
-}
-
-// Drift is what an instance changed in itself since it was launched.
-type Drift struct {
-	InstanceID string       `json:"instance_id"`
-	Version    VersionRef   `json:"version"`
-	Tainted    bool         `json:"tainted,omitempty"`
-	Files      []DriftEntry `json:"files"`
-	Packages   []DriftEntry `json:"packages"`
-	// Ignored counts changed paths under volatile locations (logs, journal).
-	Ignored int `json:"ignored"`
-}
-
-// Drifted reports whether anything but volatile paths changed.
-func (d *Drift) Drifted() bool { return len(d.Files) > 0 || len(d.Packages) > 0 }

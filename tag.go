@@ -69,3 +69,13 @@ func ParseTag(field, s string) (key, value string, err error) {
 	}
 	return k, v, nil
 }
+
+// Tags maps tag keys to values, system tags included.
+type Tags map[string]string
+
+// TagUpdate sets and removes free-form tags on a version.
+type TagUpdate struct {
+	Set    Tags
+	Remove []string
+	Reason string
+}

@@ -36,124 +36,6 @@ func ParseVersionRef(field, s string) (VersionRef, error) {
 	return VersionRef{Image: s[:i], Number: n}, nil
 }
 
-// Method is how a version was built.
-type Method string
-
-const (
-	// MethodFresh bakes from the original sources every time.
-	MethodFresh Method = "fresh"
-	// MethodReheat builds on top of the previous version of the same image.
-	MethodReheat Method = "reheat"
-)
-
-// ParseMethod parses a build method name.
-func ParseMethod(field, s string) (Method, error) {
-	switch Method(s) {
-	case MethodFresh, MethodReheat:
-		return Method(s), nil
-	}
-	return "", FieldErrorf(EINVALID, field, "unknown build method %q; use fresh or reheat", s)
-}
-
-// SourceKind says what role an input played in a build.
-type SourceKind string
-
-const (
-	SourceOrigin     SourceKind = "origin"             // the image started from: a Debian suite, an upstream artifact
-	SourceDefinition SourceKind = "builder-definition" // the image definition file
-	SourceConfig     SourceKind = "config-code"        // provisioning scripts, files, configuration code
-	SourceOther      SourceKind = "other"
-)
-
-// Source is one input of a build.
-type Source struct {
-	Kind SourceKind `json:"kind"`
-	// Ref locates the input: a path, URL, git commit or suite@mirror.
-	Ref string `json:"ref"`
-	// Digest is "sha256:<64 hex>" of the input's content, when it has one.
-	Digest string `json:"digest,omitempty"`
-}
-
-var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-
-// ValidateDigest checks a "sha256:<64 lowercase hex>" digest.
-func ValidateDigest(field, d string) error {
-	if !digestRE.MatchString(d) {
-		return FieldErrorf(EINVALID, field, "digest %q is not valid; write sha256: followed by 64 lowercase hex digits", d)
-	}
-	return nil
-}
-
-// ParseSource parses "KIND=REF@sha256:HEX" (the digest part is optional).
-func ParseSource(field, s string) (Source, error) {
-	kind, rest, ok := strings.Cut(s, "=")
-	if !ok {
-		return Source{}, FieldErrorf(EINVALID, field, "source %q has no '='; write KIND=REF@sha256:HEX with KIND one of origin, builder-definition, config-code, other", s)
-	}
-	src := Source{Kind: SourceKind(kind), Ref: rest}
-	if i := strings.LastIndex(rest, "@sha256:"); i >= 0 {
-		src.Ref, src.Digest = rest[:i], rest[i+1:]
-	}
-	return src, src.Validate(field)
-}
-
-// Validate checks a source's kind, reference and digest.
-func (s Source) Validate(field string) error {
-	switch s.Kind {
-	case SourceOrigin, SourceDefinition, SourceConfig, SourceOther:
-	default:
-		return FieldErrorf(EINVALID, field, "unknown source kind %q; use origin, builder-definition, config-code or other", s.Kind)
-	}
-	if s.Ref == "" {
-		return FieldErrorf(EINVALID, field, "source of kind %s has an empty reference; give a path, URL or git commit", s.Kind)
-	}
-	if len(s.Ref) > 4096 {
-		return FieldErrorf(EINVALID, field, "source reference is %d bytes; the limit is 4096", len(s.Ref))
-	}
-	if s.Digest != "" {
-		return ValidateDigest(field, s.Digest)
-	}
-	return nil
-}
-
-// Package is one installed package of an image, as dpkg reports it.
-type Package struct {
-	Name         string `json:"name"`
-	Version      string `json:"version"`
-	Architecture string `json:"architecture"`
-	// Source is the source package it was built from (openssl for libssl3),
-	// when the manifest says; advisories name source packages.
-	Source string `json:"source,omitempty"`
-	// SourceVersion is the source package's version when it differs from
-	// the binary's (a binNMU).
-	SourceVersion string `json:"source_version,omitempty"`
-}
-
-// Artifact locates a version's image content in an ArtifactStore.
-type Artifact struct {
-	// Ref is where the artifact lives, e.g. "local:sha256:…" or an OCI reference.
-	Ref    string `json:"ref"`
-	Digest string `json:"digest"`
-	Size   int64  `json:"size"`
-}
-
-// Provenance is the immutable record of how a version was made. It is
-// written once with the version and never changed.
-type Provenance struct {
-	Method Method `json:"method"`
-	// Parent is the previous version of the same image a reheat started from.
-	Parent *VersionRef `json:"parent,omitempty"`
-	// Base is the version of another image line this one was built on.
-	Base     *VersionRef `json:"base,omitempty"`
-	Sources  []Source    `json:"sources"`
-	Packages []Package   `json:"packages"`
-	Artifact *Artifact   `json:"artifact,omitempty"`
-	// BuiltBy says who or what made the version: a user, a kiln worker.
-	BuiltBy    string    `json:"built_by"`
-	StartedAt  time.Time `json:"started_at,omitzero"`
-	FinishedAt time.Time `json:"finished_at,omitzero"`
-}
-
 // Version is one build of an image line.
 type Version struct {
 	ID     int64  `json:"-"`
@@ -194,9 +76,6 @@ func ValidateSemVer(field, s string) error {
 	}
 	return nil
 }
-
-// Tags maps tag keys to values, system tags included.
-type Tags map[string]string
 
 // NewVersion is what a build (or a user) records.
 type NewVersion struct {
@@ -296,13 +175,6 @@ type HistoryEntry struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// TagUpdate sets and removes free-form tags on a version.
-type TagUpdate struct {
-	Set    Tags
-	Remove []string
-	Reason string
-}
-
 // Lineage is one "built on" edge: Child's version Version was built on Base.
 type Lineage struct {
 	Child Version    `json:"child"`
@@ -312,14 +184,4 @@ type Lineage struct {
 	// OutOfDate is true when a newer ready base version exists than the one
 	// the child's latest version was built on.
 	OutOfDate bool `json:"out_of_date"`
-}
-
-// Attachment is a write-once document kept with a version: a build log, a
-// test report.
-type Attachment struct {
-	Name      string    `json:"name"`
-	MediaType string    `json:"media_type"`
-	Size      int64     `json:"size"`
-	CreatedAt time.Time `json:"created_at"`
-	Data      []byte    `json:"-"`
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/debian"
 )
 
 // Finding is what one advisory says about one installed package.
@@ -29,7 +30,7 @@ type Finding struct {
 type entry struct {
 	adv                       *kiln.Advisory
 	pkg                       kiln.AffectedPackage
-	intro, fixed, last        Version
+	intro, fixed, last        debian.Version
 	hasIntro, hasFix, hasLast bool
 }
 
@@ -64,19 +65,19 @@ func NewIndex(advs []*kiln.Advisory, release string) (*Index, error) {
 			var err error
 			field := func(f string) string { return fmt.Sprintf("%s: packages[%d].%s", a.ID, i, f) }
 			if p.Introduced != "" && p.Introduced != "0" {
-				if e.intro, err = ParseVersion(p.Introduced); err != nil {
+				if e.intro, err = debian.ParseVersion(p.Introduced); err != nil {
 					return nil, kiln.FieldErrorf(kiln.EINVALID, field("introduced"), "%v", err)
 				}
 				e.hasIntro = true
 			}
 			if p.Fixed != "" {
-				if e.fixed, err = ParseVersion(p.Fixed); err != nil {
+				if e.fixed, err = debian.ParseVersion(p.Fixed); err != nil {
 					return nil, kiln.FieldErrorf(kiln.EINVALID, field("fixed"), "%v", err)
 				}
 				e.hasFix = true
 			}
 			if p.LastAffected != "" {
-				if e.last, err = ParseVersion(p.LastAffected); err != nil {
+				if e.last, err = debian.ParseVersion(p.LastAffected); err != nil {
 					return nil, kiln.FieldErrorf(kiln.EINVALID, field("last_affected"), "%v", err)
 				}
 				e.hasLast = true
@@ -111,7 +112,7 @@ func (ix *Index) Match(pkgs []kiln.Package, sources Sources) []Finding {
 		if len(entries) == 0 {
 			continue
 		}
-		installed, perr := ParseVersion(ver)
+		installed, perr := debian.ParseVersion(ver)
 		// Entries of one advisory are contiguous: decide per advisory.
 		for i := 0; i < len(entries); {
 			j := i + 1
@@ -134,7 +135,7 @@ func (ix *Index) Match(pkgs []kiln.Package, sources Sources) []Finding {
 
 // decide sets f from the ranges of one advisory: affected when any range
 // contains the installed version.
-func decide(f *Finding, v Version, es []entry, release string) {
+func decide(f *Finding, v debian.Version, es []entry, release string) {
 	first := true
 	for _, e := range es {
 		affected, reason := e.contains(v, f.Installed, release)
@@ -152,7 +153,7 @@ func decide(f *Finding, v Version, es []entry, release string) {
 // contains applies the matching rules to one range.
 // Reasons are built by concatenation: this runs for every hit of every
 // manifest, and fmt was a measurable share of it.
-func (e *entry) contains(v Version, raw, release string) (bool, string) {
+func (e *entry) contains(v debian.Version, raw, release string) (bool, string) {
 	switch e.pkg.Status {
 	case kiln.AffectedNotAffected:
 		return false, e.pkg.Name + " in " + release + " was never affected"

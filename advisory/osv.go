@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/debian"
 )
 
 // ParseOSV reads one OSV JSON record (https://ossf.github.io/osv-schema/).
@@ -288,7 +289,7 @@ func (iv interval) status() kiln.AffectedStatus {
 type event struct {
 	kind string // introduced, fixed, last_affected, limit
 	raw  string
-	v    Version
+	v    debian.Version
 	zero bool // introduced "0": since the first version
 }
 
@@ -335,7 +336,7 @@ func (d *jsonDoc) events(rg *node, rp string, check bool) ([]interval, error) {
 			if kind == "introduced" && val.str == "0" {
 				e.zero = true
 			} else {
-				v, err := ParseVersion(val.str)
+				v, err := debian.ParseVersion(val.str)
 				if err != nil {
 					return nil, d.errNode(val, kp, "%v", err)
 				}

@@ -35,8 +35,8 @@ func Release(s string) string {
 	if c, ok := codenames[s]; ok {
 		return c
 	}
-	if i := strings.IndexByte(s, '.'); i > 0 { // "12.5" is a point release of 12
-		if c, ok := codenames[s[:i]]; ok {
+	if major, _, ok := strings.Cut(s, "."); ok { // "12.5" is a point release of 12
+		if c, ok := codenames[major]; ok {
 			return c
 		}
 	}

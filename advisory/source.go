@@ -2,6 +2,7 @@ package advisory
 
 import (
 	"fmt"
+	"github.com/kiln-project/kiln/debian"
 	"strings"
 )
 
@@ -34,7 +35,7 @@ func ParseDpkgSource(binary, field string) (SourceRef, error) {
 			return SourceRef{}, fmt.Errorf("source field %q of %s: want NAME or NAME (VERSION)", field, binary)
 		}
 		ref.Version = strings.TrimSpace(rest[1 : len(rest)-1])
-		if _, err := ParseVersion(ref.Version); err != nil {
+		if _, err := debian.ParseVersion(ref.Version); err != nil {
 			return SourceRef{}, fmt.Errorf("source field %q of %s: %w", field, binary, err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/debian"
 )
 
 // trackerURL is where a person reads a tracker entry.
@@ -160,7 +161,7 @@ func trackerEntry(pkg, rel, status, fixed, urgency string) (ap kiln.AffectedPack
 		Severity: strings.TrimRight(urgency, "*"),
 	}
 	if fixed != "" && fixed != "0" {
-		if _, err := ParseVersion(fixed); err != nil {
+		if _, err := debian.ParseVersion(fixed); err != nil {
 			return ap, "fixed_version", err
 		}
 	}

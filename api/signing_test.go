@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -177,5 +179,48 @@ func TestProvenanceOverHTTP(t *testing.T) {
 		if code != c.status || m["code"] != c.code || !strings.Contains(msg, c.says) {
 			t.Errorf("%s: %d %v; want %d %s saying %q", c.name, code, m, c.status, c.code, c.says)
 		}
+	}
+}
+
+// A version registered through the API was not built by kiln: its signed
+// statement names the token that recorded it, so the signature reads
+// "recorded by kiln" and not "built by kiln", whatever built_by claims.
+func TestExternalVersionIsMarkedInSignedStatement(t *testing.T) {
+	ts, db, signer, toks := signingServer(t, true)
+	digest := "sha256:" + strings.Repeat("4d", 32)
+	code, m := doAs(t, ts, toks[kiln.RoleBuilder], "POST", "/api/v1/images/web/versions",
+		`{"built_by":"kiln-worker@build-1","artifact":{"ref":"local:`+digest+`","digest":"`+digest+`","size":7}}`)
+	if code != 201 {
+		t.Fatalf("create: %d %v", code, m)
+	}
+	num := int(m["number"].(float64))
+	_, _, body := getRaw(t, ts, toks[kiln.RoleViewer], fmt.Sprintf("/api/v1/images/web/versions/%d/provenance", num))
+	var env struct {
+		Payload string `json:"payload"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := base64.StdEncoding.DecodeString(env.Payload)
+	var st sign.Statement
+	if err := json.Unmarshal(payload, &st); err != nil {
+		t.Fatal(err)
+	}
+	p := st.Predicate.Provenance
+	if p.RecordedBy != "token:builder" || p.BuiltBy != "kiln-worker@build-1" || !p.External() {
+		t.Fatalf("signed provenance: recorded_by %q built_by %q", p.RecordedBy, p.BuiltBy)
+	}
+	v, err := db.FindVersion(context.Background(), kiln.VersionRef{Image: "web", Number: num})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sign.VerifyVersion(signer.Public(), body, v); err != nil {
+		t.Errorf("the envelope does not verify against the stored record: %v", err)
+	}
+	// kiln's own record (web-1, made by the store directly here as a build
+	// does) carries no recorder.
+	v1, _ := db.FindVersion(context.Background(), kiln.VersionRef{Image: "web", Number: 1})
+	if v1.Provenance.External() {
+		t.Errorf("web-1 marked external: %+v", v1.Provenance)
 	}
 }

@@ -112,6 +112,9 @@ func (s *Server) registerVersions() {
 		if nv.Provenance.BuiltBy == "" {
 			nv.Provenance.BuiltBy = kiln.ActorFrom(ctx)
 		}
+		// kiln did not build it: the provenance is the caller's claim,
+		// and the signed statement says who recorded it.
+		nv.Provenance.RecordedBy = kiln.ActorFrom(ctx)
 		if b.Parent != "" {
 			r, err := kiln.ParseVersionRef("body.parent", b.Parent)
 			if err != nil {

@@ -27,7 +27,8 @@ func TestWebhooksOverHTTP(t *testing.T) {
 			}},
 		{name: "list", method: "GET", path: "/api/v1/webhooks", status: 200, check: func(t *testing.T, m map[string]any) {
 			ws := list(t, m, "webhooks")
-			if len(ws) != 1 || ws[0]["url"] != "https://ci.example.com/hook" {
+			// The URL may hold a credential: only its scheme and host show.
+			if len(ws) != 1 || ws[0]["endpoint"] != "https://ci.example.com" || ws[0]["url"] != nil {
 				t.Errorf("webhooks: %v", ws)
 			}
 			for _, w := range ws {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/debian"
 	"github.com/kiln-project/kiln/definition"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
@@ -118,7 +119,7 @@ func Bench(ctx context.Context, opts BenchOptions) (*BenchResult, error) {
 	res := &BenchResult{Suite: opts.Suite, Variant: opts.Variant, Packages: opts.Packages, Extra: opts.Extra}
 	deb := &definition.Debian{Suite: opts.Suite, Mirror: opts.Mirror, Variant: opts.Variant, Components: []string{"main"}}
 
-	rel, err := bake.FetchRelease(ctx, nil, opts.Mirror, opts.Suite)
+	rel, err := debian.FetchRelease(ctx, nil, opts.Mirror, opts.Suite)
 	if err != nil {
 		return nil, err
 	}

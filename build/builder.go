@@ -9,18 +9,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/debian"
 	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/internal/flock"
+	"github.com/kiln-project/kiln/internal/overlayfs"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
 
@@ -98,11 +100,7 @@ func (b *Builder) BuildAll(ctx context.Context, est *definition.Estate, names []
 	want := map[string]bool{}
 	for _, n := range names {
 		if _, ok := est.Images[n]; !ok {
-			known := make([]string, 0, len(est.Images))
-			for k := range est.Images {
-				known = append(known, k)
-			}
-			sort.Strings(known)
+			known := slices.Sorted(maps.Keys(est.Images))
 			return nil, kiln.FieldErrorf(kiln.EINVALID, "image", "image %q is not defined in %s; defined: %s", n, est.Dir, strings.Join(known, ", "))
 		}
 		want[n] = true
@@ -178,7 +176,7 @@ type run struct {
 	parent  *kiln.VersionRef
 	base    *kiln.VersionRef
 	debian  *definition.Debian
-	release *bake.Release
+	release *debian.Release
 	// startDigest is the artifact a non-fresh build starts from.
 	startDigest string
 	// parentRelease is the Release digest the reheated parent was built from.
@@ -280,7 +278,7 @@ func (r *run) resolveOrigin(ctx context.Context) error {
 	}
 	r.debian = debianOf(r.est, img)
 	if r.debian != nil {
-		rel, err := bake.FetchRelease(ctx, b.HTTP, r.debian.Mirror, r.debian.Suite)
+		rel, err := debian.FetchRelease(ctx, b.HTTP, r.debian.Mirror, r.debian.Suite)
 		if err != nil {
 			return err
 		}
@@ -514,9 +512,8 @@ func variantName(v string) string {
 	return v
 }
 
-func bootstrapKey(d *definition.Debian, pkgs []string, rel *bake.Release) string {
-	p := append([]string(nil), pkgs...)
-	sort.Strings(p)
+func bootstrapKey(d *definition.Debian, pkgs []string, rel *debian.Release) string {
+	p := slices.Sorted(slices.Values(pkgs))
 	b, _ := json.Marshal(struct {
 		Suite, Mirror, Variant string
 		Components, Packages   []string
@@ -614,7 +611,7 @@ func (r *run) runStep(ctx context.Context, n int, st *step, key string, below []
 		return "", ok, err
 	}
 	d := r.w.path("steps", fmt.Sprint(n))
-	o := &bake.Overlay{Lowers: topFirst(r.cache, below), Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Target: filepath.Join(d, "merged")}
+	o := &overlayfs.Overlay{Lowers: topFirst(r.cache, below), Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Target: filepath.Join(d, "merged")}
 	if err := r.cache.holdFailure(); err != nil {
 		return "", false, err
 	}
@@ -650,8 +647,11 @@ func lockImage(dataDir, image string) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := flock.TryLock(f, flock.Exclusive); err != nil {
 		f.Close()
+		if !errors.Is(err, flock.ErrHeld) {
+			return nil, err
+		}
 		return nil, kiln.Errorf(kiln.ECONFLICT, "another build of %s is running on this machine; wait for it to finish", image)
 	}
 	return func() { f.Close() }, nil

@@ -13,9 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/flock"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
 
@@ -101,7 +100,7 @@ func (c *cache) hold(key string) {
 			c.holdErr = fmt.Errorf("record the cached layers this build uses (so kiln cache prune leaves them alone): %w; free disk space and build again", err)
 		}
 	}
-	unlock, err := lockFile(context.Background(), filepath.Join(c.dir, "lock"), unix.LOCK_SH)
+	unlock, err := lockFile(context.Background(), filepath.Join(c.dir, "lock"), flock.Shared)
 	if err != nil {
 		fail(err)
 		return

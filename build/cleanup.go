@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/kiln-project/kiln/internal/flock"
+	"github.com/kiln-project/kiln/internal/overlayfs"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
 
@@ -83,7 +83,7 @@ func Cleanup(ctx context.Context, dataDir string, arts TempCleaner, logger *slog
 		dir := filepath.Join(root, e.Name())
 		lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
 		if err == nil {
-			if unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+			if flock.TryLock(lock, flock.Exclusive) != nil {
 				lock.Close() // a live build owns it
 				continue
 			}
@@ -93,13 +93,13 @@ func Cleanup(ctx context.Context, dataDir string, arts TempCleaner, logger *slog
 			rep.Processes = append(rep.Processes, stopped...)
 			logger.Info("stopped processes of an interrupted build", "dir", dir, "pids", stopped)
 		}
-		mounts, err := bake.MountsUnder(dir)
+		mounts, err := overlayfs.MountsUnder(dir)
 		if err != nil {
 			errs = append(errs, err)
 		}
 		unmounted := true
 		for _, m := range mounts {
-			if err := bake.Unmount(m); err != nil {
+			if err := overlayfs.Unmount(m); err != nil {
 				errs = append(errs, err)
 				unmounted = false
 				continue

@@ -8,11 +8,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/internal/overlayfs"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
 
@@ -51,7 +53,9 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 	r.number = rec.LatestNumber + 1
 
 	d := r.w.path("final")
-	o := &bake.Overlay{Lowers: reverse(lowers), Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Target: filepath.Join(d, "merged")}
+	top := slices.Clone(lowers)
+	slices.Reverse(top) // overlayfs lists the topmost lower first
+	o := &overlayfs.Overlay{Lowers: top, Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Target: filepath.Join(d, "merged")}
 	if err := r.cache.holdFailure(); err != nil {
 		return fail(err)
 	}
@@ -214,14 +218,6 @@ func summary(res *Result) string {
 		}
 	}
 	return fmt.Sprintf("%d steps, %d from cache", len(res.Steps), cached)
-}
-
-func reverse(list []string) []string {
-	out := make([]string, len(list))
-	for i, s := range list {
-		out[len(list)-1-i] = s
-	}
-	return out
 }
 
 func ptr[T any](v T) *T { return &v }

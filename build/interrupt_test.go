@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/overlayfs"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
 
@@ -50,7 +51,7 @@ func TestInterruptLeavesNothing(t *testing.T) {
 func assertNoLeftovers(t *testing.T, dataDir string) {
 	t.Helper()
 	buildDir := filepath.Join(dataDir, "build")
-	if m, _ := bake.MountsUnder(buildDir); len(m) > 0 {
+	if m, _ := overlayfs.MountsUnder(buildDir); len(m) > 0 {
 		t.Errorf("mounts left under %s: %v", buildDir, m)
 	}
 	if p := bake.ProcessesUnder(buildDir); len(p) > 0 {
@@ -78,7 +79,7 @@ func TestCleanupAfterKill(t *testing.T) {
 	dir := filepath.Join(dataDir, "build", "20990101T000000-deadbeef0000")
 	os.MkdirAll(dir, 0o700)
 	os.WriteFile(filepath.Join(dir, "lock"), []byte("999999\n"), 0o600)
-	o := &bake.Overlay{Lowers: []string{lower}, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"), Target: filepath.Join(dir, "merged")}
+	o := &overlayfs.Overlay{Lowers: []string{lower}, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"), Target: filepath.Join(dir, "merged")}
 	if err := o.Mount(); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/internal/overlayfs"
 	"github.com/kiln-project/kiln/platform/local/bake"
 	"github.com/kiln-project/kiln/store"
 )
@@ -91,7 +92,7 @@ func TestKillThenCleanup(t *testing.T) {
 	}
 	cmd.Wait()
 
-	mounts, _ := bake.MountsUnder(buildDir)
+	mounts, _ := overlayfs.MountsUnder(buildDir)
 	procs := bake.ProcessesUnder(buildDir)
 	if len(mounts) == 0 || len(procs) == 0 {
 		t.Fatalf("after kill -9: %d mounts, %d processes; the test expects leftovers to clean", len(mounts), len(procs))

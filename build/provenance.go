@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -22,29 +23,23 @@ import (
 func sources(ctx context.Context, est *definition.Estate, img *definition.Image) ([]kiln.Source, error) {
 	srcs := []kiln.Source{{Kind: kiln.SourceDefinition, Ref: img.File, Digest: img.Digest}}
 	seen := map[string]bool{}
-	add := func(rel, abs string) error {
+	// The digests are those recorded when the estate loaded: the steps
+	// read each file against them, so what the provenance names is what
+	// went into the image.
+	add := func(rel, digest string) {
 		if seen[rel] {
-			return nil
+			return
 		}
 		seen[rel] = true
-		d, err := fileDigest(abs)
-		if err != nil {
-			return kiln.Errorf(kiln.EINVALID, "%s: cannot read %s: %v; check that the file exists and is readable", img.File, rel, err)
-		}
-		srcs = append(srcs, kiln.Source{Kind: kiln.SourceConfig, Ref: rel, Digest: d})
-		return nil
+		srcs = append(srcs, kiln.Source{Kind: kiln.SourceConfig, Ref: rel, Digest: digest})
 	}
 	for _, st := range img.Steps {
 		switch st.Kind {
 		case definition.StepFile:
-			if err := add(st.Source, st.Path); err != nil {
-				return nil, err
-			}
+			add(st.Source, st.SourceDigest)
 		case definition.StepShell:
 			for i, s := range st.Scripts {
-				if err := add(s, st.ScriptPaths[i]); err != nil {
-					return nil, err
-				}
+				add(s, st.ScriptDigests[i])
 			}
 		}
 	}
@@ -107,16 +102,7 @@ func sameInputs(p *kiln.Provenance, srcs []kiln.Source, base *kiln.VersionRef) b
 		sort.Strings(out)
 		return out
 	}
-	a, b := key(p.Sources), key(srcs)
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return slices.Equal(key(p.Sources), key(srcs))
 }
 
 // Release-file keys kiln writes in /etc/kiln-release; other lines a step

@@ -96,7 +96,7 @@ func (r *run) plan() {
 			if len(st.Scripts) > 0 {
 				name = "shell " + strings.Join(st.Scripts, " ") + " (" + where + ")"
 			}
-			r.steps = append(r.steps, &step{name: name, digest: st.Digest, run: r.shellFiles(scripts, st.ScriptPaths, st.Env, nil)})
+			r.steps = append(r.steps, &step{name: name, digest: st.Digest, run: r.shellFiles(scripts, st, st.Env, nil)})
 		}
 	}
 }
@@ -170,8 +170,8 @@ func (r *run) listsCurrent() bool {
 		return false
 	}
 	u := r.release.URL
-	if i := strings.Index(u, "://"); i >= 0 {
-		u = u[i+3:]
+	if _, after, ok := strings.Cut(u, "://"); ok {
+		u = after
 	}
 	name := strings.ReplaceAll(u, "/", "_")
 	shared, _ := r.aptDirs()
@@ -268,7 +268,10 @@ func (r *run) lineAptDirs() (lists, archives, parsed string) {
 	return lists, archives, parsed
 }
 
-func (r *run) shellFiles(inline []string, files []string, env map[string]string, binds []string) func(context.Context, string) error {
+// shellFiles runs inline commands, then the scripts of st (nil: none),
+// each read beneath the estate directory and checked against the digest
+// recorded when the estate loaded.
+func (r *run) shellFiles(inline []string, st *definition.Step, env map[string]string, binds []string) func(context.Context, string) error {
 	return func(ctx context.Context, root string) error {
 		sh := &bake.Shell{
 			Root: root, Machine: "kiln-" + r.w.id[len(r.w.id)-12:], Env: env,
@@ -280,10 +283,10 @@ func (r *run) shellFiles(inline []string, files []string, env map[string]string,
 				return fmt.Errorf("shell commands failed: %w (the build log has their output)", err)
 			}
 		}
-		for _, p := range files {
-			b, err := os.ReadFile(p)
+		for i, p := range scriptPaths(st) {
+			b, err := definition.ReadEstateFile(st.Dir, p, st.ScriptDigests[i])
 			if err != nil {
-				return kiln.Errorf(kiln.EINVALID, "cannot read script %s: %v", p, err)
+				return fmt.Errorf("script %s: %w", st.Scripts[i], err)
 			}
 			r.rep.logf("$ sh -e %s", p)
 			if err := sh.Run(ctx, b); err != nil {
@@ -292,6 +295,14 @@ func (r *run) shellFiles(inline []string, files []string, env map[string]string,
 		}
 		return nil
 	}
+}
+
+// scriptPaths are st's script files; none for a nil step.
+func scriptPaths(st *definition.Step) []string {
+	if st == nil {
+		return nil
+	}
+	return st.ScriptPaths
 }
 
 // copyInto copies a file step's source into the root. Paths are resolved
@@ -329,9 +340,9 @@ func copyInto(root string, st *definition.Step) error {
 	}
 	f := os.NewFile(uintptr(fd), dest)
 	defer f.Close()
-	src, err := os.Open(st.Path)
+	src, err := definition.OpenEstateFile(st.Dir, st.Path, st.SourceDigest)
 	if err != nil {
-		return kiln.Errorf(kiln.EINVALID, "file step source %s: %v", st.Source, err)
+		return fmt.Errorf("file step source %s: %w", st.Source, err)
 	}
 	defer src.Close()
 	if _, err := io.Copy(f, src); err != nil {

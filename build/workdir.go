@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -12,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/kiln-project/kiln/internal/flock"
+	"github.com/kiln-project/kiln/internal/overlayfs"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
 
@@ -53,7 +54,7 @@ func newWorkdir(dataDir string, logger *slog.Logger) (*workdir, error) {
 		return nil, fmt.Errorf("create build lock: %w", err)
 	}
 	// Blocking: a prune probing the lock holds it for a moment only.
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+	if err := flock.Lock(context.Background(), lock, flock.Exclusive); err != nil {
 		lock.Close()
 		_ = os.RemoveAll(tmp)
 		return nil, fmt.Errorf("lock build directory: %w", err)
@@ -72,7 +73,7 @@ func (w *workdir) path(elem ...string) string {
 }
 
 // mount mounts o and records it.
-func (w *workdir) mount(o *bake.Overlay) error {
+func (w *workdir) mount(o *overlayfs.Overlay) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := o.Mount(); err != nil {
@@ -88,7 +89,7 @@ func (w *workdir) unmount(target string) error {
 	defer w.mu.Unlock()
 	for i := len(w.mounts) - 1; i >= 0; i-- {
 		if w.mounts[i] == target {
-			if err := bake.Unmount(target); err != nil {
+			if err := overlayfs.Unmount(target); err != nil {
 				return err
 			}
 			w.mounts = append(w.mounts[:i], w.mounts[i+1:]...)
@@ -109,15 +110,15 @@ func (w *workdir) close() error {
 	}
 	w.mu.Lock()
 	for i := len(w.mounts) - 1; i >= 0; i-- {
-		if err := bake.Unmount(w.mounts[i]); err != nil {
+		if err := overlayfs.Unmount(w.mounts[i]); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	w.mounts = nil
 	w.mu.Unlock()
-	if left, err := bake.MountsUnder(w.dir); err == nil {
+	if left, err := overlayfs.MountsUnder(w.dir); err == nil {
 		for _, m := range left {
-			if err := bake.Unmount(m); err != nil {
+			if err := overlayfs.Unmount(m); err != nil {
 				errs = append(errs, err)
 			}
 		}

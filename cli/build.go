@@ -56,7 +56,7 @@ func (a *App) validateCmd() *cobra.Command {
 			// The server tests are part of the estate: check them too.
 			var bad []string
 			for _, n := range est.Order {
-				if _, err := pipeline.LoadSuite(est.Images[n].TestPaths); err != nil {
+				if _, err := pipeline.ImageSuite(est.Images[n]); err != nil {
 					bad = append(bad, kiln.ErrorMessage(err))
 				}
 			}
@@ -116,7 +116,7 @@ func (a *App) buildCmd() *cobra.Command {
 				if r.Version == nil {
 					continue
 				}
-				if serr := pipeline.RecordSuite(cmd.Context(), svc.Registry, r.Version.Ref(), est.Images[r.Image].TestPaths); serr != nil && err == nil {
+				if serr := pipeline.RecordSuite(cmd.Context(), svc.Registry, r.Version.Ref(), est.Images[r.Image]); serr != nil && err == nil {
 					err = serr
 				}
 			}

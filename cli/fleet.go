@@ -397,10 +397,10 @@ func needEnv(env string) error {
 func (a *App) agentCmd() *cobra.Command {
 	cmd := group("agent", "Run on servers made from kiln images")
 	var (
-		server, token, releaseFile, id, hostname, env, address string
-		labels                                                 []string
-		timeout                                                time.Duration
-		printUnits                                             bool
+		server, token, tokenFile, releaseFile, id, hostname, env, address string
+		labels                                                            []string
+		timeout                                                           time.Duration
+		printUnits, allowHTTP                                             bool
 	)
 	c := &cobra.Command{
 		Use:   "checkin",
@@ -410,6 +410,9 @@ func (a *App) agentCmd() *cobra.Command {
 			if printUnits {
 				fmt.Fprintf(cmd.OutOrStdout(), "# /etc/systemd/system/kiln-agent.service\n%s\n# /etc/systemd/system/kiln-agent.timer\n%s", fleet.AgentService, fleet.AgentTimer)
 				return nil
+			}
+			if cmd.Flags().Changed("token") {
+				return kiln.FieldErrorf(kiln.EINVALID, "--token", "a token on the command line shows in ps and in shell history; set KILN_TOKEN or pass --token-file FILE (mode 0600)")
 			}
 			if server == "" {
 				return kiln.FieldErrorf(kiln.EINVALID, "--server", "no server given; pass --server http://HOST:PORT or set KILN_SERVER")
@@ -446,7 +449,14 @@ func (a *App) agentCmd() *cobra.Command {
 			if err := c.Validate(); err != nil {
 				return err
 			}
-			ag := &fleet.Agent{Server: server, Token: token}
+			if tokenFile != "" {
+				b, err := os.ReadFile(tokenFile)
+				if err != nil {
+					return kiln.FieldErrorf(kiln.EINVALID, "--token-file", "cannot read the token: %v", err)
+				}
+				token = strings.TrimSpace(string(b))
+			}
+			ag := &fleet.Agent{Server: server, Token: token, AllowHTTP: allowHTTP || os.Getenv("KILN_ALLOW_HTTP") == "1"}
 			ctx := cmd.Context()
 			if timeout > 0 {
 				var cancel func()
@@ -472,7 +482,11 @@ func (a *App) agentCmd() *cobra.Command {
 	}
 	f := c.Flags()
 	f.StringVar(&server, "server", os.Getenv("KILN_SERVER"), "kiln serve's URL (env KILN_SERVER)")
-	f.StringVar(&token, "token", os.Getenv("KILN_TOKEN"), "an agent token from `kiln token create --role agent` (env KILN_TOKEN)")
+	token = os.Getenv("KILN_TOKEN")
+	f.String("token", "", "refused: a token on the command line shows in ps; use KILN_TOKEN or --token-file")
+	_ = f.MarkHidden("token")
+	f.StringVar(&tokenFile, "token-file", "", "read the agent token (from `kiln token create --role agent`) from this file; or set KILN_TOKEN")
+	f.BoolVar(&allowHTTP, "allow-http", false, "send the token over plain http:// to a server that is not loopback (env KILN_ALLOW_HTTP=1)")
 	f.StringVar(&releaseFile, "release-file", fleet.ReleaseFile, "the release file the image's build wrote")
 	f.StringVar(&id, "id", os.Getenv("KILN_INSTANCE_ID"), "this instance's id (default: /etc/machine-id; env KILN_INSTANCE_ID)")
 	f.StringVar(&hostname, "hostname", "", "name to register (default: the host name)")

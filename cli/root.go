@@ -148,12 +148,21 @@ func DefaultDataDir() string {
 	return filepath.Join(home, ".local", "share", "kiln")
 }
 
-// LocalActor names the local user for history entries: "local:alice".
-func LocalActor() string {
-	if u, err := user.Current(); err == nil {
-		return "local:" + u.Username
+// LocalActor names the local user for history entries: "local:alice";
+// under sudo, the user who ran sudo as well: "local:root (sudo by alice)".
+func LocalActor() string { return localActor(user.Current, os.Getuid(), os.Getenv) }
+
+func localActor(current func() (*user.User, error), uid int, getenv func(string) string) string {
+	name := fmt.Sprintf("uid-%d", uid)
+	if u, err := current(); err == nil {
+		name = u.Username
 	}
-	return fmt.Sprintf("local:uid-%d", os.Getuid())
+	// SUDO_USER is set by sudo, which only root can be made by; a user
+	// who sets it by hand gains nothing but a longer actor name.
+	if by := getenv("SUDO_USER"); by != "" && by != name {
+		return "local:" + name + " (sudo by " + by + ")"
+	}
+	return "local:" + name
 }
 
 // Config returns the parsed global flags.

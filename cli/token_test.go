@@ -101,3 +101,13 @@ func TestAuditCommands(t *testing.T) {
 		t.Fatalf("verify: %d %s", code, out)
 	}
 }
+
+// The agent's token never goes on the command line (ps, shell history):
+// --token is refused with the way to pass it instead; --token-file works.
+func TestAgentTokenNotOnCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	_, errs, code := kilnCmd(t, dir, "agent", "checkin", "--server", "http://127.0.0.1:1", "--token", "kiln_secret")
+	if code == 0 || !strings.Contains(errs, "KILN_TOKEN") || !strings.Contains(errs, "--token-file") || strings.Contains(errs, "kiln_secret") {
+		t.Fatalf("--token: exit %d, stderr %q", code, errs)
+	}
+}

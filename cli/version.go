@@ -98,6 +98,9 @@ func (a *App) versionCreateCmd() *cobra.Command {
 			if builtBy == "" {
 				nv.Provenance.BuiltBy = kiln.ActorFrom(cmd.Context())
 			}
+			// Registered, not built by kiln: the record is this actor's
+			// claim (the server sets it too when this goes through --server).
+			nv.Provenance.RecordedBy = kiln.ActorFrom(cmd.Context())
 			if err := nv.Validate(); err != nil {
 				return err
 			}

@@ -43,7 +43,7 @@ func (a *App) webhookCmd() *cobra.Command {
 				return err
 			}
 			return a.render(cmd.OutOrStdout(), w, func(out io.Writer) error {
-				fmt.Fprintf(out, "webhook %d: %s on %s\n", w.ID, w.URL, strings.Join(events, ","))
+				fmt.Fprintf(out, "webhook %d: %s on %s\n", w.ID, w.Endpoint, strings.Join(events, ","))
 				return nil
 			})
 		},
@@ -66,13 +66,13 @@ func (a *App) webhookCmd() *cobra.Command {
 				return err
 			}
 			return a.render(cmd.OutOrStdout(), ws, func(out io.Writer) error {
-				t := newTable(out, "ID", "URL", "EVENTS", "CREATED", "BY")
+				t := newTable(out, "ID", "ENDPOINT", "EVENTS", "CREATED", "BY")
 				for _, w := range ws {
 					ev := make([]string, len(w.Events))
 					for i, e := range w.Events {
 						ev[i] = string(e)
 					}
-					t.row(strconv.FormatInt(w.ID, 10), w.URL, strings.Join(ev, ","), w.CreatedAt.Format(time.RFC3339), w.CreatedBy)
+					t.row(strconv.FormatInt(w.ID, 10), w.Endpoint, strings.Join(ev, ","), w.CreatedAt.Format(time.RFC3339), w.CreatedBy)
 				}
 				return t.flush()
 			})

@@ -208,7 +208,7 @@ func (c *Client) AddWebhook(ctx context.Context, w *kiln.Webhook) error {
 	if err := c.do(ctx, http.MethodPost, "/api/v1/webhooks", nil, in, out); err != nil {
 		return err
 	}
-	out.Secret = w.Secret
+	out.Secret, out.URL = w.Secret, w.URL
 	*w = *out
 	return nil
 }

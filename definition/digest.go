@@ -41,6 +41,7 @@ type namedDigest struct {
 // stepDigest fills st.Digest. The digest input is a JSON document, so that
 // every field is delimited and no two different steps encode alike.
 func (l *loader) stepDigest(st *Step) *hcl.Diagnostic {
+	st.Dir = l.dir
 	in := struct {
 		Kind        StepKind          `json:"kind"`
 		Source      string            `json:"source,omitempty"`
@@ -59,7 +60,7 @@ func (l *loader) stepDigest(st *Step) *hcl.Diagnostic {
 		}
 		// The content counts, not the source's name: renaming a file in
 		// the estate does not change what lands in the image.
-		in.Source = d
+		in.Source, st.SourceDigest = d, d
 		in.Destination, in.Mode, in.Owner = st.Destination, st.Mode, st.Owner
 	case StepShell:
 		for i, p := range st.ScriptPaths {
@@ -68,6 +69,7 @@ func (l *loader) stepDigest(st *Step) *hcl.Diagnostic {
 				return rangeError(st.Range, "Cannot read script", fmt.Sprintf("%s; check that the script is readable.", err))
 			}
 			in.Scripts = append(in.Scripts, namedDigest{Name: st.Scripts[i], Digest: d})
+			st.ScriptDigests = append(st.ScriptDigests, d)
 		}
 	}
 	st.Digest = jsonDigest(in)
@@ -92,6 +94,7 @@ func (l *loader) imageDigest(d *imageDecl, base *Image) hcl.Diagnostics {
 		Tags        map[string]string `json:"tags,omitempty"`
 		Steps       []string          `json:"steps"`
 		Tests       []namedDigest     `json:"tests,omitempty"`
+		TestVars    []namedDigest     `json:"test_vars,omitempty"`
 		Volatile    []string          `json:"volatile,omitempty"`
 	}{
 		Block: bytesDigest(d.src), Description: img.Description, Version: img.Version, Method: img.Method,
@@ -118,6 +121,14 @@ func (l *loader) imageDigest(d *imageDecl, base *Image) hcl.Diagnostics {
 			continue
 		}
 		in.Tests = append(in.Tests, namedDigest{Name: img.Tests[i], Digest: dg})
+	}
+	for i, p := range img.TestVarsPaths {
+		dg, err := l.fileDigest(p)
+		if err != nil {
+			diags = append(diags, rangeError(img.Range, "Cannot read test vars file", fmt.Sprintf("%s; check that the file is readable.", err)))
+			continue
+		}
+		in.TestVars = append(in.TestVars, namedDigest{Name: img.TestVars[i], Digest: dg})
 	}
 	img.Digest = jsonDigest(in)
 	return diags

@@ -2,10 +2,12 @@ package definition
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -25,6 +27,7 @@ var imageSchema = &hcl.BodySchema{
 		{Name: "purge"},
 		{Name: "tags"},
 		{Name: "tests"},
+		{Name: "test_vars"},
 		{Name: "volatile"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
@@ -155,7 +158,7 @@ func (l *loader) decodeImage(block *hcl.Block, src []byte) (*imageDecl, hcl.Diag
 		img.Purge, cd = l.packageList(a)
 		diags = append(diags, cd...)
 		for _, p := range img.Purge {
-			if contains(img.Packages, p) {
+			if slices.Contains(img.Packages, p) {
 				diags = append(diags, attrError(a, "Package both installed and purged",
 					fmt.Sprintf("%q is in both packages and purge of image %q; keep it in one list.", p, name)))
 			}
@@ -167,7 +170,7 @@ func (l *loader) decodeImage(block *hcl.Block, src []byte) (*imageDecl, hcl.Diag
 		if len(tags) > kiln.MaxTags {
 			diags = append(diags, attrError(a, "Too many tags", fmt.Sprintf("image %q has %d tags; the limit is %d.", name, len(tags), kiln.MaxTags)))
 		}
-		for _, k := range sortedKeys(tags) {
+		for _, k := range slices.Sorted(maps.Keys(tags)) {
 			if err := kiln.ValidateTag("tags", k, tags[k]); err != nil {
 				diags = append(diags, attrError(a, "Invalid tag", kilnMessage(err)))
 			}
@@ -185,6 +188,26 @@ func (l *loader) decodeImage(block *hcl.Block, src []byte) (*imageDecl, hcl.Diag
 			}
 			img.Tests = append(img.Tests, t)
 			img.TestPaths = append(img.TestPaths, p)
+		}
+	}
+	if a, ok := attrs["test_vars"]; ok {
+		files, cd := attrStrings(a, ctx, `["tests/vars.yaml"]`)
+		diags = append(diags, cd...)
+		if attrs["tests"] == nil {
+			diags = append(diags, attrError(a, "test_vars without tests",
+				fmt.Sprintf("test_vars gives values to the Go templates of image %q's test files, but it has none; add tests = [\"tests/%s.yaml\"] or remove test_vars.", name, name)))
+		}
+		for _, f := range files {
+			p, diag := l.resolvePath(f, a.Expr.Range(), "test vars file")
+			if diag == nil {
+				diag = checkVarsFile(p, f, a.Expr.Range())
+			}
+			if diag != nil {
+				diags = append(diags, diag)
+				continue
+			}
+			img.TestVars = append(img.TestVars, f)
+			img.TestVarsPaths = append(img.TestVarsPaths, p)
 		}
 	}
 
@@ -326,7 +349,7 @@ func (l *loader) volatileList(a *hcl.Attribute) ([]string, hcl.Diagnostics) {
 				Detail: err.Error() + ".", Subject: rng.Ptr(), Context: a.Range.Ptr()})
 			continue
 		}
-		if contains(out, p) {
+		if slices.Contains(out, p) {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Duplicate volatile pattern",
 				Detail: fmt.Sprintf("%q is listed twice in volatile; remove one.", p), Subject: rng.Ptr()})
 			continue
@@ -366,7 +389,7 @@ func (l *loader) decodeDebian(b *hcl.Block) (*Debian, hcl.Diagnostics) {
 		s, d := attrString(a, l.ctx, `"minbase"`)
 		diags = append(diags, d...)
 		if !d.HasErrors() {
-			if !contains(mmdebstrapVariants, s) {
+			if !slices.Contains(mmdebstrapVariants, s) {
 				diags = append(diags, attrError(a, "Invalid variant", fmt.Sprintf("%q is not an mmdebstrap variant; use one of %s.", s, strings.Join(mmdebstrapVariants, ", "))))
 			}
 			deb.Variant = s
@@ -518,7 +541,7 @@ func (l *loader) decodeShell(b *hcl.Block) (*Step, hcl.Diagnostics) {
 	if a, ok := content.Attributes["env"]; ok {
 		env, d := attrStringMap(a, l.ctx, `{ DEBIAN_FRONTEND = "noninteractive" }`)
 		diags = append(diags, d...)
-		for _, k := range sortedKeys(env) {
+		for _, k := range slices.Sorted(maps.Keys(env)) {
 			if !envKeyRE.MatchString(k) {
 				diags = append(diags, attrError(a, "Invalid environment variable name",
 					fmt.Sprintf("%q is not a valid environment variable name; use letters, digits and underscores, not starting with a digit.", k)))
@@ -535,13 +558,4 @@ func blockRange(b *hcl.Block) hcl.Range {
 		return hcl.RangeBetween(b.DefRange, body.SrcRange)
 	}
 	return b.DefRange
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -2,8 +2,10 @@ package definition
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -163,7 +165,7 @@ func (l *loader) load(opts Options) (*Estate, hcl.Diagnostics) {
 		for _, b := range f.content.Blocks.OfType("locals") {
 			attrs, d := b.Body.JustAttributes()
 			diags = append(diags, d...)
-			for _, name := range sortedKeys(attrs) {
+			for _, name := range slices.Sorted(maps.Keys(attrs)) {
 				a := attrs[name]
 				if prev, ok := locals[name]; ok {
 					diags = append(diags, rangeError(a.NameRange, "Duplicate local",

@@ -36,9 +36,11 @@ var estateCases = map[string]definition.Options{
 		Vars:     map[string]string{"typed": "[1", "not_declared": "x"},
 		VarFiles: []string{"testdata/estates/no-such.vars.hcl"},
 	},
-	"bad-shell":    {},
-	"bad-volatile": {},
-	"no-images":    {},
+	"bad-shell":      {},
+	"bad-volatile":   {},
+	"good-test-vars": {},
+	"bad-test-vars":  {},
+	"no-images":      {},
 }
 
 // TestLoadGolden loads each estate and compares the diagnostics, and for
@@ -132,6 +134,9 @@ func summary(est *definition.Estate) string {
 		}
 		if all := est.Volatile(name); len(all) > 0 {
 			fmt.Fprintf(&b, "  volatile: %q with the bases': %q\n", img.Volatile, all)
+		}
+		if len(img.TestVars) > 0 {
+			fmt.Fprintf(&b, "  test_vars: %v\n", img.TestVars)
 		}
 		fmt.Fprintf(&b, "  tests: %v\n  digest: %s\n", img.Tests, img.Digest)
 	}

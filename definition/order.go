@@ -2,6 +2,8 @@ package definition
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -13,7 +15,7 @@ import (
 // on each other, each cycle once, named in full.
 func checkBases(decls map[string]*imageDecl) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	names := sortedKeys(decls)
+	names := slices.Sorted(maps.Keys(decls))
 	for _, name := range names {
 		d := decls[name]
 		if d.img.Base == nil {
@@ -64,13 +66,8 @@ func checkBases(decls map[string]*imageDecl) hcl.Diagnostics {
 // cycleDiag names the cycle starting from its alphabetically first image,
 // at that image's base attribute.
 func cycleDiag(decls map[string]*imageDecl, cycle []string) *hcl.Diagnostic {
-	first := 0
-	for i, n := range cycle {
-		if n < cycle[first] {
-			first = i
-		}
-	}
-	rot := append(append([]string{}, cycle[first:]...), cycle[:first]...)
+	first := slices.Index(cycle, slices.Min(cycle))
+	rot := slices.Concat(cycle[first:], cycle[:first])
 	shown := strings.Join(append(rot, rot[0]), " → ")
 	return rangeError(decls[rot[0]].baseRange, "Cycle between images",
 		fmt.Sprintf("images are built on each other in a cycle: %s (each arrow reads \"is built on\"); one of them must start from a debian or origin block instead.", shown))
@@ -82,7 +79,7 @@ func cycleDiag(decls map[string]*imageDecl, cycle []string) *hcl.Diagnostic {
 func order(decls map[string]*imageDecl) []string {
 	children := map[string][]string{}
 	var ready []string
-	for _, name := range sortedKeys(decls) {
+	for _, name := range slices.Sorted(maps.Keys(decls)) {
 		base := decls[name].img.Base
 		if base == nil {
 			ready = append(ready, name)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"gopkg.in/yaml.v3"
 )
 
 // resolvePath turns a path written in a definition into the absolute,
@@ -83,4 +84,19 @@ func fileKind(m fs.FileMode) string {
 		return "device"
 	}
 	return "special file"
+}
+
+// checkVarsFile reports a test vars file that is not a YAML or JSON
+// mapping, which goss (and kiln's templates) could not use.
+func checkVarsFile(path, rel string, rng hcl.Range) *hcl.Diagnostic {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return rangeError(rng, "Cannot read file", fmt.Sprintf("test vars file %q: %s.", rel, err))
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(data, &m); err != nil {
+		return rangeError(rng, "Invalid test vars file",
+			fmt.Sprintf("test vars file %q is not a YAML or JSON mapping of names to values: %s.", rel, strings.TrimPrefix(err.Error(), "yaml: ")))
+	}
+	return nil
 }

@@ -2,7 +2,8 @@ package definition
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -73,12 +74,12 @@ func DefaultPipeline() *Pipeline {
 // else the one without images, else DefaultPipeline.
 func (e *Estate) PipelineFor(image string) *Pipeline {
 	var all *Pipeline
-	for _, name := range sortedKeys(e.Pipelines) {
+	for _, name := range slices.Sorted(maps.Keys(e.Pipelines)) {
 		p := e.Pipelines[name]
 		if len(p.Images) == 0 {
 			all = p
 		}
-		if contains(p.Images, image) {
+		if slices.Contains(p.Images, image) {
 			return p
 		}
 	}
@@ -154,7 +155,7 @@ func (l *loader) decodePipeline(block *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 		p.On, d = attrStrings(a, ctx, `["source", "origin", "base", "packages"]`)
 		diags = append(diags, d...)
 		for _, t := range p.On {
-			if !contains(TriggerNames, t) {
+			if !slices.Contains(TriggerNames, t) {
 				diags = append(diags, attrError(a, "Unknown trigger", fmt.Sprintf("%q is not a trigger; use any of %s.", t, strings.Join(TriggerNames, ", "))))
 			}
 		}
@@ -219,7 +220,7 @@ func (l *loader) decodePipeline(block *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 		if a, ok := sc.Attributes["min_severity"]; ok {
 			p.Scan.MinSeverity, d = attrString(a, ctx, `"high"`)
 			diags = append(diags, d...)
-			if p.Scan.MinSeverity != "" && !contains(Severities, p.Scan.MinSeverity) {
+			if p.Scan.MinSeverity != "" && !slices.Contains(Severities, p.Scan.MinSeverity) {
 				diags = append(diags, attrError(a, "Invalid severity", fmt.Sprintf("min_severity %q is not known; use one of %s.", p.Scan.MinSeverity, strings.Join(Severities, ", "))))
 			}
 		}
@@ -234,7 +235,7 @@ func checkStages(a *hcl.Attribute, stages []string) hcl.Diagnostics {
 	}
 	seen := map[string]bool{}
 	for _, s := range stages {
-		if !contains(DefaultStages, s) {
+		if !slices.Contains(DefaultStages, s) {
 			diags = append(diags, attrError(a, "Unknown stage", fmt.Sprintf("%q is not a stage; use build, test and scan (delivery is set with environments).", s)))
 		}
 		if seen[s] {
@@ -251,12 +252,7 @@ func checkPipelines(ps map[string]*Pipeline, decls map[string]*imageDecl) hcl.Di
 	var diags hcl.Diagnostics
 	owner := map[string]*Pipeline{}
 	var all *Pipeline
-	names := make([]string, 0, len(ps))
-	for n := range ps {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(ps)) {
 		p := ps[n]
 		if len(p.Images) == 0 {
 			if all != nil {

@@ -56,6 +56,11 @@ type Image struct {
 	// TestPaths the same files resolved to absolute paths.
 	Tests     []string
 	TestPaths []string
+	// TestVars are goss vars files (YAML or JSON mappings) whose values the
+	// test files' Go templates see as .Vars, merged in order, and
+	// TestVarsPaths the same files resolved to absolute paths.
+	TestVars      []string
+	TestVarsPaths []string
 	// Volatile are patterns of paths the image's services write at run time
 	// (nginx's /var/lib/nginx): drift detection counts changes there but
 	// does not report them. Its own, as written; Estate.Volatile adds the
@@ -116,6 +121,14 @@ type Step struct {
 	ScriptPaths []string
 	// Env adds environment variables for the shell step.
 	Env map[string]string
+
+	// Dir is the estate directory Path and ScriptPaths lie beneath;
+	// SourceDigest and ScriptDigests are their contents' digests when the
+	// estate loaded. A build reads them with OpenEstateFile, which refuses
+	// a file that left the estate or changed since.
+	Dir           string
+	SourceDigest  string
+	ScriptDigests []string
 
 	// Digest is "sha256:…" of everything that makes the step: its kind;
 	// for a file the source's bytes (not its name), destination, mode and

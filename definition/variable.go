@@ -2,9 +2,10 @@ package definition
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -119,12 +120,7 @@ func setVariables(p *hclparse.Parser, dir string, autoFiles []string, opts Optio
 		diags = append(diags, setFromFile(p, f, f, vars)...)
 	}
 
-	names := make([]string, 0, len(opts.Vars))
-	for k := range opts.Vars {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(opts.Vars)) {
 		v, ok := vars[name]
 		if !ok {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Undeclared variable",
@@ -134,7 +130,7 @@ func setVariables(p *hclparse.Parser, dir string, autoFiles []string, opts Optio
 		diags = append(diags, setFromString(v, opts.Vars[name], "option", "-var "+name)...)
 	}
 
-	for _, name := range sortedKeys(vars) {
+	for _, name := range slices.Sorted(maps.Keys(vars)) {
 		v := vars[name]
 		if v.Value == cty.NilVal {
 			diags = append(diags, rangeError(v.Range, "Unset variable",
@@ -189,7 +185,7 @@ func setFromFile(p *hclparse.Parser, path, shown string, vars map[string]*Variab
 	}
 	attrs, d := f.Body.JustAttributes()
 	diags = append(diags, d...)
-	for _, name := range sortedKeys(attrs) {
+	for _, name := range slices.Sorted(maps.Keys(attrs)) {
 		attr := attrs[name]
 		v, ok := vars[name]
 		if !ok {
@@ -219,7 +215,7 @@ func setFromFile(p *hclparse.Parser, path, shown string, vars map[string]*Variab
 func evalLocals(attrs map[string]*hcl.Attribute, ctx *hcl.EvalContext) (map[string]cty.Value, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	done := map[string]cty.Value{}
-	pending := sortedKeys(attrs)
+	pending := slices.Sorted(maps.Keys(attrs))
 	for len(pending) > 0 {
 		var next []string
 		for _, name := range pending {
@@ -266,13 +262,4 @@ func depsDone(attr *hcl.Attribute, all map[string]*hcl.Attribute, done map[strin
 		}
 	}
 	return true
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -23,6 +23,9 @@ type Agent struct {
 	Server string
 	// Token is sent as a bearer token when set.
 	Token string
+	// AllowHTTP lets the token go over plain http:// to a host that is
+	// not loopback (--allow-http); without it such a server is refused.
+	AllowHTTP bool
 }
 
 // CheckIn posts c and returns what the server recorded. Errors carry the
@@ -31,6 +34,11 @@ func (a *Agent) CheckIn(ctx context.Context, c *kiln.Checkin) (*kiln.CheckinResu
 	u, err := url.Parse(a.Server)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, kiln.FieldErrorf(kiln.EINVALID, "--server", "%q is not a server URL; write http://HOST:PORT", a.Server)
+	}
+	if a.Token != "" {
+		if err := kiln.CheckCleartext(u, a.AllowHTTP, "--server", "--allow-http (env KILN_ALLOW_HTTP=1)"); err != nil {
+			return nil, err
+		}
 	}
 	body, err := json.Marshal(c)
 	if err != nil {

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -35,19 +36,10 @@ func BuildExposure(us []*kiln.Usage, exposed func(kiln.VersionRef) bool, fixedIn
 		out.Versions++
 		out.Instances += r.Instances
 	}
-	for _, img := range sortedKeys(fixedIn) {
+	for _, img := range slices.Sorted(maps.Keys(fixedIn)) {
 		out.FixedIn = append(out.FixedIn, fixedIn[img])
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }
 
 // ExposedFixedIn lists the instances in env ("" for all) on a version

@@ -225,7 +225,7 @@ func (e *exec) build(ctx context.Context) (kiln.StageStatus, string, error) {
 		return kiln.StageSkipped, fmt.Sprintf("up to date: %s (%s) has the same definition, files and origin", e.ver.Name, e.ver.Status), nil
 	}
 	e.ver, e.made = res.Version, true
-	if err := RecordSuite(ctx, e.r.Registry, e.ver.Ref(), e.img.TestPaths); err != nil {
+	if err := RecordSuite(ctx, e.r.Registry, e.ver.Ref(), e.img); err != nil {
 		return "", "", err
 	}
 	return kiln.StagePassed, fmt.Sprintf("built %s in %s", e.ver.Name, res.Elapsed.Round(100*time.Millisecond)), nil
@@ -247,7 +247,7 @@ func (e *exec) test(ctx context.Context) (kiln.StageStatus, string, error) {
 	// The suite recorded at build time is the one to run; a version whose
 	// build was interrupted before it was recorded gets the estate's.
 	if _, err := e.r.Registry.Attachment(ctx, e.ver.Ref(), SuiteAttachment); kiln.ErrorCode(err) == kiln.ENOTFOUND {
-		if opts.Suite, err = LoadSuite(e.img.TestPaths); err != nil {
+		if opts.Suite, err = ImageSuite(e.img); err != nil {
 			return "", "", err
 		}
 	}

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/debian"
 	"github.com/kiln-project/kiln/definition"
-	"github.com/kiln-project/kiln/platform/local/bake"
 )
 
 // Reason is one input that changed since an image's latest version.
@@ -37,7 +37,7 @@ type ImageStatus struct {
 	Reasons     []Reason         `json:"reasons,omitempty"`
 	// Updates lists packages the mirror has newer versions of, when
 	// checked.
-	Updates []PackageUpdate `json:"updates,omitempty"`
+	Updates []debian.PackageUpdate `json:"updates,omitempty"`
 	// Run is the image's newest run, if any.
 	Run      *kiln.Run `json:"run,omitempty"`
 	Schedule string    `json:"schedule,omitempty"`
@@ -61,7 +61,7 @@ type Checker struct {
 // files and origin (the same test the build stage makes), the newest ready
 // version of its base, and — when checked — no package has an update.
 func (c *Checker) Check(ctx context.Context, est *definition.Estate) ([]*ImageStatus, error) {
-	releases := map[string]*bake.Release{}
+	releases := map[string]*debian.Release{}
 	var out []*ImageStatus
 	for _, name := range est.Order {
 		img := est.Images[name]
@@ -86,7 +86,7 @@ func (c *Checker) Check(ctx context.Context, est *definition.Estate) ([]*ImageSt
 	return out, nil
 }
 
-func (c *Checker) check(ctx context.Context, est *definition.Estate, img *definition.Image, st *ImageStatus, releases map[string]*bake.Release) error {
+func (c *Checker) check(ctx context.Context, est *definition.Estate, img *definition.Image, st *ImageStatus, releases map[string]*debian.Release) error {
 	if r, err := c.Registry.LatestVersion(ctx, img.Name, kiln.StatusReady); err == nil {
 		ref := r.Ref()
 		st.LatestReady = &ref
@@ -143,7 +143,7 @@ func (c *Checker) check(ctx context.Context, est *definition.Estate, img *defini
 		key := img.Debian.Mirror + " " + img.Debian.Suite
 		rel, ok := releases[key]
 		if !ok {
-			if rel, err = bake.FetchRelease(ctx, c.HTTP, img.Debian.Mirror, img.Debian.Suite); err != nil {
+			if rel, err = debian.FetchRelease(ctx, c.HTTP, img.Debian.Mirror, img.Debian.Suite); err != nil {
 				return err
 			}
 			releases[key] = rel
@@ -164,7 +164,7 @@ func (c *Checker) check(ctx context.Context, est *definition.Estate, img *defini
 		key := d.Mirror + " " + d.Suite
 		rel, ok := releases[key]
 		if !ok {
-			if rel, err = bake.FetchRelease(ctx, c.HTTP, d.Mirror, d.Suite); err != nil {
+			if rel, err = debian.FetchRelease(ctx, c.HTTP, d.Mirror, d.Suite); err != nil {
 				return err
 			}
 			releases[key] = rel

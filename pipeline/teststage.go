@@ -13,6 +13,7 @@ import (
 	"time"
 
 	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/definition"
 	"github.com/kiln-project/kiln/launch"
 	"github.com/kiln-project/kiln/verify"
 )
@@ -212,11 +213,11 @@ func (t *Tester) recordedSuite(ctx context.Context, ref kiln.VersionRef) (*verif
 // RecordSuite keeps an image's server tests with a freshly built version,
 // so the test stage runs the tests that belong to that build even after the
 // estate has moved on. No test files: nothing is recorded.
-func RecordSuite(ctx context.Context, reg kiln.Registry, ref kiln.VersionRef, paths []string) error {
-	if len(paths) == 0 {
+func RecordSuite(ctx context.Context, reg kiln.Registry, ref kiln.VersionRef, img *definition.Image) error {
+	if len(img.TestPaths) == 0 {
 		return nil
 	}
-	s, err := LoadSuite(paths)
+	s, err := ImageSuite(img)
 	if err != nil {
 		return fmt.Errorf("server tests of %s: %w", ref, err)
 	}
@@ -227,12 +228,23 @@ func RecordSuite(ctx context.Context, reg kiln.Registry, ref kiln.VersionRef, pa
 	return reg.AddAttachment(ctx, ref, &kiln.Attachment{Name: SuiteAttachment, MediaType: "application/json", Data: data})
 }
 
-// LoadSuite parses test files and merges them into one suite.
-func LoadSuite(paths []string) (*verify.Suite, error) {
+// ImageSuite parses an image's test files, their templates rendered with
+// the image's test_vars.
+func ImageSuite(img *definition.Image) (*verify.Suite, error) {
+	vars, err := verify.LoadVars(img.TestVarsPaths, "", "test_vars")
+	if err != nil {
+		return nil, err
+	}
+	return LoadSuite(img.TestPaths, vars)
+}
+
+// LoadSuite parses test files, their templates rendered with vars, and
+// merges them into one suite.
+func LoadSuite(paths []string, vars verify.Vars) (*verify.Suite, error) {
 	all := &verify.Suite{}
 	var errs []error
 	for _, p := range paths {
-		s, err := verify.ParseFile(p)
+		s, err := verify.ParseFileWith(p, verify.ParseOptions{Vars: vars})
 		if err != nil {
 			errs = append(errs, err)
 			continue

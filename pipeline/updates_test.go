@@ -5,16 +5,17 @@ import (
 	"testing"
 
 	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/debian"
 	"github.com/kiln-project/kiln/pipeline"
 )
 
 func TestPackageUpdates(t *testing.T) {
-	ix := pipeline.PackageIndex{}
+	ix := debian.PackageIndex{}
 	idx := "Package: openssl\nVersion: 3.0.11-1~deb12u2\nArchitecture: amd64\n\n" +
 		"Package: openssl\nVersion: 3.0.13-1~deb12u1\nArchitecture: amd64\nDescription: newer\n\n" +
 		"Package: tzdata\nVersion: 2024a-0+deb12u1\nArchitecture: all\n\n" +
 		"Package: bash\nVersion: 5.2.15-2+b2\nArchitecture: amd64\n"
-	if err := pipeline.ParsePackages(strings.NewReader(idx), ix); err != nil {
+	if err := debian.ParsePackages(strings.NewReader(idx), ix); err != nil {
 		t.Fatal(err)
 	}
 	ups := ix.Updates([]kiln.Package{

@@ -6,10 +6,12 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -94,7 +96,7 @@ func (s *Sender) SendDue(ctx context.Context) (int, error) {
 			}
 			next = s.Clock().Add(wait)
 		}
-		s.Logger.Warn("webhook delivery failed", "webhook", d.WebhookID, "delivery", d.ID, "url", d.URL, "attempt", d.Attempts+1, "err", err, "retry_at", next)
+		s.Logger.Warn("webhook delivery failed", "webhook", d.WebhookID, "delivery", d.ID, "endpoint", d.Endpoint, "attempt", d.Attempts+1, "err", err, "retry_at", next)
 		if rerr := s.Store.RecordAttempt(ctx, d.ID, false, status, err.Error(), next); rerr != nil {
 			return ok, rerr
 		}
@@ -114,12 +116,17 @@ func (s *Sender) post(ctx context.Context, d *kiln.WebhookDelivery) (int, error)
 	req.Header.Set(HeaderSignature, Sign(d.Secret, d.Payload))
 	resp, err := s.HTTP.Do(req)
 	if err != nil {
+		// The client's error quotes the whole URL, credential and all.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return 0, fmt.Errorf("POST %s (webhook %d): %w", d.Endpoint, d.WebhookID, ue.Err)
+		}
 		return 0, err
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return resp.StatusCode, fmt.Errorf("%s answered %s", d.URL, resp.Status)
+		return resp.StatusCode, fmt.Errorf("%s (webhook %d) answered %s", d.Endpoint, d.WebhookID, resp.Status)
 	}
 	return resp.StatusCode, nil
 }

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -92,5 +93,63 @@ func TestSenderRetriesWithBackoff(t *testing.T) {
 	ds, _ = db.Deliveries(ctx, 0, 1)
 	if ds[0].Status != kiln.DeliveryFailed || ds[0].Attempts != 2 || !strings.Contains(ds[0].LastError, "503") {
 		t.Fatalf("given-up delivery: %+v", ds[0])
+	}
+}
+
+// A webhook URL with a credential in it (user:password, a secret path and
+// query, as chat and CI hooks have) never reaches the log, the audit log,
+// the delivery log or an error: only its scheme and host do.
+func TestWebhookURLCredentialsDoNotLeak(t *testing.T) {
+	db := openDB(t)
+	ctx := context.Background()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	const secret = "s3cr3tLEAK"
+	withCreds := strings.Replace(srv.URL, "http://", "http://hookuser:pw-"+secret+"@", 1) + "/services/T0/" + secret + "?token=q-" + secret
+	unreachable := "http://u:pw-" + secret + "@127.0.0.1:1/hooks/" + secret
+	for _, u := range []string{withCreds, unreachable} {
+		if err := db.AddWebhook(ctx, &kiln.Webhook{URL: u, Secret: "0123456789abcdef", Events: []kiln.WebhookEvent{kiln.EventReady}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := (&kiln.Webhook{URL: "ftp://u:pw-" + secret + "@x/" + secret, Secret: "0123456789abcdef", Events: []kiln.WebhookEvent{kiln.EventReady}}).Validate(); err == nil || strings.Contains(err.Error(), secret) {
+		t.Errorf("a bad URL's error: %v", err)
+	}
+	if _, err := db.EnqueueEvent(ctx, kiln.EventReady, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	s := &pipeline.Sender{Store: db, Backoff: time.Millisecond, MaxAttempts: 1,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if _, err := s.SendDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	seen = append(seen, logs.String())
+	es, err := db.ListAudit(ctx, kiln.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		seen = append(seen, e.Action+" "+e.Target+" "+e.Detail)
+	}
+	ds, _ := db.Deliveries(ctx, 0, 0)
+	ws, _ := db.ListWebhooks(ctx)
+	for _, v := range []any{ds, ws} {
+		b, _ := json.Marshal(v)
+		seen = append(seen, string(b))
+	}
+	if len(ds) != 2 || ds[0].LastError == "" || ds[1].LastError == "" {
+		t.Fatalf("deliveries: %+v", ds)
+	}
+	for _, s := range seen {
+		if strings.Contains(s, secret) {
+			t.Errorf("the webhook URL's secret leaked:\n%s", s)
+		}
+	}
+	if !strings.Contains(strings.Join(seen, "\n"), "127.0.0.1:1") {
+		t.Errorf("the endpoint should still be named: %q", seen)
 	}
 }

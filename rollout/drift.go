@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-project/kiln"
-	"github.com/kiln-project/kiln/deb822"
+	"github.com/kiln-project/kiln/debian"
 	"github.com/kiln-project/kiln/definition"
 )
 
@@ -256,7 +256,7 @@ func contentDiffers(a, b string) (bool, error) {
 // versions, keyed "name" (or "name:arch" for a second architecture).
 func installed(status []byte) map[string]string {
 	out := map[string]string{}
-	_ = deb822.Scan(bytes.NewReader(status), []string{"Package", "Version", "Status", "Architecture"}, func(p deb822.Paragraph) error {
+	_ = debian.ScanParagraphs(bytes.NewReader(status), []string{"Package", "Version", "Status", "Architecture"}, func(p debian.Paragraph) error {
 		name := p["Package"]
 		if name == "" || !strings.HasSuffix(p["Status"], " installed") {
 			return nil

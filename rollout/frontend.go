@@ -15,9 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/flock"
 )
 
 // FrontEnd runs a service's proxy for as long as ctx lives: it listens on
@@ -151,9 +150,9 @@ func tryLockFrontEnd(dataDir, service string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := flock.TryLock(f, flock.Exclusive); err != nil {
 		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
+		if errors.Is(err, flock.ErrHeld) {
 			return nil, nil
 		}
 		return nil, err

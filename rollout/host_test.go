@@ -20,17 +20,16 @@ import (
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/internal/testenv"
 	"github.com/kiln-project/kiln/launch"
+	"github.com/kiln-project/kiln/platform/memory"
 	"github.com/kiln-project/kiln/store"
 )
 
-// memPlatform is a kiln.Platform in memory for the Host's bookkeeping
-// tests: Launch blocks until the launch gate opens (or ctx ends) and
-// Destroy until the destroy gate opens, so a test can act while a
-// rollout or a removal is under way.
+// memPlatform is the in-memory platform with gates for the Host's
+// bookkeeping tests: Launch blocks until the launch gate opens (or ctx
+// ends) and Destroy until the destroy gate opens, so a test can act while
+// a rollout or a removal is under way.
 type memPlatform struct {
-	mu          sync.Mutex
-	running     map[string]bool
-	destroyed   []string
+	*memory.Platform
 	launchGate  chan struct{}
 	destroyGate chan struct{}
 	destroyErr  error
@@ -38,63 +37,29 @@ type memPlatform struct {
 	destroying  chan string // an id each time a Destroy begins
 }
 
-var _ kiln.Platform = (*memPlatform)(nil)
-
 func newMemPlatform() *memPlatform {
 	open := make(chan struct{})
 	close(open)
-	return &memPlatform{running: map[string]bool{}, launchGate: make(chan struct{}), destroyGate: open,
+	p := &memPlatform{Platform: memory.New(), launchGate: make(chan struct{}), destroyGate: open,
 		launching: make(chan string, 100), destroying: make(chan string, 100)}
-}
-
-func (p *memPlatform) Name() string { return "mem" }
-
-func (p *memPlatform) Launch(ctx context.Context, spec kiln.LaunchSpec) (*kiln.LaunchResult, error) {
-	p.mu.Lock()
-	p.running[spec.ID] = true
-	p.mu.Unlock()
-	p.launching <- spec.ID
-	select {
-	case <-p.launchGate:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("launch %s: %w", spec.ID, ctx.Err())
+	p.Launching = func(ctx context.Context, id string) error {
+		p.launching <- id
+		select {
+		case <-p.launchGate:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	return &kiln.LaunchResult{State: kiln.InstanceRunning, Ports: []kiln.PortForward{{Host: "127.0.0.1:1", Guest: 80}}}, nil
-}
-
-func (p *memPlatform) Exec(context.Context, string, []string, kiln.ExecIO) (int, error) {
-	return 0, kiln.Errorf(kiln.EINVALID, "exec is not supported by the in-memory platform")
-}
-
-func (p *memPlatform) State(_ context.Context, id string) (kiln.InstanceState, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.running[id] {
-		return "", kiln.Errorf(kiln.ENOTFOUND, "instance %s not found", id)
-	}
-	return kiln.InstanceRunning, nil
-}
-
-func (p *memPlatform) Stop(context.Context, string) error { return nil }
-
-func (p *memPlatform) Destroy(_ context.Context, id string) error {
-	p.destroying <- id
-	<-p.destroyGate
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.destroyErr != nil {
+	p.Destroying = func(_ context.Context, id string) error {
+		p.destroying <- id
+		<-p.destroyGate
 		return p.destroyErr
 	}
-	delete(p.running, id)
-	p.destroyed = append(p.destroyed, id)
-	return nil
+	return p
 }
 
-func (p *memPlatform) destroyedIDs() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.destroyed...)
-}
+func (p *memPlatform) destroyedIDs() []string { return p.Destroyed() }
 
 // hostEnv is a SQLite kiln with image appserver (version 1 ready) and
 // service web, whose front end counts as running (the test holds its

@@ -8,9 +8,11 @@
 #   git               provenance of estates kept in git
 #   jq, curl, openssl used by the demo and by tests that check kiln's output the way users would
 #   chromium          headless browser for the dashboard's end-to-end test
+#   docker-registry   an OCI registry (distribution 2.8) the artifact tests start on 127.0.0.1
+#   skopeo, umoci, podman  check that other tools read the images kiln pushes
 set -euo pipefail
 
-PKGS=(mmdebstrap systemd-container iproute2 postgresql git ca-certificates uidmap jq curl openssl tar)
+PKGS=(mmdebstrap systemd-container iproute2 postgresql git ca-certificates uidmap jq curl openssl tar docker-registry skopeo umoci podman)
 [ "${KILN_DEPS_BROWSER:-1}" = 1 ] && PKGS+=(chromium)
 
 missing=()

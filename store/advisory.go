@@ -128,8 +128,8 @@ func (db *DB) FindAdvisory(ctx context.Context, id string) (*kiln.Advisory, erro
 // ListAdvisories returns matching advisories sorted by id with their
 // fixed-in versions but without packages and details.
 func (db *DB) ListAdvisories(ctx context.Context, f kiln.AdvisoryFilter) ([]*kiln.Advisory, int, error) {
-	if f.Limit < 0 || f.Offset < 0 {
-		return nil, 0, kiln.FieldErrorf(kiln.EINVALID, "limit", "limit and offset must not be negative")
+	if err := checkPage(f.Limit, f.Offset); err != nil {
+		return nil, 0, err
 	}
 	conds := []string{"1 = 1"}
 	var args []any
@@ -144,14 +144,7 @@ func (db *DB) ListAdvisories(ctx context.Context, f kiln.AdvisoryFilter) ([]*kil
 	}
 	where := strings.Join(conds, " AND ")
 	q := `SELECT a.id, a.source, a.summary, a.modified, a.withdrawn, COUNT(*) OVER () FROM advisories a WHERE ` + where + ` ORDER BY a.id`
-	qargs := args
-	if f.Limit > 0 {
-		q += ` LIMIT ? OFFSET ?`
-		qargs = append(slices.Clip(args), f.Limit, f.Offset)
-	} else if f.Offset > 0 {
-		q += ` LIMIT ` + db.noLimit() + ` OFFSET ?`
-		qargs = append(slices.Clip(args), f.Offset)
-	}
+	q, qargs := db.paged(q, args, f.Limit, f.Offset)
 	var out []*kiln.Advisory
 	total := 0
 	err := db.read(ctx, func(tx *tx) error {
@@ -170,10 +163,10 @@ func (db *DB) ListAdvisories(ctx context.Context, f kiln.AdvisoryFilter) ([]*kil
 		}); err != nil {
 			return fmt.Errorf("list advisories: %w", err)
 		}
+		if pastEnd(len(out), f.Offset) {
+			return tx.queryRow(ctx, `SELECT COUNT(*) FROM advisories a WHERE `+where, args...).Scan(&total)
+		}
 		if len(out) == 0 {
-			if f.Offset > 0 {
-				return tx.queryRow(ctx, `SELECT COUNT(*) FROM advisories a WHERE `+where, args...).Scan(&total)
-			}
 			return nil
 		}
 		return eachRow(ctx, tx, `SELECT x.advisory_id, x.image, x.number FROM advisory_fixed_in x JOIN (`+

@@ -183,6 +183,11 @@ func (db *DB) ListAudit(ctx context.Context, f kiln.AuditFilter) ([]*kiln.AuditE
 // whose link to it is wrong. Deleting the newest entries leaves an intact
 // shorter chain: compare Head and Entries with a copy kept elsewhere.
 func (db *DB) VerifyAudit(ctx context.Context) (*kiln.AuditCheck, error) {
+	return db.verifyAudit(ctx, nil)
+}
+
+// verifyAudit walks the chain; extra, when set, adds problems per entry.
+func (db *DB) verifyAudit(ctx context.Context, extra func(*kiln.AuditEntry) []string) (*kiln.AuditCheck, error) {
 	var c *kiln.AuditCheck
 	err := db.read(ctx, func(tx *tx) error {
 		c = &kiln.AuditCheck{}
@@ -194,6 +199,9 @@ func (db *DB) VerifyAudit(ctx context.Context) (*kiln.AuditCheck, error) {
 			}
 			c.Entries++
 			c.Problems = append(c.Problems, checkLink(prev, e)...)
+			if extra != nil {
+				c.Problems = append(c.Problems, extra(e)...)
+			}
 			c.Head, prev = e.Hash, e
 			return nil
 		})

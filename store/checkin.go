@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"unicode"
@@ -445,15 +446,7 @@ func sameLabels(stored string, l map[string]string) bool {
 		return stored == "" || stored == "{}"
 	}
 	var m map[string]string
-	if json.Unmarshal([]byte(stored), &m) != nil || len(m) != len(l) {
-		return false
-	}
-	for k, v := range l {
-		if w, ok := m[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
+	return json.Unmarshal([]byte(stored), &m) == nil && maps.Equal(m, l)
 }
 
 // countKey is one row of fleet_counts.

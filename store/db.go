@@ -377,25 +377,63 @@ func redactURL(u string) string {
 	p, err := url.Parse(u)
 	if err != nil {
 		// Unparseable: cut everything between "://" and "@", which is
-		// where credentials would be.
+		// where credentials would be, and every query parameter.
 		if i := strings.Index(u, "://"); i >= 0 {
 			if j := strings.LastIndex(u, "@"); j > i {
-				return u[:i+3] + "xxxxx" + u[j:]
+				u = u[:i+3] + "xxxxx" + u[j:]
 			}
 		}
+		if i := strings.IndexByte(u, '?'); i >= 0 {
+			u = u[:i] + "?xxxxx"
+		}
 		return u
+	}
+	if q := p.Query(); len(secretParams(q)) > 0 {
+		for _, k := range secretParams(q) {
+			q.Set(k, "xxxxx")
+		}
+		p.RawQuery = q.Encode()
 	}
 	return p.Redacted()
 }
 
-// redactText removes the password of URL u from a driver's message.
+// secretQueryParams are the libpq/pgx connection parameters that carry a
+// secret when given in a URL's query.
+var secretQueryParams = []string{"password", "sslpassword"}
+
+// secretParams are the secret parameters q sets.
+func secretParams(q url.Values) []string {
+	var set []string
+	for _, k := range secretQueryParams {
+		if q.Has(k) {
+			set = append(set, k)
+		}
+	}
+	return set
+}
+
 func redactText(msg, u string) string {
 	p, err := url.Parse(u)
-	if err != nil || p.User == nil {
+	if err != nil {
 		return msg
 	}
-	if pw, ok := p.User.Password(); ok && pw != "" {
-		msg = strings.ReplaceAll(msg, pw, "xxxxx")
+	var secrets []string
+	if p.User != nil {
+		if pw, ok := p.User.Password(); ok {
+			secrets = append(secrets, pw)
+		}
+	}
+	q := p.Query()
+	for _, k := range secretParams(q) {
+		secrets = append(secrets, q[k]...)
+	}
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		msg = strings.ReplaceAll(msg, s, "xxxxx")
+		msg = strings.ReplaceAll(msg, url.QueryEscape(s), "xxxxx")
+		msg = strings.ReplaceAll(msg, url.PathEscape(s), "xxxxx")
 	}
 	return msg
 }

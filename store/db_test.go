@@ -285,12 +285,32 @@ func TestPostgresWrongPassword(t *testing.T) {
 
 func TestRedactURL(t *testing.T) {
 	for in, want := range map[string]string{
-		"postgres://kiln:hunter2@db:5432/kiln?sslmode=disable": "postgres://kiln:xxxxx@db:5432/kiln?sslmode=disable",
-		"postgres://kiln@db/kiln":                              "postgres://kiln@db/kiln",
-		"postgres://kiln:p%zz@db/kiln":                         "postgres://xxxxx@db/kiln",
+		"postgres://kiln:hunter2@db:5432/kiln?sslmode=disable":        "postgres://kiln:xxxxx@db:5432/kiln?sslmode=disable",
+		"postgres://kiln@db/kiln":                                     "postgres://kiln@db/kiln",
+		"postgres://kiln:p%zz@db/kiln":                                "postgres://xxxxx@db/kiln",
+		"postgres://kiln@db/kiln?password=hunter2&sslmode=disable":    "postgres://kiln@db/kiln?password=xxxxx&sslmode=disable",
+		"postgres://kiln@db/kiln?sslpassword=hunter2":                 "postgres://kiln@db/kiln?sslpassword=xxxxx",
+		"postgres://kiln@db/kiln?sslmode=disable&password=hunt%20er2": "postgres://kiln@db/kiln?password=xxxxx&sslmode=disable",
 	} {
 		if got := redactURL(in); got != want {
 			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A password given as ?password= in the URL is not echoed by the "not
+// valid" error either.
+func TestOpenPostgresQueryPasswordNotEchoed(t *testing.T) {
+	for _, u := range []string{
+		"postgres://kiln@db:notaport/kiln?password=hunter2secret",
+		"postgres://kiln@db/kiln?password=hunter2secret&connect_timeout=bogus",
+	} {
+		_, err := Open(context.Background(), u, t.TempDir(), nil, nil)
+		if err == nil {
+			t.Fatalf("%s opened", u)
+		}
+		if strings.Contains(err.Error(), "hunter2secret") {
+			t.Errorf("the error shows the password: %v", err)
 		}
 	}
 }

@@ -143,10 +143,7 @@ func immutableMessage(err error) (string, bool) {
 	if errors.As(err, &se) {
 		msg := se.Error()
 		if i := strings.Index(msg, immutablePrefix); i >= 0 {
-			msg = msg[i:]
-			if j := strings.Index(msg, " ("); j >= 0 {
-				msg = msg[:j]
-			}
+			msg, _, _ = strings.Cut(msg[i:], " (")
 			return msg, true
 		}
 	}

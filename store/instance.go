@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -248,8 +247,8 @@ func findInstance(ctx context.Context, tx *tx, idOrName string) (*kiln.Instance,
 // ListInstances returns matching instances sorted by image, version and
 // name, and the number of all matches.
 func (db *DB) ListInstances(ctx context.Context, f kiln.InstanceFilter) ([]*kiln.Instance, int, error) {
-	if f.Limit < 0 || f.Offset < 0 {
-		return nil, 0, kiln.FieldErrorf(kiln.EINVALID, "limit", "limit and offset must not be negative")
+	if err := checkPage(f.Limit, f.Offset); err != nil {
+		return nil, 0, err
 	}
 	var conds []string
 	var args []any
@@ -278,14 +277,7 @@ func (db *DB) ListInstances(ctx context.Context, f kiln.InstanceFilter) ([]*kiln
 	}
 	q := `SELECT ` + instanceColumns + `, COUNT(*) OVER () FROM instances WHERE ` + strings.Join(conds, " AND ") +
 		` ORDER BY image, number, name`
-	qargs := args
-	if f.Limit > 0 {
-		q += ` LIMIT ? OFFSET ?`
-		qargs = append(slices.Clip(args), f.Limit, f.Offset)
-	} else if f.Offset > 0 {
-		q += ` LIMIT ` + db.noLimit() + ` OFFSET ?`
-		qargs = append(slices.Clip(args), f.Offset)
-	}
+	q, qargs := db.paged(q, args, f.Limit, f.Offset)
 	var out []*kiln.Instance
 	total := 0
 	err := db.read(ctx, func(tx *tx) error {
@@ -300,7 +292,7 @@ func (db *DB) ListInstances(ctx context.Context, f kiln.InstanceFilter) ([]*kiln
 		}); err != nil {
 			return fmt.Errorf("list instances: %w", err)
 		}
-		if len(out) == 0 && f.Offset > 0 {
+		if pastEnd(len(out), f.Offset) {
 			return tx.queryRow(ctx, `SELECT COUNT(*) FROM instances WHERE `+strings.Join(conds, " AND "), args...).Scan(&total)
 		}
 		return nil

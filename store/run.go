@@ -154,8 +154,8 @@ func (db *DB) FindRun(ctx context.Context, id int64) (*kiln.Run, error) {
 
 // ListRuns returns matching runs newest first.
 func (db *DB) ListRuns(ctx context.Context, f kiln.RunFilter) ([]*kiln.Run, int, error) {
-	if f.Limit < 0 || f.Offset < 0 {
-		return nil, 0, kiln.FieldErrorf(kiln.EINVALID, "limit", "limit and offset must not be negative")
+	if err := checkPage(f.Limit, f.Offset); err != nil {
+		return nil, 0, err
 	}
 	conds := []string{"1 = 1"}
 	var args []any
@@ -168,23 +168,26 @@ func (db *DB) ListRuns(ctx context.Context, f kiln.RunFilter) ([]*kiln.Run, int,
 			args = append(args, string(s))
 		}
 	}
-	q := `SELECT ` + runColumns + `, COUNT(*) OVER () FROM runs WHERE ` + strings.Join(conds, " AND ") + ` ORDER BY id DESC`
-	if f.Limit > 0 {
-		q += ` LIMIT ? OFFSET ?`
-		args = append(args, f.Limit, f.Offset)
-	}
+	where := strings.Join(conds, " AND ")
+	q, qargs := db.paged(`SELECT `+runColumns+`, COUNT(*) OVER () FROM runs WHERE `+where+` ORDER BY id DESC`, args, f.Limit, f.Offset)
 	var out []*kiln.Run
 	total := 0
 	err := db.read(ctx, func(tx *tx) error {
-		out = []*kiln.Run{}
-		return eachRow(ctx, tx, q, args, func(rows *sql.Rows) error {
+		out, total = []*kiln.Run{}, 0
+		if err := eachRow(ctx, tx, q, qargs, func(rows *sql.Rows) error {
 			r, err := scanRun(rows, &total)
 			if err != nil {
 				return err
 			}
 			out = append(out, r)
 			return nil
-		})
+		}); err != nil {
+			return fmt.Errorf("list runs: %w", err)
+		}
+		if pastEnd(len(out), f.Offset) {
+			return tx.queryRow(ctx, `SELECT COUNT(*) FROM runs WHERE `+where, args...).Scan(&total)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, 0, err

@@ -71,6 +71,24 @@ func TestRunQueueCoalesceClaimFinish(t *testing.T) {
 		if total != 2 || list[0].ID != r3.ID {
 			t.Fatalf("list: total %d first %d", total, list[0].ID)
 		}
+		for _, tc := range []struct {
+			f         kiln.RunFilter
+			ids       []int64
+			wantTotal int
+		}{
+			{kiln.RunFilter{Image: "appserver", Limit: 1, Offset: 1}, []int64{r1.ID}, 2},
+			{kiln.RunFilter{Image: "appserver", Offset: 1}, []int64{r1.ID}, 2},
+			{kiln.RunFilter{Image: "appserver", Limit: 5, Offset: 9}, nil, 2},
+		} {
+			list, total := mustRuns(t)(e.ListRuns(ctx, tc.f))
+			var ids []int64
+			for _, r := range list {
+				ids = append(ids, r.ID)
+			}
+			if total != tc.wantTotal || fmt.Sprint(ids) != fmt.Sprint(tc.ids) {
+				t.Errorf("ListRuns(%+v) = %v, total %d; want %v, total %d", tc.f, ids, total, tc.ids, tc.wantTotal)
+			}
+		}
 	})
 }
 

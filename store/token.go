@@ -239,6 +239,11 @@ func (db *DB) CreateSession(ctx context.Context, token *kiln.Token, expires time
 		if !t.ExpiresAt.IsZero() && t.ExpiresAt.Before(expires) {
 			expires = t.ExpiresAt
 		}
+		// Ended sessions are of no use to anyone: every sign-in sweeps
+		// them, so the table holds only live ones.
+		if _, err := tx.exec(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, tx.timeArg(tx.now)); err != nil {
+			return fmt.Errorf("remove ended sessions: %w", err)
+		}
 		if _, err := tx.exec(ctx, `INSERT INTO sessions (secret_hash, token_id, created_at, expires_at) VALUES (?, ?, ?, ?)`,
 			secretHash(secret), t.ID, tx.timeArg(tx.now), tx.timeArg(expires)); err != nil {
 			return fmt.Errorf("create session for token %s: %w", t.Name, err)

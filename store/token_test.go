@@ -142,3 +142,27 @@ func errOf(vs ...any) error {
 	}
 	return nil
 }
+
+// Ended sessions do not pile up: the next sign-in removes them.
+func TestEndedSessionsAreRemoved(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		tok, _, err := e.CreateToken(ctx, &kiln.NewToken{Name: "web", Role: kiln.RoleViewer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			must[string](t)(e.CreateSession(ctx, tok, e.clock.Now().Add(time.Hour)))
+		}
+		e.clock.advance(2 * time.Hour)
+		live := must[string](t)(e.CreateSession(ctx, tok, e.clock.Now().Add(time.Hour)))
+		var n int
+		if err := e.raw.QueryRow(`SELECT COUNT(*) FROM sessions`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Fatalf("%d sessions kept, want only the live one", n)
+		}
+		must[*kiln.Token](t)(e.AuthenticateSession(ctx, live))
+	})
+}

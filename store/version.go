@@ -109,9 +109,9 @@ func createVersion(ctx context.Context, tx *tx, nv *kiln.NewVersion) (*kiln.Vers
 		artSize = sql.NullInt64{Int64: a.Size, Valid: true}
 	}
 	if _, err := tx.exec(ctx, `INSERT INTO provenance (version_id, method, parent_version_id, base_version_id,
-		artifact_ref, artifact_digest, artifact_size, built_by, started_at, finished_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		v.ID, string(p.Method), parentID, baseID, artRef, artDigest, artSize, p.BuiltBy,
+		artifact_ref, artifact_digest, artifact_size, built_by, recorded_by, started_at, finished_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		v.ID, string(p.Method), parentID, baseID, artRef, artDigest, artSize, p.BuiltBy, p.RecordedBy,
 		tx.timeArg(p.StartedAt), tx.timeArg(p.FinishedAt)); err != nil {
 		return nil, fmt.Errorf("insert provenance of %s: %w", v.Name, err)
 	}
@@ -256,7 +256,7 @@ func setSystemTags(v *kiln.Version) {
 // what it selects.
 const versionSelect = `SELECT v.id, i.name, v.number, v.semver, v.status, v.created_at, v.updated_at,
 	p.method, pi.name, pv.number, bi.name, bv.number,
-	p.artifact_ref, p.artifact_digest, p.artifact_size, p.built_by, p.started_at, p.finished_at`
+	p.artifact_ref, p.artifact_digest, p.artifact_size, p.built_by, p.recorded_by, p.started_at, p.finished_at`
 
 const versionFrom = ` FROM versions v` + versionJoins
 
@@ -271,19 +271,19 @@ const versionJoins = `
 func scanVersion(row interface{ Scan(...any) error }, extra ...any) (*kiln.Version, error) {
 	v := &kiln.Version{}
 	var status string
-	var method, parentImage, baseImage, artRef, artDigest, builtBy sql.NullString
+	var method, parentImage, baseImage, artRef, artDigest, builtBy, recordedBy sql.NullString
 	var parentNum, baseNum, artSize sql.NullInt64
 	p := &v.Provenance
 	dest := []any{&v.ID, &v.Image, &v.Number, &v.SemVer, &status, dbTime{&v.CreatedAt}, dbTime{&v.UpdatedAt},
 		&method, &parentImage, &parentNum, &baseImage, &baseNum,
-		&artRef, &artDigest, &artSize, &builtBy, dbTime{&p.StartedAt}, dbTime{&p.FinishedAt}}
+		&artRef, &artDigest, &artSize, &builtBy, &recordedBy, dbTime{&p.StartedAt}, dbTime{&p.FinishedAt}}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
 	v.Status = kiln.Status(status)
 	v.Name = v.Ref().String()
 	p.Method = kiln.Method(method.String)
-	p.BuiltBy = builtBy.String
+	p.BuiltBy, p.RecordedBy = builtBy.String, recordedBy.String
 	if parentImage.Valid {
 		p.Parent = &kiln.VersionRef{Image: parentImage.String, Number: int(parentNum.Int64)}
 	}
@@ -463,8 +463,8 @@ func (db *DB) ListVersions(ctx context.Context, f kiln.VersionFilter) ([]*kiln.V
 	if err != nil {
 		return nil, 0, err
 	}
-	if f.Limit < 0 || f.Offset < 0 {
-		return nil, 0, kiln.FieldErrorf(kiln.EINVALID, "limit", "limit and offset must not be negative")
+	if err := checkPage(f.Limit, f.Offset); err != nil {
+		return nil, 0, err
 	}
 	var vs []*kiln.Version
 	total := 0
@@ -478,18 +478,8 @@ func (db *DB) ListVersions(ctx context.Context, f kiln.VersionFilter) ([]*kiln.V
 		// The page's ids and the total come first, from versions and
 		// images alone; only the page's rows are then joined with their
 		// provenance.
-		page := `SELECT v.id AS page_id, COUNT(*) OVER () AS total FROM versions v JOIN images i ON i.id = v.image_id` +
-			where + ` ORDER BY v.id DESC`
-		qargs := args
-		if f.Limit > 0 {
-			page += ` LIMIT ? OFFSET ?`
-			qargs = append(slices.Clip(args), f.Limit, f.Offset)
-		} else if f.Offset > 0 {
-			// SQLite needs a LIMIT before OFFSET: -1 means none there, ALL
-			// on PostgreSQL.
-			page += ` LIMIT ` + db.noLimit() + ` OFFSET ?`
-			qargs = append(slices.Clip(args), f.Offset)
-		}
+		page, qargs := db.paged(`SELECT v.id AS page_id, COUNT(*) OVER () AS total FROM versions v JOIN images i ON i.id = v.image_id`+
+			where+` ORDER BY v.id DESC`, args, f.Limit, f.Offset)
 		q := `WITH page AS (` + page + `) ` + versionSelect + `, page.total FROM page JOIN versions v ON v.id = page.page_id` +
 			versionJoins + ` ORDER BY v.id DESC`
 		if err := eachRow(ctx, tx, q, qargs, func(rows *sql.Rows) error {
@@ -502,8 +492,7 @@ func (db *DB) ListVersions(ctx context.Context, f kiln.VersionFilter) ([]*kiln.V
 		}); err != nil {
 			return fmt.Errorf("list versions: %w", err)
 		}
-		if len(vs) == 0 && f.Offset > 0 {
-			// Past the end: the window count came with no row.
+		if pastEnd(len(vs), f.Offset) {
 			if err := tx.queryRow(ctx, `SELECT COUNT(*)`+versionFrom+where, args...).Scan(&total); err != nil {
 				return fmt.Errorf("count versions: %w", err)
 			}
@@ -517,13 +506,6 @@ func (db *DB) ListVersions(ctx context.Context, f kiln.VersionFilter) ([]*kiln.V
 		vs = []*kiln.Version{}
 	}
 	return vs, total, nil
-}
-
-func (db *DB) noLimit() string {
-	if db.dialect == dialectPostgres {
-		return "ALL"
-	}
-	return "-1"
 }
 
 // versionWhere builds the WHERE clause of a filter. System tags filter on

@@ -31,7 +31,8 @@ func (db *DB) AddWebhook(ctx context.Context, w *kiln.Webhook) error {
 			w.URL, w.Secret, strings.Join(events, ","), tx.timeArg(tx.now), w.CreatedBy).Scan(&w.ID); err != nil {
 			return fmt.Errorf("add webhook: %w", err)
 		}
-		return audit(ctx, tx, "webhook.add", fmt.Sprintf("webhook %d", w.ID), w.URL+" "+strings.Join(events, ","))
+		w.Endpoint = kiln.URLEndpoint(w.URL)
+		return audit(ctx, tx, "webhook.add", fmt.Sprintf("webhook %d", w.ID), w.Endpoint+" "+strings.Join(events, ","))
 	})
 }
 
@@ -46,6 +47,7 @@ func (db *DB) ListWebhooks(ctx context.Context) ([]*kiln.Webhook, error) {
 			if err := rows.Scan(&w.ID, &w.URL, &w.Secret, &events, dbTime{&w.CreatedAt}, &w.CreatedBy); err != nil {
 				return err
 			}
+			w.Endpoint = kiln.URLEndpoint(w.URL)
 			for _, e := range strings.Split(events, ",") {
 				w.Events = append(w.Events, kiln.WebhookEvent(e))
 			}
@@ -123,6 +125,7 @@ func scanDelivery(rows *sql.Rows) (*kiln.WebhookDelivery, error) {
 	err := rows.Scan(&d.ID, &d.WebhookID, &d.URL, &d.Secret, &event, &payload, &status, &d.Attempts, dbTime{&d.NextAttemptAt},
 		&d.LastError, &d.ResponseStatus, dbTime{&d.CreatedAt}, dbTime{&d.DeliveredAt})
 	d.Event, d.Status, d.Payload = kiln.WebhookEvent(event), kiln.DeliveryStatus(status), []byte(payload)
+	d.Endpoint = kiln.URLEndpoint(d.URL)
 	return d, err
 }
 

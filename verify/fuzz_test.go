@@ -29,7 +29,7 @@ func FuzzParse(f *testing.F) {
 		start := time.Now()
 		watchdog := time.AfterFunc(5*time.Second, func() { panic(fmt.Sprintf("parse hangs on %q", data)) })
 		defer watchdog.Stop()
-		s, err := parse("fuzz.yaml", data, false)
+		s, err := parse("fuzz.yaml", data, false, ParseOptions{})
 		if d := time.Since(start); d > 2*time.Second {
 			t.Fatalf("parse took %s", d)
 		}

@@ -1,10 +1,13 @@
 package verify
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/Masterminds/semver/v3"
 )
 
 // Matcher operations. The names are goss's where goss has one.
@@ -27,6 +30,10 @@ const (
 	opContainElement   = "contain-element"   // Args[0]: some element matches it
 	opContainElements  = "contain-elements"  // Args: each matches a distinct element
 	opConsistOf        = "consist-of"        // Args: a one-to-one match with the elements
+	opHaveKey          = "have-key"          // Args[0]: some key of a mapping matches it
+	opHaveKeyWithValue = "have-key-with-value"
+	// Value: the key (a string); Args[0]: what its value must match
+	opSemver = "semver-constraint" // Value string: every version found satisfies it
 )
 
 // Matcher is one expectation about a probed value. It is plain data so that
@@ -40,7 +47,8 @@ type Matcher struct {
 }
 
 // Match reports whether found satisfies m. found is what a probe returns: a
-// bool, an int, a string or a []string. An error means the comparison could
+// bool, an int, a string or a []string, or for matching resources what the
+// file wrote (float64, []any, map[string]any too). An error means the comparison could
 // not be made (a number was expected and "abc" was found, a bad regexp).
 func (m *Matcher) Match(found any) (bool, error) {
 	switch m.Op {
@@ -100,6 +108,10 @@ func (m *Matcher) Match(found any) (bool, error) {
 			return float64(len(v)) == want, nil
 		case string:
 			return float64(len(v)) == want, nil
+		case []any:
+			return float64(len(v)) == want, nil
+		case map[string]any:
+			return float64(len(v)) == want, nil
 		}
 		return false, fmt.Errorf("have-len: %s has no length", show(found))
 	case opNot:
@@ -155,8 +167,67 @@ func (m *Matcher) Match(found any) (bool, error) {
 			}
 		}
 		return true, nil
+	case opHaveKey, opHaveKeyWithValue:
+		return m.matchKey(found)
+	case opSemver:
+		return matchSemver(toString(m.Value), found)
 	}
 	return false, fmt.Errorf("unknown matcher %q", m.Op)
+}
+
+// matchKey is have-key and have-key-with-value.
+func (m *Matcher) matchKey(found any) (bool, error) {
+	obj, ok := found.(map[string]any)
+	if !ok {
+		return false, fmt.Errorf("%s: expected a mapping, found %s", m.Op, show(found))
+	}
+	if len(m.Args) != 1 {
+		return false, fmt.Errorf("%s: needs one matcher", m.Op)
+	}
+	if m.Op == opHaveKeyWithValue {
+		v, ok := obj[toString(m.Value)]
+		if !ok {
+			return false, nil
+		}
+		return m.Args[0].Match(v)
+	}
+	for k := range obj {
+		if ok, _ := m.Args[0].Match(k); ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// matchSemver reports whether every version found (one, or a list)
+// satisfies the constraint, as goss's semver-constraint does.
+func matchSemver(constraint string, found any) (bool, error) {
+	c, err := semver.NewConstraint(constraint)
+	if err != nil {
+		return false, fmt.Errorf("semver-constraint: %w", err)
+	}
+	var versions []string
+	switch v := found.(type) {
+	case string:
+		versions = []string{v}
+	case []string, []any:
+		versions = toArray(v)
+	default:
+		return false, fmt.Errorf("semver-constraint: expected a version or a list of versions, found %s", show(found))
+	}
+	if len(versions) == 0 {
+		return false, fmt.Errorf("semver-constraint: no versions found")
+	}
+	for _, s := range versions {
+		v, err := semver.NewVersion(s)
+		if err != nil {
+			return false, fmt.Errorf("semver-constraint: %q is not a semantic version", s)
+		}
+		if !c.Check(v) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // matchAssignment returns the size of the largest one-to-one assignment of
@@ -265,6 +336,11 @@ func toString(v any) string {
 		return strconv.FormatFloat(v, 'f', -1, 64)
 	case nil:
 		return ""
+	case []any, map[string]any:
+		b, err := json.Marshal(v)
+		if err == nil {
+			return string(b)
+		}
 	}
 	return fmt.Sprint(v)
 }
@@ -294,6 +370,12 @@ func toArray(v any) []string {
 	switch v := v.(type) {
 	case []string:
 		return v
+	case []any:
+		out := make([]string, len(v))
+		for i, e := range v {
+			out[i] = toString(e)
+		}
+		return out
 	case string:
 		if v == "" {
 			return nil
@@ -334,8 +416,12 @@ func (m *Matcher) String() string {
 			parts[i] = a.String()
 		}
 		return "(" + strings.Join(parts, " "+m.Op+" ") + ")"
-	case opNot, opContainElement:
+	case opNot, opContainElement, opHaveKey:
 		return m.Op + "(" + joinMatchers(m.Args) + ")"
+	case opHaveKeyWithValue:
+		return m.Op + "(" + toString(m.Value) + ": " + joinMatchers(m.Args) + ")"
+	case opSemver:
+		return m.Op + " " + strconv.Quote(toString(m.Value))
 	case opConsistOf:
 		return "consist-of [" + joinMatchers(m.Args) + "]"
 	case opEqualElements:
@@ -362,6 +448,8 @@ func show(v any) string {
 	switch v := v.(type) {
 	case []string:
 		s = "[" + strings.Join(v, ", ") + "]"
+	case []any:
+		s = "[" + strings.Join(toArray(v), ", ") + "]"
 	case nil:
 		return ""
 	default:

@@ -16,17 +16,50 @@ type Output interface {
 	Write(w io.Writer, rep *Report) error
 }
 
-// OutputFor returns the output named by a --format flag: text, json or junit.
+// OutputNames are the report formats OutputFor knows. goss's names are
+// accepted too: documentation (kiln's text, which reads like it), tap,
+// junit and json.
+var OutputNames = []string{"text", "documentation", "tap", "json", "junit"}
+
+// OutputFor returns the output named by a --format flag.
 func OutputFor(format string) (Output, error) {
 	switch format {
-	case "text", "":
+	case "text", "documentation", "":
 		return Text{}, nil
+	case "tap":
+		return TAP{}, nil
 	case "json":
 		return JSON{}, nil
 	case "junit":
 		return JUnit{}, nil
 	}
-	return nil, fmt.Errorf("unknown report format %q: use text, json or junit", format)
+	return nil, fmt.Errorf("unknown report format %q: use %s", format, strings.Join(OutputNames, ", "))
+}
+
+// TAP is the Test Anything Protocol, as goss's tap format writes it: the
+// plan, then "ok N - …" or "not ok N - …" per check, skipped checks as
+// "ok N - # SKIP …".
+type TAP struct{}
+
+// Write writes the report as TAP version 12.
+func (TAP) Write(w io.Writer, rep *Report) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "1..%d\n", len(rep.Results))
+	for i, r := range rep.Results {
+		head := fmt.Sprintf("%s: %s: %s", r.Type, r.ID, r.Property)
+		switch {
+		case r.Outcome == Pass:
+			fmt.Fprintf(&b, "ok %d - %s: matches expectation: %s\n", i+1, head, oneLine(r.Expected))
+		case r.Outcome == Skip:
+			fmt.Fprintf(&b, "ok %d - # SKIP %s: skipped\n", i+1, head)
+		case r.Error != "":
+			fmt.Fprintf(&b, "not ok %d - %s: error: %s\n", i+1, head, oneLine(r.Error))
+		default:
+			fmt.Fprintf(&b, "not ok %d - %s: expected %s, found %s\n", i+1, head, oneLine(r.Expected), oneLine(r.Found))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // Text is the human-readable report: one line per check, then totals.

@@ -36,7 +36,7 @@ func sampleReport() *Report {
 }
 
 func TestOutputsGolden(t *testing.T) {
-	for _, format := range []string{"text", "json", "junit"} {
+	for _, format := range []string{"text", "json", "junit", "tap"} {
 		t.Run(format, func(t *testing.T) {
 			out, err := OutputFor(format)
 			if err != nil {
@@ -46,7 +46,7 @@ func TestOutputsGolden(t *testing.T) {
 			if err := out.Write(&buf, sampleReport()); err != nil {
 				t.Fatal(err)
 			}
-			ext := map[string]string{"text": "txt", "json": "json", "junit": "xml"}[format]
+			ext := map[string]string{"text": "txt", "json": "json", "junit": "xml", "tap": "tap"}[format]
 			golden := filepath.Join("testdata", "out_sample."+ext)
 			if *update {
 				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
@@ -64,6 +64,9 @@ func TestOutputsGolden(t *testing.T) {
 	}
 	if _, err := OutputFor("yaml"); err == nil {
 		t.Error("OutputFor(yaml) succeeded")
+	}
+	if out, err := OutputFor("documentation"); err != nil || out != (Text{}) {
+		t.Errorf("OutputFor(documentation) = %v, %v; want goss's name for the text output", out, err)
 	}
 }
 

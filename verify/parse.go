@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,31 +28,51 @@ const (
 	maxFileSize = 4 << 20 // bytes per test file
 )
 
+// ParseOptions are what a test run adds to the files themselves.
+type ParseOptions struct {
+	// Vars are what the files' Go templates see as .Vars (LoadVars).
+	Vars Vars
+}
+
 // ParseFile reads a goss-style test file and the files it includes.
 func ParseFile(path string) (*Suite, error) {
+	return ParseFileWith(path, ParseOptions{})
+}
+
+// ParseFileWith is ParseFile with options.
+func ParseFileWith(path string, opts ParseOptions) (*Suite, error) {
 	data, err := readTestFile(path)
 	if err != nil {
 		return nil, kiln.FieldErrorf(kiln.EINVALID, path, "cannot read the test file: %v", err)
 	}
-	return Parse(path, data)
+	return ParseWith(path, data, opts)
 }
 
 // Parse parses data as a goss-style test file named name. gossfile includes
-// are read from disk relative to name's directory. Everything kiln cannot
-// test is an error naming file:line:column; all errors (up to a limit) are
-// returned at once, joined, each an *kiln.Error with code EINVALID.
+// are read from disk relative to name's directory. A file holding Go
+// templates ({{ … }}) is rendered first, as goss does. Everything kiln
+// cannot test is an error naming file:line:column; all errors (up to a
+// limit) are returned at once, joined, each an *kiln.Error with code
+// EINVALID.
 func Parse(name string, data []byte) (*Suite, error) {
-	return parse(name, data, true)
+	return ParseWith(name, data, ParseOptions{})
 }
 
-// parse is Parse; includes false rejects gossfile includes (for fuzzing,
-// which must not read the host's files).
-func parse(name string, data []byte, includes bool) (*Suite, error) {
+// ParseWith is Parse with options.
+func ParseWith(name string, data []byte, opts ParseOptions) (*Suite, error) {
+	return parse(name, data, true, opts)
+}
+
+// parse is ParseWith; includes false rejects gossfile includes and
+// templates (for fuzzing, which must not read the host's files).
+func parse(name string, data []byte, includes bool, opts ParseOptions) (*Suite, error) {
 	p := &parser{
 		noIncludes: !includes,
+		vars:       opts.Vars,
 		suite:      &Suite{},
-		seen:       map[string]string{},
+		seen:       map[string]int{},
 		read:       map[string]bool{},
+		rendered:   map[string]bool{},
 	}
 	if abs, err := filepath.Abs(name); err == nil {
 		p.read[abs] = true
@@ -71,14 +94,16 @@ func parse(name string, data []byte, includes bool) (*Suite, error) {
 }
 
 type parser struct {
-	suite   *Suite
-	seen    map[string]string // "type\x00id" → source of its first declaration
-	read    map[string]bool   // absolute paths already parsed
-	stack   []string          // include chain, for cycles
-	errs    []error
-	dropped int
-	nodes   int
+	suite    *Suite
+	seen     map[string]int  // "type\x00id" → index of its first declaration in suite.Resources
+	read     map[string]bool // absolute paths already parsed
+	rendered map[string]bool // files that were Go templates, for messages
+	stack    []string        // include chain, for cycles
+	errs     []error
+	dropped  int
+	nodes    int
 
+	vars       Vars
 	noIncludes bool
 }
 
@@ -102,8 +127,20 @@ func (p *parser) fail(file string, n *yaml.Node, format string, args ...any) {
 	field := file
 	if n != nil {
 		field = fmt.Sprintf("%s:%d:%d", file, n.Line, n.Column)
+		if p.rendered[file] {
+			format += " (the line is the rendered template's)"
+		}
 	}
 	p.errs = append(p.errs, kiln.FieldErrorf(kiln.EINVALID, field, format, args...))
+}
+
+// addErr reports an error that already names its place.
+func (p *parser) addErr(err error) {
+	if len(p.errs) >= maxErrors {
+		p.dropped++
+		return
+	}
+	p.errs = append(p.errs, err)
 }
 
 // failErr reports err, placing it at its own node when it has one.
@@ -120,11 +157,23 @@ var templateRE = regexp.MustCompile(`\{\{`)
 func (p *parser) file(name string, data []byte) {
 	p.suite.Files = append(p.suite.Files, name)
 	if loc := templateRE.FindIndex(data); loc != nil {
-		line := 1 + bytes.Count(data[:loc[0]], []byte("\n"))
-		col := 1 + loc[0] - (bytes.LastIndexByte(data[:loc[0]], '\n') + 1)
-		p.fail(name, &yaml.Node{Line: line, Column: col},
-			"go templates ({{ … }}) are not supported by kiln: render the file with `goss render` first, or write the values out")
-		return
+		if p.noIncludes {
+			line := 1 + bytes.Count(data[:loc[0]], []byte("\n"))
+			col := 1 + loc[0] - (bytes.LastIndexByte(data[:loc[0]], '\n') + 1)
+			p.fail(name, &yaml.Node{Line: line, Column: col}, "go templates ({{ … }}) are disabled here")
+			return
+		}
+		out, err := render(name, data, p.vars)
+		if err != nil {
+			p.addErr(err)
+			return
+		}
+		if len(out) > maxFileSize {
+			p.fail(name, nil, "the rendered template is larger than %d bytes", maxFileSize)
+			return
+		}
+		data = out
+		p.rendered[name] = true
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -154,6 +203,15 @@ func (p *parser) file(name string, data []byte) {
 	pairs, err := p.pairs(root)
 	if err != nil {
 		p.failErr(name, root, "", err)
+		return
+	}
+	if isVarsFile(pairs) {
+		var keys []string
+		for _, kv := range pairs {
+			keys = append(keys, kv.key.Value)
+		}
+		p.fail(name, root, "%s is a vars file, not a test file: pass it with --vars (or the image's test_vars); none of its top-level keys (%s) is a resource type (%s)",
+			name, strings.Join(keys, ", "), typeNames())
 		return
 	}
 	for _, kv := range pairs {
@@ -260,8 +318,13 @@ func (p *parser) resource(file, typ string, s schema, key, val *yaml.Node) {
 	bad := false
 	for _, a := range attrs {
 		name, v := a.key.Value, a.value
+		if canon, ok := s.aliases[name]; ok {
+			name = canon
+		}
 		var err error
 		switch {
+		case s.checks[name] != 0 && have[name]:
+			err = errAt(a.key, "%s is given twice (%s is another name for it); keep one", name, a.key.Value)
 		case name == "title":
 			r.Title, err = scalarString(v)
 		case name == "meta":
@@ -312,13 +375,58 @@ func (p *parser) resource(file, typ string, s schema, key, val *yaml.Node) {
 	if bad {
 		return
 	}
-	k := typ + "\x00" + r.Target
-	if first, dup := p.seen[k]; dup {
-		p.fail(file, key, "%sis already declared at %s; keep one", label, first)
+	// As in goss, a resource is its type and key; declared again in another
+	// file, goss keeps the last one. kiln merges the two when they agree
+	// and refuses them when they do not, rather than drop checks silently.
+	k := typ + "\x00" + r.ID
+	if i, dup := p.seen[k]; dup {
+		first := &p.suite.Resources[i]
+		if why := merge(first, &r); why != "" {
+			p.fail(file, key, "%sis already declared at %s with %s; make the two agree or keep one", label, first.Source, why)
+		}
 		return
 	}
-	p.seen[k] = r.Source
+	p.seen[k] = len(p.suite.Resources)
 	p.suite.Resources = append(p.suite.Resources, r)
+}
+
+// merge adds the checks of r, a second declaration of first, to first.
+// It changes nothing and says what differs when the two disagree.
+func merge(first, r *Resource) string {
+	switch {
+	case first.Target != r.Target:
+		return "another target " + strconv.Quote(first.Target)
+	case first.Title != r.Title || !reflect.DeepEqual(first.Meta, r.Meta):
+		return "another title or meta"
+	case first.Skip != r.Skip:
+		return "another skip"
+	case first.TimeoutMS != r.TimeoutMS || !reflect.DeepEqual(first.HTTP, r.HTTP) ||
+		first.LocalAddress != r.LocalAddress || first.Server != r.Server || !reflect.DeepEqual(first.Content, r.Content):
+		return "other options"
+	}
+	var added []Check
+	for _, c := range r.Checks {
+		i := slices.IndexFunc(first.Checks, func(f Check) bool { return f.Property == c.Property })
+		switch {
+		case i < 0:
+			added = append(added, c)
+		case !reflect.DeepEqual(first.Checks[i].Expect, c.Expect):
+			return fmt.Sprintf("another %s (%s there, %s here)", c.Property, first.Checks[i].Expect, c.Expect)
+		}
+	}
+	first.Checks = append(first.Checks, added...)
+	return ""
+}
+
+// isVarsFile reports whether a file's top-level keys are all something
+// other than resource types: goss vars, given where a test file goes.
+func isVarsFile(top []pair) bool {
+	for _, kv := range top {
+		if _, ok := schemas[kv.key.Value]; ok || kv.key.Value == "gossfile" {
+			return false
+		}
+	}
+	return len(top) > 0
 }
 
 func checkNames(s schema) string {
@@ -352,6 +460,31 @@ func validTarget(typ, target string) error {
 		if strings.Contains(target, "..") || strings.ContainsAny(target, "/ ") {
 			return fmt.Errorf("kernel parameter names look like net.ipv4.ip_forward, found %q", target)
 		}
+	case "addr":
+		network, address := splitAddr(target)
+		switch network {
+		case "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6":
+		default:
+			return fmt.Errorf("address must look like tcp://host:port or udp://host:port, found %q", target)
+		}
+		if address == "" {
+			return fmt.Errorf("address %q names no host:port", target)
+		}
+	case "dns":
+		qtype, host := splitDNS(target)
+		if host == "" {
+			return fmt.Errorf("resolve must be a host name, optionally with a record type (MX:example.org), found %q", target)
+		}
+		if qtype != "" && !slices.Contains(dnsTypes, qtype) {
+			return fmt.Errorf("record type %s is not supported (supported: %s)", qtype, strings.Join(dnsTypes, ", "))
+		}
+		if qtype == "PTR" && net.ParseIP(host) == nil {
+			return fmt.Errorf("a PTR lookup takes an IP address, found %q", host)
+		}
+	case "mount":
+		if !strings.HasPrefix(target, "/") {
+			return fmt.Errorf("mountpoint must be an absolute path, found %q", target)
+		}
 	}
 	return nil
 }
@@ -364,6 +497,15 @@ func (p *parser) option(r *Resource, name string, v *yaml.Node) error {
 	}
 	var err error
 	switch name {
+	case "local-address":
+		r.LocalAddress, err = scalarString(v)
+		if err == nil && net.ParseIP(r.LocalAddress) == nil {
+			err = errAt(v, "local-address must be an IP address, found %q", r.LocalAddress)
+		}
+	case "server":
+		r.Server, err = scalarString(v)
+	case "content":
+		r.Content, err = p.anyValue(v)
 	case "timeout":
 		var n int
 		n, err = scalarInt(v)
@@ -500,269 +642,4 @@ func readTestFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("larger than %d bytes", maxFileSize)
 	}
 	return data, nil
-}
-
-// matcher reads the expectation for an attribute of the given kind.
-func (p *parser) matcher(n *yaml.Node, k kind) (*Matcher, error) {
-	n = p.deref(n)
-	if n == nil {
-		return nil, errAt(nil, "aliases nest too deeply or the file is too large")
-	}
-	switch n.Kind {
-	case yaml.ScalarNode:
-		return leaf(n, k)
-	case yaml.SequenceNode:
-		switch k {
-		case kindText:
-			pats, err := p.stringList(n)
-			if err != nil {
-				return nil, errAt(n, "%v; a list here holds line patterns (\"text\", \"!text\", \"/regexp/\"), use contain-element for other matchers", err)
-			}
-			for _, s := range pats {
-				if _, err := compilePattern(s); err != nil {
-					return nil, errAt(n, "%v", err)
-				}
-			}
-			return &Matcher{Op: opPatterns, Patterns: pats}, nil
-		case kindBool, kindInt:
-			return nil, errAt(n, "expected a single value, found a list")
-		}
-		args, err := p.elements(n, k)
-		if err != nil {
-			return nil, err
-		}
-		return &Matcher{Op: opContainElements, Args: args}, nil
-	case yaml.MappingNode:
-		return p.advanced(n, k)
-	}
-	return nil, errAt(n, "unexpected %s", describe(n))
-}
-
-// elemKind is the kind of the elements of a value of kind k.
-func elemKind(k kind) kind {
-	if k == kindStrings || k == kindText {
-		return kindString
-	}
-	return k
-}
-
-func (p *parser) elements(n *yaml.Node, k kind) ([]*Matcher, error) {
-	if n.Kind != yaml.SequenceNode {
-		return nil, errAt(n, "expected a list, found %s", describe(n))
-	}
-	var out []*Matcher
-	for _, item := range n.Content {
-		m, err := p.element(item, k)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, nil
-}
-
-func (p *parser) element(n *yaml.Node, k kind) (*Matcher, error) {
-	n = p.deref(n)
-	if n == nil {
-		return nil, errAt(nil, "aliases nest too deeply or the file is too large")
-	}
-	switch n.Kind {
-	case yaml.ScalarNode:
-		return leaf(n, elemKind(k))
-	case yaml.MappingNode:
-		return p.advanced(n, elemKind(k))
-	}
-	return nil, errAt(n, "list elements are values or matchers, found %s", describe(n))
-}
-
-// advancedOps lists the matchers kiln implements, for error messages.
-const advancedOps = "and, consist-of, contain-element, contain-elements, contain-substring, equal, ge, gt, have-len, have-patterns, have-prefix, have-suffix, le, lt, match-regexp, not, or"
-
-func (p *parser) advanced(n *yaml.Node, k kind) (*Matcher, error) {
-	pairs, err := p.pairs(n)
-	if err != nil {
-		return nil, err
-	}
-	switch len(pairs) {
-	case 0:
-		return nil, errAt(n, "an empty matcher asserts nothing; write a value or one of: %s", advancedOps)
-	case 1:
-	default:
-		return nil, errAt(n, "a matcher has exactly one key, found %d (%s, …); combine matchers with and: [...]", len(pairs), pairs[0].key.Value)
-	}
-	op, v := pairs[0].key.Value, pairs[0].value
-	switch op {
-	case opAnd, opOr:
-		var args []*Matcher
-		switch v.Kind {
-		case yaml.SequenceNode:
-			for _, item := range v.Content {
-				m, err := p.matcher(item, k)
-				if err != nil {
-					return nil, err
-				}
-				args = append(args, m)
-			}
-		case yaml.MappingNode:
-			sub, err := p.pairs(v)
-			if err != nil {
-				return nil, err
-			}
-			for _, s := range sub {
-				m, err := p.advanced(&yaml.Node{Kind: yaml.MappingNode, Line: s.key.Line, Column: s.key.Column,
-					Content: []*yaml.Node{s.key, s.value}}, k)
-				if err != nil {
-					return nil, err
-				}
-				args = append(args, m)
-			}
-		default:
-			return nil, errAt(v, "%s takes a list of matchers, found %s", op, describe(v))
-		}
-		if len(args) == 0 {
-			return nil, errAt(v, "an empty %s asserts nothing; give at least one matcher", op)
-		}
-		return &Matcher{Op: op, Args: args}, nil
-	case opNot:
-		m, err := p.matcher(v, k)
-		if err != nil {
-			return nil, err
-		}
-		return &Matcher{Op: op, Args: []*Matcher{m}}, nil
-	case opHavePrefix, opHaveSuffix, opContainSubstring, opMatchRegexp:
-		s, err := scalarString(v)
-		if err != nil {
-			return nil, err
-		}
-		if op == opMatchRegexp {
-			if _, err := regexp.Compile(s); err != nil {
-				return nil, errAt(v, "match-regexp: %v", err)
-			}
-		}
-		return &Matcher{Op: op, Value: s}, nil
-	case opGT, opGE, opLT, opLE, opHaveLen:
-		f, err := scalarNumber(v)
-		if err != nil {
-			return nil, err
-		}
-		if op == opHaveLen && (f < 0 || f != float64(int(f))) {
-			return nil, errAt(v, "have-len takes a whole number, found %v", v.Value)
-		}
-		return &Matcher{Op: op, Value: f}, nil
-	case opEqual:
-		if v.Kind == yaml.SequenceNode {
-			args, err := p.elements(v, k)
-			if err != nil {
-				return nil, err
-			}
-			return &Matcher{Op: opEqualElements, Args: args}, nil
-		}
-		if v.Kind != yaml.ScalarNode {
-			return nil, errAt(v, "equal takes a value or a list, found %s", describe(v))
-		}
-		return leaf(v, k)
-	case opContainElement:
-		m, err := p.element(v, k)
-		if err != nil {
-			return nil, err
-		}
-		return &Matcher{Op: op, Args: []*Matcher{m}}, nil
-	case opContainElements, opConsistOf:
-		args, err := p.elements(v, k)
-		if err != nil {
-			return nil, err
-		}
-		return &Matcher{Op: op, Args: args}, nil
-	case opPatterns:
-		pats, err := p.stringList(v)
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range pats {
-			if _, err := compilePattern(s); err != nil {
-				return nil, errAt(v, "%v", err)
-			}
-		}
-		return &Matcher{Op: op, Patterns: pats}, nil
-	}
-	return nil, errAt(pairs[0].key, "matcher %q is not supported by kiln (supported: %s)", op, advancedOps)
-}
-
-// leaf reads a plain value: its meaning depends on the attribute's kind, so
-// that `mode: 0644` stays "0644" and `versions: [1.10]` stays "1.10".
-func leaf(n *yaml.Node, k kind) (*Matcher, error) {
-	if n.Tag == "!!null" {
-		return nil, errAt(n, "missing value")
-	}
-	switch k {
-	case kindBool:
-		b, err := scalarBool(n)
-		if err != nil {
-			return nil, err
-		}
-		return &Matcher{Op: opEqual, Value: b}, nil
-	case kindInt:
-		switch n.Tag {
-		case "!!int", "!!float":
-			f, err := scalarNumber(n)
-			if err != nil {
-				return nil, err
-			}
-			return &Matcher{Op: opEqual, Value: f}, nil
-		case "!!str":
-			return &Matcher{Op: opEqual, Value: n.Value}, nil
-		}
-		return nil, errAt(n, "expected a number, found %s", describe(n))
-	}
-	return &Matcher{Op: opEqual, Value: n.Value}, nil
-}
-
-func scalarString(n *yaml.Node) (string, error) {
-	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		return "", errAt(n, "expected a string, found %s", describe(n))
-	}
-	return n.Value, nil
-}
-
-func scalarBool(n *yaml.Node) (bool, error) {
-	var b bool
-	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Decode(&b) != nil {
-		return false, errAt(n, "expected true or false, found %s", describe(n))
-	}
-	return b, nil
-}
-
-func scalarNumber(n *yaml.Node) (float64, error) {
-	var f float64
-	if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") || n.Decode(&f) != nil {
-		return 0, errAt(n, "expected a number, found %s", describe(n))
-	}
-	return f, nil
-}
-
-func scalarInt(n *yaml.Node) (int, error) {
-	var i int
-	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&i) != nil {
-		return 0, errAt(n, "expected a whole number, found %s", describe(n))
-	}
-	return i, nil
-}
-
-func (p *parser) stringList(n *yaml.Node) ([]string, error) {
-	if n.Kind != yaml.SequenceNode {
-		return nil, errAt(n, "expected a list of strings, found %s", describe(n))
-	}
-	var out []string
-	for _, item := range n.Content {
-		item = p.deref(item)
-		if item == nil {
-			return nil, errAt(n, "aliases nest too deeply or the file is too large")
-		}
-		s, err := scalarString(item)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, nil
 }

@@ -31,6 +31,7 @@ type system struct {
 	groupFile  string
 	proc       string
 	systemctl  string
+	resolvConf string
 
 	once     sync.Once
 	accounts *accounts
@@ -48,6 +49,7 @@ func newSystem() *system {
 		groupFile:  "/etc/group",
 		proc:       "/proc",
 		systemctl:  "systemctl",
+		resolvConf: "/etc/resolv.conf",
 	}
 }
 
@@ -100,6 +102,17 @@ func (s *system) valuer(ctx context.Context, r *Resource) valuer {
 		return s.processValues(r)
 	case "kernel-param":
 		return s.kernelParamValues(r)
+	case "addr":
+		return s.addrValues(ctx, r)
+	case "dns":
+		return s.dnsValues(ctx, r)
+	case "interface":
+		return s.interfaceValues(r)
+	case "mount":
+		return s.mountValues(r)
+	case "matching":
+		// Nothing to probe: the file's own content is matched.
+		return func(string) (any, error) { return r.Content, nil }
 	}
 	return func(string) (any, error) {
 		return nil, fmt.Errorf("resource type %q is not supported by this probe", r.Type)

@@ -36,6 +36,9 @@ func (s *system) serviceValues(ctx context.Context, r *Resource) valuer {
 				return nil, fmt.Errorf("systemctl is-active %s: %s", r.Target, firstLine(stderr))
 			}
 			return state == "active", nil
+		case "runlevels":
+			// As goss on systemd: units have no SysV runlevels.
+			return []string{}, nil
 		}
 		return nil, fmt.Errorf("unknown property %q", prop)
 	}

@@ -15,6 +15,7 @@ const (
 	kindString       // mode "0644" stays a string even when written 0644
 	kindStrings      // a list: versions, groups, ip
 	kindText         // output read line by line: contents, stdout, body
+	kindAny          // matching's content: plain values read by their YAML type
 )
 
 // schema describes one resource type kiln can probe.
@@ -28,10 +29,12 @@ type schema struct {
 	required []string
 	// options are other attributes (timeouts, request settings).
 	options map[string]kind
+	// aliases are other names goss accepts for a check (dns's resolveable).
+	aliases map[string]string
 }
 
-// schemas lists the resource types kiln supports. Others (addr, dns,
-// interface, mount, matching) are rejected by the parser.
+// schemas lists the resource types kiln supports: all sixteen of goss's
+// (gossfile is read by the parser itself).
 var schemas = map[string]schema{
 	"package": {target: "name", required: []string{"installed"}, checks: map[string]kind{
 		"installed": kindBool, "versions": kindStrings}},
@@ -43,7 +46,7 @@ var schemas = map[string]schema{
 	"port": {target: "port", required: []string{"listening"}, checks: map[string]kind{
 		"listening": kindBool, "ip": kindStrings}},
 	"service": {target: "name", checks: map[string]kind{
-		"enabled": kindBool, "running": kindBool}},
+		"enabled": kindBool, "running": kindBool, "runlevels": kindStrings}},
 	"user": {target: "username", required: []string{"exists"}, checks: map[string]kind{
 		"exists": kindBool, "uid": kindInt, "gid": kindInt, "groups": kindStrings,
 		"home": kindString, "shell": kindString}},
@@ -62,6 +65,22 @@ var schemas = map[string]schema{
 		"running": kindBool}},
 	"kernel-param": {target: "name", required: []string{"value"}, checks: map[string]kind{
 		"value": kindString}},
+	"addr": {target: "address", required: []string{"reachable"}, checks: map[string]kind{
+		"reachable": kindBool},
+		options: map[string]kind{"timeout": kindInt, "local-address": kindString}},
+	"dns": {target: "resolve", required: []string{"resolvable"}, checks: map[string]kind{
+		"resolvable": kindBool, "addrs": kindStrings},
+		options: map[string]kind{"timeout": kindInt, "server": kindString},
+		aliases: map[string]string{"resolveable": "resolvable"}},
+	"interface": {target: "name", required: []string{"exists"}, checks: map[string]kind{
+		"exists": kindBool, "addrs": kindStrings, "mtu": kindInt}},
+	"mount": {target: "mountpoint", required: []string{"exists"}, checks: map[string]kind{
+		"exists": kindBool, "opts": kindStrings, "vfs-opts": kindStrings, "source": kindString,
+		"filesystem": kindString, "usage": kindInt},
+		options: map[string]kind{"timeout": kindInt}},
+	"matching": {required: []string{"matches"}, checks: map[string]kind{
+		"matches": kindAny},
+		options: map[string]kind{"content": kindAny}},
 }
 
 // commonAttrs are accepted on every resource type.
@@ -76,7 +95,12 @@ func (s schema) attrs() string {
 	for n := range s.options {
 		names = append(names, n)
 	}
-	names = append(names, s.target)
+	for n := range s.aliases {
+		names = append(names, n)
+	}
+	if s.target != "" {
+		names = append(names, s.target)
+	}
 	names = append(names, commonAttrs...)
 	sort.Strings(names)
 	return strings.Join(names, ", ")

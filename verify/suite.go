@@ -22,10 +22,18 @@ type Resource struct {
 	Meta   map[string]any `json:"meta,omitempty"`
 	// Skip reports every check of the resource as skipped, without probing.
 	Skip bool `json:"skip,omitempty"`
-	// TimeoutMS bounds commands and HTTP requests; 0 means the type's default.
+	// TimeoutMS bounds commands, HTTP requests, connections, lookups and
+	// mount checks; 0 means the type's default.
 	TimeoutMS int          `json:"timeout_ms,omitempty"`
 	HTTP      *HTTPOptions `json:"http,omitempty"`
-	Checks    []Check      `json:"checks"`
+	// LocalAddress is the address an addr resource connects from.
+	LocalAddress string `json:"local_address,omitempty"`
+	// Server is the DNS server ("host" or "host:port") a dns resource asks.
+	Server string `json:"server,omitempty"`
+	// Content is what a matching resource's matches are applied to: a
+	// string, float64, bool, []any or map[string]any, as written.
+	Content any     `json:"content,omitempty"`
+	Checks  []Check `json:"checks"`
 }
 
 // HTTPOptions are the request settings of an http resource.

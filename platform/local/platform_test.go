@@ -15,6 +15,7 @@ import (
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/internal/ci"
+	"github.com/kiln-project/kiln/internal/overlayfs"
 	"github.com/kiln-project/kiln/platform/platformtest"
 )
 
@@ -133,7 +134,7 @@ func (r recorder) Launch(ctx context.Context, spec kiln.LaunchSpec) (*kiln.Launc
 // are not in its data directory any more.
 func (e *env) leftovers(t testing.TB) []string {
 	var out []string
-	mounts, err := mountsUnder(e.dir)
+	mounts, err := overlayfs.MountsUnder(e.dir)
 	if err != nil {
 		t.Fatal(err)
 	}

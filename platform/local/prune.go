@@ -7,17 +7,17 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/kiln-project/kiln/internal/flock"
 )
 
 // cacheLock serialises PruneRootfs against launches choosing a cached
 // rootfs: launches take it shared, pruning exclusive.
-func (p *Platform) cacheLock(how int) (func(), error) {
+func (p *Platform) cacheLock(how flock.Mode) (func(), error) {
 	f, err := os.OpenFile(filepath.Join(p.dataDir, "rootfs.lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("rootfs cache lock: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), how); err != nil {
+	if err := flock.Lock(context.Background(), f, how); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("rootfs cache lock: %w", err)
 	}
@@ -30,7 +30,7 @@ func (p *Platform) cacheLock(how int) (func(), error) {
 // count until destroyed) and for which keep returns false. keep may be nil.
 // It returns the digests removed.
 func (p *Platform) PruneRootfs(ctx context.Context, keep func(digest string) bool) ([]string, error) {
-	unlock, err := p.cacheLock(unix.LOCK_EX)
+	unlock, err := p.cacheLock(flock.Exclusive)
 	if err != nil {
 		return nil, err
 	}

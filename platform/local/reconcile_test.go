@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/overlayfs"
 )
 
 // TestReconcileAfterSupervisorKill kills an instance's supervisor with
@@ -75,7 +76,7 @@ func TestReconcileAfterSupervisorKill(t *testing.T) {
 	if netnsExists(rec.Netns) {
 		t.Error("Reconcile left the network namespace")
 	}
-	if m, _ := mountsUnder(e.dir); len(m) > 0 {
+	if m, _ := overlayfs.MountsUnder(e.dir); len(m) > 0 {
 		t.Errorf("Reconcile left mounts: %v", m)
 	}
 	if _, err := os.Stat(e.p.instanceDir("half-launched")); !os.IsNotExist(err) {

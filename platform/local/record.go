@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
-	"golang.org/x/sys/unix"
+	"github.com/kiln-project/kiln/internal/flock"
 )
 
 // File names inside an instance directory.
@@ -98,12 +98,12 @@ func tryLock(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := flock.TryLock(f, flock.Exclusive); err != nil {
 		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
+		if errors.Is(err, flock.ErrHeld) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+		return nil, err
 	}
 	return f, nil
 }

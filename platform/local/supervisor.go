@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/overlayfs"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -186,8 +187,11 @@ func (s *supervisor) start() (*exec.Cmd, <-chan error, error) {
 	}
 	s.ns = ns
 
+	// The image's tree stays read-only below; the instance's writes land
+	// in upper, which is what drift detection compares.
 	merged := filepath.Join(s.dir, mergedDir)
-	if err := mountOverlay(r.Lower, filepath.Join(s.dir, upperDir), filepath.Join(s.dir, workDir), merged); err != nil {
+	ov := &overlayfs.Overlay{Lowers: []string{r.Lower}, Upper: filepath.Join(s.dir, upperDir), Work: filepath.Join(s.dir, workDir), Target: merged}
+	if err := ov.Mount(); err != nil {
 		return nil, nil, err
 	}
 	s.mount = true
@@ -253,7 +257,7 @@ func (s *supervisor) cleanup() {
 	}
 	s.fwds = nil
 	if s.mount {
-		if err := unmountAll(filepath.Join(s.dir, mergedDir)); err != nil {
+		if err := overlayfs.UnmountAll(filepath.Join(s.dir, mergedDir)); err != nil {
 			s.log.Error("cleanup", "err", err)
 		}
 		s.mount = false

@@ -64,20 +64,6 @@ func TestFailureRoundTrip(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{
-		`/tmp/a\040b`: "/tmp/a b",
-		`/plain`:      "/plain",
-		`/x\134y`:     `/x\y`,
-		`/bad\09`:     `/bad\09`,
-		`/end\04`:     `/end\04`,
-	} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestReadProcStat(t *testing.T) {
 	st, err := readProcStat(os.Getpid())
 	if err != nil {

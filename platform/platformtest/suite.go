@@ -20,7 +20,7 @@ type Harness struct {
 	Artifacts kiln.ArtifactStore
 	// Image is a bootable artifact in Artifacts that behaves like BakeImage's:
 	// it serves ImageHTTPBody on ImageHTTPPort and its /etc/os-release holds
-	// ImageOSRelease.
+	// ImageOSRelease. RunContract needs only that Artifacts holds it.
 	Image kiln.Artifact
 	// Crash ends the instance's process behind the platform's back, as a
 	// crash would. Nil skips the crash test.
@@ -102,12 +102,29 @@ func (h *Harness) noLeftovers(t testing.TB) {
 	}
 }
 
-// Run runs the suite. Subtests run one after the other; each destroys what
-// it launched.
+// Run runs the whole suite, RunBoot then RunContract: what a driver that
+// boots images must pass. Subtests run one after the other; each destroys
+// what it launched.
 func Run(t *testing.T, h *Harness) {
+	RunBoot(t, h)
+	RunContract(t, h)
+}
+
+// RunBoot runs what only a platform that boots the image can show:
+// commands run inside the instance, forwarded ports reach its server, and
+// nothing an instance writes reaches the stored image or the next instance.
+func RunBoot(t *testing.T, h *Harness) {
 	ctx := context.Background()
 	t.Run("LaunchExecForward", func(t *testing.T) { testLaunchExecForward(ctx, t, h) })
 	t.Run("NoResidue", func(t *testing.T) { testNoResidue(ctx, t, h) })
+}
+
+// RunContract runs what every kiln.Platform must do, test doubles
+// included: the instance lifecycle (launch, stop, destroy, crash), the
+// refusals and their error codes, and launches cancelled part way leaving
+// nothing behind. It needs h.Image only to be in h.Artifacts.
+func RunContract(t *testing.T, h *Harness) {
+	ctx := context.Background()
 	t.Run("StopDestroy", func(t *testing.T) { testStopDestroy(ctx, t, h) })
 	t.Run("Crash", func(t *testing.T) { testCrash(ctx, t, h) })
 	t.Run("Refusals", func(t *testing.T) { testRefusals(ctx, t, h) })

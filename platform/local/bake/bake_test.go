@@ -7,12 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/internal/ci"
+	"github.com/kiln-project/kiln/internal/overlayfs"
 )
 
 func needRoot(t *testing.T) {
@@ -42,20 +42,6 @@ func TestManifest(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("package %d = %+v, want %+v", i, got[i], want[i])
 		}
-	}
-}
-
-func TestReleaseDate(t *testing.T) {
-	in := "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\nOrigin: Debian\nSuite: stable\nDate: Sat, 10 Jan 2026 10:21:43 UTC\nValid-Until: x\n"
-	got, err := releaseDate([]byte(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := time.Date(2026, 1, 10, 10, 21, 43, 0, time.UTC); !got.Equal(want) {
-		t.Fatalf("releaseDate = %v, want %v", got, want)
-	}
-	if _, err := releaseDate([]byte("Origin: Debian\n")); err == nil {
-		t.Fatal("a Release file without Date was accepted")
 	}
 }
 
@@ -108,7 +94,7 @@ func TestLayerRoundTrip(t *testing.T) {
 	write(filepath.Join(base, "etc/kept"), "kept", 0o644)
 
 	dir := t.TempDir()
-	o := &Overlay{Lowers: []string{base}, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"), Target: filepath.Join(dir, "merged")}
+	o := &overlayfs.Overlay{Lowers: []string{base}, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"), Target: filepath.Join(dir, "merged")}
 	if err := o.Mount(); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +110,7 @@ func TestLayerRoundTrip(t *testing.T) {
 	if err := unix.Lsetxattr(filepath.Join(m, "opt/app/new"), "user.kiln", []byte("yes"), 0); err != nil {
 		t.Logf("no user xattrs here: %v", err)
 	}
-	if err := Unmount(m); err != nil {
+	if err := overlayfs.Unmount(m); err != nil {
 		t.Fatal(err)
 	}
 
@@ -141,11 +127,11 @@ func TestLayerRoundTrip(t *testing.T) {
 	if err := ExtractTar(ctx, bytes.NewReader(layer.Bytes()), unpacked, ExtractOptions{Layer: true}); err != nil {
 		t.Fatal(err)
 	}
-	ro := &Overlay{Lowers: []string{unpacked, base}, Target: filepath.Join(t.TempDir(), "view")}
+	ro := &overlayfs.Overlay{Lowers: []string{unpacked, base}, Target: filepath.Join(t.TempDir(), "view")}
 	if err := ro.Mount(); err != nil {
 		t.Fatal(err)
 	}
-	defer Unmount(ro.Target)
+	defer overlayfs.Unmount(ro.Target)
 	v := ro.Target
 	if _, err := os.Stat(filepath.Join(v, "etc/gone")); !os.IsNotExist(err) {
 		t.Errorf("etc/gone still visible: %v", err)
@@ -181,11 +167,5 @@ func TestLayerRoundTrip(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(flat, "opt/app/link")); string(b) != "new" {
 		t.Errorf("hard link in the flattened tree = %q", b)
-	}
-}
-
-func TestMountsUnderUnescapes(t *testing.T) {
-	if got := unescapeMount(`/tmp/a\040b`); got != "/tmp/a b" {
-		t.Fatalf("unescapeMount = %q", got)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/kiln-project/kiln/debian"
 	"github.com/kiln-project/kiln/internal/ci"
 )
 
@@ -31,7 +32,7 @@ func TestDebCache(t *testing.T) {
 		mirror = "http://deb.debian.org/debian"
 	}
 	ctx := context.Background()
-	rel, err := FetchRelease(ctx, nil, mirror, "bookworm")
+	rel, err := debian.FetchRelease(ctx, nil, mirror, "bookworm")
 	if err != nil {
 		t.Fatalf("fetch the Release file (the test needs the mirror): %v", err)
 	}

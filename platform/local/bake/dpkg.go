@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/kiln-project/kiln"
-	"github.com/kiln-project/kiln/deb822"
+	"github.com/kiln-project/kiln/debian"
 )
 
 // Manifest reads the packages installed in root from dpkg's status file
@@ -22,7 +22,7 @@ func Manifest(root string) ([]kiln.Package, error) {
 	}
 	defer f.Close()
 	var pkgs []kiln.Package
-	err = deb822.Scan(f, []string{"Package", "Version", "Architecture", "Status", "Source"}, func(p deb822.Paragraph) error {
+	err = debian.ScanParagraphs(f, []string{"Package", "Version", "Architecture", "Status", "Source"}, func(p debian.Paragraph) error {
 		if p["Package"] == "" || p["Status"] != "install ok installed" {
 			return nil
 		}
