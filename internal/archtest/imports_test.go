@@ -132,9 +132,7 @@ var knownViolations = map[string]string{}
 
 // docsPending are rules whose quote docs/ARCHITECTURE.md does not have
 // yet, with the reason.
-var docsPending = map[string]string{
-	"test doubles and test support are imported by tests only": "fixed by the structure issue in progress (issue 13: ARCHITECTURE.md gains this sentence with the platform/memory row)",
-}
+var docsPending = map[string]string{}
 
 // pkg is one package of the module and where each of its non-test imports
 // of the module is written.
