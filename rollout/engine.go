@@ -49,6 +49,10 @@ type Engine struct {
 	// 0): how long a rollout whose process died waits to be resumed. The
 	// lease is renewed every sixth of it while the rollout runs.
 	LeaseTime time.Duration
+	// SampleEvery is how often a running rollout is sampled for its
+	// timeline (1 s when 0), when Rollouts keeps timelines
+	// (kiln.RolloutTimeline).
+	SampleEvery time.Duration
 }
 
 // Errors a rollout refuses with.
@@ -172,6 +176,8 @@ func (e *Engine) run(ctx context.Context, svc *kiln.Service, r *kiln.Rollout) (*
 		return r, err
 	}
 	defer ls.release(ctx, e.log())
+	ctx, tl := e.startTimeline(ctx, r)
+	defer tl.finish(ctx)
 	if err := e.recover(ctx, svc); err != nil {
 		return r, ls.or(err)
 	}
@@ -202,6 +208,7 @@ func (e *Engine) run(ctx context.Context, svc *kiln.Service, r *kiln.Rollout) (*
 		if err := e.Rollouts.UpdateRollout(ctx, r); err != nil {
 			return r, ls.or(err)
 		}
+		tl.mark()
 	}
 	// Rolling back: the previous version in again, new instances out.
 	if r.From.IsZero() {
@@ -349,6 +356,7 @@ func (e *Engine) converge(ctx context.Context, svc *kiln.Service, r *kiln.Rollou
 		if err := e.Rollouts.UpdateRollout(ctx, r); err != nil {
 			return err
 		}
+		timelineFrom(ctx).mark()
 	}
 }
 
@@ -416,7 +424,9 @@ func (e *Engine) launch(ctx context.Context, svc *kiln.Service, m *kiln.Member, 
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	if err := WaitHealthy(ctx, m.Address, svc.Health, timeout); err != nil {
+	err = WaitHealthy(ctx, m.Address, svc.Health, timeout)
+	timelineFrom(ctx).health(ctx, err)
+	if err != nil {
 		return kiln.Errorf(kiln.EUNAVAILABLE, "new instance %s of %s failed its health check (%s): %v", m.InstanceID, m.Version, svc.Health, err)
 	}
 	e.say("    %s healthy at %s", m.InstanceID, m.Address)
@@ -476,7 +486,9 @@ func (e *Engine) bake(ctx context.Context, svc *kiln.Service, batch []*kiln.Memb
 	fails := map[string]int{}
 	for time.Now().Before(end) {
 		for _, m := range batch {
-			if err := Check(ctx, m.Address, svc.Health); err != nil {
+			err := Check(ctx, m.Address, svc.Health)
+			timelineFrom(ctx).health(ctx, err)
+			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
