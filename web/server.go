@@ -47,6 +47,14 @@ type Config struct {
 	// exposure, overage, stale) on one page; DefaultRowsPerPage when 0.
 	// The totals under a table always count every row.
 	RowsPerPage int
+	// History is optional: the daily fleet counts the trends page draws;
+	// without it the page says none are kept.
+	History kiln.FleetHistory
+	// Services and Rollouts are optional: the services pages; Timeline,
+	// also optional, the samples a rollout's timeline is drawn from.
+	Services kiln.ServiceStore
+	Rollouts kiln.RolloutStore
+	Timeline kiln.RolloutTimeline
 }
 
 // DefaultRowsPerPage is how many rows a report table shows at once.
@@ -65,7 +73,7 @@ type Server struct {
 // pageNames are the templates under templates/, each rendered inside
 // layout.html.
 var pageNames = []string{"signin", "fleet", "instances", "exposure", "overage", "stale",
-	"images", "image", "version", "runs", "run", "error"}
+	"images", "image", "version", "runs", "run", "error", "trends", "services", "service"}
 
 // New builds the dashboard. It fails when the configuration lacks a store
 // the pages need, or (a bug) when an embedded template does not parse.
@@ -161,6 +169,9 @@ func (s *Server) routes() http.Handler {
 	viewer("GET "+Prefix+"images/{image}/versions/{number}", s.versionPage)
 	viewer("GET "+Prefix+"runs", s.runsPage)
 	viewer("GET "+Prefix+"runs/{id}", s.runPage)
+	viewer("GET "+Prefix+"trends", s.trendsPage)
+	viewer("GET "+Prefix+"services", s.servicesPage)
+	viewer("GET "+Prefix+"services/{name}", s.servicePage)
 	mux.HandleFunc(Prefix, func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusNotFound, "error", page{Title: "Not found",
 			Error: fmt.Sprintf("there is no dashboard page at %s; use the links above", r.URL.Path)})

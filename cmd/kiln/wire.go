@@ -143,6 +143,7 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 		fleet.New(db, db).RunMarkLost(lostCtx, 24*time.Hour, 10*time.Minute, logger)
 	}()
 	defer func() { stopLost(); <-lostDone }()
+	defer startHistory(ctx, db, logger)() // daily fleet counts for the dashboard's trends
 	// Pipeline worker, triggers, schedules and webhooks; stopped before db closes.
 	pipeCtx, stopPipeline := context.WithCancel(ctx)
 	waitPipeline := startPipeline(pipeCtx, db, cfg, logger)
@@ -159,6 +160,7 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	// The dashboard under /ui/, next to the API; its session cookie is
 	// Secure when kiln serves TLS.
 	dashboard, err := web.New(web.Config{Registry: db, Tokens: db, Logger: logger, Version: version,
+		History: db, Services: db, Rollouts: db, Timeline: db,
 		Secure: opts.TLSCert != "", InsecureListen: opts.InsecureListen && opts.TLSCert == ""})
 	if err != nil {
 		return err

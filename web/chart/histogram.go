@@ -65,7 +65,7 @@ func (h Histogram) SVG() template.HTML {
 		w.text(x0-6, yOf(v)+4, "end", "tick", formatNum(v))
 	}
 	if h.YLabel != "" {
-		w.text(x0-6, y1-12, "end", "axis-label", h.YLabel)
+		w.text(4, y1-12, "start", "axis-label", h.YLabel)
 	}
 	w.line(x0, y0, x1, y0, "axis")
 	for _, b := range h.Bins {

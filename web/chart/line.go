@@ -92,7 +92,7 @@ func (f timeFrame) frame(w *svg, yLabel string, markers []Marker) {
 		w.text(f.x0-6, f.y(v)+4, "end", "tick", formatNum(v))
 	}
 	if yLabel != "" {
-		w.text(f.x0-6, f.y1-10, "end", "axis-label", yLabel)
+		w.text(4, f.y1-10, "start", "axis-label", yLabel)
 	}
 	w.line(f.x0, f.y0, f.x1, f.y0, "axis")
 	for _, t := range f.ticks {

@@ -48,7 +48,7 @@ const (
 	barHeight     = 22.0
 	barGap        = 10.0
 	legendHeight  = 26.0
-	axisHeight    = 26.0
+	axisHeight    = 40.0
 )
 
 // barLayout is where the bars of a chart go.
@@ -131,7 +131,7 @@ func (c StackedBars) SVG() template.HTML {
 				w.overlay(x, y, wd, barHeight, p)
 			}
 			if lab := fit(g.Label, wd-6, 11); lab != "" {
-				w.text(x+wd/2, y+barHeight/2+4, "middle", "seg-label", lab)
+				w.text(x+wd/2, y+barHeight/2+4, "middle", "seg-label on-"+colour(g.Class), lab)
 			}
 			if g.Href != "" {
 				w.b.WriteString(`</a>`)
@@ -157,6 +157,6 @@ func (c StackedBars) axis(w *svg, l barLayout, top, step float64) {
 		w.text(x, bottom+16, "middle", "tick", formatNum(v))
 	}
 	if c.Unit != "" {
-		w.text(l.x1+6, bottom+16, "start", "axis-label", c.Unit)
+		w.text((l.x0+l.x1)/2, bottom+32, "middle", "axis-label", c.Unit)
 	}
 }
