@@ -55,7 +55,6 @@ const (
 type barLayout struct {
 	x0, x1 float64 // the plot area
 	top    float64 // the first bar's top
-	scale  float64 // units per pixel is 1/scale
 	height float64 // the whole chart's
 }
 
