@@ -101,6 +101,7 @@ func spreadChart(rows []*kiln.ReportRow, env string, exposed map[kiln.VersionRef
 			n += int(g.Value)
 		}
 		c.Bars[i].Total = formatCount(n)
+		c.Bars[i].Segments = mergeThin(c.Bars[i].Segments, float64(n), c.Bars[i].Label, env)
 	}
 	if over {
 		c.Legend = append(c.Legend, chart.LegendItem{Label: "over age limit", Pattern: chart.Dots})
@@ -111,6 +112,45 @@ func spreadChart(rows []*kiln.ReportRow, env string, exposed map[kiln.VersionRef
 	}
 	c.Desc = fmt.Sprintf("%d image lines in %s. Each bar is one image line, split into its versions in use by their share of its instances, oldest version left, newest right; the number at the end is the line's instance count. The table below has every number.", images, where)
 	return c.SVG()
+}
+
+// thinShare is the share of a bar below which neighbouring segments are
+// merged: about 3 pixels, too thin to see or click. It keeps the spread of
+// an image line with thousands of versions in use a picture rather than
+// megabytes of slivers.
+const thinShare = 3.0 / 710
+
+// mergeThin merges each run of two or more neighbouring segments thinner
+// than thinShare of total into one grey segment that links to the image's
+// drill-down and keeps their patterns.
+func mergeThin(segs []chart.Segment, total float64, image, env string) []chart.Segment {
+	out := make([]chart.Segment, 0, len(segs))
+	for i := 0; i < len(segs); {
+		j := i
+		for j < len(segs) && segs[j].Value < thinShare*total {
+			j++
+		}
+		if j-i < 2 {
+			out = append(out, segs[i])
+			i++
+			continue
+		}
+		m := chart.Segment{Class: 7, Href: drillURL(image, 0, env), Key: segs[i].Key + "…" + segs[j-1].Key}
+		seen := map[chart.Pattern]bool{}
+		for _, g := range segs[i:j] {
+			m.Value += g.Value
+			for _, p := range g.Patterns {
+				if !seen[p] {
+					seen[p] = true
+					m.Patterns = append(m.Patterns, p)
+				}
+			}
+		}
+		m.Tip = fmt.Sprintf("%d versions from %s to %s: %s instances together", j-i, segs[i].Key, segs[j-1].Key, formatCount(int(m.Value)))
+		out = append(out, m)
+		i = j
+	}
+	return out
 }
 
 func statusWord(r *kiln.ReportRow) string {

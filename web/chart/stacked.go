@@ -93,6 +93,11 @@ func (c StackedBars) SVG() template.HTML {
 	}
 	top, step := niceMax(top)
 	w := &svg{}
+	n := 0
+	for _, b := range c.Bars {
+		n += len(b.Segments)
+	}
+	w.b.Grow(4096 + 200*len(c.Bars) + 400*n) // about what a segment takes
 	w.open(c.ID, "stacked", c.Title, c.Desc, l.height, links)
 	if len(c.Legend) > 0 {
 		w.legend(l.x0, 16, c.Legend)
@@ -122,8 +127,10 @@ func (c StackedBars) SVG() template.HTML {
 				continue
 			}
 			wd := g.Value / full * (l.x1 - l.x0)
-			if g.Href != "" {
-				w.printf(`<a href="%s" aria-label="%s">`, esc(g.Href), esc(g.Tip))
+			if g.Href != "" { // named by the rect's <title>
+				w.b.WriteString(`<a`)
+				w.attr("href", g.Href)
+				w.b.WriteByte('>')
 			}
 			w.rect(x, y, wd, barHeight, "seg "+colour(g.Class), g.Tip, "key", g.Key, "value", formatNum(g.Value))
 			for _, p := range g.Patterns {

@@ -52,11 +52,14 @@ func num(f float64) string {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		f = 0
 	}
-	s := strconv.FormatFloat(math.Round(f*10)/10, 'f', -1, 64)
-	if s == "-0" {
-		return "0"
+	r := math.Round(f * 10)
+	if r == math.Trunc(r/10)*10 && math.Abs(r) < 1e15 {
+		if r == 0 {
+			return "0"
+		}
+		return strconv.FormatInt(int64(r/10), 10)
 	}
-	return s
+	return strconv.FormatFloat(r/10, 'f', 1, 64)
 }
 
 // open starts the svg element. role is "img" for a picture without links
@@ -81,27 +84,71 @@ func (w *svg) close() template.HTML {
 
 func (w *svg) printf(format string, args ...any) { fmt.Fprintf(&w.b, format, args...) }
 
-// patternFill is the fill attribute value of a pattern of this chart.
-func (w *svg) patternFill(p Pattern) string { return "url(#" + esc(w.id) + "-" + string(p) + ")" }
+// The writers below append directly rather than through fmt: a version
+// spread of a large fleet has thousands of shapes.
+
+// attr appends name="value", value escaped.
+func (w *svg) attr(name, value string) {
+	w.b.WriteByte(' ')
+	w.b.WriteString(name)
+	w.b.WriteString(`="`)
+	w.b.WriteString(esc(value))
+	w.b.WriteByte('"')
+}
+
+// coord appends name="f", f with at most one decimal.
+func (w *svg) coord(name string, f float64) {
+	w.b.WriteByte(' ')
+	w.b.WriteString(name)
+	w.b.WriteString(`="`)
+	w.b.WriteString(num(f))
+	w.b.WriteByte('"')
+}
+
+func (w *svg) box(x, y, wd, ht float64) {
+	w.coord("x", x)
+	w.coord("y", y)
+	w.coord("width", max(wd, 0))
+	w.coord("height", max(ht, 0))
+}
 
 // rect writes a rectangle; class and the optional tooltip and data
-// attributes describe it.
+// attributes (name, value pairs) describe it.
 func (w *svg) rect(x, y, wd, ht float64, class, tip string, data ...string) {
-	w.printf(`<rect x="%s" y="%s" width="%s" height="%s" class="%s"%s>`, num(x), num(y), num(max(wd, 0)), num(max(ht, 0)), esc(class), attrs(data))
-	if tip != "" {
-		w.printf(`<title>%s</title>`, esc(tip))
+	w.b.WriteString(`<rect`)
+	w.box(x, y, wd, ht)
+	w.attr("class", class)
+	for i := 0; i+1 < len(data); i += 2 {
+		w.attr("data-"+data[i], data[i+1])
 	}
-	w.b.WriteString(`</rect>`)
+	if tip == "" {
+		w.b.WriteString(`/>`)
+		return
+	}
+	w.b.WriteString(`><title>`)
+	w.b.WriteString(esc(tip))
+	w.b.WriteString(`</title></rect>`)
 }
 
 // overlay lays pattern p over a rectangle.
 func (w *svg) overlay(x, y, wd, ht float64, p Pattern) {
-	w.printf(`<rect x="%s" y="%s" width="%s" height="%s" fill="%s" class="pattern %s"/>`, num(x), num(y), num(max(wd, 0)), num(max(ht, 0)), w.patternFill(p), esc(string(p)))
+	w.b.WriteString(`<rect`)
+	w.box(x, y, wd, ht)
+	w.attr("fill", "url(#"+w.id+"-"+string(p)+")")
+	w.attr("class", "pattern "+string(p))
+	w.b.WriteString(`/>`)
 }
 
 // text writes a label; anchor is start, middle or end.
 func (w *svg) text(x, y float64, anchor, class, s string) {
-	w.printf(`<text x="%s" y="%s" text-anchor="%s" class="%s">%s</text>`, num(x), num(y), anchor, esc(class), esc(s))
+	w.b.WriteString(`<text`)
+	w.coord("x", x)
+	w.coord("y", y)
+	w.attr("text-anchor", anchor)
+	w.attr("class", class)
+	w.b.WriteByte('>')
+	w.b.WriteString(esc(s))
+	w.b.WriteString(`</text>`)
 }
 
 func (w *svg) line(x1, y1, x2, y2 float64, class string) {
