@@ -150,6 +150,7 @@ func (s *Server) registerFleet() {
 		return
 	}
 	fl := fleet.New(s.cfg.Fleet, s.cfg.Advisories)
+	fl.Channels = s.cfg.Channels
 	checkins := s.cfg.Checkins
 	if checkins == nil {
 		checkins = singleCheckin{s.cfg.Fleet}

@@ -60,7 +60,9 @@ func (a *App) fleetService(cmd *cobra.Command) (*fleet.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fleet.New(svc.Fleet, svc.Advisories), nil
+	fl := fleet.New(svc.Fleet, svc.Advisories)
+	fl.Channels = svc.Channels
+	return fl, nil
 }
 
 func builtAt(t time.Time) string {

@@ -22,13 +22,9 @@ type Service struct {
 }
 
 // New returns a Service on fl and advs with the wall clock and bookworm as
-// the default release.
+// the default release; set Channels for channel-aware stale reports.
 func New(fl kiln.Fleet, advs kiln.AdvisoryStore) *Service {
-	s := &Service{Fleet: fl, Advisories: advs, Clock: time.Now, DefaultRelease: "bookworm"}
-	if ch, ok := fl.(kiln.ChannelStore); ok {
-		s.Channels = ch
-	}
-	return s
+	return &Service{Fleet: fl, Advisories: advs, Clock: time.Now, DefaultRelease: "bookworm"}
 }
 
 func (s *Service) now() time.Time {

@@ -17,12 +17,15 @@ import (
 
 // Engine runs rollouts. It is safe to run one rollout per service at a
 // time (the store refuses a second); several services may roll out at once.
-// A rollout is run under a lease in the store (Rollouts must be a
-// kiln.RolloutLeaser): while one process runs it, another one's Resume is
-// refused, and a process that lost the lease stops at its next step.
+// A rollout is run under a lease in the store (see RolloutStore): while
+// one process runs it, another one's Resume is refused, and a process that
+// lost the lease stops at its next step.
 type Engine struct {
 	Services kiln.ServiceStore
-	Rollouts kiln.RolloutStore
+	Rollouts RolloutStore
+	// Timeline, when set, keeps samples of each running rollout for the
+	// dashboard's timeline; nil samples nothing.
+	Timeline kiln.RolloutTimeline
 	Registry kiln.Registry
 	// Launcher launches (and destroys) the instances, each after checking
 	// the version's signed provenance.
@@ -45,6 +48,16 @@ type Engine struct {
 	// 0): how long a rollout whose process died waits to be resumed. The
 	// lease is renewed every sixth of it while the rollout runs.
 	LeaseTime time.Duration
+	// SampleEvery is how often a running rollout is sampled for its
+	// Timeline (1 s when 0).
+	SampleEvery time.Duration
+}
+
+// RolloutStore keeps rollouts and the leases they run under: a store that
+// cannot lease cannot run rollouts (two processes could run one at once).
+type RolloutStore interface {
+	kiln.RolloutStore
+	kiln.RolloutLeaser
 }
 
 // Errors a rollout refuses with.
@@ -156,6 +169,8 @@ func (e *Engine) run(ctx context.Context, svc *kiln.Service, r *kiln.Rollout) (*
 		return r, err
 	}
 	defer ls.release(ctx, e.log())
+	ctx, tl := e.startTimeline(ctx, r)
+	defer tl.finish(ctx)
 	if err := e.recover(ctx, svc); err != nil {
 		return r, ls.or(err)
 	}
@@ -186,6 +201,7 @@ func (e *Engine) run(ctx context.Context, svc *kiln.Service, r *kiln.Rollout) (*
 		if err := e.Rollouts.UpdateRollout(ctx, r); err != nil {
 			return r, ls.or(err)
 		}
+		tl.mark()
 	}
 	// Rolling back: the previous version in again, new instances out.
 	if r.From.IsZero() {
@@ -332,6 +348,7 @@ func (e *Engine) converge(ctx context.Context, svc *kiln.Service, r *kiln.Rollou
 		if err := e.Rollouts.UpdateRollout(ctx, r); err != nil {
 			return err
 		}
+		timelineFrom(ctx).mark()
 	}
 }
 
@@ -395,7 +412,9 @@ func (e *Engine) launch(ctx context.Context, svc *kiln.Service, m *kiln.Member) 
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	if err := WaitHealthy(ctx, m.Address, svc.Health, timeout); err != nil {
+	err = WaitHealthy(ctx, m.Address, svc.Health, timeout)
+	timelineFrom(ctx).health(ctx, err)
+	if err != nil {
 		return kiln.Errorf(kiln.EUNAVAILABLE, "new instance %s of %s failed its health check (%s): %v", m.InstanceID, m.Version, svc.Health, err)
 	}
 	e.say("    %s healthy at %s", m.InstanceID, m.Address)
@@ -455,7 +474,9 @@ func (e *Engine) bake(ctx context.Context, svc *kiln.Service, batch []*kiln.Memb
 	fails := map[string]int{}
 	for time.Now().Before(end) {
 		for _, m := range batch {
-			if err := Check(ctx, m.Address, svc.Health); err != nil {
+			err := Check(ctx, m.Address, svc.Health)
+			timelineFrom(ctx).health(ctx, err)
+			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}

@@ -180,7 +180,7 @@ func newEnv(t testing.TB, images []string, replicas, surge int, bake time.Durati
 				t.Errorf("front end: %v", err)
 			}
 		}}
-	e.engine = &Engine{Services: db, Rollouts: db, Registry: db, Logger: log,
+	e.engine = &Engine{Services: db, Rollouts: db, Timeline: db, Registry: db, Logger: log,
 		Launcher: &launch.Launcher{Registry: db, Platform: plat, Inventory: db, Key: key, Logger: log},
 		Progress: testWriter{t}, HealthTimeout: 5 * time.Second}
 	// Unpack every artifact once, outside the measured rollouts.

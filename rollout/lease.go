@@ -49,22 +49,11 @@ func (e *Engine) leaseTime() time.Duration {
 	return defaultLeaseTime
 }
 
-func (e *Engine) leaser() (kiln.RolloutLeaser, error) {
-	l, ok := e.Rollouts.(kiln.RolloutLeaser)
-	if !ok {
-		return nil, kiln.Errorf(kiln.EINTERNAL, "the rollout store %T cannot lease rollouts, so rollouts cannot run on it (two processes could run one at once)", e.Rollouts)
-	}
-	return l, nil
-}
 
 // acquire makes this process the one running r; ECONFLICT naming the
 // holder while another process's lease is valid.
 func (e *Engine) acquire(ctx context.Context, r *kiln.Rollout) error {
-	l, err := e.leaser()
-	if err != nil {
-		return err
-	}
-	return l.AcquireRollout(ctx, r.ID, e.owner(), e.leaseTime())
+	return e.Rollouts.AcquireRollout(ctx, r.ID, e.owner(), e.leaseTime())
 }
 
 // lease is a rollout's lease held by this process, renewed in the
@@ -90,10 +79,7 @@ type lease struct {
 // hold acquires r's lease and renews it until release. The returned
 // context ends when ctx does or the lease is lost.
 func (e *Engine) hold(ctx context.Context, r *kiln.Rollout) (context.Context, *lease, error) {
-	l, err := e.leaser()
-	if err != nil {
-		return ctx, nil, err
-	}
+	l := e.Rollouts
 	ls := &lease{l: l, id: r.ID, service: r.Service, owner: e.owner(), ttl: e.leaseTime(),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	t0 := time.Now()

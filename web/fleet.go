@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"html/template"
 	"net/http"
 	"slices"
 	"strings"
@@ -85,6 +86,14 @@ type reportData struct {
 	Envs   []string
 	Report *kiln.Report
 	Pager  pager
+	// Spread is the version spread chart over every row.
+	Spread template.HTML
+	// Advisory is the one whose exposure the spread marks, with the
+	// advisories offered for it.
+	Advisory     string
+	Choices      []*kiln.Advisory
+	ChoicesTotal int
+	Exposed      int
 }
 
 func (s *Server) reportPage(w http.ResponseWriter, r *http.Request) {
@@ -117,12 +126,18 @@ func (s *Server) reportPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	pg, err := pageRows(s, r, &rep.Rows)
-	if err != nil {
+	d := reportData{Env: env, Envs: envs, Report: rep}
+	p := page{Title: title, Nav: "fleet"}
+	if err := s.spread(r, &d, &p); err != nil {
 		s.fail(w, r, title, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "fleet", page{Title: title, Nav: "fleet", Data: reportData{Env: env, Envs: envs, Report: rep, Pager: pg}})
+	if d.Pager, err = pageRows(s, r, &rep.Rows); err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	p.Data = d
+	s.render(w, r, http.StatusOK, "fleet", p)
 }
 
 type instancesData struct {
@@ -260,6 +275,9 @@ type overageData struct {
 	Policies []*kiln.AgePolicy
 	Overage  *kiln.Overage
 	Pager    pager
+	// Ages are the age histograms: one for the max age given, else one per
+	// environment with a policy.
+	Ages []ageChart
 }
 
 func (s *Server) overagePage(w http.ResponseWriter, r *http.Request) {
@@ -286,7 +304,14 @@ func (s *Server) overagePage(w http.ResponseWriter, r *http.Request) {
 		limit, err = kiln.ParseMaxAge("max_age", d.MaxAge)
 	}
 	if err == nil && (limit > 0 || len(d.Policies) > 0) {
-		d.Overage, err = s.fleet.Overage(ctx, limit, d.Env)
+		// The report the API's overage gives (fleet.BuildOverage on the
+		// same rows), and the histograms from those rows.
+		var us []*kiln.Usage
+		if us, err = s.cfg.Fleet.Usage(ctx, kiln.UsageFilter{Environment: d.Env}); err == nil {
+			now := s.cfg.Clock().UTC()
+			d.Overage = fleet.BuildOverage(us, limit, d.Policies, now, d.Env)
+			d.Ages = ageCharts(us, d.Overage, limit, d.Policies, d.Env, now)
+		}
 	}
 	if err != nil {
 		if kiln.ErrorCode(err) != kiln.EINVALID {

@@ -53,6 +53,23 @@ func (s *Server) funcs() template.FuncMap {
 		},
 		"endsNL":   func(s string) bool { return strings.HasSuffix(s, "\n") },
 		"fleetURL": func(env string) string { return Prefix + "fleet?" + values("env", env) },
+		// For the charts' tables.
+		"count":      formatCount,
+		"days":       days,
+		"envName":    envName,
+		"serviceURL": func(name string) string { return Prefix + "services/" + url.PathEscape(name) },
+		"rolloutURL": func(service string, id int64) string {
+			return Prefix + "services/" + url.PathEscape(service) + "?rollout=" + strconv.FormatInt(id, 10)
+		},
+		"stageTook": func(r stageRun, stage string) string {
+			d, ok := r.Took[stage]
+			if !ok {
+				return ""
+			}
+			return tookString(d)
+		},
+		"rate":      func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
+		"orNoneRef": orNone,
 	}
 }
 

@@ -19,6 +19,8 @@ type runsData struct {
 	Image   string
 	Runs    []*kiln.Run
 	Pager   pager
+	// Stages are the stage-duration charts of the listed runs, per image.
+	Stages []stageChart
 }
 
 func (s *Server) runsPage(w http.ResponseWriter, r *http.Request) {
@@ -43,6 +45,7 @@ func (s *Server) runsPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		d.Pager = newPager(r.URL, offset, runsPerPage, total)
+		d.Stages = stageCharts(d.Runs, s.cfg.Clock())
 	}
 	s.render(w, r, http.StatusOK, "runs", page{Title: title, Nav: "runs", Data: d})
 }

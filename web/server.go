@@ -31,9 +31,12 @@ type Config struct {
 	Advisories kiln.AdvisoryStore
 	// Runs is optional: without it the runs pages say the pipeline is not
 	// configured.
-	Runs   kiln.RunStore
-	Tokens kiln.TokenStore
-	Logger *slog.Logger
+	Runs kiln.RunStore
+	// Channels, when set, makes the stale report measure against each
+	// environment's channel version.
+	Channels kiln.ChannelStore
+	Tokens   kiln.TokenStore
+	Logger   *slog.Logger
 	// Secure marks the session cookie Secure; set it when kiln serves TLS.
 	Secure bool
 	// InsecureListen shows a warning on every page: kiln listens on a
@@ -47,6 +50,14 @@ type Config struct {
 	// exposure, overage, stale) on one page; DefaultRowsPerPage when 0.
 	// The totals under a table always count every row.
 	RowsPerPage int
+	// History is optional: the daily fleet counts the trends page draws;
+	// without it the page says none are kept.
+	History kiln.FleetHistory
+	// Services and Rollouts are optional: the services pages; Timeline,
+	// also optional, the samples a rollout's timeline is drawn from.
+	Services kiln.ServiceStore
+	Rollouts kiln.RolloutStore
+	Timeline kiln.RolloutTimeline
 }
 
 // DefaultRowsPerPage is how many rows a report table shows at once.
@@ -65,7 +76,7 @@ type Server struct {
 // pageNames are the templates under templates/, each rendered inside
 // layout.html.
 var pageNames = []string{"signin", "fleet", "instances", "exposure", "overage", "stale",
-	"images", "image", "version", "runs", "run", "error"}
+	"images", "image", "version", "runs", "run", "error", "trends", "services", "service"}
 
 // New builds the dashboard. It fails when the configuration lacks a store
 // the pages need, or (a bug) when an embedded template does not parse.
@@ -92,6 +103,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, pages: map[string]*template.Template{}}
 	s.fleet = fleet.New(cfg.Fleet, cfg.Advisories)
+	s.fleet.Channels = cfg.Channels
 	s.fleet.Clock = cfg.Clock
 	s.sessions = &api.Sessions{Tokens: cfg.Tokens, Secure: cfg.Secure, TTL: cfg.SessionTTL, Logger: cfg.Logger, Clock: cfg.Clock}
 	for _, name := range pageNames {
@@ -146,6 +158,9 @@ func (s *Server) routes() http.Handler {
 	viewer("GET "+Prefix+"images/{image}/versions/{number}", s.versionPage)
 	viewer("GET "+Prefix+"runs", s.runsPage)
 	viewer("GET "+Prefix+"runs/{id}", s.runPage)
+	viewer("GET "+Prefix+"trends", s.trendsPage)
+	viewer("GET "+Prefix+"services", s.servicesPage)
+	viewer("GET "+Prefix+"services/{name}", s.servicePage)
 	mux.HandleFunc(Prefix, func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusNotFound, "error", page{Title: "Not found",
 			Error: fmt.Sprintf("there is no dashboard page at %s; use the links above", r.URL.Path)})

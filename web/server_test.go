@@ -80,6 +80,13 @@ func TestPages(t *testing.T) {
 		{"/ui/runs?image=appserver", []string{"succeeded"}},
 		{"/ui/runs/1", []string{"3 of 3 tests passed", "mmdebstrap bookworm &lt;done&gt;", `id="run-status">succeeded<`}},
 		{"/ui/signin", []string{`name="token"`, `type="password"`}},
+		// The pictures: the version spread, the age histogram of prod, the
+		// stage durations, an empty history, no services.
+		{"/ui/fleet?advisory=KILN-TEST-1", []string{`id="spread"`, `data-key="basic-linux-1" data-value="4"`, `id="spread-exposed">10<`, `url(#spread-hatch)`}},
+		{"/ui/overage?env=prod", []string{`class="chart age-chart" data-env="prod" data-limit-days="90" data-past="5"`, "<title id=\"ages-0-title\">"}},
+		{"/ui/runs?image=appserver", []string{`id="stages-appserver"`, `<desc id="stages-appserver-desc">`}},
+		{"/ui/trends", []string{"Nothing recorded yet", `id="severity"`}},
+		{"/ui/services", []string{"No services"}},
 	}
 	for _, p := range pages {
 		resp, body := get(t, c, f, p.path)
@@ -127,6 +134,8 @@ func TestPageErrors(t *testing.T) {
 		{"/ui/overage?max_age=soon", 400, "max_age"},
 		{"/ui/exposure?advisory=NO-SUCH-1", 404, "NO-SUCH-1"},
 		{"/ui/runs/999", 404, "999"},
+		{"/ui/trends?severity=dire", 400, "severity"},
+		{"/ui/services/nosuch", 404, "nosuch"},
 		{"/ui/nowhere", 404, "no dashboard page"},
 	} {
 		resp, body := get(t, c, f, tc.path)

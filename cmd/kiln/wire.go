@@ -153,6 +153,7 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	// The use cases on db, and on this machine's platform if it can run
 	// instances.
 	g := newGraph(db, signer, cfg, logger)
+	defer startHistory(ctx, db, logger)() // daily fleet counts for the dashboard's trends
 	// Pipeline worker, triggers, schedules and webhooks; stopped before db closes.
 	pipeCtx, stopPipeline := context.WithCancel(ctx)
 	waitPipeline := startPipeline(pipeCtx, g)
@@ -168,8 +169,8 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 		StartRuns: runStarter{runs: db}, Rollouts: rollouts, SigningKey: signer.Public()}.WithStores(db))
 	// The dashboard under /ui/, next to the API; its session cookie is
 	// Secure when kiln serves TLS.
-	dashboard, err := web.New(web.Config{Registry: db, Inventory: db, Fleet: db, Advisories: db, Runs: db, Tokens: db,
-		Logger: logger, Version: version,
+	dashboard, err := web.New(web.Config{Registry: db, Inventory: db, Fleet: db, Advisories: db, Runs: db, Tokens: db, Channels: db,
+		History: db, Services: db, Rollouts: db, Timeline: db, Logger: logger, Version: version,
 		Secure: opts.TLSCert != "", InsecureListen: opts.InsecureListen && opts.TLSCert == ""})
 	if err != nil {
 		return err
