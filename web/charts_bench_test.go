@@ -59,7 +59,7 @@ func BenchmarkChartPages(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	dash, err := web.New(web.Config{Registry: db, Logger: logger, Clock: clock.Now, History: db, Services: db, Rollouts: db, Timeline: db})
+	dash, err := web.New(web.Config{Registry: db, Inventory: db, Fleet: db, Advisories: db, Runs: db, Tokens: db, Channels: db, Logger: logger, Clock: clock.Now, History: db, Services: db, Rollouts: db, Timeline: db})
 	if err != nil {
 		b.Fatal(err)
 	}

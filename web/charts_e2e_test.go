@@ -92,10 +92,10 @@ func newSynthFixture(t *testing.T) *synthFixture {
 
 	_, f.viewer, err = db.CreateToken(ctx, &kiln.NewToken{Name: "charts-viewer", Role: kiln.RoleViewer})
 	must(err)
-	dash, err := web.New(web.Config{Registry: db, Logger: logger, Version: "test",
+	dash, err := web.New(web.Config{Registry: db, Inventory: db, Fleet: db, Advisories: db, Runs: db, Tokens: db, Channels: db, Logger: logger, Version: "test",
 		History: db, Services: db, Rollouts: db, Timeline: db})
 	must(err)
-	f.srv = httptest.NewServer(web.Mount(dash, api.New(api.Config{Registry: db, Logger: logger, Version: "test"})))
+	f.srv = httptest.NewServer(web.Mount(dash, api.New(api.Config{Logger: logger, Version: "test"}.WithStores(db))))
 	t.Cleanup(f.srv.Close)
 	return f
 }
