@@ -45,6 +45,10 @@ type Engine struct {
 	// 0): how long a rollout whose process died waits to be resumed. The
 	// lease is renewed every sixth of it while the rollout runs.
 	LeaseTime time.Duration
+	// FrontEndRunning, when set, tells whether the service's front end
+	// runs: Begin refuses a rollout without one (its first batch could
+	// never enter it). Host sets it.
+	FrontEndRunning func(ctx context.Context, service string) (bool, error)
 }
 
 // Errors a rollout refuses with.
@@ -86,6 +90,16 @@ func (e *Engine) Begin(ctx context.Context, service string, to kiln.VersionRef, 
 	}
 	if _, err := e.Launcher.Check(ctx, to, launch.Ready(opts.AllowUnready)); err != nil {
 		return nil, err
+	}
+	if e.FrontEndRunning != nil {
+		running, err := e.FrontEndRunning(ctx, service)
+		if err != nil {
+			return nil, err
+		}
+		if !running {
+			return nil, kiln.Errorf(kiln.EUNAVAILABLE, "the front end of %s is not running (%v), so no instance could enter it; start it with `kiln service start %s` and see its log under the data directory's services/ if it does not stay up",
+				service, ErrNoFrontEnd, service)
+		}
 	}
 	r := &kiln.Rollout{Service: service, From: svc.Version, To: to}
 	if err := e.Rollouts.CreateRollout(ctx, r); err != nil {
