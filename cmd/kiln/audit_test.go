@@ -176,3 +176,12 @@ func waitFor(t *testing.T, ok func() bool) {
 	}
 	t.Fatal("timed out")
 }
+
+// A checkpoint file kiln serve cannot append to stops the start.
+func TestServeRefusesUnwritableCheckpointFile(t *testing.T) {
+	err := serve(context.Background(), cli.Config{DataDir: t.TempDir()}, slog.New(slog.DiscardHandler),
+		cli.ServeOptions{Listen: "127.0.0.1:0", AuditCheckpointEvery: time.Minute, AuditCheckpointFile: filepath.Join(t.TempDir(), "no", "such", "dir", "cp.jsonl")})
+	if err == nil || !strings.Contains(err.Error(), "--audit-checkpoint-file") {
+		t.Fatalf("serve with an unwritable checkpoint file: %v", err)
+	}
+}

@@ -163,6 +163,14 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	}
 	defer db.Close()
 	warnAuditWriters(ctx, db, logger)
+	if f := opts.AuditCheckpointFile; f != "" {
+		// A file kiln cannot append to stops the start, not the first checkpoint.
+		fh, err := os.OpenFile(f, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return kiln.FieldErrorf(kiln.EINVALID, "--audit-checkpoint-file", "cannot append audit checkpoints to %s: %v", f, err)
+		}
+		fh.Close()
+	}
 	// Signed checkpoints of the audit log's head; stopped before db closes.
 	stopCheckpoints := startAuditCheckpoints(ctx, db, signer, opts.AuditCheckpointEvery, opts.AuditCheckpointFile, logger)
 	defer stopCheckpoints()
