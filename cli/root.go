@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -32,6 +33,9 @@ type Config struct {
 	// Server, when set, is the kiln server (https://HOST:PORT) the
 	// commands work through instead of opening the database.
 	Server string
+	// AllowHTTP lets the client send its token over plain http:// to a
+	// server that is not loopback (--allow-http, KILN_ALLOW_HTTP=1).
+	AllowHTTP bool
 }
 
 // Services are what the commands work with: the stores, this machine's
@@ -46,6 +50,8 @@ type Services struct {
 	// Tokens and Audit are the token store and audit log.
 	Tokens kiln.TokenStore
 	Audit  kiln.AuditLog
+	// Checkpoints are the audit log's signed checkpoints.
+	Checkpoints kiln.AuditCheckpoints
 	// DataDir is where work files live (build directories, step cache).
 	DataDir string
 	// Platform runs instances (the local nspawn driver by default).
@@ -127,6 +133,14 @@ type ServeOptions struct {
 	InsecureListen bool
 	// CheckinRate limits check-ins per token and second (0: default).
 	CheckinRate float64
+	// SecureCookies marks the dashboard's session cookie Secure although
+	// kiln itself serves plain HTTP: a proxy in front terminates TLS.
+	SecureCookies bool
+	// AuditCheckpointEvery is how often the server signs a checkpoint of
+	// the audit log's head (0: never); AuditCheckpointFile, when set, is a
+	// file outside the database each checkpoint is appended to (JSON lines).
+	AuditCheckpointEvery time.Duration
+	AuditCheckpointFile  string
 }
 
 // DefaultDataDir is /var/lib/kiln for root, else $XDG_DATA_HOME/kiln
@@ -231,6 +245,7 @@ func (a *App) Root() *cobra.Command {
 	pf.StringVarP(&a.cfg.Output, "output", "o", FormatTable, "output format of listings: table or json")
 	pf.BoolVarP(&a.cfg.Verbose, "verbose", "v", false, "print debug logs and live output of long steps")
 	pf.StringVar(&a.cfg.Server, "server", os.Getenv("KILN_SERVER"), "work through the kiln server at this URL (https://HOST:PORT) with the token in KILN_TOKEN or ~/.config/kiln/token, instead of the database (env KILN_SERVER)")
+	pf.BoolVar(&a.cfg.AllowHTTP, "allow-http", os.Getenv("KILN_ALLOW_HTTP") == "1", "with --server, send the token over plain http:// to a server that is not loopback (it crosses the network in clear text; env KILN_ALLOW_HTTP=1)")
 
 	root.AddCommand(a.imageCmd(), a.versionCmd(), a.serveCmd(), a.validateCmd(), a.buildCmd(), a.testCmd(), a.keyCmd(), a.runCmd(), a.runsCmd(), a.approveCmd(), a.promoteCmd(), a.channelCmd(), a.statusCmd(), a.webhookCmd(), a.tokenCmd(), a.auditCmd(),
 		a.instanceCmd(), a.fleetCmd(), a.advisoryCmd(), a.policyCmd(), a.agentCmd())
@@ -294,6 +309,10 @@ var localOnly = map[string]string{
 	"kiln fleet mark-lost":  "the database (kiln serve marks lost instances itself)",
 	"kiln __service-proxy":  "the database (it is the front end kiln starts there)",
 	"kiln cache *":          "the build cache",
+	"kiln key rotate":       "the signing key",
+	"kiln key list":         "the signing key",
+	"kiln audit head":       "the database",
+	"kiln audit checkpoint": "the database and the signing key",
 }
 
 // checkRemote refuses, with --server, a command that must run where the

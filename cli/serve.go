@@ -3,6 +3,7 @@ package cli
 import (
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -31,6 +32,10 @@ func (a *App) serveCmd() *cobra.Command {
 	f.StringVar(&opts.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
 	f.BoolVar(&opts.InsecureListen, "insecure-listen", false, "allow a non-loopback address without TLS (tokens then cross the network in clear text; never in production)")
 	f.Float64Var(&opts.CheckinRate, "checkin-rate", 0, "check-ins allowed per agent token and second (0: 50, negative: no limit)")
+	f.BoolVar(&opts.SecureCookies, "secure-cookies", false, "mark the dashboard's session cookie Secure although kiln serves plain HTTP: set it when a proxy in front terminates TLS")
+	f.BoolVar(&opts.SecureCookies, "behind-tls-proxy", false, "the same as --secure-cookies")
+	f.DurationVar(&opts.AuditCheckpointEvery, "audit-checkpoint-every", 10*time.Minute, "sign a checkpoint of the audit log's head this often when it moved (0: never); `kiln audit verify` checks the log against them")
+	f.StringVar(&opts.AuditCheckpointFile, "audit-checkpoint-file", "", "also append each signed audit checkpoint to this file (JSON lines), kept outside the database; give it to `kiln audit verify --checkpoints`")
 	return c
 }
 

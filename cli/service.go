@@ -354,7 +354,11 @@ func (a *App) serviceProxyCmd() *cobra.Command {
 		Short:  "Run a service's front end (started by kiln, not by hand)",
 		Hidden: true,
 		Args:   exactArgs(1, "the service name"),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			// The process that started this one waits on the readiness
+			// pipe: "ready" once listening, or why not.
+			ready := rollout.ReadyPipe()
+			defer func() { rollout.ReportReady(ready, err); ready = nil }()
 			lock, err := rollout.LockFrontEnd(a.cfg.DataDir, args[0])
 			if err != nil {
 				return err
@@ -367,7 +371,8 @@ func (a *App) serviceProxyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fe := &rollout.FrontEnd{Services: ss, Service: args[0], Logger: a.Logger()}
+			fe := &rollout.FrontEnd{Services: ss, Service: args[0], Logger: a.Logger(),
+				Ready: func() { rollout.ReportReady(ready, nil); ready = nil }}
 			return fe.Run(cmd.Context())
 		},
 	}

@@ -2,9 +2,11 @@ package cli
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 
@@ -51,19 +53,19 @@ func (a *App) versionVerifyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			pub := svc.Signer.Public()
+			// kiln's own key and those it rotated out, unless --key names one.
+			keys, id := signerKeys(svc.Signer)
 			if given != nil {
-				pub = given
-			}
-			id, err := sign.KeyID(pub)
-			if err != nil {
-				return err
+				keys = []crypto.PublicKey{given}
+				if id, err = sign.KeyID(given); err != nil {
+					return err
+				}
 			}
 			v, err := svc.Registry.FindVersion(cmd.Context(), ref)
 			if err != nil {
 				return err
 			}
-			if err := sign.CheckVersion(cmd.Context(), svc.Registry, svc.Artifacts, pub, v, !fast); err != nil {
+			if err := sign.CheckVersion(cmd.Context(), svc.Registry, svc.Artifacts, keys, v, !fast); err != nil {
 				return err
 			}
 			what := "signature and artifact content verified"
@@ -77,6 +79,16 @@ func (a *App) versionVerifyCmd() *cobra.Command {
 	c.Flags().BoolVar(&fast, "signature-only", false, "check the signature but do not re-read and hash the artifact (always so with --server)")
 	c.Flags().StringVar(&keyFile, "key", "", "verify with this public key (PEM, from `kiln key export`) instead of kiln's own or the server's")
 	return c
+}
+
+// signerKeys returns the keys kiln accepts signatures from (its own
+// first) and the signing key's id.
+func signerKeys(s *sign.Signer) ([]crypto.PublicKey, string) {
+	var keys []crypto.PublicKey
+	for _, k := range s.Keys() {
+		keys = append(keys, k)
+	}
+	return keys, s.KeyID()
 }
 
 // verifyRemote is `kiln version verify --server URL`: steps 1–7 of
@@ -181,6 +193,59 @@ func (a *App) keyCmd() *cobra.Command {
 			}
 			_, err = cmd.OutOrStdout().Write(svc.Signer.PublicKeyPEM())
 			return err
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List the signing key and the keys whose signatures kiln still accepts",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			svc, err := a.Services(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if svc.Signer == nil {
+				return kiln.Errorf(kiln.EINVALID, "`kiln key list` runs where the keys are; run it on the server without --server")
+			}
+			type row struct {
+				KeyID string `json:"key_id"`
+				Use   string `json:"use"`
+				Path  string `json:"path,omitempty"`
+			}
+			rows := []row{{svc.Signer.KeyID(), "signing", svc.Signer.Path()}}
+			for _, t := range svc.Signer.Trusted() {
+				rows = append(rows, row{t.ID, "trusted", t.Path})
+			}
+			return a.render(cmd.OutOrStdout(), rows, func(w io.Writer) error {
+				t := newTable(w, "KEY-ID", "USE", "PATH")
+				for _, r := range rows {
+					t.row(r.KeyID, r.Use, r.Path)
+				}
+				return t.flush()
+			})
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "rotate",
+		Short: "Sign with a new key from now on; versions signed by the old one still verify",
+		Long: "Create a new default signing key (DATA-DIR/keys/signing.key). The old public key is kept in DATA-DIR/keys/trusted, so versions " +
+			"it signed still verify and launch; the old private key is moved to DATA-DIR/keys/retired for you to back up or destroy. " +
+			"Restart `kiln serve` afterwards, and hand the new public key (`kiln key export`) to whoever verifies kiln's signatures.",
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.cfg.SigningKey != "" {
+				return kiln.FieldErrorf(kiln.EINVALID, "--signing-key", "the signing key %s is yours to manage: put its public key in DATA-DIR/%s/OLD.pub and point --signing-key at a new key, or rotate the default key without --signing-key",
+					a.cfg.SigningKey, sign.TrustedKeysDir)
+			}
+			r, err := sign.RotateKey(a.cfg.DataDir)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "signing with the new key %s\n", r.New)
+			fmt.Fprintf(out, "the old key %s is trusted for verification (%s)\n", r.Old, r.TrustedPath)
+			fmt.Fprintf(cmd.ErrOrStderr(), "The old private key is in %s: back it up or destroy it. Restart kiln serve, and share the new public key (kiln key export).\n", r.RetiredPath)
+			return nil
 		},
 	})
 	return cmd

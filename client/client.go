@@ -37,12 +37,30 @@ type Client struct {
 	http  *http.Client
 }
 
+// Option changes how New builds a client.
+type Option func(*options)
+
+type options struct{ allowHTTP bool }
+
+// AllowHTTP lets the client send its token over plain http:// to a server
+// that is not loopback, where it crosses the network in clear text. Without
+// it New refuses such a URL.
+func AllowHTTP(allow bool) Option { return func(o *options) { o.allowHTTP = allow } }
+
 // New returns a client for the server at rawURL (https://kiln.example:8443)
-// sending token. httpClient may be nil.
-func New(rawURL, token string, httpClient *http.Client) (*Client, error) {
+// sending token. httpClient may be nil. A plain http:// URL is refused
+// unless it names loopback or AllowHTTP(true) is given.
+func New(rawURL, token string, httpClient *http.Client, opts ...Option) (*Client, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	u, err := url.Parse(strings.TrimRight(rawURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, kiln.FieldErrorf(kiln.EINVALID, "--server", "%q is not a server URL; write https://HOST:PORT", rawURL)
+	}
+	if err := kiln.CheckCleartext(u, o.allowHTTP, "--server", "--allow-http (env KILN_ALLOW_HTTP=1)"); err != nil {
+		return nil, err
 	}
 	if token == "" {
 		return nil, kiln.FieldErrorf(kiln.EINVALID, "--server", "no token for %s: set KILN_TOKEN or write it to %s (mode 0600)", u.Redacted(), DefaultCredentialsFile())

@@ -205,3 +205,33 @@ func TestAttachmentsOverHTTP(t *testing.T) {
 		t.Errorf("upload through the API: %v", err)
 	}
 }
+
+// A token is not sent over plain HTTP to a host other than loopback
+// unless the caller opts in; loopback and https need no opt-in.
+func TestNewRefusesCleartextToNonLoopback(t *testing.T) {
+	for _, c := range []struct {
+		url   string
+		allow bool
+		ok    bool
+	}{
+		{"http://kiln.example:8080", false, false},
+		{"http://192.0.2.10:8080", false, false},
+		{"http://kiln.example:8080", true, true},
+		{"https://kiln.example:8443", false, true},
+		{"http://127.0.0.1:8080", false, true},
+		{"http://localhost:8080", false, true},
+		{"http://[::1]:8080", false, true},
+	} {
+		_, err := client.New(c.url, "kiln_t", nil, client.AllowHTTP(c.allow))
+		if c.ok != (err == nil) {
+			t.Errorf("New(%s, allow=%v): %v", c.url, c.allow, err)
+		}
+		if err != nil && (kiln.ErrorCode(err) != kiln.EINVALID || !strings.Contains(err.Error(), "--allow-http") || !strings.Contains(err.Error(), "clear text")) {
+			t.Errorf("New(%s): %v; want EINVALID naming --allow-http", c.url, err)
+		}
+	}
+	// The default is to refuse.
+	if _, err := client.New("http://kiln.example", "kiln_t", nil); err == nil {
+		t.Error("New without options accepted plain HTTP to a remote host")
+	}
+}

@@ -22,9 +22,12 @@ type Launcher struct {
 	// Key is the public half of the provenance signing key. A version
 	// whose signed provenance does not verify against it is refused; with
 	// no key every launch is refused.
-	Key    crypto.PublicKey
-	Logger *slog.Logger
-	Clock  kiln.Clock // time.Now when nil
+	Key crypto.PublicKey
+	// Trusted are further keys whose signatures are accepted: keys
+	// `kiln key rotate` retired, so versions they signed still launch.
+	Trusted []crypto.PublicKey
+	Logger  *slog.Logger
+	Clock   kiln.Clock // time.Now when nil
 }
 
 // Request is one instance to launch. It is where launch-time settings
@@ -70,7 +73,7 @@ func (e *BootError) Unwrap() error { return e.Err }
 const destroyTimeout = 2 * time.Minute
 
 // Check finds the version ref and vets it for launching: gate's rule, an
-// artifact, and signed provenance that verifies against Key (the
+// artifact, and signed provenance that verifies against Key or a Trusted key (the
 // artifact's content is checked by the platform when it unpacks it). It
 // returns the version as checked.
 func (l *Launcher) Check(ctx context.Context, ref kiln.VersionRef, gate Gate) (*kiln.Version, error) {
@@ -89,7 +92,8 @@ func (l *Launcher) Check(ctx context.Context, ref kiln.VersionRef, gate Gate) (*
 	if l.Key == nil {
 		return nil, kiln.Errorf(kiln.EUNAVAILABLE, "refusing to launch %s: this kiln has no key to verify signed provenance with", ref)
 	}
-	if err := sign.CheckVersion(ctx, l.Registry, nil, l.Key, v, false); err != nil {
+	keys := append([]crypto.PublicKey{l.Key}, l.Trusted...)
+	if err := sign.CheckVersion(ctx, l.Registry, nil, keys, v, false); err != nil {
 		return nil, fmt.Errorf("refusing to launch: %w", err)
 	}
 	return v, nil

@@ -51,6 +51,10 @@ type Engine struct {
 	// SampleEvery is how often a running rollout is sampled for its
 	// Timeline (1 s when 0).
 	SampleEvery time.Duration
+	// FrontEndRunning, when set, tells whether the service's front end
+	// runs: Begin refuses a rollout without one (its first batch could
+	// never enter it). Host sets it.
+	FrontEndRunning func(ctx context.Context, service string) (bool, error)
 }
 
 // RolloutStore keeps rollouts and the leases they run under: a store that
@@ -99,6 +103,16 @@ func (e *Engine) Begin(ctx context.Context, service string, to kiln.VersionRef, 
 	}
 	if _, err := e.Launcher.Check(ctx, to, launch.Ready(opts.AllowUnready)); err != nil {
 		return nil, err
+	}
+	if e.FrontEndRunning != nil {
+		running, err := e.FrontEndRunning(ctx, service)
+		if err != nil {
+			return nil, err
+		}
+		if !running {
+			return nil, kiln.Errorf(kiln.EUNAVAILABLE, "the front end of %s is not running (%v), so no instance could enter it; start it with `kiln service start %s` and see its log under the data directory's services/ if it does not stay up",
+				service, ErrNoFrontEnd, service)
+		}
 	}
 	r := &kiln.Rollout{Service: service, From: svc.Version, To: to}
 	if err := e.Rollouts.CreateRollout(ctx, r); err != nil {

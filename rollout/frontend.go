@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,8 @@ type FrontEnd struct {
 	Poll time.Duration
 	// Listener overrides listening on the service's address (tests).
 	Listener net.Listener
+	// Ready, when set, is called once the front end listens.
+	Ready func()
 }
 
 // Run serves until ctx ends, then shuts down gracefully.
@@ -51,8 +54,11 @@ func (f *FrontEnd) Run(ctx context.Context) error {
 	ln := f.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", svc.Listen); err != nil {
-			return kiln.Errorf(kiln.ECONFLICT, "front end of %s cannot listen on %s: %v; is another program using the port?", f.Service, svc.Listen, err)
+			return fmt.Errorf("the front end of %s cannot listen: %w", f.Service, listenError(svc.Listen, err))
 		}
+	}
+	if f.Ready != nil {
+		f.Ready()
 	}
 	p := NewProxy(log)
 	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute,
@@ -170,13 +176,50 @@ func FrontEndRunning(dataDir, service string) bool {
 	return false
 }
 
+// ReadyFDEnv names the variable that tells a front-end process started by
+// StartFrontEnd which file descriptor is its readiness pipe: it writes
+// "ready" there once it listens, or "error: MESSAGE" when it cannot.
+const ReadyFDEnv = "KILN_FRONTEND_READY_FD"
+
+// ReadyPipe returns the readiness pipe StartFrontEnd handed this process,
+// or nil when it was started otherwise. Report on it with ReportReady.
+func ReadyPipe() *os.File {
+	fd, err := strconv.Atoi(os.Getenv(ReadyFDEnv))
+	if err != nil || fd < 3 {
+		return nil
+	}
+	return os.NewFile(uintptr(fd), "frontend-ready")
+}
+
+// ReportReady writes the outcome of a front end's start on pipe (nil:
+// nothing to do) and closes it: "ready" for a nil err.
+func ReportReady(pipe *os.File, err error) {
+	if pipe == nil {
+		return
+	}
+	msg := "ready\n"
+	if err != nil {
+		msg = "error: " + strings.ReplaceAll(kiln.ErrorMessage(err), "\n", " ") + "\n"
+	}
+	_, _ = pipe.WriteString(msg)
+	_ = pipe.Close()
+}
+
+// startTimeout bounds the wait for a started front end to report.
+const startTimeout = 15 * time.Second
+
 // StartFrontEnd starts the supervised front end of a service unless one
-// runs, and waits until it accepts connections on listen. argv is the
-// command that runs FrontEnd for the service (kiln's `__service-proxy NAME`
-// with the global flags), env its environment (nil: this process's).
+// runs, and waits until it reports that it listens on listen. A port
+// another process holds is refused before anything starts, naming the
+// process when this machine tells. argv is the command that runs FrontEnd
+// for the service (kiln's `__service-proxy NAME` with the global flags),
+// env its environment (nil: this process's).
 func StartFrontEnd(ctx context.Context, dataDir, service, listen string, argv, env []string) error {
 	if FrontEndRunning(dataDir, service) {
 		return nil
+	}
+	if err := CheckPortFree(listen); err != nil {
+		return fmt.Errorf("the front end of %s cannot start: %w", service, err)
 	}
 	_, logPath, _ := proxyPaths(dataDir, service)
 	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
@@ -184,32 +227,47 @@ func StartFrontEnd(ctx context.Context, dataDir, service, listen string, argv, e
 		return fmt.Errorf("start front end of %s: %w", service, err)
 	}
 	defer logf.Close()
+	ready, readyW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("start front end of %s: %w", service, err)
+	}
+	defer ready.Close()
+	if env == nil {
+		env = os.Environ()
+	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = env
+	// The pipe's write end is the child's fd 3.
+	cmd.ExtraFiles = []*os.File{readyW}
+	cmd.Env = append(append([]string(nil), env...), ReadyFDEnv+"=3")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/"
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	readyW.Close() // the child has its copy: EOF means it exited
+	if err != nil {
 		return fmt.Errorf("start front end of %s: %w", service, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", listen, 200*time.Millisecond); err == nil {
-			c.Close()
+	line := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(ready).ReadString('\n')
+		line <- strings.TrimSpace(s)
+	}()
+	select {
+	case s := <-line:
+		switch {
+		case s == "ready":
 			return nil
+		case strings.HasPrefix(s, "error: "):
+			return kiln.Errorf(kiln.ECONFLICT, "%s", strings.TrimPrefix(s, "error: "))
 		}
-		select {
-		case err := <-exited:
-			return kiln.Errorf(kiln.EUNAVAILABLE, "the front end of %s exited at start (%v); see %s", service, err, logPath)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return kiln.Errorf(kiln.EUNAVAILABLE, "the front end of %s did not listen on %s within 15s; see %s", service, listen, logPath)
-		}
+		err := <-exited
+		return kiln.Errorf(kiln.EUNAVAILABLE, "the front end of %s exited at start (%v); see %s", service, err, logPath)
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(startTimeout):
+		return kiln.Errorf(kiln.EUNAVAILABLE, "the front end of %s did not report listening on %s within %s; see %s", service, listen, startTimeout, logPath)
 	}
 }
 

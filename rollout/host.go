@@ -99,6 +99,9 @@ func (h *Host) StartRollout(ctx context.Context, req kiln.RolloutRequest) (*kiln
 		return nil, err
 	}
 	e := *h.Engine
+	if e.FrontEndRunning == nil {
+		e.FrontEndRunning = h.FrontEndRunning
+	}
 	var log *progressLog
 	if h.bg != nil {
 		if err := h.bg.claim(svc.Name, "a rollout of "+svc.Name+" is starting"); err != nil {

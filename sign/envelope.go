@@ -61,6 +61,12 @@ func (s *Signer) SignVersion(v *kiln.Version) ([]byte, error) {
 // does not verify or the signed statement disagrees with v, with a message
 // naming the key id, the digests or the fields that differ.
 func VerifyVersion(pub crypto.PublicKey, envelope []byte, v *kiln.Version) error {
+	return VerifyVersionWith([]crypto.PublicKey{pub}, envelope, v)
+}
+
+// VerifyVersionWith is VerifyVersion accepting a signature by any of keys:
+// kiln's signing key and the keys it rotated out (Signer.Keys).
+func VerifyVersionWith(keys []crypto.PublicKey, envelope []byte, v *kiln.Version) error {
 	if v == nil {
 		return kiln.Errorf(kiln.EINVALID, "no version given to verify")
 	}
@@ -69,21 +75,34 @@ func VerifyVersion(pub crypto.PublicKey, envelope []byte, v *kiln.Version) error
 	if err != nil {
 		return err
 	}
-	edpub, ok := pub.(ed25519.PublicKey)
-	if !ok || len(edpub) != ed25519.PublicKeySize {
-		return kiln.Errorf(kiln.EINVALID, "cannot verify %s with a %T; kiln signs with ed25519 keys (read one with sign.ParsePublicKeyPEM)", name, pub)
+	if len(keys) == 0 {
+		return kiln.Errorf(kiln.EINVALID, "no public key to verify %s with", name)
 	}
-	id, err := KeyID(edpub)
-	if err != nil {
-		return err
+	var vs []dsse.Verifier
+	var ids []string
+	for _, pub := range keys {
+		edpub, ok := pub.(ed25519.PublicKey)
+		if !ok || len(edpub) != ed25519.PublicKeySize {
+			return kiln.Errorf(kiln.EINVALID, "cannot verify %s with a %T; kiln signs with ed25519 keys (read one with sign.ParsePublicKeyPEM)", name, pub)
+		}
+		id, err := KeyID(edpub)
+		if err != nil {
+			return err
+		}
+		vs = append(vs, dsseKey{pub: edpub, id: id})
+		ids = append(ids, id)
 	}
 	env, err := decodeEnvelope(envelope)
 	if err != nil {
 		return kiln.Errorf(kiln.EINVALID, "signature envelope of %s: %v", name, err)
 	}
-	payload, err := openEnvelope(env, 1, dsseKey{pub: edpub, id: id})
+	payload, err := openEnvelope(env, 1, vs...)
 	if err != nil {
-		return kiln.Errorf(kiln.ECONFLICT, "signature of %s does not verify with key %s%s", name, id, keyHint(env, id))
+		what := "key " + ids[0]
+		if len(ids) > 1 {
+			what = fmt.Sprintf("any of the %d trusted keys (%s)", len(ids), strings.Join(ids, ", "))
+		}
+		return kiln.Errorf(kiln.ECONFLICT, "signature of %s does not verify with %s%s", name, what, keyHint(env, ids[0]))
 	}
 	// The DSSE protocol checks the payload type after the signature: a
 	// signed payload of another type is still not an in-toto statement.

@@ -30,12 +30,27 @@ const DefaultKeyPath = "keys/signing.key"
 // about 120 bytes, so anything much larger is not one.
 const maxKeyFile = 64 << 10
 
-// Signer signs versions with one ed25519 key.
+// TrustedKeysDir is where kiln keeps the public keys it still accepts
+// signatures from besides its signing key's (the keys `kiln key rotate`
+// retired), relative to the data directory: one PEM file per key, *.pub.
+const TrustedKeysDir = "keys/trusted"
+
+// Signer signs versions with one ed25519 key and knows the keys whose
+// signatures kiln accepts: its own and the trusted ones.
 type Signer struct {
-	key  ed25519.PrivateKey
-	pub  ed25519.PublicKey
-	id   string
-	path string
+	key     ed25519.PrivateKey
+	pub     ed25519.PublicKey
+	id      string
+	path    string
+	trusted []TrustedKey
+}
+
+// TrustedKey is a public key kiln accepts signatures from without signing
+// with it (a key `kiln key rotate` retired).
+type TrustedKey struct {
+	ID   string
+	Key  ed25519.PublicKey
+	Path string
 }
 
 // NewSigner returns a Signer for key, which it does not copy. It is for
@@ -62,7 +77,26 @@ func NewSigner(key ed25519.PrivateKey) *Signer {
 // Errors: ENOTFOUND for a missing key file given by path; EINVALID for a
 // file that is not an unencrypted ed25519 PKCS#8 key or whose mode is too
 // open.
+//
+// The signer also trusts the public keys in <dataDir>/keys/trusted (see
+// Keys).
 func LoadOrCreateKey(dataDir, path string) (s *Signer, created bool, err error) {
+	return LoadOrCreateKeyUnless(dataDir, path, nil)
+}
+
+// LoadOrCreateKeyUnless is LoadOrCreateKey that, before creating the
+// default key, asks refuse: a non-nil error from it is returned instead
+// of a new key. kiln refuses so when the database holds versions signed
+// by a key that is now missing: a new key would make them all fail to
+// verify, so the old key must be restored (or rotated out on purpose).
+func LoadOrCreateKeyUnless(dataDir, path string, refuse func(path string) error) (s *Signer, created bool, err error) {
+	defer func() {
+		if err == nil && dataDir != "" {
+			if s.trusted, err = LoadTrustedKeys(dataDir); err != nil {
+				s = nil
+			}
+		}
+	}()
 	if path != "" {
 		s, err := loadKey(path)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -79,6 +113,11 @@ func LoadOrCreateKey(dataDir, path string) (s *Signer, created bool, err error) 
 	s, err = loadKey(path)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return s, false, err
+	}
+	if refuse != nil {
+		if err := refuse(path); err != nil {
+			return nil, false, err
+		}
 	}
 	s, err = createKey(path)
 	if errors.Is(err, fs.ErrExist) {
@@ -254,6 +293,100 @@ func (s *Signer) KeyID() string { return s.id }
 
 // Public returns the signer's ed25519 public key.
 func (s *Signer) Public() ed25519.PublicKey { return s.pub }
+
+// Keys returns every public key whose signatures kiln accepts: the
+// signer's own first, then the trusted ones (keys rotated out).
+func (s *Signer) Keys() []ed25519.PublicKey {
+	keys := []ed25519.PublicKey{s.pub}
+	for _, t := range s.trusted {
+		keys = append(keys, t.Key)
+	}
+	return keys
+}
+
+// Trusted returns the trusted keys besides the signer's own.
+func (s *Signer) Trusted() []TrustedKey { return append([]TrustedKey(nil), s.trusted...) }
+
+// LoadTrustedKeys reads <dataDir>/keys/trusted/*.pub, sorted by file
+// name; a missing directory holds none. A file that is not a PEM ed25519
+// public key is an error naming it.
+func LoadTrustedKeys(dataDir string) ([]TrustedKey, error) {
+	files, err := filepath.Glob(filepath.Join(dataDir, TrustedKeysDir, "*.pub"))
+	if err != nil {
+		return nil, err
+	}
+	var out []TrustedKey
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read trusted key: %w", err)
+		}
+		pub, err := ParsePublicKeyPEM(data)
+		if err != nil {
+			return nil, kiln.Errorf(kiln.EINVALID, "trusted key %s: %s; put only `kiln key export` output (*.pub) in %s", f, kiln.ErrorMessage(err), filepath.Dir(f))
+		}
+		id, _ := KeyID(pub)
+		out = append(out, TrustedKey{ID: id, Key: pub, Path: f})
+	}
+	return out, nil
+}
+
+// Rotation is what RotateKey did.
+type Rotation struct {
+	// Old and New are the key ids; TrustedPath is where the old public
+	// key now is, RetiredPath where the old private key was moved.
+	Old, New                 string
+	TrustedPath, RetiredPath string
+	Signer                   *Signer
+}
+
+// RotateKey replaces the default signing key <dataDir>/keys/signing.key
+// with a new one. The old public key goes to keys/trusted/<id>.pub, so
+// versions it signed still verify and launch, and the old private key to
+// keys/retired/<id>.key (mode 0600) for the operator to back up or
+// destroy; kiln never signs with it again. Run it with no kiln serve
+// running on the data directory (the server loads its key at start).
+func RotateKey(dataDir string) (*Rotation, error) {
+	if dataDir == "" {
+		return nil, kiln.Errorf(kiln.EINVALID, "no data directory given; kiln rotates the key under DATA-DIR/keys")
+	}
+	path := filepath.Join(dataDir, DefaultKeyPath)
+	old, err := loadKey(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, kiln.Errorf(kiln.ENOTFOUND, "there is no signing key %s to rotate; restore it from a backup first (or, if it is lost for good, see docs/signing.md)", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	trustedDir := filepath.Join(dataDir, TrustedKeysDir)
+	retiredDir := filepath.Join(dataDir, "keys", "retired")
+	for _, d := range []string{trustedDir, retiredDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("rotate signing key: %w", err)
+		}
+	}
+	r := &Rotation{Old: old.id, TrustedPath: filepath.Join(trustedDir, old.id+".pub"), RetiredPath: filepath.Join(retiredDir, old.id+".key")}
+	// The old public key is trusted before the old key leaves its place:
+	// an interruption leaves versions verifiable, never orphaned.
+	if err := os.WriteFile(r.TrustedPath, old.PublicKeyPEM(), 0o644); err != nil {
+		return nil, fmt.Errorf("keep the old public key: %w", err)
+	}
+	if err := os.Link(path, r.RetiredPath); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("keep the old private key: %w", err)
+	}
+	if err := os.Remove(path); err != nil {
+		return nil, fmt.Errorf("retire the old signing key: %w", err)
+	}
+	s, err := createKey(path)
+	if err != nil {
+		return nil, fmt.Errorf("create the new signing key (the old one is in %s; move it back to %s to undo): %w", r.RetiredPath, path, err)
+	}
+	if s.trusted, err = LoadTrustedKeys(dataDir); err != nil {
+		return nil, err
+	}
+	r.New, r.Signer = s.id, s
+	return r, nil
+}
 
 // Path returns the key file the signer was loaded from, or "" for a key
 // given to NewSigner.

@@ -28,12 +28,13 @@ func (s *Signer) Seal(v *kiln.Version) (*kiln.Attachment, error) {
 	return &kiln.Attachment{Name: EnvelopeAttachment, MediaType: "application/vnd.dsse.envelope.v1+json", Data: env}, nil
 }
 
-// CheckVersion verifies the signature kept with v against pub: the signed
+// CheckVersion verifies the signature kept with v against keys (any one
+// of them may have signed it): the signed
 // statement must name v's artifact digest and provenance. With rehash, the
 // artifact is also read back from arts and its content hashed (slow for big
 // images); without it, the platform's own digest check on unpacking is
 // relied upon.
-func CheckVersion(ctx context.Context, reg kiln.Registry, arts kiln.ArtifactStore, pub crypto.PublicKey, v *kiln.Version, rehash bool) error {
+func CheckVersion(ctx context.Context, reg kiln.Registry, arts kiln.ArtifactStore, keys []crypto.PublicKey, v *kiln.Version, rehash bool) error {
 	if v.Provenance.Artifact == nil {
 		return kiln.Errorf(kiln.EINVALID, "%s has no artifact; there is nothing to verify or launch", v.Name)
 	}
@@ -44,7 +45,7 @@ func CheckVersion(ctx context.Context, reg kiln.Registry, arts kiln.ArtifactStor
 	if err != nil {
 		return err
 	}
-	if err := VerifyVersion(pub, att.Data, v); err != nil {
+	if err := VerifyVersionWith(keys, att.Data, v); err != nil {
 		return fmt.Errorf("%s: %w", v.Name, err)
 	}
 	if !rehash {

@@ -106,3 +106,17 @@ func (db *DB) ListAttachments(ctx context.Context, ref kiln.VersionRef) ([]*kiln
 	})
 	return as, err
 }
+
+// CountAttachmentsNamed returns how many versions have an attachment of
+// that name: with sign.EnvelopeAttachment, how many versions are signed,
+// which is why kiln must not start a new signing key silently.
+func (db *DB) CountAttachmentsNamed(ctx context.Context, name string) (int64, error) {
+	var n int64
+	err := db.read(ctx, func(tx *tx) error {
+		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM version_attachments WHERE name = ?`, name).Scan(&n); err != nil {
+			return fmt.Errorf("count attachments %s: %w", name, err)
+		}
+		return nil
+	})
+	return n, err
+}

@@ -124,3 +124,73 @@ func (db *DB) VerifyAuditAgainst(ctx context.Context, anchors []kiln.AuditAnchor
 	}
 	return c, nil
 }
+
+// AuditWriteRisks says what this connection's database role can do to the
+// audit log beyond appending to it: own the table (and so drop its
+// triggers), or UPDATE, DELETE or TRUNCATE it. Each such power lets the
+// role rewrite the log; only signed checkpoints then reveal it. Nil on
+// SQLite, whose file anyone with write access can rewrite anyway.
+func (db *DB) AuditWriteRisks(ctx context.Context) ([]string, error) {
+	if db.dialect != dialectPostgres {
+		return nil, nil
+	}
+	var risks []string
+	err := db.read(ctx, func(tx *tx) error {
+		for _, table := range []string{"audit_log", "audit_checkpoints"} {
+			var owner, me string
+			var upd, del, trunc, trig bool
+			err := tx.queryRow(ctx, `SELECT pg_get_userbyid(c.relowner), current_user,
+				has_table_privilege(c.oid, 'UPDATE'), has_table_privilege(c.oid, 'DELETE'),
+				has_table_privilege(c.oid, 'TRUNCATE'), has_table_privilege(c.oid, 'TRIGGER')
+				FROM pg_class c WHERE c.oid = to_regclass(?::text)`, table).Scan(&owner, &me, &upd, &del, &trunc, &trig)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("read the privileges on %s: %w", table, err)
+			}
+			var can []string
+			if owner == me || pgIsMember(ctx, tx, owner) {
+				can = append(can, "owns it (and can drop its triggers)")
+			}
+			for _, p := range []struct {
+				ok   bool
+				what string
+			}{{upd, "UPDATE"}, {del, "DELETE"}, {trunc, "TRUNCATE"}, {trig, "TRIGGER"}} {
+				if p.ok {
+					can = append(can, p.what)
+				}
+			}
+			if len(can) > 0 {
+				risks = append(risks, fmt.Sprintf("role %s can rewrite %s: %s", me, table, joinAnd(can)))
+			}
+		}
+		return nil
+	})
+	return risks, err
+}
+
+// pgIsMember reports whether the current role is a member of role (so it
+// acts as the owner); false when it cannot tell.
+func pgIsMember(ctx context.Context, tx *tx, role string) bool {
+	var ok bool
+	if err := tx.queryRow(ctx, `SELECT pg_has_role(current_user, ?::name, 'MEMBER')`, role).Scan(&ok); err != nil {
+		return false
+	}
+	return ok
+}
+
+func joinAnd(s []string) string {
+	out := ""
+	for i, x := range s {
+		switch {
+		case i == 0:
+		case i == len(s)-1:
+			out += " and "
+		default:
+			out += ", "
+		}
+		out += x
+	}
+	return out
+}

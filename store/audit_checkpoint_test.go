@@ -48,3 +48,31 @@ func TestAuditCheckpoints(t *testing.T) {
 		}
 	})
 }
+
+// kiln serve warns when its role could rewrite the audit log: on
+// PostgreSQL the role that created the tables owns them.
+func TestAuditWriteRisks(t *testing.T) {
+	ctx := context.Background()
+	lite, err := Open(ctx, "", t.TempDir(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lite.Close()
+	if r, err := lite.AuditWriteRisks(ctx); err != nil || r != nil {
+		t.Fatalf("SQLite: %v, %v", r, err)
+	}
+	u, _ := postgresSchema(t)
+	pg, err := Open(ctx, u, t.TempDir(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	r, err := pg.AuditWriteRisks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(r, "\n")
+	if len(r) != 2 || !strings.Contains(all, "can rewrite audit_log: owns it") || !strings.Contains(all, "audit_checkpoints") || !strings.Contains(all, "DELETE") {
+		t.Fatalf("the owning role's risks: %q", r)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -55,9 +56,19 @@ func newGraph(db *store.DB, signer *sign.Signer, cfg cli.Config, logger *slog.Lo
 // on wires the launcher and the builder on arts and plat.
 func (g *graph) on(arts *artifact.Store, plat *local.Platform) *graph {
 	g.arts, g.plat = arts, plat
-	g.launcher = &launch.Launcher{Registry: g.db, Platform: plat, Inventory: g.db, Key: g.signer.Public(), Logger: g.logger}
+	g.launcher = &launch.Launcher{Registry: g.db, Platform: plat, Inventory: g.db, Key: g.signer.Public(), Trusted: trusted(g.signer), Logger: g.logger}
 	g.builder = &build.Builder{Registry: g.db, Artifacts: arts, DataDir: g.cfg.DataDir, Logger: g.logger, Clock: time.Now, AgentBinary: agentBinary(g.logger)}
 	return g
+}
+
+// trusted are the keys besides the signer's own whose signatures verify
+// (keys rotated out with `kiln key rotate`).
+func trusted(s *sign.Signer) []crypto.PublicKey {
+	var keys []crypto.PublicKey
+	for _, t := range s.Trusted() {
+		keys = append(keys, t.Key)
+	}
+	return keys
 }
 
 // tester is the test stage, printing on progress (nil: nothing).
@@ -87,7 +98,7 @@ func (g *graph) rolloutHost(progress io.Writer) *rollout.Host {
 // services are the CLI's services on this machine.
 func (g *graph) services() *cli.Services {
 	db := g.db
-	return &cli.Services{Registry: db, Artifacts: g.arts, Tokens: db, Audit: db, DataDir: g.cfg.DataDir,
+	return &cli.Services{Registry: db, Artifacts: g.arts, Tokens: db, Audit: db, Checkpoints: db, DataDir: g.cfg.DataDir,
 		Platform: g.plat, Overlays: g.plat, Inventory: db, Signer: g.signer, Reconcile: reconcileLocal(g.plat, db),
 		Fleet: db, Advisories: db, Pipeline: db, ServiceStore: db, RolloutStore: db, Channels: db,
 		Builder: g.builder, Launcher: g.launcher, Runner: g.runner, Tester: g.tester, Checker: g.checker,

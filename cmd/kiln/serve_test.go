@@ -190,3 +190,77 @@ func TestServeTLSAndNoSecretsInLogs(t *testing.T) {
 		}
 	}
 }
+
+// startServe runs serve on 127.0.0.1 and returns its address; the server
+// stops when the test ends.
+func startServe(t *testing.T, dir string, opts cli.ServeOptions) string {
+	t.Helper()
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	opts.Listen = "127.0.0.1:0"
+	go func() { done <- serve(ctx, cli.Config{DataDir: dir}, logger, opts) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	addrRE := regexp.MustCompile(`listening"? addr=(\S+)`)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if m := addrRE.FindStringSubmatch(logs.String()); m != nil {
+			return m[1]
+		}
+	}
+	t.Fatalf("server did not start: %s", logs.String())
+	return ""
+}
+
+// Behind a TLS-terminating proxy kiln serves plain HTTP, yet the
+// browser talks HTTPS: --secure-cookies marks the session cookie Secure.
+func TestServeSecureCookiesBehindProxy(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		dir := t.TempDir()
+		token := strings.TrimSpace(mustRun(t, dir, "token", "create", "alice", "--role", "viewer"))
+		addr := startServe(t, dir, cli.ServeOptions{SecureCookies: secure})
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/ui/signin", strings.NewReader("token="+token))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		var cookie *http.Cookie
+		for _, ck := range resp.Cookies() {
+			if ck.Name == "kiln_session" {
+				cookie = ck
+			}
+		}
+		if cookie == nil {
+			t.Fatalf("sign-in: %d, no session cookie", resp.StatusCode)
+		}
+		if cookie.Secure != secure {
+			t.Errorf("--secure-cookies=%v: the session cookie's Secure is %v", secure, cookie.Secure)
+		}
+	}
+	// The flag is there under both names.
+	for _, flag := range []string{"--secure-cookies", "--behind-tls-proxy"} {
+		if _, errs, _ := run(t, t.TempDir(), "serve", flag, "--listen", "nonsense"); strings.Contains(errs, "unknown flag") {
+			t.Errorf("%s: %s", flag, errs)
+		}
+	}
+}
+
+// Through --server the CLI does not send its token over plain HTTP to a
+// host other than loopback unless told to.
+func TestRemoteRefusesCleartextToken(t *testing.T) {
+	t.Setenv("KILN_TOKEN", "kiln_"+strings.Repeat("a", 52))
+	t.Setenv("KILN_ALLOW_HTTP", "")
+	_, errs, code := run(t, t.TempDir(), "--server", "http://192.0.2.10:8080", "image", "list")
+	if code == 0 || !strings.Contains(errs, "clear text") || !strings.Contains(errs, "--allow-http") {
+		t.Fatalf("plain HTTP to a remote server: exit %d: %s", code, errs)
+	}
+}

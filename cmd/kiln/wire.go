@@ -67,21 +67,44 @@ func probeCmd(_ *cli.App) *cobra.Command {
 }
 
 // openDB opens the database with provenance signing switched on: every
-// version recorded through it carries its signed provenance.
+// version recorded through it carries its signed provenance. The default
+// signing key is created on first use, but not when the database already
+// holds signed versions: their key was lost, and a new one would make
+// every one of them refuse to launch.
 func openDB(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*store.DB, *sign.Signer, error) {
-	signer, created, err := sign.LoadOrCreateKey(cfg.DataDir, cfg.SigningKey)
+	db, err := store.Open(ctx, cfg.Database, cfg.DataDir, logger, time.Now)
 	if err != nil {
+		return nil, nil, err
+	}
+	signer, created, err := sign.LoadOrCreateKeyUnless(cfg.DataDir, cfg.SigningKey, func(path string) error {
+		return refuseNewKey(ctx, db, path)
+	})
+	if err != nil {
+		db.Close()
 		return nil, nil, err
 	}
 	if created {
 		logger.Warn("created the provenance signing key; back it up and share its public key (kiln key export)", "path", signer.Path(), "key_id", signer.KeyID())
 	}
-	db, err := store.Open(ctx, cfg.Database, cfg.DataDir, logger, time.Now)
-	if err != nil {
-		return nil, nil, err
-	}
 	db.SealVersionsWith(signer.Seal)
 	return db, signer, nil
+}
+
+// refuseNewKey refuses to create the signing key at path when db holds
+// versions signed by a key that is no longer there.
+func refuseNewKey(ctx context.Context, db *store.DB, path string) error {
+	n, err := db.CountAttachmentsNamed(ctx, sign.EnvelopeAttachment)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	return kiln.Errorf(kiln.ECONFLICT,
+		"the signing key %s is missing, but the database holds %d signed version(s): a new key would make every one of them fail to verify and refuse to launch. "+
+			"Restore the key file from your backup to %s (mode 0600). If it is lost for good, put its public key (the output of an earlier `kiln key export`) in %s/OLD.pub "+
+			"and create the new key with `openssl genpkey -algorithm ed25519 -out %s && chmod 600 %s`; see docs/signing.md",
+		path, n, path, filepath.Join(filepath.Dir(filepath.Dir(path)), sign.TrustedKeysDir), path, path)
 }
 
 func openServices(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*cli.Services, error) {
@@ -115,7 +138,7 @@ func openRemote(cfg cli.Config, logger *slog.Logger) (*cli.Services, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(cfg.Server, token, nil)
+	c, err := client.New(cfg.Server, token, nil, client.AllowHTTP(cfg.AllowHTTP))
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +162,18 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 		return err
 	}
 	defer db.Close()
+	warnAuditWriters(ctx, db, logger)
+	if f := opts.AuditCheckpointFile; f != "" {
+		// A file kiln cannot append to stops the start, not the first checkpoint.
+		fh, err := os.OpenFile(f, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return kiln.FieldErrorf(kiln.EINVALID, "--audit-checkpoint-file", "cannot append audit checkpoints to %s: %v", f, err)
+		}
+		fh.Close()
+	}
+	// Signed checkpoints of the audit log's head; stopped before db closes.
+	stopCheckpoints := startAuditCheckpoints(ctx, db, signer, opts.AuditCheckpointEvery, opts.AuditCheckpointFile, logger)
+	defer stopCheckpoints()
 	// Check-ins share transactions (group commit); instances silent for a
 	// day are marked lost every 10 minutes. Both stop before db closes.
 	checkins := fleet.NewBatcher(db, 256)
@@ -168,10 +203,10 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 		CheckinRate: opts.CheckinRate, Checkins: checkins, Status: pipelineStatus(g),
 		StartRuns: runStarter{runs: db}, Rollouts: rollouts, SigningKey: signer.Public()}.WithStores(db))
 	// The dashboard under /ui/, next to the API; its session cookie is
-	// Secure when kiln serves TLS.
+	// Secure when kiln serves TLS or a TLS proxy is in front (--secure-cookies).
 	dashboard, err := web.New(web.Config{Registry: db, Inventory: db, Fleet: db, Advisories: db, Runs: db, Tokens: db, Channels: db,
 		History: db, Services: db, Rollouts: db, Timeline: db, Logger: logger, Version: version,
-		Secure: opts.TLSCert != "", InsecureListen: opts.InsecureListen && opts.TLSCert == ""})
+		Secure: opts.TLSCert != "" || opts.SecureCookies, InsecureListen: opts.InsecureListen && opts.TLSCert == ""})
 	if err != nil {
 		return err
 	}
