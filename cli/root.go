@@ -46,6 +46,9 @@ type Services struct {
 	// Tokens and Audit are the token store and audit log.
 	Tokens kiln.TokenStore
 	Audit  kiln.AuditLog
+	// Estates are the estates the server may run (`kiln estate`); nil
+	// through --server.
+	Estates kiln.EstateStore
 	// DataDir is where work files live (build directories, step cache).
 	DataDir string
 	// Platform runs instances (the local nspawn driver by default).
@@ -232,7 +235,7 @@ func (a *App) Root() *cobra.Command {
 	pf.BoolVarP(&a.cfg.Verbose, "verbose", "v", false, "print debug logs and live output of long steps")
 	pf.StringVar(&a.cfg.Server, "server", os.Getenv("KILN_SERVER"), "work through the kiln server at this URL (https://HOST:PORT) with the token in KILN_TOKEN or ~/.config/kiln/token, instead of the database (env KILN_SERVER)")
 
-	root.AddCommand(a.imageCmd(), a.versionCmd(), a.serveCmd(), a.validateCmd(), a.buildCmd(), a.testCmd(), a.keyCmd(), a.runCmd(), a.runsCmd(), a.approveCmd(), a.promoteCmd(), a.channelCmd(), a.statusCmd(), a.webhookCmd(), a.tokenCmd(), a.auditCmd(),
+	root.AddCommand(a.imageCmd(), a.versionCmd(), a.serveCmd(), a.validateCmd(), a.buildCmd(), a.testCmd(), a.keyCmd(), a.runCmd(), a.runsCmd(), a.approveCmd(), a.promoteCmd(), a.channelCmd(), a.statusCmd(), a.webhookCmd(), a.tokenCmd(), a.estateCmd(), a.auditCmd(),
 		a.instanceCmd(), a.fleetCmd(), a.advisoryCmd(), a.policyCmd(), a.agentCmd())
 	root.AddCommand(a.cacheCmd())
 	for _, f := range a.Extra {
