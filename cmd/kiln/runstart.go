@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	kiln "github.com/kiln-project/kiln"
@@ -76,5 +75,5 @@ func roleName(r kiln.Role) string {
 	if r == "" {
 		return "none"
 	}
-	return fmt.Sprint(r)
+	return string(r)
 }
