@@ -15,6 +15,11 @@ type Checkin struct {
 	// Release holds the key=value lines of /etc/kiln-release; image and
 	// version are required.
 	Release map[string]string `json:"release"`
+	// Agent is the agent token that sent it ("token:NAME"; set by the
+	// API, never sent). An instance is bound to the first agent token
+	// that checks it in; others are refused. Empty for check-ins that
+	// come with no agent token (an admin's), which bind nothing.
+	Agent string `json:"-"`
 }
 
 // Version returns the image version the release file names.
@@ -56,4 +61,8 @@ type CheckinResult struct {
 	Created bool `json:"created"`
 	// Unknown is set when the registry does not know the version it runs.
 	Unknown bool `json:"unknown"`
+	// Refused is set, alone, when this check-in was refused and nothing
+	// of it recorded: the instance is bound to another agent token, or
+	// kiln launched it. The other check-ins of a batch are not affected.
+	Refused error `json:"-"`
 }

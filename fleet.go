@@ -21,7 +21,9 @@ type Fleet interface {
 	RegisterInstances(ctx context.Context, insts []*Instance, opts RegisterOptions) error
 	// CheckIn upserts instances by id in one transaction and sets their
 	// last-seen time; a lost instance is running again. Versions unknown to
-	// the registry are accepted and flagged.
+	// the registry are accepted and flagged. A check-in for an instance
+	// kiln launched, or bound to another agent token, is refused alone:
+	// its result has only Refused set, and the others are recorded.
 	CheckIn(ctx context.Context, cs []*Checkin) ([]*CheckinResult, error)
 	// MarkLost marks instances not launched by kiln (platform other than
 	// "local") that were last seen (or, never seen, launched) before cutoff

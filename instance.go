@@ -59,6 +59,9 @@ type Instance struct {
 	LastSeenAt  time.Time         `json:"last_seen_at,omitzero"`
 	// Tainted is set when someone opened break-glass access to it.
 	Tainted bool `json:"tainted,omitempty"`
+	// LaunchedByKiln is set on instances kiln launched itself (launch/):
+	// kiln knows their state, and agents may not check them in.
+	LaunchedByKiln bool `json:"launched_by_kiln,omitempty"`
 }
 
 // Limits on instance fields.

@@ -58,6 +58,10 @@ type Run struct {
 	After int64 `json:"after,omitempty"`
 	// Force builds even when the image is up to date.
 	Force bool `json:"force,omitempty"`
+	// RequestedBy is the actor that asked for the run through the API
+	// ("token:ci"); the worker acts as it (status changes, promotions),
+	// empty for runs started by the server or on its machine.
+	RequestedBy string `json:"requested_by,omitempty"`
 	// Worker names the process holding a running run ("host:pid").
 	Worker string `json:"worker,omitempty"`
 	// Reason says why the run failed, was interrupted or cancelled.
@@ -107,6 +111,8 @@ type NewRun struct {
 	Stages  []Stage
 	After   int64
 	Force   bool
+	// RequestedBy: see Run.RequestedBy.
+	RequestedBy string
 }
 
 // Validate checks a new run before it is queued.
@@ -207,13 +213,17 @@ type RunStore interface {
 
 // RunRequest asks for pipeline runs of an estate's images.
 type RunRequest struct {
-	// Estate is the estate directory on the machine that runs the
-	// pipeline (the kiln server's, for a remote request).
+	// Estate names an estate an admin registered on the server (`kiln
+	// estate add`); its directory is accepted too when it is a registered
+	// estate's.
 	Estate string            `json:"estate"`
 	Images []string          `json:"images,omitempty"`
 	All    bool              `json:"all,omitempty"`
 	Force  bool              `json:"force,omitempty"`
 	Vars   map[string]string `json:"vars,omitempty"`
+	// Role is the requesting token's role (set by the API, never sent): a
+	// pipeline that delivers automatically needs the operator role.
+	Role Role `json:"-"`
 }
 
 // RunStarter queues pipeline runs for the worker (kiln serve) to carry

@@ -62,6 +62,14 @@ type Config struct {
 	// default; negative: no limit), CheckinBurst how many may come at once.
 	CheckinRate  float64
 	CheckinBurst int
+	// RefusalRate limits refused requests (401/403) per source address
+	// and second before they are answered 429 (0: the default; negative:
+	// no limit), RefusalBurst how many may come at once; RefusalWindow is
+	// how long repeated refusals are folded into one audit entry (0:
+	// DefaultRefusalWindow). Close the Server to append what is folded.
+	RefusalRate   float64
+	RefusalBurst  int
+	RefusalWindow time.Duration
 	// AuthCacheTTL is how long a verified bearer token is trusted without
 	// asking the token store again, and so how long a revocation may take
 	// to reach this server (0: DefaultAuthCacheTTL; negative: no cache).
@@ -103,6 +111,7 @@ type Server struct {
 	routes []Route
 	// checkins limits agent operations per token; nil for no limit.
 	checkins  *limiter
+	refusals  *refusals
 	authCache *authCache
 	handler   http.Handler
 }
@@ -137,7 +146,7 @@ func New(cfg Config) *Server {
 		cfg.AuthCacheTTL = DefaultAuthCacheTTL
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), checkins: newLimiter(cfg.CheckinRate, cfg.CheckinBurst),
-		authCache: newAuthCache(cfg.AuthCacheTTL)}
+		authCache: newAuthCache(cfg.AuthCacheTTL), refusals: newRefusals(cfg)}
 	s.api = humago.New(s.mux, hc)
 	// Before any operation is registered: huma binds middlewares then.
 	s.api.UseMiddleware(s.authorize)

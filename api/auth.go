@@ -166,14 +166,12 @@ func (s *Server) authorize(hctx huma.Context, next func(huma.Context)) {
 			writeError(w, body)
 			return
 		}
-		s.deny(ctx, anonymous, what, r.URL.Path, kiln.EUNAUTH)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="kiln"`)
-		writeError(w, &ErrorBody{HTTPStatus: http.StatusUnauthorized, Code: kiln.EUNAUTH, Message: kiln.ErrorMessage(err)})
+		s.deny(ctx, w, anonymous, what, kiln.EUNAUTH,
+			&ErrorBody{HTTPStatus: http.StatusUnauthorized, Code: kiln.EUNAUTH, Message: kiln.ErrorMessage(err)})
 		return
 	}
 	if !tok.Role.Allows(need) {
-		s.deny(ctx, TokenActor(tok), what, r.URL.Path, kiln.EFORBIDDEN)
-		writeError(w, &ErrorBody{HTTPStatus: http.StatusForbidden, Code: kiln.EFORBIDDEN,
+		s.deny(ctx, w, TokenActor(tok), what, kiln.EFORBIDDEN, &ErrorBody{HTTPStatus: http.StatusForbidden, Code: kiln.EFORBIDDEN,
 			Message: fmt.Sprintf("%s needs the %s role (allowed: %s); token %s has role %s — ask an admin for a token with that role",
 				what, need, rolesAllowed(need), tok.Name, tok.Role)})
 		return
@@ -189,19 +187,6 @@ func (s *Server) authorize(hctx huma.Context, next func(huma.Context)) {
 	}
 	ctx = context.WithValue(kiln.WithActor(ctx, TokenActor(tok)), tokenKey{}, tok)
 	next(huma.WithContext(hctx, ctx))
-}
-
-// deny records a refused request in the audit log, outside any data
-// transaction. The credentials themselves are never recorded.
-func (s *Server) deny(ctx context.Context, actor, what, path, code string) {
-	if s.cfg.Audit == nil {
-		return
-	}
-	e := &kiln.AuditEntry{Actor: actor, Action: "api.denied", Target: what, Detail: code + " " + path,
-		Source: kiln.SourceFrom(ctx), Result: kiln.AuditDenied}
-	if err := s.cfg.Audit.AppendAudit(context.WithoutCancel(ctx), e); err != nil {
-		s.cfg.Logger.ErrorContext(ctx, "api: cannot audit a denied request", "target", what, "actor", actor, "err", err)
-	}
 }
 
 // limiter is a token bucket per API token: rate per second, up to burst at

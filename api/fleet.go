@@ -27,6 +27,10 @@ func checkIn(ctx context.Context, rec CheckinRecorder, in *checkinIn) (*checkinO
 	if err := decodeStrict(in.RawBody, &c); err != nil {
 		return nil, err
 	}
+	// The instance is bound to the agent token that first checks it in.
+	if tok, ok := TokenFrom(ctx); ok && tok.Role == kiln.RoleAgent {
+		c.Agent = TokenActor(tok)
+	}
 	res, err := rec.CheckIn(ctx, &c)
 	if err != nil {
 		return nil, bodyField(err, "")
@@ -373,6 +377,9 @@ func (c singleCheckin) CheckIn(ctx context.Context, ci *kiln.Checkin) (*kiln.Che
 	rs, err := c.fl.CheckIn(ctx, []*kiln.Checkin{ci})
 	if err != nil {
 		return nil, err
+	}
+	if rs[0].Refused != nil {
+		return nil, rs[0].Refused
 	}
 	return rs[0], nil
 }

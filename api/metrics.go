@@ -113,7 +113,7 @@ func (c *fleetCollector) collect(ctx context.Context, ch chan<- prometheus.Metri
 // metrics of other packages), behind the viewer role like the reports.
 func (s *Server) registerMetrics(fl *fleet.Service) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newFleetCollector(fl, s))
+	reg.MustRegister(newFleetCollector(fl, s), s.refusals.answered)
 	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	s.routes = append(s.routes, Route{Method: http.MethodGet, Path: MetricsPath, Role: RoleViewer})
 	s.mux.Handle("GET "+MetricsPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

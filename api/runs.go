@@ -278,7 +278,7 @@ func (s *Server) registerChannelOps(chans kiln.ChannelStore) {
 
 type startRunsIn struct {
 	Body struct {
-		Estate string            `json:"estate" minLength:"1" maxLength:"4096" doc:"estate directory on the server"`
+		Estate string            `json:"estate" minLength:"1" maxLength:"4096" doc:"name of an estate registered on the server (kiln estate add), or its directory"`
 		Images []string          `json:"images,omitempty" maxItems:"100"`
 		All    bool              `json:"all,omitempty"`
 		Force  bool              `json:"force,omitempty"`
@@ -302,7 +302,11 @@ func (s *Server) registerStartRuns(st kiln.RunStarter) {
 		if b.All == (len(b.Images) > 0) {
 			return nil, kiln.FieldErrorf(kiln.EINVALID, "body.images", "give image names or all=true, not both and not neither")
 		}
-		runs, err := st.StartRuns(ctx, kiln.RunRequest{Estate: b.Estate, Images: b.Images, All: b.All, Force: b.Force, Vars: b.Vars})
+		req := kiln.RunRequest{Estate: b.Estate, Images: b.Images, All: b.All, Force: b.Force, Vars: b.Vars}
+		if tok, ok := TokenFrom(ctx); ok {
+			req.Role = tok.Role
+		}
+		runs, err := st.StartRuns(ctx, req)
 		if err != nil {
 			return nil, bodyField(err, "")
 		}

@@ -43,7 +43,7 @@ func newAuthEnv(t *testing.T, logger *slog.Logger) *authEnv {
 	}
 	t.Cleanup(func() { db.Close() })
 	e := &authEnv{db: db, clock: c, tokens: map[kiln.Role]string{}}
-	e.srv = api.New(api.Config{Logger: logger, CheckinRate: -1, StartRuns: noRuns{}}.WithStores(db))
+	e.srv = api.New(api.Config{Logger: logger, CheckinRate: -1, RefusalRate: -1, StartRuns: noRuns{}}.WithStores(db))
 	e.ts = httptest.NewServer(e.srv)
 	t.Cleanup(e.ts.Close)
 	ctx := kiln.WithActor(context.Background(), "local:test")
@@ -180,9 +180,9 @@ func TestDeniedRequestsAudited(t *testing.T) {
 		}
 	}
 	want := []string{
-		"anonymous POST /api/v1/images unauthorized /api/v1/images 127.0.0.1",
-		"token:viewer POST /api/v1/images forbidden /api/v1/images 127.0.0.1",
-		"anonymous GET /api/v1/images unauthorized /api/v1/images 127.0.0.1",
+		"anonymous POST /api/v1/images unauthorized 127.0.0.1",
+		"token:viewer POST /api/v1/images forbidden 127.0.0.1",
+		"anonymous GET /api/v1/images unauthorized 127.0.0.1",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("denied entries:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -52,6 +52,9 @@ type Services struct {
 	Audit  kiln.AuditLog
 	// Checkpoints are the audit log's signed checkpoints.
 	Checkpoints kiln.AuditCheckpoints
+	// Estates are the estates the server may run (`kiln estate`); nil
+	// through --server.
+	Estates kiln.EstateStore
 	// DataDir is where work files live (build directories, step cache).
 	DataDir string
 	// Platform runs instances (the local nspawn driver by default).
@@ -247,7 +250,7 @@ func (a *App) Root() *cobra.Command {
 	pf.StringVar(&a.cfg.Server, "server", os.Getenv("KILN_SERVER"), "work through the kiln server at this URL (https://HOST:PORT) with the token in KILN_TOKEN or ~/.config/kiln/token, instead of the database (env KILN_SERVER)")
 	pf.BoolVar(&a.cfg.AllowHTTP, "allow-http", os.Getenv("KILN_ALLOW_HTTP") == "1", "with --server, send the token over plain http:// to a server that is not loopback (it crosses the network in clear text; env KILN_ALLOW_HTTP=1)")
 
-	root.AddCommand(a.imageCmd(), a.versionCmd(), a.serveCmd(), a.validateCmd(), a.buildCmd(), a.testCmd(), a.keyCmd(), a.runCmd(), a.runsCmd(), a.approveCmd(), a.promoteCmd(), a.channelCmd(), a.statusCmd(), a.webhookCmd(), a.tokenCmd(), a.auditCmd(),
+	root.AddCommand(a.imageCmd(), a.versionCmd(), a.serveCmd(), a.validateCmd(), a.buildCmd(), a.testCmd(), a.keyCmd(), a.runCmd(), a.runsCmd(), a.approveCmd(), a.promoteCmd(), a.channelCmd(), a.statusCmd(), a.webhookCmd(), a.tokenCmd(), a.estateCmd(), a.auditCmd(),
 		a.instanceCmd(), a.fleetCmd(), a.advisoryCmd(), a.policyCmd(), a.agentCmd())
 	root.AddCommand(a.cacheCmd())
 	for _, f := range a.Extra {

@@ -12,14 +12,15 @@ import (
 
 // runRemote is `kiln run --server URL`: the server queues the runs and its
 // worker carries them out; this prints what was queued and how to follow.
-// The estate is a directory on the server, so it is given with --estate
-// (or as a first argument that is a path) and is not read here.
+// The estate is one an admin registered on the server (`kiln estate
+// add`), named with --estate (its directory, as a first argument that is
+// a path, is accepted too) and not read here.
 func (a *App) runRemote(cmd *cobra.Command, estate string, args []string, all, force bool, vf *varFlags) error {
 	if estate == "" && len(args) > 0 && strings.HasPrefix(args[0], "/") {
 		estate, args = args[0], args[1:]
 	}
 	if estate == "" {
-		return kiln.FieldErrorf(kiln.EINVALID, "--estate", "with --server, name the estate's directory on the server: --estate /srv/estates/web")
+		return kiln.FieldErrorf(kiln.EINVALID, "--estate", "with --server, name an estate registered on the server (`kiln estate list` there): --estate web")
 	}
 	if all == (len(args) > 0) {
 		return &usageError{fmt.Errorf("give image names or --all (got %d name(s), --all=%v)", len(args), all)}

@@ -183,7 +183,10 @@ func (b *Batcher) write(batch []*pending) {
 	res, err := b.fleet.CheckIn(ctx, cs)
 	if err == nil {
 		for i, p := range live {
-			p.res = res[i]
+			// A refused check-in fails its own caller only.
+			if p.err = res[i].Refused; p.err == nil {
+				p.res = res[i]
+			}
 			close(p.done)
 		}
 		return
@@ -197,6 +200,9 @@ func (b *Batcher) write(batch []*pending) {
 	}
 	for _, p := range live {
 		r, err := b.fleet.CheckIn(ctx, []*kiln.Checkin{p.c})
+		if err == nil {
+			err = r[0].Refused
+		}
 		if err == nil {
 			p.res = r[0]
 		}

@@ -119,7 +119,7 @@ func (l *Launcher) Launch(ctx context.Context, req Request) (*Result, error) {
 		return nil, l.undo(ctx, req.ID, &BootError{ID: req.ID, Err: err})
 	}
 	inst := &kiln.Instance{ID: req.ID, Name: name, Version: req.Version, Environment: req.Environment, Platform: l.Platform.Name(),
-		State: res.State, Labels: req.Labels, LaunchedAt: l.now()}
+		State: res.State, Labels: req.Labels, LaunchedAt: l.now(), LaunchedByKiln: true}
 	if len(res.Ports) > 0 {
 		inst.Address = res.Ports[0].Host
 	}

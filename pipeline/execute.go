@@ -32,6 +32,11 @@ var errWaiting = errors.New("waiting for approval")
 // stops when the lease is lost. A cancelled ctx leaves the run
 // interrupted, to be resumed with `kiln run retry`.
 func (r *Runner) Execute(ctx context.Context, run *kiln.Run) error {
+	if run.RequestedBy != "" {
+		// Everything the run does (stages, status changes, promotions) is
+		// done, and audited, in the name of whoever asked for it.
+		ctx = kiln.WithActor(ctx, run.RequestedBy)
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	every := r.Heartbeat

@@ -98,11 +98,34 @@ func StagesFor(p *definition.Pipeline) []kiln.Stage {
 	return out
 }
 
+// AutoDelivery returns the first image of names (all of est's when empty)
+// whose pipeline delivers to an environment without waiting for an
+// approval (gate = "auto"), and that environment; empty when none does.
+func AutoDelivery(est *definition.Estate, names []string) (image, environment string) {
+	if len(names) == 0 {
+		names = est.Order
+	}
+	for _, name := range names {
+		for _, st := range StagesFor(est.PipelineFor(name)) {
+			if st.Kind == kiln.StageDeliver && st.Gate != kiln.GateApproval {
+				return name, st.Environment
+			}
+		}
+	}
+	return "", ""
+}
+
 // Enqueue queues runs for the named images of est (all when names is
 // empty) in dependency order; an image built on another image queued in
 // the same call waits after that image's run and uses the version it makes
 // ready. It returns the runs (coalesced ones included).
 func Enqueue(ctx context.Context, st kiln.RunStore, est *definition.Estate, vars map[string]string, names []string, trigger string, force bool) ([]*kiln.Run, error) {
+	return EnqueueFor(ctx, st, est, vars, names, trigger, force, "")
+}
+
+// EnqueueFor is Enqueue for runs asked for by requestedBy (an actor such
+// as "token:ci"), as whom the worker then carries them out.
+func EnqueueFor(ctx context.Context, st kiln.RunStore, est *definition.Estate, vars map[string]string, names []string, trigger string, force bool, requestedBy string) ([]*kiln.Run, error) {
 	want := map[string]bool{}
 	for _, n := range names {
 		if _, err := est.Image(n); err != nil {
@@ -118,7 +141,7 @@ func Enqueue(ctx context.Context, st kiln.RunStore, est *definition.Estate, vars
 		}
 		img := est.Images[name]
 		nr := &kiln.NewRun{Image: name, Estate: est.Dir, Vars: vars, Trigger: trigger, Force: force,
-			Stages: StagesFor(est.PipelineFor(name))}
+			Stages: StagesFor(est.PipelineFor(name)), RequestedBy: requestedBy}
 		if img.Base != nil {
 			nr.After = queued[img.Base.Image]
 		}

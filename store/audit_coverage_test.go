@@ -159,6 +159,16 @@ func TestAuditCoverage(t *testing.T) {
 		refused("RecordAttempt after delivery", func() error { return e.RecordAttempt(ctx, ds[0].ID, true, 200, "", time.Time{}) })
 		expect("DeleteWebhook", func() error { return e.DeleteWebhook(ctx, w.ID) }, "webhook 1", "", "webhook.delete")
 
+		// Registered estates (the API starts runs only from these).
+		expect("AddEstate", func() error { return e.AddEstate(ctx, &kiln.Estate{Name: "web", Dir: "/srv/estates/web"}) }, "estate web", "/srv/estates/web", "estate.add")
+		refused("AddEstate again", func() error { return e.AddEstate(ctx, &kiln.Estate{Name: "web2", Dir: "/srv/estates/web"}) })
+		refused("AddEstate relative", func() error { return e.AddEstate(ctx, &kiln.Estate{Name: "rel", Dir: "estates/web"}) })
+		if es := must[[]*kiln.Estate](t)(e.ListEstates(ctx)); len(es) != 1 || es[0].CreatedBy != "token:ops" {
+			t.Fatalf("estates: %+v", es)
+		}
+		expect("RemoveEstate", func() error { return e.RemoveEstate(ctx, "web") }, "estate web", "/srv/estates/web", "estate.remove")
+		refused("RemoveEstate unknown", func() error { return e.RemoveEstate(ctx, "web") })
+
 		// Services, members and rollouts.
 		svc := &kiln.Service{Name: "web", Image: "appserver", Environment: "prod", Replicas: 1, Listen: "127.0.0.1:18081",
 			Health: kiln.HealthCheck{Kind: kiln.HealthHTTP, Path: "/"}}

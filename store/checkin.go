@@ -26,7 +26,7 @@ import (
 // saying again what it said five minutes ago, which touches no index and
 // no count.
 
-// checkinChunk bounds the rows of one statement (13 parameters per upsert
+// checkinChunk bounds the rows of one statement (14 parameters per upsert
 // row, under both dialects' parameter limits).
 const checkinChunk = 400
 
@@ -139,6 +139,21 @@ type current struct {
 	inst    *kiln.Instance
 	labels  string
 	unknown bool
+	agent   string // the agent token the instance is bound to, if any
+}
+
+// refusedCheckin says why c may not check old in: kiln launched it, or it
+// is bound to another agent token. Nil when it may.
+func refusedCheckin(old *current, c *kiln.Checkin) error {
+	switch {
+	case old.inst.LaunchedByKiln:
+		return kiln.FieldErrorf(kiln.EFORBIDDEN, "instance_id", "instance %s was launched by kiln (platform %s), which tracks it itself; agents may not check it in",
+			old.inst.ID, old.inst.Platform)
+	case c.Agent != "" && old.agent != "" && c.Agent != old.agent:
+		return kiln.FieldErrorf(kiln.EFORBIDDEN, "instance_id", "instance %s is bound to the agent token that first checked it in, and %s is another; "+
+			"if the server now uses this token, an operator deregisters the instance first (`kiln instance deregister %s`)", old.inst.ID, c.Agent, old.inst.ID)
+	}
+	return nil
 }
 
 // checkInRound records check-ins of distinct instances.
@@ -167,6 +182,7 @@ func checkInRound(ctx context.Context, tx *tx, known map[kiln.VersionRef]bool, d
 	out := make([]*kiln.CheckinResult, len(cs))
 	var upserts, inserts []*kiln.Instance
 	var upsertUnknown, insertUnknown []bool
+	var upsertAgent, insertAgent []string
 	var insertAt []int
 	var touched []string
 	for i, c := range cs {
@@ -182,6 +198,12 @@ func checkInRound(ctx context.Context, tx *tx, known map[kiln.VersionRef]bool, d
 			labels = labelsJSON(c.Labels)
 		}
 		old := cur[c.InstanceID]
+		if old != nil {
+			if err := refusedCheckin(old, c); err != nil {
+				out[i] = &kiln.CheckinResult{Refused: err}
+				continue
+			}
+		}
 		if old == nil {
 			res.Created = true
 			name := c.InstanceID
@@ -196,11 +218,14 @@ func checkInRound(ctx context.Context, tx *tx, known map[kiln.VersionRef]bool, d
 				res.Instance.Labels = nil
 			}
 			inserts, insertUnknown = append(inserts, res.Instance), append(insertUnknown, !ok)
+			insertAgent = append(insertAgent, c.Agent)
 			insertAt = append(insertAt, i)
 			continue
 		}
 		inst := *old.inst
-		changed := inst.Version != ref || old.unknown != !ok
+		// An instance no agent token has checked in yet (registered by
+		// hand, or before tokens were bound) is bound to this one.
+		changed := inst.Version != ref || old.unknown != !ok || (old.agent == "" && c.Agent != "")
 		inst.Version = ref
 		if c.Environment != "" && c.Environment != inst.Environment {
 			inst.Environment, changed = c.Environment, true
@@ -221,14 +246,19 @@ func checkInRound(ctx context.Context, tx *tx, known map[kiln.VersionRef]bool, d
 		inst.LastSeenAt = now
 		res.Instance = &inst
 		if changed {
+			agent := old.agent
+			if agent == "" {
+				agent = c.Agent
+			}
 			upserts, upsertUnknown = append(upserts, res.Instance), append(upsertUnknown, !ok)
+			upsertAgent = append(upsertAgent, agent)
 			deltas.add(old.inst, -1)
 			deltas.add(res.Instance, 1)
 		} else {
 			touched = append(touched, c.InstanceID)
 		}
 	}
-	if err := upsertInstances(ctx, tx, upserts, upsertUnknown); err != nil {
+	if err := upsertInstances(ctx, tx, upserts, upsertUnknown, upsertAgent); err != nil {
 		return nil, err
 	}
 	// New instances another transaction created meanwhile (PostgreSQL,
@@ -241,12 +271,12 @@ func checkInRound(ctx context.Context, tx *tx, known map[kiln.VersionRef]bool, d
 		order[j] = j
 	}
 	slices.SortFunc(order, func(a, b int) int { return strings.Compare(inserts[a].ID, inserts[b].ID) })
-	sorted, sortedUnknown, sortedAt := make([]*kiln.Instance, len(order)), make([]bool, len(order)), make([]int, len(order))
+	sorted, sortedUnknown, sortedAt, sortedAgent := make([]*kiln.Instance, len(order)), make([]bool, len(order)), make([]int, len(order)), make([]string, len(order))
 	for j, k := range order {
-		sorted[j], sortedUnknown[j], sortedAt[j] = inserts[k], insertUnknown[k], insertAt[k]
+		sorted[j], sortedUnknown[j], sortedAt[j], sortedAgent[j] = inserts[k], insertUnknown[k], insertAt[k], insertAgent[k]
 	}
-	inserts, insertUnknown, insertAt = sorted, sortedUnknown, sortedAt
-	created, err := insertInstances(ctx, tx, inserts, insertUnknown)
+	inserts, insertUnknown, insertAt, insertAgent = sorted, sortedUnknown, sortedAt, sortedAgent
+	created, err := insertInstances(ctx, tx, inserts, insertUnknown, insertAgent)
 	if err != nil {
 		return nil, err
 	}
@@ -297,7 +327,7 @@ func currentInstances(ctx context.Context, tx *tx, ids []string) (map[string]*cu
 	if len(ids) == 0 {
 		return out, nil
 	}
-	q := `SELECT ` + instanceColumns + `, labels, unknown FROM instances WHERE id `
+	q := `SELECT ` + instanceColumns + `, labels, unknown, agent_token FROM instances WHERE id `
 	var args []any
 	if tx.db.dialect == dialectPostgres {
 		q += `= ANY(?) ORDER BY id FOR UPDATE`
@@ -312,7 +342,7 @@ func currentInstances(ctx context.Context, tx *tx, ids []string) (map[string]*cu
 	err := eachRow(ctx, tx, q, args, func(rows *sql.Rows) error {
 		c := &current{}
 		var err error
-		if c.inst, err = scanInstance(rows, &c.labels, &c.unknown); err != nil {
+		if c.inst, err = scanInstance(rows, &c.labels, &c.unknown, &c.agent); err != nil {
 			return err
 		}
 		out[c.inst.ID] = c
@@ -350,12 +380,12 @@ func takenNames(ctx context.Context, tx *tx, names []string) (map[string]bool, e
 
 // insertInstances inserts new instances, leaving alone those whose id
 // exists by now, and returns the ids it inserted.
-func insertInstances(ctx context.Context, tx *tx, insts []*kiln.Instance, unknown []bool) (map[string]bool, error) {
+func insertInstances(ctx context.Context, tx *tx, insts []*kiln.Instance, unknown []bool, agents []string) (map[string]bool, error) {
 	created := make(map[string]bool, len(insts))
 	if len(insts) == 0 {
 		return created, nil
 	}
-	q, args := instanceValues(tx, insts, unknown)
+	q, args := instanceValues(tx, insts, unknown, agents)
 	err := eachRow(ctx, tx, q+` ON CONFLICT (id) DO NOTHING RETURNING id`, args, func(rows *sql.Rows) error {
 		var id string
 		if err := rows.Scan(&id); err != nil {
@@ -383,19 +413,20 @@ func instanceWriteError(err error, insts []*kiln.Instance) error {
 	return kiln.Errorf(kiln.ECONFLICT, "a new instance's name is taken by another instance; retry the check-ins one at a time")
 }
 
-// instanceValues is an INSERT of insts with every column.
-func instanceValues(tx *tx, insts []*kiln.Instance, unknown []bool) (string, []any) {
+// instanceValues is an INSERT of insts with every column a check-in
+// writes, and the agent token each is bound to.
+func instanceValues(tx *tx, insts []*kiln.Instance, unknown []bool, agents []string) (string, []any) {
 	var q strings.Builder
-	q.WriteString(`INSERT INTO instances (id, name, image, number, environment, platform, state, address, labels, launched_at, last_seen_at, tainted, unknown) VALUES `)
-	args := make([]any, 0, 13*len(insts))
+	q.WriteString(`INSERT INTO instances (id, name, image, number, environment, platform, state, address, labels, launched_at, last_seen_at, tainted, unknown, agent_token) VALUES `)
+	args := make([]any, 0, 14*len(insts))
 	for i, inst := range insts {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 		args = append(args, inst.ID, inst.Name, inst.Version.Image, inst.Version.Number, inst.Environment, inst.Platform,
 			string(inst.State), inst.Address, labelsJSON(inst.Labels), tx.timeArg(inst.LaunchedAt), tx.timeArg(inst.LastSeenAt),
-			inst.Tainted, unknown[i])
+			inst.Tainted, unknown[i], agents[i])
 	}
 	return q.String(), args
 }
@@ -403,14 +434,15 @@ func instanceValues(tx *tx, insts []*kiln.Instance, unknown []bool) (string, []a
 // upsertInstances writes existing instances (locked by currentInstances):
 // the version, environment, address, labels, state, last-seen time and
 // unknown flag given (name, platform, launch time and taint stay).
-func upsertInstances(ctx context.Context, tx *tx, insts []*kiln.Instance, unknown []bool) error {
+func upsertInstances(ctx context.Context, tx *tx, insts []*kiln.Instance, unknown []bool, agents []string) error {
 	if len(insts) == 0 {
 		return nil
 	}
-	q, args := instanceValues(tx, insts, unknown)
+	q, args := instanceValues(tx, insts, unknown, agents)
 	q += ` ON CONFLICT (id) DO UPDATE SET image = excluded.image, number = excluded.number,
 		environment = excluded.environment, state = excluded.state, address = excluded.address,
-		labels = excluded.labels, last_seen_at = excluded.last_seen_at, unknown = excluded.unknown`
+		labels = excluded.labels, last_seen_at = excluded.last_seen_at, unknown = excluded.unknown,
+		agent_token = excluded.agent_token`
 	if _, err := tx.exec(ctx, q, args...); err != nil {
 		return instanceWriteError(err, insts)
 	}

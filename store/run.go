@@ -17,7 +17,7 @@ import (
 var _ kiln.RunStore = (*DB)(nil)
 
 const runColumns = `id, image, estate, vars, trigger_reason, status, stages, version_number, after_run_id,
-	force_build, worker, reason, created_at, started_at, finished_at, heartbeat_at`
+	force_build, worker, reason, created_at, started_at, finished_at, heartbeat_at, requested_by`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -26,7 +26,7 @@ func scanRun(row rowScanner, extra ...any) (*kiln.Run, error) {
 	var vars, stages, status string
 	var number, after sql.NullInt64
 	dest := []any{&r.ID, &r.Image, &r.Estate, &vars, &r.Trigger, &status, &stages, &number, &after,
-		&r.Force, &r.Worker, &r.Reason, dbTime{&r.CreatedAt}, dbTime{&r.StartedAt}, dbTime{&r.FinishedAt}, dbTime{&r.HeartbeatAt}}
+		&r.Force, &r.Worker, &r.Reason, dbTime{&r.CreatedAt}, dbTime{&r.StartedAt}, dbTime{&r.FinishedAt}, dbTime{&r.HeartbeatAt}, &r.RequestedBy}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
@@ -117,9 +117,9 @@ func (db *DB) EnqueueRun(ctx context.Context, nr *kiln.NewRun) (*kiln.Run, bool,
 			after = nr.After
 		}
 		var id int64
-		if err := tx.queryRow(ctx, `INSERT INTO runs (image, estate, vars, trigger_reason, status, stages, after_run_id, force_build, created_at)
-			VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?) RETURNING id`,
-			nr.Image, nr.Estate, string(vj), nr.Trigger, string(sj), after, nr.Force, tx.timeArg(tx.now)).Scan(&id); err != nil {
+		if err := tx.queryRow(ctx, `INSERT INTO runs (image, estate, vars, trigger_reason, status, stages, after_run_id, force_build, created_at, requested_by)
+			VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING id`,
+			nr.Image, nr.Estate, string(vj), nr.Trigger, string(sj), after, nr.Force, tx.timeArg(tx.now), nr.RequestedBy).Scan(&id); err != nil {
 			return fmt.Errorf("queue run of %s: %w", nr.Image, err)
 		}
 		if err := audit(ctx, tx, "run.queue", fmt.Sprintf("run %d", id), nr.Image+": "+truncate(nr.Trigger, 200)); err != nil {

@@ -98,7 +98,7 @@ func (g *graph) rolloutHost(progress io.Writer) *rollout.Host {
 // services are the CLI's services on this machine.
 func (g *graph) services() *cli.Services {
 	db := g.db
-	return &cli.Services{Registry: db, Artifacts: g.arts, Tokens: db, Audit: db, Checkpoints: db, DataDir: g.cfg.DataDir,
+	return &cli.Services{Registry: db, Artifacts: g.arts, Tokens: db, Audit: db, Checkpoints: db, Estates: db, DataDir: g.cfg.DataDir,
 		Platform: g.plat, Overlays: g.plat, Inventory: db, Signer: g.signer, Reconcile: reconcileLocal(g.plat, db),
 		Fleet: db, Advisories: db, Pipeline: db, ServiceStore: db, RolloutStore: db, Channels: db,
 		Builder: g.builder, Launcher: g.launcher, Runner: g.runner, Tester: g.tester, Checker: g.checker,

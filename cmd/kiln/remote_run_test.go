@@ -32,7 +32,7 @@ func TestRemoteRunQueuesOnServer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ts := httptest.NewServer(api.New(api.Config{AuthCacheTTL: -1, StartRuns: runStarter{runs: db}}.WithStores(db)))
+	ts := httptest.NewServer(api.New(api.Config{AuthCacheTTL: -1, StartRuns: runStarter{runs: db, estates: db}}.WithStores(db)))
 	t.Cleanup(ts.Close)
 
 	// An estate on "the server" (here the same machine): one image from an
@@ -63,7 +63,36 @@ func TestRemoteRunQueuesOnServer(t *testing.T) {
 	if _, errs, code := run(t, local, "--server", ts.URL, "run", "--estate", "relative/dir", "--all"); code != 1 || !strings.Contains(errs, "absolute path") {
 		t.Errorf("relative estate: exit %d, stderr %q", code, errs)
 	}
-	out, errs, code := run(t, local, "--server", ts.URL, "run", "--estate", est, "--all")
+	// Runs start only from estates an admin registered.
+	if _, errs, code := run(t, local, "--server", ts.URL, "run", "--estate", est, "--all"); code != 1 || !strings.Contains(errs, "not a registered estate") || !strings.Contains(errs, "kiln estate add") {
+		t.Fatalf("unregistered directory: exit %d, stderr %q", code, errs)
+	}
+	if _, errs, code := run(t, local, "--server", ts.URL, "run", "--estate", "web", "--all"); code != 1 || !strings.Contains(errs, "kiln estate add") {
+		t.Fatalf("unregistered name: exit %d, stderr %q", code, errs)
+	}
+	// A pipeline that delivers without approval needs the operator role.
+	auto := t.TempDir()
+	for name, body := range map[string]string{
+		"origin.tar":      string(origin),
+		"estate.kiln.hcl": files["estate.kiln.hcl"] + "\npipeline \"all\" {\n  environments = [\"prod\"]\n}\n",
+	} {
+		if err := os.WriteFile(filepath.Join(auto, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin := kiln.WithActor(ctx, "local:test")
+	for name, dir := range map[string]string{"web": est, "auto": auto} {
+		if err := db.AddEstate(admin, &kiln.Estate{Name: name, Dir: dir}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, errs, code := run(t, local, "--server", ts.URL, "run", "--estate", "auto", "--all"); code != 1 || !strings.Contains(errs, "operator role") || !strings.Contains(errs, "prod") {
+		t.Fatalf("builder starting an auto-delivering pipeline: exit %d, stderr %q", code, errs)
+	}
+	if runs, _, _ := db.ListRuns(ctx, kiln.RunFilter{}); len(runs) != 0 {
+		t.Fatalf("refused requests queued %d runs", len(runs))
+	}
+	out, errs, code := run(t, local, "--server", ts.URL, "run", "--estate", "web", "--all")
 	if code != 0 || !strings.Contains(out, "queued on the server") {
 		t.Fatalf("kiln run --server: exit %d\n%s%s", code, out, errs)
 	}
@@ -74,8 +103,8 @@ func TestRemoteRunQueuesOnServer(t *testing.T) {
 	var got []string
 	for _, r := range runs {
 		got = append(got, r.Image+":"+string(r.Status))
-		if !strings.Contains(r.Trigger, "api by token:builder") {
-			t.Errorf("run %d trigger %q does not name the token", r.ID, r.Trigger)
+		if !strings.Contains(r.Trigger, "api by token:builder") || r.RequestedBy != "token:builder" || r.Estate != est {
+			t.Errorf("run %d trigger %q, requested by %q, estate %s: want the token and %s", r.ID, r.Trigger, r.RequestedBy, r.Estate, est)
 		}
 	}
 	if len(runs) != 2 {

@@ -201,7 +201,10 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	defer func() { stopRollouts(); waitRollouts() }()
 	apiHandler := api.New(api.Config{Logger: logger, Version: version,
 		CheckinRate: opts.CheckinRate, Checkins: checkins, Status: pipelineStatus(g),
-		StartRuns: runStarter{runs: db}, Rollouts: rollouts, SigningKey: signer.Public()}.WithStores(db))
+		StartRuns: runStarter{runs: db, estates: db}, Rollouts: rollouts, SigningKey: signer.Public()}.WithStores(db))
+	// Refusals folded in memory reach the audit log after the HTTP server
+	// has stopped and before db closes.
+	defer apiHandler.Close()
 	// The dashboard under /ui/, next to the API; its session cookie is
 	// Secure when kiln serves TLS or a TLS proxy is in front (--secure-cookies).
 	dashboard, err := web.New(web.Config{Registry: db, Inventory: db, Fleet: db, Advisories: db, Runs: db, Tokens: db, Channels: db,
