@@ -1,6 +1,7 @@
 package kiln
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -194,4 +195,12 @@ type Lineage struct {
 	// OutOfDate is true when a newer ready base version exists than the one
 	// the child's latest version was built on.
 	OutOfDate bool `json:"out_of_date"`
+}
+
+// VersionImporter records several versions in one transaction, all or
+// none: the builds of a Packer manifest. Registries that can (the SQL
+// store) implement it; callers fall back to validating everything first
+// and creating one by one.
+type VersionImporter interface {
+	CreateVersions(ctx context.Context, nvs []*NewVersion) ([]*Version, error)
 }
