@@ -155,6 +155,7 @@ func New(cfg Config) *Server {
 	s.registerVersions()
 	s.registerAttachments()
 	s.registerSigning()
+	s.registerSBOM()
 	s.registerFleet()
 	s.registerRuns()
 	s.registerWebhooks()

@@ -257,8 +257,6 @@ type Options struct {
 	// Image is the image line every build is recorded under; empty uses
 	// each build's name.
 	Image string
-	// RecordedBy is the actor recording them (BuiltBy says "packer").
-	RecordedBy string
 }
 
 // Versions turns a manifest's builds into new versions of method external,

@@ -150,3 +150,14 @@ func VerifySBOM(pub crypto.PublicKey, envelope []byte, v *kiln.Version) (string,
 	out.WriteByte('\n')
 	return st.PredicateType, out.Bytes(), nil
 }
+
+// SealSBOM signs doc (SignSBOM) and returns it as the attachment kept with
+// v, named by SBOMAttachment: what a build stores with
+// kiln.Registry.AddAttachment once the version is recorded.
+func (s *Signer) SealSBOM(v *kiln.Version, predicateType string, doc []byte) (*kiln.Attachment, error) {
+	env, err := s.SignSBOM(v, predicateType, doc)
+	if err != nil {
+		return nil, err
+	}
+	return &kiln.Attachment{Name: SBOMAttachment(predicateType), MediaType: "application/vnd.dsse.envelope.v1+json", Data: env}, nil
+}
