@@ -6,13 +6,21 @@ import (
 	"regexp"
 )
 
-// Artifact locates a version's image content in an ArtifactStore.
+// Artifact locates a version's image content in an ArtifactStore, or,
+// for a version of method external, outside kiln.
 type Artifact struct {
-	// Ref is where the artifact lives, e.g. "local:sha256:…" or an OCI reference.
-	Ref    string `json:"ref"`
+	// Ref is where the artifact lives, e.g. "local:sha256:…", an OCI
+	// reference, or "packer:amazon-ebs:us-east-1:ami-0abc…" for an external one.
+	Ref string `json:"ref"`
+	// Digest is empty only for an external artifact.
 	Digest string `json:"digest"`
 	Size   int64  `json:"size"`
 }
+
+// External reports whether a is a reference to an image kept outside kiln
+// (a cloud image id): it has no digest, so kiln cannot sign, verify or
+// launch it. A nil artifact is not external.
+func (a *Artifact) External() bool { return a != nil && a.Digest == "" }
 
 var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 

@@ -15,6 +15,10 @@ type Channel struct {
 	Name        string     `json:"name"`
 	UpdatedAt   time.Time  `json:"updated_at"`
 	UpdatedBy   string     `json:"updated_by"`
+	// Revoked is set by FindChannel when the version the channel points
+	// at is revoked: Version (and Name) are then the fallback, the newest
+	// version the channel held that is not revoked.
+	Revoked *VersionRef `json:"revoked,omitempty"`
 }
 
 var envRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
@@ -64,6 +68,9 @@ type Promotion struct {
 type ChannelStore interface {
 	// Channels lists channels of image (all images when empty).
 	Channels(ctx context.Context, image string) ([]*Channel, error)
+	// FindChannel resolves a channel: the version it points at, or, when
+	// that is revoked, the newest non-revoked version it held before
+	// (Revoked names the one skipped); ECONFLICT when it never held one.
 	FindChannel(ctx context.Context, image, env string) (*Channel, error)
 	// Promote points env at ref; previous names the environment the
 	// version must have been promoted to before ("" for the first).

@@ -41,15 +41,19 @@ const (
 	MethodFresh Method = "fresh"
 	// MethodReheat builds on top of the previous version of the same image.
 	MethodReheat Method = "reheat"
+	// MethodExternal records an image another tool built (a Packer AMI):
+	// kiln keeps its record and an external reference to its artifact, not
+	// its content.
+	MethodExternal Method = "external"
 )
 
 // ParseMethod parses a build method name.
 func ParseMethod(field, s string) (Method, error) {
 	switch Method(s) {
-	case MethodFresh, MethodReheat:
+	case MethodFresh, MethodReheat, MethodExternal:
 		return Method(s), nil
 	}
-	return "", FieldErrorf(EINVALID, field, "unknown build method %q; use fresh or reheat", s)
+	return "", FieldErrorf(EINVALID, field, "unknown build method %q; use fresh, reheat or external", s)
 }
 
 // SourceKind says what role an input played in a build.

@@ -1,6 +1,7 @@
 package kiln
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -51,6 +52,9 @@ type Version struct {
 	Provenance Provenance `json:"provenance"`
 	CreatedAt  time.Time  `json:"created_at"`
 	UpdatedAt  time.Time  `json:"updated_at"`
+	// Revocation says why, when and by whom a revoked version was revoked
+	// (nil when it is not revoked, or was revoked before kiln kept it).
+	Revocation *Revocation `json:"revocation,omitempty"`
 }
 
 // Ref returns the version's reference.
@@ -121,6 +125,9 @@ func (nv *NewVersion) Validate() error {
 	if p.Method == MethodFresh && p.Parent != nil {
 		return FieldErrorf(EINVALID, "parent", "a fresh bake has no parent version; drop the parent or use method reheat")
 	}
+	if p.Method == MethodExternal && p.Parent != nil {
+		return FieldErrorf(EINVALID, "parent", "an external version has no parent version; kiln did not build it")
+	}
 	if p.Parent != nil && p.Parent.Image != nv.Image {
 		return FieldErrorf(EINVALID, "parent", "parent %s is of another image; a reheat starts from a version of %s (use base for another image line)", p.Parent, nv.Image)
 	}
@@ -141,8 +148,12 @@ func (nv *NewVersion) Validate() error {
 		if a.Ref == "" {
 			return FieldErrorf(EINVALID, "artifact.ref", "artifact reference is empty")
 		}
-		if err := ValidateDigest("artifact.digest", a.Digest); err != nil {
-			return err
+		// Only an external artifact (a Packer AMI) may lack a digest: it
+		// is a reference, not content kiln holds.
+		if a.Digest != "" || p.Method != MethodExternal {
+			if err := ValidateDigest("artifact.digest", a.Digest); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -184,4 +195,12 @@ type Lineage struct {
 	// OutOfDate is true when a newer ready base version exists than the one
 	// the child's latest version was built on.
 	OutOfDate bool `json:"out_of_date"`
+}
+
+// VersionImporter records several versions in one transaction, all or
+// none: the builds of a Packer manifest. Registries that can (the SQL
+// store) implement it; callers fall back to validating everything first
+// and creating one by one.
+type VersionImporter interface {
+	CreateVersions(ctx context.Context, nvs []*NewVersion) ([]*Version, error)
 }

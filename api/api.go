@@ -161,6 +161,7 @@ func New(cfg Config) *Server {
 	s.registerVersions()
 	s.registerAttachments()
 	s.registerSigning()
+	s.registerSBOM()
 	s.registerFleet()
 	s.registerRuns()
 	s.registerWebhooks()

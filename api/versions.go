@@ -31,7 +31,7 @@ type versionCreateIn struct {
 	Image string `path:"image" maxLength:"63" example:"appserver"`
 	Body  struct {
 		SemVer     string            `json:"semver,omitempty" doc:"MAJOR.MINOR.PATCH; kiln appends the UTC build stamp" example:"1.0.4"`
-		Method     string            `json:"method,omitempty" enum:"fresh,reheat" doc:"default fresh"`
+		Method     string            `json:"method,omitempty" enum:"fresh,reheat,external" doc:"default fresh; external for an image another tool built (a Packer AMI)"`
 		Parent     string            `json:"parent,omitempty" doc:"for reheat: IMAGE-N of the same image" example:"appserver-2"`
 		Base       string            `json:"base,omitempty" doc:"IMAGE-N of another image line this was built on" example:"basic-linux-4"`
 		Sources    []kiln.Source     `json:"sources,omitempty" maxItems:"1000"`

@@ -18,6 +18,7 @@ func (a *App) versionCmd() *cobra.Command {
 	cmd.AddCommand(a.versionCreateCmd(), a.versionListCmd(), a.versionLatestCmd(), a.versionShowCmd(),
 		a.versionStatusCmd(), a.versionTagCmd(), a.versionHistoryCmd(), a.versionLineageCmd(),
 		a.versionDiffCmd(), a.versionLogCmd(), a.versionAttachmentsCmd(), a.versionVerifyCmd())
+	cmd.AddCommand(a.versionSBOMCmd(), a.versionImportCmd())
 	return cmd
 }
 
@@ -120,7 +121,7 @@ func (a *App) versionCreateCmd() *cobra.Command {
 	}
 	f := c.Flags()
 	f.StringVar(&semver, "semver", "", "semantic version MAJOR.MINOR.PATCH; kiln appends the UTC build stamp")
-	f.StringVar(&method, "method", "fresh", "how it was built: fresh or reheat")
+	f.StringVar(&method, "method", "fresh", "how it was built: fresh, reheat or external (built by another tool)")
 	f.StringVar(&parent, "parent", "", "for reheat: the version of the same image it started from (IMAGE-N)")
 	f.StringVar(&base, "base", "", "the version of another image line it was built on (IMAGE-N)")
 	f.StringArrayVar(&sources, "source", nil, "an input: KIND=REF@sha256:HEX, KIND one of origin, builder-definition, config-code, other (repeatable)")

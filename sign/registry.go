@@ -16,9 +16,11 @@ const EnvelopeAttachment = "provenance.dsse.json"
 // envelope in the same transaction as the version (see kiln.NewVersion.Seal),
 // so there is never a version without its signature. Versions without an
 // artifact (recorded by hand, imported from Packer manifests) have nothing
-// to bind a signature to and get none; they cannot be launched either.
+// to bind a signature to and get none; they cannot be launched either. An
+// external artifact (method external: a reference, no digest) is treated
+// the same.
 func (s *Signer) Seal(v *kiln.Version) (*kiln.Attachment, error) {
-	if v.Provenance.Artifact == nil {
+	if v.Provenance.Artifact == nil || v.Provenance.Artifact.External() {
 		return nil, nil
 	}
 	env, err := s.SignVersion(v)
@@ -37,6 +39,9 @@ func (s *Signer) Seal(v *kiln.Version) (*kiln.Attachment, error) {
 func CheckVersion(ctx context.Context, reg kiln.Registry, arts kiln.ArtifactStore, keys []crypto.PublicKey, v *kiln.Version, rehash bool) error {
 	if v.Provenance.Artifact == nil {
 		return kiln.Errorf(kiln.EINVALID, "%s has no artifact; there is nothing to verify or launch", v.Name)
+	}
+	if a := v.Provenance.Artifact; a.External() {
+		return kiln.Errorf(kiln.EINVALID, "%s is an external image (%s): kiln keeps its record, not its content, so there is nothing to verify or launch here; launch it where it lives", v.Name, a.Ref)
 	}
 	att, err := reg.Attachment(ctx, v.Ref(), EnvelopeAttachment)
 	if kiln.ErrorCode(err) == kiln.ENOTFOUND {

@@ -47,13 +47,19 @@ func (db *DB) Channels(ctx context.Context, image string) ([]*kiln.Channel, erro
 	return out, err
 }
 
-// FindChannel returns the version an environment's channel points at.
+// FindChannel returns the version an environment's channel points at; when
+// that version is revoked, the newest version the channel held that is
+// neither revoked nor failed, with Revoked naming the one skipped
+// (resolveChannel). ECONFLICT when there is none: a channel never
+// resolves to nothing silently.
 func (db *DB) FindChannel(ctx context.Context, image, env string) (*kiln.Channel, error) {
 	var c *kiln.Channel
 	err := db.read(ctx, func(tx *tx) error {
 		var err error
-		c, err = findChannel(ctx, tx, image, env, false)
-		return err
+		if c, err = findChannel(ctx, tx, image, env, false); err != nil {
+			return err
+		}
+		return resolveChannel(ctx, tx, c)
 	})
 	return c, err
 }

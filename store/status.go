@@ -11,6 +11,7 @@ import (
 // SetStatus moves a version to status to, as the lifecycle allows
 // (kiln.Status.CanMoveTo), and records the change in its history with the
 // actor of ctx and reason. ECONFLICT names the statuses allowed next.
+// Moving to revoked revokes every version built on it as well (Revoke).
 func (db *DB) SetStatus(ctx context.Context, ref kiln.VersionRef, to kiln.Status, reason string) (*kiln.Version, error) {
 	if !to.Valid() {
 		return nil, kiln.FieldErrorf(kiln.EINVALID, "status", "unknown status %q; use one of candidate, tested, ready, failed, deprecated, revoked", to)
@@ -31,6 +32,17 @@ func (db *DB) SetStatus(ctx context.Context, ref kiln.VersionRef, to kiln.Status
 }
 
 func setStatus(ctx context.Context, tx *tx, ref kiln.VersionRef, to kiln.Status, reason string) (*kiln.Version, error) {
+	if to == kiln.StatusRevoked {
+		// Revoking revokes what was built on it too (see revoke).
+		if _, err := revoke(ctx, tx, ref, reason); err != nil {
+			return nil, err
+		}
+		v, err := findVersion(ctx, tx, ref)
+		if err != nil {
+			return nil, err
+		}
+		return v, loadDetails(ctx, tx, []*kiln.Version{v}, true)
+	}
 	v, err := findVersion(ctx, tx, ref)
 	if err != nil {
 		return nil, err

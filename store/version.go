@@ -420,7 +420,7 @@ func loadDetails(ctx context.Context, tx *tx, vs []*kiln.Version, withPackages b
 	for _, v := range vs {
 		setSystemTags(v)
 	}
-	return nil
+	return loadRevocations(ctx, tx, vs)
 }
 
 // idsIn returns "IN (?, ?, …)" (SQLite) or "= ANY(?)" (PostgreSQL) and the
@@ -574,8 +574,8 @@ func statusesAtLeast(min kiln.Status) []any {
 }
 
 // LatestVersion returns the image's highest-numbered version whose status
-// ranks at least min (any status when min is empty). ENOTFOUND when the
-// image does not exist or has no such version.
+// ranks at least min (any status but revoked when min is empty). ENOTFOUND
+// when the image does not exist or has no such version.
 func (db *DB) LatestVersion(ctx context.Context, image string, min kiln.Status) (*kiln.Version, error) {
 	if min != "" && min.Rank() == 0 {
 		return nil, kiln.FieldErrorf(kiln.EINVALID, "min-status", "minimum status %q is not on the pipeline's main line; use candidate, tested or ready", min)
@@ -586,7 +586,8 @@ func (db *DB) LatestVersion(ctx context.Context, image string, min kiln.Status) 
 		if err != nil {
 			return err
 		}
-		q := versionSelect + versionFrom + ` WHERE v.image_id = ?`
+		// A revoked version is never the latest, whatever min says.
+		q := versionSelect + versionFrom + ` WHERE v.image_id = ? AND v.status <> 'revoked'`
 		args := []any{img.ID}
 		if min != "" {
 			ss := statusesAtLeast(min)
@@ -595,8 +596,11 @@ func (db *DB) LatestVersion(ctx context.Context, image string, min kiln.Status) 
 		}
 		v, err = scanVersion(tx.queryRow(ctx, q+` ORDER BY v.number DESC LIMIT 1`, args...))
 		if errors.Is(err, sql.ErrNoRows) {
-			if min == "" {
+			if min == "" && img.LatestNumber == 0 {
 				return kiln.Errorf(kiln.ENOTFOUND, "image %s has no versions yet", image)
+			}
+			if min == "" {
+				return kiln.Errorf(kiln.ENOTFOUND, "every version of %s is revoked; see `kiln version list %s --status revoked`", image, image)
 			}
 			return kiln.Errorf(kiln.ENOTFOUND, "image %s has no version with status %s or better; see `kiln version list %s`", image, min, image)
 		}
