@@ -127,6 +127,9 @@ type ServeOptions struct {
 	InsecureListen bool
 	// CheckinRate limits check-ins per token and second (0: default).
 	CheckinRate float64
+	// PublicURL is where clients reach the API (behind a proxy, say);
+	// the OpenAPI document names it as its server.
+	PublicURL string
 }
 
 // DefaultDataDir is /var/lib/kiln for root, else $XDG_DATA_HOME/kiln
