@@ -60,6 +60,10 @@ var errorResponses = map[int]errorResponse{
 	http.StatusRequestEntityTooLarge: {"PayloadTooLarge",
 		"The request body is larger than 1 MiB.",
 		ErrorBody{HTTPStatus: 413, Code: kiln.EINVALID, Message: "request body is larger than 1 MiB; send less data per request"}, ""},
+	http.StatusUnsupportedMediaType: {"UnsupportedMediaType",
+		"The request body is not sent as `Content-Type: application/json`.",
+		ErrorBody{HTTPStatus: 415, Code: kiln.EINVALID, Field: "body",
+			Message: "validation failed: body: unknown content type: application/x-www-form-urlencoded"}, ""},
 	http.StatusTooManyRequests: {"TooManyRequests",
 		"The token sends more check-ins than the server allows; `Retry-After` says when to try again.",
 		ErrorBody{HTTPStatus: 429, Code: kiln.EUNAVAILABLE,
@@ -136,7 +140,7 @@ func describeOperation(op *huma.Operation, role Role, extra []int) {
 		codes = append(codes, http.StatusBadRequest)
 	}
 	if op.RequestBody != nil {
-		codes = append(codes, http.StatusRequestEntityTooLarge)
+		codes = append(codes, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType)
 	}
 	if slices.ContainsFunc(op.Parameters, func(p *huma.Param) bool { return p.In == "path" }) {
 		codes = append(codes, http.StatusNotFound)

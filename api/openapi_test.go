@@ -235,3 +235,24 @@ func lastLine(b []byte) string {
 	}
 	return lines[len(lines)-1]
 }
+
+// A body sent as a form is the client's mistake: 415 with code invalid (as
+// documented), not an internal error.
+func TestUnsupportedMediaTypeIsInvalid(t *testing.T) {
+	e := newAuthEnv(t, slog.New(slog.DiscardHandler))
+	req, _ := http.NewRequest(http.MethodPost, e.ts.URL+"/api/v1/images", strings.NewReader("name=web"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+e.tokens[kiln.RoleBuilder])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body api.ErrorBody
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusUnsupportedMediaType || body.Code != kiln.EINVALID {
+		t.Fatalf("%d %+v, want 415 invalid", resp.StatusCode, body)
+	}
+}
