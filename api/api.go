@@ -54,6 +54,10 @@ type Config struct {
 	Registry kiln.Registry
 	Logger   *slog.Logger
 	Version  string // kiln's version, shown in the OpenAPI document
+	// PublicURL is where clients reach the API (kiln serve --public-url,
+	// else derived from --listen), the OpenAPI document's server; empty:
+	// "/", relative to where the document was fetched.
+	PublicURL string
 	// Tokens authenticates callers, Audit records refused requests.
 	// Without a token store every non-public operation is refused.
 	Tokens kiln.TokenStore
@@ -136,6 +140,10 @@ func New(cfg Config) *Server {
 	hc.Info.Description = "Images, versions, provenance and status of a kiln registry."
 	hc.DocsPath = ""     // the docs renderer loads scripts from a CDN; kiln serves no external assets
 	hc.CreateHooks = nil // no $schema links in bodies: clients decode strictly
+	// The documents are served by registerDocuments, as declared public
+	// routes; nothing links to huma's per-schema routes (no $schema links).
+	hc.OpenAPIPath, hc.SchemasPath = "", ""
+	describeAPI(hc.OpenAPI, cfg.PublicURL)
 	switch {
 	case cfg.CheckinRate == 0:
 		cfg.CheckinRate, cfg.CheckinBurst = DefaultCheckinRate, DefaultCheckinBurst
@@ -151,11 +159,7 @@ func New(cfg Config) *Server {
 	// Before any operation is registered: huma binds middlewares then.
 	s.api.UseMiddleware(s.authorize)
 	s.handler = SecurityHeaders(CrossOrigin(http.HandlerFunc(s.serve)))
-	s.routes = append(s.routes,
-		Route{http.MethodGet, "/openapi.json", RolePublic},
-		Route{http.MethodGet, "/openapi.yaml", RolePublic},
-		Route{http.MethodGet, "/openapi-3.0.json", RolePublic},
-	)
+	s.registerDocuments()
 	s.registerHealth()
 	s.registerImages()
 	s.registerVersions()
@@ -209,7 +213,10 @@ func writeError(w http.ResponseWriter, body *ErrorBody) {
 // Routes lists every registered operation with its role.
 func (s *Server) Routes() []Route { return s.routes }
 
-// register adds one operation; the role is declared here, with the route.
+// register adds one operation; the role is declared here, with the route,
+// and goes into the OpenAPI document with the errors the operation may
+// answer. op.Errors lists error statuses beyond those describeOperation
+// derives from the role, method and parameters.
 func register[I, O any](s *Server, role Role, op huma.Operation, h func(context.Context, *I) (*O, error)) {
 	if role != RolePublic && !role.Valid() {
 		panic(fmt.Sprintf("api: %s %s declares role %q; declare one of public, viewer, agent, builder, operator, admin", op.Method, op.Path, role))
@@ -219,6 +226,8 @@ func register[I, O any](s *Server, role Role, op huma.Operation, h func(context.
 		op.Metadata = map[string]any{}
 	}
 	op.Metadata["role"] = role
+	extra := op.Errors
+	op.Errors = nil // huma would add its own (422) responses
 	s.routes = append(s.routes, Route{Method: op.Method, Path: op.Path, Role: role})
 	huma.Register(s.api, op, func(ctx context.Context, in *I) (*O, error) {
 		out, err := h(ctx, in)
@@ -227,6 +236,29 @@ func register[I, O any](s *Server, role Role, op huma.Operation, h func(context.
 		}
 		return out, nil
 	})
+	describeOperation(s.operation(op.Method, op.Path), role, extra)
+}
+
+// operation is the registered operation method path in the document.
+func (s *Server) operation(method, path string) *huma.Operation {
+	item := s.api.OpenAPI().Paths[path]
+	var op *huma.Operation
+	switch method {
+	case http.MethodGet:
+		op = item.Get
+	case http.MethodPost:
+		op = item.Post
+	case http.MethodPut:
+		op = item.Put
+	case http.MethodPatch:
+		op = item.Patch
+	case http.MethodDelete:
+		op = item.Delete
+	}
+	if op == nil {
+		panic("api: " + method + " " + path + " is not in the OpenAPI document after registering it")
+	}
+	return op
 }
 
 func (s *Server) registerHealth() {

@@ -37,7 +37,7 @@ func HTTPStatus(code string) int {
 // codeFor is the reverse, for errors huma raises itself (validation, size).
 func codeFor(status int) string {
 	switch status {
-	case http.StatusUnprocessableEntity, http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+	case http.StatusUnprocessableEntity, http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
 		return kiln.EINVALID
 	case http.StatusNotFound:
 		return kiln.ENOTFOUND

@@ -200,7 +200,7 @@ func (s *Server) registerFleet() {
 	register(s, RoleOperator, huma.Operation{
 		OperationID: "register-instances", Method: http.MethodPost, Path: "/api/v1/instances",
 		Summary: "Register instances launched elsewhere, all or none", Tags: []string{"instances"},
-		DefaultStatus: http.StatusCreated,
+		DefaultStatus: http.StatusCreated, Errors: []int{http.StatusNotFound}, // names a version / an image
 	}, func(ctx context.Context, in *registerIn) (*instancesOut, error) {
 		if err := s.cfg.Fleet.RegisterInstances(ctx, in.Body.Instances, kiln.RegisterOptions{AllowUnknown: in.AllowUnknown}); err != nil {
 			return nil, bodyField(err, "")

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -115,19 +117,18 @@ func (s *Server) registerMetrics(fl *fleet.Service) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newFleetCollector(fl, s), s.refusals.answered)
 	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
-	s.routes = append(s.routes, Route{Method: http.MethodGet, Path: MetricsPath, Role: RoleViewer})
-	s.mux.Handle("GET "+MetricsPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, err := authenticate(r.Context(), s.cfg.Tokens, r)
-		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="kiln"`)
-			writeError(w, &ErrorBody{HTTPStatus: http.StatusUnauthorized, Code: kiln.EUNAUTH, Message: kiln.ErrorMessage(err)})
-			return
-		}
-		if !tok.Role.Allows(RoleViewer) {
-			writeError(w, &ErrorBody{HTTPStatus: http.StatusForbidden, Code: kiln.EFORBIDDEN,
-				Message: "/metrics needs the viewer role; token " + tok.Name + " has role " + string(tok.Role)})
-			return
-		}
-		h.ServeHTTP(w, r)
-	}))
+	// Registered like every operation, so refusals are answered, audited
+	// and limited by the same middleware, and the route is documented.
+	type metricsOut struct{ Body func(huma.Context) }
+	register(s, RoleViewer, huma.Operation{
+		OperationID: "metrics", Method: http.MethodGet, Path: MetricsPath, Tags: []string{"fleet"},
+		Summary: "Fleet gauges in the Prometheus text format",
+		Responses: map[string]*huma.Response{"200": {Description: "Prometheus text exposition format",
+			Content: map[string]*huma.MediaType{"text/plain": {Schema: &huma.Schema{Type: huma.TypeString}}}}},
+	}, func(context.Context, *struct{}) (*metricsOut, error) {
+		return &metricsOut{Body: func(hctx huma.Context) {
+			r, w := humago.Unwrap(hctx)
+			h.ServeHTTP(w, r)
+		}}, nil
+	})
 }

@@ -72,7 +72,7 @@ func TestRefusalFloodIsBounded(t *testing.T) {
 	if code, m := doAs(t, ts, viewer, "GET", "/api/v1/images", ""); code != 200 {
 		t.Fatalf("viewer after the flood: %d %v", code, m)
 	}
-	metrics := get(t, ts, viewer, "/metrics")
+	metrics := getAs(t, ts, viewer, "/metrics")
 	if !strings.Contains(metrics, `kiln_api_refused_requests_total{status="429"}`) ||
 		!strings.Contains(metrics, `kiln_api_refused_requests_total{status="401"}`) {
 		t.Fatalf("/metrics does not count the refusals:\n%s", metrics)
@@ -106,7 +106,7 @@ func TestRefusalFloodIsBounded(t *testing.T) {
 	}
 }
 
-func get(t *testing.T, ts *httptest.Server, token, path string) string {
+func getAs(t *testing.T, ts *httptest.Server, token, path string) string {
 	t.Helper()
 	req, _ := http.NewRequest("GET", ts.URL+path, nil)
 	req.Header.Set("Authorization", "Bearer "+token)

@@ -149,7 +149,7 @@ func (s *Server) registerRollout() {
 	register(s, RoleOperator, huma.Operation{
 		OperationID: "create-service", Method: http.MethodPost, Path: "/api/v1/services",
 		Summary: "Define a service (its front end starts with POST …/front-end, its instances with a rollout)", Tags: []string{"rollout"},
-		DefaultStatus: http.StatusCreated,
+		DefaultStatus: http.StatusCreated, Errors: []int{http.StatusNotFound}, // names a version / an image
 	}, func(ctx context.Context, in *serviceCreateIn) (*serviceCreateOut, error) {
 		b := in.Body
 		svc := &kiln.Service{Name: b.Name, Image: b.Image, Environment: b.Environment, Replicas: b.Replicas, Listen: b.Listen, Port: b.Port,

@@ -144,6 +144,9 @@ type ServeOptions struct {
 	// file outside the database each checkpoint is appended to (JSON lines).
 	AuditCheckpointEvery time.Duration
 	AuditCheckpointFile  string
+	// PublicURL is where clients reach the API (behind a proxy, say);
+	// the OpenAPI document names it as its server.
+	PublicURL string
 }
 
 // DefaultDataDir is /var/lib/kiln for root, else $XDG_DATA_HOME/kiln

@@ -3,6 +3,8 @@ package cli
 import (
 	"net"
 	"net/netip"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,6 +25,9 @@ func (a *App) serveCmd() *cobra.Command {
 			if err := checkListen(opts); err != nil {
 				return err
 			}
+			if err := checkPublicURL(opts.PublicURL); err != nil {
+				return err
+			}
 			return a.Serve(cmd.Context(), a.cfg, a.Logger(), opts)
 		},
 	}
@@ -36,6 +41,7 @@ func (a *App) serveCmd() *cobra.Command {
 	f.BoolVar(&opts.SecureCookies, "behind-tls-proxy", false, "the same as --secure-cookies")
 	f.DurationVar(&opts.AuditCheckpointEvery, "audit-checkpoint-every", 10*time.Minute, "sign a checkpoint of the audit log's head this often when it moved (0: never); `kiln audit verify` checks the log against them")
 	f.StringVar(&opts.AuditCheckpointFile, "audit-checkpoint-file", "", "also append each signed audit checkpoint to this file (JSON lines), kept outside the database; give it to `kiln audit verify --checkpoints`")
+	f.StringVar(&opts.PublicURL, "public-url", "", "URL clients reach this server at (e.g. https://kiln.example.com behind a proxy), named as the server in /openapi.json; default: derived from --listen")
 	return c
 }
 
@@ -66,4 +72,40 @@ func checkListen(opts ServeOptions) error {
 	return kiln.FieldErrorf(kiln.EINVALID, "--listen",
 		"%s is not a loopback address and no TLS certificate is given: API tokens would cross the network in clear text; "+
 			"add --tls-cert FILE --tls-key FILE, listen on 127.0.0.1 behind a TLS proxy, or (on a trusted network only) pass --insecure-listen", opts.Listen)
+}
+
+// checkPublicURL accepts an absolute http(s) URL without credentials,
+// query or fragment.
+func checkPublicURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return kiln.FieldErrorf(kiln.EINVALID, "--public-url",
+			"%q is not an absolute http:// or https:// URL without credentials, query or fragment; write it as clients reach the server, e.g. https://kiln.example.com", s)
+	}
+	return nil
+}
+
+// APIURL is the URL the OpenAPI document names as the server: --public-url
+// if given, else the --listen address with http or https. Empty when
+// --listen names no single host (0.0.0.0, ::): clients then resolve the
+// document's relative server against where they fetched it.
+func (o ServeOptions) APIURL() string {
+	if o.PublicURL != "" {
+		return strings.TrimSuffix(o.PublicURL, "/")
+	}
+	host, port, err := net.SplitHostPort(o.Listen)
+	if err != nil {
+		return ""
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+		return ""
+	}
+	scheme := "http"
+	if o.TLSCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }

@@ -10,9 +10,15 @@
 #   chromium          headless browser for the dashboard's end-to-end test
 #   docker-registry   an OCI registry (distribution 2.8) the artifact tests start on 127.0.0.1
 #   skopeo, umoci, podman  check that other tools read the images kiln pushes
+#   nodejs, npm       run @redocly/cli, which lints the OpenAPI documents
+# and, from the npm registry, @redocly/cli (pinned below) into
+# ${XDG_CACHE_HOME:-~/.cache}/kiln/redocly, where api/openapi_test.go finds it.
 set -euo pipefail
 
 PKGS=(mmdebstrap systemd-container iproute2 postgresql git ca-certificates uidmap jq curl openssl tar docker-registry skopeo umoci podman)
+# node and npm may come from elsewhere than Debian (NodeSource, nvm): only
+# ask Debian for them when there are none.
+command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
 [ "${KILN_DEPS_BROWSER:-1}" = 1 ] && PKGS+=(chromium)
 
 missing=()
@@ -37,4 +43,15 @@ if ! command -v go >/dev/null 2>&1; then
 		echo "deps: Go 1.26 is needed to build kiln; install it from https://go.dev/dl/ into /usr/local/go" >&2
 	fi
 	exit 1
+fi
+
+# @redocly/cli lints the OpenAPI documents (api/openapi_test.go; keep
+# redoclyVersion there the same).
+REDOCLY_VERSION=2.77.0
+REDOCLY_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/kiln/redocly"
+if [ "$(cat "$REDOCLY_DIR/.version" 2>/dev/null)" != "$REDOCLY_VERSION" ]; then
+	echo "deps: installing @redocly/cli@$REDOCLY_VERSION into $REDOCLY_DIR" >&2
+	mkdir -p "$REDOCLY_DIR"
+	npm install --prefix "$REDOCLY_DIR" --no-audit --no-fund --loglevel=error "@redocly/cli@$REDOCLY_VERSION" >&2
+	echo "$REDOCLY_VERSION" >"$REDOCLY_DIR/.version"
 fi

@@ -199,7 +199,7 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	rollCtx, stopRollouts := context.WithCancel(ctx)
 	rollouts, waitRollouts := startRollouts(rollCtx, g)
 	defer func() { stopRollouts(); waitRollouts() }()
-	apiHandler := api.New(api.Config{Logger: logger, Version: version,
+	apiHandler := api.New(api.Config{Logger: logger, Version: version, PublicURL: opts.APIURL(),
 		CheckinRate: opts.CheckinRate, Checkins: checkins, Status: pipelineStatus(g),
 		StartRuns: runStarter{runs: db, estates: db}, Rollouts: rollouts, SigningKey: signer.Public()}.WithStores(db))
 	// Refusals folded in memory reach the audit log after the HTTP server
