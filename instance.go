@@ -59,6 +59,10 @@ type Instance struct {
 	LastSeenAt  time.Time         `json:"last_seen_at,omitzero"`
 	// Tainted is set when someone opened break-glass access to it.
 	Tainted bool `json:"tainted,omitempty"`
+	// ConfigDigest is the digest of the launch configuration it was given
+	// (LaunchConfig.Digest), ConfigSource what produced it; empty for none.
+	ConfigDigest string `json:"config_digest,omitempty"`
+	ConfigSource string `json:"config_source,omitempty"`
 }
 
 // Limits on instance fields.
