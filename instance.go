@@ -125,6 +125,14 @@ func ValidateInstance(field string, inst *Instance) error {
 	if inst.State != "" && !inst.State.Valid() {
 		return FieldErrorf(EINVALID, at("state"), "unknown instance state %q; use one of %s", inst.State, strings.Join(instanceStateNames(), ", "))
 	}
+	if inst.ConfigDigest != "" {
+		if err := ValidateDigest(at("config_digest"), inst.ConfigDigest); err != nil {
+			return err
+		}
+	}
+	if err := validateName(at("config_source"), inst.ConfigSource); err != nil {
+		return err
+	}
 	return validateLabels(at("labels"), inst.Labels)
 }
 
