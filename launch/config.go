@@ -120,7 +120,12 @@ func (c *Config) addFile(name, path string) error {
 // so the digest — recorded, shown, logged — never holds it; yet a rotated
 // secret changes the digest, so the fleet tells the instances given the
 // old one from the new, and rotating it is a rollout.
-func (c *Config) Resolve(env string, getenv func(string) string) (*kiln.LaunchConfig, error) {
+//
+// The agent credential also names the instance (KILN_INSTANCE_ID=id, so
+// its check-ins update the launched instance's record); that line is not
+// in the digest, which is the same for every instance given the same
+// configuration.
+func (c *Config) Resolve(env, id string, getenv func(string) string) (*kiln.LaunchConfig, error) {
 	if c == nil {
 		return nil, nil
 	}
@@ -128,7 +133,8 @@ func (c *Config) Resolve(env string, getenv func(string) string) (*kiln.LaunchCo
 		getenv = os.Getenv
 	}
 	out := &kiln.LaunchConfig{Source: c.Source}
-	refs := map[string]string{} // credential → reference, for secrets
+	refs := map[string]string{}   // credential → reference, for secrets
+	hashed := map[string][]byte{} // credential → what its digest covers, when not its content
 	seen := map[string]bool{}
 	add := func(name string, data []byte, secret bool, ref string) error {
 		if seen[name] {
@@ -183,7 +189,8 @@ func (c *Config) Resolve(env string, getenv func(string) string) (*kiln.LaunchCo
 		if env != "" {
 			fmt.Fprintf(&b, "KILN_ENV=%s\n", envQuote(env))
 		}
-		ref := "server:" + a.Server
+		ref := "server:" + a.Server + " env:" + env
+		var tokData []byte
 		if a.TokenFile != "" || a.TokenEnv != "" {
 			tok, tref, err := readSecret(a.TokenFile, a.TokenEnv, getenv)
 			if err != nil {
@@ -195,6 +202,11 @@ func (c *Config) Resolve(env string, getenv func(string) string) (*kiln.LaunchCo
 			}
 			fmt.Fprintf(&b, "KILN_TOKEN=%s\n", envQuote(t))
 			ref += " token:" + tref
+			tokData = []byte(t)
+		}
+		hashed[definition.AgentCredential] = tokData
+		if id != "" {
+			fmt.Fprintf(&b, "KILN_INSTANCE_ID=%s\n", envQuote(id))
 		}
 		if err := add(definition.AgentCredential, []byte(b.String()), true, ref); err != nil {
 			return nil, err
@@ -204,8 +216,12 @@ func (c *Config) Resolve(env string, getenv func(string) string) (*kiln.LaunchCo
 	h := sha256.New()
 	io.WriteString(h, "kiln launch config v1\n")
 	for _, cr := range out.Credentials {
+		data := cr.Data
+		if d, ok := hashed[cr.Name]; ok {
+			data = d
+		}
 		if cr.Secret {
-			fmt.Fprintf(h, "secret %s %s %s\n", cr.Name, refs[cr.Name], digestOf(cr.Data))
+			fmt.Fprintf(h, "secret %s %s %s\n", cr.Name, refs[cr.Name], digestOf(data))
 		} else {
 			fmt.Fprintf(h, "file %s %s\n", cr.Name, digestOf(cr.Data))
 		}

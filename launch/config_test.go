@@ -22,7 +22,7 @@ func TestResolveConfig(t *testing.T) {
 		Secrets:  []Secret{{Name: "db-password", File: secret}, {Name: "api-key", Env: "API_KEY"}},
 		Agent:    &Agent{Server: "http://127.0.0.1:8088", TokenEnv: "AGENT_TOKEN"},
 	}
-	got, err := c.Resolve("prod", getenv)
+	got, err := c.Resolve("prod", "web-1", getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestResolveConfig(t *testing.T) {
 	if want := "LOG_LEVEL=\"info\"\nMOTD=\"say \\\"hi\\\" \\$HOME\"\n"; data["kiln-settings"] != want {
 		t.Errorf("settings = %q, want %q", data["kiln-settings"], want)
 	}
-	if want := "KILN_SERVER=\"http://127.0.0.1:8088\"\nKILN_ENV=\"prod\"\nKILN_TOKEN=\"kiln_tok\"\n"; data["kiln-agent"] != want {
+	if want := "KILN_SERVER=\"http://127.0.0.1:8088\"\nKILN_ENV=\"prod\"\nKILN_TOKEN=\"kiln_tok\"\nKILN_INSTANCE_ID=\"web-1\"\n"; data["kiln-agent"] != want {
 		t.Errorf("agent = %q", data["kiln-agent"])
 	}
 	if got.Source != c.Source || !strings.HasPrefix(got.Digest, "sha256:") {
@@ -50,12 +50,15 @@ func TestResolveConfig(t *testing.T) {
 
 	// The same inputs give the same digest; any change, secrets included,
 	// gives another; the secret is not in what is recorded.
-	again, _ := c.Resolve("prod", getenv)
+	again, _ := c.Resolve("prod", "web-1", getenv)
 	if again.Digest != got.Digest {
 		t.Error("digest is not stable")
 	}
+	if other, _ := c.Resolve("prod", "web-2", getenv); other.Digest != got.Digest {
+		t.Error("another instance of the same configuration has another digest")
+	}
 	os.WriteFile(secret, []byte("rotated"), 0o600)
-	rotated, err := c.Resolve("prod", getenv)
+	rotated, err := c.Resolve("prod", "web-1", getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +66,7 @@ func TestResolveConfig(t *testing.T) {
 		t.Error("a rotated secret did not change the digest")
 	}
 	env["API_KEY"] = "other"
-	if d, _ := c.Resolve("prod", getenv); d.Digest == rotated.Digest {
+	if d, _ := c.Resolve("prod", "web-1", getenv); d.Digest == rotated.Digest {
 		t.Error("a changed env secret did not change the digest")
 	}
 	for _, s := range []string{"hunter2", "key-from-env", "kiln_tok"} {
@@ -93,14 +96,14 @@ func TestResolveConfigErrors(t *testing.T) {
 		{"bad setting", &Config{Settings: map[string]string{"A": "x\ny"}}, "line break"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := tc.c.Resolve("dev", none)
+			_, err := tc.c.Resolve("dev", "i", none)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want %q", err, tc.want)
 			}
 		})
 	}
 	var nilc *Config
-	if got, err := nilc.Resolve("dev", none); got != nil || err != nil {
+	if got, err := nilc.Resolve("dev", "i", none); got != nil || err != nil {
 		t.Errorf("nil config: %v %v", got, err)
 	}
 }

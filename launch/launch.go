@@ -112,7 +112,7 @@ func (l *Launcher) Launch(ctx context.Context, req Request) (*Result, error) {
 	if name == "" {
 		name = req.ID
 	}
-	cfg, err := req.Config.Resolve(req.Environment, l.Getenv)
+	cfg, err := req.Config.Resolve(req.Environment, req.ID, l.Getenv)
 	if err != nil {
 		return nil, fmt.Errorf("configuration for %s: %w", req.ID, err)
 	}
