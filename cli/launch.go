@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -226,3 +227,20 @@ func (a *App) instanceExecCmd() *cobra.Command {
 type exitStatus struct{ code int }
 
 func (e *exitStatus) Error() string { return fmt.Sprintf("command exited with status %d", e.code) }
+
+// ServiceConfig returns the rollout engine's Config for the estate dir
+// (KILN_ESTATE): a service's instances get the configuration the estate
+// declares for its image in its environment. An empty dir gives nil (no
+// configuration).
+func ServiceConfig(dir string) func(context.Context, *kiln.Service) (*launch.Config, error) {
+	if dir == "" {
+		return nil
+	}
+	return func(_ context.Context, svc *kiln.Service) (*launch.Config, error) {
+		est, err := LoadEstate(dir, nil)
+		if err != nil {
+			return nil, err
+		}
+		return launch.ConfigFromEstate(est.ConfigFor(svc.Image, svc.Environment), EstateConfigSource(est.Dir, svc.Environment)), nil
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -80,7 +81,8 @@ func (g *graph) checker(packages bool) *pipeline.Checker {
 // rolloutHost runs rollouts on this machine's platform, printing a
 // rollout's lines on progress when it runs in the caller's process.
 func (g *graph) rolloutHost(progress io.Writer) *rollout.Host {
-	e := &rollout.Engine{Services: g.db, Rollouts: g.db, Registry: g.db, Launcher: g.launcher, Logger: g.logger, Progress: progress}
+	e := &rollout.Engine{Services: g.db, Rollouts: g.db, Registry: g.db, Launcher: g.launcher, Logger: g.logger, Progress: progress,
+		Config: cli.ServiceConfig(os.Getenv("KILN_ESTATE"))}
 	return &rollout.Host{Engine: e, Channels: g.db, DataDir: g.cfg.DataDir, FrontEnd: cli.FrontEndCommand(g.cfg)}
 }
 
