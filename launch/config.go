@@ -214,7 +214,7 @@ func (c *Config) Resolve(env, id string, getenv func(string) string) (*kiln.Laun
 	}
 	slices.SortFunc(out.Credentials, func(a, b kiln.Credential) int { return strings.Compare(a.Name, b.Name) })
 	h := sha256.New()
-	io.WriteString(h, "kiln launch config v1\n")
+	fmt.Fprintln(h, "kiln launch config v1")
 	for _, cr := range out.Credentials {
 		data := cr.Data
 		if d, ok := hashed[cr.Name]; ok {
