@@ -62,6 +62,10 @@ type Instance struct {
 	// LaunchedByKiln is set on instances kiln launched itself (launch/):
 	// kiln knows their state, and agents may not check them in.
 	LaunchedByKiln bool `json:"launched_by_kiln,omitempty"`
+	// ConfigDigest is the digest of the launch configuration it was given
+	// (LaunchConfig.Digest), ConfigSource what produced it; empty for none.
+	ConfigDigest string `json:"config_digest,omitempty"`
+	ConfigSource string `json:"config_source,omitempty"`
 }
 
 // Limits on instance fields.
@@ -123,6 +127,14 @@ func ValidateInstance(field string, inst *Instance) error {
 	}
 	if inst.State != "" && !inst.State.Valid() {
 		return FieldErrorf(EINVALID, at("state"), "unknown instance state %q; use one of %s", inst.State, strings.Join(instanceStateNames(), ", "))
+	}
+	if inst.ConfigDigest != "" {
+		if err := ValidateDigest(at("config_digest"), inst.ConfigDigest); err != nil {
+			return err
+		}
+	}
+	if err := validateName(at("config_source"), inst.ConfigSource); err != nil {
+		return err
 	}
 	return validateLabels(at("labels"), inst.Labels)
 }

@@ -37,6 +37,8 @@ type LaunchSpec struct {
 	// Ports forwards host loopback addresses into the instance.
 	Ports   []PortForward
 	Timeout time.Duration
+	// Config is delivered to the instance at creation; nil for none.
+	Config *LaunchConfig
 }
 
 // PortForward maps a host address (127.0.0.1:8080) to a port inside the instance.

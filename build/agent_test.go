@@ -42,7 +42,7 @@ func TestInstallAgent(t *testing.T) {
 	}
 	svc, _ := os.ReadFile(filepath.Join(dir, agentServicePath))
 	if !strings.Contains(string(svc), "ExecStart=/usr/local/bin/kiln agent checkin") ||
-		!strings.Contains(string(svc), "ConditionPathExists=/etc/default/kiln-agent") {
+		!strings.Contains(string(svc), "ConditionPathExists=|/etc/default/kiln-agent") {
 		t.Errorf("service unit:\n%s", svc)
 	}
 	if target, err := os.Readlink(filepath.Join(dir, agentTimerLink)); err != nil || target != "../kiln-agent.timer" {

@@ -86,7 +86,10 @@ func (a *App) fleetCmd() *cobra.Command {
 }
 
 func (a *App) fleetReportCmd() *cobra.Command {
-	var env, drill string
+	var (
+		env, drill string
+		byConfig   bool
+	)
 	c := &cobra.Command{
 		Use:   "report",
 		Short: "One row per image version in use with its instance count, sorted by image then version",
@@ -97,6 +100,9 @@ func (a *App) fleetReportCmd() *cobra.Command {
 			}
 			if drill != "" {
 				return a.fleetDrill(cmd, drill, env)
+			}
+			if byConfig {
+				return a.fleetByConfig(cmd, env)
 			}
 			fl, err := a.fleetService(cmd)
 			if err != nil {
@@ -128,7 +134,31 @@ func (a *App) fleetReportCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&env, "env", "", "only this environment")
 	c.Flags().StringVar(&drill, "drill", "", "list the instances behind a row: IMAGE-N (or IMAGE for every version)")
+	c.Flags().BoolVar(&byConfig, "by-config", false, "one row per version and launch configuration digest")
 	return c
+}
+
+// fleetByConfig is the report grouped by version and configuration.
+func (a *App) fleetByConfig(cmd *cobra.Command, env string) error {
+	svc, err := a.fleetServices(cmd.Context())
+	if err != nil {
+		return err
+	}
+	is, _, err := svc.Inventory.ListInstances(cmd.Context(), kiln.InstanceFilter{Environment: env})
+	if err != nil {
+		return err
+	}
+	rows := fleet.ByConfig(is)
+	header := []string{"VERSION", "CONFIG", "SOURCE", "ENVIRONMENTS", "INSTANCES"}
+	var cells [][]string
+	for _, r := range rows {
+		d := r.ConfigDigest
+		if d == "" {
+			d = "(none)"
+		}
+		cells = append(cells, []string{r.Version.String(), d, r.ConfigSource, strings.Join(r.Environments, ","), strconv.Itoa(r.Instances)})
+	}
+	return a.writeRows(cmd, map[string]any{"rows": rows}, header, cells)
 }
 
 // fleetDrill lists the instances of one version (IMAGE-N) or image.

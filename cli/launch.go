@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -32,9 +33,10 @@ func (a *App) addInstanceLifecycle(root *cobra.Command) {
 
 func (a *App) instanceLaunchCmd() *cobra.Command {
 	var (
-		name, env string
-		ports     []string
-		timeout   time.Duration
+		name, env, config, estate string
+		vf                        varFlags
+		ports                     []string
+		timeout                   time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "launch IMAGE-N",
@@ -53,6 +55,10 @@ func (a *App) instanceLaunchCmd() *cobra.Command {
 				}
 				fwd = append(fwd, f)
 			}
+			cfg, err := launchConfig(&vf, estate, config, ref.Image, env)
+			if err != nil {
+				return err
+			}
 			svc, err := a.Services(cmd.Context())
 			if err != nil {
 				return err
@@ -63,13 +69,16 @@ func (a *App) instanceLaunchCmd() *cobra.Command {
 			if name == "" {
 				name = fmt.Sprintf("%s-%s", ref, strconv.FormatInt(time.Now().Unix()%100000, 36))
 			}
-			l, err := svc.Launcher.Launch(cmd.Context(), launch.Request{Version: ref, ID: name, Environment: env, Ports: fwd, Timeout: timeout, Gate: launch.Usable})
+			l, err := svc.Launcher.Launch(cmd.Context(), launch.Request{Version: ref, ID: name, Environment: env, Ports: fwd, Timeout: timeout, Gate: launch.Usable, Config: cfg})
 			if err != nil {
 				return err
 			}
 			inst, res := l.Instance, l.Launch
 			return a.render(cmd.OutOrStdout(), inst, func(w io.Writer) error {
 				fmt.Fprintf(w, "%s %s\n", name, res.State)
+				if inst.ConfigDigest != "" {
+					fmt.Fprintf(w, "  config %s from %s\n", inst.ConfigDigest, inst.ConfigSource)
+				}
 				for _, p := range res.Ports {
 					fmt.Fprintf(w, "  %s → port %d\n", p.Host, p.Guest)
 				}
@@ -84,7 +93,38 @@ func (a *App) instanceLaunchCmd() *cobra.Command {
 	c.Flags().StringVar(&env, "env", "dev", "environment the instance belongs to")
 	c.Flags().StringArrayVar(&ports, "port", nil, "forward HOSTPORT:GUESTPORT (or 127.0.0.1:HOSTPORT:GUESTPORT) from host loopback into the instance (repeatable)")
 	c.Flags().DurationVar(&timeout, "timeout", 0, "how long to wait for the instance to boot (default 60s)")
+	c.Flags().StringVar(&config, "config", "", "give the instance the files of this directory (or this one file) as credentials (docs/configuration.md)")
+	c.Flags().StringVar(&estate, "estate", "", "give the instance the configuration the estate declares for the image in --env")
+	vf.add(c)
 	return c
+}
+
+// launchConfig is the configuration `--config PATH` or `--estate DIR`
+// (with --env) gives a launch; nil when neither is set.
+func launchConfig(vf *varFlags, estate, path, image, env string) (*launch.Config, error) {
+	switch {
+	case estate != "" && path != "":
+		return nil, kiln.FieldErrorf(kiln.EINVALID, "--config", "give --config or --estate, not both")
+	case path != "":
+		return launch.ConfigFromPath(path)
+	case estate == "":
+		return nil, nil
+	}
+	est, err := vf.load(estate)
+	if err != nil {
+		return nil, err
+	}
+	c := est.ConfigFor(image, env)
+	if c == nil {
+		return nil, kiln.FieldErrorf(kiln.EINVALID, "--env", "the estate %s declares no config for %s in environment %q; add a config block to that environment of its pipeline (docs/definitions.md)", est.Dir, image, env)
+	}
+	return launch.ConfigFromEstate(c, EstateConfigSource(est.Dir, env)), nil
+}
+
+// EstateConfigSource names an estate environment's configuration in the
+// inventory.
+func EstateConfigSource(dir, env string) string {
+	return "estate:" + dir + " env " + env
 }
 
 // parsePort parses HOSTPORT:GUESTPORT or ADDR:HOSTPORT:GUESTPORT; the
@@ -187,3 +227,20 @@ func (a *App) instanceExecCmd() *cobra.Command {
 type exitStatus struct{ code int }
 
 func (e *exitStatus) Error() string { return fmt.Sprintf("command exited with status %d", e.code) }
+
+// ServiceConfig returns the rollout engine's Config for the estate dir
+// (KILN_ESTATE): a service's instances get the configuration the estate
+// declares for its image in its environment. An empty dir gives nil (no
+// configuration).
+func ServiceConfig(dir string) func(context.Context, *kiln.Service) (*launch.Config, error) {
+	if dir == "" {
+		return nil
+	}
+	return func(_ context.Context, svc *kiln.Service) (*launch.Config, error) {
+		est, err := LoadEstate(dir, nil)
+		if err != nil {
+			return nil, err
+		}
+		return launch.ConfigFromEstate(est.ConfigFor(svc.Image, svc.Environment), EstateConfigSource(est.Dir, svc.Environment)), nil
+	}
+}

@@ -143,8 +143,10 @@ func (l *loader) decodeImage(block *hcl.Block, src []byte) (*imageDecl, hcl.Diag
 		v, cd := attrString(a, ctx, `"fresh"`)
 		diags = append(diags, cd...)
 		if !cd.HasErrors() && v != "" {
-			if m, err := kiln.ParseMethod("method", v); err != nil {
-				diags = append(diags, attrError(a, "Invalid build method", kilnMessage(err)))
+			if m, err := kiln.ParseMethod("method", v); err != nil || m == kiln.MethodExternal {
+				// external is for versions kiln records but does not
+				// build (Packer imports); a definition is built by kiln.
+				diags = append(diags, attrError(a, "Invalid build method", fmt.Sprintf("unknown build method %q; use fresh or reheat", v)))
 			} else {
 				img.Method = string(m)
 			}

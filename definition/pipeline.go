@@ -42,6 +42,9 @@ type Environment struct {
 	Name string
 	// Gate is "auto" or "approval" (`kiln approve RUN STAGE`).
 	Gate string
+	// Config is what instances launched in the environment are given
+	// (config.go); nil for none.
+	Config *Config
 }
 
 // ScanPolicy says what the scan stage does with affected packages.
@@ -115,6 +118,7 @@ var scanSchema = &hcl.BodySchema{
 
 var environmentSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "gate"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "config"}},
 }
 
 // decodePipeline reads one pipeline block.
@@ -161,6 +165,7 @@ func (l *loader) decodePipeline(block *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 		}
 	}
 	gates := map[string]string{}
+	configs := map[string]*Config{}
 	for _, b := range content.Blocks.OfType("environment") {
 		name := b.Labels[0]
 		if err := kiln.ValidateEnvironment("environment", name); err != nil {
@@ -177,6 +182,16 @@ func (l *loader) decodePipeline(block *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 			}
 		}
 		gates[name] = gate
+		for i, cb := range ec.Blocks.OfType("config") {
+			if i > 0 {
+				diags = append(diags, rangeError(cb.DefRange, "Duplicate config block",
+					fmt.Sprintf("environment %q already has a config block at %s; merge them into one.", name, pos(configs[name].Range))))
+				continue
+			}
+			c, d := l.decodeConfig(cb)
+			diags = append(diags, d...)
+			configs[name] = c
+		}
 	}
 	if a, ok := attrs["environments"]; ok {
 		names, d := attrStrings(a, ctx, `["dev", "staging", "prod"]`)
@@ -194,7 +209,7 @@ func (l *loader) decodePipeline(block *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 			if g == "" {
 				g = "auto"
 			}
-			p.Environments = append(p.Environments, Environment{Name: n, Gate: g})
+			p.Environments = append(p.Environments, Environment{Name: n, Gate: g, Config: configs[n]})
 		}
 	}
 	for _, b := range content.Blocks.OfType("environment") {

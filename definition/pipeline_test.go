@@ -51,7 +51,7 @@ pipeline "base" {
 		t.Fatal(diags)
 	}
 	app := est.PipelineFor("appserver")
-	want := []Environment{{"dev", "auto"}, {"staging", "auto"}, {"prod", "approval"}}
+	want := []Environment{{Name: "dev", Gate: "auto"}, {Name: "staging", Gate: "auto"}, {Name: "prod", Gate: "approval"}}
 	if app.Name != "estate" || !cmp.Equal(app.Environments, want) || app.Scan != (ScanPolicy{"warn", "high"}) ||
 		app.Schedule != "0 4 * * 1" || !cmp.Equal(app.Stages, DefaultStages) || !cmp.Equal(app.On, DefaultTriggers) {
 		t.Fatalf("appserver pipeline: %+v", app)

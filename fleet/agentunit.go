@@ -5,7 +5,10 @@ package fleet
 // Install them as /etc/systemd/system/kiln-agent.service and
 // kiln-agent.timer with the kiln binary at /usr/local/bin/kiln, put
 // KILN_SERVER=http://HOST:PORT (and KILN_TOKEN=…, KILN_ENV=prod) in
-// /etc/default/kiln-agent, and enable the timer (docs/fleet.md).
+// /etc/default/kiln-agent, and enable the timer (docs/fleet.md). An
+// instance kiln launches with an agent configuration gets the same lines
+// as the kiln-agent system credential instead (docs/configuration.md):
+// nothing to do by hand. When both exist the credential's values win.
 const (
 	AgentService = `[Unit]
 Description=kiln agent: report this server's image version to kiln
@@ -13,11 +16,13 @@ Documentation=https://github.com/kiln-project/kiln/blob/main/docs/fleet.md
 Wants=network-online.target
 After=network-online.target
 ConditionPathExists=/etc/kiln-release
-ConditionPathExists=/etc/default/kiln-agent
+ConditionPathExists=|/etc/default/kiln-agent
+ConditionPathExists=|/run/credentials/@system/kiln-agent
 
 [Service]
 Type=oneshot
-EnvironmentFile=/etc/default/kiln-agent
+EnvironmentFile=-/etc/default/kiln-agent
+EnvironmentFile=-/run/credentials/@system/kiln-agent
 ExecStart=/usr/local/bin/kiln agent checkin --release-file /etc/kiln-release
 DynamicUser=yes
 ProtectSystem=strict

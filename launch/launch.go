@@ -28,11 +28,12 @@ type Launcher struct {
 	Trusted []crypto.PublicKey
 	Logger  *slog.Logger
 	Clock   kiln.Clock // time.Now when nil
+	// Getenv reads the environment variables secrets refer to; os.Getenv
+	// when nil.
+	Getenv func(string) string
 }
 
-// Request is one instance to launch. It is where launch-time settings
-// belong (per-environment files and settings, the platform to run on)
-// when kiln gets them.
+// Request is one instance to launch, with what it is given at creation.
 type Request struct {
 	Version kiln.VersionRef
 	// ID names the instance on the platform and in the inventory; Name is
@@ -46,6 +47,9 @@ type Request struct {
 	Timeout time.Duration
 	// Gate is the caller's status rule; nil lets any built version launch.
 	Gate Gate
+	// Config is resolved (read) just before the boot and delivered to the
+	// instance; its digest and source are recorded. nil gives none.
+	Config *Config
 }
 
 // Result is a launched, recorded instance.
@@ -112,14 +116,21 @@ func (l *Launcher) Launch(ctx context.Context, req Request) (*Result, error) {
 	if name == "" {
 		name = req.ID
 	}
+	cfg, err := req.Config.Resolve(req.Environment, req.ID, l.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("configuration for %s: %w", req.ID, err)
+	}
 	res, err := l.Platform.Launch(ctx, kiln.LaunchSpec{
-		ID: req.ID, Name: name, Version: req.Version, Artifact: *v.Provenance.Artifact, Ports: req.Ports, Timeout: req.Timeout,
+		ID: req.ID, Name: name, Version: req.Version, Artifact: *v.Provenance.Artifact, Ports: req.Ports, Timeout: req.Timeout, Config: cfg,
 	})
 	if err != nil {
 		return nil, l.undo(ctx, req.ID, &BootError{ID: req.ID, Err: err})
 	}
 	inst := &kiln.Instance{ID: req.ID, Name: name, Version: req.Version, Environment: req.Environment, Platform: l.Platform.Name(),
 		State: res.State, Labels: req.Labels, LaunchedAt: l.now(), LaunchedByKiln: true}
+	if cfg != nil {
+		inst.ConfigDigest, inst.ConfigSource = cfg.Digest, cfg.Source
+	}
 	if len(res.Ports) > 0 {
 		inst.Address = res.Ports[0].Host
 	}

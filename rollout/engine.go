@@ -44,6 +44,13 @@ type Engine struct {
 	// another process refused the rollout is told who runs it. Empty: the
 	// program, pid and host of this process with a random run id.
 	Owner string
+	// Config returns the launch configuration of a service's environment
+	// (its estate's config block); nil (or a nil result) launches without
+	// one. When it gives one, an instance counts as running the target
+	// only with the target version and that configuration's digest, so a
+	// rollout to the same version with a changed configuration replaces
+	// every instance, in batches, like any other.
+	Config func(ctx context.Context, svc *kiln.Service) (*launch.Config, error)
 	// LeaseTime is how long a rollout's lease lasts unrenewed (30 s when
 	// 0): how long a rollout whose process died waits to be resumed. The
 	// lease is renewed every sixth of it while the rollout runs.
@@ -286,6 +293,17 @@ func (e *Engine) converge(ctx context.Context, svc *kiln.Service, r *kiln.Rollou
 	if v.Provenance.Artifact == nil {
 		return kiln.Errorf(kiln.EINVALID, "%s has no artifact", target)
 	}
+	// Forward, the service's configuration as it is declared now; a
+	// rollback keeps what the old instances were given (it is not stored,
+	// so it cannot be launched again: a rollback launches with the
+	// current one and matches on version alone).
+	cfg, digest, err := e.config(ctx, svc)
+	if err != nil {
+		return err
+	}
+	if !watch {
+		digest = ""
+	}
 	retries := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -300,7 +318,11 @@ func (e *Engine) converge(ctx context.Context, svc *kiln.Service, r *kiln.Rollou
 			if m.State != kiln.MemberActive {
 				continue
 			}
-			if m.Version == target {
+			ok, err := e.runsConfig(ctx, m, digest)
+			if err != nil {
+				return err
+			}
+			if m.Version == target && ok {
 				on = append(on, m)
 			} else {
 				others = append(others, m)
@@ -314,7 +336,7 @@ func (e *Engine) converge(ctx context.Context, svc *kiln.Service, r *kiln.Rollou
 		var batch []*kiln.Member
 		if n > 0 {
 			e.say("--> batch %d: launching %d instance(s) of %s", r.Batch+1, n, target)
-			batch, err = e.launchBatch(ctx, svc, r, target, n)
+			batch, err = e.launchBatch(ctx, svc, r, target, cfg, n)
 			if err != nil {
 				if !watch && retries < 2 && ctx.Err() == nil {
 					retries++
@@ -366,9 +388,42 @@ func (e *Engine) converge(ctx context.Context, svc *kiln.Service, r *kiln.Rollou
 	}
 }
 
+// config returns the service's launch configuration and its digest
+// (resolved once to learn it; each launch resolves it again).
+func (e *Engine) config(ctx context.Context, svc *kiln.Service) (*launch.Config, string, error) {
+	if e.Config == nil {
+		return nil, "", nil
+	}
+	cfg, err := e.Config(ctx, svc)
+	if err != nil || cfg == nil {
+		return nil, "", err
+	}
+	res, err := cfg.Resolve(svc.Environment, "", e.Launcher.Getenv)
+	if err != nil {
+		return nil, "", fmt.Errorf("configuration of service %s: %w", svc.Name, err)
+	}
+	return cfg, res.Digest, nil
+}
+
+// runsConfig reports whether member m's instance was given the
+// configuration digest ("" matches any).
+func (e *Engine) runsConfig(ctx context.Context, m *kiln.Member, digest string) (bool, error) {
+	if digest == "" || e.Launcher.Inventory == nil {
+		return true, nil
+	}
+	inst, err := e.Launcher.Inventory.FindInstance(ctx, m.InstanceID)
+	if kiln.ErrorCode(err) == kiln.ENOTFOUND {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return inst.ConfigDigest == digest, nil
+}
+
 // launchBatch launches n instances of target at once and waits until each
 // is healthy. On any failure it destroys the whole batch.
-func (e *Engine) launchBatch(ctx context.Context, svc *kiln.Service, r *kiln.Rollout, target kiln.VersionRef, n int) ([]*kiln.Member, error) {
+func (e *Engine) launchBatch(ctx context.Context, svc *kiln.Service, r *kiln.Rollout, target kiln.VersionRef, cfg *launch.Config, n int) ([]*kiln.Member, error) {
 	batch := make([]*kiln.Member, n)
 	for i := range batch {
 		batch[i] = &kiln.Member{Service: svc.Name, InstanceID: instanceID(svc.Name, target), Version: target, State: kiln.MemberLaunching, Rollout: r.ID}
@@ -383,7 +438,7 @@ func (e *Engine) launchBatch(ctx context.Context, svc *kiln.Service, r *kiln.Rol
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = e.launch(ctx, svc, m)
+			errs[i] = e.launch(ctx, svc, m, cfg)
 		}()
 	}
 	wg.Wait()
@@ -405,8 +460,9 @@ func (e *Engine) cleanupBatch(ctx context.Context, svc *kiln.Service, batch []*k
 // launch launches one member's instance. Its version was vetted when the
 // rollout began; the launcher checks its signature again, and the status
 // is not gated (a rollback launches the version it replaces again).
-func (e *Engine) launch(ctx context.Context, svc *kiln.Service, m *kiln.Member) error {
+func (e *Engine) launch(ctx context.Context, svc *kiln.Service, m *kiln.Member, cfg *launch.Config) error {
 	res, err := e.Launcher.Launch(ctx, launch.Request{
+		Config:  cfg,
 		Version: m.Version, ID: m.InstanceID, Environment: svc.Environment,
 		Labels:  map[string]string{"kiln.service": svc.Name},
 		Ports:   []kiln.PortForward{{Host: "127.0.0.1:0", Guest: svc.Port}},

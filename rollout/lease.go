@@ -49,7 +49,6 @@ func (e *Engine) leaseTime() time.Duration {
 	return defaultLeaseTime
 }
 
-
 // acquire makes this process the one running r; ECONFLICT naming the
 // holder while another process's lease is valid.
 func (e *Engine) acquire(ctx context.Context, r *kiln.Rollout) error {

@@ -21,17 +21,18 @@ var (
 	_ kiln.AdvisoryStore = (*DB)(nil)
 )
 
-// instanceBatch is how many instances one INSERT carries (12 parameters
+// instanceBatch is how many instances one INSERT carries (15 parameters
 // each, well under both dialects' parameter limits).
 const instanceBatch = 400
 
-const instanceColumns = `id, name, image, number, environment, platform, state, address, labels, launched_at, last_seen_at, tainted, launched_by_kiln`
+const instanceColumns = `id, name, image, number, environment, platform, state, address, labels, launched_at, last_seen_at, tainted, launched_by_kiln, config_digest, config_source`
 
 func scanInstance(row interface{ Scan(...any) error }, extra ...any) (*kiln.Instance, error) {
 	inst := &kiln.Instance{}
 	var state, labels string
 	dest := []any{&inst.ID, &inst.Name, &inst.Version.Image, &inst.Version.Number, &inst.Environment, &inst.Platform,
-		&state, &inst.Address, &labels, dbTime{&inst.LaunchedAt}, dbTime{&inst.LastSeenAt}, &inst.Tainted, &inst.LaunchedByKiln}
+		&state, &inst.Address, &labels, dbTime{&inst.LaunchedAt}, dbTime{&inst.LastSeenAt}, &inst.Tainted, &inst.LaunchedByKiln,
+		&inst.ConfigDigest, &inst.ConfigSource}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
@@ -114,9 +115,9 @@ func (db *DB) RegisterInstances(ctx context.Context, insts []*kiln.Instance, opt
 			if err := checkTaken(ctx, tx, batch, func(i int) string { return where(start + i) }); err != nil {
 				return err
 			}
-			args := make([]any, 0, 14*len(batch))
+			args := make([]any, 0, 16*len(batch))
 			var q strings.Builder
-			q.WriteString(`INSERT INTO instances (id, name, image, number, environment, platform, state, address, labels, launched_at, last_seen_at, tainted, unknown, launched_by_kiln) VALUES `)
+			q.WriteString(`INSERT INTO instances (id, name, image, number, environment, platform, state, address, labels, launched_at, last_seen_at, tainted, unknown, launched_by_kiln, config_digest, config_source) VALUES `)
 			for i, inst := range batch {
 				ok, err := versionKnown(ctx, tx, known, inst.Version)
 				if err != nil {
@@ -133,10 +134,10 @@ func (db *DB) RegisterInstances(ctx context.Context, insts []*kiln.Instance, opt
 				if i > 0 {
 					q.WriteString(", ")
 				}
-				q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+				q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 				args = append(args, inst.ID, inst.Name, inst.Version.Image, inst.Version.Number, inst.Environment, inst.Platform,
 					string(inst.State), inst.Address, labelsJSON(inst.Labels), tx.timeArg(inst.LaunchedAt), tx.timeArg(inst.LastSeenAt),
-					inst.Tainted, !ok, inst.LaunchedByKiln)
+					inst.Tainted, !ok, inst.LaunchedByKiln, inst.ConfigDigest, inst.ConfigSource)
 			}
 			if _, err := tx.exec(ctx, q.String(), args...); err != nil {
 				if isUnique(err) {

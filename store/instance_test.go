@@ -41,13 +41,13 @@ func TestInventory(t *testing.T) {
 
 		launched := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
 		inst := &kiln.Instance{ID: "i-1", Name: "web-1", Version: ref("appserver", 1), Environment: "prod",
-			Labels: map[string]string{"team": "payments"}, LaunchedAt: launched}
+			Labels: map[string]string{"team": "payments"}, LaunchedAt: launched, ConfigDigest: "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc", ConfigSource: "estate:/e env prod"}
 		if err := e.CreateInstance(ctx, inst); err != nil {
 			t.Fatal(err)
 		}
 		got := must[*kiln.Instance](t)(e.FindInstance(ctx, "web-1"))
 		want := &kiln.Instance{ID: "i-1", Name: "web-1", Version: ref("appserver", 1), Environment: "prod", Platform: "external",
-			State: kiln.InstanceRunning, Labels: map[string]string{"team": "payments"}, LaunchedAt: launched}
+			State: kiln.InstanceRunning, Labels: map[string]string{"team": "payments"}, LaunchedAt: launched, ConfigDigest: "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc", ConfigSource: "estate:/e env prod"}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("FindInstance (-want +got):\n%s", diff)
 		}

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -91,7 +92,8 @@ func (g *graph) checker(packages bool) *pipeline.Checker {
 // rolloutHost runs rollouts on this machine's platform, printing a
 // rollout's lines on progress when it runs in the caller's process.
 func (g *graph) rolloutHost(progress io.Writer) *rollout.Host {
-	e := &rollout.Engine{Services: g.db, Rollouts: g.db, Timeline: g.db, Registry: g.db, Launcher: g.launcher, Logger: g.logger, Progress: progress}
+	e := &rollout.Engine{Services: g.db, Rollouts: g.db, Timeline: g.db, Registry: g.db, Launcher: g.launcher, Logger: g.logger, Progress: progress,
+		Config: cli.ServiceConfig(os.Getenv("KILN_ESTATE"))}
 	return &rollout.Host{Engine: e, Channels: g.db, DataDir: g.cfg.DataDir, FrontEnd: cli.FrontEndCommand(g.cfg)}
 }
 

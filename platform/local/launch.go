@@ -116,6 +116,12 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 	if !spec.Version.IsZero() {
 		rec.Version = spec.Version.String()
 	}
+	if spec.Config != nil {
+		if rec.Credentials, err = writeCredentials(dir, spec.Config); err != nil {
+			return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
+		}
+		rec.ConfigDigest = spec.Config.Digest
+	}
 	if err := writeRecord(dir, rec); err != nil {
 		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
 	}

@@ -18,6 +18,9 @@ const ProbePath = "/run/kiln/kiln"
 // is no machined to register with nor a scope to create. --resolv-conf=off,
 // --timezone=off and --link-journal=no keep nspawn from copying host files
 // into the instance (they would show up as drift in the upper dir).
+// --load-credential hands the launch configuration to the instance's
+// systemd, which keeps it in /run/credentials/@system (read-only, in
+// memory) and gives it to units that ask with LoadCredential=NAME.
 // --network-veth and --port do not work here; the network namespace is
 // kiln's own.
 func nspawnArgs(r *record, merged string) []string {
@@ -36,6 +39,10 @@ func nspawnArgs(r *record, merged string) []string {
 	}
 	if r.Probe != "" {
 		args = append(args, "--bind-ro="+r.Probe+":"+ProbePath)
+	}
+	// By path, never by value: a value on the command line shows in ps.
+	for _, name := range r.Credentials {
+		args = append(args, "--load-credential="+name+":"+filepath.Join(filepath.Dir(merged), credentialsDir, name))
 	}
 	return args
 }

@@ -24,6 +24,9 @@ const (
 	upperDir       = "upper"
 	workDir        = "work"
 	mergedDir      = "rootfs"
+	// credentialsDir holds the instance's launch configuration (0700, each
+	// file 0600) from Launch until systemd-nspawn has read it.
+	credentialsDir = "credentials"
 )
 
 // record is an instance's state.json. Launch writes the first one; after
@@ -39,6 +42,10 @@ type record struct {
 	Netns    string `json:"netns"`    // name under /run/netns
 	Lower    string `json:"lower"`    // the cached rootfs
 	Probe    string `json:"probe,omitempty"`
+	// Credentials names the launch configuration's credentials, given to
+	// systemd-nspawn with --load-credential from credentialsDir.
+	Credentials  []string `json:"credentials,omitempty"`
+	ConfigDigest string   `json:"config_digest,omitempty"`
 
 	State kiln.InstanceState `json:"state"`
 	// Ports are the forwards asked for until the supervisor has bound them,

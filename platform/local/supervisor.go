@@ -228,6 +228,11 @@ func (s *supervisor) start() (*exec.Cmd, <-chan error, error) {
 		return nil, nil, fmt.Errorf("boot instance: %w; console: %s", err, tail(filepath.Join(s.dir, consoleFile), 2048))
 	}
 	r.LeaderPID, r.LeaderStart = leader, start
+	// systemd-nspawn read the credentials before it started the init:
+	// the host keeps no copy of the configuration (secrets included).
+	if err := os.RemoveAll(filepath.Join(s.dir, credentialsDir)); err != nil {
+		s.log.Warn("remove delivered credentials", "err", err)
+	}
 	r.State = kiln.InstanceRunning
 	if err := writeRecord(s.dir, r); err != nil {
 		_ = cmd.Process.Kill()
