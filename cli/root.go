@@ -63,6 +63,9 @@ type Services struct {
 	// Fleet counts the estate; Advisories keeps advisories.
 	Fleet      kiln.Fleet
 	Advisories kiln.AdvisoryStore
+	// AdvisorySources keeps the advisory sources kiln serve syncs (nil
+	// through --server).
+	AdvisorySources kiln.AdvisorySourceStore
 	// Pipeline keeps runs (the job queue), channels, webhooks and
 	// schedule firings.
 	Pipeline PipelineStore
@@ -279,21 +282,22 @@ func (a *App) Run(ctx context.Context, args []string) int {
 // platform, artifacts or keys, with what they need: with --server they
 // refuse before opening anything. "PATH *" stands for every subcommand.
 var localOnly = map[string]string{
-	"kiln build":            "the builder",
-	"kiln test":             "the platform that boots test instances",
-	"kiln bench":            "what it measures",
-	"kiln serve":            "the database",
-	"kiln version diff":     "the artifacts",
-	"kiln instance launch":  "the platform",
-	"kiln instance exec":    "the instance",
-	"kiln instance shell":   "the instance",
-	"kiln instance stop":    "the instance",
-	"kiln instance destroy": "the instance",
-	"kiln instance drift":   "the instance",
-	"kiln fleet drift":      "the instances",
-	"kiln fleet mark-lost":  "the database (kiln serve marks lost instances itself)",
-	"kiln __service-proxy":  "the database (it is the front end kiln starts there)",
-	"kiln cache *":          "the build cache",
+	"kiln build":             "the builder",
+	"kiln test":              "the platform that boots test instances",
+	"kiln bench":             "what it measures",
+	"kiln serve":             "the database",
+	"kiln version diff":      "the artifacts",
+	"kiln instance launch":   "the platform",
+	"kiln instance exec":     "the instance",
+	"kiln instance shell":    "the instance",
+	"kiln instance stop":     "the instance",
+	"kiln instance destroy":  "the instance",
+	"kiln instance drift":    "the instance",
+	"kiln fleet drift":       "the instances",
+	"kiln fleet mark-lost":   "the database (kiln serve marks lost instances itself)",
+	"kiln __service-proxy":   "the database (it is the front end kiln starts there)",
+	"kiln cache *":           "the build cache",
+	"kiln advisory source *": "the database (kiln serve syncs the sources)",
 }
 
 // checkRemote refuses, with --server, a command that must run where the

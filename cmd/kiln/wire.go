@@ -150,6 +150,7 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 		fleet.New(db, db).RunMarkLost(lostCtx, 24*time.Hour, 10*time.Minute, logger)
 	}()
 	defer func() { stopLost(); <-lostDone }()
+	defer startAdvisorySources(ctx, db, cfg, logger)() // advisory sources kept current; stopped before db closes
 	// The use cases on db, and on this machine's platform if it can run
 	// instances.
 	g := newGraph(db, signer, cfg, logger)
