@@ -169,7 +169,7 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 		StartRuns: runStarter{runs: db}, Rollouts: rollouts, SigningKey: signer.Public()}.WithStores(db))
 	// The dashboard under /ui/, next to the API; its session cookie is
 	// Secure when kiln serves TLS.
-	dashboard, err := web.New(web.Config{Registry: db, Inventory: db, Fleet: db, Advisories: db, Runs: db, Tokens: db,
+	dashboard, err := web.New(web.Config{Registry: db, Inventory: db, Fleet: db, Advisories: db, AdvisorySources: db, Runs: db, Tokens: db,
 		Logger: logger, Version: version,
 		Secure: opts.TLSCert != "", InsecureListen: opts.InsecureListen && opts.TLSCert == ""})
 	if err != nil {
