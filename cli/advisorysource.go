@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -74,7 +75,8 @@ keeps them and ` + "`kiln advisory source list`" + ` says why. Sync now with
 
 // flagError names the flag of a feed's field.
 func flagError(err error) error {
-	if e, ok := err.(*kiln.Error); ok && e.Field != "" && e.Field != "name" {
+	var e *kiln.Error
+	if errors.As(err, &e) && e.Field != "" && e.Field != "name" {
 		e.Field = "--" + e.Field
 	}
 	return err
