@@ -38,8 +38,13 @@ func ParseDebianTracker(name string, data []byte) ([]*kiln.Advisory, error) {
 // advisories it returns.
 func ReadDebianTracker(name string, r io.Reader) ([]*kiln.Advisory, error) {
 	lr := newLineReader(r)
+	return readDebianTracker(name, lr, lr)
+}
+
+// readDebianTracker decodes from r, which reads through lr.
+func readDebianTracker(name string, r io.Reader, lr *lineReader) ([]*kiln.Advisory, error) {
 	d := &jsonDoc{name: name, lines: lr}
-	dec := json.NewDecoder(lr)
+	dec := json.NewDecoder(r)
 	dec.UseNumber()
 	tok, err := dec.Token()
 	if err != nil {
