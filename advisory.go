@@ -83,6 +83,19 @@ type AffectedPackage struct {
 	// Severity is the source's word for it: the tracker's urgency (low,
 	// medium, high, unimportant, end-of-life…) or an OSV severity.
 	Severity string `json:"severity,omitempty"`
+	// SeverityNVD is set when Severity is NVD's, not yet reviewed by
+	// Debian (the tracker's "high**"), and no release of the same CVE and
+	// package has Debian's own urgency to use instead.
+	SeverityNVD bool `json:"severity_nvd,omitempty"`
+	// NoDSA is Debian's decision not to issue a DSA/DLA for this package in
+	// this release: "ignored" (will not be fixed), "postponed" (fixed in a
+	// later point release) or "no-dsa" (a minor issue); empty when Debian
+	// made no such decision. Note is the tracker's text for it.
+	NoDSA string `json:"no_dsa,omitempty"`
+	Note  string `json:"note,omitempty"`
+	// FixedLater names the first later release that has a fix, as
+	// "RELEASE VERSION", when this release has none (status open).
+	FixedLater string `json:"fixed_later,omitempty"`
 }
 
 // Validate checks what can be checked without knowing Debian version rules;

@@ -54,9 +54,22 @@ type jsonDoc struct {
 	name string
 	data []byte
 	root *node
-	// base is the offset in data where the decoder's input starts, when it
-	// reads only a part of data.
+	// base is the offset in the file where the decoder's input starts,
+	// when it reads only a part of the file.
 	base int64
+	// origin is the file offset of data[0], when data holds only a part of
+	// the file (a streaming reader keeps one value at a time); lines then
+	// turns file offsets into lines and columns.
+	origin int64
+	lines  *lineReader
+}
+
+// end is the file offset just past the last byte read.
+func (d *jsonDoc) end() int64 {
+	if d.lines != nil {
+		return d.lines.n
+	}
+	return d.origin + int64(len(d.data))
 }
 
 // parseJSON reads data into a node tree. Duplicate object keys and trailing
@@ -80,8 +93,8 @@ func parseJSON(name string, data []byte) (*jsonDoc, error) {
 // start skips the whitespace and separators after off, to the first byte of
 // the next token.
 func (d *jsonDoc) start(off int64) int64 {
-	for off < int64(len(d.data)) {
-		switch d.data[off] {
+	for off >= d.origin && off-d.origin < int64(len(d.data)) {
+		switch d.data[off-d.origin] {
 		case ' ', '\t', '\r', '\n', ',', ':':
 			off++
 			continue
@@ -168,14 +181,19 @@ func (d *jsonDoc) syntaxErr(err error, off int64, path string) error {
 		return d.errAt(off, path, "JSON syntax error: %v; fix the file or download it again", se)
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return d.errAt(int64(len(d.data)), path, "the file ends in the middle of a JSON value; it is truncated")
+		return d.errAt(d.end(), path, "the file ends in the middle of a JSON value; it is truncated")
 	}
 	return d.errAt(off, path, "%v", err)
 }
 
 // errAt returns an EINVALID error whose field is "name:line:col: path".
 func (d *jsonDoc) errAt(off int64, path, format string, args ...any) error {
-	line, col := lineCol(d.data, off)
+	var line, col int
+	if d.lines != nil {
+		line, col = d.lines.pos(off)
+	} else {
+		line, col = lineCol(d.data, off)
+	}
 	field := fmt.Sprintf("%s:%d:%d", d.name, line, col)
 	if path != "" {
 		field += ": " + path

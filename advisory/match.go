@@ -21,7 +21,13 @@ type Finding struct {
 	Fixed    string              `json:"fixed,omitempty"`
 	Affected bool                `json:"affected"`
 	Status   kiln.AffectedStatus `json:"status"`
-	Severity string              `json:"severity,omitempty"`
+	// State is Debian's triage of an affected finding; empty means
+	// StateAffected (and is always so for a finding not affected).
+	// Include says which states count.
+	State    State  `json:"state,omitempty"`
+	Severity string `json:"severity,omitempty"`
+	// SeverityNVD is set when Severity is NVD's, not Debian's.
+	SeverityNVD bool `json:"severity_nvd,omitempty"`
 	// Reason says why, in words a person checks: "3.0.9-1 < fixed 3.0.11-1~deb12u2".
 	Reason string `json:"reason"`
 }
@@ -141,10 +147,16 @@ func decide(f *Finding, v debian.Version, es []entry, release string) {
 		affected, reason := e.contains(v, f.Installed, release)
 		if affected || first {
 			f.Affected, f.Reason = affected, reason
-			f.Fixed, f.Status, f.Severity = e.pkg.Fixed, e.pkg.Status, e.pkg.Severity
+			f.Fixed, f.Status, f.Severity, f.SeverityNVD = e.pkg.Fixed, e.pkg.Status, e.pkg.Severity, e.pkg.SeverityNVD
 			first = false
 		}
 		if affected {
+			if st := stateOf(e.pkg); st != StateAffected {
+				f.State = st
+			}
+			if note := triageNote(e.pkg, stateOf(e.pkg)); note != "" {
+				f.Reason += "; " + note
+			}
 			return
 		}
 	}
@@ -186,7 +198,8 @@ func Match(adv *kiln.Advisory, release string, pkgs []kiln.Package, sources Sour
 	return ix.Match(pkgs, sources), nil
 }
 
-// Affected keeps the findings that say affected.
+// Affected keeps the findings that say affected, whatever Debian's triage
+// says; Counted applies it.
 func Affected(fs []Finding) []Finding {
 	var out []Finding
 	for _, f := range fs {

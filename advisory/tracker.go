@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/kiln-project/kiln"
@@ -25,10 +26,25 @@ const trackerURL = "https://security-tracker.debian.org/tracker/"
 //
 // Per release: status resolved with fixed_version "0" means not affected,
 // resolved with a version means fixed there, open means no fix yet,
-// undetermined is kept as undetermined (matched as affected).
+// undetermined is kept as undetermined (matched as affected). Debian's
+// triage is kept on each entry: nodsa (with its reason), an urgency that
+// is NVD's ("high**"), and the first later release with a fix.
 func ParseDebianTracker(name string, data []byte) ([]*kiln.Advisory, error) {
-	d := &jsonDoc{name: name, data: data}
-	dec := json.NewDecoder(bytes.NewReader(data))
+	return ReadDebianTracker(name, bytes.NewReader(data))
+}
+
+// ReadDebianTracker is ParseDebianTracker reading from a stream: it holds
+// one source package's JSON at a time (the export is tens of MB), plus the
+// advisories it returns.
+func ReadDebianTracker(name string, r io.Reader) ([]*kiln.Advisory, error) {
+	lr := newLineReader(r)
+	return readDebianTracker(name, lr, lr)
+}
+
+// readDebianTracker decodes from r, which reads through lr.
+func readDebianTracker(name string, r io.Reader, lr *lineReader) ([]*kiln.Advisory, error) {
+	d := &jsonDoc{name: name, lines: lr}
+	dec := json.NewDecoder(r)
 	dec.UseNumber()
 	tok, err := dec.Token()
 	if err != nil {
@@ -39,33 +55,40 @@ func ParseDebianTracker(name string, data []byte) ([]*kiln.Advisory, error) {
 	}
 	byID := map[string]*kiln.Advisory{}
 	for dec.More() {
+		d.data, d.origin = lr.buf, lr.start
 		koff := d.start(dec.InputOffset())
 		kt, err := dec.Token()
 		if err != nil {
 			return nil, d.syntaxErr(err, koff, "")
 		}
 		pkg := kt.(string)
+		d.data, d.origin = lr.buf, lr.start
 		voff := d.start(dec.InputOffset())
+		lr.forget(voff)
 		var cves map[string]fastCVE
 		err = dec.Decode(&cves)
+		sub := &jsonDoc{name: name, base: voff, origin: voff, lines: lr}
 		var se *json.SyntaxError
 		if err != nil && (errors.As(err, &se) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
 			// The token reader finds the same error and says exactly where.
-			if err := d.slowTrackerPackage(byID, pkg, voff, d.data[voff:]); err != nil {
+			sub.data = lr.buf[voff-lr.start:]
+			if err := sub.slowTrackerPackage(byID, pkg, sub.data); err != nil {
 				return nil, err
 			}
-			return nil, d.syntaxErr(err, voff, pkg)
+			return nil, sub.syntaxErr(err, voff, pkg)
 		}
 		if err != nil || cves == nil || !fastTrackerPackage(byID, pkg, cves) {
-			if err := d.slowTrackerPackage(byID, pkg, voff, d.data[voff:dec.InputOffset()]); err != nil {
+			sub.data = lr.buf[voff-lr.start : dec.InputOffset()-lr.start]
+			if err := sub.slowTrackerPackage(byID, pkg, sub.data); err != nil {
 				return nil, err
 			}
 		}
 	}
+	d.data, d.origin = nil, 0
 	if _, err := dec.Token(); err != nil {
-		return nil, d.syntaxErr(err, d.start(dec.InputOffset()), "")
+		return nil, d.syntaxErr(err, dec.InputOffset(), "")
 	}
-	off := d.start(dec.InputOffset())
+	off := dec.InputOffset()
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, d.errAt(off, "", "unexpected data after the JSON object; a file holds one JSON document")
 	}
@@ -99,6 +122,8 @@ type fastRelease struct {
 	Status       string    `json:"status"`
 	FixedVersion string    `json:"fixed_version"`
 	Urgency      string    `json:"urgency"`
+	NoDSA        string    `json:"nodsa"`
+	NoDSAReason  string    `json:"nodsa_reason"`
 	Repositories *struct{} `json:"repositories"` // only checked to be an object
 }
 
@@ -119,12 +144,13 @@ func fastTrackerPackage(byID map[string]*kiln.Advisory, pkg string, cves map[str
 			if r.Status == "" {
 				return false
 			}
-			ap, field, _ := trackerEntry(pkg, rel, r.Status, r.FixedVersion, r.Urgency)
+			ap, field, _ := trackerEntry(pkg, rel, r.Status, r.FixedVersion, r.Urgency, r.NoDSA, r.NoDSAReason)
 			if field != "" {
 				return false
 			}
 			a.pkgs = append(a.pkgs, ap)
 		}
+		triage(a.pkgs)
 		adds = append(adds, a)
 	}
 	for _, a := range adds {
@@ -138,27 +164,35 @@ func fastTrackerPackage(byID map[string]*kiln.Advisory, pkg string, cves map[str
 	return true
 }
 
-// slowTrackerPackage reads the package value that starts at offset base of
-// the file with the token reader.
-func (d *jsonDoc) slowTrackerPackage(byID map[string]*kiln.Advisory, pkg string, base int64, raw []byte) error {
-	sub := &jsonDoc{name: d.name, data: d.data, base: base}
+// slowTrackerPackage reads one package's value raw (d's data, starting at
+// file offset d.base) with the token reader.
+func (d *jsonDoc) slowTrackerPackage(byID map[string]*kiln.Advisory, pkg string, raw []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
-	n, err := sub.value(dec, pkg)
+	n, err := d.value(dec, pkg)
 	if err != nil {
 		return err
 	}
-	return sub.trackerPackage(byID, pkg, n)
+	return d.trackerPackage(byID, pkg, n)
 }
 
 // trackerEntry applies the tracker's status rules. On a bad value it
 // returns the field at fault and why.
-func trackerEntry(pkg, rel, status, fixed, urgency string) (ap kiln.AffectedPackage, field string, err error) {
+func trackerEntry(pkg, rel, status, fixed, urgency, nodsa, nodsaReason string) (ap kiln.AffectedPackage, field string, err error) {
 	codename := Release(rel)
 	ap = kiln.AffectedPackage{
 		Ecosystem: releaseEcosystem(codename), Release: codename, Name: pkg,
 		// "high**": the urgency is NVD's, not yet reviewed by Debian.
-		Severity: strings.TrimRight(urgency, "*"),
+		Severity:    strings.TrimRight(urgency, "*"),
+		SeverityNVD: strings.HasSuffix(urgency, "*"),
+	}
+	switch nodsaReason = strings.ToLower(strings.TrimSpace(nodsaReason)); {
+	case nodsaReason == "ignored" || nodsaReason == "postponed":
+		ap.NoDSA, ap.Note = nodsaReason, nodsa
+	case nodsaReason != "":
+		return ap, "nodsa_reason", fmt.Errorf("unknown nodsa_reason %q; the tracker uses ignored, postponed or none", nodsaReason)
+	case nodsa != "":
+		ap.NoDSA, ap.Note = "no-dsa", nodsa
 	}
 	if fixed != "" && fixed != "0" {
 		if _, err := debian.ParseVersion(fixed); err != nil {
@@ -215,13 +249,16 @@ func (d *jsonDoc) trackerPackage(byID map[string]*kiln.Advisory, pkg string, n *
 			a = &kiln.Advisory{ID: id, Source: kiln.AdvisoryDebianTracker, Summary: desc, URL: trackerURL + id}
 			byID[id] = a
 		}
+		var aps []kiln.AffectedPackage
 		for j, rel := range rels.keys {
 			ap, err := d.trackerRelease(pkg, rel, rels.vals[j], cp+".releases."+rel)
 			if err != nil {
 				return err
 			}
-			a.Packages = append(a.Packages, ap)
+			aps = append(aps, ap)
 		}
+		triage(aps)
+		a.Packages = append(a.Packages, aps...)
 	}
 	return nil
 }
@@ -243,14 +280,76 @@ func (d *jsonDoc) trackerRelease(pkg, rel string, r *node, path string) (kiln.Af
 	if err != nil {
 		return kiln.AffectedPackage{}, err
 	}
+	nodsa, err := d.optString(r, "nodsa", path)
+	if err != nil {
+		return kiln.AffectedPackage{}, err
+	}
+	nodsaReason, err := d.optString(r, "nodsa_reason", path)
+	if err != nil {
+		return kiln.AffectedPackage{}, err
+	}
 	if repos := r.get("repositories"); repos != nil && repos.kind != '0' {
 		if err := d.object(repos, path+".repositories"); err != nil {
 			return kiln.AffectedPackage{}, err
 		}
 	}
-	ap, field, err := trackerEntry(pkg, rel, status, fixed, urgency)
+	ap, field, err := trackerEntry(pkg, rel, status, fixed, urgency, nodsa, nodsaReason)
 	if field != "" {
 		return ap, d.errNode(r.get(field), path+"."+field, "%v", err)
 	}
 	return ap, nil
+}
+
+// triage completes the release entries of one CVE in one source package:
+// an urgency that is NVD's gives way to Debian's own urgency for another
+// release when there is one (Debian's assessment is preferred), and a
+// release with no fix names the first later release that has one.
+func triage(aps []kiln.AffectedPackage) {
+	debianSeverity := ""
+	for _, ap := range aps {
+		if !ap.SeverityNVD && isUrgency(ap.Severity) && (debianSeverity == "" || ap.Release == "sid") {
+			debianSeverity = ap.Severity
+		}
+	}
+	for i := range aps {
+		ap := &aps[i]
+		if ap.SeverityNVD && debianSeverity != "" {
+			ap.Severity, ap.SeverityNVD = debianSeverity, false
+		}
+		if ap.Status != kiln.AffectedOpen {
+			continue
+		}
+		rank, ok := releaseRank(ap.Release)
+		if !ok {
+			continue
+		}
+		best, bestRank := -1, 0
+		for j, later := range aps {
+			r, ok := releaseRank(later.Release)
+			if ok && r > rank && later.Status == kiln.AffectedFixed && (best < 0 || r < bestRank) {
+				best, bestRank = j, r
+			}
+		}
+		if best >= 0 {
+			ap.FixedLater = aps[best].Release + " " + aps[best].Fixed
+		}
+	}
+}
+
+// isUrgency tells a severity from the tracker's words that are not one.
+func isUrgency(s string) bool {
+	switch s {
+	case "low", "medium", "high":
+		return true
+	}
+	return false
+}
+
+// releaseRank orders releases: by number, sid last.
+func releaseRank(codename string) (int, bool) {
+	if codename == "sid" {
+		return 1 << 20, true
+	}
+	n, err := strconv.Atoi(numbers[codename])
+	return n, err == nil
 }

@@ -28,7 +28,7 @@ func TestParseDebianTracker(t *testing.T) {
 	}
 	want := []kiln.AffectedPackage{
 		{Ecosystem: "Debian:12", Release: "bookworm", Name: "openssl", Fixed: "3.0.11-1~deb12u2", Status: kiln.AffectedFixed, Severity: "high"},
-		{Ecosystem: "Debian:11", Release: "bullseye", Name: "openssl", Status: kiln.AffectedOpen, Severity: "low"},
+		{Ecosystem: "Debian:11", Release: "bullseye", Name: "openssl", Status: kiln.AffectedOpen, Severity: "low", FixedLater: "bookworm 3.0.11-1~deb12u2"},
 		{Ecosystem: "Debian", Release: "sid", Name: "openssl", Fixed: "3.1.4-1", Status: kiln.AffectedFixed, Severity: "high"},
 		{Ecosystem: "Debian:12", Release: "bookworm", Name: "openssl1.0", Status: kiln.AffectedUndetermined, Severity: "not yet assigned"},
 	}

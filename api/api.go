@@ -85,6 +85,9 @@ type Config struct {
 	Fleet      kiln.Fleet
 	Advisories kiln.AdvisoryStore
 	Checkins   CheckinRecorder
+	// AdvisorySources adds each advisory source's sync state to /metrics
+	// (none when nil).
+	AdvisorySources kiln.AdvisorySourceStore
 	// Runs and Channels serve the pipeline operations; Status answers
 	// /api/v1/status (none when nil).
 	Runs kiln.RunStore

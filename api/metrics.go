@@ -116,6 +116,9 @@ func (c *fleetCollector) collect(ctx context.Context, ch chan<- prometheus.Metri
 func (s *Server) registerMetrics(fl *fleet.Service) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newFleetCollector(fl, s), s.refusals.answered)
+	if s.cfg.AdvisorySources != nil {
+		reg.MustRegister(newSourceCollector(s.cfg.AdvisorySources, s))
+	}
 	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	// Registered like every operation, so refusals are answered, audited
 	// and limited by the same middleware, and the route is documented.
@@ -131,4 +134,55 @@ func (s *Server) registerMetrics(fl *fleet.Service) {
 			h.ServeHTTP(w, r)
 		}}, nil
 	})
+}
+
+// sourceCollector reports each advisory source's last sync, so an alert
+// can say "the tracker has not synced for a day".
+type sourceCollector struct {
+	sources kiln.AdvisorySourceStore
+	logger  interface {
+		WarnContext(context.Context, string, ...any)
+	}
+	lastSuccess, lastError, advisories *prometheus.Desc
+}
+
+func newSourceCollector(st kiln.AdvisorySourceStore, s *Server) *sourceCollector {
+	label := []string{"source"}
+	return &sourceCollector{sources: st, logger: s.cfg.Logger,
+		lastSuccess: prometheus.NewDesc("kiln_advisory_source_last_success_timestamp_seconds",
+			"When the advisory source last synced (imported, or answered 304), in Unix seconds; 0 when never.", label, nil),
+		lastError: prometheus.NewDesc("kiln_advisory_source_last_error",
+			"1 when the advisory source's last sync failed (its previous advisories are kept), else 0.", label, nil),
+		advisories: prometheus.NewDesc("kiln_advisory_source_advisories",
+			"Advisories the advisory source holds in kiln.", label, nil),
+	}
+}
+
+func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.lastSuccess
+	ch <- c.lastError
+	ch <- c.advisories
+}
+
+func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fs, err := c.sources.ListAdvisoryFeeds(ctx)
+	if err != nil {
+		c.logger.WarnContext(ctx, "advisory source metrics failed", "err", err)
+		return
+	}
+	for _, f := range fs {
+		last := 0.0
+		if !f.LastSuccess.IsZero() {
+			last = float64(f.LastSuccess.Unix())
+		}
+		failed := 0.0
+		if f.LastError != "" {
+			failed = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.lastSuccess, prometheus.GaugeValue, last, f.Name)
+		ch <- prometheus.MustNewConstMetric(c.lastError, prometheus.GaugeValue, failed, f.Name)
+		ch <- prometheus.MustNewConstMetric(c.advisories, prometheus.GaugeValue, float64(f.Advisories), f.Name)
+	}
 }

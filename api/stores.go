@@ -11,6 +11,7 @@ type Stores interface {
 	kiln.Inventory
 	kiln.Fleet
 	kiln.AdvisoryStore
+	kiln.AdvisorySourceStore
 	kiln.RunStore
 	kiln.ChannelStore
 	kiln.WebhookStore
@@ -21,7 +22,7 @@ type Stores interface {
 // WithStores returns cfg with every store taken from s.
 func (cfg Config) WithStores(s Stores) Config {
 	cfg.Registry, cfg.Tokens, cfg.Audit = s, s, s
-	cfg.Inventory, cfg.Fleet, cfg.Advisories = s, s, s
+	cfg.Inventory, cfg.Fleet, cfg.Advisories, cfg.AdvisorySources = s, s, s, s
 	cfg.Runs, cfg.Channels, cfg.Webhooks = s, s, s
 	cfg.ServiceStore, cfg.RolloutStore = s, s
 	return cfg

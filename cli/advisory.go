@@ -19,7 +19,7 @@ func contextWithTimeout(ctx context.Context, d time.Duration) (context.Context, 
 
 func (a *App) advisoryCmd() *cobra.Command {
 	cmd := group("advisory", "Record and import security advisories")
-	cmd.AddCommand(a.advisoryAddCmd(), a.advisoryImportCmd(), a.advisoryListCmd(), a.advisoryShowCmd(), a.advisoryDeleteCmd())
+	cmd.AddCommand(a.advisoryAddCmd(), a.advisoryImportCmd(), a.advisoryListCmd(), a.advisoryShowCmd(), a.advisoryDeleteCmd(), a.advisorySourceCmd())
 	return cmd
 }
 

@@ -193,6 +193,7 @@ func (a *App) fleetExposedCmd() *cobra.Command {
 		fixedIn        []string
 		id, env        string
 		defaultRelease string
+		include        []string
 	)
 	c := &cobra.Command{
 		Use:   "exposed",
@@ -205,7 +206,10 @@ not named are not affected.
 With --advisory ID, a stored advisory decides: its fixed-in versions for
 the images it names, and its Debian package entries matched against each
 version's package manifest for the others (showing which version first
-fixes them).`,
+fixes them). By default a package counts when Debian would ship a DSA/DLA
+for it: findings Debian triaged as no-dsa (minor, postponed, ignored),
+unimportant or end-of-life are left out and counted in a note; name them
+with --include to count them too (see docs/advisories.md).`,
 		Args: exactArgs(0, "no arguments (use --fixed-in or --advisory)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkFormat(a.cfg.Output, FormatTable, FormatJSON, FormatCSV); err != nil {
@@ -219,6 +223,9 @@ fixes them).`,
 				return err
 			}
 			fl.DefaultRelease = defaultRelease
+			if fl.Include, err = advisory.ParseInclude("--include", include); err != nil {
+				return err
+			}
 			var e *kiln.Exposure
 			if id != "" {
 				e, err = fl.ExposedTo(cmd.Context(), id, env)
@@ -253,6 +260,7 @@ fixes them).`,
 	c.Flags().StringVar(&id, "advisory", "", "a stored advisory's id (see `kiln advisory list`)")
 	c.Flags().StringVar(&env, "env", "", "only this environment")
 	c.Flags().StringVar(&defaultRelease, "release", "bookworm", "Debian release assumed for versions whose provenance does not say")
+	c.Flags().StringSliceVar(&include, "include", nil, "also count findings Debian triaged: no-dsa, postponed, ignored, unimportant, end-of-life or all")
 	return c
 }
 

@@ -72,6 +72,9 @@ type Services struct {
 	// Fleet counts the estate; Advisories keeps advisories.
 	Fleet      kiln.Fleet
 	Advisories kiln.AdvisoryStore
+	// AdvisorySources keeps the advisory sources kiln serve syncs (nil
+	// through --server).
+	AdvisorySources kiln.AdvisorySourceStore
 	// Pipeline keeps runs (the job queue), channels, webhooks and
 	// schedule firings.
 	Pipeline PipelineStore
@@ -300,25 +303,26 @@ func (a *App) Run(ctx context.Context, args []string) int {
 // platform, artifacts or keys, with what they need: with --server they
 // refuse before opening anything. "PATH *" stands for every subcommand.
 var localOnly = map[string]string{
-	"kiln build":            "the builder",
-	"kiln test":             "the platform that boots test instances",
-	"kiln bench":            "what it measures",
-	"kiln serve":            "the database",
-	"kiln version diff":     "the artifacts",
-	"kiln instance launch":  "the platform",
-	"kiln instance exec":    "the instance",
-	"kiln instance shell":   "the instance",
-	"kiln instance stop":    "the instance",
-	"kiln instance destroy": "the instance",
-	"kiln instance drift":   "the instance",
-	"kiln fleet drift":      "the instances",
-	"kiln fleet mark-lost":  "the database (kiln serve marks lost instances itself)",
-	"kiln __service-proxy":  "the database (it is the front end kiln starts there)",
-	"kiln cache *":          "the build cache",
-	"kiln key rotate":       "the signing key",
-	"kiln key list":         "the signing key",
-	"kiln audit head":       "the database",
-	"kiln audit checkpoint": "the database and the signing key",
+	"kiln build":             "the builder",
+	"kiln test":              "the platform that boots test instances",
+	"kiln bench":             "what it measures",
+	"kiln serve":             "the database",
+	"kiln version diff":      "the artifacts",
+	"kiln instance launch":   "the platform",
+	"kiln instance exec":     "the instance",
+	"kiln instance shell":    "the instance",
+	"kiln instance stop":     "the instance",
+	"kiln instance destroy":  "the instance",
+	"kiln instance drift":    "the instance",
+	"kiln fleet drift":       "the instances",
+	"kiln fleet mark-lost":   "the database (kiln serve marks lost instances itself)",
+	"kiln __service-proxy":   "the database (it is the front end kiln starts there)",
+	"kiln cache *":           "the build cache",
+	"kiln key rotate":        "the signing key",
+	"kiln key list":          "the signing key",
+	"kiln audit head":        "the database",
+	"kiln audit checkpoint":  "the database and the signing key",
+	"kiln advisory source *": "the database (kiln serve syncs the sources)",
 }
 
 // checkRemote refuses, with --server, a command that must run where the

@@ -54,7 +54,17 @@ type ScanPolicy struct {
 	// MinSeverity ignores findings of lower severity: "" (all), low,
 	// medium, high, critical. Findings without a severity count as medium.
 	MinSeverity string
+	// Include names the states of Debian's triage that count besides
+	// affected and fixed-later (ScanIncludes): by default a finding Debian
+	// marked no-dsa, postponed, ignored, unimportant or end-of-life does
+	// not fail the scan, as Debian ships no DSA/DLA for it.
+	Include []string
 }
+
+// ScanIncludes are the values scan's include accepts: the finding states
+// of the advisory package, "no-dsa" for all three no-dsa decisions, and
+// "all".
+var ScanIncludes = []string{"affected", "fixed-later", "no-dsa", "postponed", "ignored", "unimportant", "end-of-life", "all"}
 
 // Pipeline defaults.
 var (
@@ -113,7 +123,7 @@ var pipelineSchema = &hcl.BodySchema{
 }
 
 var scanSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "on_affected"}, {Name: "min_severity"}},
+	Attributes: []hcl.AttributeSchema{{Name: "on_affected"}, {Name: "min_severity"}, {Name: "include"}},
 }
 
 var environmentSchema = &hcl.BodySchema{
@@ -237,6 +247,15 @@ func (l *loader) decodePipeline(block *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 			diags = append(diags, d...)
 			if p.Scan.MinSeverity != "" && !slices.Contains(Severities, p.Scan.MinSeverity) {
 				diags = append(diags, attrError(a, "Invalid severity", fmt.Sprintf("min_severity %q is not known; use one of %s.", p.Scan.MinSeverity, strings.Join(Severities, ", "))))
+			}
+		}
+		if a, ok := sc.Attributes["include"]; ok {
+			p.Scan.Include, d = attrStrings(a, ctx, `["no-dsa", "unimportant"]`)
+			diags = append(diags, d...)
+			for _, n := range p.Scan.Include {
+				if !slices.Contains(ScanIncludes, n) {
+					diags = append(diags, attrError(a, "Invalid scan include", fmt.Sprintf("include %q is not a finding state; use %s.", n, strings.Join(ScanIncludes, ", "))))
+				}
 			}
 		}
 	}

@@ -52,7 +52,7 @@ pipeline "base" {
 	}
 	app := est.PipelineFor("appserver")
 	want := []Environment{{Name: "dev", Gate: "auto"}, {Name: "staging", Gate: "auto"}, {Name: "prod", Gate: "approval"}}
-	if app.Name != "estate" || !cmp.Equal(app.Environments, want) || app.Scan != (ScanPolicy{"warn", "high"}) ||
+	if app.Name != "estate" || !cmp.Equal(app.Environments, want) || !cmp.Equal(app.Scan, ScanPolicy{OnAffected: "warn", MinSeverity: "high"}) ||
 		app.Schedule != "0 4 * * 1" || !cmp.Equal(app.Stages, DefaultStages) || !cmp.Equal(app.On, DefaultTriggers) {
 		t.Fatalf("appserver pipeline: %+v", app)
 	}
@@ -97,6 +97,9 @@ pipeline "q" { images = ["appserver"] }`, "Image in two pipelines"},
 		{`pipeline "p" {
   scan { min_severity = "urgent" }
 }`, "Invalid severity"},
+		{`pipeline "p" {
+  scan { include = ["no-dsa", "minor"] }
+}`, `pipeline.kiln.hcl:2:20: error: Invalid scan include; include "minor" is not a finding state`},
 	} {
 		_, diags := Load(writeEstate(t, map[string]string{"images.kiln.hcl": twoImages, "pipeline.kiln.hcl": tc.body}), Options{})
 		if got := FormatDiagnostics(diags); !strings.Contains(got, tc.want) {

@@ -139,7 +139,7 @@ func (s *Service) matchPackages(ctx context.Context, adv *kiln.Advisory, fix map
 		byRef[m.Version] = m
 	}
 	var notes []string
-	defaulted := 0
+	defaulted, triagedVersions := 0, 0
 	indexes := map[string]*advisory.Index{}
 	lines := map[string][]advisory.VersionManifest{}
 	var order []string
@@ -161,10 +161,12 @@ func (s *Service) matchPackages(ctx context.Context, adv *kiln.Advisory, fix map
 			indexes[rel] = ix
 		}
 		srcs := Sources(m.Packages)
-		for _, f := range advisory.Affected(ix.Match(m.Packages, srcs)) {
+		counted, triaged := advisory.Counted(ix.Match(m.Packages, srcs), s.Include)
+		for _, f := range counted {
 			exposed[m.Version] = true
 			findings[m.Version] = append(findings[m.Version], f.Package+" "+f.Installed+": "+f.Reason)
 		}
+		triagedVersions += min(triaged, 1)
 		if _, seen := lines[m.Version.Image]; !seen {
 			order = append(order, m.Version.Image)
 		}
@@ -188,6 +190,10 @@ func (s *Service) matchPackages(ctx context.Context, adv *kiln.Advisory, fix map
 		} else {
 			notes = append(notes, fmt.Sprintf("no version of %s has the fix yet (newest: %s)", img, vs[len(vs)-1].Version))
 		}
+	}
+	if triagedVersions > 0 {
+		notes = append(notes, fmt.Sprintf("%d versions have findings Debian issues no DSA/DLA for (counted: %s); add them with --include no-dsa,unimportant,end-of-life",
+			triagedVersions, s.Include))
 	}
 	if defaulted > 0 {
 		notes = append(notes, fmt.Sprintf("%d versions do not say their Debian release; matched as %s", defaulted, s.DefaultRelease))

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/advisory"
 )
 
 // Service computes fleet reports from a store.
@@ -19,6 +20,9 @@ type Service struct {
 	// Channels, when set, makes an environment's channel version the one
 	// its instances should run (stale report); nil: the latest ready.
 	Channels kiln.ChannelStore
+	// Include says which states of Debian's triage count as exposed
+	// (nil: advisory.DefaultInclude, what Debian ships a DSA/DLA for).
+	Include advisory.Include
 }
 
 // New returns a Service on fl and advs with the wall clock and bookworm as

@@ -23,6 +23,9 @@ type ScanResult struct {
 	// Ignored counts affected findings below it.
 	Affected []advisory.Finding `json:"affected"`
 	Ignored  int                `json:"ignored"`
+	// Triaged counts affected findings left out by Debian's triage (no-dsa,
+	// unimportant, end-of-life…) that the policy's include does not name.
+	Triaged int `json:"triaged,omitempty"`
 }
 
 // Summary is one line for the stage's detail.
@@ -31,6 +34,9 @@ func (s *ScanResult) Summary() string {
 		msg := fmt.Sprintf("no affected packages among %d (%d advisories for them in kiln)", s.Packages, s.Advisories)
 		if s.Ignored > 0 {
 			msg += fmt.Sprintf("; %d finding(s) below the minimum severity", s.Ignored)
+		}
+		if s.Triaged > 0 {
+			msg += fmt.Sprintf("; %d finding(s) Debian issues no DSA/DLA for (no-dsa, unimportant, end-of-life)", s.Triaged)
 		}
 		return msg
 	}
@@ -79,8 +85,9 @@ func severityRank(s string) int {
 
 // Scan matches a version's packages against the advisories in store that
 // name their source packages, for the Debian release the version was made
-// from, and keeps the affected findings at or above the policy's minimum
-// severity. A nil store or an empty release scans nothing (and says so).
+// from, and keeps the affected findings whose triage state the policy
+// includes (by default what Debian would ship a DSA/DLA for) at or above
+// its minimum severity. A nil store or an empty release scans nothing (and says so).
 func Scan(ctx context.Context, store kiln.AdvisoryStore, v *kiln.Version, release string, policy definition.ScanPolicy) (*ScanResult, error) {
 	res := &ScanResult{Version: v.Ref(), Release: release, Packages: len(v.Provenance.Packages), Affected: []advisory.Finding{}}
 	if store == nil || release == "" {
@@ -129,7 +136,13 @@ func Scan(ctx context.Context, store kiln.AdvisoryStore, v *kiln.Version, releas
 	if policy.MinSeverity != "" {
 		minRank = severityRank(policy.MinSeverity)
 	}
-	for _, f := range advisory.Affected(ix.Match(v.Provenance.Packages, sources)) {
+	include, err := advisory.ParseInclude("scan.include", policy.Include)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", v.Name, err)
+	}
+	counted, triaged := advisory.Counted(ix.Match(v.Provenance.Packages, sources), include)
+	res.Triaged = triaged
+	for _, f := range counted {
 		if severityRank(f.Severity) < minRank {
 			res.Ignored++
 			continue

@@ -54,3 +54,43 @@ func TestScanPolicy(t *testing.T) {
 		t.Fatalf("another release's advisories matched: %+v", res.Affected)
 	}
 }
+
+// A finding Debian triaged (no DSA, unimportant, end-of-life) does not fail
+// the scan unless the policy includes its state.
+func TestScanPolicyTriage(t *testing.T) {
+	db := openDB(t)
+	ctx := context.Background()
+	if err := db.CreateImage(ctx, &kiln.Image{Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := db.CreateVersion(ctx, &kiln.NewVersion{Image: "web", Provenance: kiln.Provenance{Packages: []kiln.Package{
+		{Name: "apparmor", Version: "3.0.8-3", Architecture: "amd64"},
+		{Name: "libssl3", Version: "3.0.11-1~deb12u1", Architecture: "amd64", Source: "openssl"},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.PutAdvisories(ctx, []*kiln.Advisory{
+		{ID: "CVE-2016-1585", Source: kiln.AdvisoryDebianTracker, Packages: []kiln.AffectedPackage{
+			{Ecosystem: "Debian:12", Release: "bookworm", Name: "apparmor", Status: kiln.AffectedOpen, Severity: "unimportant"}}},
+		{ID: "CVE-2099-0101", Source: kiln.AdvisoryDebianTracker, Packages: []kiln.AffectedPackage{
+			{Ecosystem: "Debian:12", Release: "bookworm", Name: "openssl", Status: kiln.AffectedOpen, Severity: "low", NoDSA: "postponed", Note: "Minor issue"}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	v, _ = db.FindVersion(ctx, v.Ref())
+	res, err := pipeline.Scan(ctx, db, v, "bookworm", definition.ScanPolicy{OnAffected: "fail"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Affected) != 0 || res.Triaged != 2 || !strings.Contains(res.Summary(), "2 finding(s) Debian issues no DSA/DLA for") {
+		t.Fatalf("default policy: %+v (%s)", res, res.Summary())
+	}
+	res, _ = pipeline.Scan(ctx, db, v, "bookworm", definition.ScanPolicy{OnAffected: "fail", Include: []string{"no-dsa"}})
+	if len(res.Affected) != 1 || res.Affected[0].Advisory != "CVE-2099-0101" || res.Triaged != 1 {
+		t.Fatalf("include no-dsa: %+v", res)
+	}
+	if !strings.Contains(res.Affected[0].Reason, "Debian: no DSA (postponed: Minor issue)") {
+		t.Errorf("reason: %s", res.Affected[0].Reason)
+	}
+}

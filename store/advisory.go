@@ -16,75 +16,103 @@ import (
 // stored with the same content is left alone, so importing a file twice
 // changes nothing; one with other content is replaced whole.
 func (db *DB) PutAdvisories(ctx context.Context, advs []*kiln.Advisory) (int, error) {
+	docs, err := encodeAdvisories(advs)
+	if err != nil {
+		return 0, err
+	}
+	created := 0
+	err = db.write(ctx, func(tx *tx) error {
+		n, updated, err := putAdvisories(ctx, tx, advs, docs, "")
+		if err != nil {
+			return err
+		}
+		created = n
+		return audit(ctx, tx, "advisory.put", advisoryTarget(advs),
+			fmt.Sprintf("%d new, %d replaced, %d unchanged", created, updated, len(advs)-created-updated))
+	})
+	return created, err
+}
+
+// encodeAdvisories validates advs and returns their JSON documents.
+func encodeAdvisories(advs []*kiln.Advisory) ([]string, error) {
 	docs := make([]string, len(advs))
 	seen := make(map[string]int, len(advs))
 	for i, a := range advs {
 		if err := a.Validate(); err != nil {
 			if len(advs) > 1 {
-				return 0, fmt.Errorf("advisory %d (%s): %w", i, a.ID, err)
+				return nil, fmt.Errorf("advisory %d (%s): %w", i, a.ID, err)
 			}
-			return 0, err
+			return nil, err
 		}
 		if j, dup := seen[a.ID]; dup {
-			return 0, kiln.Errorf(kiln.ECONFLICT, "advisory %s is given twice (%d and %d); give each id once", a.ID, j, i)
+			return nil, kiln.Errorf(kiln.ECONFLICT, "advisory %s is given twice (%d and %d); give each id once", a.ID, j, i)
 		}
 		seen[a.ID] = i
 		b, err := json.Marshal(a)
 		if err != nil {
-			return 0, fmt.Errorf("encode advisory %s: %w", a.ID, err)
+			return nil, fmt.Errorf("encode advisory %s: %w", a.ID, err)
 		}
 		docs[i] = string(b)
 	}
-	created := 0
-	err := db.write(ctx, func(tx *tx) error {
-		created = 0
-		updated := 0
-		for i, a := range advs {
-			var old string
-			err := tx.queryRow(ctx, `SELECT document FROM advisories WHERE id = ?`, a.ID).Scan(&old)
-			switch {
-			case errors.Is(err, sql.ErrNoRows):
-				created++
-				if _, err := tx.exec(ctx, `INSERT INTO advisories (id, source, summary, modified, withdrawn, document, created_at, updated_at)
-					VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, string(a.Source), a.Summary, tx.timeArg(a.Modified), tx.timeArg(a.Withdrawn),
-					docs[i], tx.timeArg(tx.now), tx.timeArg(tx.now)); err != nil {
-					return fmt.Errorf("insert advisory %s: %w", a.ID, err)
-				}
-			case err != nil:
-				return fmt.Errorf("find advisory %s: %w", a.ID, err)
-			case old == docs[i]:
-				continue
-			default:
-				updated++
-				if _, err := tx.exec(ctx, `UPDATE advisories SET source = ?, summary = ?, modified = ?, withdrawn = ?, document = ?, updated_at = ? WHERE id = ?`,
-					string(a.Source), a.Summary, tx.timeArg(a.Modified), tx.timeArg(a.Withdrawn), docs[i], tx.timeArg(tx.now), a.ID); err != nil {
-					return fmt.Errorf("update advisory %s: %w", a.ID, err)
-				}
-				for _, t := range []string{"advisory_fixed_in", "advisory_packages"} {
-					if _, err := tx.exec(ctx, `DELETE FROM `+t+` WHERE advisory_id = ?`, a.ID); err != nil {
-						return fmt.Errorf("update advisory %s: %w", a.ID, err)
-					}
+	return docs, nil
+}
+
+// putAdvisories upserts advs (with their encoded docs) in tx. feed, when
+// not empty, names the advisory source that brings them: it becomes their
+// owner, even of an advisory stored before by hand or by another source.
+func putAdvisories(ctx context.Context, tx *tx, advs []*kiln.Advisory, docs []string, feed string) (created, updated int, err error) {
+	for i, a := range advs {
+		var old, oldFeed string
+		err := tx.queryRow(ctx, `SELECT document, feed FROM advisories WHERE id = ?`, a.ID).Scan(&old, &oldFeed)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			created++
+			if _, err := tx.exec(ctx, `INSERT INTO advisories (id, source, summary, modified, withdrawn, document, created_at, updated_at, feed)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, string(a.Source), a.Summary, tx.timeArg(a.Modified), tx.timeArg(a.Withdrawn),
+				docs[i], tx.timeArg(tx.now), tx.timeArg(tx.now), feed); err != nil {
+				return 0, 0, fmt.Errorf("insert advisory %s: %w", a.ID, err)
+			}
+		case err != nil:
+			return 0, 0, fmt.Errorf("find advisory %s: %w", a.ID, err)
+		case old == docs[i]:
+			if feed != "" && oldFeed != feed {
+				if _, err := tx.exec(ctx, `UPDATE advisories SET feed = ? WHERE id = ?`, feed, a.ID); err != nil {
+					return 0, 0, fmt.Errorf("update advisory %s: %w", a.ID, err)
 				}
 			}
-			for _, f := range a.FixedIn {
-				if _, err := tx.exec(ctx, `INSERT INTO advisory_fixed_in (advisory_id, image, number) VALUES (?, ?, ?)`, a.ID, f.Image, f.Number); err != nil {
-					return fmt.Errorf("insert fixed-in %s of %s: %w", f, a.ID, err)
-				}
+			continue
+		default:
+			updated++
+			owner := feed
+			if owner == "" {
+				owner = oldFeed // a hand import keeps the source's ownership
 			}
-			var names []string
-			for _, p := range a.Packages {
-				names = append(names, p.Name)
+			if _, err := tx.exec(ctx, `UPDATE advisories SET source = ?, summary = ?, modified = ?, withdrawn = ?, document = ?, updated_at = ?, feed = ? WHERE id = ?`,
+				string(a.Source), a.Summary, tx.timeArg(a.Modified), tx.timeArg(a.Withdrawn), docs[i], tx.timeArg(tx.now), owner, a.ID); err != nil {
+				return 0, 0, fmt.Errorf("update advisory %s: %w", a.ID, err)
 			}
-			for _, n := range slices.Compact(slices.Sorted(slices.Values(names))) {
-				if _, err := tx.exec(ctx, `INSERT INTO advisory_packages (advisory_id, name) VALUES (?, ?)`, a.ID, n); err != nil {
-					return fmt.Errorf("insert package %s of %s: %w", n, a.ID, err)
+			for _, t := range []string{"advisory_fixed_in", "advisory_packages"} {
+				if _, err := tx.exec(ctx, `DELETE FROM `+t+` WHERE advisory_id = ?`, a.ID); err != nil {
+					return 0, 0, fmt.Errorf("update advisory %s: %w", a.ID, err)
 				}
 			}
 		}
-		return audit(ctx, tx, "advisory.put", advisoryTarget(advs),
-			fmt.Sprintf("%d new, %d replaced, %d unchanged", created, updated, len(advs)-created-updated))
-	})
-	return created, err
+		for _, f := range a.FixedIn {
+			if _, err := tx.exec(ctx, `INSERT INTO advisory_fixed_in (advisory_id, image, number) VALUES (?, ?, ?)`, a.ID, f.Image, f.Number); err != nil {
+				return 0, 0, fmt.Errorf("insert fixed-in %s of %s: %w", f, a.ID, err)
+			}
+		}
+		var names []string
+		for _, p := range a.Packages {
+			names = append(names, p.Name)
+		}
+		for _, n := range slices.Compact(slices.Sorted(slices.Values(names))) {
+			if _, err := tx.exec(ctx, `INSERT INTO advisory_packages (advisory_id, name) VALUES (?, ?)`, a.ID, n); err != nil {
+				return 0, 0, fmt.Errorf("insert package %s of %s: %w", n, a.ID, err)
+			}
+		}
+	}
+	return created, updated, nil
 }
 
 // advisoryTarget names the advisories of one put in the audit log: the id

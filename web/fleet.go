@@ -214,6 +214,8 @@ type exposureData struct {
 	Adv        *kiln.Advisory
 	Exposure   *kiln.Exposure
 	Pager      pager
+	// Sources are the advisory sources kiln serve syncs, with their state.
+	Sources []*kiln.AdvisoryFeed
 }
 
 // maxChoices bounds the advisories offered in the form's list; any other
@@ -240,6 +242,12 @@ func (s *Server) exposurePage(w http.ResponseWriter, r *http.Request) {
 	if d.ImageLevel, _, err = s.cfg.Advisories.ListAdvisories(ctx, kiln.AdvisoryFilter{FixedIn: true, Limit: 100}); err != nil {
 		s.fail(w, r, title, err)
 		return
+	}
+	if s.cfg.AdvisorySources != nil {
+		if d.Sources, err = s.cfg.AdvisorySources.ListAdvisoryFeeds(ctx); err != nil {
+			s.fail(w, r, title, err)
+			return
+		}
 	}
 	p := page{Title: title, Nav: "exposure"}
 	status := http.StatusOK

@@ -29,6 +29,9 @@ type Config struct {
 	Inventory  kiln.Inventory
 	Fleet      kiln.Fleet
 	Advisories kiln.AdvisoryStore
+	// AdvisorySources is optional: with it the exposure page shows each
+	// advisory source's last sync and error.
+	AdvisorySources kiln.AdvisorySourceStore
 	// Runs is optional: without it the runs pages say the pipeline is not
 	// configured.
 	Runs kiln.RunStore

@@ -185,6 +185,7 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 		fleet.New(db, db).RunMarkLost(lostCtx, 24*time.Hour, 10*time.Minute, logger)
 	}()
 	defer func() { stopLost(); <-lostDone }()
+	defer startAdvisorySources(ctx, db, cfg, logger)() // advisory sources kept current; stopped before db closes
 	// The use cases on db, and on this machine's platform if it can run
 	// instances.
 	g := newGraph(db, signer, cfg, logger)
@@ -207,7 +208,7 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	defer apiHandler.Close()
 	// The dashboard under /ui/, next to the API; its session cookie is
 	// Secure when kiln serves TLS or a TLS proxy is in front (--secure-cookies).
-	dashboard, err := web.New(web.Config{Registry: db, Inventory: db, Fleet: db, Advisories: db, Runs: db, Tokens: db, Channels: db,
+	dashboard, err := web.New(web.Config{Registry: db, Inventory: db, Fleet: db, Advisories: db, AdvisorySources: db, Runs: db, Tokens: db, Channels: db,
 		History: db, Services: db, Rollouts: db, Timeline: db, Logger: logger, Version: version,
 		Secure: opts.TLSCert != "" || opts.SecureCookies, InsecureListen: opts.InsecureListen && opts.TLSCert == ""})
 	if err != nil {

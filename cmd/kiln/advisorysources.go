@@ -1,0 +1,22 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/kiln-project/kiln/cli"
+	"github.com/kiln-project/kiln/feed"
+	"github.com/kiln-project/kiln/store"
+)
+
+// advisorySourceTick is how often kiln serve looks for advisory sources
+// whose interval has passed.
+const advisorySourceTick = time.Minute
+
+// startAdvisorySources syncs due advisory sources in the background (kiln
+// serve) and returns the function that stops it and waits; call it before
+// db closes.
+func startAdvisorySources(ctx context.Context, db *store.DB, cfg cli.Config, logger *slog.Logger) (stop func()) {
+	return feed.Start(ctx, &feed.Syncer{Store: db, TempDir: cfg.DataDir, Logger: logger}, advisorySourceTick)
+}
