@@ -68,21 +68,6 @@ func (s *ScanResult) Lines() []string {
 	return out
 }
 
-// severityRank orders the words sources use; unknown words count as medium.
-func severityRank(s string) int {
-	switch strings.ToLower(s) {
-	case "unimportant", "negligible", "not yet assigned", "end-of-life":
-		return 0
-	case "low":
-		return 1
-	case "high", "important":
-		return 3
-	case "critical":
-		return 4
-	}
-	return 2
-}
-
 // Scan matches a version's packages against the advisories in store that
 // name their source packages, for the Debian release the version was made
 // from, and keeps the affected findings whose triage state the policy
@@ -134,7 +119,7 @@ func Scan(ctx context.Context, store kiln.AdvisoryStore, v *kiln.Version, releas
 	}
 	minRank := 0
 	if policy.MinSeverity != "" {
-		minRank = severityRank(policy.MinSeverity)
+		minRank = advisory.SeverityRank(policy.MinSeverity)
 	}
 	include, err := advisory.ParseInclude("scan.include", policy.Include)
 	if err != nil {
@@ -143,7 +128,7 @@ func Scan(ctx context.Context, store kiln.AdvisoryStore, v *kiln.Version, releas
 	counted, triaged := advisory.Counted(ix.Match(v.Provenance.Packages, sources), include)
 	res.Triaged = triaged
 	for _, f := range counted {
-		if severityRank(f.Severity) < minRank {
+		if advisory.SeverityRank(f.Severity) < minRank {
 			res.Ignored++
 			continue
 		}
