@@ -299,10 +299,15 @@ type OverlayDirs interface {
 	// LowerDir is the image's root filesystem; ENOTFOUND when the
 	// instance is not on this machine.
 	LowerDir(id string) (string, error)
+	// CredentialDrift reports how the configuration delivered at launch
+	// (outside the overlay: systemd credentials) differs from what the
+	// running instance holds now, as file entries.
+	CredentialDrift(ctx context.Context, id string) ([]kiln.DriftEntry, error)
 }
 
 // CompareInstance reports how instance id differs from its image, as
-// CompareOverlay does, with the directories dirs gives for it.
+// CompareOverlay does, with the directories dirs gives for it, and how
+// the configuration it holds differs from what it was given at launch.
 func CompareInstance(ctx context.Context, dirs OverlayDirs, id string, manifest []kiln.Package) (*kiln.Drift, error) {
 	lower, err := dirs.LowerDir(id)
 	if kiln.ErrorCode(err) == kiln.ENOTFOUND {
@@ -311,5 +316,14 @@ func CompareInstance(ctx context.Context, dirs OverlayDirs, id string, manifest 
 	if err != nil {
 		return nil, err
 	}
-	return CompareOverlay(ctx, dirs.UpperDir(id), lower, manifest)
+	d, err := CompareOverlay(ctx, dirs.UpperDir(id), lower, manifest)
+	if err != nil {
+		return nil, err
+	}
+	creds, err := dirs.CredentialDrift(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	d.Files = append(d.Files, creds...)
+	return d, nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -74,6 +75,32 @@ func TestLaunchConfig(t *testing.T) {
 	}
 	if bytes.Contains(cmdline, []byte(secret)) || !bytes.Contains(cmdline, []byte("--load-credential=db-password:")) {
 		t.Errorf("systemd-nspawn command line: %s", strings.ReplaceAll(string(cmdline), "\x00", " "))
+	}
+
+	// Drift over the delivered configuration: none as launched; a changed,
+	// a missing and an added credential after root in the instance
+	// replaces the credential mount.
+	if d, err := e.p.CredentialDrift(ctx, id); err != nil || len(d) != 0 {
+		t.Fatalf("credential drift as launched = %+v, %v; want none", d, err)
+	}
+	tamper := `set -e; cp -a /run/credentials/@system/. /tmp/creds; mount -t tmpfs tmpfs /run/credentials/@system
+cp -a /tmp/creds/. /run/credentials/@system/; cd /run/credentials/@system
+echo "hello from elsewhere" > banner.txt; rm db-password; echo extra > added`
+	var errb bytes.Buffer
+	if code, err := e.p.Exec(ctx, id, []string{"sh", "-c", tamper}, kiln.ExecIO{Stderr: &errb}); err != nil || code != 0 {
+		t.Fatalf("tamper: exit %d, %v: %s", code, err, errb.String())
+	}
+	d, err := e.p.CredentialDrift(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []kiln.DriftEntry{
+		{Kind: kiln.DriftAdded, Path: SystemCredentials + "/added"},
+		{Kind: kiln.DriftChanged, Path: SystemCredentials + "/banner.txt"},
+		{Kind: kiln.DriftDeleted, Path: SystemCredentials + "/db-password"},
+	}
+	if !slices.Equal(d, want) {
+		t.Errorf("credential drift = %+v; want %+v", d, want)
 	}
 }
 

@@ -117,7 +117,7 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 		rec.Version = spec.Version.String()
 	}
 	if spec.Config != nil {
-		if rec.Credentials, err = writeCredentials(dir, spec.Config); err != nil {
+		if rec.Credentials, rec.CredentialHashes, err = writeCredentials(dir, spec.Config); err != nil {
 			return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
 		}
 		rec.ConfigDigest = spec.Config.Digest

@@ -44,8 +44,11 @@ type record struct {
 	Probe    string `json:"probe,omitempty"`
 	// Credentials names the launch configuration's credentials, given to
 	// systemd-nspawn with --load-credential from credentialsDir.
-	Credentials  []string `json:"credentials,omitempty"`
-	ConfigDigest string   `json:"config_digest,omitempty"`
+	Credentials []string `json:"credentials,omitempty"`
+	// CredentialHashes are the credentials' content hashes ("sha256:…" by
+	// name), kept for drift detection after the host copy is removed.
+	CredentialHashes map[string]string `json:"credential_hashes,omitempty"`
+	ConfigDigest     string            `json:"config_digest,omitempty"`
 
 	State kiln.InstanceState `json:"state"`
 	// Ports are the forwards asked for until the supervisor has bound them,
