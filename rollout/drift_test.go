@@ -12,7 +12,7 @@ import (
 
 // TestDriftOfInstance boots an instance, checks that a fresh one shows no
 // drift (only volatile paths changed), then changes it by hand and checks
-// each change is reported.
+// each change is reported, a changed delivered credential among them.
 func TestDriftOfInstance(t *testing.T) {
 	img := variant(t, nil)
 	e := newEnv(t, []string{img}, 1, 1, 0)
@@ -21,7 +21,8 @@ func TestDriftOfInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.plat.Launch(ctx, kiln.LaunchSpec{ID: "drift-1", Name: "drift-1", Artifact: *v.Provenance.Artifact, Timeout: time.Minute}); err != nil {
+	cfg := &kiln.LaunchConfig{Digest: "sha256:test", Source: "test", Credentials: []kiln.Credential{{Name: "banner.txt", Data: []byte("as delivered\n")}}}
+	if _, err := e.plat.Launch(ctx, kiln.LaunchSpec{ID: "drift-1", Name: "drift-1", Artifact: *v.Provenance.Artifact, Timeout: time.Minute, Config: cfg}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.plat.Destroy(context.Background(), "drift-1") })
@@ -39,7 +40,9 @@ func TestDriftOfInstance(t *testing.T) {
 
 	script := `echo new > /etc/added.conf && echo changed >> /srv/www/index.html && rm /etc/issue && mkdir /opt/tools &&
 		sed -i '/^Package: busybox$/,/^$/ s/^Version: .*/Version: 9:9.9-hand-built/' /var/lib/dpkg/status &&
-		echo noise >> /var/log/kiln-test.log`
+		echo noise >> /var/log/kiln-test.log &&
+		cp -a /run/credentials/@system/. /tmp/creds && mount -t tmpfs tmpfs /run/credentials/@system &&
+		cp -a /tmp/creds/. /run/credentials/@system/ && echo by hand > /run/credentials/@system/banner.txt`
 	if code, err := e.plat.Exec(ctx, "drift-1", []string{"sh", "-c", script}, kiln.ExecIO{}); err != nil || code != 0 {
 		t.Fatalf("change the instance: status %d, %v", code, err)
 	}
@@ -48,7 +51,8 @@ func TestDriftOfInstance(t *testing.T) {
 	for _, f := range d.Files {
 		got = append(got, string(f.Kind)+" "+f.Path)
 	}
-	for _, want := range []string{"added /etc/added.conf", "changed /srv/www/index.html", "deleted /etc/issue", "added /opt/tools/", "changed /var/lib/dpkg/status"} {
+	for _, want := range []string{"added /etc/added.conf", "changed /srv/www/index.html", "deleted /etc/issue", "added /opt/tools/", "changed /var/lib/dpkg/status",
+		"changed /run/credentials/@system/banner.txt"} {
 		if !strings.Contains(strings.Join(got, "\n")+"\n", want+"\n") {
 			t.Errorf("drift files %q lack %q", got, want)
 		}
