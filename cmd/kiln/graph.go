@@ -57,7 +57,7 @@ func newGraph(db *store.DB, signer *sign.Signer, cfg cli.Config, logger *slog.Lo
 // on wires the launcher and the builder on arts and plat.
 func (g *graph) on(arts *artifact.Store, plat *local.Platform) *graph {
 	g.arts, g.plat = arts, plat
-	g.launcher = &launch.Launcher{Registry: g.db, Platform: plat, Inventory: g.db, Key: g.signer.Public(), Trusted: trusted(g.signer), Logger: g.logger}
+	g.launcher = &launch.Launcher{Registry: g.db, Platform: plat, Inventory: g.db, Key: g.signer.Public(), Trusted: trusted(g.signer), Logger: g.logger, Audit: g.db}
 	g.builder = &build.Builder{Registry: g.db, Artifacts: arts, DataDir: g.cfg.DataDir, Logger: g.logger, Clock: time.Now, AgentBinary: agentBinary(g.logger)}
 	return g
 }
