@@ -59,6 +59,9 @@ func (g *graph) on(arts *artifact.Store, plat *local.Platform) *graph {
 	g.arts, g.plat = arts, plat
 	g.launcher = &launch.Launcher{Registry: g.db, Platform: plat, Inventory: g.db, Key: g.signer.Public(), Trusted: trusted(g.signer), Logger: g.logger, Audit: g.db}
 	g.builder = &build.Builder{Registry: g.db, Artifacts: arts, DataDir: g.cfg.DataDir, Logger: g.logger, Clock: time.Now, AgentBinary: agentBinary(g.logger)}
+	if g.signer != nil {
+		g.builder.SBOM = g.signer
+	}
 	return g
 }
 
