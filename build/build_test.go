@@ -10,6 +10,7 @@ import (
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/sign"
 )
 
 // readArtifact returns the named files' content from a version's artifact.
@@ -110,6 +111,29 @@ func TestFreshBakeCacheAndUpToDate(t *testing.T) {
 	log, err := b.Registry.Attachment(context.Background(), v.Ref(), LogAttachment)
 	if err != nil || !strings.Contains(string(log.Data), "mmdebstrap") {
 		t.Errorf("build log attachment: %v", err)
+	}
+	// Both SBOMs are kept, signed, naming every package of the manifest
+	// with licences read from the image (base-files has a DEP-5 file).
+	for _, pt := range []string{sign.PredicateSPDX, sign.PredicateCycloneDX} {
+		att, err := b.Registry.Attachment(context.Background(), v.Ref(), sign.SBOMAttachment(pt))
+		if err != nil {
+			t.Errorf("%s SBOM attachment: %v", pt, err)
+			continue
+		}
+		_, doc, err := sign.VerifySBOM(shared.signer.Public(), att.Data, v)
+		if err != nil {
+			t.Errorf("%s SBOM: %v", pt, err)
+			continue
+		}
+		for _, p := range p.Packages {
+			if !strings.Contains(string(doc), `"name": "`+p.Name+`"`) {
+				t.Errorf("%s SBOM lacks package %s", pt, p.Name)
+				break
+			}
+		}
+	}
+	if log != nil && !strings.Contains(string(log.Data), "spdx SBOM kept as sbom.spdx.dsse.json") {
+		t.Errorf("the build log does not say the SBOM was kept:\n%s", log.Data)
 	}
 
 	// Nothing changed: up to date, no version.

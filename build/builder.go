@@ -41,6 +41,9 @@ type Builder struct {
 	// image as /usr/local/bin/kiln with the kiln-agent check-in timer
 	// (docs/fleet.md), so servers report their version. Empty: no agent.
 	AgentBinary string
+	// SBOM signs the SPDX and CycloneDX SBOMs kept with every version
+	// built (the provenance signing key); nil keeps none.
+	SBOM SBOMSealer
 }
 
 // Options change one build.
@@ -189,6 +192,9 @@ type run struct {
 	finalKey string
 	number   int
 	artifact *kiln.Artifact
+	// licences are the packages' licences read from the final root
+	// filesystem, for the SBOM (sbom.Options.Licenses).
+	licences map[string]string
 	// bg collects layer exports running in the background.
 	bg    sync.WaitGroup
 	bgMu  sync.Mutex

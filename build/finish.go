@@ -108,6 +108,7 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 	if err != nil {
 		return fail(err)
 	}
+	r.readLicences(o.Target, pkgs)
 	art, err := putTar(ctx, b.Artifacts, o.Target, bake.WriteOptions{})
 	if err != nil {
 		return fail(fmt.Errorf("store artifact: %w", err))
@@ -185,6 +186,7 @@ func (r *run) register(ctx context.Context, nv *kiln.NewVersion) error {
 		markFailed(reason)
 		return kiln.Errorf(kiln.ECONFLICT, "version %s marked failed: %s; build again", v.Name, reason)
 	}
+	r.attachSBOMs(rctx, v)
 	r.rep.event(Event{Kind: EventDone, Version: ptr(v.Ref()), Elapsed: time.Since(nv.Provenance.StartedAt), Name: summary(r.res)})
 	log := r.rep.bytes()
 	err = b.Registry.AddAttachment(rctx, v.Ref(), &kiln.Attachment{

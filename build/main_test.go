@@ -2,6 +2,8 @@ package build
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/definition"
 	"github.com/kiln-project/kiln/internal/ci"
+	"github.com/kiln-project/kiln/sign"
 	"github.com/kiln-project/kiln/store"
 )
 
@@ -24,6 +27,7 @@ var shared struct {
 	dataDir string
 	reg     *store.DB
 	arts    *artifact.Store
+	signer  *sign.Signer
 }
 
 func TestMain(m *testing.M) {
@@ -76,10 +80,14 @@ func needBuilder(t *testing.T) *Builder {
 		if err != nil {
 			t.Fatal(err)
 		}
-		shared.reg, shared.arts = reg, arts
+		_, key, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shared.reg, shared.arts, shared.signer = reg, arts, sign.NewSigner(key)
 	}
 	return &Builder{Registry: shared.reg, Artifacts: shared.arts, DataDir: shared.dataDir,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), SBOM: shared.signer}
 }
 
 func onPath(name string) bool { _, err := exec.LookPath(name); return err == nil }

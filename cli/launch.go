@@ -37,6 +37,7 @@ func (a *App) instanceLaunchCmd() *cobra.Command {
 		vf                        varFlags
 		ports                     []string
 		timeout                   time.Duration
+		force                     bool
 	)
 	c := &cobra.Command{
 		Use:   "launch IMAGE-N",
@@ -69,7 +70,7 @@ func (a *App) instanceLaunchCmd() *cobra.Command {
 			if name == "" {
 				name = fmt.Sprintf("%s-%s", ref, strconv.FormatInt(time.Now().Unix()%100000, 36))
 			}
-			l, err := svc.Launcher.Launch(cmd.Context(), launch.Request{Version: ref, ID: name, Environment: env, Ports: fwd, Timeout: timeout, Gate: launch.Usable, Config: cfg})
+			l, err := svc.Launcher.Launch(cmd.Context(), launch.Request{Version: ref, ID: name, Environment: env, Ports: fwd, Timeout: timeout, Gate: launch.Usable, Config: cfg, Force: force})
 			if err != nil {
 				return err
 			}
@@ -95,6 +96,7 @@ func (a *App) instanceLaunchCmd() *cobra.Command {
 	c.Flags().DurationVar(&timeout, "timeout", 0, "how long to wait for the instance to boot (default 60s)")
 	c.Flags().StringVar(&config, "config", "", "give the instance the files of this directory (or this one file) as credentials (docs/configuration.md)")
 	c.Flags().StringVar(&estate, "estate", "", "give the instance the configuration the estate declares for the image in --env")
+	c.Flags().BoolVar(&force, "force", false, "launch the version even if it is revoked (recorded in the audit log)")
 	vf.add(c)
 	return c
 }

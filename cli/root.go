@@ -83,6 +83,9 @@ type Services struct {
 	ServiceStore kiln.ServiceStore
 	RolloutStore kiln.RolloutStore
 	Channels     kiln.ChannelStore
+	// Revoker revokes versions through ancestry and keeps scheduled
+	// revocations; nil through --server.
+	Revoker kiln.Revoker
 	// RunStarter queues runs on a kiln server (--server).
 	RunStarter kiln.RunStarter
 	// Signing is a kiln server's provenance signing key and envelopes

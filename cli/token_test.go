@@ -25,7 +25,7 @@ func kilnCmd(t *testing.T, dir string, args ...string) (string, string, int) {
 			if err != nil {
 				return nil, err
 			}
-			return &cli.Services{Registry: db, Tokens: db, Audit: db, Checkpoints: db, DataDir: cfg.DataDir, Close: db.Close}, nil
+			return &cli.Services{Registry: db, Revoker: db, Tokens: db, Audit: db, Checkpoints: db, DataDir: cfg.DataDir, Close: db.Close}, nil
 		}}
 	code := app.Run(context.Background(), append([]string{"--data-dir", dir}, args...))
 	return out.String(), errb.String(), code

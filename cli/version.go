@@ -19,6 +19,7 @@ func (a *App) versionCmd() *cobra.Command {
 		a.versionStatusCmd(), a.versionTagCmd(), a.versionHistoryCmd(), a.versionLineageCmd(),
 		a.versionDiffCmd(), a.versionLogCmd(), a.versionAttachmentsCmd(), a.versionVerifyCmd())
 	cmd.AddCommand(a.versionSBOMCmd(), a.versionImportCmd())
+	cmd.AddCommand(a.revocationCmds()...)
 	return cmd
 }
 

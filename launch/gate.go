@@ -8,13 +8,13 @@ import kiln "github.com/kiln-project/kiln"
 type Gate func(v *kiln.Version) error
 
 // Usable is the rule of `kiln instance launch`: any built version that is
-// neither failed nor revoked.
+// not failed. A revoked version is refused by Check itself unless the
+// request forces it.
 func Usable(v *kiln.Version) error {
 	if v.Provenance.Artifact == nil {
 		return kiln.Errorf(kiln.EINVALID, "%s has no artifact recorded; only built versions can be launched", v.Ref())
 	}
-	switch v.Status {
-	case kiln.StatusFailed, kiln.StatusRevoked:
+	if v.Status == kiln.StatusFailed {
 		return kiln.Errorf(kiln.ECONFLICT, "%s is %s and must not be launched", v.Ref(), v.Status)
 	}
 	return nil

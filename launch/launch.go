@@ -31,6 +31,9 @@ type Launcher struct {
 	// Getenv reads the environment variables secrets refer to; os.Getenv
 	// when nil.
 	Getenv func(string) string
+	// Audit records forced launches of revoked versions; nil records
+	// none (the launch is still logged).
+	Audit kiln.AuditLog
 }
 
 // Request is one instance to launch, with what it is given at creation.
@@ -50,6 +53,9 @@ type Request struct {
 	// Config is resolved (read) just before the boot and delivered to the
 	// instance; its digest and source are recorded. nil gives none.
 	Config *Config
+	// Force launches a revoked version all the same (`kiln instance
+	// launch --force`); the launch is audited.
+	Force bool
 }
 
 // Result is a launched, recorded instance.
@@ -76,11 +82,17 @@ func (e *BootError) Unwrap() error { return e.Err }
 // failed; it runs on a context that survives the caller's cancellation.
 const destroyTimeout = 2 * time.Minute
 
-// Check finds the version ref and vets it for launching: gate's rule, an
-// artifact, and signed provenance that verifies against Key or a Trusted key (the
-// artifact's content is checked by the platform when it unpacks it). It
-// returns the version as checked.
+// Check finds the version ref and vets it for launching: gate's rule, not
+// revoked (kiln.RevokedError), an artifact kiln made (not an external
+// one such as a Packer import), and signed provenance that verifies
+// against Key or a Trusted key (the artifact's content is checked by the
+// platform when it unpacks it). It returns the version as checked.
 func (l *Launcher) Check(ctx context.Context, ref kiln.VersionRef, gate Gate) (*kiln.Version, error) {
+	return l.check(ctx, ref, gate, false)
+}
+
+// check is Check; force lets a revoked version through.
+func (l *Launcher) check(ctx context.Context, ref kiln.VersionRef, gate Gate, force bool) (*kiln.Version, error) {
 	v, err := l.Registry.FindVersion(ctx, ref)
 	if err != nil {
 		return nil, err
@@ -90,8 +102,14 @@ func (l *Launcher) Check(ctx context.Context, ref kiln.VersionRef, gate Gate) (*
 			return nil, err
 		}
 	}
+	if v.Revoked() && !force {
+		return nil, kiln.RevokedError(v)
+	}
 	if v.Provenance.Artifact == nil {
 		return nil, kiln.Errorf(kiln.EINVALID, "%s has no artifact recorded; only built versions can be launched", ref)
+	}
+	if v.Provenance.Artifact.External() {
+		return nil, kiln.Errorf(kiln.EINVALID, "kiln cannot launch an external artifact: %s refers to %s, which kiln did not build and does not hold; launch it with the tool that made it", ref, v.Provenance.Artifact.Ref)
 	}
 	if l.Key == nil {
 		return nil, kiln.Errorf(kiln.EUNAVAILABLE, "refusing to launch %s: this kiln has no key to verify signed provenance with", ref)
@@ -108,9 +126,14 @@ func (l *Launcher) Check(ctx context.Context, ref kiln.VersionRef, gate Gate) (*
 // could not be recorded is destroyed again. Cancelling ctx destroys what
 // was started.
 func (l *Launcher) Launch(ctx context.Context, req Request) (*Result, error) {
-	v, err := l.Check(ctx, req.Version, req.Gate)
+	v, err := l.check(ctx, req.Version, req.Gate, req.Force)
 	if err != nil {
 		return nil, err
+	}
+	if v.Revoked() {
+		if err := l.auditForced(ctx, v, req.ID); err != nil {
+			return nil, err
+		}
 	}
 	name := req.Name
 	if name == "" {
@@ -140,6 +163,35 @@ func (l *Launcher) Launch(ctx context.Context, req Request) (*Result, error) {
 		}
 	}
 	return &Result{Version: v, Instance: inst, Launch: res}, nil
+}
+
+// auditForced records the forced launch of revoked version v as
+// instance id, before the platform is asked: a launch that cannot be
+// audited does not happen.
+func (l *Launcher) auditForced(ctx context.Context, v *kiln.Version, id string) error {
+	detail := "forced launch of a revoked version as instance " + id
+	if r := v.Revocation; r != nil {
+		if r.Through != nil {
+			detail += fmt.Sprintf(" (revoked through %s: %s)", r.Through, orNone(r.Reason))
+		} else {
+			detail += fmt.Sprintf(" (revoked: %s)", orNone(r.Reason))
+		}
+	}
+	l.log().Warn("launching a revoked version (forced)", "version", v.Ref().String(), "instance", id)
+	if l.Audit == nil {
+		return nil
+	}
+	if err := l.Audit.AppendAudit(ctx, &kiln.AuditEntry{Action: "instance.launch.forced", Target: v.Ref().String(), Detail: detail}); err != nil {
+		return fmt.Errorf("refusing the forced launch of %s: it could not be audited: %w", v.Ref(), err)
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no reason given"
+	}
+	return s
 }
 
 // undo destroys an instance whose launch failed with err, and returns err

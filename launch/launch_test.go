@@ -195,7 +195,7 @@ func TestLaunchGates(t *testing.T) {
 	if _, err := e.db.SetStatus(ctx, web1, kiln.StatusRevoked, "test"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.l.Check(ctx, web1, launch.Usable); kiln.ErrorCode(err) != kiln.ECONFLICT || !strings.Contains(err.Error(), "web-1 is revoked and must not be launched") {
+	if _, err := e.l.Check(ctx, web1, launch.Usable); kiln.ErrorCode(err) != kiln.ECONFLICT || !strings.Contains(err.Error(), "web-1 is revoked (test, by local:test") {
 		t.Errorf("usable revoked: %v", err)
 	}
 	if _, err := e.l.Check(ctx, web1, launch.Ready(true)); kiln.ErrorCode(err) != kiln.ECONFLICT || !strings.Contains(err.Error(), "only ready versions are rolled out") {
@@ -222,5 +222,53 @@ func TestLaunchUndoesFailures(t *testing.T) {
 	}
 	if strings.Join(e.plat.destroyed, " ") != "a b" {
 		t.Fatalf("destroyed %v; want a b", e.plat.destroyed)
+	}
+}
+
+// A revoked version is refused with the revocation's reason unless the
+// request forces it; a forced launch is audited. An external artifact
+// (a Packer import) is refused whatever the request says.
+func TestLaunchRevokedAndExternal(t *testing.T) {
+	e := newEnv(t)
+	e.l.Audit = e.db
+	ctx := kiln.WithActor(context.Background(), "local:test")
+	if _, err := e.db.Revoke(ctx, web1, "CVE-2026-1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.l.Launch(ctx, launch.Request{Version: web1, ID: "a", Gate: launch.Usable})
+	if kiln.ErrorCode(err) != kiln.ECONFLICT || !strings.Contains(err.Error(), "web-1 is revoked (CVE-2026-1") || len(e.plat.launched) != 0 {
+		t.Fatalf("launch of a revoked version: %v, launched %+v", err, e.plat.launched)
+	}
+	if _, err := e.l.Launch(ctx, launch.Request{Version: web1, ID: "b", Gate: launch.Usable, Force: true}); err != nil {
+		t.Fatalf("forced launch: %v", err)
+	}
+	if len(e.plat.launched) != 1 {
+		t.Fatalf("launched %+v", e.plat.launched)
+	}
+	entries, err := e.db.ListAudit(ctx, kiln.AuditFilter{Target: "web-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var forced *kiln.AuditEntry
+	for _, a := range entries {
+		if a.Action == "instance.launch.forced" {
+			forced = a
+		}
+	}
+	if forced == nil || forced.Actor != "local:test" || !strings.Contains(forced.Detail, "instance b") || !strings.Contains(forced.Detail, "CVE-2026-1") {
+		t.Fatalf("no audit entry for the forced launch: %+v", entries)
+	}
+
+	ext := kiln.Artifact{Ref: "us-east-1:ami-0abc"}
+	v, err := e.db.CreateVersion(ctx, &kiln.NewVersion{Image: "web", Provenance: kiln.Provenance{Method: kiln.MethodExternal, Artifact: &ext, BuiltBy: "packer"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.l.Launch(ctx, launch.Request{Version: v.Ref(), ID: "c", Force: true})
+	if kiln.ErrorCode(err) != kiln.EINVALID || !strings.Contains(err.Error(), "kiln cannot launch an external artifact") || !strings.Contains(err.Error(), "ami-0abc") {
+		t.Fatalf("launch of an external artifact: %v", err)
+	}
+	if len(e.plat.launched) != 1 {
+		t.Fatalf("launched %+v", e.plat.launched)
 	}
 }

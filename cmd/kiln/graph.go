@@ -57,8 +57,11 @@ func newGraph(db *store.DB, signer *sign.Signer, cfg cli.Config, logger *slog.Lo
 // on wires the launcher and the builder on arts and plat.
 func (g *graph) on(arts *artifact.Store, plat *local.Platform) *graph {
 	g.arts, g.plat = arts, plat
-	g.launcher = &launch.Launcher{Registry: g.db, Platform: plat, Inventory: g.db, Key: g.signer.Public(), Trusted: trusted(g.signer), Logger: g.logger}
+	g.launcher = &launch.Launcher{Registry: g.db, Platform: plat, Inventory: g.db, Key: g.signer.Public(), Trusted: trusted(g.signer), Logger: g.logger, Audit: g.db}
 	g.builder = &build.Builder{Registry: g.db, Artifacts: arts, DataDir: g.cfg.DataDir, Logger: g.logger, Clock: time.Now, AgentBinary: agentBinary(g.logger)}
+	if g.signer != nil {
+		g.builder.SBOM = g.signer
+	}
 	return g
 }
 
@@ -102,7 +105,7 @@ func (g *graph) services() *cli.Services {
 	db := g.db
 	return &cli.Services{Registry: db, Artifacts: g.arts, Tokens: db, Audit: db, Checkpoints: db, Estates: db, DataDir: g.cfg.DataDir,
 		Platform: g.plat, Overlays: g.plat, Inventory: db, Signer: g.signer, Reconcile: reconcileLocal(g.plat, db),
-		Fleet: db, Advisories: db, AdvisorySources: db, Pipeline: db, ServiceStore: db, RolloutStore: db, Channels: db,
+		Fleet: db, Advisories: db, AdvisorySources: db, Pipeline: db, ServiceStore: db, RolloutStore: db, Channels: db, Revoker: db,
 		Builder: g.builder, Launcher: g.launcher, Runner: g.runner, Tester: g.tester, Checker: g.checker,
 		Rollouts: func(progress io.Writer) cli.RolloutHost { return g.rolloutHost(progress) },
 		Close:    db.Close}

@@ -189,7 +189,8 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	// The use cases on db, and on this machine's platform if it can run
 	// instances.
 	g := newGraph(db, signer, cfg, logger)
-	defer startHistory(ctx, db, logger)() // daily fleet counts for the dashboard's trends
+	defer startHistory(ctx, db, logger)()                      // daily fleet counts for the dashboard's trends
+	defer startRevocations(ctx, db, revocationEvery, logger)() // scheduled revocations applied when due; stopped before db closes
 	// Pipeline worker, triggers, schedules and webhooks; stopped before db closes.
 	pipeCtx, stopPipeline := context.WithCancel(ctx)
 	waitPipeline := startPipeline(pipeCtx, g)
