@@ -52,7 +52,7 @@ func (r *run) attachSBOMs(ctx context.Context, v *kiln.Version) {
 		r.rep.logf("no signing key at hand: no SBOM kept with %s", v.Name)
 		return
 	}
-	opts := sbom.Options{Licenses: r.licences, Distro: r.distro(ctx, v)}
+	opts := sbom.Options{Licenses: r.licences, Distro: sbom.DistroOf(ctx, r.b.Registry, v)}
 	for _, f := range sbomFormats {
 		if err := r.attachSBOM(ctx, v, f.format, f.predicate, opts); err != nil {
 			r.warn("no %s SBOM kept with %s: %v; make it later with `kiln version sbom %s --format %s --generate`", f.format, v.Name, err, v.Name, f.format)
@@ -76,29 +76,6 @@ func (r *run) attachSBOM(ctx context.Context, v *kiln.Version, f sbom.Format, pr
 	}
 	r.rep.logf("%s SBOM kept as %s: %d packages from %d source packages, licence NOASSERTION for %d", f, att.Name, st.Packages, st.SourcePackages, st.NoAssertion)
 	return nil
-}
-
-// distro is the purl distro of v: its own origin's, or that of the
-// version it was built on, followed up to 16 levels ("" when none says).
-func (r *run) distro(ctx context.Context, v *kiln.Version) string {
-	for range 16 {
-		if d := sbom.Distro(v); d != "" {
-			return d
-		}
-		next := v.Provenance.Base
-		if next == nil {
-			next = v.Provenance.Parent
-		}
-		if next == nil {
-			return ""
-		}
-		b, err := r.b.Registry.FindVersion(ctx, *next)
-		if err != nil {
-			return ""
-		}
-		v = b
-	}
-	return ""
 }
 
 // warn writes a warning into the build log and kiln's log.

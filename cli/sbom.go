@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -95,7 +94,7 @@ func (a *App) printStoredSBOM(cmd *cobra.Command, svc *Services, v *kiln.Version
 
 func (a *App) generateSBOM(cmd *cobra.Command, svc *Services, reg kiln.Registry, v *kiln.Version, f sbom.Format, rootfs string, raw bool) error {
 	ctx := cmd.Context()
-	opts := sbom.Options{Distro: distroOf(ctx, reg, v)}
+	opts := sbom.Options{Distro: sbom.DistroOf(ctx, reg, v)}
 	if rootfs != "" {
 		lic, st, err := sbom.ReadLicenses(rootfs, v.Provenance.Packages)
 		if err != nil {
@@ -132,27 +131,4 @@ func (a *App) generateSBOM(cmd *cobra.Command, svc *Services, reg kiln.Registry,
 	}
 	_, err = cmd.OutOrStdout().Write(doc)
 	return err
-}
-
-// distroOf is the purl distro of v: its own origin's, or that of the
-// version it was built on, followed up to 16 levels.
-func distroOf(ctx context.Context, reg kiln.Registry, v *kiln.Version) string {
-	for range 16 {
-		if d := sbom.Distro(v); d != "" {
-			return d
-		}
-		next := v.Provenance.Base
-		if next == nil {
-			next = v.Provenance.Parent
-		}
-		if next == nil {
-			return ""
-		}
-		b, err := reg.FindVersion(ctx, *next)
-		if err != nil {
-			return ""
-		}
-		v = b
-	}
-	return ""
 }

@@ -2,6 +2,7 @@ package sbom
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -292,4 +293,33 @@ func escape(s string) string {
 		fmt.Fprintf(&b, "%%%02X", c)
 	}
 	return b.String()
+}
+
+// VersionFinder finds a version; kiln.Registry is one.
+type VersionFinder interface {
+	FindVersion(ctx context.Context, ref kiln.VersionRef) (*kiln.Version, error)
+}
+
+// DistroOf is the purl distro of v: its own origin's (Distro), or that of
+// the version it was built on, followed up to 16 levels ("" when none
+// says, or a version on the way cannot be read).
+func DistroOf(ctx context.Context, reg VersionFinder, v *kiln.Version) string {
+	for range 16 {
+		if d := Distro(v); d != "" {
+			return d
+		}
+		next := v.Provenance.Base
+		if next == nil {
+			next = v.Provenance.Parent
+		}
+		if next == nil {
+			return ""
+		}
+		b, err := reg.FindVersion(ctx, *next)
+		if err != nil {
+			return ""
+		}
+		v = b
+	}
+	return ""
 }
