@@ -8,9 +8,12 @@
 #   git               provenance of estates kept in git
 #   jq, curl, openssl used by the demo and by tests that check kiln's output the way users would
 #   chromium          headless browser for the dashboard's end-to-end test
+#   qemu-system-x86, qemu-utils, ovmf   the VM platform: QEMU, qemu-img, UEFI firmware
+#   e2fsprogs, fdisk, dosfstools, mtools, systemd-boot-efi   disk images without loop devices or mounts
 set -euo pipefail
 
-PKGS=(mmdebstrap systemd-container iproute2 postgresql git ca-certificates uidmap jq curl openssl tar)
+PKGS=(mmdebstrap systemd-container iproute2 postgresql git ca-certificates uidmap jq curl openssl tar
+	qemu-system-x86 qemu-utils ovmf e2fsprogs fdisk dosfstools mtools systemd-boot-efi)
 [ "${KILN_DEPS_BROWSER:-1}" = 1 ] && PKGS+=(chromium)
 
 missing=()
