@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"golang.org/x/sys/unix"
 )
 
 var _ kiln.Platform = (*Platform)(nil)
@@ -189,6 +190,11 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 	if _, err := os.Stat(dir); err == nil {
 		return nil, kiln.FieldErrorf(kiln.ECONFLICT, "id", "instance %s exists already; destroy it first or choose another id", spec.ID)
 	}
+	unlockCache, err := p.cacheLock(unix.LOCK_SH)
+	if err != nil {
+		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
+	}
+	defer unlockCache()
 	base, format, err := p.image(ctx, spec.Artifact.Digest)
 	if err != nil {
 		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
@@ -238,6 +244,7 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 	if err := writeRecord(dir, rec); err != nil {
 		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
 	}
+	unlockCache()
 
 	bootCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -646,6 +653,8 @@ func (p *Platform) settle(id, reason string) error {
 		}
 		return err
 	}
+	// The supervisor releases the lock just before it exits: let it finish.
+	waitExit(supervisorOf(dir, rec), dir, 2*time.Second)
 	if !killWait(rec.QemuPID, rec.QemuStart, killTimeout) {
 		return kiln.Errorf(kiln.EINTERNAL, "QEMU of instance %s (pid %d) survived SIGKILL", id, rec.QemuPID)
 	}
@@ -659,6 +668,22 @@ func (p *Platform) settle(id, reason string) error {
 		return writeRecord(dir, rec)
 	}
 	return nil
+}
+
+// waitExit waits until pid is no longer a process whose command line names
+// dir (it exited, or the PID is another process's now).
+func waitExit(pid int, dir string, timeout time.Duration) {
+	if pid <= 0 {
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		if err != nil || !bytes.Contains(b, []byte(dir)) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Destroy kills the guest at once (its disk is deleted, so there is

@@ -361,3 +361,29 @@ func TestNewNamesMissingPackages(t *testing.T) {
 		t.Errorf("New without QEMU on PATH: %v; want unavailable naming qemu-system-x86", err)
 	}
 }
+
+// BenchmarkLaunchToExec measures a launch until the guest's systemd has
+// finished booting and a command ran through the agent, then the destroy.
+func BenchmarkLaunchToExec(b *testing.B) {
+	e := newEnv(b, Config{})
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		i++
+		id := fmt.Sprintf("bench-%d", i)
+		if _, err := e.p.Launch(ctx, kiln.LaunchSpec{ID: id, Name: "bench", Artifact: e.art, Timeout: 3 * time.Minute,
+			Ports: []kiln.PortForward{{Host: "127.0.0.1:0", Guest: platformtest.ImageHTTPPort}}}); err != nil {
+			b.Fatal(err)
+		}
+		if code, err := e.p.Exec(ctx, id, []string{"true"}, kiln.ExecIO{}); err != nil || code != 0 {
+			b.Fatalf("exec true: %d, %v", code, err)
+		}
+		b.StopTimer()
+		if err := e.p.Destroy(ctx, id); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N)/1000, "s/launch")
+}

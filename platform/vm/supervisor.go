@@ -104,7 +104,7 @@ func (s *supervisor) run() error {
 	signal.Notify(sigs, sigStop, sigDestroy, syscall.SIGINT)
 	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
 
-	cmd, exited, err := s.start()
+	cmd, exited, err := s.start(sigs)
 	if err != nil {
 		s.cleanup()
 		rec.State = kiln.InstanceCrashed
@@ -165,7 +165,7 @@ loop:
 
 // start chooses the host ports, listens for QEMU's agent port and kiln's
 // commands, starts QEMU and waits for its agent port to connect.
-func (s *supervisor) start() (*exec.Cmd, <-chan error, error) {
+func (s *supervisor) start(sigs <-chan os.Signal) (*exec.Cmd, <-chan error, error) {
 	r := s.rec
 	// A host port 0 becomes a free one now; QEMU binds it a moment later.
 	bound := make([]kiln.PortForward, 0, len(r.Ports))
@@ -219,6 +219,10 @@ func (s *supervisor) start() (*exec.Cmd, <-chan error, error) {
 	case agent = <-conn:
 	case err := <-exited:
 		return nil, nil, kiln.Errorf(kiln.EUNAVAILABLE, "QEMU ended at once (%s): %s", exitText(err), strings.TrimSpace(tail("qemu.log", 2048)))
+	case sig := <-sigs:
+		_ = cmd.Process.Kill()
+		s.log.Debug("QEMU ended", "err", <-exited)
+		return nil, nil, kiln.Errorf(kiln.EUNAVAILABLE, "launch abandoned (%s) before QEMU connected its agent port", sig)
 	case <-time.After(connectTimeout):
 		_ = cmd.Process.Kill()
 		s.log.Debug("QEMU ended", "err", <-exited)

@@ -82,7 +82,7 @@ func buildRoot(ctx context.Context, root, img string, ids diskIDs, epoch time.Ti
 	if err != nil {
 		return err
 	}
-	if err := debugfs(ctx, env, img, script); err != nil {
+	if err := debugfs(ctx, env, img, epoch, script); err != nil {
 		return err
 	}
 	// mkfs.ext4 -d copies each file's ctime and atime, which the tree's
@@ -98,7 +98,7 @@ func buildRoot(ctx context.Context, root, img string, ids diskIDs, epoch time.Ti
 			fmt.Fprintf(&b, "sif <%d> %s %s\n", ino, f, ts)
 		}
 	}
-	if err := debugfs(ctx, env, img, b.Bytes()); err != nil {
+	if err := debugfs(ctx, env, img, epoch, b.Bytes()); err != nil {
 		return err
 	}
 	if _, err := output(ctx, env, toolE2fsck, "-f", "-n", img); err != nil {
@@ -152,7 +152,9 @@ func debugfsScript(root, work string, adds []addition, epoch time.Time) ([]byte,
 
 // debugfs runs a command file against the image. debugfs goes on after a
 // failed command, so its error output is the verdict.
-func debugfs(ctx context.Context, env []string, img string, script []byte) error {
+func debugfs(ctx context.Context, env []string, img string, epoch time.Time, script []byte) error {
+	// The time debugfs stamps new inodes and the superblock with.
+	script = append([]byte("set_current_time "+epoch.Format("20060102150405")+"\n"), script...)
 	f, err := os.CreateTemp(filepath.Dir(img), "debugfs-*.cmd")
 	if err != nil {
 		return fmt.Errorf("disk image: %w", err)
@@ -173,7 +175,7 @@ func debugfs(ctx context.Context, env []string, img string, script []byte) error
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		l := sc.Text()
-		if l == "" || strings.HasPrefix(l, "debugfs ") || strings.HasPrefix(l, "debugfs: ") || strings.HasPrefix(l, "Allocated inode:") {
+		if l == "" || strings.HasPrefix(l, "debugfs ") || strings.HasPrefix(l, "debugfs: ") || strings.HasPrefix(l, "Allocated inode:") || strings.HasPrefix(l, "Setting current time to") {
 			continue
 		}
 		bad = append(bad, l)
