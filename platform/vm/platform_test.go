@@ -189,8 +189,17 @@ func (e *env) harness() *platformtest.Harness {
 			}
 		},
 		Leftovers: e.leftovers,
-		Timeout:   2 * time.Minute,
+		Timeout:   bootTimeout(),
 	}
+}
+
+// bootTimeout bounds each test boot: KILN_TEST_VM_TIMEOUT, or 5 minutes (a
+// TCG boot takes 12–25 s on a quiet machine, minutes on a busy one).
+func bootTimeout() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("KILN_TEST_VM_TIMEOUT")); err == nil && d > 0 {
+		return d
+	}
+	return 5 * time.Minute
 }
 
 // TestPlatformSuite runs the shared suite: every launch boots a fresh VM
@@ -304,7 +313,7 @@ func testLaunchMain(args []string) int {
 	}
 	res, err := p.Launch(context.Background(), kiln.LaunchSpec{
 		ID: id, Name: "killed-launcher", Artifact: kiln.Artifact{Digest: digest},
-		Ports: []kiln.PortForward{{Host: "127.0.0.1:0", Guest: platformtest.ImageHTTPPort}}, Timeout: 2 * time.Minute,
+		Ports: []kiln.PortForward{{Host: "127.0.0.1:0", Guest: platformtest.ImageHTTPPort}}, Timeout: bootTimeout(),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -371,7 +380,7 @@ func BenchmarkLaunchToExec(b *testing.B) {
 	for b.Loop() {
 		i++
 		id := fmt.Sprintf("bench-%d", i)
-		if _, err := e.p.Launch(ctx, kiln.LaunchSpec{ID: id, Name: "bench", Artifact: e.art, Timeout: 3 * time.Minute,
+		if _, err := e.p.Launch(ctx, kiln.LaunchSpec{ID: id, Name: "bench", Artifact: e.art, Timeout: bootTimeout(),
 			Ports: []kiln.PortForward{{Host: "127.0.0.1:0", Guest: platformtest.ImageHTTPPort}}}); err != nil {
 			b.Fatal(err)
 		}

@@ -75,6 +75,9 @@ type Spec struct {
 	// Agent, when set, is a kiln binary on the host installed at AgentPath;
 	// otherwise the image's own is used.
 	Agent string
+	// Compress writes qcow2 clusters zlib-compressed (qemu-img convert -c):
+	// smaller to ship and import, slower to write and to boot from.
+	Compress bool
 	// FreeMiB is free space left in the root filesystem (before it grows at
 	// first boot); zero means 256.
 	FreeMiB int
@@ -178,7 +181,9 @@ func Build(ctx context.Context, spec Spec) (res *Result, err error) {
 
 	ids := deriveIDs(spec.Seed)
 	epoch := time.Unix(spec.SourceDateEpoch, 0).UTC()
-	cmdline := fmt.Sprintf("root=UUID=%s rootfstype=ext4 rw console=tty0 console=ttyS0,115200 panic=10", ids.root)
+	// rootdelay: the initramfs waits for the root device up to 300 s, not
+	// 30: an emulated (TCG) guest on a busy host can take longer.
+	cmdline := fmt.Sprintf("root=UUID=%s rootfstype=ext4 rootdelay=300 rw console=tty0 console=ttyS0,115200 panic=10", ids.rootFS)
 
 	rootImg := filepath.Join(work, "root.ext4")
 	if err := buildRoot(ctx, root, rootImg, ids, epoch, spec, networkConfigured(root)); err != nil {
@@ -196,7 +201,11 @@ func Build(ctx context.Context, spec Spec) (res *Result, err error) {
 	out := raw
 	if spec.Format == QCOW2 {
 		out = filepath.Join(work, "disk.qcow2")
-		if err := run(ctx, nil, toolQemuImg, "convert", "-f", "raw", "-O", "qcow2", raw, out); err != nil {
+		args := []string{"convert", "-f", "raw", "-O", "qcow2"}
+		if spec.Compress {
+			args = append(args, "-c")
+		}
+		if err := run(ctx, nil, toolQemuImg, append(args, raw, out)...); err != nil {
 			return nil, err
 		}
 	}

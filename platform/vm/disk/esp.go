@@ -53,7 +53,7 @@ func buildESP(ctx context.Context, work, img, root string, k *kernelFiles, loade
 	size := max(64*mib, need*2+16*mib)
 	size = (size + mib - 1) / mib * mib
 	env := []string{"SOURCE_DATE_EPOCH=" + strconv.FormatInt(epoch.Unix(), 10), "MTOOLS_SKIP_CHECK=1"}
-	if err := run(ctx, env, toolMkfsVfat, "-F", "32", "-n", "ESP", "-i", ids.volID, "--invariant", "-C", img, strconv.FormatInt(size/1024, 10)); err != nil {
+	if err := run(ctx, env, toolMkfsVfat, "-F", "32", "-n", "ESP", "--invariant", "-i", ids.volID, "-C", img, strconv.FormatInt(size/1024, 10)); err != nil {
 		return err
 	}
 	if err := run(ctx, env, toolMmd, "-i", img, "::/EFI", "::/EFI/BOOT", "::/loader", "::/loader/entries"); err != nil {
