@@ -208,6 +208,9 @@ func lastLines(path string, n int) string {
 	if len(keep) > n {
 		keep = keep[len(keep)-n:]
 	}
+	if len(keep) == 0 {
+		return "(the serial console is empty: the firmware had not started the boot loader yet)"
+	}
 	return strings.Join(keep, "\n")
 }
 

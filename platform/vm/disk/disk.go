@@ -181,9 +181,8 @@ func Build(ctx context.Context, spec Spec) (res *Result, err error) {
 
 	ids := deriveIDs(spec.Seed)
 	epoch := time.Unix(spec.SourceDateEpoch, 0).UTC()
-	// rootdelay: the initramfs waits for the root device up to 300 s, not
-	// 30: an emulated (TCG) guest on a busy host can take longer.
-	cmdline := fmt.Sprintf("root=UUID=%s rootfstype=ext4 rootdelay=300 rw console=tty0 console=ttyS0,115200 panic=10", ids.rootFS)
+	// No rootdelay=: initramfs-tools sleeps that long unconditionally.
+	cmdline := fmt.Sprintf("root=UUID=%s rootfstype=ext4 rw console=tty0 console=ttyS0,115200 panic=10", ids.rootFS)
 
 	rootImg := filepath.Join(work, "root.ext4")
 	if err := buildRoot(ctx, root, rootImg, ids, epoch, spec, networkConfigured(root)); err != nil {
