@@ -22,7 +22,6 @@ import (
 	"github.com/kiln-project/kiln/internal/testenv"
 	"github.com/kiln-project/kiln/platform/platformtest"
 	"github.com/kiln-project/kiln/platform/vm/disk"
-	"github.com/kiln-project/kiln/platform/vm/vmtest"
 )
 
 // TestMain lets the test binary play kiln's hidden roles: the supervisor on
@@ -71,7 +70,7 @@ func testDisk(t testing.TB) (string, *disk.Result) {
 	need(t)
 	image.once.Do(func() {
 		ctx := context.Background()
-		tar, err := vmtest.BakeRootfs(ctx, testenv.CacheDir())
+		tar, err := platformtest.BakeVMImage(ctx, testenv.CacheDir())
 		if err != nil {
 			image.err = err
 			return

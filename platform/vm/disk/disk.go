@@ -97,7 +97,7 @@ type Result struct {
 	VirtualSize int64  `json:"virtual_size"`
 	Kernel      string `json:"kernel"` // the kernel version booted, e.g. 6.1.0-28-amd64
 	DiskGUID    string `json:"disk_guid"`
-	RootUUID    string `json:"root_uuid"`
+	RootUUID    string `json:"root_uuid"` // the root filesystem's (fstab, root=UUID=)
 	// BootLoader is where systemd-boot came from: "image" or the host path.
 	BootLoader string `json:"boot_loader"`
 }
@@ -224,7 +224,7 @@ func Build(ctx context.Context, spec Spec) (res *Result, err error) {
 	}
 	return &Result{
 		Path: spec.Output, Format: spec.Format, Digest: digest, Size: ofi.Size(), VirtualSize: vsize,
-		Kernel: kernel.version, DiskGUID: ids.disk, RootUUID: ids.root, BootLoader: loaderFrom,
+		Kernel: kernel.version, DiskGUID: ids.disk, RootUUID: ids.rootFS, BootLoader: loaderFrom,
 	}, nil
 }
 

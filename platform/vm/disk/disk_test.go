@@ -15,7 +15,7 @@ import (
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/internal/ci"
 	"github.com/kiln-project/kiln/internal/testenv"
-	"github.com/kiln-project/kiln/platform/vm/vmtest"
+	"github.com/kiln-project/kiln/platform/platformtest"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,7 +41,7 @@ var rootfs struct {
 func testRootfs(t testing.TB) string {
 	t.Helper()
 	need(t)
-	rootfs.once.Do(func() { rootfs.path, rootfs.err = vmtest.BakeRootfs(context.Background(), testenv.CacheDir()) })
+	rootfs.once.Do(func() { rootfs.path, rootfs.err = platformtest.BakeVMImage(context.Background(), testenv.CacheDir()) })
 	if rootfs.err != nil {
 		t.Fatal(rootfs.err)
 	}
