@@ -38,7 +38,11 @@ func TestMain(m *testing.M) {
 			os.Exit(testLaunchMain(os.Args[2:]))
 		}
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if image.path != "" {
+		os.RemoveAll(filepath.Dir(image.path))
+	}
+	os.Exit(code)
 }
 
 // need skips (or fails under CI=true) when the machine cannot boot VMs.
