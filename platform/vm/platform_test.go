@@ -1,0 +1,401 @@
+package vm
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/artifact"
+	"github.com/kiln-project/kiln/internal/ci"
+	"github.com/kiln-project/kiln/internal/testenv"
+	"github.com/kiln-project/kiln/platform/platformtest"
+	"github.com/kiln-project/kiln/platform/vm/disk"
+)
+
+// TestMain lets the test binary play kiln's hidden roles: the supervisor on
+// the host, the agent inside the guest (the disk images the tests boot carry
+// this test binary as their kiln binary), and a launcher the tests kill.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "__vm-supervise":
+			os.Exit(SupervisorMain(os.Args[2:]))
+		case disk.AgentCommand:
+			os.Exit(AgentMain(os.Args[2:]))
+		case "__test-launch":
+			os.Exit(testLaunchMain(os.Args[2:]))
+		}
+	}
+	code := m.Run()
+	if image.path != "" {
+		os.RemoveAll(filepath.Dir(image.path))
+	}
+	os.Exit(code)
+}
+
+// need skips (or fails under CI=true) when the machine cannot boot VMs.
+func need(t testing.TB) {
+	t.Helper()
+	ci.Root(t, "the VM platform test")
+	for _, tl := range [][2]string{
+		{"qemu-system-x86_64", "qemu-system-x86"}, {"qemu-img", "qemu-utils"}, {"mmdebstrap", "mmdebstrap"},
+		{"mkfs.ext4", "e2fsprogs"}, {"sfdisk", "fdisk"}, {"mkfs.vfat", "dosfstools"}, {"mcopy", "mtools"},
+	} {
+		ci.Tool(t, tl[0], tl[1])
+	}
+	if _, err := findFirmware(); err != nil {
+		ci.SkipOrFail(t, err.Error())
+	}
+}
+
+// The disk image the tests boot: built once per test binary (it carries
+// this binary as the guest agent), from a rootfs baked once per machine.
+var image struct {
+	once sync.Once
+	path string
+	res  *disk.Result
+	err  error
+}
+
+func testDisk(t testing.TB) (string, *disk.Result) {
+	t.Helper()
+	need(t)
+	image.once.Do(func() {
+		ctx := context.Background()
+		tar, err := platformtest.BakeVMImage(ctx, testenv.CacheDir())
+		if err != nil {
+			image.err = err
+			return
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			image.err = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "kiln-vm-test-")
+		if err != nil {
+			image.err = err
+			return
+		}
+		image.path = filepath.Join(dir, "disk.qcow2")
+		image.res, image.err = disk.Build(ctx, disk.Spec{Rootfs: tar, Output: image.path, Agent: exe})
+	})
+	if image.err != nil {
+		t.Fatal(image.err)
+	}
+	return image.path, image.res
+}
+
+type env struct {
+	p     *Platform
+	store *artifact.Store
+	art   kiln.Artifact
+	dir   string
+}
+
+func newEnv(t testing.TB, cfg Config) *env {
+	t.Helper()
+	path, _ := testDisk(t)
+	dir := t.TempDir()
+	store, err := artifact.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	art, err := store.Put(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir, cfg.Artifacts = dir, store
+	cfg.Supervisor = []string{exe, "__vm-supervise"}
+	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: logLevel()}))
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("accelerator: %s", p.Accel())
+	return &env{p: p, store: store, art: *art, dir: dir}
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
+func logLevel() slog.Level {
+	if os.Getenv("KILN_TEST_DEBUG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}
+
+// leftovers lists processes naming the data directory (QEMU names its
+// overlay, the supervisor its instance directory) and overlays of
+// instances that no longer exist.
+func (e *env) leftovers(t testing.TB) []string {
+	var out []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(string(b), e.dir+"/") {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if _, ok := procStart(pid); !ok {
+			continue // a zombie being reaped
+		}
+		out = append(out, "process "+strconv.Itoa(pid)+": "+strings.ReplaceAll(string(b), "\x00", " "))
+	}
+	ents, _ := os.ReadDir(filepath.Join(e.p.dataDir, "instances"))
+	for _, d := range ents {
+		if _, err := readRecord(e.p.instanceDir(d.Name())); err != nil {
+			out = append(out, "instance directory without record "+d.Name())
+		}
+	}
+	return out
+}
+
+func (e *env) harness() *platformtest.Harness {
+	return &platformtest.Harness{
+		Platform:  e.p,
+		Artifacts: e.store,
+		Image:     e.art,
+		Crash: func(t testing.TB, id string) {
+			rec, err := readRecord(e.p.instanceDir(id))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := syscall.Kill(rec.QemuPID, syscall.SIGKILL); err != nil {
+				t.Fatalf("kill QEMU %d: %v", rec.QemuPID, err)
+			}
+		},
+		Leftovers: e.leftovers,
+		Timeout:   bootTimeout(),
+	}
+}
+
+// bootTimeout bounds each test boot: KILN_TEST_VM_TIMEOUT, or 5 minutes (a
+// TCG boot takes 12–25 s on a quiet machine, minutes on a busy one).
+func bootTimeout() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("KILN_TEST_VM_TIMEOUT")); err == nil && d > 0 {
+		return d
+	}
+	return 5 * time.Minute
+}
+
+// TestPlatformSuite runs the shared suite: every launch boots a fresh VM
+// (the suite's instances must not share state), which under TCG is most of
+// this package's test time.
+func TestPlatformSuite(t *testing.T) {
+	e := newEnv(t, Config{})
+	platformtest.Run(t, e.harness())
+}
+
+// TestSurvivesLauncher launches a VM from a process that is then killed
+// with SIGKILL: the VM keeps running under its supervisor, answers on its
+// forwarded port and through the agent, its root has grown to the larger
+// disk, and Destroy leaves no QEMU behind. Killing the supervisor takes
+// QEMU with it.
+func TestSurvivesLauncher(t *testing.T) {
+	e := newEnv(t, Config{DiskSize: 3 << 30})
+	ctx := context.Background()
+	exe, _ := os.Executable()
+	id := "killed-launcher"
+	t.Cleanup(func() { _ = e.p.Destroy(context.Background(), id) })
+
+	cmd := exec.Command(exe, "__test-launch", e.dir, e.art.Digest, id)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line := make([]byte, 256)
+	n, _ := out.Read(line)
+	host := strings.TrimSpace(string(line[:n]))
+	_ = cmd.Process.Kill() // kill -9 of the launching command
+	_ = cmd.Wait()
+	if !strings.HasPrefix(host, "127.0.0.1:") {
+		t.Fatalf("launcher said %q; want the forwarded address", host)
+	}
+
+	if st, err := e.p.State(ctx, id); err != nil || (st != kiln.InstanceRunning && st != kiln.InstanceDegraded) {
+		t.Fatalf("after the launcher was killed: State = %q, %v; want running", st, err)
+	}
+	resp, err := http.Get("http://" + host + "/")
+	if err != nil {
+		t.Fatalf("forwarded port after the launcher was killed: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != platformtest.ImageHTTPBody {
+		t.Errorf("forwarded port: %q", body)
+	}
+	var df strings.Builder
+	if code, err := e.p.Exec(ctx, id, []string{"df", "-B1", "--output=size", "/"}, kiln.ExecIO{Stdout: &df}); err != nil || code != 0 {
+		t.Fatalf("df: %d, %v", code, err)
+	}
+	f := strings.Fields(df.String())
+	size, _ := strconv.ParseInt(f[len(f)-1], 10, 64)
+	_, res := testDisk(t)
+	if size <= res.VirtualSize {
+		t.Errorf("root filesystem is %d bytes on a %d-byte disk (image %d): it did not grow at first boot", size, int64(3<<30), res.VirtualSize)
+	}
+	t.Logf("root filesystem grew to %d bytes (image disk %d)", size, res.VirtualSize)
+	if b, _ := os.ReadFile(filepath.Join(e.p.instanceDir(id), consoleFile)); !strings.Contains(string(b), "Linux version") {
+		t.Errorf("serial console log has no kernel banner (%d bytes)", len(b))
+	}
+
+	// Killing the supervisor takes QEMU along, and the instance reads as crashed.
+	rec, err := readRecord(e.p.instanceDir(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(rec.SupervisorPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for alive(rec.QemuPID, rec.QemuStart) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if alive(rec.QemuPID, rec.QemuStart) {
+		t.Errorf("QEMU %d outlived its supervisor", rec.QemuPID)
+	}
+	if st, _ := e.p.State(ctx, id); st != kiln.InstanceCrashed {
+		t.Errorf("after its supervisor was killed: State = %q; want crashed", st)
+	}
+	if err := e.p.Destroy(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if l := e.leftovers(t); len(l) > 0 {
+		t.Errorf("left behind: %v", l)
+	}
+	if _, err := os.Stat(e.p.instanceDir(id)); !os.IsNotExist(err) {
+		t.Errorf("instance directory (and its overlay) still there: %v", err)
+	}
+}
+
+// testLaunchMain launches an instance, prints its forwarded address and
+// waits to be killed.
+func testLaunchMain(args []string) int {
+	dataDir, digest, id := args[0], args[1], args[2]
+	store, err := artifact.Open(dataDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	exe, _ := os.Executable()
+	p, err := New(Config{DataDir: dataDir, Artifacts: store, Supervisor: []string{exe, "__vm-supervise"}, DiskSize: 3 << 30})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	res, err := p.Launch(context.Background(), kiln.LaunchSpec{
+		ID: id, Name: "killed-launcher", Artifact: kiln.Artifact{Digest: digest},
+		Ports: []kiln.PortForward{{Host: "127.0.0.1:0", Guest: platformtest.ImageHTTPPort}}, Timeout: bootTimeout(),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(res.Ports[0].Host)
+	select {}
+}
+
+// TestLaunchTimeout: a VM that does not finish booting in time fails the
+// launch with its serial console's last lines, and is destroyed.
+func TestLaunchTimeout(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := context.Background()
+	_, err := e.p.Launch(ctx, kiln.LaunchSpec{ID: "too-slow", Name: "too-slow", Artifact: e.art, Timeout: 4 * time.Second})
+	if err == nil {
+		t.Fatal("a 4-second launch timeout: the VM booted; want a timeout")
+	}
+	if kiln.ErrorCode(err) != kiln.EUNAVAILABLE || !strings.Contains(err.Error(), "serial console") {
+		t.Errorf("launch timeout: %v; want unavailable with the serial console's last lines", err)
+	}
+	t.Logf("the error: %v", err)
+	if _, err := e.p.State(ctx, "too-slow"); kiln.ErrorCode(err) != kiln.ENOTFOUND {
+		t.Errorf("after a timed-out launch: State: %v; want not found", err)
+	}
+	if l := e.leftovers(t); len(l) > 0 {
+		t.Errorf("left behind: %v", l)
+	}
+}
+
+func TestAccelChoice(t *testing.T) {
+	accel, why, err := chooseAccel(AccelAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("automatic choice: %s (%s)", accel, why)
+	if accel == AccelTCG && why == "" {
+		t.Error("TCG chosen without saying why KVM is not used")
+	}
+	if _, _, err := chooseAccel("hvf"); kiln.ErrorCode(err) != kiln.EINVALID {
+		t.Errorf("accel hvf: %v; want invalid", err)
+	}
+	if ok, reason := kvmUsable(); !ok {
+		if _, _, err := chooseAccel(AccelKVM); kiln.ErrorCode(err) != kiln.EUNAVAILABLE || !strings.Contains(err.Error(), reason) {
+			t.Errorf("accel kvm where KVM is unusable: %v; want unavailable saying %q", err, reason)
+		}
+	}
+}
+
+func TestNewNamesMissingPackages(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	_, err := New(Config{DataDir: t.TempDir(), Artifacts: &artifact.Store{}})
+	if kiln.ErrorCode(err) != kiln.EUNAVAILABLE || !strings.Contains(err.Error(), "qemu-system-x86") {
+		t.Errorf("New without QEMU on PATH: %v; want unavailable naming qemu-system-x86", err)
+	}
+}
+
+// BenchmarkLaunchToExec measures a launch until the guest's systemd has
+// finished booting and a command ran through the agent, then the destroy.
+func BenchmarkLaunchToExec(b *testing.B) {
+	e := newEnv(b, Config{})
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		i++
+		id := fmt.Sprintf("bench-%d", i)
+		if _, err := e.p.Launch(ctx, kiln.LaunchSpec{ID: id, Name: "bench", Artifact: e.art, Timeout: bootTimeout(),
+			Ports: []kiln.PortForward{{Host: "127.0.0.1:0", Guest: platformtest.ImageHTTPPort}}}); err != nil {
+			b.Fatal(err)
+		}
+		if code, err := e.p.Exec(ctx, id, []string{"true"}, kiln.ExecIO{}); err != nil || code != 0 {
+			b.Fatalf("exec true: %d, %v", code, err)
+		}
+		b.StopTimer()
+		if err := e.p.Destroy(ctx, id); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N)/1000, "s/launch")
+}
