@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"github.com/kiln-project/kiln/internal/ci"
 	"io"
 	"log/slog"
 	"net/http"
@@ -34,11 +35,11 @@ const (
 // own in a temporary directory; kiln's go.mod is untouched.
 func TestGeneratedClient(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds a generated client: not in -short")
+		ci.SkipOrFail(t, "builds a generated client: not in -short")
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		skipOrFail(t, "no go command on PATH to build the generated client")
+		ci.SkipOrFail(t, "no go command on PATH to build the generated client")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -74,10 +75,10 @@ func TestGeneratedClient(t *testing.T) {
 	// Fetching the generator and the runtime needs the module proxy (or a
 	// warm module cache); without them there is nothing to test with.
 	if out, err := gocmd(nil, "get", oapiRuntime); err != nil {
-		skipOrFail(t, "cannot fetch "+oapiRuntime+" (no module proxy?): "+out)
+		ci.SkipOrFail(t, "cannot fetch "+oapiRuntime+" (no module proxy?): "+out)
 	}
 	if out, err := gocmd(nil, "mod", "download", "-json", strings.Replace(oapiCodegen, "/cmd/oapi-codegen", "", 1)); err != nil {
-		skipOrFail(t, "cannot fetch "+oapiCodegen+" (no module proxy?): "+out)
+		ci.SkipOrFail(t, "cannot fetch "+oapiCodegen+" (no module proxy?): "+out)
 	}
 	// From here on a failure is the document's or the client's.
 	if out, err := gocmd(nil, "run", oapiCodegen, "-generate", "types,client", "-package", "kilnclient",
@@ -97,15 +98,6 @@ func TestGeneratedClient(t *testing.T) {
 	if err != nil || v.Status != kiln.StatusCandidate {
 		t.Fatalf("version recorded through the generated client: %+v, %v", v, err)
 	}
-}
-
-// skipOrFail skips a test whose tools are missing, unless CI=true.
-func skipOrFail(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
 }
 
 // get fetches url without credentials and fails the test unless it is 200.

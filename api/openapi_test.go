@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/kiln-project/kiln/internal/ci"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -177,7 +178,7 @@ const redoclyVersion = "2.77.0"
 // document the server serves.
 func TestOpenAPIRedoclyLint(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs redocly: not in -short")
+		ci.SkipOrFail(t, "runs redocly: not in -short")
 	}
 	var argv []string
 	if bin := redoclyBinary(); bin != "" {
@@ -185,7 +186,7 @@ func TestOpenAPIRedoclyLint(t *testing.T) {
 	} else if npx, err := exec.LookPath("npx"); err == nil {
 		argv = []string{npx, "--yes", "@redocly/cli@" + redoclyVersion}
 	} else {
-		skipOrFail(t, "neither redocly (scripts/deps.sh installs it) nor npx is installed")
+		ci.SkipOrFail(t, "neither redocly (scripts/deps.sh installs it) nor npx is installed")
 	}
 	config, err := filepath.Abs(filepath.Join("..", "redocly.yaml"))
 	if err != nil {

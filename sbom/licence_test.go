@@ -2,6 +2,7 @@ package sbom
 
 import (
 	"errors"
+	"github.com/kiln-project/kiln/internal/ci"
 	"os"
 	"testing"
 
@@ -71,7 +72,7 @@ License: GPL-3+
 func TestReadLicensesHost(t *testing.T) {
 	f, err := os.Open("/var/lib/dpkg/status")
 	if err != nil {
-		t.Skip("no dpkg status on this host: ", err)
+		ci.SkipOrFail(t, "no dpkg status on this host: "+err.Error())
 	}
 	defer f.Close()
 	var pkgs []kiln.Package
