@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"database/sql"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/testenv"
 	"github.com/kiln-project/kiln/sign"
 	"github.com/kiln-project/kiln/store"
 )
@@ -55,44 +55,7 @@ func TestAuditDeleteAndRehashIsDetected(t *testing.T) {
 
 	// The attacker: no triggers, entry 3 gone, the rest renumbered and
 	// re-hashed so every link is consistent again.
-	raw, err := sql.Open("sqlite", dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
-		`DROP TRIGGER audit_log_no_update`, `DROP TRIGGER audit_log_no_delete`,
-		`DELETE FROM audit_log WHERE seq = 3`,
-	} {
-		if _, err := raw.Exec(q); err != nil {
-			t.Fatal(q, err)
-		}
-	}
-	rows, err := raw.Query(`SELECT seq, time, actor, action, target, detail, source, result FROM audit_log ORDER BY seq`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var es []*kiln.AuditEntry
-	for rows.Next() {
-		e := &kiln.AuditEntry{}
-		var ts string
-		if err := rows.Scan(&e.Seq, &ts, &e.Actor, &e.Action, &e.Target, &e.Detail, &e.Source, &e.Result); err != nil {
-			t.Fatal(err)
-		}
-		e.Time, _ = time.Parse("2006-01-02T15:04:05.000000Z", ts)
-		es = append(es, e)
-	}
-	rows.Close()
-	prev := ""
-	for i, e := range es {
-		old := e.Seq
-		e.Seq, e.PrevHash = int64(i+1), prev
-		e.Hash = store.AuditHash(e)
-		if _, err := raw.Exec(`UPDATE audit_log SET seq = ?, prev_hash = ?, hash = ? WHERE seq = ?`, e.Seq, e.PrevHash, e.Hash, old); err != nil {
-			t.Fatal(err)
-		}
-		prev = e.Hash
-	}
-	raw.Close()
+	testenv.RehashAuditWithout(t, dbPath, 3, false)
 
 	db, err = store.Open(ctx, "sqlite:"+dbPath, dir, nil, nil)
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"log/slog"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	kiln "github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/cli"
+	"github.com/kiln-project/kiln/internal/testenv"
 	"github.com/kiln-project/kiln/store"
 )
 
@@ -72,7 +72,7 @@ func TestAuditVerifyDetectsDeleteAndRehash(t *testing.T) {
 	}
 
 	// The attacker with write access to the database file, checkpoints included.
-	rehash(t, filepath.Join(dir, "kiln.db"), 3, true)
+	testenv.RehashAuditWithout(t, filepath.Join(dir, "kiln.db"), 3, true)
 	// The chain alone now looks intact…
 	if c, err := func() (*kiln.AuditCheck, error) {
 		db, err := store.Open(ctx, "", dir, nil, nil)
@@ -110,60 +110,10 @@ func TestAuditVerifyDatabaseCheckpoints(t *testing.T) {
 		mustRun(t, dir, "image", "create", img)
 	}
 	mustRun(t, dir, "audit", "checkpoint")
-	rehash(t, filepath.Join(dir, "kiln.db"), 2, false)
+	testenv.RehashAuditWithout(t, filepath.Join(dir, "kiln.db"), 2, false)
 	out, errs, code := run(t, dir, "audit", "verify")
 	if code == 0 || !strings.Contains(out, "entry 4 is missing") {
 		t.Fatalf("delete-and-rehash not detected by the database's checkpoint: exit %d\n%s%s", code, out, errs)
-	}
-}
-
-// rehash drops the audit triggers, deletes entry seq, renumbers and
-// re-hashes the rest so every link is consistent again (the technique of
-// sign/audit_test.go), and with dropCheckpoints empties the checkpoints.
-func rehash(t *testing.T, dbPath string, seq int64, dropCheckpoints bool) {
-	t.Helper()
-	raw, err := sql.Open("sqlite", dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	qs := []string{`DROP TRIGGER audit_log_no_update`, `DROP TRIGGER audit_log_no_delete`, `DELETE FROM audit_log WHERE seq = ?`}
-	if dropCheckpoints {
-		qs = append(qs, `DROP TRIGGER audit_checkpoints_no_delete`, `DELETE FROM audit_checkpoints`)
-	}
-	for _, q := range qs {
-		var args []any
-		if strings.Contains(q, "?") {
-			args = []any{seq}
-		}
-		if _, err := raw.Exec(q, args...); err != nil {
-			t.Fatal(q, err)
-		}
-	}
-	rows, err := raw.Query(`SELECT seq, time, actor, action, target, detail, source, result FROM audit_log ORDER BY seq`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var es []*kiln.AuditEntry
-	for rows.Next() {
-		e := &kiln.AuditEntry{}
-		var ts string
-		if err := rows.Scan(&e.Seq, &ts, &e.Actor, &e.Action, &e.Target, &e.Detail, &e.Source, &e.Result); err != nil {
-			t.Fatal(err)
-		}
-		e.Time, _ = time.Parse("2006-01-02T15:04:05.000000Z", ts)
-		es = append(es, e)
-	}
-	rows.Close()
-	prev := ""
-	for i, e := range es {
-		old := e.Seq
-		e.Seq, e.PrevHash = int64(i+1), prev
-		e.Hash = store.AuditHash(e)
-		if _, err := raw.Exec(`UPDATE audit_log SET seq = ?, prev_hash = ?, hash = ? WHERE seq = ?`, e.Seq, e.PrevHash, e.Hash, old); err != nil {
-			t.Fatal(err)
-		}
-		prev = e.Hash
 	}
 }
 
