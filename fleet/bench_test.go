@@ -1,32 +1,25 @@
 package fleet_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
 	"fmt"
-	"github.com/kiln-project/kiln/internal/ci"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kiln-project/kiln/internal/ci"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/kiln-project/kiln"
-	"github.com/kiln-project/kiln/api"
+	"github.com/kiln-project/kiln/bench"
 	"github.com/kiln-project/kiln/fleet"
 	"github.com/kiln-project/kiln/store"
 )
@@ -208,122 +201,27 @@ func BenchmarkFleet(b *testing.B) {
 // BenchmarkCheckinHTTP posts check-ins to the real API (bearer token,
 // agent role, the token cache as kiln serve has it) on loopback, through
 // the batcher kiln serve uses, and reports check-ins per second and per
-// transaction. KILN_BENCH_CLIENTS connections (default 256) each keep one
-// request in flight, over 10,000 instance ids: the first round creates the
-// instances, later ones check them in again. The load generator writes
-// HTTP/1.1 by hand on kept-alive connections, so that the two cores this
-// was measured on go to the server rather than to net/http's client.
+// transaction: bench.CheckinsOn, the figure `kiln bench all` reports.
+// KILN_BENCH_CLIENTS is not read any more: 256 connections each keep one
+// request in flight, over 10,000 instance ids.
 // Bounded: run it with -benchtime=50000x (a fixed count) and -timeout.
 func BenchmarkCheckinHTTP(b *testing.B) {
 	for _, kind := range []string{"sqlite", "postgres"} {
 		b.Run(kind, func(b *testing.B) {
-			ctx := context.Background()
-			db := openBackend(b, kind, time.Now)
-			if err := db.CreateImage(ctx, &kiln.Image{Name: "appserver"}); err != nil {
-				b.Fatal(err)
+			env := &bench.Env{Dir: b.TempDir(), Logger: slog.New(slog.DiscardHandler)}
+			if kind == "postgres" {
+				env.Postgres = needPostgres(b)
 			}
-			if _, err := db.CreateVersion(ctx, &kiln.NewVersion{Image: "appserver"}); err != nil {
-				b.Fatal(err)
-			}
-			_, secret, err := db.CreateToken(ctx, &kiln.NewToken{Name: "agents", Role: kiln.RoleAgent})
+			res, perTx, err := bench.CheckinsOn(context.Background(), env, kind, b.N)
 			if err != nil {
 				b.Fatal(err)
-			}
-			counted := &countingFleet{Fleet: db}
-			batcher := fleet.NewBatcher(counted, 256)
-			defer batcher.Close()
-			ts := httptest.NewServer(api.New(api.Config{CheckinRate: -1, Checkins: batcher}.WithStores(db)))
-			defer ts.Close()
-			workers, pool := benchSize("KILN_BENCH_CLIENTS", 256), int64(10_000)
-			conns := make([]net.Conn, workers)
-			for w := range conns {
-				if conns[w], err = net.Dial("tcp", ts.Listener.Addr().String()); err != nil {
-					b.Fatal(err)
-				}
-				defer conns[w].Close()
-			}
-			head := "POST " + fleet.CheckinPath + " HTTP/1.1\r\nHost: " + ts.Listener.Addr().String() +
-				"\r\nContent-Type: application/json\r\nAuthorization: Bearer " + secret + "\r\nContent-Length: "
-			var next atomic.Int64
-			var failed atomic.Int64
-			var firstErr atomic.Value
-			b.ResetTimer()
-			cpu0 := processCPU()
-			t0 := time.Now()
-			var wg sync.WaitGroup
-			for w, conn := range conns {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					br := bufio.NewReader(conn)
-					var req []byte
-					for {
-						i := next.Add(1)
-						if i > int64(b.N) {
-							return
-						}
-						body := fmt.Sprintf(`{"instance_id":"i-%05d","hostname":"h-%d-%d","environment":"prod","release":{"image":"appserver","version":"1"}}`, i%pool, w, i%pool)
-						req = append(append(append(append(req[:0], head...), strconv.Itoa(len(body))...), "\r\n\r\n"...), body...)
-						if _, err := conn.Write(req); err != nil {
-							failed.Add(1)
-							firstErr.CompareAndSwap(nil, err.Error())
-							return
-						}
-						resp, err := http.ReadResponse(br, nil)
-						if err != nil {
-							failed.Add(1)
-							firstErr.CompareAndSwap(nil, err.Error())
-							return
-						}
-						msg, _ := io.ReadAll(resp.Body)
-						_ = resp.Body.Close()
-						if resp.StatusCode != http.StatusOK {
-							failed.Add(1)
-							firstErr.CompareAndSwap(nil, resp.Status+" "+string(msg))
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			el := time.Since(t0)
-			cpu := processCPU() - cpu0
-			b.StopTimer()
-			if n := failed.Load(); n > 0 {
-				b.Fatalf("%d of %d check-ins failed; first: %v", n, b.N, firstErr.Load())
 			}
 			// CPU time of this process (server and load generator; not the
 			// PostgreSQL server's) per check-in: unlike check-ins per second,
 			// it does not depend on what else the machine runs.
-			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/checkin")
-			b.ReportMetric(float64(b.N)/el.Seconds(), "checkins/s")
-			b.ReportMetric(float64(b.N)/float64(counted.txs.Load()), "checkins/tx")
+			b.ReportMetric(float64(res.CPU.Microseconds())/float64(b.N), "cpu-µs/checkin")
+			b.ReportMetric(res.PerSecond(), "checkins/s")
+			b.ReportMetric(perTx, "checkins/tx")
 		})
 	}
-}
-
-// processCPU is the user and system CPU time this process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// countingFleet counts the check-in transactions (batches) it passes on.
-type countingFleet struct {
-	kiln.Fleet
-	txs atomic.Int64
-}
-
-func (c *countingFleet) CheckinWriters() int {
-	if cc, ok := c.Fleet.(fleet.ConcurrentCheckins); ok {
-		return cc.CheckinWriters()
-	}
-	return 1
-}
-
-func (c *countingFleet) CheckIn(ctx context.Context, cs []*kiln.Checkin) ([]*kiln.CheckinResult, error) {
-	c.txs.Add(1)
-	return c.Fleet.CheckIn(ctx, cs)
 }
