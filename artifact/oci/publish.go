@@ -40,7 +40,10 @@ func (s *Store) PutFrom(ctx context.Context, src kiln.ArtifactStore, d string) (
 		if err != nil {
 			return nil, fmt.Errorf("upload artifact %s to %s: %w", d, s.loc, err)
 		}
-		err = repo.Blobs().Push(ctx, desc, rc)
+		// The HTTP client closes a body that can be closed: hide Close,
+		// so the source's own digest check runs here (the registry checks
+		// the digest of what it receives too).
+		err = repo.Blobs().Push(ctx, desc, struct{ io.Reader }{rc})
 		if cerr := rc.Close(); err == nil && cerr != nil {
 			err = cerr
 		}
@@ -59,8 +62,14 @@ func (s *Store) Verify(ctx context.Context, image, reference string) (*Pulled, e
 	if err != nil {
 		return nil, err
 	}
-	for _, l := range p.Layers {
-		rc, err := s.OpenLayer(ctx, image, l)
+	name := s.loc.image(image)
+	repo, err := s.repo(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	for i, l := range p.Layers {
+		what := fmt.Sprintf("layer %d (%s) of %s:%s in %s", i+1, l.Digest, image, reference, s.url(name))
+		rc, err := s.openBlob(ctx, repo, l.descriptor(), what)
 		if err != nil {
 			return nil, err
 		}
@@ -69,7 +78,7 @@ func (s *Store) Verify(ctx context.Context, image, reference string) (*Pulled, e
 			err = cerr
 		}
 		if err != nil {
-			return nil, s.fail(err, "read layer %s of %s:%s in %s", l.Digest, image, reference, s.url(s.loc.image(image)))
+			return nil, s.fail(err, "read %s", what)
 		}
 	}
 	return p, nil
@@ -152,4 +161,25 @@ func (s *Store) DeleteLayer(ctx context.Context, image, d string) error {
 		return s.fail(err, "delete layer %s from %s", d, s.url(name))
 	}
 	return nil
+}
+
+// HasLayer reports whether an image's repository (image "" for the
+// store's own repository) links the blob d.
+func (s *Store) HasLayer(ctx context.Context, image, d string) (bool, error) {
+	name := s.loc.Repository
+	if image != "" {
+		if err := kiln.ValidateImageName(image); err != nil {
+			return false, err
+		}
+		name = s.loc.image(image)
+	}
+	repo, err := s.repo(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	ok, err := repo.Blobs().Exists(ctx, ocispec.Descriptor{Digest: digest.Digest(d)})
+	if err != nil {
+		return false, s.fail(err, "check blob %s in %s", d, s.url(name))
+	}
+	return ok, nil
 }

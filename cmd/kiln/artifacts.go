@@ -393,12 +393,32 @@ func (c *collector) collectRegistry(ctx context.Context, rep *cli.GCReport, vers
 			continue
 		}
 		var size int64
-		for _, image := range slices.Sorted(maps.Keys(dead[d])) {
+		present := false
+		for _, image := range append([]string{""}, slices.Sorted(maps.Keys(dead[d]))...) {
+			ok, err := st.HasLayer(ctx, image, d)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			present = true
+			if image == "" {
+				continue // the store's own repository: Delete below
+			}
 			size = dead[d][image]
 			if !rep.DryRun {
 				if err := st.DeleteLayer(ctx, image, d); err != nil {
 					return err
 				}
+			}
+		}
+		if !present {
+			continue // collected before
+		}
+		if size == 0 {
+			for _, sz := range dead[d] {
+				size = sz
 			}
 		}
 		rep.Items = append(rep.Items, cli.GCItem{Where: st.String(), Kind: "artifact", Ref: st.Location().String() + "@" + d, Size: size,
