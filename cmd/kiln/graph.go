@@ -125,7 +125,7 @@ func (g *graph) services() *cli.Services {
 		Builder: g.builder, Launcher: g.launcher, Runner: g.runner, Tester: g.tester, Checker: g.checker,
 		Rollouts: func(progress io.Writer) cli.RolloutHost { return g.rolloutHost(progress) },
 		Images:   g.artifactRegistry(), ArtifactGC: g.collector(),
-		Close:    db.Close}
+		Close: db.Close}
 }
 
 // artifactRegistry is the registry for the CLI (nil: a nil interface).
