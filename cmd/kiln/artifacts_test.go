@@ -4,13 +4,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/cli"
 	"github.com/kiln-project/kiln/internal/ci"
 	"github.com/kiln-project/kiln/internal/registrytest"
 	"github.com/kiln-project/kiln/internal/testenv"
@@ -292,4 +297,106 @@ func TestRegistryAuthFlags(t *testing.T) {
 	if code == 0 {
 		t.Errorf("plain HTTP to a TLS registry worked: %q", errs)
 	}
+}
+
+// publishMain is the test binary as a builder registering a version with
+// the registry store (KILN_TEST_PUBLISH=DATA-DIR, KILN_ARTIFACTS=URL,
+// KILN_TEST_TAR=FILE): the artifact is put in the local store and the
+// version registered through the builder's registry, which pushes it.
+func publishMain() int {
+	ctx := kiln.WithActor(context.Background(), "local:test")
+	cfg := cli.Config{DataDir: os.Getenv("KILN_TEST_PUBLISH"), Artifacts: os.Getenv("KILN_ARTIFACTS"), ArtifactsCredentials: os.Getenv("KILN_ARTIFACTS_CREDENTIALS")}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, "publish:", err)
+		return 1
+	}
+	db, signer, err := openDB(ctx, cfg, logger)
+	if err != nil {
+		return fail(err)
+	}
+	defer db.Close()
+	g := newGraph(db, signer, cfg, logger)
+	if g.noPlatform != nil {
+		return fail(g.noPlatform)
+	}
+	f, err := os.Open(os.Getenv("KILN_TEST_TAR"))
+	if err != nil {
+		return fail(err)
+	}
+	defer f.Close()
+	art, err := g.local.Put(ctx, f)
+	if err != nil {
+		return fail(err)
+	}
+	fmt.Fprintln(os.Stderr, "publish: registering")
+	v, err := g.builder.Registry.CreateVersion(ctx, &kiln.NewVersion{Image: "appserver", Provenance: kiln.Provenance{Artifact: art, BuiltBy: "test"}})
+	if err != nil {
+		return fail(err)
+	}
+	fmt.Println(v.Name, v.Provenance.Artifact.Ref)
+	return 0
+}
+
+// A builder killed (kill -9) while it uploads a version's content leaves
+// no version: the record is written only once the registry has the
+// content. Run again, the version is registered, named by its registry
+// reference, and its image verifies on another machine.
+func TestRegistryInterruptedPush(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	url := reg.URL("kiln")
+	big := releaseImage(t)
+	dirA := t.TempDir()
+	mustRun(t, dirA, "image", "create", "appserver")
+	creds := noCredentials(t)
+	publish := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "KILN_TEST_PUBLISH="+dirA, "KILN_ARTIFACTS="+url, "KILN_ARTIFACTS_CREDENTIALS="+creds, "KILN_TEST_TAR="+big)
+		return cmd
+	}
+	uploads := filepath.Join(reg.Dir, "docker", "registry", "v2", "repositories", "kiln", "_uploads")
+	cmd := publish()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Kill it once the upload has started and before it ends.
+	killed := false
+	deadline := time.Now().Add(2 * time.Minute)
+	for !killed && time.Now().Before(deadline) {
+		var n int64
+		_ = filepath.WalkDir(uploads, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.Name() == "data" {
+				if fi, err := d.Info(); err == nil {
+					n += fi.Size()
+				}
+			}
+			return nil
+		})
+		if n > 1<<20 {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			killed = true
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	err := cmd.Wait()
+	if !killed {
+		t.Fatalf("the upload never started (or ended before it could be killed): %v\n%s", err, stderr.String())
+	}
+	if out := mustRun(t, dirA, "version", "list", "appserver", "-o", "json"); strings.Contains(out, "appserver-1") {
+		t.Fatalf("a version was registered by the killed push: %s", out)
+	}
+	// Run again: registered, pushed, verifiable elsewhere.
+	cmd = publish()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("publish again: %v", err)
+	}
+	if !strings.Contains(string(out), "appserver-1 oci://"+reg.Host+"/kiln@sha256:") {
+		t.Errorf("published version: %q; want it named by its registry reference", out)
+	}
+	dirB, onB := machineB(t, dirA, url)
+	mustRun(t, dirB, append(onB, "version", "verify", "appserver-1")...)
 }
