@@ -25,6 +25,7 @@ import (
 	"github.com/kiln-project/kiln/internal/ci"
 	"github.com/kiln-project/kiln/internal/registrytest"
 	"github.com/kiln-project/kiln/platform/local"
+	"github.com/kiln-project/kiln/sign"
 	"github.com/kiln-project/kiln/store"
 )
 
@@ -118,13 +119,23 @@ func TestSeveralServers(t *testing.T) {
 	if err := dst.Close(); err != nil {
 		t.Fatal(err)
 	}
-	def := fmt.Sprintf("image \"web\" {\n  origin {\n    source = \"origin.tar\"\n    sha256 = \"%s\"\n  }\n}\n", hex.EncodeToString(h.Sum(nil)))
+	def := fmt.Sprintf("image \"web\" {\n  origin {\n    source = \"origin.tar\"\n    sha256 = \"%s\"\n  }\n  tests = [\"tests/web.yaml\"]\n}\n", hex.EncodeToString(h.Sum(nil)))
+	if err := os.MkdirAll(filepath.Join(est, "tests"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The instance B boots is the version A built: its release file says so.
+	if err := os.WriteFile(filepath.Join(est, "tests", "web.yaml"), []byte("file:\n  /etc/kiln-release:\n    exists: true\n    contains:\n      - \"name=web-1\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(est, "estate.kiln.hcl"), []byte(def), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
-	keyDir := t.TempDir()
-	key := filepath.Join(keyDir, "signing.key")
+	signer, _, err := sign.LoadOrCreateKey(t.TempDir(), "") // the key every machine shares
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := signer.Path()
 	creds := noCredentials(t)
 	shared := []string{"--database", pg, "--signing-key", key, "--artifacts", regURL, "--artifacts-credentials", creds}
 	dirQ, dirA, dirB := t.TempDir(), t.TempDir(), t.TempDir()
