@@ -227,6 +227,11 @@ func TestRegistryPushVerifyGC(t *testing.T) {
 		if code == 0 || !strings.Contains(errs, dead) || !strings.Contains(errs, "cannot be reached") {
 			t.Errorf("verify against an unreachable registry: exit %d %q", code, errs)
 		}
+		// kiln serve does not start on a bad URL.
+		_, errs, code = run(t, dirB, append(onB, "--artifacts", "oci://", "serve", "--listen", "127.0.0.1:0")...)
+		if code == 0 || !strings.Contains(errs, "oci://HOST[:PORT]/REPOSITORY") {
+			t.Errorf("serve with a bad --artifacts: exit %d %q", code, errs)
+		}
 		// A bad URL names the flag.
 		_, errs, code = run(t, dirB, append(onB, "--artifacts", "https://x/y", "version", "verify", "appserver-1")...)
 		if code == 0 || !strings.Contains(errs, "artifacts") || !strings.Contains(errs, "oci://HOST[:PORT]/REPOSITORY") {
