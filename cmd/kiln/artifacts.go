@@ -94,6 +94,13 @@ func (o *ociArtifacts) PushVersion(ctx context.Context, v *kiln.Version) (*cli.P
 	if err != nil {
 		return nil, err
 	}
+	// Again, now that the image holds the layer: a gc that ran between
+	// the first upload and the record (the blob belonged to a revoked
+	// version with the same content) must not leave the store's
+	// repository, which other machines read artifacts from, without it.
+	if _, err := o.oci.PutFrom(ctx, o.arts, a.Digest); err != nil {
+		return nil, err
+	}
 	return &cli.PushedImage{Ref: p.Ref, Digest: p.Digest, Tags: p.Tags, Uploaded: p.Uploaded}, nil
 }
 

@@ -243,6 +243,12 @@ func TestRegistryPushVerifyGC(t *testing.T) {
 	mustRun(t, dirA, "version", "status", "appserver-2", "ready", "--reason", "test")
 	mustRun(t, dirA, "version", "revoke", "appserver-2", "--reason", "test")
 	before := localArtifacts(t, dirA)
+	// Within the grace (default 1h) the local artifacts are kept; the
+	// revoked version's image and blob in the registry are not.
+	out = mustRun(t, dirA, append(onA, "artifact", "gc", "--dry-run")...)
+	if !strings.Contains(out, "would delete 2 item(s)") || strings.Contains(out, "local:sha256") {
+		t.Errorf("gc --dry-run within the grace: %q", out)
+	}
 	out = mustRun(t, dirA, append(onA, "artifact", "gc", "--dry-run", "--grace", "0s")...)
 	if !strings.Contains(out, "would delete 3 item(s)") || !strings.Contains(out, "appserver-2 is revoked") {
 		t.Errorf("gc --dry-run: %q", out)
