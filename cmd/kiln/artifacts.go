@@ -370,6 +370,12 @@ func (c *collector) collectRegistry(ctx context.Context, rep *cli.GCReport, vers
 				return err
 			}
 			p, err := st.PullVersion(ctx, img.Name, md)
+			if kiln.ErrorCode(err) == kiln.EINVALID {
+				// Not an image kiln pushed: someone else's, left alone.
+				rep.Kept++
+				rep.Notes = append(rep.Notes, fmt.Sprintf("kept %s:%s: %s", st.ImageURL(img.Name), tag, kiln.ErrorMessage(err)))
+				continue
+			}
 			if err != nil {
 				return err
 			}
