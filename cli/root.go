@@ -36,6 +36,14 @@ type Config struct {
 	// AllowHTTP lets the client send its token over plain http:// to a
 	// server that is not loopback (--allow-http, KILN_ALLOW_HTTP=1).
 	AllowHTTP bool
+	// Artifacts is where artifacts live: empty for the local directory
+	// under DataDir, or oci://HOST[:PORT]/REPOSITORY (--artifacts,
+	// KILN_ARTIFACTS). ArtifactsCA, ArtifactsCredentials and
+	// ArtifactsPlainHTTP say how to reach the registry.
+	Artifacts            string
+	ArtifactsCA          string
+	ArtifactsCredentials string
+	ArtifactsPlainHTTP   bool
 }
 
 // Services are what the commands work with: the stores, this machine's
@@ -45,8 +53,14 @@ type Config struct {
 // builder or signing key); the commands that need one say so. Close
 // releases them.
 type Services struct {
-	Registry  kiln.Registry
+	Registry kiln.Registry
+	// Artifacts is the artifact store: the local directory, or the OCI
+	// registry read through it (the local copy is a verified cache).
 	Artifacts kiln.ArtifactStore
+	// Images is the OCI registry artifacts live in (nil: the local
+	// directory alone); ArtifactGC deletes what no version needs.
+	Images     ArtifactRegistry
+	ArtifactGC ArtifactCollector
 	// Tokens and Audit are the token store and audit log.
 	Tokens kiln.TokenStore
 	Audit  kiln.AuditLog
@@ -261,7 +275,12 @@ func (a *App) Root() *cobra.Command {
 
 	root.AddCommand(a.imageCmd(), a.versionCmd(), a.serveCmd(), a.validateCmd(), a.buildCmd(), a.testCmd(), a.keyCmd(), a.runCmd(), a.runsCmd(), a.approveCmd(), a.promoteCmd(), a.channelCmd(), a.statusCmd(), a.webhookCmd(), a.tokenCmd(), a.estateCmd(), a.auditCmd(),
 		a.instanceCmd(), a.fleetCmd(), a.advisoryCmd(), a.policyCmd(), a.agentCmd())
-	root.AddCommand(a.cacheCmd())
+	pf.StringVar(&a.cfg.Artifacts, "artifacts", os.Getenv("KILN_ARTIFACTS"), "where artifacts live: empty for DATA-DIR/artifacts, or an OCI registry oci://HOST[:PORT]/REPOSITORY, with DATA-DIR/artifacts as its verified local cache (env KILN_ARTIFACTS)")
+	pf.StringVar(&a.cfg.ArtifactsCA, "artifacts-ca", os.Getenv("KILN_ARTIFACTS_CA"), "PEM file of CA certificates trusted for the registry's TLS certificate, besides the system's (env KILN_ARTIFACTS_CA)")
+	pf.StringVar(&a.cfg.ArtifactsCredentials, "artifacts-credentials", os.Getenv("KILN_ARTIFACTS_CREDENTIALS"), "registry credentials file in Docker's config.json format; default ~/.docker/config.json, else anonymous (env KILN_ARTIFACTS_CREDENTIALS)")
+	pf.BoolVar(&a.cfg.ArtifactsPlainHTTP, "artifacts-plain-http", os.Getenv("KILN_ARTIFACTS_PLAIN_HTTP") == "1", "talk plain HTTP to a registry that is not on loopback (a trusted network; loopback registries may use it without this; env KILN_ARTIFACTS_PLAIN_HTTP=1)")
+
+	root.AddCommand(a.cacheCmd(), a.artifactCmd())
 	for _, f := range a.Extra {
 		root.AddCommand(f(a))
 	}
@@ -321,6 +340,7 @@ var localOnly = map[string]string{
 	"kiln fleet mark-lost":   "the database (kiln serve marks lost instances itself)",
 	"kiln __service-proxy":   "the database (it is the front end kiln starts there)",
 	"kiln cache *":           "the build cache",
+	"kiln artifact *":        "the artifact store",
 	"kiln key rotate":        "the signing key",
 	"kiln key list":          "the signing key",
 	"kiln audit head":        "the database",

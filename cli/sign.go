@@ -65,7 +65,16 @@ func (a *App) versionVerifyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := sign.CheckVersion(cmd.Context(), svc.Registry, svc.Artifacts, keys, v, !fast); err != nil {
+			if svc.Images != nil {
+				// The record's signature here; the registry's image, every
+				// blob's digest and the provenance attached there next.
+				if err := sign.CheckVersion(cmd.Context(), svc.Registry, svc.Artifacts, keys, v, false); err != nil {
+					return err
+				}
+				if !fast {
+					return a.verifyImage(cmd, svc, keys, id, v)
+				}
+			} else if err := sign.CheckVersion(cmd.Context(), svc.Registry, svc.Artifacts, keys, v, !fast); err != nil {
 				return err
 			}
 			what := "signature and artifact content verified"
@@ -79,6 +88,18 @@ func (a *App) versionVerifyCmd() *cobra.Command {
 	c.Flags().BoolVar(&fast, "signature-only", false, "check the signature but do not re-read and hash the artifact (always so with --server)")
 	c.Flags().StringVar(&keyFile, "key", "", "verify with this public key (PEM, from `kiln key export`) instead of kiln's own or the server's")
 	return c
+}
+
+// verifyImage is the registry half of `kiln version verify` with
+// --artifacts oci://…: nothing local is needed.
+func (a *App) verifyImage(cmd *cobra.Command, svc *Services, keys []crypto.PublicKey, id string, v *kiln.Version) error {
+	c, err := svc.Images.CheckVersion(cmd.Context(), v, keys)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s: signature and artifact content verified in the registry: %s (key %s, %d layer(s), %d bytes read, artifact %s)\n",
+		v.Name, c.Ref, id, len(c.Layers), c.Bytes, v.Provenance.Artifact.Digest)
+	return nil
 }
 
 // signerKeys returns the keys kiln accepts signatures from (its own

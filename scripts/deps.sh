@@ -10,6 +10,7 @@
 #   chromium          headless browser for the dashboard's end-to-end test
 #   docker-registry   an OCI registry (distribution 2.8) the artifact tests start on 127.0.0.1
 #   skopeo, umoci, podman  check that other tools read the images kiln pushes
+#   runc              podman's runtime in the tests (crun refuses hybrid cgroups)
 #   nodejs, npm       run @redocly/cli, which lints the OpenAPI documents
 #   qemu-system-x86, qemu-utils, ovmf   the VM platform: QEMU, qemu-img, UEFI firmware
 #   e2fsprogs, fdisk, dosfstools, mtools, systemd-boot-efi   disk images without loop devices or mounts
@@ -17,7 +18,7 @@
 # ${XDG_CACHE_HOME:-~/.cache}/kiln/redocly, where api/openapi_test.go finds it.
 set -euo pipefail
 
-PKGS=(mmdebstrap systemd-container iproute2 postgresql git ca-certificates uidmap jq curl openssl tar docker-registry skopeo umoci podman
+PKGS=(mmdebstrap systemd-container iproute2 postgresql git ca-certificates uidmap jq curl openssl tar docker-registry skopeo umoci podman runc
 	qemu-system-x86 qemu-utils ovmf e2fsprogs fdisk dosfstools mtools systemd-boot-efi)
 # node and npm may come from elsewhere than Debian (NodeSource, nvm): only
 # ask Debian for them when there are none.

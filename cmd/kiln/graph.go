@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	kiln "github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/build"
 	"github.com/kiln-project/kiln/cli"
@@ -28,11 +29,18 @@ type graph struct {
 	logger *slog.Logger
 	db     *store.DB
 	signer *sign.Signer
-	// arts and plat are nil when this machine cannot run instances
-	// (noPlatform says why); so are launcher and builder then.
-	arts       *artifact.Store
+	// arts is the artifact store: the local directory (local), or the
+	// OCI registry read through it (images is then set). arts and plat
+	// are nil when this machine cannot run instances (noPlatform says
+	// why); so are launcher and builder then.
+	arts       kiln.ArtifactStore
+	local      *artifact.Store
+	images     *ociArtifacts
 	plat       *local.Platform
 	noPlatform error
+	// badArtifacts is set when --artifacts and its flags are wrong: every
+	// command that opens the services fails with it.
+	badArtifacts error
 	// launcher launches verified versions on plat, recording instances in db.
 	launcher *launch.Launcher
 	builder  *build.Builder
@@ -42,11 +50,13 @@ type graph struct {
 // artifact store and local platform of cfg.DataDir when they open.
 func newGraph(db *store.DB, signer *sign.Signer, cfg cli.Config, logger *slog.Logger) *graph {
 	g := &graph{cfg: cfg, logger: logger, db: db, signer: signer}
-	arts, err := artifact.Open(cfg.DataDir)
-	var plat *local.Platform
-	if err == nil {
-		plat, err = local.New(local.Config{DataDir: cfg.DataDir, Artifacts: arts, Logger: logger})
+	lstore, arts, images, err := openArtifacts(cfg, db, logger)
+	if err != nil {
+		g.noPlatform, g.badArtifacts = err, err
+		return g
 	}
+	g.local, g.images = lstore, images
+	plat, err := local.New(local.Config{DataDir: cfg.DataDir, Artifacts: arts, Logger: logger})
 	if err != nil {
 		g.noPlatform = err
 		return g
@@ -55,10 +65,16 @@ func newGraph(db *store.DB, signer *sign.Signer, cfg cli.Config, logger *slog.Lo
 }
 
 // on wires the launcher and the builder on arts and plat.
-func (g *graph) on(arts *artifact.Store, plat *local.Platform) *graph {
+func (g *graph) on(arts kiln.ArtifactStore, plat *local.Platform) *graph {
 	g.arts, g.plat = arts, plat
 	g.launcher = &launch.Launcher{Registry: g.db, Platform: plat, Inventory: g.db, Key: g.signer.Public(), Trusted: trusted(g.signer), Logger: g.logger, Audit: g.db}
-	g.builder = &build.Builder{Registry: g.db, Artifacts: arts, DataDir: g.cfg.DataDir, Logger: g.logger, Clock: time.Now, AgentBinary: agentBinary(g.logger)}
+	// With the registry, a version's content is pushed as it is
+	// registered (publishing), before the record names it.
+	var reg kiln.Registry = g.db
+	if g.images != nil {
+		reg = &publishing{Registry: g.db, images: g.images}
+	}
+	g.builder = &build.Builder{Registry: reg, Artifacts: arts, DataDir: g.cfg.DataDir, Logger: g.logger, Clock: time.Now, AgentBinary: agentBinary(g.logger)}
 	if g.signer != nil {
 		g.builder.SBOM = g.signer
 	}
@@ -108,5 +124,22 @@ func (g *graph) services() *cli.Services {
 		Fleet: db, Advisories: db, AdvisorySources: db, Pipeline: db, ServiceStore: db, RolloutStore: db, Channels: db, Revoker: db,
 		Builder: g.builder, Launcher: g.launcher, Runner: g.runner, Tester: g.tester, Checker: g.checker,
 		Rollouts: func(progress io.Writer) cli.RolloutHost { return g.rolloutHost(progress) },
-		Close:    db.Close}
+		Images:   g.artifactRegistry(), ArtifactGC: g.collector(),
+		Close: db.Close}
+}
+
+// artifactRegistry is the registry for the CLI (nil: a nil interface).
+func (g *graph) artifactRegistry() cli.ArtifactRegistry {
+	if g.images == nil {
+		return nil
+	}
+	return g.images
+}
+
+// collector is kiln artifact gc on this machine's store and registry.
+func (g *graph) collector() cli.ArtifactCollector {
+	if g.local == nil {
+		return nil
+	}
+	return &collector{dataDir: g.cfg.DataDir, local: g.local, images: g.images, reg: g.db, audit: g.db, now: time.Now}
 }

@@ -36,6 +36,12 @@ import (
 // own executable: the instance supervisor, the probe, and a service's
 // front end (`kiln --data-dir DIR __service-proxy NAME`).
 func TestMain(m *testing.M) {
+	if os.Getenv("KILN_TEST_PUBLISH") != "" {
+		os.Exit(publishMain())
+	}
+	if os.Getenv("KILN_TEST_WORKER") == "1" {
+		os.Exit(workerMain())
+	}
 	if len(os.Args) > 1 && (os.Args[1] == "__supervise" || os.Args[1] == "probe" || slices.Contains(os.Args[1:], "__service-proxy")) {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code := NewMain().App().Run(ctx, os.Args[1:])

@@ -122,7 +122,7 @@ func openServices(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*cl
 	}
 	// Leftovers of a build killed without a chance to clean up (kill -9,
 	// power cut) are removed now, and the user is told.
-	if rep, err := build.Cleanup(ctx, cfg.DataDir, g.arts, logger); err != nil {
+	if rep, err := build.Cleanup(ctx, cfg.DataDir, g.local, logger); err != nil {
 		logger.Warn("cleanup of interrupted builds failed", "err", err)
 	} else if !rep.Empty() {
 		logger.Warn("cleaned up after an interrupted build: " + rep.String())
@@ -189,6 +189,9 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	// The use cases on db, and on this machine's platform if it can run
 	// instances.
 	g := newGraph(db, signer, cfg, logger)
+	if g.badArtifacts != nil {
+		return g.badArtifacts
+	}
 	defer startHistory(ctx, db, logger)()                      // daily fleet counts for the dashboard's trends
 	defer startRevocations(ctx, db, revocationEvery, logger)() // scheduled revocations applied when due; stopped before db closes
 	// Pipeline worker, triggers, schedules and webhooks; stopped before db closes.

@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +39,11 @@ type Options struct {
 	TLS bool
 	// Auth requires basic auth (htpasswd): Registry.User and Password.
 	Auth bool
+	// Token requires bearer tokens (the registry token flow): a token
+	// server on loopback, started for the test, issues JWTs signed by a
+	// key whose certificate is the registry's rootcertbundle to the
+	// account User/Password (as Auth does).
+	Token bool
 	// Listen is the address to listen on; empty is 127.0.0.1. The
 	// registry is reached at Host, which uses this address unless it is
 	// unspecified (0.0.0.0), then 127.0.0.1.
@@ -54,8 +60,12 @@ type Registry struct {
 	Dir string
 	// CAFile is the PEM file of the CA that signed its certificate (TLS).
 	CAFile string
-	// User and Password are the account it accepts (Auth).
+	// User and Password are the account it accepts (Auth, Token).
 	User, Password string
+	// TokenURL is the token server's realm (Token); Tokens counts the
+	// tokens it issued.
+	TokenURL string
+	Tokens   *atomic.Int64
 	// Log is the file its output goes to.
 	Log string
 }
@@ -111,6 +121,10 @@ http:
 		pw := filepath.Join(dir, "htpasswd")
 		writeFile(tb, pw, r.User+":"+string(h)+"\n")
 		cfg += fmt.Sprintf("auth:\n  htpasswd:\n    realm: kiln-test\n    path: %s\n", pw)
+	}
+	if opts.Token {
+		r.User, r.Password = "kiln", "t0ken-"+fmt.Sprint(time.Now().UnixNano()%100000)
+		cfg += startTokenServer(tb, r, dir)
 	}
 	cfgFile := filepath.Join(dir, "config.yml")
 	writeFile(tb, cfgFile, cfg)

@@ -1,0 +1,482 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/artifact"
+	"github.com/kiln-project/kiln/artifact/oci"
+	"github.com/kiln-project/kiln/build"
+	"github.com/kiln-project/kiln/cli"
+	"github.com/kiln-project/kiln/sign"
+)
+
+// openArtifacts opens the artifact store cfg names: the local directory
+// under cfg.DataDir, and with --artifacts oci://… the registry read
+// through it (images is then non-nil).
+func openArtifacts(cfg cli.Config, reg kiln.Registry, logger *slog.Logger) (*artifact.Store, kiln.ArtifactStore, *ociArtifacts, error) {
+	local, err := artifact.Open(cfg.DataDir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if cfg.Artifacts == "" {
+		return local, local, nil, nil
+	}
+	st, err := oci.Open(cfg.Artifacts, oci.Options{
+		CredentialsFile: cfg.ArtifactsCredentials,
+		CAFile:          cfg.ArtifactsCA,
+		PlainHTTP:       cfg.ArtifactsPlainHTTP,
+		SpoolDir:        filepath.Dir(local.Dir()), // beside the artifacts: room for the largest
+		UserAgent:       "kiln/" + version,
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rt := &artifact.ReadThrough{Local: local, Remote: st}
+	return local, rt, &ociArtifacts{oci: st, local: local, arts: rt, reg: reg, logger: logger}, nil
+}
+
+// ociArtifacts is the registry side of kiln's artifacts: versions pushed
+// as OCI images, verified from the registry, collected.
+type ociArtifacts struct {
+	oci    *oci.Store
+	local  *artifact.Store
+	arts   *artifact.ReadThrough
+	reg    kiln.Registry
+	logger *slog.Logger
+}
+
+var _ cli.ArtifactRegistry = (*ociArtifacts)(nil)
+
+func (o *ociArtifacts) String() string { return o.oci.String() }
+
+// PushVersion uploads v's artifact to the store's repository (a no-op
+// when it is there), then pushes v as REPOSITORY/IMAGE:N (and its semver
+// tag) with the signed provenance from the database as a referrer.
+func (o *ociArtifacts) PushVersion(ctx context.Context, v *kiln.Version) (*cli.PushedImage, error) {
+	a := v.Provenance.Artifact
+	if a == nil || a.External() {
+		return nil, kiln.Errorf(kiln.EINVALID, "%s has no artifact kiln keeps (registered by hand, or an external image); there is nothing to push", v.Name)
+	}
+	att, err := o.reg.Attachment(ctx, v.Ref(), sign.EnvelopeAttachment)
+	if kiln.ErrorCode(err) == kiln.ENOTFOUND {
+		return nil, kiln.Errorf(kiln.ECONFLICT, "%s has no signed provenance; kiln pushes only signed versions", v.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := o.oci.PutFrom(ctx, o.arts, a.Digest); err != nil {
+		return nil, err
+	}
+	created := v.Provenance.FinishedAt
+	if created.IsZero() {
+		created = v.CreatedAt
+	}
+	p, err := o.oci.PushVersion(ctx, &oci.Version{
+		Image:    v.Image,
+		Number:   v.Number,
+		SemVer:   v.SemVer,
+		Release:  releaseLabels(v),
+		Created:  created,
+		Layers:   []oci.Layer{{Digest: a.Digest, Size: a.Size}},
+		Envelope: att.Data,
+	}, o.arts)
+	if err != nil {
+		return nil, err
+	}
+	// Again, now that the image holds the layer: a gc that ran between
+	// the first upload and the record (the blob belonged to a revoked
+	// version with the same content) must not leave the store's
+	// repository, which other machines read artifacts from, without it.
+	if _, err := o.oci.PutFrom(ctx, o.arts, a.Digest); err != nil {
+		return nil, err
+	}
+	return &cli.PushedImage{Ref: p.Ref, Digest: p.Digest, Tags: p.Tags, Uploaded: p.Uploaded}, nil
+}
+
+// releaseLabels are the /etc/kiln-release fields kiln knows from the
+// record, for the image's labels.
+func releaseLabels(v *kiln.Version) map[string]string {
+	m := map[string]string{
+		"image":   v.Image,
+		"version": strconv.Itoa(v.Number),
+		"name":    v.Name,
+		"method":  string(v.Provenance.Method),
+	}
+	if v.SemVer != "" {
+		m["semver"] = v.SemVer
+	}
+	if !v.Provenance.FinishedAt.IsZero() {
+		m["build_time"] = v.Provenance.FinishedAt.UTC().Format(time.RFC3339)
+	}
+	if p := v.Provenance.Parent; p != nil {
+		m["parent"] = p.String()
+	}
+	if b := v.Provenance.Base; b != nil {
+		m["base"] = b.String()
+	}
+	for _, s := range v.Provenance.Sources {
+		if s.Kind == kiln.SourceDefinition && s.Digest != "" {
+			m["definition_digest"] = s.Digest
+		}
+	}
+	return m
+}
+
+// CheckVersion pulls v's image, reads every blob checking its digest and
+// size, and checks the provenance attached in the registry against keys
+// and v's record; the blob the artifact store reads by digest must be
+// there too.
+func (o *ociArtifacts) CheckVersion(ctx context.Context, v *kiln.Version, keys []crypto.PublicKey) (*cli.ImageCheck, error) {
+	a := v.Provenance.Artifact
+	if a == nil || a.External() {
+		return nil, kiln.Errorf(kiln.EINVALID, "%s has no artifact kiln keeps; there is nothing to verify", v.Name)
+	}
+	tag := strconv.Itoa(v.Number)
+	p, err := o.oci.Verify(ctx, v.Image, tag)
+	if kiln.ErrorCode(err) == kiln.ENOTFOUND && strings.Contains(kiln.ErrorMessage(err), "does not exist") {
+		return nil, kiln.Errorf(kiln.ENOTFOUND, "%s has no image %s:%s in %s: it was built before the registry was configured, or the push after its registration did not finish; run `kiln artifact push %s` where its artifact is", v.Name, v.Image, tag, o.oci.ImageURL(v.Image), v.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	at := fmt.Sprintf("%s:%s in %s (%s)", v.Image, tag, o.oci.ImageURL(v.Image), p.Digest)
+	if p.Number != v.Number {
+		return nil, kiln.Errorf(kiln.ECONFLICT, "%s says it is version %d, not %d; another kiln pushes to this repository: give each its own oci:// repository", at, p.Number, v.Number)
+	}
+	if len(p.Layers) != 1 || p.Layers[0].Digest != a.Digest {
+		var ds []string
+		for _, l := range p.Layers {
+			ds = append(ds, l.Digest)
+		}
+		return nil, kiln.Errorf(kiln.ECONFLICT, "%s has layers %v, but %s's signed artifact is %s; the image is not this version's: delete the tag in the registry and run `kiln artifact push %s`", at, ds, v.Name, a.Digest, v.Name)
+	}
+	if p.Envelope == nil {
+		return nil, kiln.Errorf(kiln.ECONFLICT, "%s has no signed provenance attached (no referrer of type %s, nor a sha256-… tag); run `kiln artifact push %s` to attach it; it will not be launched from the registry without it", at, oci.ArtifactTypeDSSE, v.Name)
+	}
+	if err := sign.VerifyVersionWith(keys, p.Envelope, v); err != nil {
+		return nil, fmt.Errorf("the provenance attached to %s: %w", at, err)
+	}
+	if _, err := o.oci.Stat(ctx, a.Digest); err != nil {
+		return nil, fmt.Errorf("%s's artifact as the artifact store reads it: %w; run `kiln artifact push %s`", v.Name, err, v.Name)
+	}
+	c := &cli.ImageCheck{Ref: p.Ref}
+	for _, l := range p.Layers {
+		c.Layers = append(c.Layers, l.Digest)
+		c.Bytes += l.Size
+	}
+	return c, nil
+}
+
+// publishing is the builder's registry with the OCI store: a version's
+// artifact is uploaded before the version is recorded (so no version
+// ever names content the registry lacks, whatever kills the process), and
+// its image and provenance are pushed once it is recorded and signed.
+type publishing struct {
+	kiln.Registry
+	images *ociArtifacts
+}
+
+// publishTimeout bounds the upload of one version's content; it is not
+// cut short by Ctrl-C (registration is not left half-done).
+const publishTimeout = 30 * time.Minute
+
+func (p *publishing) CreateVersion(ctx context.Context, nv *kiln.NewVersion) (*kiln.Version, error) {
+	a := nv.Provenance.Artifact
+	if a == nil || a.External() {
+		return p.Registry.CreateVersion(ctx, nv)
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	ra, err := p.images.oci.PutFrom(pctx, p.images.arts, a.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("push the artifact of %s to the registry before registering it: %w", nv.Image, err)
+	}
+	cp := *nv
+	art := *ra
+	cp.Provenance.Artifact = &art
+	v, err := p.Registry.CreateVersion(ctx, &cp)
+	if err != nil {
+		return nil, err
+	}
+	// The version is recorded and its content is in the registry: a
+	// failure from here on leaves it usable (launches pull the artifact
+	// by digest) without its image, which `kiln artifact push` completes.
+	if img, err := p.images.PushVersion(pctx, v); err != nil {
+		p.images.logger.Warn("the version is registered and its artifact is in the registry, but its image could not be pushed; run `kiln artifact push "+v.Name+"`",
+			"version", v.Name, "err", kiln.ErrorMessage(err))
+	} else {
+		p.images.logger.Info("pushed the version's image", "version", v.Name, "ref", img.Ref, "tags", img.Tags)
+	}
+	return v, nil
+}
+
+// collector is `kiln artifact gc`: the local store, and the registry when
+// there is one.
+type collector struct {
+	dataDir string
+	local   *artifact.Store
+	images  *ociArtifacts // nil: local only
+	reg     kiln.Registry
+	audit   kiln.AuditLog
+	now     func() time.Time
+}
+
+var _ cli.ArtifactCollector = (*collector)(nil)
+
+func (c *collector) CollectArtifacts(ctx context.Context, opts cli.GCOptions) (*cli.GCReport, error) {
+	rep := &cli.GCReport{DryRun: opts.DryRun, Items: []cli.GCItem{}}
+	holds, err := build.HeldArtifacts(c.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	cutoff := c.now().Add(-opts.Grace)
+	if holds.Running > 0 {
+		if holds.OldestStart.Before(cutoff) {
+			cutoff = holds.OldestStart
+		}
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d build(s) running on this machine: content younger than %s is kept", holds.Running, cutoff.UTC().Format(time.RFC3339)))
+	}
+	live, versions, err := c.liveVersions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.collectLocal(ctx, rep, live, holds.Cache, cutoff); err != nil {
+		return rep, err
+	}
+	if c.images != nil {
+		if err := c.collectRegistry(ctx, rep, versions, cutoff); err != nil {
+			return rep, c.record(ctx, rep, err)
+		}
+	}
+	return rep, c.record(ctx, rep, nil)
+}
+
+// liveVersions returns the artifact digests of registered, non-revoked
+// versions, and every version by "image-N".
+func (c *collector) liveVersions(ctx context.Context) (map[string]bool, map[string]*kiln.Version, error) {
+	vs, _, err := c.reg.ListVersions(ctx, kiln.VersionFilter{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list versions to keep their artifacts: %w", err)
+	}
+	live := map[string]bool{}
+	all := map[string]*kiln.Version{}
+	for _, v := range vs {
+		all[v.Name] = v
+		if a := v.Provenance.Artifact; a != nil && a.Digest != "" && v.Status != kiln.StatusRevoked {
+			live[a.Digest] = true
+		}
+	}
+	return live, all, nil
+}
+
+func (c *collector) collectLocal(ctx context.Context, rep *cli.GCReport, live, cache map[string]bool, cutoff time.Time) error {
+	ents, err := os.ReadDir(c.local.Dir())
+	if err != nil {
+		return fmt.Errorf("artifact gc: %w", err)
+	}
+	for _, e := range ents {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		d := "sha256:" + e.Name()
+		if kiln.ValidateDigest("", d) != nil {
+			continue // temporary files: Cleanup's
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		switch {
+		case live[d], cache[d]:
+			rep.Kept++
+			continue
+		case fi.ModTime().After(cutoff):
+			rep.Kept++
+			continue
+		}
+		rep.Items = append(rep.Items, cli.GCItem{Where: "local", Kind: "artifact", Ref: artifact.RefPrefix + d, Size: fi.Size(),
+			Reason: "no registered, non-revoked version or build-cache layer references it"})
+		rep.Freed += fi.Size()
+		if !rep.DryRun {
+			if err := c.local.Delete(ctx, d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// collectRegistry deletes, image by image, the manifests the tags of
+// revoked versions (or of versions this database does not have) name,
+// with their provenance and tags, then the layer blobs of revoked
+// versions that no live version shares. The versions are read again just
+// before blobs go, so a version registered meanwhile keeps its content.
+func (c *collector) collectRegistry(ctx context.Context, rep *cli.GCReport, versions map[string]*kiln.Version, cutoff time.Time) error {
+	st := c.images.oci
+	imgs, err := c.reg.ListImages(ctx)
+	if err != nil {
+		return err
+	}
+	dead := map[string]map[string]int64{} // artifact digest → image → size
+	mark := func(image, d string, size int64) {
+		if dead[d] == nil {
+			dead[d] = map[string]int64{}
+		}
+		dead[d][image] = size
+	}
+	for _, v := range versions {
+		if a := v.Provenance.Artifact; v.Status == kiln.StatusRevoked && a != nil && a.Digest != "" {
+			mark(v.Image, a.Digest, a.Size)
+		}
+	}
+	for _, img := range imgs {
+		tags, err := st.Tags(ctx, img.Name)
+		if err != nil {
+			return err
+		}
+		for _, tag := range tags {
+			n, err := strconv.Atoi(tag)
+			if err != nil || n < 1 {
+				continue // semver tags and sha256-… referrer tags go with their manifest
+			}
+			name := fmt.Sprintf("%s-%d", img.Name, n)
+			v := versions[name]
+			reason := ""
+			switch {
+			case v == nil:
+				reason = "no version " + name + " is registered in this database"
+			case v.Status == kiln.StatusRevoked:
+				reason = name + " is revoked"
+			default:
+				rep.Kept++
+				continue
+			}
+			md, err := st.Resolve(ctx, img.Name, tag)
+			if kiln.ErrorCode(err) == kiln.ENOTFOUND {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			p, err := st.PullVersion(ctx, img.Name, md)
+			if kiln.ErrorCode(err) == kiln.EINVALID {
+				// Not an image kiln pushed: someone else's, left alone.
+				rep.Kept++
+				rep.Notes = append(rep.Notes, fmt.Sprintf("kept %s:%s: %s", st.ImageURL(img.Name), tag, kiln.ErrorMessage(err)))
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if v == nil && p.Created.After(cutoff) {
+				rep.Kept++ // a version being registered by a build elsewhere
+				continue
+			}
+			for _, l := range p.Layers {
+				mark(img.Name, l.Digest, l.Size)
+			}
+			rep.Items = append(rep.Items, cli.GCItem{Where: st.String(), Kind: "image", Ref: st.ImageURL(img.Name) + "@" + md, Version: name, Reason: reason})
+			if !rep.DryRun {
+				if err := st.DeleteVersion(ctx, img.Name, md); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if len(dead) == 0 {
+		return nil
+	}
+	live, _, err := c.liveVersions(ctx) // again: builds may have registered meanwhile
+	if err != nil {
+		return err
+	}
+	for _, d := range slices.Sorted(maps.Keys(dead)) {
+		if live[d] {
+			continue
+		}
+		var size int64
+		present := false
+		for _, image := range append([]string{""}, slices.Sorted(maps.Keys(dead[d]))...) {
+			ok, err := st.HasLayer(ctx, image, d)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			present = true
+			if image == "" {
+				continue // the store's own repository: Delete below
+			}
+			size = dead[d][image]
+			if !rep.DryRun {
+				if err := st.DeleteLayer(ctx, image, d); err != nil {
+					return err
+				}
+			}
+		}
+		if !present {
+			continue // collected before
+		}
+		if size == 0 {
+			for _, sz := range dead[d] {
+				size = sz
+			}
+		}
+		rep.Items = append(rep.Items, cli.GCItem{Where: st.String(), Kind: "artifact", Ref: st.Location().String() + "@" + d, Size: size,
+			Reason: "only revoked or unregistered versions reference it"})
+		rep.Freed += size
+		if !rep.DryRun {
+			if err := st.Delete(ctx, d); err != nil {
+				return err
+			}
+		}
+	}
+	rep.Notes = append(rep.Notes, "the registry frees the bytes of deleted manifests and blobs when its own garbage collection runs (docker-registry: registry garbage-collect --delete-untagged; see docs/registry.md)")
+	return nil
+}
+
+// record writes the gc to the audit log (not for a dry run), and returns
+// err, or the audit's failure.
+func (c *collector) record(ctx context.Context, rep *cli.GCReport, err error) error {
+	if rep.DryRun || c.audit == nil || (len(rep.Items) == 0 && err == nil) {
+		return err
+	}
+	counts := map[string]int{}
+	for _, it := range rep.Items {
+		k := it.Kind
+		if it.Where != "local" {
+			k = "registry " + k
+		} else {
+			k = "local " + k
+		}
+		counts[k]++
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		parts = append(parts, fmt.Sprintf("%d %s(s)", counts[k], k))
+	}
+	detail := fmt.Sprintf("deleted %s, %d bytes", strings.Join(parts, ", "), rep.Freed)
+	if err != nil {
+		detail += "; stopped: " + kiln.ErrorMessage(err)
+	}
+	target := "local"
+	if c.images != nil {
+		target = c.images.String()
+	}
+	if aerr := c.audit.AppendAudit(context.WithoutCancel(ctx), &kiln.AuditEntry{Action: "artifact.gc", Target: target, Detail: detail}); aerr != nil && err == nil {
+		return fmt.Errorf("artifact gc: record it in the audit log: %w", aerr)
+	}
+	return err
+}
