@@ -2,8 +2,8 @@ package build
 
 import (
 	"bytes"
-	"crypto"
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"io"
