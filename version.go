@@ -155,6 +155,9 @@ func (nv *NewVersion) Validate() error {
 				return err
 			}
 		}
+		if a.Format != "" && a.Format != FormatRootfs {
+			return FieldErrorf(EINVALID, "artifact.format", "the version's artifact is its root filesystem; record a %s disk image under artifacts", a.Format)
+		}
 	}
 	seen := map[ArtifactFormat]bool{}
 	for i, a := range p.Artifacts {
