@@ -109,6 +109,11 @@ func (r *run) disk(ctx context.Context, tarball, seed string, f kiln.ArtifactFor
 		TempDir: dir,
 	})
 	if err != nil {
+		if r.b.AgentBinary == "" {
+			// KILN_NO_AGENT=1 (or a Builder without one): the image has
+			// no kiln binary, which a disk image needs as its guest agent.
+			err = fmt.Errorf("%w (this build installs no kiln binary in the image: unset KILN_NO_AGENT)", err)
+		}
 		return nil, nil, err
 	}
 	file, err := os.Open(res.Path)
