@@ -28,11 +28,32 @@ type Platform interface {
 	Destroy(ctx context.Context, id string) error
 }
 
+// BootFormats is implemented by a Platform that boots something other than
+// a version's root filesystem: BootFormats lists the artifact formats it
+// boots, preferred first (the VM platform: qcow2, raw). A Platform without
+// it boots the root filesystem (FormatRootfs). launch.Launcher picks the
+// version's artifact by it and puts it in LaunchSpec.Artifact.
+type BootFormats interface {
+	BootFormats() []ArtifactFormat
+}
+
+// PlatformFormats returns the artifact formats p boots, preferred first.
+func PlatformFormats(p Platform) []ArtifactFormat {
+	if bf, ok := p.(BootFormats); ok {
+		if fs := bf.BootFormats(); len(fs) > 0 {
+			return fs
+		}
+	}
+	return []ArtifactFormat{FormatRootfs}
+}
+
 // LaunchSpec says what to boot.
 type LaunchSpec struct {
-	ID       string
-	Name     string
-	Version  VersionRef
+	ID      string
+	Name    string
+	Version VersionRef
+	// Artifact is the version's artifact in a format the platform boots
+	// (PlatformFormats): its root filesystem, or a disk image.
 	Artifact Artifact
 	// Ports forwards host loopback addresses into the instance.
 	Ports   []PortForward

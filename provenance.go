@@ -16,6 +16,10 @@ type Provenance struct {
 	Sources  []Source    `json:"sources"`
 	Packages []Package   `json:"packages"`
 	Artifact *Artifact   `json:"artifact,omitempty"`
+	// Artifacts are further artifacts built from Artifact, one per format
+	// the image line declares beyond the root filesystem (bootable disk
+	// images: qcow2, raw), each with its Format. Signed with the rest.
+	Artifacts []Artifact `json:"artifacts,omitempty"`
 	// BuiltBy says who or what made the version: a user, a kiln worker.
 	// For an external version it is what the caller claimed.
 	BuiltBy string `json:"built_by"`

@@ -155,8 +155,66 @@ func (nv *NewVersion) Validate() error {
 				return err
 			}
 		}
+		if a.Format != "" && a.Format != FormatRootfs {
+			return FieldErrorf(EINVALID, "artifact.format", "the version's artifact is its root filesystem; record a %s disk image under artifacts", a.Format)
+		}
+	}
+	seen := map[ArtifactFormat]bool{}
+	for i, a := range p.Artifacts {
+		field := fmt.Sprintf("artifacts[%d]", i)
+		if p.Artifact == nil || p.Artifact.External() {
+			return FieldErrorf(EINVALID, field, "further artifacts (disk images) are built from the version's root filesystem artifact, which this version does not have")
+		}
+		if !a.Format.Disk() {
+			return FieldErrorf(EINVALID, field+".format", "further artifact format %q is not a disk format; use qcow2 or raw", a.Format)
+		}
+		if seen[a.Format] {
+			return FieldErrorf(EINVALID, field+".format", "format %s is listed twice; a version has at most one artifact per format", a.Format)
+		}
+		seen[a.Format] = true
+		if a.Ref == "" {
+			return FieldErrorf(EINVALID, field+".ref", "artifact reference is empty")
+		}
+		if err := ValidateDigest(field+".digest", a.Digest); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// Artifact returns the version's artifact of format f: the root filesystem
+// for FormatRootfs, else the disk image of that format. ENOTFOUND names
+// the version and says how to get one.
+func (v *Version) Artifact(f ArtifactFormat) (*Artifact, error) {
+	p := &v.Provenance
+	if f == FormatRootfs || f == "" {
+		if p.Artifact == nil {
+			return nil, Errorf(ENOTFOUND, "%s has no artifact recorded; only built versions have one", v.Ref())
+		}
+		return p.Artifact, nil
+	}
+	for i := range p.Artifacts {
+		if p.Artifact != nil && p.Artifacts[i].Format == f {
+			return &p.Artifacts[i], nil
+		}
+	}
+	if !f.Disk() {
+		return nil, FieldErrorf(EINVALID, "format", "unknown artifact format %q; use rootfs, qcow2 or raw", f)
+	}
+	return nil, Errorf(ENOTFOUND, "%s has no %s disk image; add formats = [\"rootfs\", \"%s\"] to its image line and build again", v.Ref(), f, f)
+}
+
+// ArtifactFormats lists the formats the version has artifacts of: rootfs
+// first when it has a root filesystem, then its disk images.
+func (v *Version) ArtifactFormats() []ArtifactFormat {
+	var out []ArtifactFormat
+	if v.Provenance.Artifact != nil && !v.Provenance.Artifact.External() {
+		out = append(out, FormatRootfs)
+	}
+	for _, a := range v.Provenance.Artifacts {
+		out = append(out, a.Format)
+	}
+	return out
 }
 
 // VersionFilter selects versions. Zero fields do not filter.

@@ -192,6 +192,8 @@ type run struct {
 	finalKey string
 	number   int
 	artifact *kiln.Artifact
+	// disksKept are the disk images put into the artifact store so far.
+	disksKept []kiln.Artifact
 	// licences are the packages' licences read from the final root
 	// filesystem, for the SBOM (sbom.Options.Licenses).
 	licences map[string]string
@@ -429,7 +431,7 @@ func (r *run) fetchOrigin(ctx context.Context, o *definition.OriginArtifact) (*k
 // and returns their unpacked trees, bottom first.
 func (r *run) layers(ctx context.Context) ([]string, error) {
 	r.plan()
-	total := len(r.steps) + 2 // start, steps, release
+	total := r.totalSteps()
 	var keys []string
 	var key string
 

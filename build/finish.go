@@ -31,12 +31,13 @@ const releasePath = "etc/kiln-release"
 // the version failed if another machine took the number meanwhile.
 func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*kiln.NewVersion, error) {
 	b, img := r.b, r.img
-	total := len(r.steps) + 2
+	total := r.totalSteps()
+	n := len(r.steps) + 2
 	t := time.Now()
 	name := "release file /etc/kiln-release and artifact"
-	r.rep.event(Event{Kind: EventStepStart, Step: total, Steps: total, Name: name})
+	r.rep.event(Event{Kind: EventStepStart, Step: n, Steps: total, Name: name})
 	fail := func(err error) (*kiln.NewVersion, error) {
-		r.rep.event(Event{Kind: EventStepEnd, Step: total, Steps: total, Name: name, Elapsed: time.Since(t), Err: err})
+		r.rep.event(Event{Kind: EventStepEnd, Step: n, Steps: total, Name: name, Elapsed: time.Since(t), Err: err})
 		return nil, err
 	}
 
@@ -134,7 +135,11 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 			}
 		}
 	}
-	r.stepDone(total, total, name, false, t, "")
+	r.stepDone(n, total, name, false, t, "")
+	disks, err := r.disks(ctx, art)
+	if err != nil {
+		return nil, err
+	}
 
 	builtBy := r.opts.BuiltBy
 	if builtBy == "" {
@@ -151,6 +156,7 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 			Sources:    sources,
 			Packages:   pkgs,
 			Artifact:   art,
+			Artifacts:  disks,
 			BuiltBy:    builtBy,
 			StartedAt:  started,
 			FinishedAt: b.Clock().UTC(),
@@ -206,6 +212,9 @@ func (r *run) register(ctx context.Context, nv *kiln.NewVersion) error {
 func (r *run) dropArtifact(ctx context.Context) {
 	if r.artifact != nil {
 		_ = r.b.Artifacts.Delete(ctx, r.artifact.Digest)
+	}
+	for _, a := range r.disksKept {
+		_ = r.b.Artifacts.Delete(ctx, a.Digest)
 	}
 	if r.finalKey != "" {
 		_ = os.RemoveAll(r.cache.tree(r.finalKey))

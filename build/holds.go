@@ -68,6 +68,9 @@ func versionArtifacts(ctx context.Context, reg kiln.Registry) (map[string]bool, 
 		if a := v.Provenance.Artifact; a != nil {
 			out[a.Digest] = true
 		}
+		for _, a := range v.Provenance.Artifacts {
+			out[a.Digest] = true
+		}
 	}
 	return out, nil
 }

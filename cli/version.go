@@ -17,7 +17,7 @@ func (a *App) versionCmd() *cobra.Command {
 	cmd := group("version", "Record, query and move image versions")
 	cmd.AddCommand(a.versionCreateCmd(), a.versionListCmd(), a.versionLatestCmd(), a.versionShowCmd(),
 		a.versionStatusCmd(), a.versionTagCmd(), a.versionHistoryCmd(), a.versionLineageCmd(),
-		a.versionDiffCmd(), a.versionLogCmd(), a.versionAttachmentsCmd(), a.versionVerifyCmd())
+		a.versionDiffCmd(), a.versionLogCmd(), a.versionAttachmentsCmd(), a.versionVerifyCmd(), a.versionExportCmd())
 	cmd.AddCommand(a.versionSBOMCmd(), a.versionImportCmd())
 	cmd.AddCommand(a.revocationCmds()...)
 	return cmd
@@ -291,6 +291,19 @@ func printVersion(w io.Writer, v *kiln.Version, hist []*kiln.HistoryEntry, allPa
 	}
 	if p.Artifact != nil {
 		fmt.Fprintf(w, "Artifact:  %s (%s, %d bytes)\n", p.Artifact.Ref, p.Artifact.Digest, p.Artifact.Size)
+	}
+	if len(p.Artifacts) > 0 {
+		fmt.Fprintln(w, "Artifacts:")
+		t := newTable(w, "  FORMAT", "DIGEST", "SIZE", "REF")
+		if p.Artifact != nil && !p.Artifact.External() {
+			t.row("  "+string(kiln.FormatRootfs), p.Artifact.Digest, fmt.Sprint(p.Artifact.Size), p.Artifact.Ref)
+		}
+		for _, x := range p.Artifacts {
+			t.row("  "+string(x.Format), x.Digest, fmt.Sprint(x.Size), x.Ref)
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
 	}
 	if len(p.Sources) > 0 {
 		fmt.Fprintln(w, "Sources:")

@@ -29,6 +29,7 @@ var imageSchema = &hcl.BodySchema{
 		{Name: "tests"},
 		{Name: "test_vars"},
 		{Name: "volatile"},
+		{Name: "formats"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "debian"},
@@ -102,6 +103,12 @@ type imageDecl struct {
 	img       *Image
 	src       []byte    // the block's source text
 	baseRange hcl.Range // the base attribute, for messages about the base
+	// formats is the formats attribute (nil when absent), for messages
+	// about disk images.
+	formats *hcl.Attribute
+	// purgeRange is the purge attribute's value, for messages about a
+	// purged kernel.
+	purgeRange hcl.Range
 }
 
 // decodeImage reads one image block. It returns nil only when the block
@@ -217,6 +224,15 @@ func (l *loader) decodeImage(block *hcl.Block, src []byte) (*imageDecl, hcl.Diag
 		img.Volatile, cd = l.volatileList(a)
 		diags = append(diags, cd...)
 	}
+	img.Formats = []kiln.ArtifactFormat{kiln.FormatRootfs}
+	if a, ok := attrs["formats"]; ok {
+		d.formats = a
+		img.Formats, cd = l.formatList(a)
+		diags = append(diags, cd...)
+	}
+	if a, ok := attrs["purge"]; ok {
+		d.purgeRange = a.Expr.Range()
+	}
 
 	// Origins: exactly one of debian, base, origin.
 	var origins []string
@@ -307,6 +323,48 @@ func decodeBase(a *hcl.Attribute) (*BaseRef, hcl.Diagnostics) {
 		return nil, hcl.Diagnostics{attrError(a, "Invalid base", how)}
 	}
 	return &BaseRef{Image: step.Name}, nil
+}
+
+// formatList reads the formats attribute: the artifacts each build makes.
+// rootfs is always made and comes first; the rest keep kiln's order
+// (kiln.ArtifactFormats). A bad element is reported at the element when
+// the list is written out, else at the attribute.
+func (l *loader) formatList(a *hcl.Attribute) ([]kiln.ArtifactFormat, hcl.Diagnostics) {
+	names, diags := attrStrings(a, l.ctx, `["rootfs", "qcow2"]`)
+	var elems []hclsyntax.Expression
+	if t, ok := a.Expr.(*hclsyntax.TupleConsExpr); ok && len(t.Exprs) == len(names) {
+		elems = t.Exprs
+	}
+	at := func(i int) *hcl.Range {
+		if elems != nil {
+			return elems[i].Range().Ptr()
+		}
+		return a.Expr.Range().Ptr()
+	}
+	seen := map[kiln.ArtifactFormat]bool{kiln.FormatRootfs: true}
+	for i, n := range names {
+		f, err := kiln.ParseArtifactFormat("formats", n)
+		if err != nil {
+			summary := "Unknown artifact format"
+			if n == "oci" {
+				summary = "oci is not a build format"
+			}
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: kilnMessage(err), Subject: at(i), Context: a.Range.Ptr()})
+			continue
+		}
+		if seen[f] && f != kiln.FormatRootfs {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Duplicate format",
+				Detail: fmt.Sprintf("%q is listed twice in formats; remove one.", n), Subject: at(i)})
+		}
+		seen[f] = true
+	}
+	var out []kiln.ArtifactFormat
+	for _, f := range kiln.ArtifactFormats {
+		if seen[f] {
+			out = append(out, f)
+		}
+	}
+	return out, diags
 }
 
 func (l *loader) packageList(a *hcl.Attribute) ([]string, hcl.Diagnostics) {

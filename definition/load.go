@@ -217,6 +217,9 @@ func (l *loader) load(opts Options) (*Estate, hcl.Diagnostics) {
 	}
 
 	est := &Estate{Dir: l.dir, Files: files, Images: map[string]*Image{}, Order: order(decls), Variables: vars, Pipelines: pipelines}
+	if diags = append(diags, checkKernels(decls, est.Order)...); diags.HasErrors() {
+		return nil, diags
+	}
 	for _, name := range est.Order {
 		dec := decls[name]
 		var base *Image

@@ -41,6 +41,9 @@ var estateCases = map[string]definition.Options{
 	"good-test-vars": {},
 	"bad-test-vars":  {},
 	"no-images":      {},
+	"bad-formats":    {},
+	"bad-kernel":     {},
+	"good-formats":   {},
 }
 
 // TestLoadGolden loads each estate and compares the diagnostics, and for
@@ -121,6 +124,9 @@ func summary(est *definition.Estate) string {
 			fmt.Fprintf(&b, "  origin: %s %s local=%v\n", img.Artifact.Source, img.Artifact.Digest, img.Artifact.Path != "")
 		}
 		fmt.Fprintf(&b, "  packages: %v purge: %v\n", img.Packages, img.Purge)
+		if len(img.Formats) != 1 || img.Formats[0] != "rootfs" {
+			fmt.Fprintf(&b, "  formats: %v disks: %v\n", img.Formats, img.DiskFormats())
+		}
 		for _, k := range sortedNames(img.Tags) {
 			fmt.Fprintf(&b, "  tag %s=%s\n", k, img.Tags[k])
 		}

@@ -1,6 +1,9 @@
 package definition
 
-import "github.com/hashicorp/hcl/v2"
+import (
+	"github.com/hashicorp/hcl/v2"
+	"github.com/kiln-project/kiln"
+)
 
 // Estate is every image definition found in one directory of *.kiln.hcl
 // files, validated and with variables and locals evaluated.
@@ -66,6 +69,20 @@ type Image struct {
 	// does not report them. Its own, as written; Estate.Volatile adds the
 	// bases'.
 	Volatile []string
+	// Formats are the artifacts each build makes, rootfs first (always
+	// made, the default) and then the disk images declared (qcow2, raw).
+	Formats []kiln.ArtifactFormat
+}
+
+// DiskFormats returns the disk image formats the image declares.
+func (img *Image) DiskFormats() []kiln.ArtifactFormat {
+	var out []kiln.ArtifactFormat
+	for _, f := range img.Formats {
+		if f.Disk() {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // Debian says how to bootstrap from Debian packages with mmdebstrap.

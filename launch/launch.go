@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	kiln "github.com/kiln-project/kiln"
@@ -111,6 +112,9 @@ func (l *Launcher) check(ctx context.Context, ref kiln.VersionRef, gate Gate, fo
 	if v.Provenance.Artifact.External() {
 		return nil, kiln.Errorf(kiln.EINVALID, "kiln cannot launch an external artifact: %s refers to %s, which kiln did not build and does not hold; launch it with the tool that made it", ref, v.Provenance.Artifact.Ref)
 	}
+	if _, err := l.Artifact(v); err != nil {
+		return nil, err
+	}
 	if l.Key == nil {
 		return nil, kiln.Errorf(kiln.EUNAVAILABLE, "refusing to launch %s: this kiln has no key to verify signed provenance with", ref)
 	}
@@ -119,6 +123,28 @@ func (l *Launcher) check(ctx context.Context, ref kiln.VersionRef, gate Gate, fo
 		return nil, fmt.Errorf("refusing to launch: %w", err)
 	}
 	return v, nil
+}
+
+// Artifact returns the artifact of v that the launcher's platform boots:
+// the first of its formats (kiln.PlatformFormats) that v has — the root
+// filesystem on the local platform, the qcow2 (or raw) disk image on the
+// VM platform. A version without one is EINVALID, saying how to get one.
+func (l *Launcher) Artifact(v *kiln.Version) (*kiln.Artifact, error) {
+	formats := kiln.PlatformFormats(l.Platform)
+	for _, f := range formats {
+		if a, err := v.Artifact(f); err == nil {
+			return a, nil
+		}
+	}
+	if formats[0].Disk() {
+		names := make([]string, len(formats))
+		for i, f := range formats {
+			names[i] = string(f)
+		}
+		return nil, kiln.Errorf(kiln.EINVALID, "%s has no disk image; add formats = [\"%s\"] to its image line and build again (the %s platform boots %s disk images, not the root filesystem)",
+			v.Ref(), formats[0], l.Platform.Name(), strings.Join(names, " or "))
+	}
+	return nil, kiln.Errorf(kiln.EINVALID, "%s has no %s artifact, which the %s platform boots", v.Ref(), formats[0], l.Platform.Name())
 }
 
 // Launch checks the version (see Check), boots it, and records the
@@ -143,8 +169,12 @@ func (l *Launcher) Launch(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configuration for %s: %w", req.ID, err)
 	}
+	art, err := l.Artifact(v)
+	if err != nil {
+		return nil, err
+	}
 	res, err := l.Platform.Launch(ctx, kiln.LaunchSpec{
-		ID: req.ID, Name: name, Version: req.Version, Artifact: *v.Provenance.Artifact, Ports: req.Ports, Timeout: req.Timeout, Config: cfg,
+		ID: req.ID, Name: name, Version: req.Version, Artifact: *art, Ports: req.Ports, Timeout: req.Timeout, Config: cfg,
 	})
 	if err != nil {
 		return nil, l.undo(ctx, req.ID, &BootError{ID: req.ID, Err: err})

@@ -93,7 +93,11 @@ func (t *Tester) Test(ctx context.Context, ref kiln.VersionRef, opts TestOptions
 	if suite.Count() == 0 {
 		return nil, kiln.Errorf(kiln.EINVALID, "%s has no server tests; add `tests = [\"tests/%s.yaml\"]` to its image definition or give --tests FILE", ref, ref.Image)
 	}
-	if _, err := t.Artifacts.Stat(ctx, v.Provenance.Artifact.Digest); err != nil {
+	art, err := t.Launcher.Artifact(v)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := t.Artifacts.Stat(ctx, art.Digest); err != nil {
 		return nil, fmt.Errorf("artifact of %s: %w", ref, err)
 	}
 

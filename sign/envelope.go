@@ -120,21 +120,26 @@ func VerifyVersionWith(keys []crypto.PublicKey, envelope []byte, v *kiln.Version
 	if got.PredicateType != PredicateType {
 		return kiln.Errorf(kiln.ECONFLICT, "the signed statement of %s has predicateType %q; kiln verifies only %q", name, got.PredicateType, PredicateType)
 	}
-	if len(got.Subject) != 1 {
-		return kiln.Errorf(kiln.ECONFLICT, "the signed statement of %s has %d subjects; kiln signs exactly one, the version's artifact", name, len(got.Subject))
+	if len(got.Subject) != len(want.Subject) {
+		return kiln.Errorf(kiln.ECONFLICT, "the signed statement of %s has %d subjects; the registry records %d artifacts for it (its root filesystem and %d disk images) — the record of its artifacts was changed after signing, do not launch it",
+			name, len(got.Subject), len(want.Subject), len(want.Subject)-1)
 	}
-	subj := got.Subject[0]
-	if subj.Name != name {
-		return kiln.Errorf(kiln.ECONFLICT, "the signed statement is about %s, not %s; the envelope belongs to another version", subj.Name, name)
+	if got.Subject[0].Name != name {
+		return kiln.Errorf(kiln.ECONFLICT, "the signed statement is about %s, not %s; the envelope belongs to another version", got.Subject[0].Name, name)
 	}
-	wantDigest := want.Subject[0].Digest["sha256"]
-	gotDigest, ok := subj.Digest["sha256"]
-	if !ok || len(subj.Digest) != 1 {
-		return kiln.Errorf(kiln.ECONFLICT, "the signed statement of %s has no sha256 digest of its artifact (or other digests kiln does not check)", name)
-	}
-	if gotDigest != wantDigest {
-		return kiln.Errorf(kiln.ECONFLICT, "artifact digest in the signed statement sha256:%s differs from the registry's sha256:%s for %s; the registry's record of the artifact was changed after signing — do not launch it",
-			gotDigest, wantDigest, name)
+	for i, subj := range got.Subject {
+		if subj.Name != want.Subject[i].Name {
+			return kiln.Errorf(kiln.ECONFLICT, "the signed statement of %s names artifact %s where the registry has %s; the record of its artifacts was changed after signing — do not launch it", name, subj.Name, want.Subject[i].Name)
+		}
+		wantDigest := want.Subject[i].Digest["sha256"]
+		gotDigest, ok := subj.Digest["sha256"]
+		if !ok || len(subj.Digest) != 1 {
+			return kiln.Errorf(kiln.ECONFLICT, "the signed statement of %s has no sha256 digest of its artifact %s (or other digests kiln does not check)", name, subj.Name)
+		}
+		if gotDigest != wantDigest {
+			return kiln.Errorf(kiln.ECONFLICT, "artifact digest in the signed statement sha256:%s differs from the registry's sha256:%s for %s; the registry's record of the artifact was changed after signing — do not launch it",
+				gotDigest, wantDigest, subj.Name)
+		}
 	}
 	diffs, err := diffPredicates(&got.Predicate, &want.Predicate)
 	if err != nil {

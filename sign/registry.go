@@ -56,16 +56,30 @@ func CheckVersion(ctx context.Context, reg kiln.Registry, arts kiln.ArtifactStor
 	if !rehash {
 		return nil
 	}
-	rc, err := arts.Open(ctx, v.Provenance.Artifact.Digest)
+	for _, a := range append([]kiln.Artifact{*v.Provenance.Artifact}, v.Provenance.Artifacts...) {
+		if err := rehashArtifact(ctx, arts, v, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rehashArtifact reads artifact a of v back from arts and checks its digest.
+func rehashArtifact(ctx context.Context, arts kiln.ArtifactStore, v *kiln.Version, a kiln.Artifact) error {
+	what := "artifact"
+	if a.Format != "" {
+		what = string(a.Format) + " artifact"
+	}
+	rc, err := arts.Open(ctx, a.Digest)
 	if err != nil {
-		return fmt.Errorf("%s: %w", v.Name, err)
+		return fmt.Errorf("%s: %s: %w", v.Name, what, err)
 	}
 	if _, err := io.Copy(io.Discard, rc); err != nil {
 		rc.Close()
-		return kiln.Errorf(kiln.ECONFLICT, "%s: the stored artifact does not match its digest %s: %v", v.Name, v.Provenance.Artifact.Digest, err)
+		return kiln.Errorf(kiln.ECONFLICT, "%s: the stored %s does not match its digest %s: %v", v.Name, what, a.Digest, err)
 	}
 	if err := rc.Close(); err != nil {
-		return kiln.Errorf(kiln.ECONFLICT, "%s: the stored artifact does not match its digest %s: %v", v.Name, v.Provenance.Artifact.Digest, err)
+		return kiln.Errorf(kiln.ECONFLICT, "%s: the stored %s does not match its digest %s: %v", v.Name, what, a.Digest, err)
 	}
 	return nil
 }

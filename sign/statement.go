@@ -33,8 +33,10 @@ type Statement struct {
 	Predicate     Predicate `json:"predicate"`
 }
 
-// Subject names the artifact the statement is about: Name is the version
-// name ("appserver-3"), Digest maps "sha256" to the artifact's hex digest.
+// Subject names an artifact the statement is about: Name is the version
+// name ("appserver-3") for its root filesystem artifact and the version name
+// with the format as extension ("appserver-3.qcow2") for each further
+// artifact (disk images); Digest maps "sha256" to the artifact's hex digest.
 type Subject struct {
 	Name   string            `json:"name"`
 	Digest map[string]string `json:"digest"`
@@ -69,20 +71,41 @@ func NewStatement(v *kiln.Version) (*Statement, error) {
 	if err := kiln.ValidateDigest("artifact.digest", a.Digest); err != nil {
 		return nil, err
 	}
+	p := normalize(v.Provenance)
+	subjects := []Subject{{
+		Name:   name,
+		Digest: map[string]string{"sha256": strings.TrimPrefix(a.Digest, "sha256:")},
+	}}
+	for i, x := range p.Artifacts {
+		if err := kiln.ValidateDigest(fmt.Sprintf("artifacts[%d].digest", i), x.Digest); err != nil {
+			return nil, err
+		}
+		subjects = append(subjects, Subject{
+			Name:   SubjectName(v.Ref(), x.Format),
+			Digest: map[string]string{"sha256": strings.TrimPrefix(x.Digest, "sha256:")},
+		})
+	}
 	return &Statement{
-		Type: StatementType,
-		Subject: []Subject{{
-			Name:   name,
-			Digest: map[string]string{"sha256": strings.TrimPrefix(a.Digest, "sha256:")},
-		}},
+		Type:          StatementType,
+		Subject:       subjects,
 		PredicateType: PredicateType,
 		Predicate: Predicate{
 			Image:      v.Image,
 			Number:     v.Number,
 			SemVer:     v.SemVer,
-			Provenance: normalize(v.Provenance),
+			Provenance: p,
 		},
 	}, nil
+}
+
+// SubjectName is the in-toto subject name of a version's artifact of
+// format f: the version's name for its root filesystem, "appserver-3.qcow2"
+// for a disk image.
+func SubjectName(ref kiln.VersionRef, f kiln.ArtifactFormat) string {
+	if f == "" || f == kiln.FormatRootfs {
+		return ref.String()
+	}
+	return ref.String() + "." + string(f)
 }
 
 // Marshal returns the statement's JSON: encoding/json of the structs
@@ -126,6 +149,12 @@ func normalize(p kiln.Provenance) kiln.Provenance {
 	if p.Artifact != nil {
 		a := *p.Artifact
 		n.Artifact = &a
+	}
+	if len(p.Artifacts) > 0 {
+		n.Artifacts = slices.Clone(p.Artifacts)
+		slices.SortStableFunc(n.Artifacts, func(a, b kiln.Artifact) int { return strings.Compare(string(a.Format), string(b.Format)) })
+	} else {
+		n.Artifacts = nil
 	}
 	n.Sources = append([]kiln.Source{}, p.Sources...)
 	n.Packages = append([]kiln.Package{}, p.Packages...)

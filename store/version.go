@@ -124,6 +124,12 @@ func createVersion(ctx context.Context, tx *tx, nv *kiln.NewVersion) (*kiln.Vers
 	if err := insertPackages(ctx, tx, v.ID, p.Packages); err != nil {
 		return nil, fmt.Errorf("insert packages of %s: %w", v.Name, err)
 	}
+	for _, a := range p.Artifacts {
+		if _, err := tx.exec(ctx, `INSERT INTO version_artifacts (version_id, format, ref, digest, size) VALUES (?, ?, ?, ?, ?)`,
+			v.ID, string(a.Format), a.Ref, a.Digest, a.Size); err != nil {
+			return nil, fmt.Errorf("insert %s artifact of %s: %w", a.Format, v.Name, err)
+		}
+	}
 
 	if err := insertHistory(ctx, tx, v.ID, "status", "", string(kiln.StatusCandidate), "created"); err != nil {
 		return nil, err
@@ -140,6 +146,9 @@ func createVersion(ctx context.Context, tx *tx, nv *kiln.NewVersion) (*kiln.Vers
 	detail := string(p.Method)
 	if p.Artifact != nil {
 		detail += ", artifact " + p.Artifact.Digest
+	}
+	for _, a := range p.Artifacts {
+		detail += fmt.Sprintf(", %s %s", a.Format, a.Digest)
 	}
 	if err := audit(ctx, tx, "version.create", v.Name, detail); err != nil {
 		return nil, err
@@ -223,6 +232,8 @@ func copyProvenance(p kiln.Provenance) kiln.Provenance {
 	}
 	c.Sources = slices.Clone(p.Sources)
 	c.Packages = slices.Clone(p.Packages)
+	c.Artifacts = slices.Clone(p.Artifacts)
+	slices.SortStableFunc(c.Artifacts, compareArtifacts)
 	if c.Sources == nil {
 		c.Sources = []kiln.Source{}
 	}
@@ -232,6 +243,12 @@ func copyProvenance(p kiln.Provenance) kiln.Provenance {
 	c.StartedAt = truncTime(p.StartedAt)
 	c.FinishedAt = truncTime(p.FinishedAt)
 	return c
+}
+
+// compareArtifacts orders a version's further artifacts as the store
+// returns them: by format name.
+func compareArtifacts(a, b kiln.Artifact) int {
+	return strings.Compare(string(a.Format), string(b.Format))
 }
 
 func truncTime(t time.Time) time.Time {
@@ -401,6 +418,20 @@ func loadDetails(ctx context.Context, tx *tx, vs []*kiln.Version, withPackages b
 				return nil
 			}); err != nil {
 			return fmt.Errorf("load sources: %w", err)
+		}
+		if err := eachRow(ctx, tx, `SELECT version_id, format, ref, digest, size FROM version_artifacts WHERE version_id `+in+` ORDER BY version_id, format`, ids,
+			func(rows *sql.Rows) error {
+				var id int64
+				var a kiln.Artifact
+				var format string
+				if err := rows.Scan(&id, &format, &a.Ref, &a.Digest, &a.Size); err != nil {
+					return err
+				}
+				a.Format = kiln.ArtifactFormat(format)
+				byID[id].Provenance.Artifacts = append(byID[id].Provenance.Artifacts, a)
+				return nil
+			}); err != nil {
+			return fmt.Errorf("load artifacts: %w", err)
 		}
 		if withPackages {
 			if err := eachRow(ctx, tx, `SELECT version_id, name, version, architecture, source, source_version FROM version_packages WHERE version_id `+in+` ORDER BY version_id, name, architecture`, ids,

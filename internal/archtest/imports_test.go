@@ -58,7 +58,10 @@ var (
 	wiring = []string{"cmd/kiln", "bench", "internal/testenv"}
 )
 
-const bake = "platform/local/bake"
+const (
+	bake   = "platform/local/bake"
+	vmdisk = "platform/vm/disk"
+)
 
 var rules = []rule{
 	{
@@ -82,8 +85,8 @@ var rules = []rule{
 			return !under(p, wiring...) && !under(p, testOnly...)
 		},
 		forbids: func(imp, dep string) bool {
-			if !under(dep, drivers...) || under(dep, testOnly...) || dep == bake {
-				return false // test doubles and bake have their own rules
+			if !under(dep, drivers...) || under(dep, testOnly...) || dep == bake || dep == vmdisk {
+				return false // test doubles, bake and the disk builder have their own rules
 			}
 			// A driver's own subpackages are its business.
 			return !under(imp, topDriver(dep))
@@ -96,6 +99,13 @@ var rules = []rule{
 		applies: func(p string) bool { return !under(p, wiring...) && !under(p, "build", bake) },
 		forbids: func(_, dep string) bool { return under(dep, bake) },
 		want:    "go through build, or move what both need (Debian release files, package indexes) out of the local platform's build driver",
+	},
+	{
+		name:    "only cmd/kiln, build and platform/vm import platform/vm/disk",
+		doc:     "| `build` | … | `platform/local/bake`, `platform/vm/disk` (the disk images of `formats`),",
+		applies: func(p string) bool { return !under(p, wiring...) && !under(p, "build", "platform/vm") },
+		forbids: func(_, dep string) bool { return under(dep, vmdisk) },
+		want:    "build makes disk images and the VM platform boots them; go through build, or take the version's disk artifact from the artifact store",
 	},
 	{
 		name:    "platform/local and platform/local/bake do not import each other",
@@ -237,6 +247,11 @@ func TestRulesCatch(t *testing.T) {
 		{"cmd/kiln", "store", false},
 		{"cmd/kiln", bake, false},
 		{"build", bake, false},
+		{"build", vmdisk, false},
+		{"platform/vm", vmdisk, false},
+		{"launch", vmdisk, true},
+		{"pipeline", vmdisk, true},
+		{"build", "platform/vm", true},
 		{"internal/testenv", "platform/local", false},
 		{"internal/testenv", "platform/platformtest", false},
 		{"platform/memory", "platform/platformtest", false},

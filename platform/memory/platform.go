@@ -25,9 +25,14 @@ type Platform struct {
 	// Destroying, when set, is called as each Destroy begins; Destroy
 	// fails with its error and keeps the instance.
 	Destroying func(ctx context.Context, id string) error
+	// Formats, when set, are the artifact formats the platform says it
+	// boots (kiln.BootFormats), to stand in for a VM platform; nil: the
+	// root filesystem, like the local platform.
+	Formats []kiln.ArtifactFormat
 
 	mu        sync.Mutex
 	instances map[string]kiln.InstanceState
+	artifacts map[string]string // instance id -> digest launched
 	destroyed []string
 }
 
@@ -35,6 +40,17 @@ var _ kiln.Platform = (*Platform)(nil)
 
 // New returns a platform without instances.
 func New() *Platform { return &Platform{instances: map[string]kiln.InstanceState{}} }
+
+// BootFormats returns Formats (kiln.BootFormats).
+func (p *Platform) BootFormats() []kiln.ArtifactFormat { return p.Formats }
+
+// LaunchedArtifact returns the digest of the artifact instance id was
+// launched from ("" for an unknown instance).
+func (p *Platform) LaunchedArtifact(id string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.artifacts[id]
+}
 
 // Name is "memory".
 func (p *Platform) Name() string { return "memory" }
@@ -71,6 +87,10 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (*kiln.Laun
 		return nil, kiln.FieldErrorf(kiln.ECONFLICT, "id", "instance %s exists already; destroy it first or choose another id", spec.ID)
 	}
 	p.instances[spec.ID] = kiln.InstanceStarting
+	if p.artifacts == nil {
+		p.artifacts = map[string]string{}
+	}
+	p.artifacts[spec.ID] = spec.Artifact.Digest
 	p.mu.Unlock()
 
 	err := ctx.Err()

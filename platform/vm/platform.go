@@ -129,6 +129,14 @@ func New(cfg Config) (*Platform, error) {
 // Name is "vm".
 func (p *Platform) Name() string { return "vm" }
 
+var _ kiln.BootFormats = (*Platform)(nil)
+
+// BootFormats says the VM platform boots a version's disk image, qcow2
+// preferred (launch.Launcher picks it; kiln.BootFormats).
+func (p *Platform) BootFormats() []kiln.ArtifactFormat {
+	return []kiln.ArtifactFormat{kiln.FormatQCOW2, kiln.FormatRaw}
+}
+
 // Accel is the accelerator guests run with: "kvm" or "tcg".
 func (p *Platform) Accel() string { return p.accel }
 
