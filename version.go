@@ -155,6 +155,11 @@ func (nv *NewVersion) Validate() error {
 				return err
 			}
 		}
+		for i, l := range a.Layers {
+			if err := l.Validate(fmt.Sprintf("artifact.layers[%d]", i)); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package bake
+package layer
 
 import (
 	"archive/tar"
