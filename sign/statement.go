@@ -125,6 +125,7 @@ func normalize(p kiln.Provenance) kiln.Provenance {
 	}
 	if p.Artifact != nil {
 		a := *p.Artifact
+		a.Layers = slices.Clone(p.Artifact.Layers)
 		n.Artifact = &a
 	}
 	n.Sources = append([]kiln.Source{}, p.Sources...)
