@@ -46,7 +46,7 @@ type record struct {
 	// Lowers are a layered artifact's unpacked layers, top first (the
 	// layer cache); empty for a single-tar artifact.
 	Lowers []string `json:"lowers,omitempty"`
-	Probe    string `json:"probe,omitempty"`
+	Probe  string   `json:"probe,omitempty"`
 	// Credentials names the launch configuration's credentials, given to
 	// systemd-nspawn with --load-credential from credentialsDir.
 	Credentials []string `json:"credentials,omitempty"`
