@@ -5,39 +5,90 @@ import (
 	"context"
 	"io"
 	"os"
+	"path"
 	"strings"
 	"testing"
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/internal/layer"
 	"github.com/kiln-project/kiln/sign"
 )
+
+// mergedArtifact returns the entries of a version's merged root
+// filesystem (its layers applied bottom first, whiteouts removing what
+// they name): the tar header of each path, and the content of regular
+// files.
+func mergedArtifact(t *testing.T, v *kiln.Version) (map[string]*tar.Header, map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	ls, err := layer.Layers(ctx, shared.arts, v.Provenance.Artifact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdrs, bodies := map[string]*tar.Header{}, map[string]string{}
+	drop := func(p string, keep map[string]bool) {
+		for n := range hdrs {
+			if (n == p || strings.HasPrefix(n, p+"/")) && !keep[n] {
+				delete(hdrs, n)
+				delete(bodies, n)
+			}
+		}
+	}
+	for _, l := range ls {
+		r, err := layer.Open(ctx, shared.arts, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		written := map[string]bool{}
+		tr := tar.NewReader(r)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := path.Clean(strings.TrimPrefix(h.Name, "./"))
+			dir, base := path.Split(name)
+			switch {
+			case base == ".wh..wh..opq":
+				for n := range hdrs {
+					if strings.HasPrefix(n, path.Clean(dir)+"/") && !written[n] {
+						delete(hdrs, n)
+						delete(bodies, n)
+					}
+				}
+				continue
+			case strings.HasPrefix(base, ".wh."):
+				drop(path.Join(dir, strings.TrimPrefix(base, ".wh.")), nil)
+				continue
+			}
+			if h.Typeflag == tar.TypeDir {
+				name += "/"
+			}
+			hdrs[name], written[name] = h, true
+			if h.Typeflag == tar.TypeReg {
+				b, _ := io.ReadAll(tr)
+				bodies[name] = string(b)
+			}
+		}
+		if err := r.Close(); err != nil {
+			t.Fatalf("layer %s: %v", l.Digest, err)
+		}
+	}
+	return hdrs, bodies
+}
 
 // readArtifact returns the named files' content from a version's artifact.
 func readArtifact(t *testing.T, v *kiln.Version, names ...string) map[string]string {
 	t.Helper()
-	r, err := shared.arts.Open(context.Background(), v.Provenance.Artifact.Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	want := map[string]bool{}
-	for _, n := range names {
-		want[n] = true
-	}
+	_, bodies := mergedArtifact(t, v)
 	out := map[string]string{}
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want[h.Name] {
-			b, _ := io.ReadAll(tr)
-			out[h.Name] = string(b)
+	for _, n := range names {
+		if b, ok := bodies[n]; ok {
+			out[n] = b
 		}
 	}
 	return out
