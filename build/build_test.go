@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"testing"
 
@@ -246,8 +247,41 @@ func TestReheatKeepsWhatFreshDrops(t *testing.T) {
 		t.Fatal("app-1 lacks the hello package it was built with")
 	}
 	// The reheat installs another package with apt on top of app-1.
+	blobsBefore := storeBlobs(t)
 	res2 := build(t, b, estate(t, dir, def("reheat", `"netbase"`)), "app", Options{})
 	v2 := res2.Version
+	// Its artifact is app-1's layers plus its own, and only its own
+	// layers (and their list) were written to the store.
+	a1, a2 := v1.Provenance.Artifact, v2.Provenance.Artifact
+	if !a1.Layered() || !a2.Layered() || len(a2.Layers) <= len(a1.Layers) || !slices.Equal(a2.Layers[:len(a1.Layers)], a1.Layers) {
+		t.Fatalf("app-2's layers %+v do not start with app-1's %+v", a2.Layers, a1.Layers)
+	}
+	want := map[string]bool{a2.Digest: true}
+	var own int64
+	for _, l := range a2.Layers[len(a1.Layers):] {
+		want[l.Digest] = true
+		own += l.Size
+	}
+	for d := range storeBlobs(t) {
+		if !blobsBefore[d] && !want[d] {
+			t.Errorf("the reheat stored %s, which is neither one of its own layers nor its layer list", d)
+		}
+	}
+	t.Logf("app-1: %d layers, %d bytes; app-2 adds %d layers, %d bytes", len(a1.Layers), a1.Size, len(a2.Layers)-len(a1.Layers), own)
+	if own*4 > a1.Size {
+		t.Errorf("app-2's own layers take %d bytes, app-1's whole stack %d: a reheat should store only its changes", own, a1.Size)
+	}
+	if d, err := Diff(ctx, b.Registry, b.Artifacts, v1.Ref(), v2.Ref()); err != nil {
+		t.Error(err)
+	} else {
+		files := map[string]Change{}
+		for _, f := range d.Files {
+			files[f.Path] = f.Change
+		}
+		if files["etc/services"] != Added || files["etc/kiln-release"] != Changed || files["usr/bin/hello"] != "" {
+			t.Errorf("diff app-1 app-2: etc/services %q, etc/kiln-release %q, usr/bin/hello %q; want added, changed, unchanged", files["etc/services"], files["etc/kiln-release"], files["usr/bin/hello"])
+		}
+	}
 	// app-1's bootstrap left the mirror's current lists in the shared apt
 	// cache, so the reheat does not download them again.
 	if strings.Contains(string(res2.Log), "apt-get update") {
@@ -287,4 +321,20 @@ func TestReheatKeepsWhatFreshDrops(t *testing.T) {
 	if files["usr/bin/hello"] != Removed || files["etc/kiln-release"] != Changed {
 		t.Errorf("diff files: usr/bin/hello %q, etc/kiln-release %q; want removed, changed", files["usr/bin/hello"], files["etc/kiln-release"])
 	}
+}
+
+// storeBlobs lists the digests in the shared artifact store.
+func storeBlobs(t *testing.T) map[string]bool {
+	t.Helper()
+	ents, err := os.ReadDir(shared.arts.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), ".") {
+			out["sha256:"+e.Name()] = true
+		}
+	}
+	return out
 }
