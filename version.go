@@ -155,6 +155,11 @@ func (nv *NewVersion) Validate() error {
 				return err
 			}
 		}
+		for i, l := range a.Layers {
+			if err := l.Validate(fmt.Sprintf("artifact.layers[%d]", i)); err != nil {
+				return err
+			}
+		}
 		if a.Format != "" && a.Format != FormatRootfs {
 			return FieldErrorf(EINVALID, "artifact.format", "the version's artifact is its root filesystem; record a %s disk image under artifacts", a.Format)
 		}

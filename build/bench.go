@@ -60,7 +60,8 @@ type BenchResult struct {
 	// Reheat is the reheat of the fresh version with Extra added
 	// (target ≤ 5 s).
 	Reheat time.Duration
-	// ArtifactSize is the fresh artifact's size in bytes.
+	// ArtifactSize is the fresh artifact's size in bytes (the sum of its
+	// compressed layers).
 	ArtifactSize int64
 }
 
@@ -86,7 +87,7 @@ func (r *BenchResult) String() string {
 	fmt.Fprintf(&b, "  fresh, packages cached %8s   ratio %.2f\n", round(r.FreshWarm), r.FreshWarm.Seconds()/r.Raw.Seconds())
 	fmt.Fprintf(&b, "  cached rebuild         %8s   (target ≤ %s: %s)\n", round(r.Cached), TargetCached, ok(r.Cached <= TargetCached))
 	fmt.Fprintf(&b, "  reheat + 1 package     %8s   (target ≤ %s: %s)\n", round(r.Reheat), TargetReheat, ok(r.Reheat <= TargetReheat))
-	fmt.Fprintf(&b, "  artifact size          %8.1f MiB (uncompressed tar)\n", float64(r.ArtifactSize)/(1<<20))
+	fmt.Fprintf(&b, "  artifact size          %8.1f MiB (its layers, compressed)\n", float64(r.ArtifactSize)/(1<<20))
 	return b.String()
 }
 

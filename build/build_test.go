@@ -5,39 +5,91 @@ import (
 	"context"
 	"io"
 	"os"
+	"path"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/internal/layer"
 	"github.com/kiln-project/kiln/sign"
 )
+
+// mergedArtifact returns the entries of a version's merged root
+// filesystem (its layers applied bottom first, whiteouts removing what
+// they name): the tar header of each path, and the content of regular
+// files.
+func mergedArtifact(t *testing.T, v *kiln.Version) (map[string]*tar.Header, map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	ls, err := layer.Layers(ctx, shared.arts, v.Provenance.Artifact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdrs, bodies := map[string]*tar.Header{}, map[string]string{}
+	drop := func(p string, keep map[string]bool) {
+		for n := range hdrs {
+			if (n == p || strings.HasPrefix(n, p+"/")) && !keep[n] {
+				delete(hdrs, n)
+				delete(bodies, n)
+			}
+		}
+	}
+	for _, l := range ls {
+		r, err := layer.Open(ctx, shared.arts, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		written := map[string]bool{}
+		tr := tar.NewReader(r)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := path.Clean(strings.TrimPrefix(h.Name, "./"))
+			dir, base := path.Split(name)
+			switch {
+			case base == ".wh..wh..opq":
+				for n := range hdrs {
+					if strings.HasPrefix(n, path.Clean(dir)+"/") && !written[n] {
+						delete(hdrs, n)
+						delete(bodies, n)
+					}
+				}
+				continue
+			case strings.HasPrefix(base, ".wh."):
+				drop(path.Join(dir, strings.TrimPrefix(base, ".wh.")), nil)
+				continue
+			}
+			if h.Typeflag == tar.TypeDir {
+				name += "/"
+			}
+			hdrs[name], written[name] = h, true
+			if h.Typeflag == tar.TypeReg {
+				b, _ := io.ReadAll(tr)
+				bodies[name] = string(b)
+			}
+		}
+		if err := r.Close(); err != nil {
+			t.Fatalf("layer %s: %v", l.Digest, err)
+		}
+	}
+	return hdrs, bodies
+}
 
 // readArtifact returns the named files' content from a version's artifact.
 func readArtifact(t *testing.T, v *kiln.Version, names ...string) map[string]string {
 	t.Helper()
-	r, err := shared.arts.Open(context.Background(), v.Provenance.Artifact.Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	want := map[string]bool{}
-	for _, n := range names {
-		want[n] = true
-	}
+	_, bodies := mergedArtifact(t, v)
 	out := map[string]string{}
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want[h.Name] {
-			b, _ := io.ReadAll(tr)
-			out[h.Name] = string(b)
+	for _, n := range names {
+		if b, ok := bodies[n]; ok {
+			out[n] = b
 		}
 	}
 	return out
@@ -195,8 +247,41 @@ func TestReheatKeepsWhatFreshDrops(t *testing.T) {
 		t.Fatal("app-1 lacks the hello package it was built with")
 	}
 	// The reheat installs another package with apt on top of app-1.
+	blobsBefore := storeBlobs(t)
 	res2 := build(t, b, estate(t, dir, def("reheat", `"netbase"`)), "app", Options{})
 	v2 := res2.Version
+	// Its artifact is app-1's layers plus its own, and only its own
+	// layers (and their list) were written to the store.
+	a1, a2 := v1.Provenance.Artifact, v2.Provenance.Artifact
+	if !a1.Layered() || !a2.Layered() || len(a2.Layers) <= len(a1.Layers) || !slices.Equal(a2.Layers[:len(a1.Layers)], a1.Layers) {
+		t.Fatalf("app-2's layers %+v do not start with app-1's %+v", a2.Layers, a1.Layers)
+	}
+	want := map[string]bool{a2.Digest: true}
+	var own int64
+	for _, l := range a2.Layers[len(a1.Layers):] {
+		want[l.Digest] = true
+		own += l.Size
+	}
+	for d := range storeBlobs(t) {
+		if !blobsBefore[d] && !want[d] {
+			t.Errorf("the reheat stored %s, which is neither one of its own layers nor its layer list", d)
+		}
+	}
+	t.Logf("app-1: %d layers, %d bytes; app-2 adds %d layers, %d bytes", len(a1.Layers), a1.Size, len(a2.Layers)-len(a1.Layers), own)
+	if own*4 > a1.Size {
+		t.Errorf("app-2's own layers take %d bytes, app-1's whole stack %d: a reheat should store only its changes", own, a1.Size)
+	}
+	if d, err := Diff(ctx, b.Registry, b.Artifacts, v1.Ref(), v2.Ref()); err != nil {
+		t.Error(err)
+	} else {
+		files := map[string]Change{}
+		for _, f := range d.Files {
+			files[f.Path] = f.Change
+		}
+		if files["etc/services"] != Added || files["etc/kiln-release"] != Changed || files["usr/bin/hello"] != "" {
+			t.Errorf("diff app-1 app-2: etc/services %q, etc/kiln-release %q, usr/bin/hello %q; want added, changed, unchanged", files["etc/services"], files["etc/kiln-release"], files["usr/bin/hello"])
+		}
+	}
 	// app-1's bootstrap left the mirror's current lists in the shared apt
 	// cache, so the reheat does not download them again.
 	if strings.Contains(string(res2.Log), "apt-get update") {
@@ -236,4 +321,20 @@ func TestReheatKeepsWhatFreshDrops(t *testing.T) {
 	if files["usr/bin/hello"] != Removed || files["etc/kiln-release"] != Changed {
 		t.Errorf("diff files: usr/bin/hello %q, etc/kiln-release %q; want removed, changed", files["usr/bin/hello"], files["etc/kiln-release"])
 	}
+}
+
+// storeBlobs lists the digests in the shared artifact store.
+func storeBlobs(t *testing.T) map[string]bool {
+	t.Helper()
+	ents, err := os.ReadDir(shared.arts.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), ".") {
+			out["sha256:"+e.Name()] = true
+		}
+	}
+	return out
 }

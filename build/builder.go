@@ -22,6 +22,7 @@ import (
 	"github.com/kiln-project/kiln/debian"
 	"github.com/kiln-project/kiln/definition"
 	"github.com/kiln-project/kiln/internal/flock"
+	"github.com/kiln-project/kiln/internal/layer"
 	"github.com/kiln-project/kiln/internal/overlayfs"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
@@ -180,8 +181,15 @@ type run struct {
 	base    *kiln.VersionRef
 	debian  *definition.Debian
 	release *debian.Release
-	// startDigest is the artifact a non-fresh build starts from.
+	// startDigest is the artifact a non-fresh build starts from, start
+	// the artifact itself.
 	startDigest string
+	start       *kiln.Artifact
+	// startLayers are the start artifact's layers (bottom first): the
+	// bottom of the new version's stack. ownFrom is the index in keys of
+	// the first layer the build made itself.
+	startLayers []kiln.Layer
+	ownFrom     int
 	// parentRelease is the Release digest the reheated parent was built from.
 	parentRelease string
 	sources       []kiln.Source
@@ -194,6 +202,10 @@ type run struct {
 	artifact *kiln.Artifact
 	// disksKept are the disk images put into the artifact store so far.
 	disksKept []kiln.Artifact
+	// releaseLayer is the layer only this version has (the release file
+	// and agent, or the whole root when squashed), deleted with the
+	// artifact when the build fails.
+	releaseLayer *kiln.Layer
 	// licences are the packages' licences read from the final root
 	// filesystem, for the SBOM (sbom.Options.Licenses).
 	licences map[string]string
@@ -305,14 +317,14 @@ func (r *run) resolveOrigin(ctx context.Context) error {
 		}
 		ref := v.Ref()
 		r.base = &ref
-		r.startDigest = v.Provenance.Artifact.Digest
+		r.startDigest, r.start = v.Provenance.Artifact.Digest, v.Provenance.Artifact
 		r.sources = append(r.sources, kiln.Source{Kind: kiln.SourceOrigin, Ref: ref.String(), Digest: r.startDigest})
 	case img.Artifact != nil:
 		a, err := r.fetchOrigin(ctx, img.Artifact)
 		if err != nil {
 			return err
 		}
-		r.startDigest = a.Digest
+		r.startDigest, r.start = a.Digest, a
 		r.sources = append(r.sources, kiln.Source{Kind: kiln.SourceOrigin, Ref: img.Artifact.Source, Digest: a.Digest})
 	case img.Debian != nil:
 		r.sources = append(r.sources, kiln.Source{Kind: kiln.SourceOrigin, Ref: img.Debian.Suite + "@" + img.Debian.Mirror, Digest: r.release.Digest})
@@ -331,7 +343,7 @@ func (r *run) resolveOrigin(ctx context.Context) error {
 		default:
 			ref := prev.Ref()
 			r.parent = &ref
-			r.startDigest = prev.Provenance.Artifact.Digest
+			r.startDigest, r.start = prev.Provenance.Artifact.Digest, prev.Provenance.Artifact
 			for _, src := range prev.Provenance.Sources {
 				if src.Kind == kiln.SourceOrigin {
 					r.parentRelease = src.Digest
@@ -459,15 +471,13 @@ func (r *run) layers(ctx context.Context) ([]string, error) {
 		}
 		r.rep.event(Event{Kind: EventStepStart, Step: 1, Steps: total, Name: startName})
 		key = chainKey("artifact", r.startDigest)
-		if stack, ok := r.cache.stack(r.startDigest); ok && r.stackFits(stack) {
-			keys, cached = stack, true
-		} else {
-			if err := r.cache.unpack(ctx, r.b.Artifacts, r.startDigest, key, false); err != nil {
-				r.rep.event(Event{Kind: EventStepEnd, Step: 1, Steps: total, Elapsed: time.Since(t0), Err: err})
-				return nil, fmt.Errorf("unpack %s: %w", startName, err)
-			}
-			keys = []string{key}
+		var err error
+		keys, cached, err = r.startStack(ctx, key)
+		if err != nil {
+			r.rep.event(Event{Kind: EventStepEnd, Step: 1, Steps: total, Elapsed: time.Since(t0), Err: err})
+			return nil, fmt.Errorf("unpack %s: %w", startName, err)
 		}
+		r.ownFrom = len(keys)
 	}
 	r.stepDone(1, total, startName, cached, t0, "")
 
@@ -490,6 +500,46 @@ func (r *run) layers(ctx context.Context) ([]string, error) {
 		trees[i] = r.cache.tree(k)
 	}
 	return trees, nil
+}
+
+// startStack returns the cache keys of the start artifact's trees, bottom
+// first: the stack its build left in the cache, else each of its layers
+// unpacked once (by diff ID, so versions sharing a base share the trees),
+// else, when those would not fit in one overlay, the whole artifact
+// unpacked as one tree under key. The reported bool is true when nothing
+// had to be unpacked.
+func (r *run) startStack(ctx context.Context, key string) ([]string, bool, error) {
+	ls, err := layer.Layers(ctx, r.b.Artifacts, r.start)
+	if err != nil {
+		return nil, false, err
+	}
+	r.startLayers = ls
+	if stack, ok := r.cache.stack(r.startDigest); ok && r.stackFits(stack) {
+		return stack, true, nil
+	}
+	if len(ls) > 1 {
+		keys := make([]string, len(ls))
+		for i, l := range ls {
+			keys[i] = chainKey("layer", l.DiffID)
+		}
+		if r.stackFits(keys) {
+			cached := true
+			for i, l := range ls {
+				if !r.cache.hasTree(keys[i]) {
+					cached = false
+				}
+				if err := r.cache.unpack(ctx, r.b.Artifacts, []kiln.Layer{l}, keys[i], true); err != nil {
+					return nil, false, err
+				}
+			}
+			return keys, cached, nil
+		}
+	}
+	cached := r.cache.hasTree(key)
+	if err := r.cache.unpack(ctx, r.b.Artifacts, ls, key, false); err != nil {
+		return nil, false, err
+	}
+	return []string{key}, cached, nil
 }
 
 // maxLowerBytes bounds the overlay's lowerdir option: the kernel takes one
@@ -548,7 +598,7 @@ func (r *run) bootstrap(ctx context.Context, key string) (bool, error) {
 		return false, err
 	}
 	// Reproducible layer: no mtime later than the Release date.
-	return false, r.keep(ctx, key, "bootstrap", dir, bake.WriteOptions{ClampMtime: r.release.Date})
+	return false, r.keep(ctx, key, "bootstrap", dir, layer.WriteOptions{ClampMtime: r.release.Date})
 }
 
 // cached reports whether key's layer is in the cache, unpacking it from
@@ -564,7 +614,7 @@ func (r *run) cached(ctx context.Context, key string) (bool, error) {
 	if r.cache.hasTree(key) {
 		return true, nil
 	}
-	err := r.cache.unpack(ctx, r.b.Artifacts, e.Layer.Digest, key, true)
+	err := r.cache.unpack(ctx, r.b.Artifacts, []kiln.Layer{e.ociLayer()}, key, true)
 	if kiln.ErrorCode(err) == kiln.ENOTFOUND {
 		r.cache.forget(key)
 		return false, nil
@@ -575,7 +625,7 @@ func (r *run) cached(ctx context.Context, key string) (bool, error) {
 // keep moves a finished layer directory into the cache and exports it to
 // the artifact store in the background; the build waits for every export
 // before it registers.
-func (r *run) keep(ctx context.Context, key, name, dir string, wo bake.WriteOptions) error {
+func (r *run) keep(ctx context.Context, key, name, dir string, wo layer.WriteOptions) error {
 	tree := r.cache.tree(key)
 	if err := os.Rename(dir, tree); err != nil {
 		if !r.cache.hasTree(key) {
@@ -586,9 +636,9 @@ func (r *run) keep(ctx context.Context, key, name, dir string, wo bake.WriteOpti
 	r.bg.Add(1)
 	go func() {
 		defer r.bg.Done()
-		a, err := putTar(ctx, r.b.Artifacts, tree, wo)
+		l, err := layer.Put(ctx, r.b.Artifacts, tree, wo)
 		if err == nil {
-			err = r.cache.save(&cacheEntry{Key: key, Step: name, Layer: *a, Created: r.b.Clock().UTC()}, "")
+			err = r.cache.save(entryOf(key, name, l, r.b.Clock().UTC()), "")
 		}
 		if err != nil {
 			r.bgMu.Lock()
@@ -599,17 +649,6 @@ func (r *run) keep(ctx context.Context, key, name, dir string, wo bake.WriteOpti
 		}
 	}()
 	return nil
-}
-
-// putTar writes dir as a tar straight into the artifact store.
-func putTar(ctx context.Context, store kiln.ArtifactStore, dir string, wo bake.WriteOptions) (*kiln.Artifact, error) {
-	pr, pw := io.Pipe()
-	go func() {
-		pw.CloseWithError(bake.WriteTar(ctx, dir, pw, wo))
-	}()
-	a, err := store.Put(ctx, pr)
-	pr.CloseWithError(errors.New("artifact store stopped reading"))
-	return a, err
 }
 
 // runStep runs one step on an overlay of the layers below, or finds its
@@ -633,7 +672,7 @@ func (r *run) runStep(ctx context.Context, n int, st *step, key string, below []
 	if err != nil {
 		return "", false, err
 	}
-	return "", false, r.keep(ctx, key, st.name, o.Upper, bake.WriteOptions{Layer: true})
+	return "", false, r.keep(ctx, key, st.name, o.Upper, layer.WriteOptions{Layer: true})
 }
 
 func topFirst(c *cache, keys []string) []string {

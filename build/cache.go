@@ -15,7 +15,7 @@ import (
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/internal/flock"
-	"github.com/kiln-project/kiln/platform/local/bake"
+	"github.com/kiln-project/kiln/internal/layer"
 )
 
 // tmpPrefix names cache entries being written; Cleanup removes stale ones.
@@ -51,10 +51,29 @@ type cache struct {
 }
 
 type cacheEntry struct {
-	Key     string        `json:"key"`
-	Step    string        `json:"step"`
-	Layer   kiln.Artifact `json:"layer"`
-	Created time.Time     `json:"created"`
+	Key  string `json:"key"`
+	Step string `json:"step"`
+	// Layer is the layer's blob in the artifact store.
+	Layer kiln.Artifact `json:"layer"`
+	// DiffID and MediaType describe the blob as an OCI layer; both are
+	// empty in entries written before layers were compressed, whose blob
+	// is a plain tar.
+	DiffID    string    `json:"diff_id,omitempty"`
+	MediaType string    `json:"media_type,omitempty"`
+	Created   time.Time `json:"created"`
+}
+
+// ociLayer is the entry's blob as an OCI layer.
+func (e *cacheEntry) ociLayer() kiln.Layer {
+	if e.MediaType == "" {
+		return layer.Tar(&e.Layer)
+	}
+	return kiln.Layer{Digest: e.Layer.Digest, DiffID: e.DiffID, Size: e.Layer.Size, MediaType: e.MediaType}
+}
+
+func entryOf(key, step string, l kiln.Layer, created time.Time) *cacheEntry {
+	return &cacheEntry{Key: key, Step: step, Layer: kiln.Artifact{Ref: "local:" + l.Digest, Digest: l.Digest, Size: l.Size},
+		DiffID: l.DiffID, MediaType: l.MediaType, Created: created}
 }
 
 type stackEntry struct {
@@ -209,8 +228,10 @@ func (c *cache) saveStack(digest string, layers []string) error {
 	return c.writeJSON(filepath.Join(c.dir, "artifacts", hexOf(digest)+".json"), &stackEntry{Artifact: digest, Layers: layers})
 }
 
-// unpack extracts a tarball from the artifact store into the tree of key.
-func (c *cache) unpack(ctx context.Context, store kiln.ArtifactStore, digest, key string, layer bool) error {
+// unpack extracts layers from the artifact store into the tree of key:
+// one layer as an overlay lower directory (asLayer: whiteouts kept as
+// overlay whiteouts), or a stack applied bottom first into one tree.
+func (c *cache) unpack(ctx context.Context, store kiln.ArtifactStore, layers []kiln.Layer, key string, asLayer bool) error {
 	if c.hasTree(key) {
 		c.used(key)
 		return nil
@@ -219,18 +240,20 @@ func (c *cache) unpack(ctx context.Context, store kiln.ArtifactStore, digest, ke
 	if err != nil {
 		return err
 	}
-	r, err := store.Open(ctx, digest)
-	if err != nil {
-		os.RemoveAll(tmp)
-		return err
-	}
-	err = bake.ExtractTar(ctx, r, tmp, bake.ExtractOptions{Layer: layer})
-	if cerr := r.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.RemoveAll(tmp)
-		return fmt.Errorf("unpack %s: %w", digest, err)
+	for _, l := range layers {
+		r, err := layer.Open(ctx, store, l)
+		if err != nil {
+			os.RemoveAll(tmp)
+			return err
+		}
+		err = layer.ExtractTar(ctx, r, tmp, layer.ExtractOptions{Layer: asLayer, Apply: !asLayer})
+		if cerr := r.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.RemoveAll(tmp)
+			return fmt.Errorf("unpack %s: %w", l.Digest, err)
+		}
 	}
 	if err := os.Rename(tmp, c.tree(key)); err != nil {
 		os.RemoveAll(tmp)

@@ -7,9 +7,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
+	"path"
 	"sort"
+	"strings"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/layer"
 )
 
 // Change says how a package or file differs between two versions.
@@ -77,27 +81,147 @@ func Diff(ctx context.Context, reg kiln.Registry, store kiln.ArtifactStore, a, b
 	}
 	res := &DiffResult{From: a, To: b, Packages: diffPackages(va.Provenance.Packages, vb.Provenance.Packages)}
 
-	type listing struct {
-		files map[string]*FileInfo
-		err   error
+	fa, fb, err := listArtifacts(ctx, store, va, vb)
+	if err != nil {
+		return nil, err
 	}
-	ch := make(chan listing, 1)
-	go func() {
-		f, err := listArtifact(ctx, store, va.Provenance.Artifact.Digest)
-		ch <- listing{f, err}
-	}()
-	fb, errB := listArtifact(ctx, store, vb.Provenance.Artifact.Digest)
-	la := <-ch
-	if la.err != nil {
-		return nil, fmt.Errorf("read artifact of %s: %w", va.Name, la.err)
-	}
-	if errB != nil {
-		return nil, fmt.Errorf("read artifact of %s: %w", vb.Name, errB)
-	}
-	res.Files = diffFiles(la.files, fb)
+	res.Files = diffFiles(fa, fb)
 	return res, nil
 }
 
+// listArtifacts lists the merged trees of two versions' artifacts. The
+// layers both stacks start with (a child and its parent or base, two
+// images on one base) are read once.
+func listArtifacts(ctx context.Context, store kiln.ArtifactStore, va, vb *kiln.Version) (map[string]*FileInfo, map[string]*FileInfo, error) {
+	la, err := layer.Layers(ctx, store, va.Provenance.Artifact)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read artifact of %s: %w", va.Name, err)
+	}
+	lb, err := layer.Layers(ctx, store, vb.Provenance.Artifact)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read artifact of %s: %w", vb.Name, err)
+	}
+	n := 0
+	for n < len(la) && n < len(lb) && la[n].Digest == lb[n].Digest {
+		n++
+	}
+	shared := map[string]*FileInfo{}
+	for _, l := range la[:n] {
+		if err := applyLayer(ctx, store, l, shared); err != nil {
+			return nil, nil, fmt.Errorf("read artifact of %s: %w", va.Name, err)
+		}
+	}
+	fa, fb := maps.Clone(shared), shared
+	ch := make(chan error, 1)
+	go func() {
+		for _, l := range la[n:] {
+			if err := applyLayer(ctx, store, l, fa); err != nil {
+				ch <- fmt.Errorf("read artifact of %s: %w", va.Name, err)
+				return
+			}
+		}
+		ch <- nil
+	}()
+	var errB error
+	for _, l := range lb[n:] {
+		if errB = applyLayer(ctx, store, l, fb); errB != nil {
+			errB = fmt.Errorf("read artifact of %s: %w", vb.Name, errB)
+			break
+		}
+	}
+	if errA := <-ch; errA != nil {
+		return nil, nil, errA
+	}
+	if errB != nil {
+		return nil, nil, errB
+	}
+	return fa, fb, nil
+}
+
+// The OCI whiteouts a layer marks deletions with.
+const (
+	whiteoutPrefix = ".wh."
+	whiteoutOpaque = ".wh..wh..opq"
+)
+
+// applyLayer reads a layer's tar listing into files, hashing file
+// contents: its entries replace what lower layers listed, its whiteouts
+// remove paths (and what is beneath them), an opaque marker what lower
+// layers listed in its directory.
+func applyLayer(ctx context.Context, store kiln.ArtifactStore, l kiln.Layer, files map[string]*FileInfo) error {
+	r, err := layer.Open(ctx, store, l)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	removeUnder := func(dir string, keep map[string]bool) {
+		for p := range files {
+			if (dir == "." || strings.HasPrefix(p, dir+"/")) && !keep[p] {
+				delete(files, p)
+			}
+		}
+	}
+	written := map[string]bool{}
+	tr := tar.NewReader(r)
+	h := sha256.New()
+	for n := 0; ; n++ {
+		if n%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		name := path.Clean(strings.TrimPrefix(hdr.Name, "/"))
+		if name == "." {
+			continue
+		}
+		dir, base := path.Split(name)
+		dir = path.Clean(dir)
+		switch {
+		case base == whiteoutOpaque:
+			removeUnder(dir, written)
+			continue
+		case strings.HasPrefix(base, whiteoutPrefix):
+			gone := path.Join(dir, strings.TrimPrefix(base, whiteoutPrefix))
+			delete(files, gone)
+			removeUnder(gone, nil)
+			continue
+		}
+		fi := &FileInfo{Mode: fmt.Sprintf("%04o", hdr.Mode&0o7777), UID: hdr.Uid, GID: hdr.Gid}
+		switch hdr.Typeflag {
+		case tar.TypeReg:
+			fi.Type, fi.Size = "file", hdr.Size
+			h.Reset()
+			if _, err := io.Copy(h, tr); err != nil {
+				return err
+			}
+			fi.SHA256 = hex.EncodeToString(h.Sum(nil))
+		case tar.TypeDir:
+			fi.Type = "dir"
+		case tar.TypeSymlink:
+			fi.Type, fi.Link = "symlink", hdr.Linkname
+		case tar.TypeLink:
+			fi.Type, fi.Link = "hardlink", hdr.Linkname
+		case tar.TypeFifo:
+			fi.Type = "fifo"
+		default:
+			fi.Type = string(hdr.Typeflag)
+		}
+		files[name] = fi
+		written[name] = true
+	}
+	// Read to the end so the digest and diff ID are verified.
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	return r.Close()
+}
 func diffPackages(a, b []kiln.Package) []PackageChange {
 	key := func(p kiln.Package) string { return p.Name + ":" + p.Architecture }
 	ma := map[string]kiln.Package{}
@@ -150,55 +274,4 @@ func diffFiles(a, b map[string]*FileInfo) []FileChange {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
-}
-
-// listArtifact reads an artifact's tar listing, hashing file contents.
-func listArtifact(ctx context.Context, store kiln.ArtifactStore, digest string) (map[string]*FileInfo, error) {
-	r, err := store.Open(ctx, digest)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	out := map[string]*FileInfo{}
-	tr := tar.NewReader(r)
-	h := sha256.New()
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		name := hdr.Name
-		if len(name) > 1 && name[len(name)-1] == '/' {
-			name = name[:len(name)-1]
-		}
-		fi := &FileInfo{Mode: fmt.Sprintf("%04o", hdr.Mode&0o7777), UID: hdr.Uid, GID: hdr.Gid}
-		switch hdr.Typeflag {
-		case tar.TypeReg:
-			fi.Type, fi.Size = "file", hdr.Size
-			h.Reset()
-			if _, err := io.Copy(h, tr); err != nil {
-				return nil, err
-			}
-			fi.SHA256 = hex.EncodeToString(h.Sum(nil))
-		case tar.TypeDir:
-			fi.Type = "dir"
-		case tar.TypeSymlink:
-			fi.Type, fi.Link = "symlink", hdr.Linkname
-		case tar.TypeLink:
-			fi.Type, fi.Link = "hardlink", hdr.Linkname
-		case tar.TypeFifo:
-			fi.Type = "fifo"
-		default:
-			fi.Type = string(hdr.Typeflag)
-		}
-		out[name] = fi
-	}
-	// Read to the end so the store verifies the digest.
-	if _, err := io.Copy(io.Discard, r); err != nil {
-		return nil, err
-	}
-	return out, r.Close()
 }

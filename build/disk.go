@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/layer"
 	"github.com/kiln-project/kiln/platform/vm/disk"
 )
 
@@ -62,14 +63,41 @@ func (r *run) disks(ctx context.Context, rootfs *kiln.Artifact) ([]kiln.Artifact
 		r.stepDone(n, total, name, false, t, "")
 	}
 	if tarball != "" {
-		_ = os.Remove(tarball)
+		_ = os.RemoveAll(tarball)
 	}
 	return out, nil
 }
 
-// rootfsFile copies the root filesystem artifact out of the store into the
-// build directory (digest checked while reading) for the disk builder.
+// rootfsFile gives the disk builder the root filesystem artifact a as a
+// path: a single-tar artifact copied out of the store into the build
+// directory (digest checked while reading), a layered one applied bottom
+// first into a directory there (each layer checked against its digest and
+// diff ID while read).
 func (r *run) rootfsFile(ctx context.Context, a *kiln.Artifact) (string, error) {
+	if a.Layered() {
+		dir := r.w.path("disk-rootfs")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", err
+		}
+		ls, err := layer.Layers(ctx, r.b.Artifacts, a)
+		if err != nil {
+			return "", fmt.Errorf("read the root filesystem's layer list: %w", err)
+		}
+		for _, l := range ls {
+			rc, err := layer.Open(ctx, r.b.Artifacts, l)
+			if err != nil {
+				return "", err
+			}
+			err = layer.ExtractTar(ctx, rc, dir, layer.ExtractOptions{Apply: true})
+			if cerr := rc.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return "", fmt.Errorf("unpack the root filesystem layer %s: %w", l.Digest, err)
+			}
+		}
+		return dir, nil
+	}
 	p := r.w.path("disk-rootfs.tar")
 	rc, err := r.b.Artifacts.Open(ctx, a.Digest)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -126,7 +127,7 @@ func TestDiskImageBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a, err := got.Artifact(kiln.FormatQCOW2); err != nil || *a != q {
+	if a, err := got.Artifact(kiln.FormatQCOW2); err != nil || !reflect.DeepEqual(*a, q) {
 		t.Fatalf("registry's qcow2 = %+v, %v; want %+v", a, err, q)
 	}
 	// Signed: the envelope verifies with the qcow2 re-hashed from the store,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/internal/layer"
 	"github.com/kiln-project/kiln/internal/overlayfs"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
@@ -110,23 +111,47 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 		return fail(err)
 	}
 	r.readLicences(o.Target, pkgs)
-	art, err := putTar(ctx, b.Artifacts, o.Target, bake.WriteOptions{})
+	// The build's own layers must be in the store before they are listed.
+	r.bg.Wait()
+	if r.bgErr != nil {
+		return fail(r.bgErr)
+	}
+	own, err := r.ownLayers(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	var stack []kiln.Layer
+	if len(r.startLayers)+len(own)+1 > kiln.MaxLayers {
+		// Too deep a stack: squash the version into one layer of its
+		// whole root filesystem; the next reheats stack on that.
+		r.rep.logf("%d layers would pass the limit of %d: the artifact is the whole root filesystem as one layer", len(r.startLayers)+len(own)+1, kiln.MaxLayers)
+		l, err := layer.Put(ctx, b.Artifacts, o.Target, layer.WriteOptions{})
+		if err != nil {
+			return fail(fmt.Errorf("store artifact: %w", err))
+		}
+		stack, r.releaseLayer = []kiln.Layer{l}, &l
+	}
+	if err := r.w.unmount(o.Target); err != nil {
+		return fail(err)
+	}
+	if stack == nil {
+		l, err := layer.Put(ctx, b.Artifacts, o.Upper, layer.WriteOptions{Layer: true})
+		if err != nil {
+			return fail(fmt.Errorf("store release layer: %w", err))
+		}
+		r.releaseLayer = &l
+		stack = append(append(slices.Clone(r.startLayers), own...), l)
+	}
+	art, err := layer.PutList(ctx, b.Artifacts, stack)
 	if err != nil {
 		return fail(fmt.Errorf("store artifact: %w", err))
 	}
 	r.artifact = art
-	if err := r.w.unmount(o.Target); err != nil {
-		return fail(err)
-	}
 	// Keep the release layer so a reheat of this version stacks the
 	// cached layers instead of unpacking the artifact.
 	r.finalKey = chainKey(r.keys[len(r.keys)-1], art.Digest)
 	if err := os.Rename(o.Upper, r.cache.tree(r.finalKey)); err != nil {
 		r.finalKey = ""
-	}
-	r.bg.Wait()
-	if r.bgErr != nil {
-		return fail(r.bgErr)
 	}
 	for i := range r.res.Steps {
 		if i < len(r.keys) {
@@ -209,12 +234,46 @@ func (r *run) register(ctx context.Context, nv *kiln.NewVersion) error {
 	return nil
 }
 
+// ownLayers returns the layers of the cached trees this build made
+// itself (everything above the start artifact's layers), bottom first. A
+// cached tree whose blob left the artifact store is exported again.
+func (r *run) ownLayers(ctx context.Context) ([]kiln.Layer, error) {
+	var out []kiln.Layer
+	for _, key := range r.keys[r.ownFrom:] {
+		e, ok := r.cache.lookup(key)
+		if ok {
+			if _, err := r.b.Artifacts.Stat(ctx, e.Layer.Digest); err == nil {
+				out = append(out, e.ociLayer())
+				continue
+			} else if kiln.ErrorCode(err) != kiln.ENOTFOUND {
+				return nil, fmt.Errorf("find layer %s: %w", e.Layer.Digest, err)
+			}
+		}
+		step := "layer"
+		if e != nil {
+			step = e.Step
+		}
+		l, err := layer.Put(ctx, r.b.Artifacts, r.cache.tree(key), layer.WriteOptions{Layer: true})
+		if err != nil {
+			return nil, fmt.Errorf("store layer of %s: %w", step, err)
+		}
+		if err := r.cache.save(entryOf(key, step, l, r.b.Clock().UTC()), ""); err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
 func (r *run) dropArtifact(ctx context.Context) {
 	if r.artifact != nil {
 		_ = r.b.Artifacts.Delete(ctx, r.artifact.Digest)
 	}
 	for _, a := range r.disksKept {
 		_ = r.b.Artifacts.Delete(ctx, a.Digest)
+	}
+	if r.releaseLayer != nil {
+		_ = r.b.Artifacts.Delete(ctx, r.releaseLayer.Digest)
 	}
 	if r.finalKey != "" {
 		_ = os.RemoveAll(r.cache.tree(r.finalKey))

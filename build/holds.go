@@ -67,6 +67,11 @@ func versionArtifacts(ctx context.Context, reg kiln.Registry) (map[string]bool, 
 	for _, v := range vs {
 		if a := v.Provenance.Artifact; a != nil {
 			out[a.Digest] = true
+			// A layered artifact's layers are the cache's step blobs: a
+			// version's keeps them however old the step entry.
+			for _, l := range a.Layers {
+				out[l.Digest] = true
+			}
 		}
 		for _, a := range v.Provenance.Artifacts {
 			out[a.Digest] = true

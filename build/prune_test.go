@@ -1,11 +1,9 @@
 package build
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -408,25 +406,14 @@ func TestPruneWithRealBuilds(t *testing.T) {
 // the prefix directory itself left out.
 func artifactNames(t *testing.T, v *kiln.Version, prefix string) []string {
 	t.Helper()
-	r, err := shared.arts.Open(context.Background(), v.Provenance.Artifact.Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	hdrs, _ := mergedArtifact(t, v)
 	var out []string
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n := strings.TrimPrefix(h.Name, "./"); strings.HasPrefix(n, prefix) && n != prefix && strings.HasSuffix(n, ".deb") {
+	for n := range hdrs {
+		if strings.HasPrefix(n, prefix) && n != prefix && strings.HasSuffix(n, ".deb") {
 			out = append(out, n)
 		}
 	}
+	return out
 }
 
 // A build that starts (or uses a layer and ends) between prune's scan and

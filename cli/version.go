@@ -291,6 +291,9 @@ func printVersion(w io.Writer, v *kiln.Version, hist []*kiln.HistoryEntry, allPa
 	}
 	if p.Artifact != nil {
 		fmt.Fprintf(w, "Artifact:  %s (%s, %d bytes)\n", p.Artifact.Ref, p.Artifact.Digest, p.Artifact.Size)
+		for i, l := range p.Artifact.Layers {
+			fmt.Fprintf(w, "  layer %d: %s (%d bytes)\n", i+1, l.Digest, l.Size)
+		}
 	}
 	if len(p.Artifacts) > 0 {
 		fmt.Fprintln(w, "Artifacts:")

@@ -3,6 +3,7 @@ package launch_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -110,7 +111,7 @@ func TestLaunchRecordsInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(e.plat.launched) != 1 || e.plat.launched[0].Artifact != e.art || e.plat.launched[0].Name != "web-1-a" || e.plat.launched[0].Timeout != time.Second {
+	if len(e.plat.launched) != 1 || !reflect.DeepEqual(e.plat.launched[0].Artifact, e.art) || e.plat.launched[0].Name != "web-1-a" || e.plat.launched[0].Timeout != time.Second {
 		t.Fatalf("launched %+v", e.plat.launched)
 	}
 	inst, err := e.db.FindInstance(ctx, "web-1-a")

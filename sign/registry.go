@@ -7,6 +7,7 @@ import (
 	"io"
 
 	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/layer"
 )
 
 // EnvelopeAttachment names the DSSE envelope kept with every version.
@@ -56,30 +57,50 @@ func CheckVersion(ctx context.Context, reg kiln.Registry, arts kiln.ArtifactStor
 	if !rehash {
 		return nil
 	}
-	for _, a := range append([]kiln.Artifact{*v.Provenance.Artifact}, v.Provenance.Artifacts...) {
-		if err := rehashArtifact(ctx, arts, v, a); err != nil {
+	for _, d := range v.Provenance.Artifacts {
+		if err := rehashBlob(ctx, arts, v.Name+": "+string(d.Format), d.Digest); err != nil {
 			return err
+		}
+	}
+	a := v.Provenance.Artifact
+	if !a.Layered() {
+		return rehashBlob(ctx, arts, v.Name, a.Digest)
+	}
+	// A layered artifact: the signed digest names its layer list, which
+	// must match the layers recorded; every layer is read and checked
+	// against its digest and diff ID.
+	ls, err := layer.Layers(ctx, arts, a)
+	if err != nil {
+		return kiln.Errorf(kiln.ECONFLICT, "%s: %v", v.Name, err)
+	}
+	for i, l := range ls {
+		rc, err := layer.Open(ctx, arts, l)
+		if err != nil {
+			return fmt.Errorf("%s: layer %d: %w", v.Name, i, err)
+		}
+		_, err = io.Copy(io.Discard, rc)
+		if cerr := rc.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return kiln.Errorf(kiln.ECONFLICT, "%s: layer %d (%s) does not match what the signed artifact %s says: %v", v.Name, i, l.Digest, a.Digest, err)
 		}
 	}
 	return nil
 }
 
-// rehashArtifact reads artifact a of v back from arts and checks its digest.
-func rehashArtifact(ctx context.Context, arts kiln.ArtifactStore, v *kiln.Version, a kiln.Artifact) error {
-	what := "artifact"
-	if a.Format != "" {
-		what = string(a.Format) + " artifact"
-	}
-	rc, err := arts.Open(ctx, a.Digest)
+// rehashBlob reads a blob back and lets the store check its digest.
+func rehashBlob(ctx context.Context, arts kiln.ArtifactStore, name, digest string) error {
+	rc, err := arts.Open(ctx, digest)
 	if err != nil {
-		return fmt.Errorf("%s: %s: %w", v.Name, what, err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	if _, err := io.Copy(io.Discard, rc); err != nil {
 		rc.Close()
-		return kiln.Errorf(kiln.ECONFLICT, "%s: the stored %s does not match its digest %s: %v", v.Name, what, a.Digest, err)
+		return kiln.Errorf(kiln.ECONFLICT, "%s: the stored artifact does not match its digest %s: %v", name, digest, err)
 	}
 	if err := rc.Close(); err != nil {
-		return kiln.Errorf(kiln.ECONFLICT, "%s: the stored %s does not match its digest %s: %v", v.Name, what, a.Digest, err)
+		return kiln.Errorf(kiln.ECONFLICT, "%s: the stored artifact does not match its digest %s: %v", name, digest, err)
 	}
 	return nil
 }

@@ -148,6 +148,7 @@ func normalize(p kiln.Provenance) kiln.Provenance {
 	}
 	if p.Artifact != nil {
 		a := *p.Artifact
+		a.Layers = slices.Clone(p.Artifact.Layers)
 		n.Artifact = &a
 	}
 	if len(p.Artifacts) > 0 {

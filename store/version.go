@@ -115,6 +115,14 @@ func createVersion(ctx context.Context, tx *tx, nv *kiln.NewVersion) (*kiln.Vers
 		tx.timeArg(p.StartedAt), tx.timeArg(p.FinishedAt)); err != nil {
 		return nil, fmt.Errorf("insert provenance of %s: %w", v.Name, err)
 	}
+	if a := p.Artifact; a != nil {
+		for i, l := range a.Layers {
+			if _, err := tx.exec(ctx, `INSERT INTO artifact_layers (version_id, position, digest, diff_id, size, media_type) VALUES (?, ?, ?, ?, ?, ?)`,
+				v.ID, i, l.Digest, l.DiffID, l.Size, l.MediaType); err != nil {
+				return nil, fmt.Errorf("insert layer %d of %s: %w", i, v.Name, err)
+			}
+		}
+	}
 	for i, s := range p.Sources {
 		if _, err := tx.exec(ctx, `INSERT INTO version_sources (version_id, position, kind, ref, digest) VALUES (?, ?, ?, ?, ?)`,
 			v.ID, i, string(s.Kind), s.Ref, s.Digest); err != nil {
@@ -228,6 +236,7 @@ func copyProvenance(p kiln.Provenance) kiln.Provenance {
 	}
 	if p.Artifact != nil {
 		a := *p.Artifact
+		a.Layers = slices.Clone(p.Artifact.Layers)
 		c.Artifact = &a
 	}
 	c.Sources = slices.Clone(p.Sources)
@@ -432,6 +441,22 @@ func loadDetails(ctx context.Context, tx *tx, vs []*kiln.Version, withPackages b
 				return nil
 			}); err != nil {
 			return fmt.Errorf("load artifacts: %w", err)
+		}
+		// Layers always: launching, verifying and pruning need them
+		// wherever the version came from.
+		if err := eachRow(ctx, tx, `SELECT version_id, digest, diff_id, size, media_type FROM artifact_layers WHERE version_id `+in+` ORDER BY version_id, position`, ids,
+			func(rows *sql.Rows) error {
+				var id int64
+				var l kiln.Layer
+				if err := rows.Scan(&id, &l.Digest, &l.DiffID, &l.Size, &l.MediaType); err != nil {
+					return err
+				}
+				if a := byID[id].Provenance.Artifact; a != nil {
+					a.Layers = append(a.Layers, l)
+				}
+				return nil
+			}); err != nil {
+			return fmt.Errorf("load artifact layers: %w", err)
 		}
 		if withPackages {
 			if err := eachRow(ctx, tx, `SELECT version_id, name, version, architecture, source, source_version FROM version_packages WHERE version_id `+in+` ORDER BY version_id, name, architecture`, ids,

@@ -1,13 +1,14 @@
 // Package local is the Platform driver that runs instances on this machine:
 // each instance is a systemd-nspawn container booting the image's own
-// systemd, on an overlay whose lower layer is the version's artifact
-// unpacked once into a read-only cache, in a network namespace kiln creates,
+// systemd, on an overlay whose lower layers are the version's artifact
+// (or each of its layers) unpacked once into a read-only cache, in a network namespace kiln creates,
 // reachable from the host only through loopback ports a supervisor process
 // forwards into it.
 //
 // Layout under <DataDir>/local:
 //
-//	rootfs/<hex>               unpacked artifacts (overlay lower dirs; never written)
+//	rootfs/<hex>               unpacked single-tar artifacts (overlay lower dirs; never written)
+//	layers/<diff ID hex>       unpacked layers of layered artifacts, shared (never written)
 //	instances/<id>/state.json  the instance's record, written by whoever holds the lock;
 //	                           private to this package (others ask UpperDir, LowerDir)
 //	instances/<id>/supervisor.lock  held by the supervisor for its whole life

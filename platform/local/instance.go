@@ -45,13 +45,18 @@ func (p *Platform) UpperDir(id string) string {
 
 // LowerDir is the image's root filesystem the instance runs on: the
 // unpacked artifact in the rootfs cache, the overlay's read-only lower
-// layer, which the cache keeps while the instance exists. Drift detection
-// compares UpperDir with it. ENOTFOUND when the instance does not exist on
-// this machine or its image's tree is gone from the cache.
+// layer, which the cache keeps while the instance exists; for a layered
+// artifact, a read-only overlay of its cached layers mounted at
+// instances/<id>/lower (until Destroy). Drift detection compares UpperDir
+// with it. ENOTFOUND when the instance does not exist on this machine or
+// its image's tree is gone from the cache.
 func (p *Platform) LowerDir(id string) (string, error) {
 	rec, _, err := p.load(id)
 	if err != nil {
 		return "", err
+	}
+	if len(rec.Lowers) > 0 {
+		return p.lowerView(id, rec.Lowers)
 	}
 	if rec.Lower == "" {
 		return "", kiln.Errorf(kiln.EINTERNAL, "the record of instance %s does not name its image's root filesystem; destroy the instance and launch it again", id)

@@ -59,7 +59,7 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
 	}
 	defer unlockCache()
-	lower, err := p.rootfs(ctx, spec.Artifact.Digest)
+	lowers, err := p.lowers(ctx, spec.Artifact)
 	if err != nil {
 		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
 	}
@@ -107,11 +107,14 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 		Machine:    p.machineName(spec.ID),
 		Hostname:   hostname,
 		Netns:      p.machineName(spec.ID),
-		Lower:      lower,
+		Lower:      lowers[0],
 		Probe:      p.probe,
 		State:      kiln.InstanceStarting,
 		Ports:      spec.Ports,
 		LaunchedAt: time.Now().UTC(),
+	}
+	if spec.Artifact.Layered() {
+		rec.Lower, rec.Lowers = "", lowers
 	}
 	if !spec.Version.IsZero() {
 		rec.Version = spec.Version.String()

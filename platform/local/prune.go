@@ -2,7 +2,9 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,11 +26,13 @@ func (p *Platform) cacheLock(how flock.Mode) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-// PruneRootfs removes unpacked artifacts from the rootfs cache that no
-// instance in the data directory uses (an instance's changes only make sense
-// over the lower dir it was launched on, so stopped and crashed instances
-// count until destroyed) and for which keep returns false. keep may be nil.
-// It returns the digests removed.
+// PruneRootfs removes unpacked artifacts from the rootfs cache, and
+// unpacked layers from the layer cache, that no instance in the data
+// directory uses (an instance's changes only make sense over the lower dirs
+// it was launched on, so stopped and crashed instances count until
+// destroyed) and for which keep returns false. keep is asked about artifact
+// digests for the rootfs cache and "sha256:" diff IDs for the layer cache;
+// it may be nil. It returns the digests and diff IDs removed.
 func (p *Platform) PruneRootfs(ctx context.Context, keep func(digest string) bool) ([]string, error) {
 	unlock, err := p.cacheLock(flock.Exclusive)
 	if err != nil {
@@ -43,10 +47,29 @@ func (p *Platform) PruneRootfs(ctx context.Context, keep func(digest string) boo
 	for _, e := range ents {
 		if rec, err := readRecord(filepath.Join(p.dataDir, "instances", e.Name())); err == nil {
 			inUse[rec.Lower] = true
+			for _, l := range rec.Lowers {
+				inUse[l] = true
+			}
 		}
 	}
-	dir := filepath.Join(p.dataDir, "rootfs")
-	ents, err = os.ReadDir(dir)
+	var removed []string
+	for _, sub := range []string{"rootfs", "layers"} {
+		r, err := p.pruneDir(ctx, filepath.Join(p.dataDir, sub), inUse, keep)
+		removed = append(removed, r...)
+		if err != nil {
+			return removed, err
+		}
+	}
+	return removed, nil
+}
+
+// pruneDir removes the trees in dir (named by hex digest) not in use and
+// not kept.
+func (p *Platform) pruneDir(ctx context.Context, dir string, inUse map[string]bool, keep func(string) bool) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("prune rootfs cache: %w", err)
 	}

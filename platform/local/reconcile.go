@@ -85,9 +85,13 @@ func (p *Platform) Reconcile(ctx context.Context) ([]InstanceStatus, error) {
 	return out, errors.Join(errs...)
 }
 
-// pruneUnpacks removes rootfs unpacks whose kiln process is gone.
+// pruneUnpacks removes rootfs and layer unpacks whose kiln process is gone.
 func (p *Platform) pruneUnpacks() {
-	dir := filepath.Join(p.dataDir, "rootfs")
+	p.pruneUnpacksIn(filepath.Join(p.dataDir, "rootfs"))
+	p.pruneUnpacksIn(filepath.Join(p.dataDir, "layers"))
+}
+
+func (p *Platform) pruneUnpacksIn(dir string) {
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		f := strings.Split(e.Name(), "-")

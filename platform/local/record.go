@@ -24,6 +24,8 @@ const (
 	upperDir       = "upper"
 	workDir        = "work"
 	mergedDir      = "rootfs"
+	// lowerView is where LowerDir mounts a layered image read-only.
+	lowerView = "lower"
 	// credentialsDir holds the instance's launch configuration (0700, each
 	// file 0600) from Launch until systemd-nspawn has read it.
 	credentialsDir = "credentials"
@@ -40,8 +42,11 @@ type record struct {
 	Machine  string `json:"machine"`  // systemd-nspawn -M, unique on the host
 	Hostname string `json:"hostname"` // the instance's hostname
 	Netns    string `json:"netns"`    // name under /run/netns
-	Lower    string `json:"lower"`    // the cached rootfs
-	Probe    string `json:"probe,omitempty"`
+	Lower    string `json:"lower"`    // the cached rootfs of a single-tar artifact
+	// Lowers are a layered artifact's unpacked layers, top first (the
+	// layer cache); empty for a single-tar artifact.
+	Lowers []string `json:"lowers,omitempty"`
+	Probe  string   `json:"probe,omitempty"`
 	// Credentials names the launch configuration's credentials, given to
 	// systemd-nspawn with --load-credential from credentialsDir.
 	Credentials []string `json:"credentials,omitempty"`
@@ -143,4 +148,12 @@ func supervised(dir string) (bool, error) {
 	}
 	f.Close()
 	return false, nil
+}
+
+// lowerDirs are the overlay lower directories of the instance, top first.
+func (r *record) lowerDirs() []string {
+	if len(r.Lowers) > 0 {
+		return r.Lowers
+	}
+	return []string{r.Lower}
 }

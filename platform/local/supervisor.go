@@ -190,7 +190,7 @@ func (s *supervisor) start() (*exec.Cmd, <-chan error, error) {
 	// The image's tree stays read-only below; the instance's writes land
 	// in upper, which is what drift detection compares.
 	merged := filepath.Join(s.dir, mergedDir)
-	ov := &overlayfs.Overlay{Lowers: []string{r.Lower}, Upper: filepath.Join(s.dir, upperDir), Work: filepath.Join(s.dir, workDir), Target: merged}
+	ov := &overlayfs.Overlay{Lowers: r.lowerDirs(), Upper: filepath.Join(s.dir, upperDir), Work: filepath.Join(s.dir, workDir), Target: merged}
 	if err := ov.Mount(); err != nil {
 		return nil, nil, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/internal/ci"
+	"github.com/kiln-project/kiln/internal/layer"
 	"github.com/kiln-project/kiln/internal/overlayfs"
 )
 
@@ -114,17 +115,17 @@ func TestLayerRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var layer bytes.Buffer
-	if err := WriteTar(ctx, o.Upper, &layer, WriteOptions{Layer: true}); err != nil {
+	var lt bytes.Buffer
+	if err := layer.WriteTar(ctx, o.Upper, &lt, layer.WriteOptions{Layer: true}); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"etc/.wh.gone", "opt/app/.wh..wh..opq"} {
-		if !bytes.Contains(layer.Bytes(), []byte(want)) {
+		if !bytes.Contains(lt.Bytes(), []byte(want)) {
 			t.Errorf("layer tar lacks whiteout %s", want)
 		}
 	}
 	unpacked := filepath.Join(t.TempDir(), "layer")
-	if err := ExtractTar(ctx, bytes.NewReader(layer.Bytes()), unpacked, ExtractOptions{Layer: true}); err != nil {
+	if err := layer.ExtractTar(ctx, bytes.NewReader(lt.Bytes()), unpacked, layer.ExtractOptions{Layer: true}); err != nil {
 		t.Fatal(err)
 	}
 	ro := &overlayfs.Overlay{Lowers: []string{unpacked, base}, Target: filepath.Join(t.TempDir(), "view")}
@@ -155,14 +156,14 @@ func TestLayerRoundTrip(t *testing.T) {
 
 	// The full tree of the stacked view has no whiteouts left.
 	var full bytes.Buffer
-	if err := WriteTar(ctx, v, &full, WriteOptions{}); err != nil {
+	if err := layer.WriteTar(ctx, v, &full, layer.WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if bytes.Contains(full.Bytes(), []byte(".wh.")) {
 		t.Error("the flattened tree contains whiteout entries")
 	}
 	flat := t.TempDir()
-	if err := ExtractTar(ctx, &full, flat, ExtractOptions{}); err != nil {
+	if err := layer.ExtractTar(ctx, &full, flat, layer.ExtractOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(flat, "opt/app/link")); string(b) != "new" {

@@ -1,4 +1,4 @@
-package bake
+package layer
 
 import (
 	"archive/tar"
@@ -197,6 +197,11 @@ type ExtractOptions struct {
 	// Layer turns .wh. entries into overlay whiteouts, so that dir can be
 	// stacked as an overlay lower directory.
 	Layer bool
+	// Apply applies .wh. entries to what dir holds already: a whiteout
+	// removes its name, an opaque marker removes what the directory held
+	// before this tar. Extracting a stack of layers bottom first with Apply
+	// into one directory gives the stack's merged tree. Not with Layer.
+	Apply bool
 }
 
 // ExtractTar extracts a tar in the artifact format into dir. It replaces
@@ -215,8 +220,14 @@ func ExtractTar(ctx context.Context, r io.Reader, dir string, opts ExtractOption
 	if err != nil {
 		return err
 	}
+	if opts.Layer && opts.Apply {
+		return errors.New("extract tar: Layer and Apply exclude each other")
+	}
 	x := &extraction{root: root}
 	defer x.close()
+	// written is what this tar wrote, which an opaque marker in Apply
+	// mode keeps.
+	written := map[string]bool{}
 	tr := tar.NewReader(r)
 	type dirTime struct {
 		name  string
@@ -256,7 +267,13 @@ func ExtractTar(ctx context.Context, r io.Reader, dir string, opts ExtractOption
 			}
 			continue
 		}
-		if opts.Layer && strings.HasPrefix(base, whiteoutPrefix) {
+		if opts.Apply && base == whiteoutOpaque {
+			if err := x.clear(pdir, pname, written); err != nil {
+				return fmt.Errorf("opaque directory %s: %w", pname, err)
+			}
+			continue
+		}
+		if (opts.Layer || opts.Apply) && strings.HasPrefix(base, whiteoutPrefix) {
 			wh := strings.TrimPrefix(base, whiteoutPrefix)
 			if wh == "" || wh == "." || wh == ".." {
 				return kiln.Errorf(kiln.EINVALID, "tar entry %q is a whiteout of nothing; refusing", hdr.Name)
@@ -264,11 +281,15 @@ func ExtractTar(ctx context.Context, r io.Reader, dir string, opts ExtractOption
 			if err := x.remove(pdir, wh); err != nil {
 				return fmt.Errorf("whiteout %s: %w", path.Join(pname, wh), err)
 			}
+			if opts.Apply {
+				continue
+			}
 			if err := unix.Mknodat(pfd, wh, unix.S_IFCHR, 0); err != nil {
 				return fmt.Errorf("whiteout %s: %w", path.Join(pname, wh), err)
 			}
 			continue
 		}
+		written[name] = true
 		mode := uint32(hdr.Mode & 0o7777)
 		if hdr.Typeflag != tar.TypeDir {
 			if err := x.remove(pdir, base); err != nil {
@@ -425,6 +446,29 @@ func (x *extraction) remove(dir *os.Root, base string) error {
 		return dir.RemoveAll(base)
 	}
 	return dir.Remove(base)
+}
+
+// clear removes from dir (the directory pname) every entry this tar has
+// not written: what layers below an opaque directory put there.
+func (x *extraction) clear(dir *os.Root, pname string, written map[string]bool) error {
+	f, err := dir.Open(".")
+	if err != nil {
+		return err
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if written[path.Join(pname, n)] {
+			continue
+		}
+		if err := x.remove(dir, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (x *extraction) close() {

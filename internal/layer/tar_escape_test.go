@@ -1,4 +1,4 @@
-package bake
+package layer
 
 import (
 	"archive/tar"
@@ -153,44 +153,51 @@ func TestExtractTarRefusesEscapes(t *testing.T) {
 		entries: []entry{{name: "../" + rel + "/pwned", typ: tar.TypeReg, body: "pwned"}},
 		want:    []string{"leaves the root"},
 	}} {
-		t.Run(tc.name, func(t *testing.T) {
-			if err := os.RemoveAll(dst); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.MkdirAll(dst, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if tc.before != nil {
-				tc.before(t, dst)
-			}
-			err := ExtractTar(context.Background(), archive(t, tc.entries...), dst, ExtractOptions{})
-			if err == nil {
-				t.Fatal("ExtractTar succeeded; want a refusal")
-			}
-			t.Logf("refused: %v", err)
-			if kiln.ErrorCode(err) != kiln.EINVALID {
-				t.Errorf("error code %q, want %q: %v", kiln.ErrorCode(err), kiln.EINVALID, err)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not say %q", err, w)
+		// The same refusals whether the tar is unpacked as a root
+		// filesystem, as an overlay layer or applied onto a tree.
+		for _, mode := range []struct {
+			name string
+			opts ExtractOptions
+		}{{"tree", ExtractOptions{}}, {"layer", ExtractOptions{Layer: true}}, {"apply", ExtractOptions{Apply: true}}} {
+			t.Run(tc.name+"/"+mode.name, func(t *testing.T) {
+				if err := os.RemoveAll(dst); err != nil {
+					t.Fatal(err)
 				}
-			}
-			got, err := os.ReadDir(host)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != 1 || got[0].Name() != "secret" {
-				t.Errorf("the host directory now holds %v; want only secret", got)
-			}
-			var st unix.Stat_t
-			if err := unix.Stat(filepath.Join(host, "secret"), &st); err != nil {
-				t.Fatal(err)
-			}
-			if st.Nlink != 1 {
-				t.Errorf("the host's secret has %d links; the image linked it", st.Nlink)
-			}
-		})
+				if err := os.MkdirAll(dst, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if tc.before != nil {
+					tc.before(t, dst)
+				}
+				err := ExtractTar(context.Background(), archive(t, tc.entries...), dst, mode.opts)
+				if err == nil {
+					t.Fatal("ExtractTar succeeded; want a refusal")
+				}
+				t.Logf("refused: %v", err)
+				if kiln.ErrorCode(err) != kiln.EINVALID {
+					t.Errorf("error code %q, want %q: %v", kiln.ErrorCode(err), kiln.EINVALID, err)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not say %q", err, w)
+					}
+				}
+				got, err := os.ReadDir(host)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != 1 || got[0].Name() != "secret" {
+					t.Errorf("the host directory now holds %v; want only secret", got)
+				}
+				var st unix.Stat_t
+				if err := unix.Stat(filepath.Join(host, "secret"), &st); err != nil {
+					t.Fatal(err)
+				}
+				if st.Nlink != 1 {
+					t.Errorf("the host's secret has %d links; the image linked it", st.Nlink)
+				}
+			})
+		}
 	}
 }
 

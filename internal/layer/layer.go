@@ -1,0 +1,225 @@
+package layer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"slices"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/kiln-project/kiln"
+)
+
+// gzipLevel is the one compression level kiln writes layers with: the
+// same tree always gives the same blob (and the level is part of what
+// makes it so, as is the compressor's version, pinned in go.mod).
+const gzipLevel = gzip.BestSpeed
+
+// Put writes the tree under dir (WriteTar with opts) as a gzip layer blob
+// into store and returns the layer. The tar is reproducible (entries in
+// name order, numeric owners, seconds-precision mtimes, no atime or ctime,
+// no user or group names) and the gzip stream has no name and no time, so
+// the same tree gives the same Digest and DiffID.
+func Put(ctx context.Context, store kiln.ArtifactStore, dir string, opts WriteOptions) (kiln.Layer, error) {
+	pr, pw := io.Pipe()
+	diff := sha256.New()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		zw, err := gzip.NewWriterLevel(pw, gzipLevel)
+		if err != nil {
+			pw.CloseWithError(err)
+			return
+		}
+		err = WriteTar(ctx, dir, io.MultiWriter(zw, diff), opts)
+		if cerr := zw.Close(); err == nil {
+			err = cerr
+		}
+		pw.CloseWithError(err)
+	}()
+	a, err := store.Put(ctx, pr)
+	pr.CloseWithError(errors.New("artifact store stopped reading"))
+	<-done
+	if err != nil {
+		return kiln.Layer{}, err
+	}
+	return kiln.Layer{Digest: a.Digest, DiffID: sum(diff), Size: a.Size, MediaType: kiln.LayerMediaTypeGzip}, nil
+}
+
+// Tar describes a single-tar artifact (an older version's, or an origin
+// artifact) as an uncompressed layer, so a layered artifact can stack on it.
+func Tar(a *kiln.Artifact) kiln.Layer {
+	return kiln.Layer{Digest: a.Digest, DiffID: a.Digest, Size: a.Size, MediaType: kiln.LayerMediaTypeTar}
+}
+
+// Open returns the uncompressed tar of layer l. The store verifies the
+// blob's digest; the reader verifies the DiffID: reading to the end, or
+// Close, returns an error when either does not match (Close reads what the
+// caller left, so a tar reader stopping at the end-of-archive blocks still
+// verifies every byte).
+func Open(ctx context.Context, store kiln.ArtifactStore, l kiln.Layer) (io.ReadCloser, error) {
+	if err := l.Validate("layer"); err != nil {
+		return nil, err
+	}
+	blob, err := store.Open(ctx, l.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("open layer %s: %w", l.Digest, err)
+	}
+	v := &verified{blob: blob, h: sha256.New(), layer: l}
+	switch l.MediaType {
+	case kiln.LayerMediaTypeGzip:
+		zr, err := gzip.NewReader(blob)
+		if err != nil {
+			blob.Close()
+			return nil, kiln.Errorf(kiln.EINVALID, "layer %s is not gzip data: %v; the artifact store holds something else under its digest", l.Digest, err)
+		}
+		zr.Multistream(false)
+		v.r, v.closeDec = zr, func() { zr.Close() }
+	case kiln.LayerMediaTypeZstd:
+		zr, err := zstd.NewReader(blob, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			blob.Close()
+			return nil, fmt.Errorf("layer %s: %w", l.Digest, err)
+		}
+		v.r, v.closeDec = zr, zr.Close
+	default:
+		v.r = blob
+	}
+	return v, nil
+}
+
+// verified is a layer's uncompressed stream, hashed as it is read.
+type verified struct {
+	blob     io.ReadCloser
+	r        io.Reader
+	closeDec func()
+	h        hash.Hash
+	layer    kiln.Layer
+	err      error
+	closed   bool
+}
+
+func (v *verified) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	if errors.Is(err, io.EOF) {
+		if verr := v.finish(); verr != nil {
+			v.err = verr
+			return n, verr
+		}
+		v.err = io.EOF
+	} else if err != nil {
+		v.err = fmt.Errorf("read layer %s: %w", v.layer.Digest, err)
+		return n, v.err
+	}
+	return n, err
+}
+
+// finish checks the DiffID and lets the store check the blob's digest
+// (reading it to its end).
+func (v *verified) finish() error {
+	if v.closeDec != nil {
+		// The decompressor may stop before the blob's last bytes.
+		if _, err := io.Copy(io.Discard, v.blob); err != nil {
+			return fmt.Errorf("layer %s: %w", v.layer.Digest, err)
+		}
+	}
+	if err := v.blob.Close(); err != nil {
+		return fmt.Errorf("layer %s: %w", v.layer.Digest, err)
+	}
+	v.closed = true
+	if got := sum(v.h); got != v.layer.DiffID {
+		return kiln.Errorf(kiln.EINTERNAL, "layer %s is corrupt: its tar hashes to %s, not its diff ID %s; rebuild the version or restore the artifact store", v.layer.Digest, got, v.layer.DiffID)
+	}
+	return nil
+}
+
+func (v *verified) Close() error {
+	var err error
+	if v.err == nil {
+		_, err = io.Copy(io.Discard, struct{ io.Reader }{v})
+	} else if !errors.Is(v.err, io.EOF) {
+		err = v.err
+	}
+	if v.closeDec != nil {
+		v.closeDec()
+		v.closeDec = nil
+	}
+	if !v.closed {
+		v.blob.Close()
+		v.closed = true
+	}
+	return err
+}
+
+// PutList stores the layer list of layers (bottom first) and returns the
+// layered artifact it makes: its Digest is the list's, its Size the sum of
+// the layers' sizes.
+func PutList(ctx context.Context, store kiln.ArtifactStore, layers []kiln.Layer) (*kiln.Artifact, error) {
+	b, err := kiln.EncodeLayerList(layers)
+	if err != nil {
+		return nil, err
+	}
+	a, err := store.Put(ctx, bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("store layer list: %w", err)
+	}
+	out := *a
+	out.Layers = slices.Clone(layers)
+	out.Size = 0
+	for _, l := range layers {
+		out.Size += l.Size
+	}
+	return &out, nil
+}
+
+// maxList bounds a layer list document (kiln.MaxLayers layers take ~6 KiB).
+const maxList = 1 << 20
+
+// Layers returns the layers of a layered artifact as its stored layer
+// list says (verified against a.Digest), and refuses an artifact whose
+// recorded Layers differ from that list: the list is what the signed
+// digest covers. A single-tar artifact is returned as one uncompressed
+// layer.
+func Layers(ctx context.Context, store kiln.ArtifactStore, a *kiln.Artifact) ([]kiln.Layer, error) {
+	if a == nil || a.External() {
+		return nil, kiln.Errorf(kiln.EINVALID, "no artifact kiln holds")
+	}
+	if !a.Layered() {
+		return []kiln.Layer{Tar(a)}, nil
+	}
+	rc, err := store.Open(ctx, a.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("open layer list %s: %w", a.Digest, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(rc, maxList+1))
+	if cerr := rc.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read layer list %s: %w", a.Digest, err)
+	}
+	if len(b) > maxList {
+		return nil, kiln.Errorf(kiln.EINVALID, "artifact %s is larger than a layer list can be (%d bytes)", a.Digest, maxList)
+	}
+	got, err := kiln.DecodeLayerList(b)
+	if err != nil {
+		return nil, fmt.Errorf("artifact %s: %w", a.Digest, err)
+	}
+	if !slices.Equal(got, a.Layers) {
+		return nil, kiln.Errorf(kiln.ECONFLICT, "artifact %s: the layers recorded with the version differ from its stored (signed) layer list; the registry was changed — restore it from a backup", a.Digest)
+	}
+	return got, nil
+}
+
+func sum(h hash.Hash) string { return "sha256:" + hex.EncodeToString(h.Sum(nil)) }
