@@ -33,6 +33,22 @@ type Service struct {
 	// MaxErrorRate is the share of failed requests or checks during bake
 	// (0.05 = 5%) above which a rollout rolls back.
 	MaxErrorRate float64 `json:"max_error_rate"`
+	// MetricsListen, when set, is a loopback address where the front end
+	// serves /metrics (Prometheus text format): its request and error
+	// counts, for a MetricGate's Prometheus to scrape. Empty: none.
+	MetricsListen string `json:"metrics_listen,omitempty"`
+	// Follow is FollowChannel (kiln serve rolls the service out when the
+	// channel of its image in its environment moves) or FollowNone.
+	Follow string `json:"follow"`
+	// Followed is the channel version kiln serve last started a rollout
+	// to (or found the service running): a channel move is a channel
+	// version other than this one.
+	Followed VersionRef `json:"followed,omitzero"`
+	// Policy limits the rollouts kiln serve starts and gates every rollout.
+	Policy RolloutPolicy `json:"policy,omitzero"`
+	// Estate names the registered estate whose service block defines the
+	// service ("" for one created with `kiln service create`).
+	Estate string `json:"estate,omitempty"`
 	// Version is what the service's instances run, zero before the first
 	// rollout finished.
 	Version VersionRef `json:"version,omitzero"`
@@ -112,8 +128,25 @@ func (s *Service) Validate() error {
 	if s.MaxErrorRate < 0 || s.MaxErrorRate > 1 {
 		return FieldErrorf(EINVALID, "max-error-rate", "max error rate %g must be between 0 and 1 (0.05 = 5%%)", s.MaxErrorRate)
 	}
-	return nil
+	if s.MetricsListen != "" {
+		ap, err := netip.ParseAddrPort(s.MetricsListen)
+		if err != nil || !ap.Addr().IsLoopback() || ap.Port() == 0 || s.MetricsListen == s.Listen {
+			return FieldErrorf(EINVALID, "metrics-port", "metrics address %q is not a loopback HOST:PORT other than the front end's %s; write e.g. 127.0.0.1:19080", s.MetricsListen, s.Listen)
+		}
+	}
+	switch s.Follow {
+	case "":
+		s.Follow = FollowChannel
+	case FollowChannel, FollowNone:
+	default:
+		return FieldErrorf(EINVALID, "follow", "follow %q is not known; give channel (kiln serve rolls the service when %s's channel in %s moves) or none", s.Follow, s.Image, s.Environment)
+	}
+	return s.Policy.Validate()
 }
+
+// Following reports whether kiln serve rolls the service out when its
+// channel moves.
+func (s *Service) Following() bool { return s.Follow == FollowChannel }
 
 // ParseListen parses a front end address: "127.0.0.1:18080" or a bare port.
 func ParseListen(field, s string) (string, error) {
@@ -178,6 +211,13 @@ type ServiceStore interface {
 	ListServices(ctx context.Context) ([]*Service, error)
 	// SetServiceVersion records what the service runs after a rollout.
 	SetServiceVersion(ctx context.Context, name string, v VersionRef) error
+	// UpdateService replaces what may change of a recorded service: its
+	// rollout settings (surge, minimum healthy, bake time, error rate),
+	// metrics address, follow mode, policy and estate. Name, image,
+	// environment, replicas, front end and health stay as created.
+	UpdateService(ctx context.Context, s *Service) error
+	// SetServiceFollowed records the channel version kiln serve acted on.
+	SetServiceFollowed(ctx context.Context, name string, v VersionRef) error
 	DeleteService(ctx context.Context, name string) error
 
 	ListMembers(ctx context.Context, service string) ([]*Member, error)

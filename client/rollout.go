@@ -72,6 +72,18 @@ func (c *Client) SetServiceVersion(context.Context, string, kiln.VersionRef) err
 	return noRoute("setting a service's version (a rollout sets it: kiln rollout SERVICE --to IMAGE-N)")
 }
 
+// UpdateService implements kiln.ServiceStore; a service's policy is set
+// on the server's database.
+func (c *Client) UpdateService(context.Context, *kiln.Service) error {
+	return noRoute("changing a service's policy (run `kiln service set` where kiln opens the server's database, or apply its estate)")
+}
+
+// SetServiceFollowed implements kiln.ServiceStore; only kiln serve's
+// follower records it.
+func (c *Client) SetServiceFollowed(context.Context, string, kiln.VersionRef) error {
+	return noRoute("recording a followed channel version (kiln serve does it)")
+}
+
 // DeleteService implements kiln.ServiceStore: the server deletes the
 // service (one without instances) and stops its front end.
 func (c *Client) DeleteService(ctx context.Context, name string) error {
