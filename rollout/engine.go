@@ -58,6 +58,9 @@ type Engine struct {
 	// SampleEvery is how often a running rollout is sampled for its
 	// Timeline (1 s when 0).
 	SampleEvery time.Duration
+	// Gate evaluates a service's metric gate (its policy's) after each
+	// batch; nil evaluates it with a PrometheusGate.
+	Gate Gate
 	// FrontEndRunning, when set, tells whether the service's front end
 	// runs: Begin refuses a rollout without one (its first batch could
 	// never enter it). Host sets it.
@@ -162,6 +165,13 @@ func (e *Engine) Resume(ctx context.Context, service string) (*kiln.Rollout, err
 	}
 	e.say("==> resuming rollout %d of %s (%s, %d batches done)", r.ID, service, r.State, r.Batch)
 	return e.run(ctx, svc, r)
+}
+
+func (e *Engine) gate() Gate {
+	if e.Gate == nil {
+		return &PrometheusGate{}
+	}
+	return e.Gate
 }
 
 func orNone(r kiln.VersionRef) string {
@@ -356,6 +366,15 @@ func (e *Engine) converge(ctx context.Context, svc *kiln.Service, r *kiln.Rollou
 					}
 					e.say("    bake failed: %s; taking the batch out", kiln.ErrorMessage(err))
 					return errors.Join(err, e.remove(context.WithoutCancel(ctx), svc, batch, "rollout: failed during bake"))
+				}
+			}
+			if g := svc.Policy.Gate; watch && g != nil {
+				if err := e.gate().Check(ctx, g, e.say); err != nil {
+					if ctx.Err() != nil {
+						return err
+					}
+					e.say("    %s; taking the batch out", kiln.ErrorMessage(err))
+					return errors.Join(err, e.remove(context.WithoutCancel(ctx), svc, batch, "rollout: metric gate failed"))
 				}
 			}
 		}
