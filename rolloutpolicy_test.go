@@ -28,7 +28,7 @@ func TestUpdateWindowNext(t *testing.T) {
 		{weekdays, "2026-12-07 03:00", "2026-12-07 03:00"}, // Monday, inside
 		{weekdays, "2026-12-07 05:00", "2026-12-08 02:00"}, // Monday, just closed
 		{weekdays, "2026-12-07 01:59", "2026-12-07 02:00"},
-		{weekdays, "2026-12-05 12:00", "2026-12-07 02:00"}, // Saturday → Monday
+		{weekdays, "2026-12-05 12:00", "2026-12-07 02:00"},  // Saturday → Monday
 		{overnight, "2026-12-06 03:00", "2026-12-06 03:00"}, // Sunday 03:00 is Saturday's window
 		{overnight, "2026-12-06 04:00", "2026-12-12 22:00"},
 		// Spring forward: 02:00–03:00 does not exist on 2027-03-28 (Sunday).

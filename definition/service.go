@@ -52,7 +52,7 @@ func (l *loader) decodeService(block *hcl.Block) (*Service, hcl.Diagnostics) {
 	rng := blockRange(block)
 	out := &Service{File: rng.Filename, Range: rng}
 	s := &out.Service
-	s.Name, s.Replicas, s.Port = block.Labels[0], 1, 80
+	s.Name, s.Replicas, s.Port, s.BakeTime = block.Labels[0], 1, 80, kiln.DefaultBakeTime
 	content, diags := block.Body.Content(serviceSchema)
 	ctx, attrs := l.ctx, content.Attributes
 	var d hcl.Diagnostics

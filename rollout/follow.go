@@ -43,6 +43,8 @@ type Follower struct {
 // FollowStatus says what the follower does about one service now.
 type FollowStatus struct {
 	Service string `json:"service"`
+	// At is when the status was decided.
+	At time.Time `json:"at"`
 	// Following is false for a service created with --follow none.
 	Following bool `json:"following"`
 	// Channel is the version the service's channel points at (zero when
@@ -92,7 +94,7 @@ func (f *Follower) log() *slog.Logger {
 // without doing it.
 func (f *Follower) Status(ctx context.Context, svc *kiln.Service) (*FollowStatus, error) {
 	now := f.now()
-	st := &FollowStatus{Service: svc.Name, Following: svc.Following()}
+	st := &FollowStatus{Service: svc.Name, At: now, Following: svc.Following()}
 	if w := svc.Policy.Window; w != nil {
 		st.NextWindow = w.Next(now)
 	}
