@@ -2,10 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -102,8 +104,9 @@ func (p *policyFlags) apply(f *pflag.FlagSet, s *kiln.Service) error {
 }
 
 func fieldFlag(err error) string {
-	if ke, ok := err.(*kiln.Error); ok && len(ke.Field) > 5 {
-		return "gate-" + ke.Field[5:]
+	var ke *kiln.Error
+	if errors.As(err, &ke) && strings.HasPrefix(ke.Field, "gate.") {
+		return "gate-" + strings.TrimPrefix(ke.Field, "gate.")
 	}
 	return "gate-query"
 }
