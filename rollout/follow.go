@@ -204,7 +204,11 @@ func (f *Follower) Pass(ctx context.Context) ([]*kiln.Rollout, error) {
 		}
 		r, err := f.follow(ctx, svc)
 		if err != nil {
-			f.log().Warn("follow: service not rolled out", "service", svc.Name, "err", err)
+			// Logged once per service and error: the next passes try
+			// again quietly.
+			if f.once(svc.Name, "error "+err.Error()) {
+				f.log().Warn("follow: service not rolled out; trying again every pass", "service", svc.Name, "err", err)
+			}
 			continue
 		}
 		if r != nil {
@@ -233,7 +237,7 @@ func (f *Follower) follow(ctx context.Context, svc *kiln.Service) (*kiln.Rollout
 	actx := kiln.WithActor(ctx, FollowActor)
 	r, err := f.Starter.StartRollout(actx, kiln.RolloutRequest{Service: svc.Name, To: st.Channel})
 	if r == nil {
-		if kiln.ErrorCode(err) == kiln.ECONFLICT {
+		if active, aerr := f.Rollouts.ActiveRollout(ctx, svc.Name); aerr == nil && active != nil {
 			// A rollout of it started meanwhile (here or elsewhere):
 			// the next pass sees it.
 			return nil, nil
@@ -250,21 +254,28 @@ func (f *Follower) follow(ctx context.Context, svc *kiln.Service) (*kiln.Rollout
 }
 
 func (f *Follower) logWait(service string, st *FollowStatus) {
+	if st == nil {
+		f.once(service, "")
+		return
+	}
+	if f.once(service, st.State+" "+st.Channel.String()) {
+		f.log().Info("follow: rollout waits", "service", service, "state", st.State, "detail", st.Detail)
+	}
+}
+
+// once reports whether what is new for service since the last call (""
+// forgets it).
+func (f *Follower) once(service, what string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.waited == nil {
 		f.waited = map[string]string{}
 	}
-	if st == nil {
-		delete(f.waited, service)
-		return
+	if f.waited[service] == what {
+		return false
 	}
-	key := st.State + st.Channel.String()
-	if f.waited[service] == key {
-		return
-	}
-	f.waited[service] = key
-	f.log().Info("follow: rollout waits", "service", service, "state", st.State, "detail", st.Detail)
+	f.waited[service] = what
+	return true
 }
 
 // Run runs a pass now and every interval until ctx ends.
