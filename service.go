@@ -24,8 +24,13 @@ type Service struct {
 	Port int `json:"port"`
 	// Health is how an instance is checked: "http:/healthz" or "tcp".
 	Health HealthCheck `json:"health"`
-	// MaxSurge is how many new instances a rollout launches per batch.
+	// MaxSurge is how many instances a rollout may run above Replicas at
+	// any moment; it is also the batch size unless BatchSize is set.
 	MaxSurge int `json:"max_surge"`
+	// BatchSize is how many new instances a rollout launches per batch (0:
+	// MaxSurge). Above MaxSurge, old instances are removed before a batch
+	// launches, never below MinHealthy serving.
+	BatchSize int `json:"batch_size,omitempty"`
 	// MinHealthyPercent of Replicas must serve at every moment of a rollout.
 	MinHealthyPercent int `json:"min_healthy_percent"`
 	// BakeTime is how long each batch is watched before old instances go.
@@ -68,6 +73,14 @@ const (
 )
 
 var serviceNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+
+// Batch is the number of new instances a rollout launches per batch.
+func (s *Service) Batch() int {
+	if s.BatchSize > 0 {
+		return s.BatchSize
+	}
+	return s.MaxSurge
+}
 
 // MinHealthy is the number of serving instances a rollout never goes below.
 func (s *Service) MinHealthy() int {
@@ -112,6 +125,9 @@ func (s *Service) Validate() error {
 	}
 	if s.MaxSurge < 1 || s.MaxSurge > s.Replicas {
 		return FieldErrorf(EINVALID, "max-surge", "max surge %d must be between 1 and the replica count %d", s.MaxSurge, s.Replicas)
+	}
+	if s.BatchSize < 0 || s.BatchSize > s.Replicas {
+		return FieldErrorf(EINVALID, "batch-size", "batch size %d must be between 1 and the replica count %d (0: the max surge)", s.BatchSize, s.Replicas)
 	}
 	if s.MinHealthyPercent == 0 {
 		s.MinHealthyPercent = DefaultMinHealthyPercent

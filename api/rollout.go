@@ -48,6 +48,7 @@ type serviceCreateIn struct {
 		Port              int                 `json:"port,omitempty" doc:"port the application listens on inside each instance (default 80)"`
 		Health            *kiln.HealthCheck   `json:"health,omitempty" doc:"default: tcp"`
 		MaxSurge          int                 `json:"max_surge,omitempty"`
+		BatchSize         int                 `json:"batch_size,omitempty" doc:"new instances per batch (default: max_surge)"`
 		MinHealthyPercent int                 `json:"min_healthy_percent,omitempty"`
 		BakeTime          time.Duration       `json:"bake_time_ns,omitempty" doc:"nanoseconds (default 5s)"`
 		MaxErrorRate      float64             `json:"max_error_rate,omitempty"`
@@ -157,7 +158,7 @@ func (s *Server) registerRollout() {
 		b := in.Body
 		svc := &kiln.Service{Name: b.Name, Image: b.Image, Environment: b.Environment, Replicas: b.Replicas, Listen: b.Listen, Port: b.Port,
 			MaxSurge: b.MaxSurge, MinHealthyPercent: b.MinHealthyPercent, BakeTime: b.BakeTime, MaxErrorRate: b.MaxErrorRate,
-			MetricsListen: b.MetricsListen, Follow: b.Follow}
+			MetricsListen: b.MetricsListen, Follow: b.Follow, BatchSize: b.BatchSize}
 		if b.Policy != nil {
 			svc.Policy = *b.Policy
 		}

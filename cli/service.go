@@ -153,7 +153,8 @@ func (a *App) serviceCreateCmd() *cobra.Command {
 	f.StringVar(&port, "port", "", "front end address on loopback, 127.0.0.1:PORT or PORT (required)")
 	f.IntVar(&s.Port, "instance-port", 80, "port the application listens on inside each instance")
 	f.StringVar(&health, "health", "tcp", "health check: http:/PATH (2xx/3xx is healthy) or tcp")
-	f.IntVar(&maxSurge, "max-surge", 1, "instances launched per rollout batch")
+	f.IntVar(&maxSurge, "max-surge", 1, "instances a rollout may run above the replica count (and the batch size unless --batch-size)")
+	f.IntVar(&s.BatchSize, "batch-size", 0, "new instances per rollout batch (0: --max-surge); above --max-surge old instances go first, down to --min-healthy")
 	f.IntVar(&minHealthy, "min-healthy", 100, "percentage of replicas that must serve during a rollout")
 	f.DurationVar(&s.BakeTime, "bake-time", kiln.DefaultBakeTime, "how long each batch is watched before old instances go")
 	f.Float64Var(&s.MaxErrorRate, "max-error-rate", kiln.DefaultMaxErrorRate, "share of failed requests during bake that rolls back (0.01 = 1%)")
@@ -169,6 +170,7 @@ func (a *App) serviceSetCmd() *cobra.Command {
 	var (
 		policy               policyFlags
 		maxSurge, minHealthy int
+		batchSize            int
 		bake                 time.Duration
 		maxErrorRate         float64
 	)
@@ -201,6 +203,9 @@ func (a *App) serviceSetCmd() *cobra.Command {
 			if f.Changed("min-healthy") {
 				s.MinHealthyPercent = minHealthy
 			}
+			if f.Changed("batch-size") {
+				s.BatchSize = batchSize
+			}
 			if f.Changed("bake-time") {
 				s.BakeTime = bake
 			}
@@ -225,7 +230,8 @@ func (a *App) serviceSetCmd() *cobra.Command {
 	}
 	f := c.Flags()
 	policy.register(f, true)
-	f.IntVar(&maxSurge, "max-surge", 1, "instances launched per rollout batch")
+	f.IntVar(&maxSurge, "max-surge", 1, "instances a rollout may run above the replica count (and the batch size unless --batch-size)")
+	f.IntVar(&batchSize, "batch-size", 0, "new instances per rollout batch (0: --max-surge)")
 	f.IntVar(&minHealthy, "min-healthy", 100, "percentage of replicas that must serve during a rollout")
 	f.DurationVar(&bake, "bake-time", kiln.DefaultBakeTime, "how long each batch is watched before old instances go")
 	f.Float64Var(&maxErrorRate, "max-error-rate", kiln.DefaultMaxErrorRate, "share of failed requests during bake that rolls back (0.01 = 1%)")
@@ -316,8 +322,8 @@ func (a *App) serviceShowCmd() *cobra.Command {
 				}
 			}
 			return a.render(cmd.OutOrStdout(), map[string]any{"service": s, "members": ms, "front_end": proxy, "rollouts": rolls, "follow": follow}, func(w io.Writer) error {
-				fmt.Fprintf(w, "service %s: %d × %s in %s, health %s, batches of %d, min healthy %d, bake %s, max error rate %g\n",
-					s.Name, s.Replicas, s.Image, s.Environment, s.Health, s.MaxSurge, s.MinHealthy(), s.BakeTime, s.MaxErrorRate)
+				fmt.Fprintf(w, "service %s: %d × %s in %s, health %s, batches of %d, max surge %d, min healthy %d, bake %s, max error rate %g\n",
+					s.Name, s.Replicas, s.Image, s.Environment, s.Health, s.Batch(), s.MaxSurge, s.MinHealthy(), s.BakeTime, s.MaxErrorRate)
 				printPolicy(w, s, follow)
 				fmt.Fprintf(w, "front end http://%s: ", s.Listen)
 				switch {

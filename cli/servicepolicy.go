@@ -182,7 +182,7 @@ func ApplyEstateServices(ctx context.Context, ss kiln.ServiceStore, estate strin
 			return out, kiln.Errorf(kiln.ECONFLICT, "service %s exists with another image, environment, replicas, front end or health check than its block declares; "+
 				"these do not change in place: delete it (`kiln service delete %s --destroy-instances`) and apply the estate again, or change the block back", where, name)
 		}
-		cur.MaxSurge, cur.MinHealthyPercent, cur.BakeTime, cur.MaxErrorRate = want.MaxSurge, want.MinHealthyPercent, want.BakeTime, want.MaxErrorRate
+		cur.MaxSurge, cur.BatchSize, cur.MinHealthyPercent, cur.BakeTime, cur.MaxErrorRate = want.MaxSurge, want.BatchSize, want.MinHealthyPercent, want.BakeTime, want.MaxErrorRate
 		cur.MetricsListen, cur.Follow, cur.Policy, cur.Estate = want.MetricsListen, want.Follow, want.Policy, estate
 		if err := ss.UpdateService(ctx, cur); err != nil {
 			return out, fmt.Errorf("service %s: %w", where, err)

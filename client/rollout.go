@@ -43,6 +43,9 @@ func (c *Client) CreateService(ctx context.Context, s *kiln.Service) error {
 	in := map[string]any{"name": s.Name, "image": s.Image, "environment": s.Environment, "replicas": s.Replicas, "listen": s.Listen,
 		"port": s.Port, "max_surge": s.MaxSurge, "min_healthy_percent": s.MinHealthyPercent,
 		"bake_time_ns": s.BakeTime, "max_error_rate": s.MaxErrorRate}
+	if s.BatchSize != 0 {
+		in["batch_size"] = s.BatchSize
+	}
 	if s.Follow != "" {
 		in["follow"] = s.Follow
 	}

@@ -30,7 +30,7 @@ var (
 		Attributes: []hcl.AttributeSchema{
 			{Name: "image", Required: true}, {Name: "environment", Required: true}, {Name: "port", Required: true},
 			{Name: "replicas"}, {Name: "instance_port"}, {Name: "health"}, {Name: "metrics_port"}, {Name: "follow"},
-			{Name: "max_surge"}, {Name: "min_healthy"}, {Name: "bake_time"}, {Name: "max_error_rate"},
+			{Name: "max_surge"}, {Name: "batch_size"}, {Name: "min_healthy"}, {Name: "bake_time"}, {Name: "max_error_rate"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "window"}, {Type: "limit"}, {Type: "gate"}},
 	}
@@ -43,7 +43,7 @@ var (
 // serviceAttr maps kiln.Service's error fields to the block's attributes.
 var serviceAttr = map[string]string{
 	"name": "", "image": "image", "env": "environment", "replicas": "replicas", "port": "port", "instance-port": "instance_port",
-	"health": "health", "max-surge": "max_surge", "min-healthy": "min_healthy", "bake-time": "bake_time",
+	"health": "health", "max-surge": "max_surge", "batch-size": "batch_size", "min-healthy": "min_healthy", "bake-time": "bake_time",
 	"max-error-rate": "max_error_rate", "metrics-port": "metrics_port", "follow": "follow",
 }
 
@@ -76,6 +76,7 @@ func (l *loader) decodeService(block *hcl.Block) (*Service, hcl.Diagnostics) {
 	integer("replicas", "3", 1, 1000, &s.Replicas)
 	integer("instance_port", "8080", 1, 65535, &s.Port)
 	integer("max_surge", "1", 1, 1000, &s.MaxSurge)
+	integer("batch_size", "2", 1, 1000, &s.BatchSize)
 	integer("min_healthy", "100", 1, 100, &s.MinHealthyPercent)
 	var port, metrics, health, bake string
 	str("port", `"127.0.0.1:18080"`, &port)

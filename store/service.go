@@ -16,7 +16,7 @@ var _ kiln.ServiceStore = (*DB)(nil)
 
 const serviceColumns = `name, image, environment, replicas, listen, port, health, max_surge, min_healthy_percent,
 	bake_time_ms, max_error_rate, version_image, version_number, generation, created_at, updated_at,
-	follow, followed_image, followed_number, policy, metrics_listen, estate`
+	follow, followed_image, followed_number, policy, metrics_listen, estate, batch_size`
 
 func scanService(row interface{ Scan(...any) error }) (*kiln.Service, error) {
 	s := &kiln.Service{}
@@ -25,7 +25,7 @@ func scanService(row interface{ Scan(...any) error }) (*kiln.Service, error) {
 	if err := row.Scan(&s.Name, &s.Image, &s.Environment, &s.Replicas, &s.Listen, &s.Port, &health, &s.MaxSurge,
 		&s.MinHealthyPercent, &bakeMS, &s.MaxErrorRate, &s.Version.Image, &s.Version.Number, &s.Generation,
 		dbTime{&s.CreatedAt}, dbTime{&s.UpdatedAt},
-		&s.Follow, &s.Followed.Image, &s.Followed.Number, &policy, &s.MetricsListen, &s.Estate); err != nil {
+		&s.Follow, &s.Followed.Image, &s.Followed.Number, &policy, &s.MetricsListen, &s.Estate, &s.BatchSize); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(policy), &s.Policy); err != nil {
@@ -77,11 +77,11 @@ func (db *DB) CreateService(ctx context.Context, s *kiln.Service) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.exec(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := tx.exec(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			s.Name, s.Image, s.Environment, s.Replicas, s.Listen, s.Port, s.Health.String(), s.MaxSurge, s.MinHealthyPercent,
 			s.BakeTime.Milliseconds(), s.MaxErrorRate, s.Version.Image, s.Version.Number, 0,
 			tx.timeArg(tx.now), tx.timeArg(tx.now),
-			s.Follow, s.Followed.Image, s.Followed.Number, string(policy), s.MetricsListen, s.Estate); err != nil {
+			s.Follow, s.Followed.Image, s.Followed.Number, string(policy), s.MetricsListen, s.Estate, s.BatchSize); err != nil {
 			if isUnique(err) {
 				return kiln.Errorf(kiln.ECONFLICT, "service %s or address %s was taken meanwhile; retry", s.Name, s.Listen)
 			}
@@ -124,9 +124,9 @@ func (db *DB) UpdateService(ctx context.Context, s *kiln.Service) error {
 		return err
 	}
 	return db.write(ctx, func(tx *tx) error {
-		res, err := tx.exec(ctx, `UPDATE services SET max_surge = ?, min_healthy_percent = ?, bake_time_ms = ?, max_error_rate = ?,
+		res, err := tx.exec(ctx, `UPDATE services SET max_surge = ?, batch_size = ?, min_healthy_percent = ?, bake_time_ms = ?, max_error_rate = ?,
 			follow = ?, policy = ?, metrics_listen = ?, estate = ?, updated_at = ? WHERE name = ?`,
-			s.MaxSurge, s.MinHealthyPercent, s.BakeTime.Milliseconds(), s.MaxErrorRate, s.Follow, string(policy), s.MetricsListen, s.Estate,
+			s.MaxSurge, s.BatchSize, s.MinHealthyPercent, s.BakeTime.Milliseconds(), s.MaxErrorRate, s.Follow, string(policy), s.MetricsListen, s.Estate,
 			tx.timeArg(tx.now), s.Name)
 		if err != nil {
 			return fmt.Errorf("update service %s: %w", s.Name, err)
@@ -135,8 +135,8 @@ func (db *DB) UpdateService(ctx context.Context, s *kiln.Service) error {
 			return serviceNotFound(s.Name)
 		}
 		s.UpdatedAt = tx.now
-		return audit(ctx, tx, "service.update", "service "+s.Name, fmt.Sprintf("surge %d, min healthy %d%%, bake %s, max error rate %g, follow %s%s",
-			s.MaxSurge, s.MinHealthyPercent, s.BakeTime, s.MaxErrorRate, s.Follow, policyDetail(s)))
+		return audit(ctx, tx, "service.update", "service "+s.Name, fmt.Sprintf("batch %d, surge %d, min healthy %d%%, bake %s, max error rate %g, follow %s%s",
+			s.Batch(), s.MaxSurge, s.MinHealthyPercent, s.BakeTime, s.MaxErrorRate, s.Follow, policyDetail(s)))
 	})
 }
 
