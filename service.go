@@ -24,8 +24,13 @@ type Service struct {
 	Port int `json:"port"`
 	// Health is how an instance is checked: "http:/healthz" or "tcp".
 	Health HealthCheck `json:"health"`
-	// MaxSurge is how many new instances a rollout launches per batch.
+	// MaxSurge is how many instances a rollout may run above Replicas at
+	// any moment; it is also the batch size unless BatchSize is set.
 	MaxSurge int `json:"max_surge"`
+	// BatchSize is how many new instances a rollout launches per batch (0:
+	// MaxSurge). Above MaxSurge, old instances are removed before a batch
+	// launches, never below MinHealthy serving.
+	BatchSize int `json:"batch_size,omitempty"`
 	// MinHealthyPercent of Replicas must serve at every moment of a rollout.
 	MinHealthyPercent int `json:"min_healthy_percent"`
 	// BakeTime is how long each batch is watched before old instances go.
@@ -33,6 +38,22 @@ type Service struct {
 	// MaxErrorRate is the share of failed requests or checks during bake
 	// (0.05 = 5%) above which a rollout rolls back.
 	MaxErrorRate float64 `json:"max_error_rate"`
+	// MetricsListen, when set, is a loopback address where the front end
+	// serves /metrics (Prometheus text format): its request and error
+	// counts, for a MetricGate's Prometheus to scrape. Empty: none.
+	MetricsListen string `json:"metrics_listen,omitempty"`
+	// Follow is FollowChannel (kiln serve rolls the service out when the
+	// channel of its image in its environment moves) or FollowNone.
+	Follow string `json:"follow"`
+	// Followed is the channel version kiln serve last started a rollout
+	// to (or found the service running): a channel move is a channel
+	// version other than this one.
+	Followed VersionRef `json:"followed,omitzero"`
+	// Policy limits the rollouts kiln serve starts and gates every rollout.
+	Policy RolloutPolicy `json:"policy,omitzero"`
+	// Estate names the registered estate whose service block defines the
+	// service ("" for one created with `kiln service create`).
+	Estate string `json:"estate,omitempty"`
 	// Version is what the service's instances run, zero before the first
 	// rollout finished.
 	Version VersionRef `json:"version,omitzero"`
@@ -52,6 +73,14 @@ const (
 )
 
 var serviceNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+
+// Batch is the number of new instances a rollout launches per batch.
+func (s *Service) Batch() int {
+	if s.BatchSize > 0 {
+		return s.BatchSize
+	}
+	return s.MaxSurge
+}
 
 // MinHealthy is the number of serving instances a rollout never goes below.
 func (s *Service) MinHealthy() int {
@@ -97,6 +126,9 @@ func (s *Service) Validate() error {
 	if s.MaxSurge < 1 || s.MaxSurge > s.Replicas {
 		return FieldErrorf(EINVALID, "max-surge", "max surge %d must be between 1 and the replica count %d", s.MaxSurge, s.Replicas)
 	}
+	if s.BatchSize < 0 || s.BatchSize > s.Replicas {
+		return FieldErrorf(EINVALID, "batch-size", "batch size %d must be between 1 and the replica count %d (0: the max surge)", s.BatchSize, s.Replicas)
+	}
 	if s.MinHealthyPercent == 0 {
 		s.MinHealthyPercent = DefaultMinHealthyPercent
 	}
@@ -112,8 +144,25 @@ func (s *Service) Validate() error {
 	if s.MaxErrorRate < 0 || s.MaxErrorRate > 1 {
 		return FieldErrorf(EINVALID, "max-error-rate", "max error rate %g must be between 0 and 1 (0.05 = 5%%)", s.MaxErrorRate)
 	}
-	return nil
+	if s.MetricsListen != "" {
+		ap, err := netip.ParseAddrPort(s.MetricsListen)
+		if err != nil || !ap.Addr().IsLoopback() || ap.Port() == 0 || s.MetricsListen == s.Listen {
+			return FieldErrorf(EINVALID, "metrics-port", "metrics address %q is not a loopback HOST:PORT other than the front end's %s; write e.g. 127.0.0.1:19080", s.MetricsListen, s.Listen)
+		}
+	}
+	switch s.Follow {
+	case "":
+		s.Follow = FollowChannel
+	case FollowChannel, FollowNone:
+	default:
+		return FieldErrorf(EINVALID, "follow", "follow %q is not known; give channel (kiln serve rolls the service when %s's channel in %s moves) or none", s.Follow, s.Image, s.Environment)
+	}
+	return s.Policy.Validate()
 }
+
+// Following reports whether kiln serve rolls the service out when its
+// channel moves.
+func (s *Service) Following() bool { return s.Follow == FollowChannel }
 
 // ParseListen parses a front end address: "127.0.0.1:18080" or a bare port.
 func ParseListen(field, s string) (string, error) {
@@ -178,6 +227,13 @@ type ServiceStore interface {
 	ListServices(ctx context.Context) ([]*Service, error)
 	// SetServiceVersion records what the service runs after a rollout.
 	SetServiceVersion(ctx context.Context, name string, v VersionRef) error
+	// UpdateService replaces what may change of a recorded service: its
+	// rollout settings (surge, minimum healthy, bake time, error rate),
+	// metrics address, follow mode, policy and estate. Name, image,
+	// environment, replicas, front end and health stay as created.
+	UpdateService(ctx context.Context, s *Service) error
+	// SetServiceFollowed records the channel version kiln serve acted on.
+	SetServiceFollowed(ctx context.Context, name string, v VersionRef) error
 	DeleteService(ctx context.Context, name string) error
 
 	ListMembers(ctx context.Context, service string) ([]*Member, error)

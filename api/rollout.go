@@ -44,13 +44,17 @@ type serviceCreateIn struct {
 		Environment string `json:"environment" maxLength:"32" example:"prod"`
 		Replicas    int    `json:"replicas" example:"4"`
 		// Listen is the front end's loopback address on the server's machine.
-		Listen            string            `json:"listen" maxLength:"64" example:"127.0.0.1:18080"`
-		Port              int               `json:"port,omitempty" doc:"port the application listens on inside each instance (default 80)"`
-		Health            *kiln.HealthCheck `json:"health,omitempty" doc:"default: tcp"`
-		MaxSurge          int               `json:"max_surge,omitempty"`
-		MinHealthyPercent int               `json:"min_healthy_percent,omitempty"`
-		BakeTime          time.Duration     `json:"bake_time_ns,omitempty" doc:"nanoseconds (default 5s)"`
-		MaxErrorRate      float64           `json:"max_error_rate,omitempty"`
+		Listen            string              `json:"listen" maxLength:"64" example:"127.0.0.1:18080"`
+		Port              int                 `json:"port,omitempty" doc:"port the application listens on inside each instance (default 80)"`
+		Health            *kiln.HealthCheck   `json:"health,omitempty" doc:"default: tcp"`
+		MaxSurge          int                 `json:"max_surge,omitempty"`
+		BatchSize         int                 `json:"batch_size,omitempty" doc:"new instances per batch (default: max_surge)"`
+		MinHealthyPercent int                 `json:"min_healthy_percent,omitempty"`
+		BakeTime          time.Duration       `json:"bake_time_ns,omitempty" doc:"nanoseconds (default 5s)"`
+		MaxErrorRate      float64             `json:"max_error_rate,omitempty"`
+		MetricsListen     string              `json:"metrics_listen,omitempty" maxLength:"64" doc:"loopback address where the front end serves /metrics"`
+		Follow            string              `json:"follow,omitempty" enum:"channel,none" doc:"channel (default): kiln serve rolls the service out when its channel moves; none: only explicit rollouts"`
+		Policy            *kiln.RolloutPolicy `json:"policy,omitempty" doc:"update window, rollout limit and metric gate (docs/rollout.md)"`
 	}
 }
 
@@ -153,7 +157,11 @@ func (s *Server) registerRollout() {
 	}, func(ctx context.Context, in *serviceCreateIn) (*serviceCreateOut, error) {
 		b := in.Body
 		svc := &kiln.Service{Name: b.Name, Image: b.Image, Environment: b.Environment, Replicas: b.Replicas, Listen: b.Listen, Port: b.Port,
-			MaxSurge: b.MaxSurge, MinHealthyPercent: b.MinHealthyPercent, BakeTime: b.BakeTime, MaxErrorRate: b.MaxErrorRate}
+			MaxSurge: b.MaxSurge, MinHealthyPercent: b.MinHealthyPercent, BakeTime: b.BakeTime, MaxErrorRate: b.MaxErrorRate,
+			MetricsListen: b.MetricsListen, Follow: b.Follow, BatchSize: b.BatchSize}
+		if b.Policy != nil {
+			svc.Policy = *b.Policy
+		}
 		if b.Health != nil {
 			svc.Health = *b.Health
 		}

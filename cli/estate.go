@@ -10,7 +10,23 @@ import (
 	"github.com/spf13/cobra"
 
 	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/definition"
 )
+
+// applyServices records est's service blocks as estate's.
+func (a *App) applyServices(ctx context.Context, estate string, est *definition.Estate) ([]string, error) {
+	if len(est.Services) == 0 {
+		return nil, nil
+	}
+	s, err := a.Services(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s.ServiceStore == nil {
+		return nil, kiln.Errorf(kiln.EUNAVAILABLE, "this kiln setup keeps no services; use a kiln database (--database)")
+	}
+	return ApplyEstateServices(ctx, s.ServiceStore, estate, est)
+}
 
 // estates returns the estate store, or says why there is none.
 func (a *App) estates(ctx context.Context) (kiln.EstateStore, error) {
@@ -39,7 +55,8 @@ func (a *App) estateCmd() *cobra.Command {
 			if err != nil {
 				return kiln.FieldErrorf(kiln.EINVALID, "DIR", "cannot make %s absolute: %v", args[1], err)
 			}
-			if _, err := LoadEstate(dir, nil); err != nil {
+			est, err := LoadEstate(dir, nil)
+			if err != nil {
 				return fmt.Errorf("estate %s does not load, so it is not registered: %w", dir, err)
 			}
 			es, err := a.estates(cmd.Context())
@@ -49,6 +66,13 @@ func (a *App) estateCmd() *cobra.Command {
 			e := &kiln.Estate{Name: args[0], Dir: dir}
 			if err := es.AddEstate(cmd.Context(), e); err != nil {
 				return err
+			}
+			lines, err := a.applyServices(cmd.Context(), e.Name, est)
+			for _, l := range lines {
+				fmt.Fprintln(cmd.ErrOrStderr(), l)
+			}
+			if err != nil {
+				return fmt.Errorf("estate %s is registered, but its services are not all recorded (fix the block and run `kiln estate apply %s`): %w", e.Name, e.Name, err)
 			}
 			return a.render(cmd.OutOrStdout(), e, func(w io.Writer) error {
 				fmt.Fprintf(w, "registered estate %s at %s; start its runs with `kiln run --server URL --estate %s --all`\n", e.Name, e.Dir, e.Name)
@@ -99,6 +123,35 @@ func (a *App) estateCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(add, list, remove)
+	apply := &cobra.Command{
+		Use:   "apply NAME",
+		Short: "Read a registered estate again and record its service blocks (create new services, update their policies)",
+		Args:  exactArgs(1, "the estate's name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			es, err := a.estates(cmd.Context())
+			if err != nil {
+				return err
+			}
+			e, err := es.FindEstate(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			est, err := LoadEstate(e.Dir, nil)
+			if err != nil {
+				return fmt.Errorf("estate %s does not load, so nothing was applied: %w", e.Dir, err)
+			}
+			lines, err := a.applyServices(cmd.Context(), e.Name, est)
+			return a.render(cmd.OutOrStdout(), map[string]any{"estate": e.Name, "services": lines}, func(w io.Writer) error {
+				for _, l := range lines {
+					fmt.Fprintln(w, l)
+				}
+				if len(lines) == 0 && err == nil {
+					fmt.Fprintf(w, "estate %s declares no services\n", e.Name)
+				}
+				return err
+			})
+		},
+	}
+	cmd.AddCommand(add, list, remove, apply)
 	return cmd
 }

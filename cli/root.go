@@ -167,6 +167,9 @@ type ServeOptions struct {
 	// PublicURL is where clients reach the API (behind a proxy, say);
 	// the OpenAPI document names it as its server.
 	PublicURL string
+	// FollowEvery is how often the server looks for channel moves to roll
+	// following services out to (0: never).
+	FollowEvery time.Duration
 }
 
 // DefaultDataDir is /var/lib/kiln for root, else $XDG_DATA_HOME/kiln

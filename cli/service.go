@@ -88,7 +88,7 @@ func childEnv(names ...string) []string {
 
 func (a *App) serviceCmd() *cobra.Command {
 	c := group("service", "Services: instances of one image behind a loopback front end")
-	c.AddCommand(a.serviceCreateCmd(), a.serviceListCmd(), a.serviceShowCmd(), a.serviceStartCmd(), a.serviceStopCmd(), a.serviceDeleteCmd())
+	c.AddCommand(a.serviceCreateCmd(), a.serviceSetCmd(), a.serviceListCmd(), a.serviceShowCmd(), a.serviceStartCmd(), a.serviceStopCmd(), a.serviceDeleteCmd())
 	return c
 }
 
@@ -98,6 +98,7 @@ func (a *App) serviceCreateCmd() *cobra.Command {
 		port, health         string
 		minHealthy, maxSurge int
 		noStart              bool
+		policy               policyFlags
 	)
 	c := &cobra.Command{
 		Use:   "create NAME --image IMAGE --env ENV --replicas N --port 127.0.0.1:PORT",
@@ -115,6 +116,9 @@ func (a *App) serviceCreateCmd() *cobra.Command {
 				return err
 			}
 			s.MaxSurge, s.MinHealthyPercent = maxSurge, minHealthy
+			if err := policy.apply(cmd.Flags(), &s); err != nil {
+				return err
+			}
 			_, ss, _, err := a.rolloutServices(cmd.Context())
 			if err != nil {
 				return err
@@ -133,7 +137,11 @@ func (a *App) serviceCreateCmd() *cobra.Command {
 			}
 			return a.render(cmd.OutOrStdout(), &s, func(w io.Writer) error {
 				fmt.Fprintf(w, "service %s: %d × %s in %s, front end http://%s\n", s.Name, s.Replicas, s.Image, s.Environment, s.Listen)
-				fmt.Fprintf(w, "launch its instances with `kiln rollout %s --to %s-N`\n", s.Name, s.Image)
+				if s.Following() {
+					fmt.Fprintf(w, "it follows the %s channel of %s: kiln serve rolls it out when the channel moves (and now, if the channel holds a version)\n", s.Environment, s.Image)
+				} else {
+					fmt.Fprintf(w, "launch its instances with `kiln rollout %s --to %s-N`\n", s.Name, s.Image)
+				}
 				return nil
 			})
 		},
@@ -145,14 +153,88 @@ func (a *App) serviceCreateCmd() *cobra.Command {
 	f.StringVar(&port, "port", "", "front end address on loopback, 127.0.0.1:PORT or PORT (required)")
 	f.IntVar(&s.Port, "instance-port", 80, "port the application listens on inside each instance")
 	f.StringVar(&health, "health", "tcp", "health check: http:/PATH (2xx/3xx is healthy) or tcp")
-	f.IntVar(&maxSurge, "max-surge", 1, "instances launched per rollout batch")
+	f.IntVar(&maxSurge, "max-surge", 1, "instances a rollout may run above the replica count (and the batch size unless --batch-size)")
+	f.IntVar(&s.BatchSize, "batch-size", 0, "new instances per rollout batch (0: --max-surge); above --max-surge old instances go first, down to --min-healthy")
 	f.IntVar(&minHealthy, "min-healthy", 100, "percentage of replicas that must serve during a rollout")
 	f.DurationVar(&s.BakeTime, "bake-time", kiln.DefaultBakeTime, "how long each batch is watched before old instances go")
 	f.Float64Var(&s.MaxErrorRate, "max-error-rate", kiln.DefaultMaxErrorRate, "share of failed requests during bake that rolls back (0.01 = 1%)")
 	f.BoolVar(&noStart, "no-start", false, "record the service without starting its front end")
+	policy.register(f, false)
 	for _, n := range []string{"image", "env", "port"} {
 		_ = c.MarkFlagRequired(n)
 	}
+	return c
+}
+
+func (a *App) serviceSetCmd() *cobra.Command {
+	var (
+		policy               policyFlags
+		maxSurge, minHealthy int
+		batchSize            int
+		bake                 time.Duration
+		maxErrorRate         float64
+	)
+	c := &cobra.Command{
+		Use:   "set NAME [flags]",
+		Short: "Change a service's follow mode, rollout policy and rollout settings (what is not given stays)",
+		Example: "  kiln service set web --window \"mon-fri 02:00-05:00 Europe/Berlin\" --limit 2/24h\n" +
+			"  kiln service set web --follow none   # pause the autopilot for this service\n" +
+			"  kiln service set web --metrics-port 19080 --gate-prometheus http://127.0.0.1:9090 \\\n" +
+			"      --gate-query 'sum(rate(kiln_frontend_errors_total{service=\"web\"}[1m])) / sum(rate(kiln_frontend_requests_total{service=\"web\"}[1m]))' --gate-max 0.01 --gate-for 30s",
+		Args: exactArgs(1, "the service name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			_, ss, _, err := a.rolloutServices(ctx)
+			if err != nil {
+				return err
+			}
+			s, err := ss.FindService(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			f := cmd.Flags()
+			metricsBefore := s.MetricsListen
+			if err := policy.apply(f, s); err != nil {
+				return err
+			}
+			if f.Changed("max-surge") {
+				s.MaxSurge = maxSurge
+			}
+			if f.Changed("min-healthy") {
+				s.MinHealthyPercent = minHealthy
+			}
+			if f.Changed("batch-size") {
+				s.BatchSize = batchSize
+			}
+			if f.Changed("bake-time") {
+				s.BakeTime = bake
+			}
+			if f.Changed("max-error-rate") {
+				s.MaxErrorRate = maxErrorRate
+			}
+			if err := ss.UpdateService(ctx, s); err != nil {
+				return err
+			}
+			return a.render(cmd.OutOrStdout(), s, func(w io.Writer) error {
+				fmt.Fprintf(w, "service %s updated\n", s.Name)
+				printPolicy(w, s, nil)
+				if s.Estate != "" {
+					fmt.Fprintf(w, "note: estate %s defines this service; `kiln estate apply %s` puts its block's policy back\n", s.Estate, s.Estate)
+				}
+				if s.MetricsListen != metricsBefore {
+					fmt.Fprintf(w, "the front end takes the new metrics address when it starts again (`kiln service stop %s && kiln service start %s`)\n", s.Name, s.Name)
+				}
+				return nil
+			})
+		},
+	}
+	f := c.Flags()
+	policy.register(f, true)
+	f.IntVar(&maxSurge, "max-surge", 1, "instances a rollout may run above the replica count (and the batch size unless --batch-size)")
+	f.IntVar(&batchSize, "batch-size", 0, "new instances per rollout batch (0: --max-surge)")
+	f.IntVar(&minHealthy, "min-healthy", 100, "percentage of replicas that must serve during a rollout")
+	f.DurationVar(&bake, "bake-time", kiln.DefaultBakeTime, "how long each batch is watched before old instances go")
+	f.Float64Var(&maxErrorRate, "max-error-rate", kiln.DefaultMaxErrorRate, "share of failed requests during bake that rolls back (0.01 = 1%)")
 	return c
 }
 
@@ -175,7 +257,7 @@ func (a *App) serviceListCmd() *cobra.Command {
 				return err
 			}
 			return a.render(cmd.OutOrStdout(), list, func(w io.Writer) error {
-				t := newTable(w, "SERVICE", "IMAGE", "ENV", "REPLICAS", "VERSION", "FRONT END", "RUNNING")
+				t := newTable(w, "SERVICE", "IMAGE", "ENV", "REPLICAS", "VERSION", "FOLLOW", "FRONT END", "RUNNING")
 				for _, s := range list {
 					ver := ""
 					if !s.Version.IsZero() {
@@ -185,7 +267,7 @@ func (a *App) serviceListCmd() *cobra.Command {
 					if err != nil {
 						return err
 					}
-					t.row(s.Name, s.Image, s.Environment, strconv.Itoa(s.Replicas), ver, s.Listen, yesNo(running))
+					t.row(s.Name, s.Image, s.Environment, strconv.Itoa(s.Replicas), ver, s.Follow, s.Listen, yesNo(running))
 				}
 				return t.flush()
 			})
@@ -232,9 +314,17 @@ func (a *App) serviceShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.render(cmd.OutOrStdout(), map[string]any{"service": s, "members": ms, "front_end": proxy, "rollouts": rolls}, func(w io.Writer) error {
-				fmt.Fprintf(w, "service %s: %d × %s in %s, health %s, batches of %d, min healthy %d, bake %s\n",
-					s.Name, s.Replicas, s.Image, s.Environment, s.Health, s.MaxSurge, s.MinHealthy(), s.BakeTime)
+			var follow *rollout.FollowStatus
+			if svcs, err := a.Services(ctx); err == nil && svcs.Channels != nil {
+				f := &rollout.Follower{Services: ss, Rollouts: rs, Channels: svcs.Channels}
+				if follow, err = f.Status(ctx, s); err != nil {
+					return err
+				}
+			}
+			return a.render(cmd.OutOrStdout(), map[string]any{"service": s, "members": ms, "front_end": proxy, "rollouts": rolls, "follow": follow}, func(w io.Writer) error {
+				fmt.Fprintf(w, "service %s: %d × %s in %s, health %s, batches of %d, max surge %d, min healthy %d, bake %s, max error rate %g\n",
+					s.Name, s.Replicas, s.Image, s.Environment, s.Health, s.Batch(), s.MaxSurge, s.MinHealthy(), s.BakeTime, s.MaxErrorRate)
+				printPolicy(w, s, follow)
 				fmt.Fprintf(w, "front end http://%s: ", s.Listen)
 				switch {
 				case !running:

@@ -43,6 +43,18 @@ func (c *Client) CreateService(ctx context.Context, s *kiln.Service) error {
 	in := map[string]any{"name": s.Name, "image": s.Image, "environment": s.Environment, "replicas": s.Replicas, "listen": s.Listen,
 		"port": s.Port, "max_surge": s.MaxSurge, "min_healthy_percent": s.MinHealthyPercent,
 		"bake_time_ns": s.BakeTime, "max_error_rate": s.MaxErrorRate}
+	if s.BatchSize != 0 {
+		in["batch_size"] = s.BatchSize
+	}
+	if s.Follow != "" {
+		in["follow"] = s.Follow
+	}
+	if s.MetricsListen != "" {
+		in["metrics_listen"] = s.MetricsListen
+	}
+	if !s.Policy.IsZero() {
+		in["policy"] = s.Policy
+	}
 	if s.Health.Kind != "" {
 		in["health"] = s.Health
 	}
@@ -70,6 +82,18 @@ func (c *Client) ListServices(ctx context.Context) ([]*kiln.Service, error) {
 // server sets what a service runs.
 func (c *Client) SetServiceVersion(context.Context, string, kiln.VersionRef) error {
 	return noRoute("setting a service's version (a rollout sets it: kiln rollout SERVICE --to IMAGE-N)")
+}
+
+// UpdateService implements kiln.ServiceStore; a service's policy is set
+// on the server's database.
+func (c *Client) UpdateService(context.Context, *kiln.Service) error {
+	return noRoute("changing a service's policy (run `kiln service set` where kiln opens the server's database, or apply its estate)")
+}
+
+// SetServiceFollowed implements kiln.ServiceStore; only kiln serve's
+// follower records it.
+func (c *Client) SetServiceFollowed(context.Context, string, kiln.VersionRef) error {
+	return noRoute("recording a followed channel version (kiln serve does it)")
 }
 
 // DeleteService implements kiln.ServiceStore: the server deletes the

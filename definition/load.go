@@ -39,6 +39,7 @@ var topSchema = &hcl.BodySchema{
 		{Type: "locals"},
 		{Type: "image", LabelNames: []string{"name"}},
 		{Type: "pipeline", LabelNames: []string{"name"}},
+		{Type: "service", LabelNames: []string{"name"}},
 	},
 }
 
@@ -212,11 +213,25 @@ func (l *loader) load(opts Options) (*Estate, hcl.Diagnostics) {
 		}
 	}
 	diags = append(diags, checkPipelines(pipelines, decls)...)
+	services := map[string]*Service{}
+	for _, f := range all {
+		for _, b := range f.content.Blocks.OfType("service") {
+			s, d := l.decodeService(b)
+			diags = append(diags, d...)
+			if prev, ok := services[s.Service.Name]; ok {
+				diags = append(diags, rangeError(b.LabelRanges[0], "Duplicate service",
+					fmt.Sprintf("service %q is already defined at %s; rename or remove one of them.", s.Service.Name, pos(prev.Range))))
+				continue
+			}
+			services[s.Service.Name] = s
+		}
+	}
+	diags = append(diags, checkServices(services, decls)...)
 	if diags.HasErrors() {
 		return nil, diags
 	}
 
-	est := &Estate{Dir: l.dir, Files: files, Images: map[string]*Image{}, Order: order(decls), Variables: vars, Pipelines: pipelines}
+	est := &Estate{Dir: l.dir, Files: files, Images: map[string]*Image{}, Order: order(decls), Variables: vars, Pipelines: pipelines, Services: services}
 	if diags = append(diags, checkKernels(decls, est.Order)...); diags.HasErrors() {
 		return nil, diags
 	}

@@ -21,6 +21,8 @@ type Estate struct {
 	Variables map[string]*Variable
 	// Pipelines by name (pipeline.go); PipelineFor finds an image's.
 	Pipelines map[string]*Pipeline
+	// Services by name (service.go), with their rollout policies.
+	Services map[string]*Service
 }
 
 // Image is one `image "NAME"` block.

@@ -58,6 +58,9 @@ type Engine struct {
 	// SampleEvery is how often a running rollout is sampled for its
 	// Timeline (1 s when 0).
 	SampleEvery time.Duration
+	// Gate evaluates a service's metric gate (its policy's) after each
+	// batch; nil evaluates it with a PrometheusGate.
+	Gate Gate
 	// FrontEndRunning, when set, tells whether the service's front end
 	// runs: Begin refuses a rollout without one (its first batch could
 	// never enter it). Host sets it.
@@ -130,8 +133,8 @@ func (e *Engine) Begin(ctx context.Context, service string, to kiln.VersionRef, 
 	if err := e.acquire(ctx, r); err != nil {
 		return nil, fmt.Errorf("rollout %d of %s recorded, but: %w", r.ID, service, err)
 	}
-	e.say("==> rollout %d: %s from %s to %s (%d replicas, batches of %d, min healthy %d, bake %s)",
-		r.ID, service, orNone(r.From), to, svc.Replicas, svc.MaxSurge, svc.MinHealthy(), svc.BakeTime)
+	e.say("==> rollout %d: %s from %s to %s (%d replicas, batches of %d, max surge %d, min healthy %d, bake %s)",
+		r.ID, service, orNone(r.From), to, svc.Replicas, svc.Batch(), svc.MaxSurge, svc.MinHealthy(), svc.BakeTime)
 	return r, nil
 }
 
@@ -162,6 +165,13 @@ func (e *Engine) Resume(ctx context.Context, service string) (*kiln.Rollout, err
 	}
 	e.say("==> resuming rollout %d of %s (%s, %d batches done)", r.ID, service, r.State, r.Batch)
 	return e.run(ctx, svc, r)
+}
+
+func (e *Engine) gate() Gate {
+	if e.Gate == nil {
+		return &PrometheusGate{}
+	}
+	return e.Gate
 }
 
 func orNone(r kiln.VersionRef) string {
@@ -332,7 +342,19 @@ func (e *Engine) converge(ctx context.Context, svc *kiln.Service, r *kiln.Rollou
 			return nil
 		}
 		t0 := time.Now()
-		n := min(svc.MaxSurge, max(svc.Replicas-len(on), 0))
+		n := min(svc.Batch(), max(svc.Replicas-len(on), 0))
+		if over := len(on) + len(others) + n - (svc.Replicas + svc.MaxSurge); svc.Batch() > svc.MaxSurge && n > 0 && over > 0 {
+			// A batch larger than the surge: make room first, removing
+			// old instances down to (never below) MinHealthy serving.
+			if p := min(over, len(others), max(len(on)+len(others)-svc.MinHealthy(), 0)); p > 0 {
+				e.say("    making room: draining and destroying %d old instance(s) first (batch %d, max surge %d)", p, svc.Batch(), svc.MaxSurge)
+				if err := e.remove(ctx, svc, others[:p], "rollout: replaced by "+target.String()); err != nil {
+					return err
+				}
+				others = others[p:]
+			}
+			n = max(min(n, svc.Replicas+svc.MaxSurge-len(on)-len(others)), 0)
+		}
 		var batch []*kiln.Member
 		if n > 0 {
 			e.say("--> batch %d: launching %d instance(s) of %s", r.Batch+1, n, target)
@@ -356,6 +378,15 @@ func (e *Engine) converge(ctx context.Context, svc *kiln.Service, r *kiln.Rollou
 					}
 					e.say("    bake failed: %s; taking the batch out", kiln.ErrorMessage(err))
 					return errors.Join(err, e.remove(context.WithoutCancel(ctx), svc, batch, "rollout: failed during bake"))
+				}
+			}
+			if g := svc.Policy.Gate; watch && g != nil {
+				if err := e.gate().Check(ctx, g, e.say); err != nil {
+					if ctx.Err() != nil {
+						return err
+					}
+					e.say("    %s; taking the batch out", kiln.ErrorMessage(err))
+					return errors.Join(err, e.remove(context.WithoutCancel(ctx), svc, batch, "rollout: metric gate failed"))
 				}
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,6 +33,9 @@ type FrontEnd struct {
 	Poll time.Duration
 	// Listener overrides listening on the service's address (tests).
 	Listener net.Listener
+	// MetricsListener overrides listening on the service's metrics
+	// address (tests); without either, /metrics is served nowhere.
+	MetricsListener net.Listener
 	// Ready, when set, is called once the front end listens.
 	Ready func()
 }
@@ -57,17 +61,32 @@ func (f *FrontEnd) Run(ctx context.Context) error {
 			return fmt.Errorf("the front end of %s cannot listen: %w", f.Service, listenError(svc.Listen, err))
 		}
 	}
+	mln := f.MetricsListener
+	if mln == nil && svc.MetricsListen != "" {
+		if mln, err = net.Listen("tcp", svc.MetricsListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("the front end of %s cannot serve /metrics: %w", f.Service, listenError(svc.MetricsListen, err))
+		}
+	}
 	if f.Ready != nil {
 		f.Ready()
 	}
 	p := NewProxy(log)
 	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("front end listening", "addr", ln.Addr().String())
+	var applied atomic.Int64
+	applied.Store(-1)
+	if mln != nil {
+		msrv := &http.Server{Handler: Metrics(f.Service, p, applied.Load), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		go func() { errc <- msrv.Serve(mln) }()
+		defer msrv.Close()
+		log.Info("front end serving /metrics", "addr", mln.Addr().String())
+	}
 
-	applied := int64(-1)
 	lastReport := time.Time{}
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
@@ -87,14 +106,14 @@ func (f *FrontEnd) Run(ctx context.Context) error {
 	}
 }
 
-func (f *FrontEnd) sync(ctx context.Context, p *Proxy, applied *int64, lastReport *time.Time) error {
+func (f *FrontEnd) sync(ctx context.Context, p *Proxy, applied *atomic.Int64, lastReport *time.Time) error {
 	// The generation first, then the members: the set read is at least as
 	// new as the generation reported.
 	svc, err := f.Services.FindService(ctx, f.Service)
 	if err != nil {
 		return err
 	}
-	changed := svc.Generation != *applied
+	changed := svc.Generation != applied.Load()
 	if changed {
 		ms, err := f.Services.ListMembers(ctx, f.Service)
 		if err != nil {
@@ -112,13 +131,13 @@ func (f *FrontEnd) sync(ctx context.Context, p *Proxy, applied *int64, lastRepor
 		if err != nil {
 			return fmt.Errorf("drain: %w", err)
 		}
-		*applied = svc.Generation
+		applied.Store(svc.Generation)
 	}
 	if !changed && time.Since(*lastReport) < time.Second {
 		return nil
 	}
 	req, errs := p.Stats()
-	st := &kiln.ProxyStatus{Service: f.Service, Generation: *applied, Backends: len(p.Backends()), Requests: req, Errors: errs, PID: os.Getpid()}
+	st := &kiln.ProxyStatus{Service: f.Service, Generation: applied.Load(), Backends: len(p.Backends()), Requests: req, Errors: errs, PID: os.Getpid()}
 	if err := f.Services.ReportProxy(ctx, st); err != nil {
 		return err
 	}

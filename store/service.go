@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -14,16 +15,21 @@ import (
 var _ kiln.ServiceStore = (*DB)(nil)
 
 const serviceColumns = `name, image, environment, replicas, listen, port, health, max_surge, min_healthy_percent,
-	bake_time_ms, max_error_rate, version_image, version_number, generation, created_at, updated_at`
+	bake_time_ms, max_error_rate, version_image, version_number, generation, created_at, updated_at,
+	follow, followed_image, followed_number, policy, metrics_listen, estate, batch_size`
 
 func scanService(row interface{ Scan(...any) error }) (*kiln.Service, error) {
 	s := &kiln.Service{}
-	var health string
+	var health, policy string
 	var bakeMS int64
 	if err := row.Scan(&s.Name, &s.Image, &s.Environment, &s.Replicas, &s.Listen, &s.Port, &health, &s.MaxSurge,
 		&s.MinHealthyPercent, &bakeMS, &s.MaxErrorRate, &s.Version.Image, &s.Version.Number, &s.Generation,
-		dbTime{&s.CreatedAt}, dbTime{&s.UpdatedAt}); err != nil {
+		dbTime{&s.CreatedAt}, dbTime{&s.UpdatedAt},
+		&s.Follow, &s.Followed.Image, &s.Followed.Number, &policy, &s.MetricsListen, &s.Estate, &s.BatchSize); err != nil {
 		return nil, err
+	}
+	if err := json.Unmarshal([]byte(policy), &s.Policy); err != nil {
+		return nil, fmt.Errorf("service %s: stored rollout policy: %w", s.Name, err)
 	}
 	s.BakeTime = time.Duration(bakeMS) * time.Millisecond
 	h, err := kiln.ParseHealthCheck("health", health)
@@ -48,14 +54,15 @@ func (db *DB) CreateService(ctx context.Context, s *kiln.Service) error {
 	}
 	return db.write(ctx, func(tx *tx) error {
 		var n int
-		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM images WHERE name = ?`, s.Image).Scan(&n); err != nil {
+		err := tx.queryRow(ctx, `SELECT COUNT(*) FROM images WHERE name = ?`, s.Image).Scan(&n)
+		if err != nil {
 			return fmt.Errorf("find image %s: %w", s.Image, err)
 		}
 		if n == 0 {
 			return kiln.FieldErrorf(kiln.ENOTFOUND, "image", "there is no image %s; see `kiln image list`", s.Image)
 		}
 		var taken string
-		err := tx.queryRow(ctx, `SELECT name FROM services WHERE name = ? OR listen = ?`, s.Name, s.Listen).Scan(&taken)
+		err = tx.queryRow(ctx, `SELECT name FROM services WHERE name = ? OR listen = ?`, s.Name, s.Listen).Scan(&taken)
 		if err == nil {
 			if taken == s.Name {
 				return kiln.FieldErrorf(kiln.ECONFLICT, "name", "service %s exists already; choose another name or delete it first", s.Name)
@@ -66,16 +73,85 @@ func (db *DB) CreateService(ctx context.Context, s *kiln.Service) error {
 			return fmt.Errorf("check service %s: %w", s.Name, err)
 		}
 		s.CreatedAt, s.UpdatedAt, s.Generation = tx.now, tx.now, 0
-		if _, err := tx.exec(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		policy, err := json.Marshal(s.Policy)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.exec(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			s.Name, s.Image, s.Environment, s.Replicas, s.Listen, s.Port, s.Health.String(), s.MaxSurge, s.MinHealthyPercent,
 			s.BakeTime.Milliseconds(), s.MaxErrorRate, s.Version.Image, s.Version.Number, 0,
-			tx.timeArg(tx.now), tx.timeArg(tx.now)); err != nil {
+			tx.timeArg(tx.now), tx.timeArg(tx.now),
+			s.Follow, s.Followed.Image, s.Followed.Number, string(policy), s.MetricsListen, s.Estate, s.BatchSize); err != nil {
 			if isUnique(err) {
 				return kiln.Errorf(kiln.ECONFLICT, "service %s or address %s was taken meanwhile; retry", s.Name, s.Listen)
 			}
 			return fmt.Errorf("insert service %s: %w", s.Name, err)
 		}
-		return audit(ctx, tx, "service.create", "service "+s.Name, fmt.Sprintf("%s in %s, %d replicas, front end %s", s.Image, s.Environment, s.Replicas, s.Listen))
+		return audit(ctx, tx, "service.create", "service "+s.Name, fmt.Sprintf("%s in %s, %d replicas, front end %s, follow %s%s",
+			s.Image, s.Environment, s.Replicas, s.Listen, s.Follow, policyDetail(s)))
+	})
+}
+
+// policyDetail is the audit detail of a service's policy.
+func policyDetail(s *kiln.Service) string {
+	var d string
+	if w := s.Policy.Window; w != nil {
+		d += ", window " + w.String()
+	}
+	if l := s.Policy.Limit; l != nil {
+		d += ", limit " + l.String()
+	}
+	if g := s.Policy.Gate; g != nil {
+		d += ", gate " + g.String()
+	}
+	if s.Estate != "" {
+		d += ", estate " + s.Estate
+	}
+	return d
+}
+
+// UpdateService replaces a service's changeable settings (see
+// kiln.ServiceStore), audited as service.update.
+func (db *DB) UpdateService(ctx context.Context, s *kiln.Service) error {
+	if s == nil {
+		return kiln.Errorf(kiln.EINVALID, "no service given")
+	}
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	policy, err := json.Marshal(s.Policy)
+	if err != nil {
+		return err
+	}
+	return db.write(ctx, func(tx *tx) error {
+		res, err := tx.exec(ctx, `UPDATE services SET max_surge = ?, batch_size = ?, min_healthy_percent = ?, bake_time_ms = ?, max_error_rate = ?,
+			follow = ?, policy = ?, metrics_listen = ?, estate = ?, updated_at = ? WHERE name = ?`,
+			s.MaxSurge, s.BatchSize, s.MinHealthyPercent, s.BakeTime.Milliseconds(), s.MaxErrorRate, s.Follow, string(policy), s.MetricsListen, s.Estate,
+			tx.timeArg(tx.now), s.Name)
+		if err != nil {
+			return fmt.Errorf("update service %s: %w", s.Name, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return serviceNotFound(s.Name)
+		}
+		s.UpdatedAt = tx.now
+		return audit(ctx, tx, "service.update", "service "+s.Name, fmt.Sprintf("batch %d, surge %d, min healthy %d%%, bake %s, max error rate %g, follow %s%s",
+			s.Batch(), s.MaxSurge, s.MinHealthyPercent, s.BakeTime, s.MaxErrorRate, s.Follow, policyDetail(s)))
+	})
+}
+
+// SetServiceFollowed records the channel version kiln serve acted on (not
+// audited: the rollout it starts is).
+func (db *DB) SetServiceFollowed(ctx context.Context, name string, v kiln.VersionRef) error {
+	return db.write(ctx, func(tx *tx) error {
+		res, err := tx.exec(ctx, `UPDATE services SET followed_image = ?, followed_number = ? WHERE name = ?`, v.Image, v.Number, name)
+		if err != nil {
+			return fmt.Errorf("set followed version of service %s: %w", name, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return serviceNotFound(name)
+		}
+		return nil
 	})
 }
 

@@ -98,3 +98,45 @@ func TestServicesAndRollouts(t *testing.T) {
 		}
 	})
 }
+
+// A service's follow mode and policy are kept and replaced; the followed
+// version is recorded apart.
+func TestServicePolicy(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := kiln.WithActor(context.Background(), "local:alice")
+		mkImage(t, e.DB, "appserver")
+		svc := &kiln.Service{Name: "web", Image: "appserver", Environment: "prod", Replicas: 2, Listen: "127.0.0.1:18080"}
+		if err := e.CreateService(ctx, svc); err != nil {
+			t.Fatal(err)
+		}
+		got := must[*kiln.Service](t)(e.FindService(ctx, "web"))
+		if got.Follow != kiln.FollowChannel || !got.Policy.IsZero() || got.MetricsListen != "" {
+			t.Errorf("new service: follow %q, policy %+v; want channel and no policy", got.Follow, got.Policy)
+		}
+		w, err := kiln.ParseUpdateWindow("window", "mon-fri 02:00-05:00 UTC")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.Follow, got.MetricsListen, got.Estate, got.MaxSurge = kiln.FollowNone, "127.0.0.1:19080", "ops", 2
+		got.Policy = kiln.RolloutPolicy{Window: w, Limit: &kiln.RolloutLimit{Count: 2, Per: 24 * time.Hour},
+			Gate: &kiln.MetricGate{Prometheus: "http://127.0.0.1:9090", Query: "up", Max: 0.01, For: 30 * time.Second}}
+		if err := e.UpdateService(ctx, got); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.SetServiceFollowed(ctx, "web", kiln.VersionRef{Image: "appserver", Number: 3}); err != nil {
+			t.Fatal(err)
+		}
+		again := must[*kiln.Service](t)(e.FindService(ctx, "web"))
+		if again.Follow != kiln.FollowNone || again.MetricsListen != "127.0.0.1:19080" || again.Estate != "ops" || again.MaxSurge != 2 ||
+			again.Policy.Window.String() != w.String() || again.Policy.Limit.String() != "2/24h0m0s" || again.Policy.Gate.For != 30*time.Second ||
+			again.Followed.Number != 3 {
+			t.Errorf("after update: %+v policy %+v", again, again.Policy)
+		}
+		bad := *again
+		bad.Follow = "sometimes"
+		wantCode(t, e.UpdateService(ctx, &bad), kiln.EINVALID)
+		bad = *again
+		bad.Name = "nosuch"
+		wantCode(t, e.UpdateService(ctx, &bad), kiln.ENOTFOUND)
+	})
+}

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	kiln "github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/api"
+	"github.com/kiln-project/kiln/rollout"
 	"github.com/kiln-project/kiln/store"
 )
 
@@ -18,7 +20,11 @@ import (
 // `kiln rollout SERVICE --resume` continues it. The returned function
 // waits until every rollout has stopped. The host is nil, and the API
 // answers 503 for rollouts, when this machine cannot run instances.
-func startRollouts(ctx context.Context, g *graph) (api.RolloutHost, func()) {
+//
+// Every followEvery (0: never) the follower rolls following services out
+// to their channel's version when it moved (rollout.Follower); it stops
+// with ctx, before the rollouts are waited for.
+func startRollouts(ctx context.Context, g *graph, followEvery time.Duration) (api.RolloutHost, func()) {
 	if g.noPlatform != nil {
 		g.logger.Warn("kiln serve: this process runs no rollouts or front ends (run `kiln rollout` on a machine that can)", "reason", kiln.ErrorMessage(g.noPlatform))
 		return nil, func() {}
@@ -26,7 +32,16 @@ func startRollouts(ctx context.Context, g *graph) (api.RolloutHost, func()) {
 	h := g.rolloutHost(nil)
 	wait := h.Background(ctx)
 	warnInterrupted(ctx, g.db, g.logger)
-	return h, wait
+	if followEvery <= 0 {
+		return h, wait
+	}
+	f := &rollout.Follower{Services: g.db, Rollouts: g.db, Channels: g.db, Starter: h, Logger: g.logger}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.Run(ctx, followEvery)
+	}()
+	return h, func() { <-done; wait() }
 }
 
 // warnInterrupted names the rollouts a stopped process left unfinished;

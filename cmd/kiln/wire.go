@@ -202,7 +202,7 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	// before db closes: the wait covers every rollout or service removal
 	// a request began, even one still starting its front end.
 	rollCtx, stopRollouts := context.WithCancel(ctx)
-	rollouts, waitRollouts := startRollouts(rollCtx, g)
+	rollouts, waitRollouts := startRollouts(rollCtx, g, opts.FollowEvery)
 	defer func() { stopRollouts(); waitRollouts() }()
 	apiHandler := api.New(api.Config{Logger: logger, Version: version, PublicURL: opts.APIURL(),
 		CheckinRate: opts.CheckinRate, Checkins: checkins, Status: pipelineStatus(g),
