@@ -47,7 +47,7 @@ func (m *Main) App() *cli.App {
 		Stdin:  os.Stdin,
 		Open:   openServices,
 		Serve:  serve,
-		Extra:  []func(*cli.App) *cobra.Command{probeCmd, superviseCmd, benchCmd},
+		Extra:  []func(*cli.App) *cobra.Command{probeCmd, readOnlyExecCmd, superviseCmd, benchCmd},
 	}
 }
 
@@ -62,6 +62,25 @@ func probeCmd(_ *cli.App) *cobra.Command {
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return verify.RunProbeMain(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout())
+		},
+	}
+}
+
+// readOnlyExecCmd is the read-only diagnostic exec inside an instance
+// (`kiln instance exec NAME --read-only -- CMD` runs it there).
+func readOnlyExecCmd(_ *cli.App) *cobra.Command {
+	return &cobra.Command{
+		Use:                verify.ReadOnlyCommand + " -- COMMAND [ARG…]",
+		Short:              "Run a command that can read but not change this machine (used inside instances)",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			code, err := verify.RunReadOnlyMain(cmd.Context(), args, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			os.Exit(code)
+			return nil
 		},
 	}
 }
