@@ -39,6 +39,7 @@ var topSchema = &hcl.BodySchema{
 		{Type: "locals"},
 		{Type: "image", LabelNames: []string{"name"}},
 		{Type: "pipeline", LabelNames: []string{"name"}},
+		{Type: "environment", LabelNames: []string{"name"}}, // environment.go
 	},
 }
 
@@ -212,11 +213,15 @@ func (l *loader) load(opts Options) (*Estate, hcl.Diagnostics) {
 		}
 	}
 	diags = append(diags, checkPipelines(pipelines, decls)...)
+	envs := map[string]*EnvironmentPolicy{}
+	for _, f := range all {
+		diags = append(diags, l.decodeEnvironments(f.content.Blocks.OfType("environment"), envs)...)
+	}
 	if diags.HasErrors() {
 		return nil, diags
 	}
 
-	est := &Estate{Dir: l.dir, Files: files, Images: map[string]*Image{}, Order: order(decls), Variables: vars, Pipelines: pipelines}
+	est := &Estate{Dir: l.dir, Files: files, Images: map[string]*Image{}, Order: order(decls), Variables: vars, Pipelines: pipelines, Environments: envs}
 	for _, name := range est.Order {
 		dec := decls[name]
 		var base *Image

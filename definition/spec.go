@@ -18,6 +18,9 @@ type Estate struct {
 	Variables map[string]*Variable
 	// Pipelines by name (pipeline.go); PipelineFor finds an image's.
 	Pipelines map[string]*Pipeline
+	// Environments are the top-level environment blocks by name
+	// (environment.go): how kiln serve looks after each.
+	Environments map[string]*EnvironmentPolicy
 }
 
 // Image is one `image "NAME"` block.
