@@ -79,24 +79,10 @@ func (w *world) version(t *testing.T, pkg string) *kiln.Version {
 	return v
 }
 
-// TestRefreshMakesTheFix: no version has kiln-demo 1.0-2, so the plan is
-// blocked with NeedsRun; applying starts the image's run, waits for it
-// (here the "run" records appserver-2 with the fix and moves prod, as the
-// pipeline's stages would), plans again and rolls web out to it; the
-// instance outside services is listed with the commands that replace it.
-func TestRefreshMakesTheFix(t *testing.T) {
-	ctx := context.Background()
-	w := newWorld(t)
-	opts := rollout.RefreshOptions{Advisory: "OSV-DEMO-1", Environment: "prod"}
-
-	plan, err := w.ref.Plan(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(plan.Items) != 1 || !plan.Items[0].NeedsRun || !plan.Items[0].To.IsZero() || !strings.Contains(plan.Items[0].Blocked, "no version of appserver has the fix of OSV-DEMO-1") {
-		t.Fatalf("plan before the fix: %+v; want web blocked, a run needed", plan.Items[0])
-	}
-
+// refresher is a Refresher on w whose "pipeline run" records appserver-2
+// with kiln-demo 1.0-2 and moves prod to it, as the pipeline's stages
+// would, and whose rollouts succeed; it records what it was asked.
+func (w *world) refresher(t *testing.T) (*Refresher, *[]string, *[]kiln.RolloutRequest, *bytes.Buffer) {
 	var started []string
 	var rolled []kiln.RolloutRequest
 	var progress bytes.Buffer
@@ -126,15 +112,37 @@ func TestRefreshMakesTheFix(t *testing.T) {
 			return &kiln.Rollout{Service: req.Service, State: kiln.RolloutSucceeded}, nil
 		},
 	}
+	return rf, &started, &rolled, &progress
+}
+
+// TestRefreshMakesTheFix: no version has kiln-demo 1.0-2, so the plan is
+// blocked with NeedsRun; applying starts the image's run, waits for it
+// (here the "run" records appserver-2 with the fix and moves prod, as the
+// pipeline's stages would), plans again and rolls web out to it; the
+// instance outside services is listed with the commands that replace it.
+func TestRefreshMakesTheFix(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	opts := rollout.RefreshOptions{Advisory: "OSV-DEMO-1", Environment: "prod"}
+
+	plan, err := w.ref.Plan(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Items) != 1 || !plan.Items[0].NeedsRun || !plan.Items[0].To.IsZero() || !strings.Contains(plan.Items[0].Blocked, "no version of appserver has the fix of OSV-DEMO-1") {
+		t.Fatalf("plan before the fix: %+v; want web blocked, a run needed", plan.Items[0])
+	}
+
+	rf, started, rolled, progress := w.refresher(t)
 	out, err := rf.Refresh(ctx, opts, true)
 	if err != nil {
 		t.Fatalf("refresh: %v\n%s", err, progress.String())
 	}
-	if len(started) != 1 || !strings.HasPrefix(started[0], "appserver: refresh: OSV-DEMO-1: 3 instance(s) of web") {
-		t.Errorf("runs started: %q", started)
+	if len(*started) != 1 || !strings.HasPrefix((*started)[0], "appserver: refresh: OSV-DEMO-1: 3 instance(s) of web") {
+		t.Errorf("runs started: %q", *started)
 	}
-	if len(rolled) != 1 || rolled[0].Service != "web" || rolled[0].To.String() != "appserver-2" {
-		t.Errorf("rollouts: %+v; want web to appserver-2", rolled)
+	if len(*rolled) != 1 || (*rolled)[0].Service != "web" || (*rolled)[0].To.String() != "appserver-2" {
+		t.Errorf("rollouts: %+v; want web to appserver-2", *rolled)
 	}
 	if len(out.Runs) != 1 || out.Runs[0].Status != kiln.RunSucceeded || !strings.Contains(progress.String(), "succeeded, appserver-2") {
 		t.Errorf("runs %+v, progress:\n%s", out.Runs, progress.String())

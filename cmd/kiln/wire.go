@@ -204,7 +204,8 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 		fleet.New(db, db).RunMarkLost(lostCtx, 24*time.Hour, 10*time.Minute, logger)
 	}()
 	defer func() { stopLost(); <-lostDone }()
-	defer startAdvisorySources(ctx, db, cfg, logger)() // advisory sources kept current; stopped before db closes
+	kick := make(autopilotKick, 1)
+	defer startAdvisorySources(ctx, db, cfg, logger, kick.synced)() // advisory sources kept current; stopped before db closes
 	// The use cases on db, and on this machine's platform if it can run
 	// instances.
 	g := newGraph(db, signer, cfg, logger)
@@ -220,6 +221,10 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	rollCtx, stopRollouts := context.WithCancel(ctx)
 	rollouts, waitRollouts := startRollouts(rollCtx, g)
 	defer func() { stopRollouts(); waitRollouts() }()
+	// Automatic refresh (refresh { auto = true }); stopped before the rollouts.
+	autoCtx, stopAuto := context.WithCancel(rollCtx)
+	waitAuto := startAutopilot(autoCtx, g, rollouts, kick)
+	defer func() { stopAuto(); waitAuto() }()
 	apiHandler := api.New(api.Config{Logger: logger, Version: version, PublicURL: opts.APIURL(),
 		CheckinRate: opts.CheckinRate, Checkins: checkins, Status: pipelineStatus(g),
 		StartRuns: runStarter{runs: db, estates: db}, Rollouts: rollouts, SigningKey: signer.Public()}.WithStores(db))
