@@ -55,6 +55,9 @@ type Image struct {
 	Purge    []string
 	// Steps are file and shell provisioners, in the order written.
 	Steps []Step
+	// AptSources are more repositories the apt step installs from
+	// (aptsource.go).
+	AptSources []*AptSource
 	// Tests are goss-style YAML files, relative to the estate dir, and
 	// TestPaths the same files resolved to absolute paths.
 	Tests     []string
