@@ -57,7 +57,7 @@ func (r *run) plan() {
 		// the layer; a cache file apt wrote anyway would be.
 		sc.WriteString("rm -f /var/cache/apt/*.bin\n")
 		r.steps = append(r.steps, &step{
-			name: name,
+			name:   name,
 			digest: r.aptStepDigest(img.Packages, upgrade, rel),
 			run:    r.aptStep(sc.String()),
 		})
