@@ -81,3 +81,40 @@ func TestAutoRefresh(t *testing.T) {
 		t.Errorf("second pass acted on %+v (%v), runs %q; want nothing", acted, err, *started)
 	}
 }
+
+// TestAutoRefreshPaused: a paused environment is left alone; in a running
+// one, a paused service is neither built for nor rolled out, and the
+// audit says why.
+func TestAutoRefreshPaused(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "estate.kiln.hcl"), []byte(autoEstate), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rf, started, rolled, _ := w.refresher(t)
+	rf.Paused = func(_ context.Context, service string) (string, bool) {
+		return "paused by local:ops: INC-9", service == "web"
+	}
+	envPaused := true
+	a := &Auto{
+		Estates:    func(context.Context) []pipeline.Estate { return []pipeline.Estate{{Dir: dir}} },
+		LoadEstate: loadEstate, Fleet: w.db, Registry: w.db, Advisories: w.db, Audit: w.db,
+		Refresher: func(pipeline.Estate) *Refresher { return rf },
+		Paused:    func(context.Context, string) (bool, error) { return envPaused, nil },
+	}
+	if acted, err := a.Check(ctx, "tick"); err != nil || len(acted) != 0 {
+		t.Fatalf("paused environment: acted on %+v (%v)", acted, err)
+	}
+	envPaused = false
+	if acted, err := a.Check(ctx, "tick"); err != nil || len(acted) != 1 {
+		t.Fatalf("resumed environment: acted on %+v (%v)", acted, err)
+	}
+	if len(*started) != 0 || len(*rolled) != 0 {
+		t.Errorf("a paused service got runs %q and rollouts %+v", *started, *rolled)
+	}
+	es, err := w.db.ListAudit(ctx, kiln.AuditFilter{Target: "environment prod"})
+	if err != nil || len(es) != 2 || !strings.Contains(es[1].Detail, "web blocked: paused by local:ops: INC-9") {
+		t.Fatalf("audit: %+v %v", es, err)
+	}
+}

@@ -33,6 +33,23 @@ type Refresher struct {
 	// Progress receives one line per step ("==> run 12: appserver
 	// queued …"); nil: none.
 	Progress io.Writer
+	// Paused, when set, says whether a service is paused (kiln service
+	// pause) and why: its item is planned but neither built for nor
+	// rolled out. The autopilot sets it; a person's refresh does not.
+	Paused func(ctx context.Context, service string) (why string, paused bool)
+}
+
+// holdPaused marks the items of paused services blocked.
+func (r *Refresher) holdPaused(ctx context.Context, plan *rollout.RefreshPlan) {
+	if r.Paused == nil {
+		return
+	}
+	for _, it := range plan.Items {
+		if why, ok := r.Paused(ctx, it.Service); ok {
+			it.To, it.NeedsRun = kiln.VersionRef{}, false
+			it.Blocked = why
+		}
+	}
 }
 
 // Outcome is the plan as applied, with the runs started for it.
@@ -55,6 +72,7 @@ func (r *Refresher) Refresh(ctx context.Context, opts rollout.RefreshOptions, ap
 	if err != nil {
 		return nil, err
 	}
+	r.holdPaused(ctx, plan)
 	out := &Outcome{RefreshPlan: plan}
 	if !apply {
 		return out, nil
@@ -66,6 +84,7 @@ func (r *Refresher) Refresh(ctx context.Context, opts rollout.RefreshOptions, ap
 		if plan, err = r.Plan.Plan(ctx, opts); err != nil {
 			return out, err
 		}
+		r.holdPaused(ctx, plan)
 		out.RefreshPlan = plan
 		for _, it := range plan.Items {
 			if it.NeedsRun {

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"time"
 
+	kiln "github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/api"
 	"github.com/kiln-project/kiln/autopilot"
 	"github.com/kiln-project/kiln/cli"
@@ -52,7 +54,21 @@ func startAutopilot(ctx context.Context, g *graph, host api.RolloutHost, kick au
 			return &autopilot.Refresher{Plan: plan, Runs: db, Progress: progress,
 				StartRuns: autopilot.EstateRuns(db, cli.LoadEstate, e.Dir, e.Vars),
 				Wait:      autopilot.PollRuns(db, 5*time.Second, progress),
-				Roll:      autopilot.FollowRollouts(host, 2*time.Second, progress)}
+				Roll:      autopilot.FollowRollouts(host, 2*time.Second, progress),
+				Paused: func(ctx context.Context, service string) (string, bool) {
+					p, err := db.FindPause(ctx, kiln.PauseService, service)
+					if err != nil {
+						return "", false
+					}
+					return fmt.Sprintf("paused by %s since %s: %s (`kiln service resume %s`)", p.Actor, p.At.UTC().Format(time.RFC3339), p.Reason, service), true
+				}}
+		},
+		Paused: func(ctx context.Context, env string) (bool, error) {
+			_, err := db.FindPause(ctx, kiln.PauseEnvironment, env)
+			if kiln.ErrorCode(err) == kiln.ENOTFOUND {
+				return false, nil
+			}
+			return err == nil, err
 		},
 	}
 	done := make(chan struct{})
