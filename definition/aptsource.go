@@ -9,8 +9,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
-
-	"github.com/kiln-project/kiln"
 )
 
 // AptSource is an `apt_source "NAME"` block of an image: one more Debian
@@ -156,12 +154,13 @@ func (l *loader) decodeAptSource(b *hcl.Block, img *Image) (*AptSource, hcl.Diag
 }
 
 // checkAptSources refuses apt sources on images whose packages are not
-// installed by an apt step: a fresh bake from a Debian mirror installs
-// them with mmdebstrap, from the mirror alone.
+// installed by an apt step: an image from a debian block (fresh, and the
+// first version of a reheated one) installs them with mmdebstrap from the
+// mirror alone, and an origin artifact's image is not known to run apt.
 func checkAptSources(img *Image) hcl.Diagnostics {
-	if len(img.AptSources) == 0 || img.Base != nil || img.Method == string(kiln.MethodReheat) {
+	if len(img.AptSources) == 0 || img.Base != nil {
 		return nil
 	}
-	return hcl.Diagnostics{rangeError(img.AptSources[0].Range, "apt_source on a fresh bake",
-		fmt.Sprintf("image %q is bootstrapped with mmdebstrap from its debian block's mirror, which installs its packages before any apt source exists; install from apt sources in an image built on it (base = image.%s) or reheat this one (method = \"reheat\").", img.Name, img.Name))}
+	return hcl.Diagnostics{rangeError(img.AptSources[0].Range, "apt_source without a base",
+		fmt.Sprintf("image %q is not built on a base image: its packages are installed by mmdebstrap from its debian block's mirror (or come with its origin artifact) before any apt source exists; install from apt sources in an image built on it (base = image.%s).", img.Name, img.Name))}
 }

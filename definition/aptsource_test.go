@@ -93,7 +93,7 @@ func TestAptSourceErrors(t *testing.T) {
     suite = "kiln"
     trusted = true
   }
-}`, `app.kiln.hcl:3:3: error: apt_source on a fresh bake`},
+}`, `app.kiln.hcl:3:3: error: apt_source without a base`},
 		{`image "app" {
   base = image.basic-linux
   apt_source "demo" {
