@@ -193,6 +193,7 @@ type run struct {
 	// parentRelease is the Release digest the reheated parent was built from.
 	parentRelease string
 	sources       []kiln.Source
+	aptSources    []*aptSource // aptsource.go
 
 	steps []*step
 	// keys are the cache keys of the layers, bottom first.
@@ -309,6 +310,9 @@ func (r *run) resolveOrigin(ctx context.Context) error {
 		return err
 	}
 	r.sources = srcs
+	if err := r.readAptSources(ctx); err != nil {
+		return err
+	}
 	switch {
 	case img.Base != nil:
 		v, err := r.baseVersion(ctx)

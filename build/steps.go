@@ -37,7 +37,8 @@ func (r *run) plan() {
 		// memory, so a step does not re-parse the mirror's lists each time.
 		apt := "apt-get " + aptCacheOpts
 		var sc strings.Builder
-		if !r.listsCurrent() {
+		// Lists of the apt sources are never in the shared cache.
+		if len(r.aptSources) > 0 || !r.listsCurrent() {
 			sc.WriteString(apt + " update -q\n")
 		}
 		name := "apt: install " + strings.Join(img.Packages, " ")
@@ -56,14 +57,9 @@ func (r *run) plan() {
 		// the layer; a cache file apt wrote anyway would be.
 		sc.WriteString("rm -f /var/cache/apt/*.bin\n")
 		r.steps = append(r.steps, &step{
-			name: name,
-			digest: jsonDigest(struct {
-				Kind     string
-				Packages []string
-				Upgrade  bool
-				Release  string
-			}{"apt", img.Packages, upgrade, rel}),
-			run: r.aptStep(sc.String()),
+			name:   name,
+			digest: r.aptStepDigest(img.Packages, upgrade, rel),
+			run:    r.aptStep(sc.String()),
 		})
 	}
 	if len(img.Purge) > 0 {
@@ -150,8 +146,31 @@ func (r *run) aptBinds() []string {
 // steps use, not what a build has only planned).
 func (r *run) aptStep(script string) func(context.Context, string) error {
 	return func(ctx context.Context, root string) error {
+		if err := r.writeAptSources(root); err != nil {
+			return err
+		}
 		return r.shellFiles([]string{script}, nil, nil, r.aptBinds())(ctx, root)
 	}
+}
+
+// aptStepDigest is the apt step's cache key; an image without apt
+// sources keeps the key it always had.
+func (r *run) aptStepDigest(pkgs []string, upgrade bool, rel string) string {
+	if len(r.aptSources) == 0 {
+		return jsonDigest(struct {
+			Kind     string
+			Packages []string
+			Upgrade  bool
+			Release  string
+		}{"apt", pkgs, upgrade, rel})
+	}
+	return jsonDigest(struct {
+		Kind       string
+		Packages   []string
+		Upgrade    bool
+		Release    string
+		AptSources []string
+	}{"apt", pkgs, upgrade, rel, r.aptSourcesDigest()})
 }
 
 // aptParsedDir is where a line's srcpkgcache.bin is mounted in a step.

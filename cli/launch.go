@@ -12,6 +12,7 @@ import (
 
 	kiln "github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/launch"
+	"github.com/kiln-project/kiln/verify"
 )
 
 // addInstanceLifecycle adds the platform commands (launch, stop, destroy,
@@ -198,9 +199,21 @@ func (a *App) recordState(cmd *cobra.Command, svc *Services, id string, st kiln.
 }
 
 func (a *App) instanceExecCmd() *cobra.Command {
+	var (
+		readOnly, breakGlass bool
+		reason               string
+	)
 	c := &cobra.Command{
-		Use:   "exec NAME -- COMMAND [ARG…]",
-		Short: "Run a command inside an instance; exits with its status",
+		Use:   "exec NAME (--read-only | --break-glass --reason \"…\") -- COMMAND [ARG…]",
+		Short: "Run a command inside an instance, read-only or as recorded break-glass access; exits with its status",
+		Long: "Instances are never changed in place, so a command in one is one of two things:\n\n" +
+			"  --read-only    a diagnostic: it runs as nobody in a view of the instance where every mount is\n" +
+			"                 read-only, may read every file but change nothing, gets no input (what ran is\n" +
+			"                 exactly the recorded command line), and is recorded in the audit log;\n" +
+			"  --break-glass  anything else, interactive or writing: it needs --reason, is recorded in the\n" +
+			"                 break-glass and audit logs, and taints the instance until a rollout replaces it.\n\n" +
+			"Examples:\n  kiln instance exec web-1 --read-only -- journalctl -u nginx -n 50\n" +
+			"  kiln instance exec web-1 --break-glass --reason \"INC-123: flush stuck queue\" -- sh -i",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 2 {
 				return &usageError{fmt.Errorf("%s needs the instance name and a command after --", cmd.CommandPath())}
@@ -208,11 +221,50 @@ func (a *App) instanceExecCmd() *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, err := a.Services(cmd.Context())
+			ctx := cmd.Context()
+			switch {
+			case readOnly && breakGlass:
+				return kiln.FieldErrorf(kiln.EINVALID, "--read-only", "give --read-only or --break-glass, not both")
+			case !readOnly && !breakGlass:
+				return kiln.FieldErrorf(kiln.EINVALID, "--read-only", "say what kind of exec this is: --read-only for a diagnostic that changes nothing (audited), or --break-glass --reason \"why\" for anything interactive or writing (audited, and %s is tainted until replaced)", args[0])
+			case breakGlass && len(reason) < 3:
+				return kiln.FieldErrorf(kiln.EINVALID, "--reason", "say why you need break-glass access, e.g. --reason \"INC-123: inspect stuck queue\"; it is recorded with your name")
+			case readOnly && reason != "":
+				return kiln.FieldErrorf(kiln.EINVALID, "--reason", "--reason goes with --break-glass; a read-only exec is recorded with its command line")
+			}
+			svc, err := a.Services(ctx)
 			if err != nil {
 				return err
 			}
-			code, err := svc.Platform.Exec(cmd.Context(), args[0], args[1:], kiln.ExecIO{Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()})
+			if svc.Platform == nil || svc.Inventory == nil {
+				return kiln.Errorf(kiln.EUNAVAILABLE, "this kiln setup runs no instances here; run `kiln instance exec` on the machine with the platform")
+			}
+			inst, err := a.findInstance(ctx, svc, args[0])
+			if err != nil {
+				return err
+			}
+			argv := args[1:]
+			stdio := kiln.ExecIO{Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}
+			// Recorded before the command runs: access is never unrecorded.
+			if breakGlass {
+				if svc.RolloutStore == nil {
+					return kiln.Errorf(kiln.EUNAVAILABLE, "this kiln setup keeps no break-glass log; use a kiln database (--database)")
+				}
+				if _, err := svc.RolloutStore.BreakGlass(ctx, &kiln.BreakGlass{InstanceID: inst.ID, Reason: reason}); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "break-glass access to %s recorded (%s: %s); %s is now tainted\n", inst.Name, kiln.ActorFrom(ctx), reason, inst.Name)
+			} else {
+				if svc.Audit == nil {
+					return kiln.Errorf(kiln.EUNAVAILABLE, "this kiln setup keeps no audit log, and a read-only exec is audited; use a kiln database (--database)")
+				}
+				if err := svc.Audit.AppendAudit(ctx, &kiln.AuditEntry{Action: "instance.exec.read-only", Target: "instance " + inst.Name, Detail: shellQuote(argv)}); err != nil {
+					return err
+				}
+				argv = verify.ReadOnlyArgv(argv)
+				stdio.Stdin = strings.NewReader("")
+			}
+			code, err := svc.Platform.Exec(ctx, inst.ID, argv, stdio)
 			if err != nil {
 				return err
 			}
@@ -222,7 +274,26 @@ func (a *App) instanceExecCmd() *cobra.Command {
 			return nil
 		},
 	}
+	c.Flags().BoolVar(&readOnly, "read-only", false, "a diagnostic: run as nobody with every mount read-only and no input (audited)")
+	c.Flags().BoolVar(&breakGlass, "break-glass", false, "anything interactive or writing: recorded, and the instance is tainted until replaced")
+	c.Flags().StringVar(&reason, "reason", "", "why you need break-glass access (required with --break-glass; recorded)")
 	return c
+}
+
+// shellQuote renders argv as one command line a shell would split back.
+func shellQuote(argv []string) string {
+	parts := make([]string, len(argv))
+	for i, a := range argv {
+		plain := func(r rune) bool {
+			return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,@%+", r)
+		}
+		if a != "" && strings.IndexFunc(a, func(r rune) bool { return !plain(r) }) < 0 {
+			parts[i] = a
+			continue
+		}
+		parts[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(parts, " ")
 }
 
 // exitStatus passes a command's own exit status through kiln's.

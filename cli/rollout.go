@@ -10,6 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/autopilot"
+	"github.com/kiln-project/kiln/fleet"
 	"github.com/kiln-project/kiln/rollout"
 )
 
@@ -163,11 +165,17 @@ func (a *App) fleetRefreshCmd() *cobra.Command {
 		opts   rollout.RefreshOptions
 		maxAge string
 		apply  bool
+		estate string
+		noRun  bool
 	)
 	c := &cobra.Command{
-		Use:   "refresh [--env ENV] [--advisory ID] [--max-age 90d] [--apply]",
+		Use:   "refresh [--env ENV] [--advisory ID] [--max-age 90d] [--apply [--estate DIR] [--no-run]]",
 		Short: "Plan (and with --apply run) the rollouts that bring exposed, over-age, stale and tainted instances onto a good version",
-		Args:  exactArgs(0, "no arguments"),
+		Long: "Plans a rollout per service whose instances are exposed to --advisory, over age, stale or tainted.\n" +
+			"With --apply, when no ready version has an advisory's fix, it first starts the image's pipeline run\n" +
+			"(build with fresh packages, test, scan, deliver), waits for it, then rolls the services out one after\n" +
+			"the other. Instances that belong to no service are listed with the commands that would replace them.",
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			if maxAge != "" {
@@ -181,22 +189,29 @@ func (a *App) fleetRefreshCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ref := &rollout.Refresh{Services: ss, Registry: svc.Registry, Inventory: svc.Inventory, Advisories: svc.Advisories, Fleet: svc.Fleet, Channels: svc.Channels}
-			plan, err := ref.Plan(ctx, opts)
-			if err != nil {
-				return err
-			}
-			var applyErr error
+			fl := fleet.New(svc.Fleet, svc.Advisories)
+			fl.Channels = svc.Channels
+			ref := &rollout.Refresh{Services: ss, Registry: svc.Registry, Inventory: svc.Inventory, Advisories: svc.Advisories, Fleet: svc.Fleet, Channels: svc.Channels, Exposure: fl}
+			progress := a.progress(cmd)
+			rf := &autopilot.Refresher{Plan: ref, Runs: svc.Pipeline, Progress: progress}
 			if apply {
 				h, err := a.rolloutHost(cmd)
 				if err != nil {
 					return err
 				}
-				applyErr = ref.Apply(ctx, func(ctx context.Context, req kiln.RolloutRequest) (*kiln.Rollout, error) {
+				rf.Roll = func(ctx context.Context, req kiln.RolloutRequest) (*kiln.Rollout, error) {
 					return a.roll(ctx, cmd, h, req)
-				}, plan)
+				}
+				if !noRun {
+					a.fixRuns(rf, svc, estate, progress)
+				}
 			}
-			if err := a.render(cmd.OutOrStdout(), plan, func(w io.Writer) error {
+			out, applyErr := rf.Refresh(ctx, opts, apply)
+			if out == nil {
+				return applyErr
+			}
+			plan := out.RefreshPlan
+			if err := a.render(cmd.OutOrStdout(), out, func(w io.Writer) error {
 				if len(plan.Items) == 0 {
 					fmt.Fprintln(w, "nothing to refresh: every service instance is on a good version")
 				}
@@ -217,11 +232,24 @@ func (a *App) fleetRefreshCmd() *cobra.Command {
 				if err := t.flush(); err != nil {
 					return err
 				}
+				for _, run := range out.Runs {
+					fmt.Fprintf(w, "run %d: %s\n", run.ID, autopilot.RunSummary(run))
+				}
+				if len(plan.Loose) > 0 {
+					fmt.Fprintln(w, "instances outside services (refresh does not replace them; these commands would):")
+					for _, l := range plan.Loose {
+						how := l.Command
+						if how == "" {
+							how = "no good version to replace it with yet"
+						}
+						fmt.Fprintf(w, "  %s (%s, %s): %s\n    %s\n", l.Name, l.Environment, l.Version, strings.Join(l.Reasons, "; "), how)
+					}
+				}
 				for _, n := range plan.Notes {
 					fmt.Fprintln(w, "note: "+n)
 				}
 				if !apply && len(plan.Items) > 0 {
-					fmt.Fprintln(w, "run again with --apply to roll these out")
+					fmt.Fprintln(w, "run again with --apply to roll these out (and start the pipeline runs that build missing fixes)")
 				}
 				return nil
 			}); err != nil {
@@ -230,9 +258,33 @@ func (a *App) fleetRefreshCmd() *cobra.Command {
 			return applyErr
 		},
 	}
+	c.Flags().StringVar(&estate, "estate", "", "estate directory (with --server: a registered estate's name) to build missing fixes from (default: the estate of the image's last run)")
+	c.Flags().BoolVar(&noRun, "no-run", false, "with --apply, do not start pipeline runs: services without a ready fix stay blocked")
 	c.Flags().StringVar(&opts.Environment, "env", "", "only services of this environment")
 	c.Flags().StringVar(&opts.Advisory, "advisory", "", "advisory id whose fixed-in versions instances must reach")
 	c.Flags().StringVar(&maxAge, "max-age", "", "age limit, e.g. 90d (default: the environments' age policies)")
 	c.Flags().BoolVar(&apply, "apply", false, "run the planned rollouts, one service after the other")
 	return c
+}
+
+// fixRuns sets how rf makes missing fixes: on this machine, runs queued in
+// the database and carried out in this process (their log on progress);
+// through --server, runs started on the server from a registered estate
+// and followed until they end.
+func (a *App) fixRuns(rf *autopilot.Refresher, svc *Services, estate string, progress io.Writer) {
+	if a.cfg.Server != "" {
+		rf.StartRuns = func(ctx context.Context, image, _ string) ([]*kiln.Run, error) {
+			if estate == "" {
+				return nil, kiln.FieldErrorf(kiln.EINVALID, "--estate", "no ready version of %s has the fix; name the registered estate that builds it (`kiln estate list` on the server) with --estate NAME, or pass --no-run", image)
+			}
+			return svc.RunStarter.StartRuns(ctx, kiln.RunRequest{Estate: estate, Images: []string{image}})
+		}
+		rf.Wait = autopilot.PollRuns(svc.Pipeline, 2*time.Second, progress)
+		return
+	}
+	if svc.Pipeline == nil || svc.Runner == nil {
+		return
+	}
+	rf.StartRuns = autopilot.EstateRuns(svc.Pipeline, LoadEstate, estate, nil)
+	rf.Wait = svc.Runner(progress).Wait
 }

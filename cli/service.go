@@ -20,7 +20,9 @@ import (
 // `instance` group, `drift` and `refresh` to the `fleet` group (creating
 // the groups if no other file did).
 func (a *App) addRolloutCommands(root *cobra.Command) {
-	root.AddCommand(a.serviceCmd(), a.rolloutCmd(), a.serviceProxyCmd())
+	svcCmd := a.serviceCmd()
+	root.AddCommand(svcCmd, a.rolloutCmd(), a.serviceProxyCmd())
+	a.addPauseCommands(root, svcCmd) // pause.go
 	sub := func(name, short string) *cobra.Command {
 		for _, c := range root.Commands() {
 			if c.Name() == name {

@@ -36,6 +36,7 @@ var imageSchema = &hcl.BodySchema{
 		{Type: "origin"},
 		{Type: "file"},
 		{Type: "shell"},
+		{Type: "apt_source", LabelNames: []string{"name"}}, // aptsource.go
 	},
 }
 
@@ -291,8 +292,13 @@ func (l *loader) decodeImage(block *hcl.Block, src []byte) (*imageDecl, hcl.Diag
 			if st != nil {
 				img.Steps = append(img.Steps, *st)
 			}
+		case "apt_source":
+			s, cd := l.decodeAptSource(b, img)
+			diags = append(diags, cd...)
+			img.AptSources = append(img.AptSources, s)
 		}
 	}
+	diags = append(diags, checkAptSources(img)...)
 	switch {
 	case len(origins) == 0 && !l.broken[img.File]:
 		diags = append(diags, rangeError(block.DefRange, "Image has no origin",

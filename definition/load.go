@@ -40,6 +40,7 @@ var topSchema = &hcl.BodySchema{
 		{Type: "image", LabelNames: []string{"name"}},
 		{Type: "pipeline", LabelNames: []string{"name"}},
 		{Type: "service", LabelNames: []string{"name"}},
+		{Type: "environment", LabelNames: []string{"name"}}, // environment.go
 	},
 }
 
@@ -227,11 +228,15 @@ func (l *loader) load(opts Options) (*Estate, hcl.Diagnostics) {
 		}
 	}
 	diags = append(diags, checkServices(services, decls)...)
+	envs := map[string]*EnvironmentPolicy{}
+	for _, f := range all {
+		diags = append(diags, l.decodeEnvironments(f.content.Blocks.OfType("environment"), envs)...)
+	}
 	if diags.HasErrors() {
 		return nil, diags
 	}
 
-	est := &Estate{Dir: l.dir, Files: files, Images: map[string]*Image{}, Order: order(decls), Variables: vars, Pipelines: pipelines, Services: services}
+	est := &Estate{Dir: l.dir, Files: files, Images: map[string]*Image{}, Order: order(decls), Variables: vars, Pipelines: pipelines, Services: services, Environments: envs}
 	if diags = append(diags, checkKernels(decls, est.Order)...); diags.HasErrors() {
 		return nil, diags
 	}

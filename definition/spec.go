@@ -23,6 +23,9 @@ type Estate struct {
 	Pipelines map[string]*Pipeline
 	// Services by name (service.go), with their rollout policies.
 	Services map[string]*Service
+	// Environments are the top-level environment blocks by name
+	// (environment.go): how kiln serve looks after each.
+	Environments map[string]*EnvironmentPolicy
 }
 
 // Image is one `image "NAME"` block.
@@ -57,6 +60,9 @@ type Image struct {
 	Purge    []string
 	// Steps are file and shell provisioners, in the order written.
 	Steps []Step
+	// AptSources are more repositories the apt step installs from
+	// (aptsource.go).
+	AptSources []*AptSource
 	// Tests are goss-style YAML files, relative to the estate dir, and
 	// TestPaths the same files resolved to absolute paths.
 	Tests     []string

@@ -43,6 +43,9 @@ type Syncer struct {
 	Logger  *slog.Logger
 	// Clock says when a source is due (nil: time.Now).
 	Clock kiln.Clock
+	// Synced, when set, is told of every scheduled sync that changed the
+	// advisories a source holds (kiln serve's autopilot looks again).
+	Synced func(ctx context.Context, res *Result)
 }
 
 // Result is what one sync did.

@@ -37,6 +37,9 @@ func (s *Syncer) SyncDue(ctx context.Context) ([]*Result, error) {
 				"advisories", res.Read, "new", res.Created, "replaced", res.Updated, "removed", res.Removed)
 		}
 		out = append(out, res)
+		if s.Synced != nil && !res.NotModified && res.Created+res.Updated+res.Removed > 0 {
+			s.Synced(ctx, res)
+		}
 	}
 	return out, nil
 }

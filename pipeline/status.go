@@ -158,6 +158,11 @@ func (c *Checker) check(ctx context.Context, est *definition.Estate, img *defini
 			st.Reasons = append(st.Reasons, Reason{"origin", fmt.Sprintf("the mirror's Release file of %s changed since %s (now dated %s)", img.Debian.Suite, latest.Name, rel.Date.UTC().Format(time.RFC3339))})
 		}
 	}
+	aptReasons, err := c.aptSourceReasons(ctx, img, latest, releases) // aptsource.go
+	if err != nil {
+		return err
+	}
+	st.Reasons = append(st.Reasons, aptReasons...)
 	// Package updates: for an image built on another too, from the
 	// archive its packages come from.
 	if d := debianOf(est, img); c.Packages && d != nil {

@@ -24,7 +24,17 @@ type Refresh struct {
 	Advisories kiln.AdvisoryStore // needed for RefreshOptions.Advisory
 	Fleet      kiln.Fleet         // for the environments' age policies; nil: only MaxAge
 	Channels   kiln.ChannelStore  // nil: the latest ready version is the target
-	Now        func() time.Time
+	// Exposure matches a package-level advisory (an OSV record, a DSA)
+	// against the versions in use; fleet.Service does. nil: only
+	// advisories with image-level fixed-in versions can be planned.
+	Exposure Exposer
+	Now      func() time.Time
+}
+
+// Exposer says which versions in use an advisory exposes and which
+// version of each image first has its fix.
+type Exposer interface {
+	ExposedTo(ctx context.Context, id, env string) (*kiln.Exposure, error)
 }
 
 // RefreshOptions narrow the plan.
@@ -50,6 +60,10 @@ type RefreshItem struct {
 	Reasons []string `json:"reasons"`
 	// Blocked says why no rollout can be planned.
 	Blocked string `json:"blocked,omitempty"`
+	// NeedsRun is set when what blocks the rollout is a version with the
+	// fix that is not ready (or not built) yet: a pipeline run of the
+	// image can make it (`kiln fleet refresh --apply` starts one).
+	NeedsRun bool `json:"needs_run,omitempty"`
 	// Result is filled in when the plan is applied.
 	Result *kiln.Rollout `json:"result,omitempty"`
 }
@@ -57,9 +71,86 @@ type RefreshItem struct {
 // RefreshPlan is what `kiln fleet refresh` shows and applies.
 type RefreshPlan struct {
 	Items []*RefreshItem `json:"items"`
+	// Loose are instances outside services that need replacing, with the
+	// commands that would do it: refresh replaces only services'.
+	Loose []*LooseInstance `json:"loose,omitempty"`
 	// Notes name instances outside services (they must be replaced by
 	// whoever launched them) and anything that could not be decided.
 	Notes []string `json:"notes,omitempty"`
+}
+
+// LooseInstance is a running instance that belongs to no service and has
+// a reason to be replaced.
+type LooseInstance struct {
+	Name        string          `json:"name"`
+	Environment string          `json:"environment"`
+	Version     kiln.VersionRef `json:"version"`
+	Reasons     []string        `json:"reasons"`
+	// To is the version to replace it with; zero when none is good enough.
+	To kiln.VersionRef `json:"to,omitzero"`
+	// Command replaces it by hand: launch the new one, then destroy this.
+	Command string `json:"command,omitempty"`
+}
+
+// fixes is what an advisory says about images: the first version of each
+// with the fix, and which versions in use it exposes.
+type fixes struct {
+	id      string
+	fixed   map[string]kiln.VersionRef
+	exposed func(kiln.VersionRef) bool
+}
+
+// fixesOf reads the advisory: its image-level fixed-in statement, else its
+// package entries matched through f.Exposure.
+func (f *Refresh) fixesOf(ctx context.Context, id, env string) (*fixes, error) {
+	if f.Advisories == nil {
+		return nil, kiln.Errorf(kiln.EUNAVAILABLE, "advisories are not kept by this kiln setup")
+	}
+	adv, err := f.Advisories.FindAdvisory(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	fx := &fixes{id: id, fixed: map[string]kiln.VersionRef{}}
+	if len(adv.FixedIn) > 0 {
+		for _, r := range adv.FixedIn {
+			fx.fixed[r.Image] = r
+		}
+		fx.exposed = func(r kiln.VersionRef) bool {
+			f, ok := fx.fixed[r.Image]
+			return ok && r.Number < f.Number
+		}
+		return fx, nil
+	}
+	if len(adv.Packages) == 0 || f.Exposure == nil {
+		return nil, kiln.FieldErrorf(kiln.EINVALID, "--advisory", "advisory %s names no fixed-in image versions and no packages this kiln can match; refresh plans from image-level advisories, or package advisories with the fleet's manifests (see `kiln fleet exposed --advisory %s`)", id, id)
+	}
+	exp, err := f.Exposure.ExposedTo(ctx, id, env)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range exp.FixedIn {
+		fx.fixed[r.Image] = r
+	}
+	hit := map[kiln.VersionRef]bool{}
+	for _, row := range exp.Rows {
+		hit[kiln.VersionRef{Image: row.Image, Number: row.Number}] = true
+	}
+	fx.exposed = func(r kiln.VersionRef) bool { return hit[r] }
+	return fx, nil
+}
+
+// blocked says why target cannot be rolled out for the advisory, and
+// whether a pipeline run of the image can make a version that can; ""
+// when target has the fix.
+func (fx *fixes) blocked(image string, target *kiln.Version) (string, bool) {
+	f, ok := fx.fixed[image]
+	switch {
+	case !ok:
+		return fmt.Sprintf("no version of %s has the fix of %s yet; a pipeline run with fresh packages can build it", image, fx.id), true
+	case target == nil || target.Number < f.Number:
+		return fmt.Sprintf("no ready version of %s has the fix of %s yet (fixed in %s); its pipeline run can make one ready", image, fx.id, f), true
+	}
+	return "", false
 }
 
 // Plan computes the plan.
@@ -68,21 +159,11 @@ func (f *Refresh) Plan(ctx context.Context, opts RefreshOptions) (*RefreshPlan, 
 	if f.Now != nil {
 		now = f.Now
 	}
-	var fixed map[string]kiln.VersionRef
+	var fx *fixes
 	if opts.Advisory != "" {
-		if f.Advisories == nil {
-			return nil, kiln.Errorf(kiln.EUNAVAILABLE, "advisories are not kept by this kiln setup")
-		}
-		adv, err := f.Advisories.FindAdvisory(ctx, opts.Advisory)
-		if err != nil {
+		var err error
+		if fx, err = f.fixesOf(ctx, opts.Advisory, opts.Environment); err != nil {
 			return nil, err
-		}
-		if len(adv.FixedIn) == 0 {
-			return nil, kiln.FieldErrorf(kiln.EINVALID, "--advisory", "advisory %s names no fixed-in image versions; refresh plans only from image-level advisories (see `kiln fleet exposure --advisory %s` for package findings)", opts.Advisory, opts.Advisory)
-		}
-		fixed = map[string]kiln.VersionRef{}
-		for _, r := range adv.FixedIn {
-			fixed[r.Image] = r
 		}
 	}
 	policies := map[string]time.Duration{}
@@ -126,9 +207,7 @@ func (f *Refresh) Plan(ctx context.Context, opts RefreshOptions) (*RefreshPlan, 
 		if err != nil {
 			return nil, err
 		}
-		if fx, ok := fixed[s.Image]; ok && (target == nil || target.Number < fx.Number) {
-			item.Blocked = fmt.Sprintf("no ready version of %s has the fix of %s yet (fixed in %s); build and promote one first", s.Image, opts.Advisory, fx)
-		}
+		exposedHere := false
 		maxAge := opts.MaxAge
 		if maxAge == 0 {
 			maxAge = policies[s.Environment]
@@ -144,23 +223,12 @@ func (f *Refresh) Plan(ctx context.Context, opts RefreshOptions) (*RefreshPlan, 
 			if !slices.Contains(item.Versions, vs) {
 				item.Versions = append(item.Versions, vs)
 			}
-			var reasons []string
-			if fx, ok := fixed[m.Version.Image]; ok && m.Version.Number < fx.Number {
-				reasons = append(reasons, fmt.Sprintf("%s exposed to %s (fixed in %s)", vs, opts.Advisory, fx))
-			}
-			if v := findVersion(m.Version); v != nil && maxAge > 0 {
-				if age := now().Sub(v.CreatedAt); age > maxAge {
-					reasons = append(reasons, fmt.Sprintf("%s over age (built %s ago, limit %s)", vs, kiln.FormatAge(age), kiln.FormatAge(maxAge)))
-				}
-			}
-			if target != nil && m.Version.Number < target.Number {
-				reasons = append(reasons, fmt.Sprintf("%s stale (%s is %s)", vs, target.Name, why))
-			}
+			var inst *kiln.Instance
 			if f.Inventory != nil {
-				if inst, err := f.Inventory.FindInstance(ctx, m.InstanceID); err == nil && inst.Tainted {
-					reasons = append(reasons, "tainted by break-glass access: "+inst.Name)
-				}
+				inst, _ = f.Inventory.FindInstance(ctx, m.InstanceID)
 			}
+			reasons := f.reasons(m.Version, inst, fx, target, why, maxAge, now(), findVersion)
+			exposedHere = exposedHere || (fx != nil && fx.exposed(m.Version))
 			for _, r := range reasons {
 				if !seen[r] {
 					seen[r] = true
@@ -170,6 +238,9 @@ func (f *Refresh) Plan(ctx context.Context, opts RefreshOptions) (*RefreshPlan, 
 		}
 		if len(item.Reasons) == 0 {
 			continue
+		}
+		if exposedHere {
+			item.Blocked, item.NeedsRun = fx.blocked(s.Image, target)
 		}
 		if target == nil && item.Blocked == "" {
 			item.Blocked = fmt.Sprintf("%s has no ready version to roll out", s.Image)
@@ -187,8 +258,14 @@ func (f *Refresh) Plan(ctx context.Context, opts RefreshOptions) (*RefreshPlan, 
 		}
 		var loose []string
 		for _, in := range insts {
-			if !inService[in.ID] && in.Environment != "test" {
-				loose = append(loose, in.Name+" ("+in.Version.String()+")")
+			if inService[in.ID] || in.Environment == "test" {
+				continue
+			}
+			loose = append(loose, in.Name+" ("+in.Version.String()+")")
+			if li, err := f.loose(ctx, in, fx, opts.MaxAge, policies, now(), findVersion); err != nil {
+				return nil, err
+			} else if li != nil {
+				plan.Loose = append(plan.Loose, li)
 			}
 		}
 		if len(loose) > 0 {
@@ -196,6 +273,65 @@ func (f *Refresh) Plan(ctx context.Context, opts RefreshOptions) (*RefreshPlan, 
 		}
 	}
 	return plan, nil
+}
+
+// reasons says why an instance on ref (inst, when known) should be
+// replaced: exposed to the advisory, over age, stale, tainted.
+func (f *Refresh) reasons(ref kiln.VersionRef, inst *kiln.Instance, fx *fixes, target *kiln.Version, why string,
+	maxAge time.Duration, now time.Time, findVersion func(kiln.VersionRef) *kiln.Version) []string {
+	var reasons []string
+	vs := ref.String()
+	if fx != nil && fx.exposed(ref) {
+		if fixed, ok := fx.fixed[ref.Image]; ok {
+			reasons = append(reasons, fmt.Sprintf("%s exposed to %s (fixed in %s)", vs, fx.id, fixed))
+		} else {
+			reasons = append(reasons, fmt.Sprintf("%s exposed to %s (no fix built yet)", vs, fx.id))
+		}
+	}
+	if v := findVersion(ref); v != nil && maxAge > 0 {
+		if age := now.Sub(v.CreatedAt); age > maxAge {
+			reasons = append(reasons, fmt.Sprintf("%s over age (built %s ago, limit %s)", vs, kiln.FormatAge(age), kiln.FormatAge(maxAge)))
+		}
+	}
+	if target != nil && ref.Image == target.Image && ref.Number < target.Number {
+		reasons = append(reasons, fmt.Sprintf("%s stale (%s is %s)", vs, target.Name, why))
+	}
+	if inst != nil && inst.Tainted {
+		reasons = append(reasons, "tainted by break-glass access: "+inst.Name)
+	}
+	return reasons
+}
+
+// loose plans an instance outside every service: nil when nothing says
+// it should be replaced, else its reasons, the version to replace it with
+// (the one a service of its image in its environment would get) and the
+// commands that would.
+func (f *Refresh) loose(ctx context.Context, in *kiln.Instance, fx *fixes, maxAge time.Duration, policies map[string]time.Duration,
+	now time.Time, findVersion func(kiln.VersionRef) *kiln.Version) (*LooseInstance, error) {
+	pseudo := &kiln.Service{Image: in.Version.Image, Environment: in.Environment}
+	target, why, err := f.target(ctx, pseudo)
+	if err != nil {
+		return nil, err
+	}
+	if maxAge == 0 {
+		maxAge = policies[in.Environment]
+	}
+	reasons := f.reasons(in.Version, in, fx, target, why, maxAge, now, findVersion)
+	if len(reasons) == 0 {
+		return nil, nil
+	}
+	li := &LooseInstance{Name: in.Name, Environment: in.Environment, Version: in.Version, Reasons: reasons}
+	if target == nil || (target.Number == in.Version.Number && !in.Tainted) {
+		return li, nil
+	}
+	if fx != nil && fx.exposed(in.Version) {
+		if b, _ := fx.blocked(in.Version.Image, target); b != "" {
+			return li, nil
+		}
+	}
+	li.To = target.Ref()
+	li.Command = fmt.Sprintf("kiln instance launch %s --env %s --name %s && kiln instance destroy %s", target.Name, in.Environment, in.Name+"-"+target.Name, in.Name)
+	return li, nil
 }
 
 // target is the version a service should run: its environment's channel

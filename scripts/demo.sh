@@ -56,7 +56,7 @@ name=demo-web
 kiln instance destroy "$name" >/dev/null 2>&1 || true
 kiln instance launch "$app" --name "$name" --env prod --port 127.0.0.1:18080:80
 curl -fsS http://127.0.0.1:18080/healthz
-kiln instance exec "$name" -- cat /etc/kiln-release
+kiln instance exec "$name" --read-only -- cat /etc/kiln-release
 kiln fleet report
 kiln instance destroy "$name"
 echo "== done: appserver in prod is $app" >&2

@@ -16,6 +16,13 @@ import (
 const probeEnv = "KILN_VERIFY_TEST_PROBE"
 
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == ReadOnlyCommand { // readonly_test.go
+		code, err := RunReadOnlyMain(context.Background(), os.Args[2:], os.Stdin, os.Stdout, os.Stderr)
+		if err != nil {
+			os.Stderr.WriteString("read-only exec: " + err.Error() + "\n")
+		}
+		os.Exit(code)
+	}
 	if os.Getenv(probeEnv) == "1" {
 		if err := RunProbeMain(context.Background(), os.Stdin, os.Stdout); err != nil {
 			os.Stderr.WriteString("probe: " + err.Error() + "\n")

@@ -16,7 +16,8 @@ const advisorySourceTick = time.Minute
 
 // startAdvisorySources syncs due advisory sources in the background (kiln
 // serve) and returns the function that stops it and waits; call it before
-// db closes.
-func startAdvisorySources(ctx context.Context, db *store.DB, cfg cli.Config, logger *slog.Logger) (stop func()) {
-	return feed.Start(ctx, &feed.Syncer{Store: db, TempDir: cfg.DataDir, Logger: logger}, advisorySourceTick)
+// db closes. synced is told of every sync that changed a source's
+// advisories.
+func startAdvisorySources(ctx context.Context, db *store.DB, cfg cli.Config, logger *slog.Logger, synced func(context.Context, *feed.Result)) (stop func()) {
+	return feed.Start(ctx, &feed.Syncer{Store: db, TempDir: cfg.DataDir, Logger: logger, Synced: synced}, advisorySourceTick)
 }

@@ -47,7 +47,7 @@ func (m *Main) App() *cli.App {
 		Stdin:  os.Stdin,
 		Open:   openServices,
 		Serve:  serve,
-		Extra:  []func(*cli.App) *cobra.Command{probeCmd, superviseCmd, benchCmd},
+		Extra:  []func(*cli.App) *cobra.Command{probeCmd, readOnlyExecCmd, superviseCmd, benchCmd},
 	}
 }
 
@@ -62,6 +62,25 @@ func probeCmd(_ *cli.App) *cobra.Command {
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return verify.RunProbeMain(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout())
+		},
+	}
+}
+
+// readOnlyExecCmd is the read-only diagnostic exec inside an instance
+// (`kiln instance exec NAME --read-only -- CMD` runs it there).
+func readOnlyExecCmd(_ *cli.App) *cobra.Command {
+	return &cobra.Command{
+		Use:                verify.ReadOnlyCommand + " -- COMMAND [ARG…]",
+		Short:              "Run a command that can read but not change this machine (used inside instances)",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			code, err := verify.RunReadOnlyMain(cmd.Context(), args, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			os.Exit(code)
+			return nil
 		},
 	}
 }
@@ -185,7 +204,8 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 		fleet.New(db, db).RunMarkLost(lostCtx, 24*time.Hour, 10*time.Minute, logger)
 	}()
 	defer func() { stopLost(); <-lostDone }()
-	defer startAdvisorySources(ctx, db, cfg, logger)() // advisory sources kept current; stopped before db closes
+	kick := make(autopilotKick, 1)
+	defer startAdvisorySources(ctx, db, cfg, logger, kick.synced)() // advisory sources kept current; stopped before db closes
 	// The use cases on db, and on this machine's platform if it can run
 	// instances.
 	g := newGraph(db, signer, cfg, logger)
@@ -204,6 +224,10 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	rollCtx, stopRollouts := context.WithCancel(ctx)
 	rollouts, waitRollouts := startRollouts(rollCtx, g, opts.FollowEvery)
 	defer func() { stopRollouts(); waitRollouts() }()
+	// Automatic refresh (refresh { auto = true }); stopped before the rollouts.
+	autoCtx, stopAuto := context.WithCancel(rollCtx)
+	waitAuto := startAutopilot(autoCtx, g, rollouts, kick)
+	defer func() { stopAuto(); waitAuto() }()
 	apiHandler := api.New(api.Config{Logger: logger, Version: version, PublicURL: opts.APIURL(),
 		CheckinRate: opts.CheckinRate, Checkins: checkins, Status: pipelineStatus(g),
 		StartRuns: runStarter{runs: db, estates: db}, Rollouts: rollouts, SigningKey: signer.Public()}.WithStores(db))

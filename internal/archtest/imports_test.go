@@ -51,7 +51,7 @@ var (
 	// useCases and interfaces: what drivers must never reach back into.
 	useCases = []string{"cli", "api", "web", "pipeline", "rollout", "fleet", "build", "launch", "cmd"}
 	// testOnly packages serve tests and must not be linked into kiln.
-	testOnly = []string{"platform/platformtest", "platform/memory", "internal/ci", "internal/fixtures", "internal/testenv", "internal/registrytest", "internal/archtest"}
+	testOnly = []string{"platform/platformtest", "platform/memory", "internal/ci", "internal/fixtures", "internal/testenv", "internal/registrytest", "internal/aptrepotest", "internal/archtest"}
 	// wiring may import what others may not: cmd/kiln, bench (which
 	// wires throwaway drivers for its figures), and the test support
 	// package that starts real drivers.
@@ -119,7 +119,7 @@ var rules = []rule{
 	},
 	{
 		name:    "test doubles and test support are imported by tests only",
-		doc:     "Test doubles and test support (`platform/memory`, `platform/platformtest`, `internal/ci`, `internal/fixtures`, `internal/testenv`, `internal/registrytest`) are imported by tests only.",
+		doc:     "Test doubles and test support (`platform/memory`, `platform/platformtest`, `internal/ci`, `internal/fixtures`, `internal/testenv`, `internal/registrytest`, `internal/aptrepotest`) are imported by tests only.",
 		applies: func(p string) bool { return !under(p, testOnly...) },
 		forbids: func(_, dep string) bool { return under(dep, testOnly...) },
 		want:    "import it from _test.go files only; the product must not link test doubles",

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/api"
+	"github.com/kiln-project/kiln/autopilot"
+	"github.com/kiln-project/kiln/cli"
+	"github.com/kiln-project/kiln/feed"
+	"github.com/kiln-project/kiln/fleet"
+	"github.com/kiln-project/kiln/pipeline"
+	"github.com/kiln-project/kiln/rollout"
+	"github.com/kiln-project/kiln/store"
+)
+
+// autopilotTick is how often kiln serve looks for advisories exposing
+// environments with refresh { auto = true } besides after every sync that
+// changed a source (advisories imported by hand, new instances).
+const autopilotTick = 5 * time.Minute
+
+// autopilotKick is the channel advisory sources signal a changed sync on;
+// one pending signal is enough.
+type autopilotKick chan string
+
+func (k autopilotKick) synced(_ context.Context, res *feed.Result) {
+	select {
+	case k <- "advisory source " + res.Source + " synced":
+	default:
+	}
+}
+
+// startAutopilot runs the automatic refresh (package autopilot) until ctx
+// ends, after each kick and every autopilotTick; it needs this machine's
+// rollout host (nil: none, and it says so). The returned function waits
+// for it to stop.
+func startAutopilot(ctx context.Context, g *graph, host api.RolloutHost, kick autopilotKick) func() {
+	if host == nil {
+		return func() {}
+	}
+	db, logger := g.db, g.logger
+	progress := autopilot.LogWriter{Logger: logger, Msg: "autopilot"}
+	fl := fleet.New(db, db)
+	fl.Channels = db
+	plan := &rollout.Refresh{Services: db, Registry: db, Inventory: db, Advisories: db, Fleet: db, Channels: db, Exposure: fl}
+	a := &autopilot.Auto{
+		Estates:    func(ctx context.Context) []pipeline.Estate { return autopilotEstates(ctx, db, logger) },
+		LoadEstate: cli.LoadEstate, Fleet: db, Registry: db, Advisories: db, Audit: db, Logger: logger,
+		Refresher: func(e pipeline.Estate) *autopilot.Refresher {
+			return &autopilot.Refresher{Plan: plan, Runs: db, Progress: progress,
+				StartRuns: autopilot.EstateRuns(db, cli.LoadEstate, e.Dir, e.Vars),
+				Wait:      autopilot.PollRuns(db, 5*time.Second, progress),
+				Roll:      autopilot.FollowRollouts(host, 2*time.Second, progress),
+				Paused: func(ctx context.Context, service string) (string, bool) {
+					p, err := db.FindPause(ctx, kiln.PauseService, service)
+					if err != nil {
+						return "", false
+					}
+					return fmt.Sprintf("paused by %s since %s: %s (`kiln service resume %s`)", p.Actor, p.At.UTC().Format(time.RFC3339), p.Reason, service), true
+				}}
+		},
+		Paused: func(ctx context.Context, env string) (bool, error) {
+			_, err := db.FindPause(ctx, kiln.PauseEnvironment, env)
+			if kiln.ErrorCode(err) == kiln.ENOTFOUND {
+				return false, nil
+			}
+			return err == nil, err
+		},
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(autopilotTick)
+		defer t.Stop()
+		why := "kiln serve started"
+		for {
+			if _, err := a.Check(ctx, why); err != nil && ctx.Err() == nil {
+				logger.Error("autopilot", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case why = <-kick:
+			case <-t.C:
+				why = "periodic check"
+			}
+		}
+	}()
+	return func() { <-done }
+}
+
+// autopilotEstates are the estates whose environment blocks the autopilot
+// reads: those runs were queued from and the registered ones.
+func autopilotEstates(ctx context.Context, db *store.DB, logger *slog.Logger) []pipeline.Estate {
+	out := watchedEstates(ctx, db, logger)
+	es, err := db.ListEstates(ctx)
+	if err != nil {
+		logger.Warn("autopilot: list estates", "err", err)
+		return out
+	}
+	for _, e := range es {
+		known := false
+		for _, w := range out {
+			known = known || w.Dir == e.Dir
+		}
+		if _, err := os.Stat(e.Dir); err == nil && !known {
+			out = append(out, pipeline.Estate{Dir: e.Dir})
+		}
+	}
+	return out
+}
