@@ -153,6 +153,10 @@ type ServeOptions struct {
 	// PublicURL is where clients reach the API (behind a proxy, say);
 	// the OpenAPI document names it as its server.
 	PublicURL string
+	// Estate is the estate (directory or registered name) services'
+	// rollouts take their configuration from; empty: KILN_ESTATE, else
+	// the registered estate that defines the service's image.
+	Estate string
 }
 
 // DefaultDataDir is /var/lib/kiln for root, else $XDG_DATA_HOME/kiln

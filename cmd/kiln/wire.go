@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -189,6 +190,15 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	// The use cases on db, and on this machine's platform if it can run
 	// instances.
 	g := newGraph(db, signer, cfg, logger)
+	if opts.Estate != "" {
+		g.estate = opts.Estate
+	}
+	if g.estate != "" {
+		// A broken estate stops the start, not the first rollout.
+		if _, err := cli.ServiceConfig(g.estate, db)(ctx, &kiln.Service{}); err != nil {
+			return fmt.Errorf("--estate %s: %w", g.estate, err)
+		}
+	}
 	defer startHistory(ctx, db, logger)()                      // daily fleet counts for the dashboard's trends
 	defer startRevocations(ctx, db, revocationEvery, logger)() // scheduled revocations applied when due; stopped before db closes
 	// Pipeline worker, triggers, schedules and webhooks; stopped before db closes.
