@@ -251,7 +251,10 @@ it"; --revoked lists only them.`,
 			var rows [][]string
 			for _, r := range e.Rows {
 				fix := r.FixedIn
-				if fix == "" {
+				switch {
+				case fix == "" && revoked:
+					fix = "—"
+				case fix == "":
 					fix = "no fix yet"
 				}
 				rows = append(rows, []string{r.Image, strconv.Itoa(r.Number), r.Name, statusCell(&r.ReportRow),

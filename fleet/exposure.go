@@ -63,7 +63,9 @@ func (s *Service) ExposedRevoked(ctx context.Context, env string) (*kiln.Exposur
 	if err != nil {
 		return nil, fmt.Errorf("fleet exposed: %w", err)
 	}
-	return BuildExposure(us, nil, nil, nil, env), nil
+	e := BuildExposure(us, nil, nil, nil, env)
+	e.Notes = nil // every row is a revoked version: the note would only repeat it
+	return e, nil
 }
 
 // ExposedFixedIn lists the instances in env ("" for all) on a version
