@@ -65,12 +65,12 @@ func revokedTarget(v *kiln.Version) error {
 	r := v.Revocation
 	switch {
 	case r == nil:
-		return kiln.Errorf(kiln.ECONFLICT, "%s is revoked and is not rolled out; roll out another version (`kiln version latest %s`)", v.Ref(), v.Image)
+		return kiln.Errorf(kiln.ECONFLICT, "%s is revoked and is not rolled out (only ready versions are rolled out); roll out another version (`kiln version latest %s`)", v.Ref(), v.Image)
 	case r.Through != nil:
-		return kiln.Errorf(kiln.ECONFLICT, "%s is revoked through its ancestor %s (%s, by %s at %s) and is not rolled out; roll out another version (`kiln version latest %s`), or restore %s if its revocation was a mistake",
+		return kiln.Errorf(kiln.ECONFLICT, "%s is revoked through its ancestor %s (%s, by %s at %s) and is not rolled out (only ready versions are rolled out); roll out another version (`kiln version latest %s`), or restore %s if its revocation was a mistake",
 			v.Ref(), r.Through, orNoReason(r.Reason), r.Actor, r.At.UTC().Format(time.RFC3339), v.Image, r.Through)
 	default:
-		return kiln.Errorf(kiln.ECONFLICT, "%s is revoked (%s, by %s at %s) and is not rolled out; roll out another version (`kiln version latest %s`)",
+		return kiln.Errorf(kiln.ECONFLICT, "%s is revoked (%s, by %s at %s) and is not rolled out (only ready versions are rolled out); roll out another version (`kiln version latest %s`)",
 			v.Ref(), orNoReason(r.Reason), r.Actor, r.At.UTC().Format(time.RFC3339), v.Image)
 	}
 }
