@@ -1,5 +1,7 @@
 package kiln
 
+import "context"
+
 // LaunchConfig is the configuration an instance is given when it is
 // created, resolved: what the platform delivers. It is never changed on a
 // running instance; a new configuration means new instances.
@@ -22,4 +24,47 @@ type Credential struct {
 	Name   string
 	Data   []byte
 	Secret bool
+}
+
+// LaunchConfigRecord is a launch configuration kept so that it can be
+// launched again (a rollback puts back the configuration the replaced
+// instances were given): the content of its files and its settings, and
+// its secrets and the agent's token by reference only — never their
+// values, which are read again at each launch. It is kept by Digest.
+type LaunchConfigRecord struct {
+	Digest   string             `json:"digest"`
+	Source   string             `json:"source"`
+	Files    []LaunchConfigFile `json:"files,omitempty"`
+	Settings map[string]string  `json:"settings,omitempty"`
+	Secrets  []SecretRef        `json:"secrets,omitempty"`
+	Agent    *AgentRef          `json:"agent,omitempty"`
+}
+
+// LaunchConfigFile is a delivered file's name and content (never a
+// secret's).
+type LaunchConfigFile struct {
+	Name string `json:"name"`
+	Data []byte `json:"data"`
+}
+
+// SecretRef names a secret by where it is read from: a file on the kiln
+// machine or an environment variable of the launching process.
+type SecretRef struct {
+	Name string `json:"name"`
+	File string `json:"file,omitempty"`
+	Env  string `json:"env,omitempty"`
+}
+
+// AgentRef is where an instance's kiln agent checks in and where its token
+// is read from.
+type AgentRef struct {
+	Server    string `json:"server"`
+	TokenFile string `json:"token_file,omitempty"`
+	TokenEnv  string `json:"token_env,omitempty"`
+}
+
+// LaunchConfigStore returns launch configurations kept with rollouts
+// (CreateRollout keeps them); ENOTFOUND for a digest never kept.
+type LaunchConfigStore interface {
+	FindLaunchConfig(ctx context.Context, digest string) (*LaunchConfigRecord, error)
 }

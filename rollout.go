@@ -38,10 +38,18 @@ type Rollout struct {
 	Reason string `json:"reason,omitempty"`
 	// BatchTimes are how long each finished batch took.
 	BatchTimes []time.Duration `json:"batch_times_ns,omitempty"`
-	StartedBy  string          `json:"started_by"`
-	StartedAt  time.Time       `json:"started_at"`
-	UpdatedAt  time.Time       `json:"updated_at"`
-	FinishedAt time.Time       `json:"finished_at,omitzero"`
+	// FromConfig is the configuration digest of the instances the rollout
+	// replaces, ToConfig the one it launches ("" for none); a rollback
+	// launches FromConfig's configuration again.
+	FromConfig string `json:"from_config_digest,omitempty"`
+	ToConfig   string `json:"to_config_digest,omitempty"`
+	// Configs are kept by CreateRollout with the rollout, by digest (for
+	// FromConfig and ToConfig), so that either can be launched again.
+	Configs    []*LaunchConfigRecord `json:"-"`
+	StartedBy  string                `json:"started_by"`
+	StartedAt  time.Time             `json:"started_at"`
+	UpdatedAt  time.Time             `json:"updated_at"`
+	FinishedAt time.Time             `json:"finished_at,omitzero"`
 }
 
 // RolloutStore keeps rollouts and break-glass records.

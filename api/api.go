@@ -103,6 +103,9 @@ type Config struct {
 	// Rollouts runs rollouts and front ends on the server's machine (the
 	// service and rollout routes that need it answer 503 when nil).
 	Rollouts RolloutHost
+	// Revoker serves revoke, restore and the scheduled revocations (503
+	// there when nil).
+	Revoker kiln.Revoker
 	// Webhooks serves the webhook operations.
 	Webhooks kiln.WebhookStore
 	// SigningKey is the public half of the provenance signing key (an
@@ -166,6 +169,7 @@ func New(cfg Config) *Server {
 	s.registerHealth()
 	s.registerImages()
 	s.registerVersions()
+	s.registerRevocations()
 	s.registerAttachments()
 	s.registerSigning()
 	s.registerSBOM()

@@ -11,6 +11,14 @@ import (
 	"github.com/kiln-project/kiln/sign"
 )
 
+// SBOMAttachments are the attachments a version's SBOMs are kept as, by
+// the format the API serves them in (format=…): the dashboard links the
+// ones a version has.
+var SBOMAttachments = map[string]string{
+	string(sbom.FormatSPDX):      sign.SBOMAttachment(sign.PredicateSPDX),
+	string(sbom.FormatCycloneDX): sign.SBOMAttachment(sign.PredicateCycloneDX),
+}
+
 type sbomIn struct {
 	Image    string `path:"image" maxLength:"63" example:"appserver"`
 	Number   int    `path:"number" minimum:"1" example:"3"`

@@ -194,6 +194,7 @@ func (a *App) fleetExposedCmd() *cobra.Command {
 		id, env        string
 		defaultRelease string
 		include        []string
+		revoked        bool
 	)
 	c := &cobra.Command{
 		Use:   "exposed",
@@ -209,14 +210,18 @@ version's package manifest for the others (showing which version first
 fixes them). By default a package counts when Debian would ship a DSA/DLA
 for it: findings Debian triaged as no-dsa (minor, postponed, ignored),
 unimportant or end-of-life are left out and counted in a note; name them
-with --include to count them too (see docs/advisories.md).`,
+with --include to count them too (see docs/advisories.md).
+
+Instances on revoked versions (revoked themselves, or through a revoked
+base or parent) are always listed, with the finding "revoked: replace
+it"; --revoked lists only them.`,
 		Args: exactArgs(0, "no arguments (use --fixed-in or --advisory)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkFormat(a.cfg.Output, FormatTable, FormatJSON, FormatCSV); err != nil {
 				return err
 			}
-			if (id == "") == (len(fixedIn) == 0) {
-				return kiln.FieldErrorf(kiln.EINVALID, "--fixed-in", "give either --fixed-in IMAGE-N[,IMAGE-N…] or --advisory ID")
+			if n := btoi(id != "") + btoi(len(fixedIn) > 0) + btoi(revoked); n != 1 {
+				return kiln.FieldErrorf(kiln.EINVALID, "--fixed-in", "give one of --fixed-in IMAGE-N[,IMAGE-N…], --advisory ID or --revoked")
 			}
 			fl, err := a.fleetService(cmd)
 			if err != nil {
@@ -227,9 +232,12 @@ with --include to count them too (see docs/advisories.md).`,
 				return err
 			}
 			var e *kiln.Exposure
-			if id != "" {
+			switch {
+			case revoked:
+				e, err = fl.ExposedRevoked(cmd.Context(), env)
+			case id != "":
 				e, err = fl.ExposedTo(cmd.Context(), id, env)
-			} else {
+			default:
 				var refs []kiln.VersionRef
 				if refs, err = advisory.ParseFixedIn("--fixed-in", fixedIn...); err != nil {
 					return err
@@ -243,7 +251,10 @@ with --include to count them too (see docs/advisories.md).`,
 			var rows [][]string
 			for _, r := range e.Rows {
 				fix := r.FixedIn
-				if fix == "" {
+				switch {
+				case fix == "" && revoked:
+					fix = "—"
+				case fix == "":
 					fix = "no fix yet"
 				}
 				rows = append(rows, []string{r.Image, strconv.Itoa(r.Number), r.Name, statusCell(&r.ReportRow),
@@ -258,6 +269,7 @@ with --include to count them too (see docs/advisories.md).`,
 	}
 	c.Flags().StringArrayVar(&fixedIn, "fixed-in", nil, "first fixed version of an image, IMAGE-N (repeatable or comma-separated)")
 	c.Flags().StringVar(&id, "advisory", "", "a stored advisory's id (see `kiln advisory list`)")
+	c.Flags().BoolVar(&revoked, "revoked", false, "only instances on revoked versions (revoked themselves or through their base)")
 	c.Flags().StringVar(&env, "env", "", "only this environment")
 	c.Flags().StringVar(&defaultRelease, "release", "bookworm", "Debian release assumed for versions whose provenance does not say")
 	c.Flags().StringSliceVar(&include, "include", nil, "also count findings Debian triaged: no-dsa, postponed, ignored, unimportant, end-of-life or all")
@@ -537,4 +549,11 @@ func (a *App) agentCmd() *cobra.Command {
 	f.BoolVar(&printUnits, "print-systemd-units", false, "print the systemd service and timer that run this every 5 minutes, and exit")
 	cmd.AddCommand(c)
 	return cmd
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/definition"
 	"github.com/kiln-project/kiln/launch"
 	"github.com/kiln-project/kiln/verify"
 )
@@ -301,19 +302,58 @@ type exitStatus struct{ code int }
 
 func (e *exitStatus) Error() string { return fmt.Sprintf("command exited with status %d", e.code) }
 
-// ServiceConfig returns the rollout engine's Config for the estate dir
-// (KILN_ESTATE): a service's instances get the configuration the estate
-// declares for its image in its environment. An empty dir gives nil (no
-// configuration).
-func ServiceConfig(dir string) func(context.Context, *kiln.Service) (*launch.Config, error) {
-	if dir == "" {
+// ServiceConfig returns the rollout engine's Config: a service's instances
+// get the configuration an estate declares for its image in its
+// environment. The estate is dir (--estate, KILN_ESTATE: a directory, or
+// the name of a registered estate) when given;
+// otherwise the one estate registered with `kiln estate add` that defines
+// the service's image line (none: no configuration; several: refused,
+// naming them, since kiln cannot tell which one is meant). Both empty
+// give nil (no configuration).
+func ServiceConfig(dir string, estates kiln.EstateStore) func(context.Context, *kiln.Service) (*launch.Config, error) {
+	if dir == "" && estates == nil {
 		return nil
 	}
-	return func(_ context.Context, svc *kiln.Service) (*launch.Config, error) {
-		est, err := LoadEstate(dir, nil)
-		if err != nil {
+	return func(ctx context.Context, svc *kiln.Service) (*launch.Config, error) {
+		est, err := serviceEstate(ctx, dir, estates, svc)
+		if err != nil || est == nil {
 			return nil, err
 		}
 		return launch.ConfigFromEstate(est.ConfigFor(svc.Image, svc.Environment), EstateConfigSource(est.Dir, svc.Environment)), nil
 	}
+}
+
+// serviceEstate is the estate a service's configuration comes from (nil
+// for none).
+func serviceEstate(ctx context.Context, dir string, estates kiln.EstateStore, svc *kiln.Service) (*definition.Estate, error) {
+	if dir != "" {
+		if !isEstate(dir) && estates != nil {
+			if e, err := estates.FindEstate(ctx, dir); err == nil {
+				dir = e.Dir // a registered estate's name
+			}
+		}
+		return LoadEstate(dir, nil)
+	}
+	list, err := estates.ListEstates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var found *definition.Estate
+	var names []string
+	for _, e := range list {
+		est, err := LoadEstate(e.Dir, nil)
+		if err != nil {
+			return nil, fmt.Errorf("registered estate %s, for the configuration of service %s: %w", e.Name, svc.Name, err)
+		}
+		if est.Images[svc.Image] == nil {
+			continue
+		}
+		found = est
+		names = append(names, fmt.Sprintf("%s (%s)", e.Name, e.Dir))
+	}
+	if len(names) > 1 {
+		return nil, kiln.Errorf(kiln.EINVALID, "image %s of service %s is defined in several registered estates: %s; say which one declares its configuration with --estate DIR (or KILN_ESTATE) where rollouts run",
+			svc.Image, svc.Name, strings.Join(names, ", "))
+	}
+	return found, nil
 }

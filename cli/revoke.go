@@ -24,7 +24,7 @@ func (a *App) revoker(cmd *cobra.Command) (kiln.Revoker, error) {
 		return nil, err
 	}
 	if svc.Revoker == nil {
-		return nil, kiln.Errorf(kiln.EUNAVAILABLE, "revocations are kept by the kiln database; run this on the kiln server's machine (not through --server)")
+		return nil, kiln.Errorf(kiln.EUNAVAILABLE, "this kiln setup keeps no revocations; use a kiln database (--database) or a server (--server)")
 	}
 	return svc.Revoker, nil
 }
@@ -74,6 +74,41 @@ func (a *App) versionRevokeCmd() *cobra.Command {
 	c.Flags().StringVar(&reason, "reason", "", "why the version must not be used (required)")
 	c.Flags().StringVar(&at, "at", "", "revoke at this time instead of now (RFC 3339 such as 2026-03-01T12:00:00Z, a date, or a delay such as 24h or 7d)")
 	return c
+}
+
+// revokeByStatus is `kiln version status IMAGE-N revoked`: the same
+// revocation as `kiln version revoke`, which takes every version built on
+// ref with it, and it says so, naming each with the ancestor. The JSON
+// output stays the version, as for any other status.
+func (a *App) revokeByStatus(cmd *cobra.Command, reg kiln.Registry, ref kiln.VersionRef, reason string) error {
+	r, err := a.revoker(cmd)
+	if err != nil {
+		return err
+	}
+	revs, err := r.Revoke(cmd.Context(), ref, reason)
+	if err != nil {
+		return err
+	}
+	v, err := reg.FindVersion(cmd.Context(), ref)
+	if err != nil {
+		return err
+	}
+	return a.render(cmd.OutOrStdout(), v, func(w io.Writer) error {
+		if _, err := fmt.Fprintf(w, "%s is now %s\n", v.Name, v.Status); err != nil {
+			return err
+		}
+		if len(revs) > 1 {
+			if _, err := fmt.Fprintf(w, "revoked with it, through ancestry (built on %s):\n", ref); err != nil {
+				return err
+			}
+			for _, rv := range revs[1:] {
+				if _, err := fmt.Fprintf(w, "  %s (was %s) through %s\n", rv.Version, rv.Previous, rv.Through); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // writeRevocations prints the versions one revocation revoked: the

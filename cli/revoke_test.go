@@ -91,3 +91,21 @@ func TestVersionScheduledRevocation(t *testing.T) {
 		t.Fatalf("revocations after cancel:\n%s", out)
 	}
 }
+
+// `kiln version status IMAGE-N revoked` revokes through ancestry as
+// `kiln version revoke` does, and lists the versions revoked with it.
+func TestVersionStatusRevokedListsDescendants(t *testing.T) {
+	dir := t.TempDir()
+	revocationEstate(t, dir)
+	out, errs, code := kilnCmd(t, dir, "version", "status", "basic-linux-1", "revoked", "--reason", "CVE-2026-2")
+	want := "basic-linux-1 is now revoked\n" +
+		"revoked with it, through ancestry (built on basic-linux-1):\n" +
+		"  appserver-1 (was ready) through basic-linux-1\n" +
+		"  worker-1 (was ready) through basic-linux-1\n"
+	if code != 0 || out != want {
+		t.Fatalf("status revoked: exit %d, stderr %s, stdout:\n%s\nwant:\n%s", code, errs, out, want)
+	}
+	if out, _, _ := kilnCmd(t, dir, "version", "show", "worker-1"); !strings.Contains(out, "Status:    revoked") {
+		t.Errorf("show worker-1 after status revoked:\n%s", out)
+	}
+}

@@ -172,6 +172,10 @@ type ServeOptions struct {
 	// FollowEvery is how often the server looks for channel moves to roll
 	// following services out to (0: never).
 	FollowEvery time.Duration
+	// Estate is the estate (directory or registered name) services'
+	// rollouts take their configuration from; empty: KILN_ESTATE, else
+	// the registered estate that defines the service's image.
+	Estate string
 }
 
 // DefaultDataDir is /var/lib/kiln for root, else $XDG_DATA_HOME/kiln

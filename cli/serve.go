@@ -42,6 +42,7 @@ func (a *App) serveCmd() *cobra.Command {
 	f.DurationVar(&opts.AuditCheckpointEvery, "audit-checkpoint-every", 10*time.Minute, "sign a checkpoint of the audit log's head this often when it moved (0: never); `kiln audit verify` checks the log against them")
 	f.StringVar(&opts.AuditCheckpointFile, "audit-checkpoint-file", "", "also append each signed audit checkpoint to this file (JSON lines), kept outside the database; give it to `kiln audit verify --checkpoints`")
 	f.DurationVar(&opts.FollowEvery, "follow-every", 10*time.Second, "look this often for channel moves and roll following services out within their policy (0: never; docs/rollout.md)")
+	f.StringVar(&opts.Estate, "estate", "", "estate (directory, or name of a registered estate) whose environments' config blocks the services' rollouts launch with; default: $KILN_ESTATE, else the registered estate (`kiln estate add`) that defines the service's image")
 	f.StringVar(&opts.PublicURL, "public-url", "", "URL clients reach this server at (e.g. https://kiln.example.com behind a proxy), named as the server in /openapi.json; default: derived from --listen")
 	return c
 }

@@ -374,6 +374,9 @@ func (a *App) versionStatusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if st == kiln.StatusRevoked {
+				return a.revokeByStatus(cmd, reg, ref, reason)
+			}
 			v, err := reg.SetStatus(cmd.Context(), ref, st, reason)
 			if err != nil {
 				return err

@@ -119,4 +119,31 @@ func TestExampleEstatePipelines(t *testing.T) {
 	if p := est.PipelineFor("container-node"); p.Name != "estate" || p.Environments[2].Gate != "approval" {
 		t.Fatalf("container-node: %+v", p)
 	}
+	// dev and prod give appserver's instances their own banner and agent
+	// token (--var kiln_server and secrets move them); staging gives none.
+	est, diags = Load("../examples/estate", Options{Vars: map[string]string{"kiln_server": "http://127.0.0.1:18080", "secrets": "/srv/s"}})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if c := est.ConfigFor("appserver", "staging"); c != nil {
+		t.Errorf("staging config %+v, want none", c)
+	}
+	banners := map[string]string{}
+	for _, env := range []string{"dev", "prod"} {
+		c := est.ConfigFor("appserver", env)
+		if c == nil || len(c.Files) != 1 || c.Files[0].Name != "banner.txt" || c.Agent == nil {
+			t.Fatalf("%s config %+v: want banner.txt and an agent", env, c)
+		}
+		if c.Agent.Server != "http://127.0.0.1:18080" || c.Agent.TokenFile != "/srv/s/agent-"+env+".token" {
+			t.Errorf("%s agent %+v", env, c.Agent)
+		}
+		b, err := os.ReadFile(c.Files[0].Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		banners[env] = string(b)
+	}
+	if banners["dev"] == banners["prod"] || !strings.HasPrefix(banners["prod"], "Production") {
+		t.Errorf("banners %q", banners)
+	}
 }

@@ -14,17 +14,20 @@ import (
 // BuildExposure lists the versions in us that exposed says are exposed,
 // with the instances on them; fixedIn names, per image, the first version
 // without the problem (a missing image has no fix yet). findings, when
-// given, are shown per version.
+// given, are shown per version. Revoked versions (revoked themselves or
+// through a revoked base or parent) are listed as well, whatever exposed
+// says: they must be replaced in any case, and a note counts them.
 func BuildExposure(us []*kiln.Usage, exposed func(kiln.VersionRef) bool, fixedIn map[string]kiln.VersionRef,
 	findings map[kiln.VersionRef][]string, env string) *kiln.Exposure {
 	var keep []*kiln.Usage
 	for _, u := range us {
-		if exposed(u.Ref()) {
+		if u.Status == kiln.StatusRevoked || (exposed != nil && exposed(u.Ref())) {
 			keep = append(keep, u)
 		}
 	}
 	rs, _ := rows(keep, nil)
 	out := &kiln.Exposure{Environment: env, Rows: []*kiln.ExposureRow{}, FixedIn: []kiln.VersionRef{}}
+	revoked, revokedVersions := 0, 0
 	for _, r := range rs {
 		er := &kiln.ExposureRow{ReportRow: *r}
 		ref := kiln.VersionRef{Image: r.Image, Number: r.Number}
@@ -32,6 +35,11 @@ func BuildExposure(us []*kiln.Usage, exposed func(kiln.VersionRef) bool, fixedIn
 			er.FixedIn = f.String()
 		}
 		er.Findings = findings[ref]
+		if r.Status == kiln.StatusRevoked {
+			er.Findings = append([]string{RevokedFinding}, er.Findings...)
+			revoked += r.Instances
+			revokedVersions++
+		}
 		out.Rows = append(out.Rows, er)
 		out.Versions++
 		out.Instances += r.Instances
@@ -39,7 +47,25 @@ func BuildExposure(us []*kiln.Usage, exposed func(kiln.VersionRef) bool, fixedIn
 	for _, img := range slices.Sorted(maps.Keys(fixedIn)) {
 		out.FixedIn = append(out.FixedIn, fixedIn[img])
 	}
+	if revoked > 0 {
+		out.Notes = append(out.Notes, fmt.Sprintf("%d instances on %d revoked versions are listed too: a revoked version (itself or through its base) is replaced in any case (`kiln version show IMAGE-N` names the revoked ancestor; `kiln fleet refresh` plans the rollouts)", revoked, revokedVersions))
+	}
 	return out
+}
+
+// RevokedFinding is the finding of a row on a revoked version.
+const RevokedFinding = "revoked: replace it"
+
+// ExposedRevoked lists the instances in env ("" for all) on revoked
+// versions: revoked themselves or through a revoked base or parent.
+func (s *Service) ExposedRevoked(ctx context.Context, env string) (*kiln.Exposure, error) {
+	us, err := s.Fleet.Usage(ctx, kiln.UsageFilter{Environment: env})
+	if err != nil {
+		return nil, fmt.Errorf("fleet exposed: %w", err)
+	}
+	e := BuildExposure(us, nil, nil, nil, env)
+	e.Notes = nil // every row is a revoked version: the note would only repeat it
+	return e, nil
 }
 
 // ExposedFixedIn lists the instances in env ("" for all) on a version

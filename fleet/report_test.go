@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -175,5 +176,30 @@ func TestRelease(t *testing.T) {
 		if got != want || ok != (want != "") {
 			t.Errorf("Release(%s) = %q, %v; want %q", m.Version, got, ok, want)
 		}
+	}
+}
+
+// Revoked versions (themselves or through their base) are listed by every
+// exposure, whatever the advisory or fixed-in statement says, with their
+// finding and a note; ExposedRevoked lists only them.
+func TestExposureListsRevoked(t *testing.T) {
+	us := append(usage(), &kiln.Usage{Image: "worker", Number: 2, Environment: "prod", Known: true, Status: kiln.StatusRevoked, BuiltAt: day(20), Instances: 4})
+	e := exposedFixedIn(us, []kiln.VersionRef{{Image: "appserver", Number: 4}}, "")
+	var got []string
+	for _, r := range e.Rows {
+		got = append(got, r.Name)
+		if r.Name == "worker-2" && (len(r.Findings) != 1 || r.Findings[0] != RevokedFinding) {
+			t.Errorf("worker-2 findings %v, want %q", r.Findings, RevokedFinding)
+		}
+	}
+	if diff := cmp.Diff([]string{"appserver-3", "worker-2"}, got); diff != "" {
+		t.Errorf("exposed (-want +got):\n%s", diff)
+	}
+	if e.Instances != 11 || len(e.Notes) != 1 || !strings.Contains(e.Notes[0], "4 instances on 1 revoked versions") {
+		t.Errorf("total %d, notes %q; want 11 and a note counting the revoked ones", e.Instances, e.Notes)
+	}
+	only := BuildExposure(us, nil, nil, nil, "")
+	if len(only.Rows) != 1 || only.Rows[0].Name != "worker-2" || only.Instances != 4 {
+		t.Errorf("revoked only: %+v", only)
 	}
 }

@@ -31,9 +31,11 @@ type Config struct {
 
 // File is a file delivered as the credential Name. Digest, when set, is
 // the content's digest when it was declared (an estate file): a file that
-// changed since is refused.
+// changed since is refused. A File without a Path delivers Data (a
+// configuration kept with a rollout, launched again by its rollback).
 type File struct {
 	Name, Path, Digest string
+	Data               []byte
 }
 
 // Secret is a reference to a secret: a file on the kiln machine or a
@@ -151,9 +153,12 @@ func (c *Config) Resolve(env, id string, getenv func(string) string) (*kiln.Laun
 		return nil
 	}
 	for _, f := range c.Files {
-		b, err := readLimited(f.Path)
-		if err != nil {
-			return nil, kiln.FieldErrorf(kiln.EINVALID, "config", "file %q: %v", f.Name, err)
+		b := f.Data
+		if f.Path != "" {
+			var err error
+			if b, err = readLimited(f.Path); err != nil {
+				return nil, kiln.FieldErrorf(kiln.EINVALID, "config", "file %q: %v", f.Name, err)
+			}
 		}
 		if f.Digest != "" && digestOf(b) != f.Digest {
 			return nil, kiln.FieldErrorf(kiln.ECONFLICT, "config", "file %q (%s) changed since the estate was loaded; load it again", f.Name, f.Path)
@@ -228,6 +233,53 @@ func (c *Config) Resolve(env, id string, getenv func(string) string) (*kiln.Laun
 	}
 	out.Digest = "sha256:" + hex.EncodeToString(h.Sum(nil))
 	return out, nil
+}
+
+// Record is the configuration as a rollout keeps it, to launch it again:
+// res is what Resolve gave for it (the files' content and the digest come
+// from there). Secrets and the agent's token stay references; their values
+// are read again at each launch.
+func (c *Config) Record(res *kiln.LaunchConfig) *kiln.LaunchConfigRecord {
+	if c == nil || res == nil {
+		return nil
+	}
+	rec := &kiln.LaunchConfigRecord{Digest: res.Digest, Source: c.Source, Settings: maps.Clone(c.Settings)}
+	files := map[string]bool{}
+	for _, f := range c.Files {
+		files[f.Name] = true
+	}
+	for _, cr := range res.Credentials {
+		if files[cr.Name] && !cr.Secret {
+			rec.Files = append(rec.Files, kiln.LaunchConfigFile{Name: cr.Name, Data: slices.Clone(cr.Data)})
+		}
+	}
+	for _, s := range c.Secrets {
+		rec.Secrets = append(rec.Secrets, kiln.SecretRef{Name: s.Name, File: s.File, Env: s.Env})
+	}
+	if c.Agent != nil {
+		rec.Agent = &kiln.AgentRef{Server: c.Agent.Server, TokenFile: c.Agent.TokenFile, TokenEnv: c.Agent.TokenEnv}
+	}
+	return rec
+}
+
+// ConfigFromRecord is a kept configuration, to launch again: its files
+// from their kept content, its secrets read again from their references.
+// Resolved, it gives the kept digest unless a secret changed since.
+func ConfigFromRecord(rec *kiln.LaunchConfigRecord) *Config {
+	if rec == nil {
+		return nil
+	}
+	c := &Config{Source: rec.Source, Settings: maps.Clone(rec.Settings)}
+	for _, f := range rec.Files {
+		c.Files = append(c.Files, File{Name: f.Name, Data: f.Data})
+	}
+	for _, s := range rec.Secrets {
+		c.Secrets = append(c.Secrets, Secret{Name: s.Name, File: s.File, Env: s.Env})
+	}
+	if a := rec.Agent; a != nil {
+		c.Agent = &Agent{Server: a.Server, TokenFile: a.TokenFile, TokenEnv: a.TokenEnv}
+	}
+	return c
 }
 
 // readSecret reads a secret from file or from the environment variable

@@ -1,6 +1,10 @@
 package launch
 
-import kiln "github.com/kiln-project/kiln"
+import (
+	"time"
+
+	kiln "github.com/kiln-project/kiln"
+)
 
 // Gate is a caller's rule on which versions it launches: it returns the
 // refusal, or nil. A Gate also says how to refuse a version without an
@@ -21,9 +25,14 @@ func Usable(v *kiln.Version) error {
 }
 
 // Ready is the rule of a rollout: ready versions, and tested ones when
-// allowUnready (--allow-unready).
+// allowUnready (--allow-unready). A revoked one is refused with its
+// revocation: the reason, who, when, and the revoked ancestor it was
+// revoked through.
 func Ready(allowUnready bool) Gate {
 	return func(v *kiln.Version) error {
+		if v.Revoked() {
+			return revokedTarget(v)
+		}
 		if v.Provenance.Artifact == nil {
 			return kiln.Errorf(kiln.EINVALID, "%s has no artifact recorded; only built versions can be rolled out", v.Ref())
 		}
@@ -49,4 +58,26 @@ func Candidate(retest bool) Gate {
 		}
 		return nil
 	}
+}
+
+// revokedTarget refuses to roll out revoked version v, naming why.
+func revokedTarget(v *kiln.Version) error {
+	r := v.Revocation
+	switch {
+	case r == nil:
+		return kiln.Errorf(kiln.ECONFLICT, "%s is revoked and is not rolled out (only ready versions are rolled out); roll out another version (`kiln version latest %s`)", v.Ref(), v.Image)
+	case r.Through != nil:
+		return kiln.Errorf(kiln.ECONFLICT, "%s is revoked through its ancestor %s (%s, by %s at %s) and is not rolled out (only ready versions are rolled out); roll out another version (`kiln version latest %s`), or restore %s if its revocation was a mistake",
+			v.Ref(), r.Through, orNoReason(r.Reason), r.Actor, r.At.UTC().Format(time.RFC3339), v.Image, r.Through)
+	default:
+		return kiln.Errorf(kiln.ECONFLICT, "%s is revoked (%s, by %s at %s) and is not rolled out (only ready versions are rolled out); roll out another version (`kiln version latest %s`)",
+			v.Ref(), orNoReason(r.Reason), r.Actor, r.At.UTC().Format(time.RFC3339), v.Image)
+	}
+}
+
+func orNoReason(s string) string {
+	if s == "" {
+		return "no reason given"
+	}
+	return s
 }

@@ -3,8 +3,12 @@ package rollout
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,12 +24,26 @@ type listenPlatform struct {
 	*memory.Platform
 	mu        sync.Mutex
 	listeners []net.Listener
+	// settings are the kiln-settings credential each instance was given.
+	settings map[string]string
 }
 
 func (p *listenPlatform) Launch(ctx context.Context, spec kiln.LaunchSpec) (*kiln.LaunchResult, error) {
 	res, err := p.Platform.Launch(ctx, spec)
 	if err != nil {
 		return nil, err
+	}
+	if spec.Config != nil {
+		for _, c := range spec.Config.Credentials {
+			if c.Name == "kiln-settings" {
+				p.mu.Lock()
+				if p.settings == nil {
+					p.settings = map[string]string{}
+				}
+				p.settings[spec.ID] = string(c.Data)
+				p.mu.Unlock()
+			}
+		}
 	}
 	for i := range res.Ports {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -214,5 +232,131 @@ func TestConfigOnlyRollout(t *testing.T) {
 	defer mu.Unlock()
 	if launches != 4 { // 1 kept + 1 cut short + 2 on resume
 		t.Errorf("%d launches; want 4: the instance with the current configuration is not launched again", launches)
+	}
+}
+
+// A configuration-only rollout that fails is rolled back to the
+// configuration the replaced instances were given, kept with the rollout
+// that launched them: the instances launched by the rollback get the old
+// settings (not the new ones the estate declares now) and the old digest,
+// and the rollout records both digests.
+func TestConfigRollbackRestoresPrevious(t *testing.T) {
+	env := newHostEnv(t)
+	ctx := opCtx()
+	if err := env.db.CreateService(ctx, &kiln.Service{Name: "cfg", Image: "appserver", Environment: "prod", Replicas: 2, MaxSurge: 1,
+		Listen: "127.0.0.1:3", Health: kiln.HealthCheck{Kind: kiln.HealthTCP}}); err != nil {
+		t.Fatal(err)
+	}
+	frontEndStandIn(t, env, "cfg")
+	plat := &listenPlatform{Platform: memory.New()}
+	t.Cleanup(plat.close)
+	var mu sync.Mutex
+	banner := "old banner"
+	secret := filepath.Join(t.TempDir(), "db-password")
+	if err := os.WriteFile(secret, []byte("s3cret-value"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{Services: env.db, Rollouts: env.db, Registry: env.db,
+		Launcher:      &launch.Launcher{Registry: env.db, Platform: plat, Inventory: env.db, Key: env.key},
+		HealthTimeout: 5 * time.Second, DrainTimeout: 5 * time.Second,
+		Config: func(context.Context, *kiln.Service) (*launch.Config, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return &launch.Config{Source: "estate:test env prod", Settings: map[string]string{"BANNER": banner},
+				Secrets: []launch.Secret{{Name: "db-password", File: secret}}}, nil
+		}}
+	v1 := kiln.VersionRef{Image: "appserver", Number: 1}
+	active := func() map[string]string { // instance → config digest
+		t.Helper()
+		ms, err := env.db.ListMembers(ctx, "cfg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, m := range ms {
+			if m.State == kiln.MemberActive {
+				inst, err := env.db.FindInstance(ctx, m.InstanceID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[m.InstanceID] = inst.ConfigDigest
+			}
+		}
+		return out
+	}
+	r, err := e.Start(ctx, "cfg", v1, Options{})
+	if err != nil || r.State != kiln.RolloutSucceeded {
+		t.Fatalf("first rollout: %+v %v", r, err)
+	}
+	old := r.ToConfig
+	if old == "" || r.FromConfig != "" {
+		t.Fatalf("first rollout records configurations %q → %q; want none → a digest", r.FromConfig, r.ToConfig)
+	}
+	first := active()
+	for id, d := range first {
+		if d != old {
+			t.Fatalf("%s runs configuration %s, want %s", id, d, old)
+		}
+	}
+	// The kept configuration holds the settings and the secret's
+	// reference, never its value.
+	rec, err := env.db.FindLaunchConfig(ctx, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Settings["BANNER"] != "old banner" || len(rec.Secrets) != 1 || rec.Secrets[0].File != secret {
+		t.Fatalf("kept configuration %+v", rec)
+	}
+	if strings.Contains(fmt.Sprintf("%+v", rec), "s3cret-value") {
+		t.Fatalf("kept configuration holds the secret's value: %+v", rec)
+	}
+
+	// New banner; the rollout's second launch fails, so it rolls back.
+	mu.Lock()
+	banner = "new banner"
+	mu.Unlock()
+	launches := 0
+	plat.Launching = func(context.Context, string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		launches++
+		if launches == 2 {
+			return errors.New("boom")
+		}
+		return nil
+	}
+	r, err = e.Start(ctx, "cfg", v1, Options{})
+	if err != nil || r.State != kiln.RolloutRolledBack {
+		t.Fatalf("failing configuration rollout: %+v %v; want rolled back", r, err)
+	}
+	if r.FromConfig != old || r.ToConfig == "" || r.ToConfig == old {
+		t.Fatalf("rollout records configurations %q → %q; want %q → a new digest", r.FromConfig, r.ToConfig, old)
+	}
+	got, err := env.db.FindRollout(ctx, r.ID)
+	if err != nil || got.FromConfig != old || got.ToConfig != r.ToConfig {
+		t.Fatalf("stored rollout %+v %v", got, err)
+	}
+	after := active()
+	if len(after) != 2 {
+		t.Fatalf("after the rollback: %v; want 2 instances", after)
+	}
+	plat.mu.Lock()
+	defer plat.mu.Unlock()
+	relaunched := 0
+	for id, d := range after {
+		if d != old {
+			t.Errorf("after the rollback %s runs configuration %s; want the old %s", id, d, old)
+		}
+		if !strings.Contains(plat.settings[id], `BANNER="old banner"`) {
+			t.Errorf("%s was given %q; want the old banner", id, plat.settings[id])
+		}
+		if _, ok := first[id]; !ok {
+			relaunched++
+		}
+	}
+	// The new configuration's first instance was taken out and replaced
+	// by one launched with the old configuration.
+	if relaunched != 1 || launches != 3 {
+		t.Errorf("%d instances launched by the rollback (%d launches); want 1 (3)", relaunched, launches)
 	}
 }

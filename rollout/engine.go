@@ -72,6 +72,7 @@ type Engine struct {
 type RolloutStore interface {
 	kiln.RolloutStore
 	kiln.RolloutLeaser
+	kiln.LaunchConfigStore
 }
 
 // Errors a rollout refuses with.
@@ -125,6 +126,20 @@ func (e *Engine) Begin(ctx context.Context, service string, to kiln.VersionRef, 
 		}
 	}
 	r := &kiln.Rollout{Service: service, From: svc.Version, To: to}
+	// The configuration rolled out is kept with the rollout, and the one
+	// the replaced instances run is named, so that a rollback (of this
+	// rollout, or of the next one) can launch either again.
+	cfg, res, err := e.resolveConfig(ctx, svc)
+	if err != nil {
+		return nil, err
+	}
+	if res != nil {
+		r.ToConfig = res.Digest
+		r.Configs = append(r.Configs, cfg.Record(res))
+	}
+	if r.FromConfig, err = e.membersConfig(ctx, svc); err != nil {
+		return nil, err
+	}
 	if err := e.Rollouts.CreateRollout(ctx, r); err != nil {
 		return nil, err
 	}
@@ -135,6 +150,9 @@ func (e *Engine) Begin(ctx context.Context, service string, to kiln.VersionRef, 
 	}
 	e.say("==> rollout %d: %s from %s to %s (%d replicas, batches of %d, max surge %d, min healthy %d, bake %s)",
 		r.ID, service, orNone(r.From), to, svc.Replicas, svc.Batch(), svc.MaxSurge, svc.MinHealthy(), svc.BakeTime)
+	if r.FromConfig != r.ToConfig {
+		e.say("    configuration %s → %s", orNoConfig(r.FromConfig), orNoConfig(r.ToConfig))
+	}
 	return r, nil
 }
 
@@ -172,6 +190,22 @@ func (e *Engine) gate() Gate {
 		return &PrometheusGate{}
 	}
 	return e.Gate
+}
+
+func orNoConfig(d string) string {
+	if d == "" {
+		return "(none)"
+	}
+	return short(d)
+}
+
+// short is a digest's first 12 hex digits.
+func short(d string) string {
+	const n = len("sha256:") + 12
+	if len(d) > n {
+		return d[:n]
+	}
+	return d
 }
 
 func orNone(r kiln.VersionRef) string {
@@ -303,16 +337,17 @@ func (e *Engine) converge(ctx context.Context, svc *kiln.Service, r *kiln.Rollou
 	if v.Provenance.Artifact == nil {
 		return kiln.Errorf(kiln.EINVALID, "%s has no artifact", target)
 	}
-	// Forward, the service's configuration as it is declared now; a
-	// rollback keeps what the old instances were given (it is not stored,
-	// so it cannot be launched again: a rollback launches with the
-	// current one and matches on version alone).
-	cfg, digest, err := e.config(ctx, svc)
+	// Forward, the service's configuration as it is declared now; back,
+	// the configuration the replaced instances were given.
+	var cfg *launch.Config
+	var accept func(digest string) bool
+	if watch {
+		cfg, accept, err = e.forwardConfig(ctx, svc)
+	} else {
+		cfg, accept, err = e.rollbackConfig(ctx, svc, r)
+	}
 	if err != nil {
 		return err
-	}
-	if !watch {
-		digest = ""
 	}
 	retries := 0
 	for {
@@ -328,7 +363,7 @@ func (e *Engine) converge(ctx context.Context, svc *kiln.Service, r *kiln.Rollou
 			if m.State != kiln.MemberActive {
 				continue
 			}
-			ok, err := e.runsConfig(ctx, m, digest)
+			ok, err := e.runsConfig(ctx, m, accept)
 			if err != nil {
 				return err
 			}
@@ -419,27 +454,108 @@ func (e *Engine) converge(ctx context.Context, svc *kiln.Service, r *kiln.Rollou
 	}
 }
 
-// config returns the service's launch configuration and its digest
-// (resolved once to learn it; each launch resolves it again).
-func (e *Engine) config(ctx context.Context, svc *kiln.Service) (*launch.Config, string, error) {
+// resolveConfig returns the service's launch configuration as declared
+// now, resolved (to learn its digest and content; each launch resolves it
+// again); nil, nil without one.
+func (e *Engine) resolveConfig(ctx context.Context, svc *kiln.Service) (*launch.Config, *kiln.LaunchConfig, error) {
 	if e.Config == nil {
-		return nil, "", nil
+		return nil, nil, nil
 	}
 	cfg, err := e.Config(ctx, svc)
 	if err != nil || cfg == nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	res, err := cfg.Resolve(svc.Environment, "", e.Launcher.Getenv)
 	if err != nil {
-		return nil, "", fmt.Errorf("configuration of service %s: %w", svc.Name, err)
+		return nil, nil, fmt.Errorf("configuration of service %s: %w", svc.Name, err)
 	}
-	return cfg, res.Digest, nil
+	return cfg, res, nil
 }
 
-// runsConfig reports whether member m's instance was given the
-// configuration digest ("" matches any).
-func (e *Engine) runsConfig(ctx context.Context, m *kiln.Member, digest string) (bool, error) {
-	if digest == "" || e.Launcher.Inventory == nil {
+// forwardConfig is the configuration a rollout launches (the service's,
+// as declared now) and which instances count as given it.
+func (e *Engine) forwardConfig(ctx context.Context, svc *kiln.Service) (*launch.Config, func(string) bool, error) {
+	cfg, res, err := e.resolveConfig(ctx, svc)
+	if err != nil || res == nil {
+		return cfg, anyConfig, err
+	}
+	return cfg, func(d string) bool { return d == res.Digest }, nil
+}
+
+// anyConfig accepts instances whatever their configuration.
+var anyConfig func(string) bool
+
+// rollbackConfig is the configuration a rollback launches — the one the
+// replaced instances were given (r.FromConfig), kept by the rollout that
+// launched them — and which instances count as given it. Secrets are read
+// again: one changed since gives the instances launched now its current
+// value (and another digest, which counts as well). Without a kept
+// configuration (instances launched before kiln kept them) the rollback
+// launches with the current one and matches on version alone.
+func (e *Engine) rollbackConfig(ctx context.Context, svc *kiln.Service, r *kiln.Rollout) (*launch.Config, func(string) bool, error) {
+	switch {
+	case r.FromConfig == "" && r.ToConfig == "":
+		cfg, _, err := e.resolveConfig(ctx, svc)
+		return cfg, anyConfig, err
+	case r.FromConfig == "":
+		e.say("    the replaced instances were given no configuration; launching %s without one", r.From)
+		return nil, func(d string) bool { return d == "" }, nil
+	}
+	rec, err := e.Rollouts.FindLaunchConfig(ctx, r.FromConfig)
+	if kiln.ErrorCode(err) == kiln.ENOTFOUND {
+		e.say("    configuration %s of the replaced instances was not kept (they were launched before kiln kept configurations); the rollback launches with the current one", short(r.FromConfig))
+		cfg, _, err := e.resolveConfig(ctx, svc)
+		return cfg, anyConfig, err
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := launch.ConfigFromRecord(rec)
+	res, err := cfg.Resolve(svc.Environment, "", e.Launcher.Getenv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("previous configuration %s of service %s: %w", short(rec.Digest), svc.Name, err)
+	}
+	if res.Digest != rec.Digest {
+		e.say("    a secret of configuration %s changed since; instances launched by the rollback get its current value (configuration %s)", short(rec.Digest), short(res.Digest))
+	}
+	return cfg, func(d string) bool { return d == rec.Digest || d == res.Digest }, nil
+}
+
+// membersConfig is the configuration digest the service's active members
+// were given (the one most of them run; "" for none or no members).
+func (e *Engine) membersConfig(ctx context.Context, svc *kiln.Service) (string, error) {
+	if e.Launcher.Inventory == nil {
+		return "", nil
+	}
+	ms, err := e.Services.ListMembers(ctx, svc.Name)
+	if err != nil {
+		return "", err
+	}
+	count := map[string]int{}
+	best := ""
+	for _, m := range ms {
+		if m.State != kiln.MemberActive {
+			continue
+		}
+		inst, err := e.Launcher.Inventory.FindInstance(ctx, m.InstanceID)
+		if kiln.ErrorCode(err) == kiln.ENOTFOUND {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		count[inst.ConfigDigest]++
+		if c := count[inst.ConfigDigest]; c > count[best] || (c == count[best] && inst.ConfigDigest < best) {
+			best = inst.ConfigDigest
+		}
+	}
+	return best, nil
+}
+
+// runsConfig reports whether member m's instance was given a
+// configuration accept takes (nil takes any).
+func (e *Engine) runsConfig(ctx context.Context, m *kiln.Member, accept func(string) bool) (bool, error) {
+	if accept == nil || e.Launcher.Inventory == nil {
 		return true, nil
 	}
 	inst, err := e.Launcher.Inventory.FindInstance(ctx, m.InstanceID)
@@ -449,7 +565,7 @@ func (e *Engine) runsConfig(ctx context.Context, m *kiln.Member, digest string) 
 	if err != nil {
 		return false, err
 	}
-	return inst.ConfigDigest == digest, nil
+	return accept(inst.ConfigDigest), nil
 }
 
 // launchBatch launches n instances of target at once and waits until each

@@ -293,6 +293,9 @@ func (f *Refresh) reasons(ref kiln.VersionRef, inst *kiln.Instance, fx *fixes, t
 			reasons = append(reasons, fmt.Sprintf("%s over age (built %s ago, limit %s)", vs, kiln.FormatAge(age), kiln.FormatAge(maxAge)))
 		}
 	}
+	if v := findVersion(ref); v.Revoked() {
+		reasons = append(reasons, revokedReason(vs, v))
+	}
 	if target != nil && ref.Image == target.Image && ref.Number < target.Number {
 		reasons = append(reasons, fmt.Sprintf("%s stale (%s is %s)", vs, target.Name, why))
 	}
@@ -359,6 +362,19 @@ func Target(ctx context.Context, reg kiln.Registry, ch kiln.ChannelStore, s *kil
 		return nil, "", nil
 	}
 	return v, "the latest ready version", err
+}
+
+// revokedReason says why an instance on revoked version v (vs) must be
+// replaced, naming the revoked ancestor it was revoked through.
+func revokedReason(vs string, v *kiln.Version) string {
+	switch r := v.Revocation; {
+	case r == nil:
+		return vs + " revoked"
+	case r.Through != nil:
+		return fmt.Sprintf("%s revoked through %s (%s)", vs, r.Through, r.Reason)
+	default:
+		return fmt.Sprintf("%s revoked (%s)", vs, r.Reason)
+	}
 }
 
 func firstN(s []string, n int) []string {

@@ -99,6 +99,26 @@ func TestRefreshPlan(t *testing.T) {
 			}
 		}
 	}
+
+	// A revoked version is replaced whatever else holds: jobs runs
+	// worker-2, revoked now, and goes back to worker-1, the newest ready
+	// version left.
+	if _, err := db.Revoke(ctx, kiln.VersionRef{Image: "worker", Number: 2}, "CVE-2026-5"); err != nil {
+		t.Fatal(err)
+	}
+	plan, err = r.Plan(ctx, RefreshOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jobs *RefreshItem
+	for _, it := range plan.Items {
+		if it.Service == "jobs" {
+			jobs = it
+		}
+	}
+	if jobs == nil || jobs.To.String() != "worker-1" || !hasReason(jobs, "worker-2 revoked (CVE-2026-5)") {
+		t.Errorf("jobs after worker-2 was revoked: %+v; want a rollout to worker-1 because worker-2 is revoked", jobs)
+	}
 }
 
 func hasReason(it *RefreshItem, s string) bool {

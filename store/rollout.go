@@ -12,16 +12,19 @@ import (
 )
 
 // Compile-time check that *DB keeps rollouts.
-var _ kiln.RolloutStore = (*DB)(nil)
+var (
+	_ kiln.RolloutStore      = (*DB)(nil)
+	_ kiln.LaunchConfigStore = (*DB)(nil)
+)
 
 const rolloutColumns = `id, service, from_image, from_number, to_image, to_number, state, batch, reason, batch_times,
-	started_by, started_at, updated_at, finished_at`
+	started_by, started_at, updated_at, finished_at, from_config, to_config`
 
 func scanRollout(row interface{ Scan(...any) error }) (*kiln.Rollout, error) {
 	r := &kiln.Rollout{}
 	var state, times string
 	if err := row.Scan(&r.ID, &r.Service, &r.From.Image, &r.From.Number, &r.To.Image, &r.To.Number, &state, &r.Batch, &r.Reason,
-		&times, &r.StartedBy, dbTime{&r.StartedAt}, dbTime{&r.UpdatedAt}, dbTime{&r.FinishedAt}); err != nil {
+		&times, &r.StartedBy, dbTime{&r.StartedAt}, dbTime{&r.UpdatedAt}, dbTime{&r.FinishedAt}, &r.FromConfig, &r.ToConfig); err != nil {
 		return nil, err
 	}
 	r.State = kiln.RolloutState(state)
@@ -63,18 +66,60 @@ func (db *DB) CreateRollout(ctx context.Context, r *kiln.Rollout) error {
 		}
 		r.State, r.Batch, r.StartedAt, r.UpdatedAt = kiln.RolloutRunning, 0, tx.now, tx.now
 		r.StartedBy = kiln.ActorFrom(ctx)
-		err = tx.queryRow(ctx, `INSERT INTO rollouts (service, from_image, from_number, to_image, to_number, state, batch, reason, batch_times, started_by, started_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, 0, ?, '[]', ?, ?, ?) RETURNING id`,
+		err = tx.queryRow(ctx, `INSERT INTO rollouts (service, from_image, from_number, to_image, to_number, state, batch, reason, batch_times, started_by, started_at, updated_at, from_config, to_config)
+			VALUES (?, ?, ?, ?, ?, ?, 0, ?, '[]', ?, ?, ?, ?, ?) RETURNING id`,
 			r.Service, r.From.Image, r.From.Number, r.To.Image, r.To.Number, string(r.State), r.Reason, r.StartedBy,
-			tx.timeArg(tx.now), tx.timeArg(tx.now)).Scan(&r.ID)
+			tx.timeArg(tx.now), tx.timeArg(tx.now), r.FromConfig, r.ToConfig).Scan(&r.ID)
 		if isUnique(err) {
 			return kiln.Errorf(kiln.ECONFLICT, "service %s got a rollout from another process meanwhile; see `kiln rollout %s --status`", r.Service, r.Service)
 		}
 		if err != nil {
 			return fmt.Errorf("insert rollout of %s: %w", r.Service, err)
 		}
+		for _, c := range r.Configs {
+			if err := putLaunchConfig(ctx, tx, c); err != nil {
+				return err
+			}
+		}
 		return audit(ctx, tx, "rollout.start", "service "+r.Service, fmt.Sprintf("rollout %d to %s", r.ID, r.To))
 	})
+}
+
+// putLaunchConfig keeps a launch configuration by its digest (once: the
+// digest covers its content).
+func putLaunchConfig(ctx context.Context, tx *tx, c *kiln.LaunchConfigRecord) error {
+	if c == nil || c.Digest == "" {
+		return nil
+	}
+	body, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("launch configuration %s: %w", c.Digest, err)
+	}
+	if _, err := tx.exec(ctx, `INSERT INTO launch_configs (digest, source, body, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING`,
+		c.Digest, c.Source, string(body), tx.timeArg(tx.now)); err != nil {
+		return fmt.Errorf("keep launch configuration %s: %w", c.Digest, err)
+	}
+	return nil
+}
+
+// FindLaunchConfig returns a launch configuration kept with a rollout.
+func (db *DB) FindLaunchConfig(ctx context.Context, digest string) (*kiln.LaunchConfigRecord, error) {
+	var body string
+	err := db.read(ctx, func(tx *tx) error {
+		err := tx.queryRow(ctx, `SELECT body FROM launch_configs WHERE digest = ?`, digest).Scan(&body)
+		if errors.Is(err, sql.ErrNoRows) {
+			return kiln.Errorf(kiln.ENOTFOUND, "no rollout kept the launch configuration %s", digest)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	c := &kiln.LaunchConfigRecord{}
+	if err := json.Unmarshal([]byte(body), c); err != nil {
+		return nil, fmt.Errorf("launch configuration %s: %w", digest, err)
+	}
+	return c, nil
 }
 
 // FindRollout returns a rollout by id.

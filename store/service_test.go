@@ -140,3 +140,39 @@ func TestServicePolicy(t *testing.T) {
 		wantCode(t, e.UpdateService(ctx, &bad), kiln.ENOTFOUND)
 	})
 }
+
+// A rollout keeps the configurations it names by digest (once, however
+// many rollouts name them), and FindLaunchConfig returns them.
+func TestRolloutKeepsLaunchConfigs(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := kiln.WithActor(context.Background(), "local:alice")
+		mkImage(t, e.DB, "appserver")
+		v1 := mkVersion(t, e.DB, &kiln.NewVersion{Image: "appserver"})
+		if err := e.CreateService(ctx, &kiln.Service{Name: "web", Image: "appserver", Environment: "prod", Replicas: 1, Listen: "127.0.0.1:18081"}); err != nil {
+			t.Fatal(err)
+		}
+		rec := &kiln.LaunchConfigRecord{Digest: "sha256:aa", Source: "estate:/e env prod",
+			Files: []kiln.LaunchConfigFile{{Name: "banner.txt", Data: []byte("hello\n")}}, Settings: map[string]string{"LOG": "debug"},
+			Secrets: []kiln.SecretRef{{Name: "db", File: "/etc/kiln/secrets/db"}}, Agent: &kiln.AgentRef{Server: "http://127.0.0.1:8080", TokenEnv: "TOK"}}
+		for i := range 2 {
+			r := &kiln.Rollout{Service: "web", To: v1.Ref(), FromConfig: "sha256:00", ToConfig: rec.Digest, Configs: []*kiln.LaunchConfigRecord{rec}}
+			if err := e.CreateRollout(ctx, r); err != nil {
+				t.Fatalf("rollout %d: %v", i, err)
+			}
+			got := must[*kiln.Rollout](t)(e.FindRollout(ctx, r.ID))
+			if got.FromConfig != "sha256:00" || got.ToConfig != rec.Digest {
+				t.Errorf("FindRollout = %+v", got)
+			}
+			r.State = kiln.RolloutSucceeded
+			if err := e.UpdateRollout(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := must[*kiln.LaunchConfigRecord](t)(e.FindLaunchConfig(ctx, rec.Digest))
+		if got.Source != rec.Source || string(got.Files[0].Data) != "hello\n" || got.Settings["LOG"] != "debug" || got.Secrets[0].File != "/etc/kiln/secrets/db" || got.Agent.TokenEnv != "TOK" {
+			t.Errorf("FindLaunchConfig = %+v", got)
+		}
+		_, err := e.FindLaunchConfig(ctx, "sha256:00")
+		wantCode(t, err, kiln.ENOTFOUND)
+	})
+}

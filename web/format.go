@@ -68,8 +68,9 @@ func (s *Server) funcs() template.FuncMap {
 			}
 			return tookString(d)
 		},
-		"rate":      func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
-		"orNoneRef": orNone,
+		"rate":        func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
+		"orNoneRef":   orNone,
+		"shortDigest": shortDigest,
 	}
 }
 
@@ -164,4 +165,17 @@ func intParam(q url.Values, name string) (int, error) {
 		return 0, kiln.FieldErrorf(kiln.EINVALID, name, "%q is not a whole number ≥ 0", s)
 	}
 	return n, nil
+}
+
+// shortDigest is a "sha256:…" digest's algorithm and first 12 hex digits
+// (the page shows the whole one on hover); "—" for none.
+func shortDigest(d string) string {
+	const n = len("sha256:") + 12
+	switch {
+	case d == "":
+		return "—"
+	case len(d) > n:
+		return d[:n]
+	}
+	return d
 }

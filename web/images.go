@@ -3,9 +3,12 @@ package web
 import (
 	"context"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 
 	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/api"
 )
 
 // versionsPerPage is the version history's page size.
@@ -145,6 +148,15 @@ type versionData struct {
 	versionRow
 	History     []*kiln.HistoryEntry
 	Attachments []*kiln.Attachment
+	// SBOMs are the API's links to the version's stored SBOMs, SPDX
+	// first; none for a version built before kiln wrote them.
+	SBOMs []sbomLink
+}
+
+// sbomLink is one stored SBOM of a version: its format's name and where
+// the API serves the document and its signed envelope.
+type sbomLink struct {
+	Label, URL, EnvelopeURL string
 }
 
 func (s *Server) versionPage(w http.ResponseWriter, r *http.Request) {
@@ -187,5 +199,20 @@ func (s *Server) versionPage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, title, err)
 		return
 	}
+	d.SBOMs = sbomLinks(ref, d.Attachments)
 	s.render(w, r, http.StatusOK, "version", page{Title: v.Name, Nav: "images", Data: d})
+}
+
+// sbomLinks are the links to the SBOMs among a version's attachments.
+func sbomLinks(ref kiln.VersionRef, as []*kiln.Attachment) []sbomLink {
+	var out []sbomLink
+	for _, f := range []struct{ format, label string }{{"spdx", "SPDX 2.3"}, {"cyclonedx", "CycloneDX 1.6"}} {
+		name := api.SBOMAttachments[f.format]
+		if !slices.ContainsFunc(as, func(a *kiln.Attachment) bool { return a.Name == name }) {
+			continue
+		}
+		u := "/api/v1/images/" + url.PathEscape(ref.Image) + "/versions/" + strconv.Itoa(ref.Number) + "/sbom?format=" + f.format
+		out = append(out, sbomLink{Label: f.label, URL: u, EnvelopeURL: u + "&envelope=true"})
+	}
+	return out
 }

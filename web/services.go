@@ -47,10 +47,14 @@ func (s *Server) servicesPage(w http.ResponseWriter, r *http.Request) {
 }
 
 type serviceData struct {
-	Service  *kiln.Service
-	Members  []*kiln.Member
-	Proxy    *kiln.ProxyStatus
-	Rollouts []*kiln.Rollout
+	Service *kiln.Service
+	Members []*kiln.Member
+	// Instances are the members' inventory records (by instance id), for
+	// the configuration each was given; a member not (or no longer) in
+	// the inventory is missing.
+	Instances map[string]*kiln.Instance
+	Proxy     *kiln.ProxyStatus
+	Rollouts  []*kiln.Rollout
 	// Rollout is the one whose timeline is shown, Timeline nil when it
 	// has no samples (or the server keeps none).
 	Rollout  *kiln.Rollout
@@ -74,6 +78,16 @@ func (s *Server) servicePage(w http.ResponseWriter, r *http.Request) {
 	if d.Members, err = s.cfg.Services.ListMembers(ctx, name); err != nil {
 		s.fail(w, r, title, err)
 		return
+	}
+	d.Instances = map[string]*kiln.Instance{}
+	for _, m := range d.Members {
+		switch inst, err := s.cfg.Inventory.FindInstance(ctx, m.InstanceID); {
+		case err == nil:
+			d.Instances[m.InstanceID] = inst
+		case kiln.ErrorCode(err) != kiln.ENOTFOUND:
+			s.fail(w, r, title, err)
+			return
+		}
 	}
 	switch d.Proxy, err = s.cfg.Services.ProxyStatus(ctx, name); {
 	case err == nil:

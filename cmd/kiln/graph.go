@@ -44,12 +44,16 @@ type graph struct {
 	// launcher launches verified versions on plat, recording instances in db.
 	launcher *launch.Launcher
 	builder  *build.Builder
+	// estate is where services' configuration is declared (a directory
+	// or a registered estate's name; KILN_ESTATE, or kiln serve --estate);
+	// empty: the registered estate that defines the service's image.
+	estate string
 }
 
 // newGraph wires the use cases on db and the signing key, and on the
 // artifact store and local platform of cfg.DataDir when they open.
 func newGraph(db *store.DB, signer *sign.Signer, cfg cli.Config, logger *slog.Logger) *graph {
-	g := &graph{cfg: cfg, logger: logger, db: db, signer: signer}
+	g := &graph{cfg: cfg, logger: logger, db: db, signer: signer, estate: os.Getenv("KILN_ESTATE")}
 	lstore, arts, images, err := openArtifacts(cfg, db, logger)
 	if err != nil {
 		g.noPlatform, g.badArtifacts = err, err
@@ -112,7 +116,7 @@ func (g *graph) checker(packages bool) *pipeline.Checker {
 // rollout's lines on progress when it runs in the caller's process.
 func (g *graph) rolloutHost(progress io.Writer) *rollout.Host {
 	e := &rollout.Engine{Services: g.db, Rollouts: g.db, Timeline: g.db, Registry: g.db, Launcher: g.launcher, Logger: g.logger, Progress: progress,
-		Config: cli.ServiceConfig(os.Getenv("KILN_ESTATE"))}
+		Config: cli.ServiceConfig(g.estate, g.db)}
 	return &rollout.Host{Engine: e, Channels: g.db, DataDir: g.cfg.DataDir, FrontEnd: cli.FrontEndCommand(g.cfg)}
 }
 

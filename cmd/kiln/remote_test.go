@@ -250,6 +250,21 @@ func TestRemoteCLISameAsLocal(t *testing.T) {
 		{args: []string{"webhook", "remove", "1"}},
 		{fails, []string{"webhook", "remove", "1"}}, // gone
 		{args: []string{"webhook", "list"}},
+		// Revocation through ancestry, last (it changes what the steps
+		// above read): scheduled, listed, cancelled, then revoked with
+		// appserver-1 built on it, refused twice, and restored.
+		{args: []string{"version", "revoke", "basic-linux-1", "--reason", "end of support", "--at", "2099-01-01T00:00:00Z"}},
+		{args: []string{"version", "revocations"}},
+		{args: []string{"version", "revocations", "-o", "json"}},
+		{args: []string{"version", "cancel-revocation", "basic-linux-1"}},
+		{fails, []string{"version", "cancel-revocation", "basic-linux-1"}}, // none left
+		{fails, []string{"version", "revoke", "basic-linux-1", "--reason", "x", "--at", "2001-01-01T00:00:00Z"}},
+		{args: []string{"version", "status", "basic-linux-1", "revoked", "--reason", "CVE-2026-7 in openssl"}},
+		{fails, []string{"version", "revoke", "basic-linux-1", "--reason", "again"}},
+		{args: []string{"fleet", "exposed", "--revoked"}},
+		{fails, []string{"version", "restore", "appserver-1", "--reason", "x"}}, // revoked through basic-linux-1
+		{args: []string{"version", "restore", "basic-linux-1", "--reason", "false alarm"}},
+		{args: []string{"version", "revoke", "basic-linux-1", "--reason", "CVE-2026-8", "-o", "json"}},
 	} {
 		compare(step.fails, step.args...)
 	}

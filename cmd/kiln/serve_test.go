@@ -264,3 +264,18 @@ func TestRemoteRefusesCleartextToken(t *testing.T) {
 		t.Fatalf("plain HTTP to a remote server: exit %d: %s", code, errs)
 	}
 }
+
+// kiln serve --estate with an estate that does not load stops the start,
+// naming the flag, instead of failing the first rollout.
+func TestServeRefusesBrokenEstate(t *testing.T) {
+	dir := t.TempDir()
+	bad := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bad, "x.kiln.hcl"), []byte("image \"a\" {\n  nosuch = 1\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	err := serve(context.Background(), cli.Config{DataDir: dir}, logger, cli.ServeOptions{Listen: "127.0.0.1:0", Estate: bad})
+	if err == nil || !strings.Contains(err.Error(), "--estate "+bad) || !strings.Contains(err.Error(), "x.kiln.hcl") {
+		t.Fatalf("serve --estate %s: %v; want a refusal naming --estate and the file", bad, err)
+	}
+}

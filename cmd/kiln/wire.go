@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -162,7 +163,7 @@ func openRemote(cfg cli.Config, logger *slog.Logger) (*cli.Services, error) {
 		return nil, err
 	}
 	return &cli.Services{Registry: c, Inventory: c, Fleet: c, Advisories: c, Pipeline: c, DataDir: cfg.DataDir,
-		ServiceStore: c, RolloutStore: c, Channels: c, RunStarter: c, Signing: c,
+		ServiceStore: c, RolloutStore: c, Channels: c, RunStarter: c, Signing: c, Revoker: c,
 		// The server's worker runs the runs: this runner only reads them
 		// (its claims are refused).
 		Runner: func(progress io.Writer) *pipeline.Runner {
@@ -211,6 +212,15 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	g := newGraph(db, signer, cfg, logger)
 	if g.badArtifacts != nil {
 		return g.badArtifacts
+	}
+	if opts.Estate != "" {
+		g.estate = opts.Estate
+	}
+	if g.estate != "" {
+		// A broken estate stops the start, not the first rollout.
+		if _, err := cli.ServiceConfig(g.estate, db)(ctx, &kiln.Service{}); err != nil {
+			return fmt.Errorf("--estate %s: %w", g.estate, err)
+		}
 	}
 	defer startHistory(ctx, db, logger)()                      // daily fleet counts for the dashboard's trends
 	defer startRevocations(ctx, db, revocationEvery, logger)() // scheduled revocations applied when due; stopped before db closes

@@ -20,9 +20,19 @@ image "appserver" {
     mode        = "0644"
   }
 
+  # The banner an environment gives each instance at launch (the
+  # credential banner.txt) is served as /banner.txt; see the unit.
+  file {
+    source      = "files/appserver/kiln-banner.service"
+    destination = "/etc/systemd/system/kiln-banner.service"
+    mode        = "0644"
+  }
+
   shell {
     inline = [
       "systemctl enable nginx",
+      "systemctl enable kiln-banner",
+      "ln -s /run/kiln/banner.txt /var/www/html/banner.txt",
       "echo 'role=appserver' >> /etc/kiln-release",
     ]
   }

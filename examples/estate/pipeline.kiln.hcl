@@ -14,8 +14,32 @@ pipeline "estate" {
     min_severity = "high"
   }
 
+  # What differs between dev and prod is given to each instance when it is
+  # launched, never baked (docs/configuration.md): the page's banner
+  # (appserver serves it as /banner.txt) and where the instance's kiln
+  # agent checks in, with the token of its environment (read from the kiln
+  # machine at launch, never stored).
+  environment "dev" {
+    config {
+      file "banner.txt" { source = "config/dev/banner.txt" }
+      settings = { LOG_LEVEL = "debug" }
+      agent {
+        server     = var.kiln_server
+        token_file = "${var.secrets}/agent-dev.token"
+      }
+    }
+  }
+
   environment "prod" {
     gate = "approval"
+    config {
+      file "banner.txt" { source = "config/prod/banner.txt" }
+      settings = { LOG_LEVEL = "info" }
+      agent {
+        server     = var.kiln_server
+        token_file = "${var.secrets}/agent-prod.token"
+      }
+    }
   }
 }
 

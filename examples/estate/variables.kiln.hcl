@@ -13,6 +13,18 @@ variable "suite" {
   description = "Debian release the estate is built on."
 }
 
+variable "kiln_server" {
+  type        = string
+  default     = "http://127.0.0.1:8080"
+  description = "Where instances' kiln agents check in (kiln serve), as seen from the instance."
+}
+
+variable "secrets" {
+  type        = string
+  default     = "/etc/kiln/secrets"
+  description = "Directory on the kiln machine with the agent tokens of each environment (agent-dev.token, agent-prod.token)."
+}
+
 locals {
   team = "platform"
 }
