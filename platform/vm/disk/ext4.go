@@ -196,6 +196,14 @@ func usedInodes(ctx context.Context, img string) ([]int64, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseUsedInodes(out)
+}
+
+// parseUsedInodes reads dumpe2fs output: the inodes in use are those
+// from the first non-reserved one on that no group lists as free, and the
+// root directory. Only the groups' "Free inodes:" lines list inodes; the
+// superblock's line of the same name is a count.
+func parseUsedInodes(out []byte) ([]int64, error) {
 	var perGroup, total, first int64
 	var free []int64 // ranges, flattened pairs
 	group := int64(-1)
@@ -212,7 +220,7 @@ func usedInodes(ctx context.Context, img string) ([]int64, error) {
 			first, _ = strconv.ParseInt(strings.TrimSpace(strings.TrimPrefix(l, "First inode:")), 10, 64)
 		case strings.HasPrefix(l, "Group "):
 			group++
-		case strings.HasPrefix(l, "Free inodes: "):
+		case group >= 0 && strings.HasPrefix(l, "Free inodes: "):
 			for _, r := range strings.Split(strings.TrimPrefix(l, "Free inodes: "), ",") {
 				r = strings.TrimSpace(r)
 				if r == "" {
