@@ -8,12 +8,15 @@ import (
 	"path/filepath"
 	"time"
 
+	kiln "github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/build"
 	"github.com/kiln-project/kiln/cli"
 	"github.com/kiln-project/kiln/launch"
 	"github.com/kiln-project/kiln/pipeline"
 	"github.com/kiln-project/kiln/platform/local"
+	"github.com/kiln-project/kiln/platform/set"
+	"github.com/kiln-project/kiln/platform/vm"
 	"github.com/kiln-project/kiln/rollout"
 	"github.com/kiln-project/kiln/sign"
 	"github.com/kiln-project/kiln/store"
@@ -28,12 +31,16 @@ type graph struct {
 	logger *slog.Logger
 	db     *store.DB
 	signer *sign.Signer
-	// arts and plat are nil when this machine cannot run instances
-	// (noPlatform says why); so are launcher and builder then.
+	// arts and local are nil when this machine cannot run instances
+	// (noPlatform says why); so are plats, launcher and builder then.
 	arts       *artifact.Store
-	plat       *local.Platform
+	local      *local.Platform
 	noPlatform error
-	// launcher launches verified versions on plat, recording instances in db.
+	// plats are this machine's platforms by name ("local", the default,
+	// and "vm", opened on first use), routing each instance to the one
+	// that holds it.
+	plats *set.Set
+	// launcher launches verified versions on plats, recording instances in db.
 	launcher *launch.Launcher
 	builder  *build.Builder
 }
@@ -54,15 +61,48 @@ func newGraph(db *store.DB, signer *sign.Signer, cfg cli.Config, logger *slog.Lo
 	return g.on(arts, plat)
 }
 
-// on wires the launcher and the builder on arts and plat.
-func (g *graph) on(arts *artifact.Store, plat *local.Platform) *graph {
-	g.arts, g.plat = arts, plat
-	g.launcher = &launch.Launcher{Registry: g.db, Platform: plat, Inventory: g.db, Key: g.signer.Public(), Trusted: trusted(g.signer), Logger: g.logger, Audit: g.db}
+// on wires the platforms, the launcher and the builder on arts and the
+// local platform loc.
+func (g *graph) on(arts *artifact.Store, loc *local.Platform) *graph {
+	g.arts, g.local = arts, loc
+	g.plats = g.platforms(arts, loc)
+	g.launcher = &launch.Launcher{Registry: g.db, Platform: g.plats, Inventory: g.db, Key: g.signer.Public(), Trusted: trusted(g.signer), Logger: g.logger, Audit: g.db}
 	g.builder = &build.Builder{Registry: g.db, Artifacts: arts, DataDir: g.cfg.DataDir, Logger: g.logger, Clock: time.Now, AgentBinary: agentBinary(g.logger)}
 	if g.signer != nil {
 		g.builder.SBOM = g.signer
 	}
 	return g
+}
+
+// platforms are the local platform (the default) and the VM platform,
+// which is opened, and its tools looked for, only when an instance asks
+// for it.
+func (g *graph) platforms(arts *artifact.Store, loc *local.Platform) *set.Set {
+	var inv set.Instances
+	if g.db != nil {
+		inv = g.db
+	}
+	s, err := set.New(inv,
+		set.Driver{Name: "local", Open: func() (kiln.Platform, error) {
+			if loc == nil {
+				return nil, kiln.Errorf(kiln.EUNAVAILABLE, "no local platform on this machine")
+			}
+			return loc, nil
+		}},
+		set.Driver{Name: "vm", Open: func() (kiln.Platform, error) {
+			if arts == nil {
+				return nil, kiln.Errorf(kiln.EUNAVAILABLE, "no artifact store on this machine")
+			}
+			p, err := vm.New(vm.Config{DataDir: g.cfg.DataDir, Artifacts: arts, Logger: g.logger})
+			if err != nil {
+				return nil, err
+			}
+			return p, nil
+		}})
+	if err != nil {
+		panic(err) // the drivers above are named once each
+	}
+	return s
 }
 
 // trusted are the keys besides the signer's own whose signatures verify
@@ -104,7 +144,7 @@ func (g *graph) rolloutHost(progress io.Writer) *rollout.Host {
 func (g *graph) services() *cli.Services {
 	db := g.db
 	return &cli.Services{Registry: db, Artifacts: g.arts, Tokens: db, Audit: db, Checkpoints: db, Estates: db, DataDir: g.cfg.DataDir,
-		Platform: g.plat, Overlays: g.plat, Inventory: db, Signer: g.signer, Reconcile: reconcileLocal(g.plat, db),
+		Platform: g.plats, Overlays: g.local, Inventory: db, Signer: g.signer, Reconcile: g.reconcile,
 		Fleet: db, Advisories: db, AdvisorySources: db, Pipeline: db, ServiceStore: db, RolloutStore: db, Channels: db, Revoker: db,
 		Builder: g.builder, Launcher: g.launcher, Runner: g.runner, Tester: g.tester, Checker: g.checker,
 		Rollouts: func(progress io.Writer) cli.RolloutHost { return g.rolloutHost(progress) },
