@@ -33,6 +33,9 @@ type Service struct {
 	// MaxErrorRate is the share of failed requests or checks during bake
 	// (0.05 = 5%) above which a rollout rolls back.
 	MaxErrorRate float64 `json:"max_error_rate"`
+	// Platform is where its instances run (LaunchPlatforms); empty is the
+	// default, local.
+	Platform string `json:"platform,omitempty"`
 	// Version is what the service's instances run, zero before the first
 	// rollout finished.
 	Version VersionRef `json:"version,omitzero"`
@@ -70,6 +73,9 @@ func (s *Service) Validate() error {
 		return FieldErrorf(EINVALID, "env", "a service needs an environment; give --env, e.g. --env prod")
 	}
 	if err := validateName("env", s.Environment); err != nil {
+		return err
+	}
+	if err := ValidatePlatform("platform", s.Platform); err != nil {
 		return err
 	}
 	if s.Replicas < 1 || s.Replicas > 1000 {

@@ -51,6 +51,7 @@ type serviceCreateIn struct {
 		MinHealthyPercent int               `json:"min_healthy_percent,omitempty"`
 		BakeTime          time.Duration     `json:"bake_time_ns,omitempty" doc:"nanoseconds (default 5s)"`
 		MaxErrorRate      float64           `json:"max_error_rate,omitempty"`
+		Platform          string            `json:"platform,omitempty" enum:"local,vm" doc:"where its instances run (default local)"`
 	}
 }
 
@@ -153,7 +154,7 @@ func (s *Server) registerRollout() {
 	}, func(ctx context.Context, in *serviceCreateIn) (*serviceCreateOut, error) {
 		b := in.Body
 		svc := &kiln.Service{Name: b.Name, Image: b.Image, Environment: b.Environment, Replicas: b.Replicas, Listen: b.Listen, Port: b.Port,
-			MaxSurge: b.MaxSurge, MinHealthyPercent: b.MinHealthyPercent, BakeTime: b.BakeTime, MaxErrorRate: b.MaxErrorRate}
+			MaxSurge: b.MaxSurge, MinHealthyPercent: b.MinHealthyPercent, BakeTime: b.BakeTime, MaxErrorRate: b.MaxErrorRate, Platform: b.Platform}
 		if b.Health != nil {
 			svc.Health = *b.Health
 		}

@@ -14,7 +14,7 @@ import (
 var _ kiln.ServiceStore = (*DB)(nil)
 
 const serviceColumns = `name, image, environment, replicas, listen, port, health, max_surge, min_healthy_percent,
-	bake_time_ms, max_error_rate, version_image, version_number, generation, created_at, updated_at`
+	bake_time_ms, max_error_rate, version_image, version_number, generation, created_at, updated_at, platform`
 
 func scanService(row interface{ Scan(...any) error }) (*kiln.Service, error) {
 	s := &kiln.Service{}
@@ -22,7 +22,7 @@ func scanService(row interface{ Scan(...any) error }) (*kiln.Service, error) {
 	var bakeMS int64
 	if err := row.Scan(&s.Name, &s.Image, &s.Environment, &s.Replicas, &s.Listen, &s.Port, &health, &s.MaxSurge,
 		&s.MinHealthyPercent, &bakeMS, &s.MaxErrorRate, &s.Version.Image, &s.Version.Number, &s.Generation,
-		dbTime{&s.CreatedAt}, dbTime{&s.UpdatedAt}); err != nil {
+		dbTime{&s.CreatedAt}, dbTime{&s.UpdatedAt}, &s.Platform); err != nil {
 		return nil, err
 	}
 	s.BakeTime = time.Duration(bakeMS) * time.Millisecond
@@ -66,16 +66,16 @@ func (db *DB) CreateService(ctx context.Context, s *kiln.Service) error {
 			return fmt.Errorf("check service %s: %w", s.Name, err)
 		}
 		s.CreatedAt, s.UpdatedAt, s.Generation = tx.now, tx.now, 0
-		if _, err := tx.exec(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := tx.exec(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			s.Name, s.Image, s.Environment, s.Replicas, s.Listen, s.Port, s.Health.String(), s.MaxSurge, s.MinHealthyPercent,
 			s.BakeTime.Milliseconds(), s.MaxErrorRate, s.Version.Image, s.Version.Number, 0,
-			tx.timeArg(tx.now), tx.timeArg(tx.now)); err != nil {
+			tx.timeArg(tx.now), tx.timeArg(tx.now), s.Platform); err != nil {
 			if isUnique(err) {
 				return kiln.Errorf(kiln.ECONFLICT, "service %s or address %s was taken meanwhile; retry", s.Name, s.Listen)
 			}
 			return fmt.Errorf("insert service %s: %w", s.Name, err)
 		}
-		return audit(ctx, tx, "service.create", "service "+s.Name, fmt.Sprintf("%s in %s, %d replicas, front end %s", s.Image, s.Environment, s.Replicas, s.Listen))
+		return audit(ctx, tx, "service.create", "service "+s.Name, fmt.Sprintf("%s in %s, %d replicas, front end %s%s", s.Image, s.Environment, s.Replicas, s.Listen, onPlatform(s.Platform)))
 	})
 }
 
@@ -287,4 +287,13 @@ func (db *DB) ProxyStatus(ctx context.Context, service string) (*kiln.ProxyStatu
 		return nil, err
 	}
 	return st, nil
+}
+
+// onPlatform says where a service's instances run, for its audit entry:
+// nothing for the default platform.
+func onPlatform(name string) string {
+	if name == "" {
+		return ""
+	}
+	return ", on the " + name + " platform"
 }

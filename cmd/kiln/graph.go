@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto"
 	"io"
 	"log/slog"
@@ -105,6 +106,23 @@ func (g *graph) platforms(arts *artifact.Store, loc *local.Platform) *set.Set {
 	return s
 }
 
+// drift compares an instance with its image on the platform that holds
+// it: the local platform's overlay against the image's root filesystem,
+// or, on the VM platform, packages and credentials asked inside the guest.
+func (g *graph) drift(ctx context.Context, inst *kiln.Instance, manifest []kiln.Package) (*kiln.Drift, error) {
+	p, err := g.plats.For(ctx, inst.ID)
+	if err != nil {
+		return nil, err
+	}
+	switch p := p.(type) {
+	case *local.Platform:
+		return rollout.CompareInstance(ctx, p, inst.ID, manifest)
+	case *vm.Platform:
+		return rollout.CompareGuest(ctx, p, inst.ID, manifest)
+	}
+	return nil, kiln.Errorf(kiln.EUNAVAILABLE, "the %s platform does not show what an instance changed", p.Name())
+}
+
 // trusted are the keys besides the signer's own whose signatures verify
 // (keys rotated out with `kiln key rotate`).
 func trusted(s *sign.Signer) []crypto.PublicKey {
@@ -144,7 +162,7 @@ func (g *graph) rolloutHost(progress io.Writer) *rollout.Host {
 func (g *graph) services() *cli.Services {
 	db := g.db
 	return &cli.Services{Registry: db, Artifacts: g.arts, Tokens: db, Audit: db, Checkpoints: db, Estates: db, DataDir: g.cfg.DataDir,
-		Platform: g.plats, Overlays: g.local, Inventory: db, Signer: g.signer, Reconcile: g.reconcile,
+		Platform: g.plats, Drift: g.drift, Inventory: db, Signer: g.signer, Reconcile: g.reconcile,
 		Fleet: db, Advisories: db, AdvisorySources: db, Pipeline: db, ServiceStore: db, RolloutStore: db, Channels: db, Revoker: db,
 		Builder: g.builder, Launcher: g.launcher, Runner: g.runner, Tester: g.tester, Checker: g.checker,
 		Rollouts: func(progress io.Writer) cli.RolloutHost { return g.rolloutHost(progress) },

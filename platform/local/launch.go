@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/instancedir"
 	"golang.org/x/sys/unix"
 )
 
@@ -117,7 +118,7 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 		rec.Version = spec.Version.String()
 	}
 	if spec.Config != nil {
-		if rec.Credentials, rec.CredentialHashes, err = writeCredentials(dir, spec.Config); err != nil {
+		if rec.Credentials, rec.CredentialHashes, err = instancedir.WriteCredentials(dir, spec.Config, 0); err != nil {
 			return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
 		}
 		rec.ConfigDigest = spec.Config.Digest

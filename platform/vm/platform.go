@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/instancedir"
 	"golang.org/x/sys/unix"
 )
 
@@ -238,6 +239,12 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 		ID: spec.ID, Name: spec.Name, Digest: spec.Artifact.Digest, Base: base,
 		State: kiln.InstanceStarting, Ports: spec.Ports, Accel: p.accel, LaunchedAt: time.Now().UTC(),
 	}
+	if spec.Config != nil && len(spec.Config.Credentials) > 0 {
+		if rec.Credentials, rec.CredentialHashes, err = instancedir.WriteCredentials(dir, spec.Config, maxCredentialName); err != nil {
+			return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
+		}
+		rec.ConfigDigest = spec.Config.Digest
+	}
 	if !spec.Version.IsZero() {
 		rec.Version = spec.Version.String()
 	}
@@ -258,6 +265,9 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
 	}
 	state, failed, err := p.waitBoot(bootCtx, spec.ID, dir, timeout)
+	if rerr := instancedir.RemoveCredentials(dir); rerr != nil && err == nil {
+		err = fmt.Errorf("launch %s: remove the host copy of its configuration: %w", spec.ID, rerr)
+	}
 	p.log.Debug("boot finished", "id", spec.ID, "elapsed", time.Since(t0))
 	if err != nil {
 		if ctx.Err() != nil {

@@ -19,7 +19,6 @@ import (
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/internal/ci"
-	"github.com/kiln-project/kiln/internal/testenv"
 	"github.com/kiln-project/kiln/platform/platformtest"
 	"github.com/kiln-project/kiln/platform/vm/disk"
 )
@@ -74,7 +73,7 @@ func testDisk(t testing.TB) (string, *disk.Result) {
 	need(t)
 	image.once.Do(func() {
 		ctx := context.Background()
-		tar, err := platformtest.BakeVMImage(ctx, testenv.CacheDir())
+		tar, err := platformtest.BakeVMImage(ctx, filepath.Join(os.TempDir(), "kiln-test-cache")) // testenv.CacheDir; testenv imports this package
 		if err != nil {
 			image.err = err
 			return

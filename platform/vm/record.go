@@ -47,6 +47,14 @@ type record struct {
 	QemuStart     uint64 `json:"qemu_start,omitempty"` // clock ticks after boot, against PID reuse
 	Accel         string `json:"accel,omitempty"`
 
+	// Credentials names the launch configuration's credentials, given to
+	// QEMU as fw_cfg files from the credentials directory (removed once
+	// QEMU has read them); CredentialHashes are their content hashes
+	// ("sha256:…" by name) for drift detection.
+	Credentials      []string          `json:"credentials,omitempty"`
+	CredentialHashes map[string]string `json:"credential_hashes,omitempty"`
+	ConfigDigest     string            `json:"config_digest,omitempty"`
+
 	LaunchedAt time.Time `json:"launched_at"`
 	EndedAt    time.Time `json:"ended_at,omitzero"`
 	Reason     string    `json:"reason,omitempty"`

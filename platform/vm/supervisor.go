@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/instancedir"
 	"golang.org/x/sys/unix"
 )
 
@@ -113,6 +114,19 @@ func (s *supervisor) run() error {
 		_ = writeRecord(s.dir, rec)
 		s.fail(err)
 		return err
+	}
+	// QEMU reads the fw_cfg files while it creates the machine, after it
+	// connected the agent's socket; once its monitor answers, the machine
+	// exists and the host copy of the launch configuration goes (Launch
+	// removes it too once the boot ended, whatever happened).
+	if len(rec.Credentials) > 0 {
+		deadline := time.Now().Add(connectTimeout)
+		for qmp(qmpSocket, "query-status") != nil && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := instancedir.RemoveCredentials(s.dir); err != nil {
+			s.log.Warn("remove the delivered credentials", "err", err)
+		}
 	}
 	fmt.Fprintln(s.ready, "ok")
 	s.ready.Close()
@@ -280,6 +294,7 @@ func (s *supervisor) cleanup() {
 	for _, f := range []string{agentSocket, execSocket, qmpSocket} {
 		_ = os.Remove(f)
 	}
+	_ = instancedir.RemoveCredentials(s.dir)
 }
 
 func (s *supervisor) fail(err error) {
