@@ -25,7 +25,7 @@ func (p *Platform) CredentialDrift(ctx context.Context, id string) ([]kiln.Drift
 	if err != nil {
 		return nil, err
 	}
-	if !live || rec.State != kiln.InstanceRunning || !alive(rec.LeaderPID, rec.LeaderStart) {
+	if !live || rec.State != kiln.InstanceRunning || !instancedir.Alive(rec.LeaderPID, rec.LeaderStart) {
 		return nil, nil
 	}
 	var out, errb bytes.Buffer

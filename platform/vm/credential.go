@@ -23,7 +23,7 @@ func (p *Platform) CredentialDrift(ctx context.Context, id string) ([]kiln.Drift
 	if err != nil {
 		return nil, err
 	}
-	if !live || rec.State != kiln.InstanceRunning || !alive(rec.QemuPID, rec.QemuStart) {
+	if !live || rec.State != kiln.InstanceRunning || !instancedir.Alive(rec.QemuPID, rec.QemuStart) {
 		return nil, nil
 	}
 	var out, errb bytes.Buffer

@@ -128,8 +128,7 @@ func (s *supervisor) run() error {
 			s.log.Warn("remove the delivered credentials", "err", err)
 		}
 	}
-	fmt.Fprintln(s.ready, "ok")
-	s.ready.Close()
+	instancedir.ReportReady(s.ready)
 
 	var asked os.Signal
 	var waitErr error
@@ -219,7 +218,7 @@ func (s *supervisor) start(sigs <-chan os.Signal) (*exec.Cmd, <-chan error, erro
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	r.QemuPID = cmd.Process.Pid
-	r.QemuStart, _ = procStart(cmd.Process.Pid)
+	r.QemuStart, _ = instancedir.ProcStart(cmd.Process.Pid)
 
 	conn := make(chan net.Conn, 1)
 	go func() {
@@ -232,7 +231,7 @@ func (s *supervisor) start(sigs <-chan os.Signal) (*exec.Cmd, <-chan error, erro
 	select {
 	case agent = <-conn:
 	case err := <-exited:
-		return nil, nil, kiln.Errorf(kiln.EUNAVAILABLE, "QEMU ended at once (%s): %s", exitText(err), strings.TrimSpace(tail("qemu.log", 2048)))
+		return nil, nil, kiln.Errorf(kiln.EUNAVAILABLE, "QEMU ended at once (%s): %s", exitText(err), strings.TrimSpace(instancedir.Tail("qemu.log", 2048)))
 	case sig := <-sigs:
 		_ = cmd.Process.Kill()
 		s.log.Debug("QEMU ended", "err", <-exited)
@@ -240,7 +239,7 @@ func (s *supervisor) start(sigs <-chan os.Signal) (*exec.Cmd, <-chan error, erro
 	case <-time.After(connectTimeout):
 		_ = cmd.Process.Kill()
 		s.log.Debug("QEMU ended", "err", <-exited)
-		return nil, nil, kiln.Errorf(kiln.EUNAVAILABLE, "QEMU did not connect the agent port within %s: %s", connectTimeout, strings.TrimSpace(tail("qemu.log", 2048)))
+		return nil, nil, kiln.Errorf(kiln.EUNAVAILABLE, "QEMU did not connect the agent port within %s: %s", connectTimeout, strings.TrimSpace(instancedir.Tail("qemu.log", 2048)))
 	}
 	s.agentLn.Close()
 	s.mux = newMux(agent, s.log)
@@ -297,18 +296,7 @@ func (s *supervisor) cleanup() {
 	_ = instancedir.RemoveCredentials(s.dir)
 }
 
-func (s *supervisor) fail(err error) {
-	fmt.Fprintln(s.ready, "error "+kiln.ErrorCode(err)+" "+strings.ReplaceAll(kiln.ErrorMessage(err), "\n", "\\n"))
-	s.ready.Close()
-}
-
-func decodeFailure(line string) error {
-	f := strings.SplitN(line, " ", 3)
-	if len(f) != 3 || f[0] != "error" {
-		return kiln.Errorf(kiln.EINTERNAL, "supervisor: %s", line)
-	}
-	return kiln.Errorf(f[1], "%s", strings.ReplaceAll(f[2], "\\n", "\n"))
-}
+func (s *supervisor) fail(err error) { instancedir.ReportFailure(s.ready, err) }
 
 // qmp runs one QMP command on QEMU's monitor socket.
 func qmp(path, command string) error {
