@@ -36,6 +36,9 @@ func (a *App) testCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := kiln.ValidatePlatform("--platform", opts.Platform); err != nil {
+				return err
+			}
 			out, err := verify.OutputFor(format)
 			if err != nil {
 				return kiln.FieldErrorf(kiln.EINVALID, "--format", "%v", err)

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -62,7 +63,7 @@ func vmDisks(t *testing.T) [2]string {
 			}
 		}
 		out[i] = filepath.Join(work, "v"+string(rune('1'+i))+".qcow2")
-		if _, err := disk.Build(ctx, disk.Spec{Rootfs: root, Output: out[i], Agent: exe, TempDir: work}); err != nil {
+		if _, err := disk.Build(ctx, disk.Spec{Rootfs: root, Seed: fmt.Sprintf("sha256:%064d", i+1), Output: out[i], Agent: exe, TempDir: work}); err != nil {
 			t.Fatal(err)
 		}
 	}
