@@ -12,8 +12,9 @@ import (
 )
 
 // TestLaunchConfig boots a VM with a launch configuration: the guest's
-// systemd imports it from fw_cfg into its system credentials (what a unit
-// loads with LoadCredential=), the secret is in no process's command line
+// systemd (bookworm's 252) imports it from fw_cfg into its system
+// credentials (what systemd-creds --system and a unit's LoadCredential=
+// read), the secret is in no process's command line
 // and not left on the host, and a credential changed inside the guest is
 // drift.
 func TestLaunchConfig(t *testing.T) {
@@ -65,8 +66,8 @@ func TestLaunchConfig(t *testing.T) {
 	if got := out("cat", SystemCredentials+"/db-password"); got != secret {
 		t.Errorf("secret credential in the guest: %q", got)
 	}
-	if got := out("systemd-run", "--wait", "--pipe", "-q", "-p", "LoadCredential=banner.txt", "sh", "-c", `cat "$CREDENTIALS_DIRECTORY/banner.txt"`); got != "hello from prod\n" {
-		t.Errorf("a unit's LoadCredential=banner.txt: %q", got)
+	if got := out("systemd-creds", "--system", "cat", "banner.txt"); got != "hello from prod\n" {
+		t.Errorf("systemd-creds --system cat banner.txt: %q", got)
 	}
 	if _, err := os.Stat(filepath.Join(e.p.instanceDir(id), "credentials")); !os.IsNotExist(err) {
 		t.Errorf("the host copy of the credentials is still there: %v", err)
