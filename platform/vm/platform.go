@@ -317,6 +317,9 @@ func (p *Platform) image(ctx context.Context, digest string) (string, string, er
 		return "", "", fmt.Errorf("image cache: %w", err)
 	}
 	format := sniffFormat(tmp)
+	if format == "" {
+		return "", "", kiln.Errorf(kiln.EINVALID, "artifact %s is not a disk image (neither qcow2 nor a raw disk with a partition table): the VM platform boots disk images; give the image line a disk format (formats = [\"qcow2\"]) and launch a version built with it", digest)
+	}
 	if err := tmp.Close(); err != nil {
 		return "", "", fmt.Errorf("image cache: %w", err)
 	}
@@ -326,13 +329,21 @@ func (p *Platform) image(ctx context.Context, digest string) (string, string, er
 	return dst, format, nil
 }
 
-// sniffFormat tells qcow2 (magic "QFI\xfb") from raw.
+// sniffFormat tells qcow2 (magic "QFI\xfb") from a raw disk (a partition
+// table: the MBR signature 0x55AA, which a GPT disk's protective MBR has
+// too); "" for anything else (a root filesystem tarball).
 func sniffFormat(f *os.File) string {
-	var b [4]byte
-	if _, err := f.ReadAt(b[:], 0); err == nil && string(b[:]) == "QFI\xfb" {
-		return "qcow2"
+	var b [512]byte
+	if _, err := f.ReadAt(b[:], 0); err != nil {
+		return ""
 	}
-	return "raw"
+	switch {
+	case string(b[:4]) == "QFI\xfb":
+		return "qcow2"
+	case b[510] == 0x55 && b[511] == 0xaa:
+		return "raw"
+	}
+	return ""
 }
 
 // startSupervisor starts the supervisor detached (own session, output to
