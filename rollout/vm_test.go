@@ -75,11 +75,12 @@ func vmDisks(t *testing.T) [2]string {
 
 // TestVMRolloutZeroDowntime rolls a two-instance service on the VM
 // platform from nothing to version 1, then under a bounded load loop to
-// version 2, one instance per batch: no request through the front end
+// version 2, both new instances booting side by side while the old ones
+// serve (surge 2, 100% minimum healthy): no request through the front end
 // fails, the load sees both versions, and afterwards the service's
 // instances run version 2 on the VM platform. Destroying them leaves no
-// QEMU process, overlay or instance directory. Four TCG boots: the
-// cheapest rollout that replaces two instances.
+// QEMU process, overlay or instance directory. Four TCG boots, two at a
+// time: the cheapest rollout that replaces two instances.
 func TestVMRolloutZeroDowntime(t *testing.T) {
 	disks := vmDisks(t)
 	ctx := context.Background()
@@ -139,7 +140,7 @@ func TestVMRolloutZeroDowntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := &kiln.Service{Name: "web", Image: "appserver", Environment: "prod", Replicas: 2, MaxSurge: 1, Platform: "vm",
+	svc := &kiln.Service{Name: "web", Image: "appserver", Environment: "prod", Replicas: 2, MaxSurge: 2, Platform: "vm",
 		Listen: ln.Addr().String(), Health: kiln.HealthCheck{Kind: kiln.HealthHTTP, Path: "/healthz"}, BakeTime: time.Second}
 	if err := db.CreateService(ctx, svc); err != nil {
 		t.Fatal(err)
@@ -168,7 +169,7 @@ func TestVMRolloutZeroDowntime(t *testing.T) {
 	if r.State != kiln.RolloutSucceeded {
 		t.Fatalf("first rollout: %s (%s)", r.State, r.Reason)
 	}
-	t.Logf("first rollout (2 VMs from nothing): %s", time.Since(t0).Round(time.Millisecond))
+	t.Logf("first rollout (2 VMs from nothing, in parallel): %s", time.Since(t0).Round(time.Millisecond))
 
 	l := startLoad(ln.Addr().String(), 1, 200_000, 2*vmBootTimeout()+5*time.Minute)
 	t0 = time.Now()
