@@ -3,6 +3,8 @@ package kiln
 import (
 	"context"
 	"io"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -60,6 +62,23 @@ type LaunchSpec struct {
 	Timeout time.Duration
 	// Config is delivered to the instance at creation; nil for none.
 	Config *LaunchConfig
+	// Platform names the driver to boot on where one Platform routes to
+	// several (LaunchPlatforms); empty is the default. A single driver
+	// ignores it.
+	Platform string
+}
+
+// LaunchPlatforms are the drivers kiln launches instances on, by Name:
+// "local" (systemd-nspawn, the default) and "vm" (QEMU).
+var LaunchPlatforms = []string{"local", "vm"}
+
+// ValidatePlatform checks that name is one of LaunchPlatforms; empty is
+// the default and valid.
+func ValidatePlatform(field, name string) error {
+	if name == "" || slices.Contains(LaunchPlatforms, name) {
+		return nil
+	}
+	return FieldErrorf(EINVALID, field, "unknown platform %q; use %s", name, strings.Join(LaunchPlatforms, " or "))
 }
 
 // PortForward maps a host address (127.0.0.1:8080) to a port inside the instance.

@@ -54,6 +54,9 @@ type Service struct {
 	// Estate names the registered estate whose service block defines the
 	// service ("" for one created with `kiln service create`).
 	Estate string `json:"estate,omitempty"`
+	// Platform is where its instances run (LaunchPlatforms); empty is the
+	// default, local.
+	Platform string `json:"platform,omitempty"`
 	// Version is what the service's instances run, zero before the first
 	// rollout finished.
 	Version VersionRef `json:"version,omitzero"`
@@ -99,6 +102,9 @@ func (s *Service) Validate() error {
 		return FieldErrorf(EINVALID, "env", "a service needs an environment; give --env, e.g. --env prod")
 	}
 	if err := validateName("env", s.Environment); err != nil {
+		return err
+	}
+	if err := ValidatePlatform("platform", s.Platform); err != nil {
 		return err
 	}
 	if s.Replicas < 1 || s.Replicas > 1000 {

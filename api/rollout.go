@@ -55,6 +55,7 @@ type serviceCreateIn struct {
 		MetricsListen     string              `json:"metrics_listen,omitempty" maxLength:"64" doc:"loopback address where the front end serves /metrics"`
 		Follow            string              `json:"follow,omitempty" enum:"channel,none" doc:"channel (default): kiln serve rolls the service out when its channel moves; none: only explicit rollouts"`
 		Policy            *kiln.RolloutPolicy `json:"policy,omitempty" doc:"update window, rollout limit and metric gate (docs/rollout.md)"`
+		Platform          string              `json:"platform,omitempty" enum:"local,vm" doc:"where its instances run (default local)"`
 	}
 }
 
@@ -158,7 +159,7 @@ func (s *Server) registerRollout() {
 		b := in.Body
 		svc := &kiln.Service{Name: b.Name, Image: b.Image, Environment: b.Environment, Replicas: b.Replicas, Listen: b.Listen, Port: b.Port,
 			MaxSurge: b.MaxSurge, MinHealthyPercent: b.MinHealthyPercent, BakeTime: b.BakeTime, MaxErrorRate: b.MaxErrorRate,
-			MetricsListen: b.MetricsListen, Follow: b.Follow, BatchSize: b.BatchSize}
+			MetricsListen: b.MetricsListen, Follow: b.Follow, BatchSize: b.BatchSize, Platform: b.Platform}
 		if b.Policy != nil {
 			svc.Policy = *b.Policy
 		}

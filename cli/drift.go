@@ -10,20 +10,18 @@ import (
 	"github.com/spf13/cobra"
 
 	kiln "github.com/kiln-project/kiln"
-	"github.com/kiln-project/kiln/rollout"
 )
 
 // drift compares one instance with its image.
 func (a *App) drift(ctx context.Context, svc *Services, inst *kiln.Instance) (*kiln.Drift, error) {
-	p := svc.Overlays
-	if p == nil {
-		return nil, kiln.Errorf(kiln.EUNAVAILABLE, "the %s platform does not show what an instance changed; drift needs the local platform", svc.Platform.Name())
+	if svc.Drift == nil {
+		return nil, kiln.Errorf(kiln.EUNAVAILABLE, "this kiln has no platform to show what an instance changed; run drift on the machine where the instance runs")
 	}
 	var manifest []kiln.Package
 	if v, err := svc.Registry.FindVersion(ctx, inst.Version); err == nil {
 		manifest = v.Provenance.Packages
 	}
-	d, err := rollout.CompareInstance(ctx, p, inst.ID, manifest)
+	d, err := svc.Drift(ctx, inst, manifest)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +85,7 @@ func (a *App) fleetDriftCmd() *cobra.Command {
 	var env string
 	c := &cobra.Command{
 		Use:   "drift [--env ENV]",
-		Short: "List running local instances with their drift and taint",
+		Short: "List this machine's running instances (local and vm) with their drift and taint",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -98,10 +96,14 @@ func (a *App) fleetDriftCmd() *cobra.Command {
 			if svc.Inventory == nil {
 				return kiln.Errorf(kiln.EUNAVAILABLE, "this kiln setup keeps no instance inventory")
 			}
-			insts, _, err := svc.Inventory.ListInstances(ctx, kiln.InstanceFilter{Environment: env, Platform: svc.Platform.Name(),
-				States: []kiln.InstanceState{kiln.InstanceRunning, kiln.InstanceDegraded, kiln.InstanceStopped}})
-			if err != nil {
-				return err
+			var insts []*kiln.Instance
+			for _, platform := range kiln.LaunchPlatforms {
+				some, _, err := svc.Inventory.ListInstances(ctx, kiln.InstanceFilter{Environment: env, Platform: platform,
+					States: []kiln.InstanceState{kiln.InstanceRunning, kiln.InstanceDegraded, kiln.InstanceStopped}})
+				if err != nil {
+					return err
+				}
+				insts = append(insts, some...)
 			}
 			type row struct {
 				Instance string      `json:"instance"`

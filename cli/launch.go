@@ -36,6 +36,7 @@ func (a *App) addInstanceLifecycle(root *cobra.Command) {
 func (a *App) instanceLaunchCmd() *cobra.Command {
 	var (
 		name, env, config, estate string
+		platform                  string
 		vf                        varFlags
 		ports                     []string
 		timeout                   time.Duration
@@ -43,11 +44,14 @@ func (a *App) instanceLaunchCmd() *cobra.Command {
 	)
 	c := &cobra.Command{
 		Use:   "launch IMAGE-N",
-		Short: "Boot an instance from a version's image on the local platform",
+		Short: "Boot an instance from a version's image on this machine's local (nspawn) or vm (QEMU) platform",
 		Args:  exactArgs(1, "a version name such as appserver-3"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := kiln.ParseVersionRef("version", args[0])
 			if err != nil {
+				return err
+			}
+			if err := kiln.ValidatePlatform("--platform", platform); err != nil {
 				return err
 			}
 			var fwd []kiln.PortForward
@@ -72,13 +76,13 @@ func (a *App) instanceLaunchCmd() *cobra.Command {
 			if name == "" {
 				name = fmt.Sprintf("%s-%s", ref, strconv.FormatInt(time.Now().Unix()%100000, 36))
 			}
-			l, err := svc.Launcher.Launch(cmd.Context(), launch.Request{Version: ref, ID: name, Environment: env, Ports: fwd, Timeout: timeout, Gate: launch.Usable, Config: cfg, Force: force})
+			l, err := svc.Launcher.Launch(cmd.Context(), launch.Request{Version: ref, ID: name, Environment: env, Ports: fwd, Timeout: timeout, Gate: launch.Usable, Config: cfg, Force: force, Platform: platform})
 			if err != nil {
 				return err
 			}
 			inst, res := l.Instance, l.Launch
 			return a.render(cmd.OutOrStdout(), inst, func(w io.Writer) error {
-				fmt.Fprintf(w, "%s %s\n", name, res.State)
+				fmt.Fprintf(w, "%s %s on the %s platform\n", name, res.State, inst.Platform)
 				if inst.ConfigDigest != "" {
 					fmt.Fprintf(w, "  config %s from %s\n", inst.ConfigDigest, inst.ConfigSource)
 				}
@@ -99,6 +103,7 @@ func (a *App) instanceLaunchCmd() *cobra.Command {
 	c.Flags().StringVar(&config, "config", "", "give the instance the files of this directory (or this one file) as credentials (docs/configuration.md)")
 	c.Flags().StringVar(&estate, "estate", "", "give the instance the configuration the estate declares for the image in --env")
 	c.Flags().BoolVar(&force, "force", false, "launch the version even if it is revoked (recorded in the audit log)")
+	c.Flags().StringVar(&platform, "platform", "", "platform to boot on: "+strings.Join(kiln.LaunchPlatforms, " or ")+" (default local; vm boots the version's disk image under QEMU)")
 	vf.add(c)
 	return c
 }

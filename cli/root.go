@@ -17,7 +17,6 @@ import (
 	"github.com/kiln-project/kiln/build"
 	"github.com/kiln-project/kiln/launch"
 	"github.com/kiln-project/kiln/pipeline"
-	"github.com/kiln-project/kiln/rollout"
 	"github.com/kiln-project/kiln/sign"
 )
 
@@ -73,9 +72,10 @@ type Services struct {
 	DataDir string
 	// Platform runs instances (the local nspawn driver by default).
 	Platform kiln.Platform
-	// Overlays shows what an instance changed (drift); the local
-	// platform does.
-	Overlays rollout.OverlayDirs
+	// Drift shows what an instance changed in itself, on the platform
+	// that holds it (the local one compares its overlay with the image,
+	// the vm one asks inside the guest); nil: no platform here.
+	Drift func(ctx context.Context, inst *kiln.Instance, manifest []kiln.Package) (*kiln.Drift, error)
 	// Inventory records instances.
 	Inventory kiln.Inventory
 	// Signer signs provenance; its public key verifies it.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -138,7 +139,11 @@ func (a *App) serviceCreateCmd() *cobra.Command {
 				}
 			}
 			return a.render(cmd.OutOrStdout(), &s, func(w io.Writer) error {
-				fmt.Fprintf(w, "service %s: %d × %s in %s, front end http://%s\n", s.Name, s.Replicas, s.Image, s.Environment, s.Listen)
+				on := ""
+				if s.Platform != "" {
+					on = " on the " + s.Platform + " platform"
+				}
+				fmt.Fprintf(w, "service %s: %d × %s in %s%s, front end http://%s\n", s.Name, s.Replicas, s.Image, s.Environment, on, s.Listen)
 				if s.Following() {
 					fmt.Fprintf(w, "it follows the %s channel of %s: kiln serve rolls it out when the channel moves (and now, if the channel holds a version)\n", s.Environment, s.Image)
 				} else {
@@ -162,6 +167,7 @@ func (a *App) serviceCreateCmd() *cobra.Command {
 	f.Float64Var(&s.MaxErrorRate, "max-error-rate", kiln.DefaultMaxErrorRate, "share of failed requests during bake that rolls back (0.01 = 1%)")
 	f.BoolVar(&noStart, "no-start", false, "record the service without starting its front end")
 	policy.register(f, false)
+	f.StringVar(&s.Platform, "platform", "", "platform its instances run on: "+strings.Join(kiln.LaunchPlatforms, " or ")+" (default local; vm boots the versions' disk images under QEMU)")
 	for _, n := range []string{"image", "env", "port"} {
 		_ = c.MarkFlagRequired(n)
 	}

@@ -36,6 +36,9 @@ func (a *App) testCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := kiln.ValidatePlatform("--platform", opts.Platform); err != nil {
+				return err
+			}
 			out, err := verify.OutputFor(format)
 			if err != nil {
 				return kiln.FieldErrorf(kiln.EINVALID, "--format", "%v", err)
@@ -111,6 +114,7 @@ func (a *App) testCmd() *cobra.Command {
 	c.Flags().BoolVar(&opts.Keep, "keep", false, "keep the instance running after the tests, for debugging")
 	c.Flags().BoolVar(&opts.Retest, "retest", false, "run the tests on a version that is not a candidate, without changing its status")
 	c.Flags().DurationVar(&opts.BootTimeout, "boot-timeout", 0, "how long the instance may take to boot (default 60s)")
+	c.Flags().StringVar(&opts.Platform, "platform", "", "boot the instance on this platform: "+strings.Join(kiln.LaunchPlatforms, " or ")+" (default local; vm boots the version's disk image)")
 	vf.add(c)
 	return c
 }

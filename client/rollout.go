@@ -58,6 +58,9 @@ func (c *Client) CreateService(ctx context.Context, s *kiln.Service) error {
 	if s.Health.Kind != "" {
 		in["health"] = s.Health
 	}
+	if s.Platform != "" {
+		in["platform"] = s.Platform
+	}
 	return c.do(ctx, http.MethodPost, "/api/v1/services", nil, in, s)
 }
 

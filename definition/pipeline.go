@@ -35,6 +35,8 @@ type Pipeline struct {
 	// origin, base, packages.
 	On   []string
 	Scan ScanPolicy
+	// Test says where the test stage runs (testblock.go).
+	Test TestPolicy
 }
 
 // Environment is one delivery target of a pipeline.
@@ -118,6 +120,7 @@ var pipelineSchema = &hcl.BodySchema{
 	},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "scan"},
+		{Type: "test"},
 		{Type: "environment", LabelNames: []string{"name"}},
 	},
 }
@@ -232,6 +235,7 @@ func (l *loader) decodePipeline(block *hcl.Block) (*Pipeline, hcl.Diagnostics) {
 				fmt.Sprintf("environment %q has settings but is not in environments; add it to environments = [...] in the order of delivery.", b.Labels[0])))
 		}
 	}
+	diags = append(diags, l.decodeTests(p, content.Blocks.OfType("test"))...)
 	for _, b := range content.Blocks.OfType("scan") {
 		sc, d := b.Body.Content(scanSchema)
 		diags = append(diags, d...)

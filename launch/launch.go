@@ -57,6 +57,9 @@ type Request struct {
 	// Force launches a revoked version all the same (`kiln instance
 	// launch --force`); the launch is audited.
 	Force bool
+	// Platform names the driver to boot on (kiln.LaunchPlatforms); empty
+	// is the Launcher's platform's default. The instance records it.
+	Platform string
 }
 
 // Result is a launched, recorded instance.
@@ -152,6 +155,9 @@ func (l *Launcher) Artifact(v *kiln.Version) (*kiln.Artifact, error) {
 // could not be recorded is destroyed again. Cancelling ctx destroys what
 // was started.
 func (l *Launcher) Launch(ctx context.Context, req Request) (*Result, error) {
+	if err := l.checkPlatform(req.Platform); err != nil {
+		return nil, err
+	}
 	v, err := l.check(ctx, req.Version, req.Gate, req.Force)
 	if err != nil {
 		return nil, err
@@ -175,11 +181,16 @@ func (l *Launcher) Launch(ctx context.Context, req Request) (*Result, error) {
 	}
 	res, err := l.Platform.Launch(ctx, kiln.LaunchSpec{
 		ID: req.ID, Name: name, Version: req.Version, Artifact: *art, Ports: req.Ports, Timeout: req.Timeout, Config: cfg,
+		Platform: req.Platform,
 	})
 	if err != nil {
 		return nil, l.undo(ctx, req.ID, &BootError{ID: req.ID, Err: err})
 	}
-	inst := &kiln.Instance{ID: req.ID, Name: name, Version: req.Version, Environment: req.Environment, Platform: l.Platform.Name(),
+	platform := req.Platform
+	if platform == "" {
+		platform = l.Platform.Name()
+	}
+	inst := &kiln.Instance{ID: req.ID, Name: name, Version: req.Version, Environment: req.Environment, Platform: platform,
 		State: res.State, Labels: req.Labels, LaunchedAt: l.now(), LaunchedByKiln: true}
 	if cfg != nil {
 		inst.ConfigDigest, inst.ConfigSource = cfg.Digest, cfg.Source
@@ -193,6 +204,30 @@ func (l *Launcher) Launch(ctx context.Context, req Request) (*Result, error) {
 		}
 	}
 	return &Result{Version: v, Instance: inst, Launch: res}, nil
+}
+
+// router is a Platform that routes to several drivers by name
+// (platform/set); Get opens one, or says why it cannot run here.
+type router interface {
+	Get(name string) (kiln.Platform, error)
+}
+
+// checkPlatform refuses a platform name that is unknown, that Platform
+// does not route to, or whose driver cannot run on this machine (QEMU
+// missing…), before anything is started.
+func (l *Launcher) checkPlatform(name string) error {
+	if err := kiln.ValidatePlatform("platform", name); err != nil {
+		return err
+	}
+	if name == "" || name == l.Platform.Name() {
+		return nil
+	}
+	r, ok := l.Platform.(router)
+	if !ok {
+		return kiln.FieldErrorf(kiln.EINVALID, "platform", "this kiln launches on the %s platform only, not %s", l.Platform.Name(), name)
+	}
+	_, err := r.Get(name)
+	return err
 }
 
 // auditForced records the forced launch of revoked version v as

@@ -248,7 +248,7 @@ func (e *exec) test(ctx context.Context) (kiln.StageStatus, string, error) {
 	}
 	t := *e.r.Tester
 	t.Progress = e.log
-	opts := TestOptions{}
+	opts := TestOptions{Platform: e.p.Test.Platform}
 	// The suite recorded at build time is the one to run; a version whose
 	// build was interrupted before it was recorded gets the estate's.
 	if _, err := e.r.Registry.Attachment(ctx, e.ver.Ref(), SuiteAttachment); kiln.ErrorCode(err) == kiln.ENOTFOUND {

@@ -52,6 +52,9 @@ type TestOptions struct {
 	// Retest allows testing a version that is not a candidate without
 	// moving its status (a dry run for tested/ready versions).
 	Retest bool
+	// Platform is where the instance boots (kiln.LaunchPlatforms); empty
+	// is the default (the pipeline's `test { platform = … }`).
+	Platform string
 }
 
 // TestResult is what the test stage found.
@@ -102,7 +105,11 @@ func (t *Tester) Test(ctx context.Context, ref kiln.VersionRef, opts TestOptions
 	}
 
 	res := &TestResult{Version: ref, InstanceID: instanceID(ref)}
-	t.say("==> %s: launching a temporary instance %s from the final image", ref, res.InstanceID)
+	on := ""
+	if opts.Platform != "" {
+		on = " on the " + opts.Platform + " platform"
+	}
+	t.say("==> %s: launching a temporary instance %s from the final image%s", ref, res.InstanceID, on)
 	// From here on, the instance is destroyed whatever happens, with a
 	// context that survives the caller's cancellation.
 	launched := false
@@ -120,7 +127,7 @@ func (t *Tester) Test(ctx context.Context, ref kiln.VersionRef, opts TestOptions
 	}
 	defer cleanup()
 	l, err := t.Launcher.Launch(ctx, launch.Request{Version: ref, ID: res.InstanceID, Environment: TestEnvironment,
-		Timeout: opts.BootTimeout, Gate: gate})
+		Timeout: opts.BootTimeout, Gate: gate, Platform: opts.Platform})
 	var boot *launch.BootError
 	switch {
 	case err == nil:

@@ -611,9 +611,10 @@ func (e *Engine) launch(ctx context.Context, svc *kiln.Service, m *kiln.Member, 
 	res, err := e.Launcher.Launch(ctx, launch.Request{
 		Config:  cfg,
 		Version: m.Version, ID: m.InstanceID, Environment: svc.Environment,
-		Labels:  map[string]string{"kiln.service": svc.Name},
-		Ports:   []kiln.PortForward{{Host: "127.0.0.1:0", Guest: svc.Port}},
-		Timeout: e.BootTimeout,
+		Labels:   map[string]string{"kiln.service": svc.Name},
+		Ports:    []kiln.PortForward{{Host: "127.0.0.1:0", Guest: svc.Port}},
+		Timeout:  e.BootTimeout,
+		Platform: svc.Platform,
 	})
 	if err != nil {
 		return fmt.Errorf("launch %s: %w", m.InstanceID, err)

@@ -16,7 +16,7 @@ var _ kiln.ServiceStore = (*DB)(nil)
 
 const serviceColumns = `name, image, environment, replicas, listen, port, health, max_surge, min_healthy_percent,
 	bake_time_ms, max_error_rate, version_image, version_number, generation, created_at, updated_at,
-	follow, followed_image, followed_number, policy, metrics_listen, estate, batch_size`
+	follow, followed_image, followed_number, policy, metrics_listen, estate, batch_size, platform`
 
 func scanService(row interface{ Scan(...any) error }) (*kiln.Service, error) {
 	s := &kiln.Service{}
@@ -25,7 +25,7 @@ func scanService(row interface{ Scan(...any) error }) (*kiln.Service, error) {
 	if err := row.Scan(&s.Name, &s.Image, &s.Environment, &s.Replicas, &s.Listen, &s.Port, &health, &s.MaxSurge,
 		&s.MinHealthyPercent, &bakeMS, &s.MaxErrorRate, &s.Version.Image, &s.Version.Number, &s.Generation,
 		dbTime{&s.CreatedAt}, dbTime{&s.UpdatedAt},
-		&s.Follow, &s.Followed.Image, &s.Followed.Number, &policy, &s.MetricsListen, &s.Estate, &s.BatchSize); err != nil {
+		&s.Follow, &s.Followed.Image, &s.Followed.Number, &policy, &s.MetricsListen, &s.Estate, &s.BatchSize, &s.Platform); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(policy), &s.Policy); err != nil {
@@ -77,18 +77,18 @@ func (db *DB) CreateService(ctx context.Context, s *kiln.Service) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.exec(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := tx.exec(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			s.Name, s.Image, s.Environment, s.Replicas, s.Listen, s.Port, s.Health.String(), s.MaxSurge, s.MinHealthyPercent,
 			s.BakeTime.Milliseconds(), s.MaxErrorRate, s.Version.Image, s.Version.Number, 0,
 			tx.timeArg(tx.now), tx.timeArg(tx.now),
-			s.Follow, s.Followed.Image, s.Followed.Number, string(policy), s.MetricsListen, s.Estate, s.BatchSize); err != nil {
+			s.Follow, s.Followed.Image, s.Followed.Number, string(policy), s.MetricsListen, s.Estate, s.BatchSize, s.Platform); err != nil {
 			if isUnique(err) {
 				return kiln.Errorf(kiln.ECONFLICT, "service %s or address %s was taken meanwhile; retry", s.Name, s.Listen)
 			}
 			return fmt.Errorf("insert service %s: %w", s.Name, err)
 		}
 		return audit(ctx, tx, "service.create", "service "+s.Name, fmt.Sprintf("%s in %s, %d replicas, front end %s, follow %s%s",
-			s.Image, s.Environment, s.Replicas, s.Listen, s.Follow, policyDetail(s)))
+			s.Image, s.Environment, s.Replicas, s.Listen, s.Follow, policyDetail(s)+onPlatform(s.Platform)))
 	})
 }
 
@@ -363,4 +363,13 @@ func (db *DB) ProxyStatus(ctx context.Context, service string) (*kiln.ProxyStatu
 		return nil, err
 	}
 	return st, nil
+}
+
+// onPlatform says where a service's instances run, for its audit entry:
+// nothing for the default platform.
+func onPlatform(name string) string {
+	if name == "" {
+		return ""
+	}
+	return ", on the " + name + " platform"
 }

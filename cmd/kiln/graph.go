@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto"
 	"io"
 	"log/slog"
@@ -15,6 +16,8 @@ import (
 	"github.com/kiln-project/kiln/launch"
 	"github.com/kiln-project/kiln/pipeline"
 	"github.com/kiln-project/kiln/platform/local"
+	"github.com/kiln-project/kiln/platform/set"
+	"github.com/kiln-project/kiln/platform/vm"
 	"github.com/kiln-project/kiln/rollout"
 	"github.com/kiln-project/kiln/sign"
 	"github.com/kiln-project/kiln/store"
@@ -41,7 +44,11 @@ type graph struct {
 	// badArtifacts is set when --artifacts and its flags are wrong: every
 	// command that opens the services fails with it.
 	badArtifacts error
-	// launcher launches verified versions on plat, recording instances in db.
+	// plats are this machine's platforms by name ("local", the default,
+	// and "vm", opened on first use), routing each instance to the one
+	// that holds it.
+	plats *set.Set
+	// launcher launches verified versions on plats, recording instances in db.
 	launcher *launch.Launcher
 	builder  *build.Builder
 	// estate is where services' configuration is declared (a directory
@@ -68,10 +75,12 @@ func newGraph(db *store.DB, signer *sign.Signer, cfg cli.Config, logger *slog.Lo
 	return g.on(arts, plat)
 }
 
-// on wires the launcher and the builder on arts and plat.
+// on wires the platforms, the launcher and the builder on arts and the
+// local platform plat.
 func (g *graph) on(arts kiln.ArtifactStore, plat *local.Platform) *graph {
 	g.arts, g.plat = arts, plat
-	g.launcher = &launch.Launcher{Registry: g.db, Platform: plat, Inventory: g.db, Key: g.signer.Public(), Trusted: trusted(g.signer), Logger: g.logger, Audit: g.db}
+	g.plats = g.platforms(arts, plat)
+	g.launcher = &launch.Launcher{Registry: g.db, Platform: g.plats, Inventory: g.db, Key: g.signer.Public(), Trusted: trusted(g.signer), Logger: g.logger, Audit: g.db}
 	// With the registry, a version's content is pushed as it is
 	// registered (publishing), before the record names it.
 	var reg kiln.Registry = g.db
@@ -83,6 +92,54 @@ func (g *graph) on(arts kiln.ArtifactStore, plat *local.Platform) *graph {
 		g.builder.SBOM = g.signer
 	}
 	return g
+}
+
+// platforms are the local platform (the default) and the VM platform,
+// which is opened, and its tools looked for, only when an instance asks
+// for it.
+func (g *graph) platforms(arts kiln.ArtifactStore, loc *local.Platform) *set.Set {
+	var inv set.Instances
+	if g.db != nil {
+		inv = g.db
+	}
+	s, err := set.New(inv,
+		set.Driver{Name: "local", Open: func() (kiln.Platform, error) {
+			if loc == nil {
+				return nil, kiln.Errorf(kiln.EUNAVAILABLE, "no local platform on this machine")
+			}
+			return loc, nil
+		}},
+		set.Driver{Name: "vm", Open: func() (kiln.Platform, error) {
+			if arts == nil {
+				return nil, kiln.Errorf(kiln.EUNAVAILABLE, "no artifact store on this machine")
+			}
+			p, err := vm.New(vm.Config{DataDir: g.cfg.DataDir, Artifacts: arts, Logger: g.logger})
+			if err != nil {
+				return nil, err
+			}
+			return p, nil
+		}})
+	if err != nil {
+		panic(err) // the drivers above are named once each
+	}
+	return s
+}
+
+// drift compares an instance with its image on the platform that holds
+// it: the local platform's overlay against the image's root filesystem,
+// or, on the VM platform, packages and credentials asked inside the guest.
+func (g *graph) drift(ctx context.Context, inst *kiln.Instance, manifest []kiln.Package) (*kiln.Drift, error) {
+	p, err := g.plats.For(ctx, inst.ID)
+	if err != nil {
+		return nil, err
+	}
+	switch p := p.(type) {
+	case *local.Platform:
+		return rollout.CompareInstance(ctx, p, inst.ID, manifest)
+	case *vm.Platform:
+		return rollout.CompareGuest(ctx, p, inst.ID, manifest)
+	}
+	return nil, kiln.Errorf(kiln.EUNAVAILABLE, "the %s platform does not show what an instance changed", p.Name())
 }
 
 // trusted are the keys besides the signer's own whose signatures verify
@@ -124,7 +181,7 @@ func (g *graph) rolloutHost(progress io.Writer) *rollout.Host {
 func (g *graph) services() *cli.Services {
 	db := g.db
 	return &cli.Services{Registry: db, Artifacts: g.arts, Tokens: db, Audit: db, Checkpoints: db, Estates: db, DataDir: g.cfg.DataDir,
-		Platform: g.plat, Overlays: g.plat, Inventory: db, Signer: g.signer, Reconcile: reconcileLocal(g.plat, db),
+		Platform: g.plats, Drift: g.drift, Inventory: db, Signer: g.signer, Reconcile: g.reconcile,
 		Fleet: db, Advisories: db, AdvisorySources: db, Pipeline: db, ServiceStore: db, RolloutStore: db, Channels: db, Revoker: db, Pauses: db,
 		Builder: g.builder, Launcher: g.launcher, Runner: g.runner, Tester: g.tester, Checker: g.checker,
 		Rollouts: func(progress io.Writer) cli.RolloutHost { return g.rolloutHost(progress) },

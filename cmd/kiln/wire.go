@@ -23,6 +23,8 @@ import (
 	"github.com/kiln-project/kiln/fleet"
 	"github.com/kiln-project/kiln/pipeline"
 	"github.com/kiln-project/kiln/platform/local"
+	"github.com/kiln-project/kiln/platform/vm"
+	"github.com/kiln-project/kiln/platform/vm/disk"
 	"github.com/kiln-project/kiln/sign"
 	"github.com/kiln-project/kiln/store"
 	"github.com/kiln-project/kiln/verify"
@@ -48,7 +50,7 @@ func (m *Main) App() *cli.App {
 		Stdin:  os.Stdin,
 		Open:   openServices,
 		Serve:  serve,
-		Extra:  []func(*cli.App) *cobra.Command{probeCmd, readOnlyExecCmd, superviseCmd, benchCmd},
+		Extra:  []func(*cli.App) *cobra.Command{probeCmd, readOnlyExecCmd, superviseCmd, vmSuperviseCmd, vmAgentCmd, benchCmd},
 	}
 }
 
@@ -310,6 +312,37 @@ func superviseCmd(_ *cli.App) *cobra.Command {
 		DisableFlagParsing: true,
 		RunE: func(_ *cobra.Command, args []string) error {
 			os.Exit(local.SupervisorMain(args))
+			return nil
+		},
+	}
+}
+
+// vmSuperviseCmd is `kiln __vm-supervise`: the per-instance supervisor
+// process the VM platform starts (it owns QEMU and the exec socket, and
+// outlives the CLI that launched the instance). File descriptors 3 and 4
+// are its lock and readiness pipe, as for __supervise.
+func vmSuperviseCmd(_ *cli.App) *cobra.Command {
+	return &cobra.Command{
+		Use:                "__vm-supervise",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(_ *cobra.Command, args []string) error {
+			os.Exit(vm.SupervisorMain(args))
+			return nil
+		},
+	}
+}
+
+// vmAgentCmd is `kiln __vm-agent`: the guest side of the VM platform's
+// exec channel, run inside a VM by the unit the disk builder installs
+// (kiln-vm-agent.service) on the virtio-serial port.
+func vmAgentCmd(_ *cli.App) *cobra.Command {
+	return &cobra.Command{
+		Use:                disk.AgentCommand,
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(_ *cobra.Command, args []string) error {
+			os.Exit(vm.AgentMain(args))
 			return nil
 		},
 	}

@@ -118,6 +118,13 @@ var rules = []rule{
 		want: "running instances and building images share no state; move what both need into the root package or a package of its own",
 	},
 	{
+		name:    "only the platform drivers import internal/instancedir",
+		doc:     "Platform drivers do not import each other: what `platform/local` and `platform/vm` share is in `internal/instancedir`, which nothing else imports.",
+		applies: func(p string) bool { return !under(p, "platform/local", "platform/vm", "internal/instancedir") },
+		forbids: func(_, dep string) bool { return under(dep, "internal/instancedir") },
+		want:    "instance directories belong to the drivers that supervise them; go through kiln.Platform",
+	},
+	{
 		name:    "test doubles and test support are imported by tests only",
 		doc:     "Test doubles and test support (`platform/memory`, `platform/platformtest`, `internal/ci`, `internal/fixtures`, `internal/testenv`, `internal/registrytest`, `internal/aptrepotest`) are imported by tests only.",
 		applies: func(p string) bool { return !under(p, testOnly...) },

@@ -17,6 +17,8 @@ import (
 
 	"github.com/kiln-project/kiln/platform/local"
 	"github.com/kiln-project/kiln/platform/platformtest"
+	"github.com/kiln-project/kiln/platform/vm"
+	"github.com/kiln-project/kiln/platform/vm/disk"
 	"github.com/kiln-project/kiln/verify"
 )
 
@@ -49,6 +51,10 @@ func Main(m *testing.M) {
 		switch os.Args[1] {
 		case "__supervise":
 			os.Exit(local.SupervisorMain(os.Args[2:]))
+		case "__vm-supervise":
+			os.Exit(vm.SupervisorMain(os.Args[2:]))
+		case disk.AgentCommand:
+			os.Exit(vm.AgentMain(os.Args[2:]))
 		case "probe":
 			if err := verify.RunProbeMain(context.Background(), os.Stdin, os.Stdout); err != nil {
 				fmt.Fprintln(os.Stderr, err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/instancedir"
 )
 
 // Exec runs argv inside the instance, in all its namespaces and as root,
@@ -22,7 +23,7 @@ func (p *Platform) Exec(ctx context.Context, id string, argv []string, stdio kil
 	if err != nil {
 		return -1, err
 	}
-	if !live || rec.State != kiln.InstanceRunning || !alive(rec.LeaderPID, rec.LeaderStart) {
+	if !live || rec.State != kiln.InstanceRunning || !instancedir.Alive(rec.LeaderPID, rec.LeaderStart) {
 		state := rec.State
 		if !live && !rec.terminal() {
 			state = kiln.InstanceCrashed

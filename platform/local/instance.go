@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/instancedir"
 )
 
 // idRE is what an instance id may be: it names a directory under
@@ -80,7 +81,7 @@ func (p *Platform) load(id string) (*record, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	live, err := supervised(dir)
+	live, err := instancedir.Supervised(dir)
 	if err != nil {
 		return nil, false, err
 	}

@@ -7,15 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/instancedir"
 	"golang.org/x/sys/unix"
 )
 
@@ -83,7 +81,7 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 	// Hold the lock from the start, so that a Reconcile in another kiln
 	// process never takes this half-made instance for an abandoned one; the
 	// supervisor inherits it.
-	lock, err := tryLock(dir)
+	lock, err := instancedir.TryLock(dir)
 	if err != nil {
 		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
 	}
@@ -120,7 +118,7 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 		rec.Version = spec.Version.String()
 	}
 	if spec.Config != nil {
-		if rec.Credentials, rec.CredentialHashes, err = writeCredentials(dir, spec.Config); err != nil {
+		if rec.Credentials, rec.CredentialHashes, err = instancedir.WriteCredentials(dir, spec.Config, 0); err != nil {
 			return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
 		}
 		rec.ConfigDigest = spec.Config.Digest
@@ -137,7 +135,7 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 	lock.Close() // the supervisor holds it now, or it failed
 	if err != nil {
 		if ctx.Err() == nil && errors.Is(bootCtx.Err(), context.DeadlineExceeded) {
-			return nil, kiln.Errorf(kiln.EUNAVAILABLE, "instance %s did not start within %s; raise the launch timeout or look at the console output:\n%s", spec.ID, timeout, tail(filepath.Join(dir, consoleFile), 4096))
+			return nil, kiln.Errorf(kiln.EUNAVAILABLE, "instance %s did not start within %s; raise the launch timeout or look at the console output:\n%s", spec.ID, timeout, instancedir.Tail(filepath.Join(dir, consoleFile), 4096))
 		}
 		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
 	}
@@ -158,76 +156,11 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 	return &kiln.LaunchResult{State: state, FailedUnits: failed, Ports: rec.Ports}, nil
 }
 
-// supervisorEnv is the supervisor's environment: PATH, locale and time
-// zone only. It outlives the kiln that launched the instance (often kiln
-// serve), so it must not keep that process's tokens and credentials.
-func supervisorEnv() []string {
-	path := os.Getenv("PATH")
-	if path == "" {
-		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	}
-	env := []string{"PATH=" + path}
-	for _, n := range []string{"LANG", "LC_ALL", "TZ"} {
-		if v, ok := os.LookupEnv(n); ok {
-			env = append(env, n+"="+v)
-		}
-	}
-	return env
-}
-
 // startSupervisor starts the supervisor detached from this process (own
 // session, output to supervisor.log), hands it the locked supervisor.lock,
 // and waits for it to report that nspawn runs.
 func (p *Platform) startSupervisor(ctx context.Context, dir string, lock *os.File) error {
-	log, err := os.OpenFile(filepath.Join(dir, supervisorFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer log.Close()
-	readyR, readyW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	defer readyR.Close()
-
-	args := append(append([]string{}, p.supervisor[1:]...), "--dir", dir)
-	cmd := exec.Command(p.supervisor[0], args...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.ExtraFiles = []*os.File{lock, readyW} // fds 3 and 4
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Dir = "/"
-	cmd.Env = supervisorEnv()
-	err = cmd.Start()
-	readyW.Close()
-	if err != nil {
-		return fmt.Errorf("start supervisor: %w", err)
-	}
-	// Stop and Destroy need the PID before the supervisor records it.
-	if err := os.WriteFile(filepath.Join(dir, supervisorPID), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600); err != nil {
-		_ = cmd.Process.Kill()
-		return fmt.Errorf("start supervisor: %w", err)
-	}
-	// Reap it if it ends while this process lives; otherwise init does.
-	go func() { _ = cmd.Wait() }()
-
-	msg := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(readyR).ReadString('\n')
-		msg <- strings.TrimSpace(line)
-	}()
-	select {
-	case m := <-msg:
-		if m == "ok" {
-			return nil
-		}
-		if m == "" {
-			return fmt.Errorf("supervisor exited without reporting; see %s", filepath.Join(dir, supervisorFile))
-		}
-		return decodeFailure(m)
-	case <-ctx.Done():
-		readyR.Close()
-		return ctx.Err()
-	}
+	return instancedir.StartSupervisor(ctx, dir, append(append([]string{}, p.supervisor...), "--dir", dir), lock)
 }
 
 // waitBoot waits until the instance's systemd has finished booting and
@@ -252,16 +185,16 @@ func (p *Platform) waitBoot(ctx context.Context, id, dir string) (kiln.InstanceS
 			units, err := p.failedUnits(ctx, id)
 			return kiln.InstanceDegraded, units, err
 		case "maintenance", "stopping":
-			return "", nil, kiln.Errorf(kiln.EUNAVAILABLE, "instance %s did not boot: systemd reports %q; console output:\n%s", id, last, tail(filepath.Join(dir, consoleFile), 4096))
+			return "", nil, kiln.Errorf(kiln.EUNAVAILABLE, "instance %s did not boot: systemd reports %q; console output:\n%s", id, last, instancedir.Tail(filepath.Join(dir, consoleFile), 4096))
 		}
 		rec, rerr := readRecord(dir)
 		if rerr == nil && rec.terminal() {
-			return "", nil, kiln.Errorf(kiln.EUNAVAILABLE, "instance %s ended while booting (%s); console output:\n%s", id, rec.Reason, tail(filepath.Join(dir, consoleFile), 4096))
+			return "", nil, kiln.Errorf(kiln.EUNAVAILABLE, "instance %s ended while booting (%s); console output:\n%s", id, rec.Reason, instancedir.Tail(filepath.Join(dir, consoleFile), 4096))
 		}
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return "", nil, kiln.Errorf(kiln.EUNAVAILABLE, "instance %s did not finish booting in time (systemd last said %q); raise the launch timeout or look at the console output:\n%s", id, last, tail(filepath.Join(dir, consoleFile), 4096))
+				return "", nil, kiln.Errorf(kiln.EUNAVAILABLE, "instance %s did not finish booting in time (systemd last said %q); raise the launch timeout or look at the console output:\n%s", id, last, instancedir.Tail(filepath.Join(dir, consoleFile), 4096))
 			}
 			return "", nil, ctx.Err()
 		case <-time.After(20 * time.Millisecond):

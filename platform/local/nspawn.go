@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/kiln-project/kiln/internal/instancedir"
 )
 
 // ProbePath is where the kiln binary is mounted, read-only, inside every
@@ -66,7 +68,7 @@ func findLeader(nspawnPID int, exited <-chan struct{}, timeout time.Duration) (i
 			if err != nil || ns == hostPidns {
 				continue
 			}
-			st, err := readProcStat(pid)
+			st, err := instancedir.ReadProcStat(pid)
 			if err != nil {
 				continue
 			}

@@ -1,66 +1,18 @@
 package local
 
 import (
-	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kiln-project/kiln/internal/instancedir"
 )
-
-// procStat is what kiln reads of /proc/PID/stat.
-type procStat struct {
-	Comm  string
-	State byte
-	PPID  int
-	Start uint64 // clock ticks after boot: with the PID, identifies a process
-}
-
-func readProcStat(pid int) (procStat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return procStat{}, err
-	}
-	// comm is in parentheses and may itself hold spaces and parentheses.
-	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-	if open < 0 || end < open {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	f := strings.Fields(string(b[end+1:]))
-	// f[0] is field 3 (state); field 4 is ppid, field 22 starttime.
-	if len(f) < 20 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	ppid, err := strconv.Atoi(f[1])
-	if err != nil {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: ppid: %w", pid, err)
-	}
-	start, err := strconv.ParseUint(f[19], 10, 64)
-	if err != nil {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: starttime: %w", pid, err)
-	}
-	return procStat{Comm: string(b[open+1 : end]), State: f[0][0], PPID: ppid, Start: start}, nil
-}
-
-// alive reports whether pid is still the process that started at start and
-// has not exited (a zombie counts as gone).
-func alive(pid int, start uint64) bool {
-	if pid <= 0 {
-		return false
-	}
-	st, err := readProcStat(pid)
-	if err != nil {
-		return false
-	}
-	return st.Start == start && st.State != 'Z' && st.State != 'X'
-}
 
 // killProcess sends sig to pid if it is still the process started at start.
 func killProcess(pid int, start uint64, sig syscall.Signal) {
-	if alive(pid, start) {
+	if instancedir.Alive(pid, start) {
 		_ = syscall.Kill(pid, sig)
 	}
 }
@@ -78,7 +30,7 @@ func childrenOf(ppid int) ([]int, error) {
 		if err != nil {
 			continue
 		}
-		st, err := readProcStat(pid)
+		st, err := instancedir.ReadProcStat(pid)
 		if err != nil {
 			continue
 		}
@@ -99,7 +51,7 @@ func waitGone(pid int, start uint64, timeout time.Duration, reap bool) bool {
 		if reap {
 			reapChildren()
 		}
-		if !alive(pid, start) {
+		if !instancedir.Alive(pid, start) {
 			return true
 		}
 		if time.Now().After(deadline) {

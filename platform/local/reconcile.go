@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/instancedir"
 )
 
 // InstanceStatus is what Reconcile found of one instance.
@@ -54,7 +55,7 @@ func (p *Platform) Reconcile(ctx context.Context) ([]InstanceStatus, error) {
 		rec, live, err := p.load(id)
 		if kiln.ErrorCode(err) == kiln.ENOTFOUND {
 			// No record: a launch died before writing it.
-			if live, _ := supervised(dir); !live {
+			if live, _ := instancedir.Supervised(dir); !live {
 				p.log.Warn("removing instance directory without record", "dir", dir)
 				if err := p.Destroy(ctx, id); err != nil {
 					errs = append(errs, err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/instancedir"
 	"github.com/kiln-project/kiln/internal/overlayfs"
 )
 
@@ -35,7 +36,7 @@ func TestReconcileAfterSupervisorKill(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if live, _ := supervised(e.p.instanceDir(id)); !live {
+		if live, _ := instancedir.Supervised(e.p.instanceDir(id)); !live {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -43,7 +44,7 @@ func TestReconcileAfterSupervisorKill(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if !alive(rec.NspawnPID, rec.NspawnStart) || !alive(rec.LeaderPID, rec.LeaderStart) {
+	if !instancedir.Alive(rec.NspawnPID, rec.NspawnStart) || !instancedir.Alive(rec.LeaderPID, rec.LeaderStart) {
 		t.Fatal("the instance should outlive its killed supervisor until reconciled")
 	}
 	if st, err := e.p.State(ctx, id); err != nil || st != kiln.InstanceCrashed {
@@ -70,7 +71,7 @@ func TestReconcileAfterSupervisorKill(t *testing.T) {
 	if len(got) != 1 || got[0].ID != id || got[0].State != kiln.InstanceCrashed || got[0].Reason == "" {
 		t.Fatalf("Reconcile = %+v; want %s crashed with a reason", got, id)
 	}
-	if alive(rec.NspawnPID, rec.NspawnStart) || alive(rec.LeaderPID, rec.LeaderStart) {
+	if instancedir.Alive(rec.NspawnPID, rec.NspawnStart) || instancedir.Alive(rec.LeaderPID, rec.LeaderStart) {
 		t.Error("Reconcile left the unsupervised instance's processes running")
 	}
 	if netnsExists(rec.Netns) {

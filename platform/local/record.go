@@ -1,26 +1,18 @@
 package local
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/kiln-project/kiln"
-	"github.com/kiln-project/kiln/internal/flock"
+	"github.com/kiln-project/kiln/internal/instancedir"
 )
 
 // File names inside an instance directory.
 const (
-	recordFile     = "state.json"
-	lockFile       = "supervisor.lock"
+	recordFile     = instancedir.RecordFile
+	lockFile       = instancedir.LockFile
 	consoleFile    = "console.log"
-	supervisorFile = "supervisor.log"
-	supervisorPID  = "supervisor.pid" // written by Launch as soon as the supervisor starts
+	supervisorFile = instancedir.SupervisorLog
 	upperDir       = "upper"
 	workDir        = "work"
 	mergedDir      = "rootfs"
@@ -28,7 +20,7 @@ const (
 	lowerView = "lower"
 	// credentialsDir holds the instance's launch configuration (0700, each
 	// file 0600) from Launch until systemd-nspawn has read it.
-	credentialsDir = "credentials"
+	credentialsDir = instancedir.CredentialsDir
 )
 
 // record is an instance's state.json. Launch writes the first one; after
@@ -79,75 +71,24 @@ func (r *record) terminal() bool {
 }
 
 func readRecord(dir string) (*record, error) {
-	b, err := os.ReadFile(filepath.Join(dir, recordFile))
-	if err != nil {
-		return nil, err
-	}
 	var r record
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, recordFile), err)
+	if err := instancedir.ReadRecord(dir, &r); err != nil {
+		return nil, err
 	}
 	return &r, nil
 }
 
 // writeRecord replaces state.json atomically.
-func writeRecord(dir string, r *record) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(dir, recordFile+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write instance record: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, recordFile)); err != nil {
-		return fmt.Errorf("write instance record: %w", err)
-	}
-	return nil
-}
-
-// tryLock takes the instance's supervisor lock without waiting. It returns
-// (nil, nil) when someone — a live supervisor — holds it.
-func tryLock(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := flock.TryLock(f, flock.Exclusive); err != nil {
-		f.Close()
-		if errors.Is(err, flock.ErrHeld) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	return f, nil
-}
+func writeRecord(dir string, r *record) error { return instancedir.WriteRecord(dir, r) }
 
 // supervisorOf returns the supervisor's PID: from the record once the
 // supervisor wrote it, else from the pid file Launch wrote.
 func supervisorOf(dir string, rec *record) int {
-	if rec != nil && rec.SupervisorPID > 0 {
-		return rec.SupervisorPID
+	pid := 0
+	if rec != nil {
+		pid = rec.SupervisorPID
 	}
-	b, err := os.ReadFile(filepath.Join(dir, supervisorPID))
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return pid
-}
-
-// supervised reports whether a supervisor holds the instance's lock.
-func supervised(dir string) (bool, error) {
-	f, err := tryLock(dir)
-	if err != nil {
-		return false, err
-	}
-	if f == nil {
-		return true, nil
-	}
-	f.Close()
-	return false, nil
+	return instancedir.SupervisorOf(dir, pid)
 }
 
 // lowerDirs are the overlay lower directories of the instance, top first.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/instancedir"
 )
 
 // State reports the instance's state: the supervisor's record, corrected by
@@ -30,7 +31,7 @@ func (p *Platform) stateOf(ctx context.Context, rec *record, live bool) kiln.Ins
 		return kiln.InstanceCrashed
 	case rec.State != kiln.InstanceRunning:
 		return rec.State
-	case !alive(rec.LeaderPID, rec.LeaderStart):
+	case !instancedir.Alive(rec.LeaderPID, rec.LeaderStart):
 		return kiln.InstanceCrashed // the supervisor is about to record it
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -11,11 +11,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/instancedir"
 	"github.com/kiln-project/kiln/internal/overlayfs"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -110,8 +110,7 @@ func (s *supervisor) run() error {
 		s.fail(err)
 		return err
 	}
-	fmt.Fprintln(s.ready, "ok")
-	s.ready.Close()
+	instancedir.ReportReady(s.ready)
 
 	var asked os.Signal
 	var waitErr error
@@ -214,7 +213,7 @@ func (s *supervisor) start() (*exec.Cmd, <-chan error, error) {
 		close(exitedSig)
 		exited <- err
 	}()
-	st, err := readProcStat(cmd.Process.Pid)
+	st, err := instancedir.ReadProcStat(cmd.Process.Pid)
 	if err == nil {
 		r.NspawnStart = st.Start
 	}
@@ -225,7 +224,7 @@ func (s *supervisor) start() (*exec.Cmd, <-chan error, error) {
 		_ = cmd.Process.Kill()
 		<-exitedSig
 		killOrphans() // its init may be running anyway, orphaned to us
-		return nil, nil, fmt.Errorf("boot instance: %w; console: %s", err, tail(filepath.Join(s.dir, consoleFile), 2048))
+		return nil, nil, fmt.Errorf("boot instance: %w; console: %s", err, instancedir.Tail(filepath.Join(s.dir, consoleFile), 2048))
 	}
 	r.LeaderPID, r.LeaderStart = leader, start
 	// systemd-nspawn read the credentials before it started the init:
@@ -284,7 +283,7 @@ func (s *supervisor) cleanup() {
 func killOrphans() {
 	kids, _ := childrenOf(os.Getpid())
 	for _, pid := range kids {
-		if st, err := readProcStat(pid); err == nil {
+		if st, err := instancedir.ReadProcStat(pid); err == nil {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 			waitGone(pid, st.Start, killTimeout, true)
 		}
@@ -293,24 +292,7 @@ func killOrphans() {
 }
 
 // fail reports a start failure to the launcher.
-func (s *supervisor) fail(err error) {
-	fmt.Fprintln(s.ready, encodeFailure(err))
-	s.ready.Close()
-}
-
-// encodeFailure and decodeFailure carry an error and its kiln code over the
-// ready pipe: "error CODE MESSAGE".
-func encodeFailure(err error) string {
-	return "error " + kiln.ErrorCode(err) + " " + kiln.ErrorMessage(err)
-}
-
-func decodeFailure(s string) error {
-	f := strings.SplitN(s, " ", 3)
-	if len(f) != 3 || f[0] != "error" {
-		return kiln.Errorf(kiln.EINTERNAL, "supervisor: %s", s)
-	}
-	return kiln.Errorf(f[1], "%s", f[2])
-}
+func (s *supervisor) fail(err error) { instancedir.ReportFailure(s.ready, err) }
 
 // removePropagateDir removes the directory nspawn keeps on the host for
 // mount propagation into the machine, when nspawn left it behind.
@@ -332,24 +314,4 @@ func exitText(err error) string {
 		return "exit status 0"
 	}
 	return err.Error()
-}
-
-// tail returns up to the last n bytes of a file, for error messages.
-func tail(path string, n int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return "(no console output: " + err.Error() + ")"
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return ""
-	}
-	off := fi.Size() - n
-	if off < 0 {
-		off = 0
-	}
-	b := make([]byte, fi.Size()-off)
-	_, _ = f.ReadAt(b, off)
-	return string(b)
 }

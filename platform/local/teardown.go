@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/instancedir"
 	"github.com/kiln-project/kiln/internal/overlayfs"
 )
 
@@ -35,7 +36,7 @@ func (p *Platform) Stop(ctx context.Context, id string) error {
 func (p *Platform) waitUnsupervised(ctx context.Context, id string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		live, err := supervised(p.instanceDir(id))
+		live, err := instancedir.Supervised(p.instanceDir(id))
 		if err != nil || !live {
 			return err
 		}
@@ -55,7 +56,7 @@ func (p *Platform) waitUnsupervised(ctx context.Context, id string, timeout time
 // an end if none was recorded. reason is used when the record had no end.
 func (p *Platform) settle(id, reason string) error {
 	dir := p.instanceDir(id)
-	lock, err := tryLock(dir)
+	lock, err := instancedir.TryLock(dir)
 	if err != nil {
 		return err
 	}
@@ -114,7 +115,7 @@ func (p *Platform) Destroy(ctx context.Context, id string) error {
 		return nil
 	}
 	rec, _ := readRecord(dir)
-	live, err := supervised(dir)
+	live, err := instancedir.Supervised(dir)
 	if err != nil {
 		return fmt.Errorf("destroy %s: %w", id, err)
 	}

@@ -1,8 +1,6 @@
 package local
 
 import (
-	"errors"
-	"os"
 	"slices"
 	"testing"
 
@@ -46,34 +44,6 @@ func TestValidateID(t *testing.T) {
 		if err := validateID("id", id); kiln.ErrorCode(err) != kiln.EINVALID {
 			t.Errorf("validateID(%q) = %v; want invalid", id, err)
 		}
-	}
-}
-
-func TestFailureRoundTrip(t *testing.T) {
-	in := kiln.Errorf(kiln.ECONFLICT, "cannot forward 127.0.0.1:80: address in use; choose another")
-	out := decodeFailure(encodeFailure(in))
-	if kiln.ErrorCode(out) != kiln.ECONFLICT || kiln.ErrorMessage(out) != in.Message {
-		t.Errorf("round trip: %q (%s)", kiln.ErrorMessage(out), kiln.ErrorCode(out))
-	}
-	plain := decodeFailure(encodeFailure(errors.New("mount: permission denied")))
-	if kiln.ErrorCode(plain) != kiln.EINTERNAL || kiln.ErrorMessage(plain) != "mount: permission denied" {
-		t.Errorf("plain error: %q (%s)", kiln.ErrorMessage(plain), kiln.ErrorCode(plain))
-	}
-	if kiln.ErrorCode(decodeFailure("garbage")) != kiln.EINTERNAL {
-		t.Error("garbage should decode as internal")
-	}
-}
-
-func TestReadProcStat(t *testing.T) {
-	st, err := readProcStat(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.PPID != os.Getppid() || st.Start == 0 {
-		t.Errorf("readProcStat(self) = %+v; ppid want %d", st, os.Getppid())
-	}
-	if !alive(os.Getpid(), st.Start) || alive(os.Getpid(), st.Start+1) {
-		t.Error("alive must match the start time")
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/instancedir"
 	"golang.org/x/sys/unix"
 )
 
@@ -223,7 +224,7 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 			}
 		}
 	}()
-	lock, err := tryLock(dir)
+	lock, err := instancedir.TryLock(dir)
 	if err != nil {
 		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
 	}
@@ -246,6 +247,12 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 		ID: spec.ID, Name: spec.Name, Digest: spec.Artifact.Digest, Base: base,
 		State: kiln.InstanceStarting, Ports: spec.Ports, Accel: p.accel, LaunchedAt: time.Now().UTC(),
 	}
+	if spec.Config != nil && len(spec.Config.Credentials) > 0 {
+		if rec.Credentials, rec.CredentialHashes, err = instancedir.WriteCredentials(dir, spec.Config, maxCredentialName); err != nil {
+			return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
+		}
+		rec.ConfigDigest = spec.Config.Digest
+	}
 	if !spec.Version.IsZero() {
 		rec.Version = spec.Version.String()
 	}
@@ -266,6 +273,9 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
 	}
 	state, failed, err := p.waitBoot(bootCtx, spec.ID, dir, timeout)
+	if rerr := instancedir.RemoveCredentials(dir); rerr != nil && err == nil {
+		err = fmt.Errorf("launch %s: remove the host copy of its configuration: %w", spec.ID, rerr)
+	}
 	p.log.Debug("boot finished", "id", spec.ID, "elapsed", time.Since(t0))
 	if err != nil {
 		if ctx.Err() != nil {
@@ -315,6 +325,9 @@ func (p *Platform) image(ctx context.Context, digest string) (string, string, er
 		return "", "", fmt.Errorf("image cache: %w", err)
 	}
 	format := sniffFormat(tmp)
+	if format == "" {
+		return "", "", kiln.Errorf(kiln.EINVALID, "artifact %s is not a disk image (neither qcow2 nor a raw disk with a partition table): the VM platform boots disk images; give the image line a disk format (formats = [\"qcow2\"]) and launch a version built with it", digest)
+	}
 	if err := tmp.Close(); err != nil {
 		return "", "", fmt.Errorf("image cache: %w", err)
 	}
@@ -324,79 +337,31 @@ func (p *Platform) image(ctx context.Context, digest string) (string, string, er
 	return dst, format, nil
 }
 
-// sniffFormat tells qcow2 (magic "QFI\xfb") from raw.
+// sniffFormat tells qcow2 (magic "QFI\xfb") from a raw disk (a partition
+// table: the MBR signature 0x55AA, which a GPT disk's protective MBR has
+// too); "" for anything else (a root filesystem tarball).
 func sniffFormat(f *os.File) string {
-	var b [4]byte
-	if _, err := f.ReadAt(b[:], 0); err == nil && string(b[:]) == "QFI\xfb" {
+	var b [512]byte
+	if _, err := f.ReadAt(b[:], 0); err != nil {
+		return ""
+	}
+	switch {
+	case string(b[:4]) == "QFI\xfb":
 		return "qcow2"
+	case b[510] == 0x55 && b[511] == 0xaa:
+		return "raw"
 	}
-	return "raw"
-}
-
-func supervisorEnv() []string {
-	path := os.Getenv("PATH")
-	if path == "" {
-		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	}
-	env := []string{"PATH=" + path}
-	for _, n := range []string{"LANG", "LC_ALL", "TZ"} {
-		if v, ok := os.LookupEnv(n); ok {
-			env = append(env, n+"="+v)
-		}
-	}
-	return env
+	return ""
 }
 
 // startSupervisor starts the supervisor detached (own session, output to
 // supervisor.log), hands it the locked supervisor.lock, and waits until it
 // reports that QEMU runs.
 func (p *Platform) startSupervisor(ctx context.Context, dir string, lock *os.File) error {
-	log, err := os.OpenFile(filepath.Join(dir, supervisorFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer log.Close()
-	readyR, readyW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	defer readyR.Close()
-	args := append(append([]string{}, p.supervisor[1:]...),
+	argv := append(append([]string{}, p.supervisor...),
 		"--dir", dir, "--firmware", p.firmware, "--qemu", p.qemu,
 		"--memory", strconv.Itoa(p.mem), "--cpus", strconv.Itoa(p.cpus))
-	cmd := exec.Command(p.supervisor[0], args...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.ExtraFiles = []*os.File{lock, readyW} // fds 3 and 4
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Dir = "/"
-	cmd.Env = supervisorEnv()
-	err = cmd.Start()
-	readyW.Close()
-	if err != nil {
-		return fmt.Errorf("start supervisor: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, supervisorPID), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600); err != nil {
-		_ = cmd.Process.Kill()
-		return fmt.Errorf("start supervisor: %w", err)
-	}
-	go func() { _ = cmd.Wait() }()
-	msg := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(readyR).ReadString('\n')
-		msg <- strings.TrimSpace(line)
-	}()
-	select {
-	case m := <-msg:
-		switch m {
-		case "ok":
-			return nil
-		case "":
-			return fmt.Errorf("supervisor exited without reporting; see %s", filepath.Join(dir, supervisorFile))
-		}
-		return decodeFailure(m)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return instancedir.StartSupervisor(ctx, dir, argv, lock)
 }
 
 // waitBoot waits until the guest's systemd has finished booting, asking
@@ -466,7 +431,7 @@ func (p *Platform) load(id string) (*record, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	live, err := supervised(dir)
+	live, err := instancedir.Supervised(dir)
 	if err != nil {
 		return nil, false, err
 	}
@@ -484,9 +449,9 @@ func (p *Platform) Exec(ctx context.Context, id string, argv []string, stdio kil
 	if err != nil {
 		return -1, err
 	}
-	if !live || rec.State != kiln.InstanceRunning || !alive(rec.QemuPID, rec.QemuStart) {
+	if !live || rec.State != kiln.InstanceRunning || !instancedir.Alive(rec.QemuPID, rec.QemuStart) {
 		state := rec.State
-		if !rec.terminal() && (!live || !alive(rec.QemuPID, rec.QemuStart)) {
+		if !rec.terminal() && (!live || !instancedir.Alive(rec.QemuPID, rec.QemuStart)) {
 			state = kiln.InstanceCrashed
 		}
 		return -1, kiln.Errorf(kiln.ECONFLICT, "instance %s is %s; commands run only in a running instance", id, state)
@@ -587,7 +552,7 @@ func (p *Platform) stateOf(ctx context.Context, rec *record, live bool) kiln.Ins
 		return kiln.InstanceCrashed
 	case rec.State != kiln.InstanceRunning:
 		return rec.State
-	case !alive(rec.QemuPID, rec.QemuStart):
+	case !instancedir.Alive(rec.QemuPID, rec.QemuStart):
 		return kiln.InstanceCrashed // the supervisor is about to record it
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -626,7 +591,7 @@ func (p *Platform) Stop(ctx context.Context, id string) error {
 func (p *Platform) waitUnsupervised(ctx context.Context, id string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		live, err := supervised(p.instanceDir(id))
+		live, err := instancedir.Supervised(p.instanceDir(id))
 		if err != nil || !live {
 			return err
 		}
@@ -646,7 +611,7 @@ func (p *Platform) waitUnsupervised(ctx context.Context, id string, timeout time
 // before a crash of this machine's kernel…) and records an end.
 func (p *Platform) settle(id, reason string) error {
 	dir := p.instanceDir(id)
-	lock, err := tryLock(dir)
+	lock, err := instancedir.TryLock(dir)
 	if err != nil {
 		return err
 	}
@@ -663,7 +628,7 @@ func (p *Platform) settle(id, reason string) error {
 	}
 	// The supervisor releases the lock just before it exits: let it finish.
 	waitExit(supervisorOf(dir, rec), dir, 2*time.Second)
-	if !killWait(rec.QemuPID, rec.QemuStart, killTimeout) {
+	if !instancedir.KillWait(rec.QemuPID, rec.QemuStart, killTimeout) {
 		return kiln.Errorf(kiln.EINTERNAL, "QEMU of instance %s (pid %d) survived SIGKILL", id, rec.QemuPID)
 	}
 	for _, f := range []string{agentSocket, execSocket, qmpSocket} {
@@ -706,7 +671,7 @@ func (p *Platform) Destroy(ctx context.Context, id string) error {
 		return nil
 	}
 	rec, _ := readRecord(dir)
-	live, err := supervised(dir)
+	live, err := instancedir.Supervised(dir)
 	if err != nil {
 		return fmt.Errorf("destroy %s: %w", id, err)
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/internal/ci"
-	"github.com/kiln-project/kiln/internal/testenv"
+	"github.com/kiln-project/kiln/internal/instancedir"
 	"github.com/kiln-project/kiln/platform/platformtest"
 	"github.com/kiln-project/kiln/platform/vm/disk"
 )
@@ -74,7 +74,7 @@ func testDisk(t testing.TB) (string, *disk.Result) {
 	need(t)
 	image.once.Do(func() {
 		ctx := context.Background()
-		tar, err := platformtest.BakeVMImage(ctx, testenv.CacheDir())
+		tar, err := platformtest.BakeVMImage(ctx, filepath.Join(os.TempDir(), "kiln-test-cache")) // testenv.CacheDir; testenv imports this package
 		if err != nil {
 			image.err = err
 			return
@@ -163,7 +163,7 @@ func (e *env) leftovers(t testing.TB) []string {
 			continue
 		}
 		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		if _, ok := procStart(pid); !ok {
+		if _, ok := instancedir.ProcStart(pid); !ok {
 			continue // a zombie being reaped
 		}
 		out = append(out, "process "+strconv.Itoa(pid)+": "+strings.ReplaceAll(string(b), "\x00", " "))
@@ -279,10 +279,10 @@ func TestSurvivesLauncher(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for alive(rec.QemuPID, rec.QemuStart) && time.Now().Before(deadline) {
+	for instancedir.Alive(rec.QemuPID, rec.QemuStart) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if alive(rec.QemuPID, rec.QemuStart) {
+	if instancedir.Alive(rec.QemuPID, rec.QemuStart) {
 		t.Errorf("QEMU %d outlived its supervisor", rec.QemuPID)
 	}
 	if st, _ := e.p.State(ctx, id); st != kiln.InstanceCrashed {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/instancedir"
 	"github.com/kiln-project/kiln/platform/vm/disk"
 	"golang.org/x/sys/unix"
 )
@@ -137,5 +138,18 @@ func qemuArgs(dir string, rec *record, firmware string, memMiB, cpus int) []stri
 	if accel == "kvm" {
 		args = append(args, "-cpu", "host")
 	}
+	// The launch configuration: files QEMU reads once at start, so only
+	// their paths are on the command line, never their content.
+	for _, name := range rec.Credentials {
+		args = append(args, "-fw_cfg", "name="+fwCfgCredentials+name+",file="+filepath.Join(instancedir.CredentialsDir, name))
+	}
 	return args
 }
+
+// fwCfgCredentials is the fw_cfg directory systemd (since 252) imports
+// system credentials from at boot, into /run/credentials/@system.
+// maxCredentialName is what is left of fw_cfg's 55-character file names.
+const (
+	fwCfgCredentials  = "opt/io.systemd.credentials/"
+	maxCredentialName = 55 - len(fwCfgCredentials)
+)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/instancedir"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,7 +66,7 @@ func (p *Platform) Reconcile(ctx context.Context) ([]InstanceStatus, error) {
 		dir := p.instanceDir(id)
 		rec, live, err := p.load(id)
 		if kiln.ErrorCode(err) == kiln.ENOTFOUND {
-			if live, _ := supervised(dir); !live {
+			if live, _ := instancedir.Supervised(dir); !live {
 				p.log.Warn("removing instance directory without record", "dir", dir)
 				if err := p.Destroy(ctx, id); err != nil {
 					errs = append(errs, err)

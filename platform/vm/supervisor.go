@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/instancedir"
 	"golang.org/x/sys/unix"
 )
 
@@ -114,8 +115,20 @@ func (s *supervisor) run() error {
 		s.fail(err)
 		return err
 	}
-	fmt.Fprintln(s.ready, "ok")
-	s.ready.Close()
+	// QEMU reads the fw_cfg files while it creates the machine, after it
+	// connected the agent's socket; once its monitor answers, the machine
+	// exists and the host copy of the launch configuration goes (Launch
+	// removes it too once the boot ended, whatever happened).
+	if len(rec.Credentials) > 0 {
+		deadline := time.Now().Add(connectTimeout)
+		for qmp(qmpSocket, "query-status") != nil && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := instancedir.RemoveCredentials(s.dir); err != nil {
+			s.log.Warn("remove the delivered credentials", "err", err)
+		}
+	}
+	instancedir.ReportReady(s.ready)
 
 	var asked os.Signal
 	var waitErr error
@@ -205,7 +218,7 @@ func (s *supervisor) start(sigs <-chan os.Signal) (*exec.Cmd, <-chan error, erro
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	r.QemuPID = cmd.Process.Pid
-	r.QemuStart, _ = procStart(cmd.Process.Pid)
+	r.QemuStart, _ = instancedir.ProcStart(cmd.Process.Pid)
 
 	conn := make(chan net.Conn, 1)
 	go func() {
@@ -218,7 +231,7 @@ func (s *supervisor) start(sigs <-chan os.Signal) (*exec.Cmd, <-chan error, erro
 	select {
 	case agent = <-conn:
 	case err := <-exited:
-		return nil, nil, kiln.Errorf(kiln.EUNAVAILABLE, "QEMU ended at once (%s): %s", exitText(err), strings.TrimSpace(tail("qemu.log", 2048)))
+		return nil, nil, kiln.Errorf(kiln.EUNAVAILABLE, "QEMU ended at once (%s): %s", exitText(err), strings.TrimSpace(instancedir.Tail("qemu.log", 2048)))
 	case sig := <-sigs:
 		_ = cmd.Process.Kill()
 		s.log.Debug("QEMU ended", "err", <-exited)
@@ -226,7 +239,7 @@ func (s *supervisor) start(sigs <-chan os.Signal) (*exec.Cmd, <-chan error, erro
 	case <-time.After(connectTimeout):
 		_ = cmd.Process.Kill()
 		s.log.Debug("QEMU ended", "err", <-exited)
-		return nil, nil, kiln.Errorf(kiln.EUNAVAILABLE, "QEMU did not connect the agent port within %s: %s", connectTimeout, strings.TrimSpace(tail("qemu.log", 2048)))
+		return nil, nil, kiln.Errorf(kiln.EUNAVAILABLE, "QEMU did not connect the agent port within %s: %s", connectTimeout, strings.TrimSpace(instancedir.Tail("qemu.log", 2048)))
 	}
 	s.agentLn.Close()
 	s.mux = newMux(agent, s.log)
@@ -280,20 +293,10 @@ func (s *supervisor) cleanup() {
 	for _, f := range []string{agentSocket, execSocket, qmpSocket} {
 		_ = os.Remove(f)
 	}
+	_ = instancedir.RemoveCredentials(s.dir)
 }
 
-func (s *supervisor) fail(err error) {
-	fmt.Fprintln(s.ready, "error "+kiln.ErrorCode(err)+" "+strings.ReplaceAll(kiln.ErrorMessage(err), "\n", "\\n"))
-	s.ready.Close()
-}
-
-func decodeFailure(line string) error {
-	f := strings.SplitN(line, " ", 3)
-	if len(f) != 3 || f[0] != "error" {
-		return kiln.Errorf(kiln.EINTERNAL, "supervisor: %s", line)
-	}
-	return kiln.Errorf(f[1], "%s", strings.ReplaceAll(f[2], "\\n", "\n"))
-}
+func (s *supervisor) fail(err error) { instancedir.ReportFailure(s.ready, err) }
 
 // qmp runs one QMP command on QEMU's monitor socket.
 func qmp(path, command string) error {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/internal/ci"
-	"github.com/kiln-project/kiln/internal/testenv"
 	"github.com/kiln-project/kiln/platform/platformtest"
 	"golang.org/x/sys/unix"
 )
@@ -41,7 +40,9 @@ var rootfs struct {
 func testRootfs(t testing.TB) string {
 	t.Helper()
 	need(t)
-	rootfs.once.Do(func() { rootfs.path, rootfs.err = platformtest.BakeVMImage(context.Background(), testenv.CacheDir()) })
+	// testenv.CacheDir (testenv imports this package, so not from here)
+	cache := filepath.Join(os.TempDir(), "kiln-test-cache")
+	rootfs.once.Do(func() { rootfs.path, rootfs.err = platformtest.BakeVMImage(context.Background(), cache) })
 	if rootfs.err != nil {
 		t.Fatal(rootfs.err)
 	}
