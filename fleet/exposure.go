@@ -23,7 +23,7 @@ func BuildExposure(us []*kiln.Usage, exposed func(kiln.VersionRef) bool, fixedIn
 			keep = append(keep, u)
 		}
 	}
-	rs, _ := rows(keep, nil)
+	rs := rows(keep, nil)
 	out := &kiln.Exposure{Environment: env, Rows: []*kiln.ExposureRow{}, FixedIn: []kiln.VersionRef{}}
 	for _, r := range rs {
 		er := &kiln.ExposureRow{ReportRow: *r}
