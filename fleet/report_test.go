@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -57,6 +58,10 @@ func TestBuildReport(t *testing.T) {
 			{"basic-linux-1", 3, 0, 0, false}, {"basic-linux-2", 7, 0, 0, false},
 		}, 18, 1, 0},
 		{"prod limited to 90 days: only prod instances of old versions count", usage(), prod90, []row{
+			{"appserver-3", 7, 1, 5, false}, {"appserver-9", 1, 0, 0, true},
+			{"basic-linux-1", 3, 0, 0, false}, {"basic-linux-2", 7, 0, 0, false},
+		}, 18, 1, 5},
+		{"rows out of order are merged as in order", reversed(usage()), prod90, []row{
 			{"appserver-3", 7, 1, 5, false}, {"appserver-9", 1, 0, 0, true},
 			{"basic-linux-1", 3, 0, 0, false}, {"basic-linux-2", 7, 0, 0, false},
 		}, 18, 1, 5},
@@ -176,4 +181,9 @@ func TestRelease(t *testing.T) {
 			t.Errorf("Release(%s) = %q, %v; want %q", m.Version, got, ok, want)
 		}
 	}
+}
+
+func reversed(us []*kiln.Usage) []*kiln.Usage {
+	slices.Reverse(us)
+	return us
 }
