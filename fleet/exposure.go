@@ -25,7 +25,7 @@ func BuildExposure(us []*kiln.Usage, exposed func(kiln.VersionRef) bool, fixedIn
 			keep = append(keep, u)
 		}
 	}
-	rs, _ := rows(keep, nil)
+	rs := rows(keep, nil)
 	out := &kiln.Exposure{Environment: env, Rows: []*kiln.ExposureRow{}, FixedIn: []kiln.VersionRef{}}
 	revoked, revokedVersions := 0, 0
 	for _, r := range rs {

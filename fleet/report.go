@@ -1,6 +1,9 @@
 package fleet
 
 import (
+	"cmp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/kiln-project/kiln"
@@ -10,16 +13,32 @@ import (
 type rowKey = kiln.VersionRef
 
 // rows merges usage rows of the same version (several environments) into
-// report rows, in the usage order (image, then number).
-func rows(us []*kiln.Usage, over func(u *kiln.Usage) int) ([]*kiln.ReportRow, map[rowKey]*kiln.ReportRow) {
-	var out []*kiln.ReportRow
-	byRef := map[rowKey]*kiln.ReportRow{}
-	for _, u := range us {
-		r := byRef[u.Ref()]
-		if r == nil {
-			r = &kiln.ReportRow{Image: u.Image, Number: u.Number, Name: u.Ref().String(),
+// report rows, in the usage order (image, then number). The usage rows are
+// sorted (kiln.Fleet.Usage), so a version's rows are neighbours (rows
+// given in another order are sorted first, on a copy); the report rows are
+// allocated in one block.
+func rows(us []*kiln.Usage, over func(u *kiln.Usage) int) []*kiln.ReportRow {
+	byVersion := func(a, b *kiln.Usage) int {
+		return cmp.Or(strings.Compare(a.Image, b.Image), cmp.Compare(a.Number, b.Number))
+	}
+	if !slices.IsSortedFunc(us, byVersion) {
+		us = slices.Clone(us)
+		slices.SortStableFunc(us, byVersion)
+	}
+	n := 0
+	for i, u := range us {
+		if i == 0 || !sameVersion(u, us[i-1]) {
+			n++
+		}
+	}
+	block := make([]kiln.ReportRow, n)
+	out := make([]*kiln.ReportRow, 0, n)
+	var r *kiln.ReportRow
+	for i, u := range us {
+		if i == 0 || !sameVersion(u, us[i-1]) {
+			r = &block[len(out)]
+			*r = kiln.ReportRow{Image: u.Image, Number: u.Number, Name: u.Ref().String(),
 				BuiltAt: u.BuiltAt, Status: u.Status, Unknown: !u.Known}
-			byRef[u.Ref()] = r
 			out = append(out, r)
 		}
 		r.Instances += u.Instances
@@ -28,11 +47,10 @@ func rows(us []*kiln.Usage, over func(u *kiln.Usage) int) ([]*kiln.ReportRow, ma
 			r.OverAge += over(u)
 		}
 	}
-	if out == nil {
-		out = []*kiln.ReportRow{}
-	}
-	return out, byRef
+	return out
 }
+
+func sameVersion(a, b *kiln.Usage) bool { return a.Number == b.Number && a.Image == b.Image }
 
 // overBy returns how far past limit a version built at builtAt is at now,
 // and whether it is past at all. Versions of unknown build time never are.
@@ -54,7 +72,7 @@ func BuildReport(us []*kiln.Usage, policies []*kiln.AgePolicy, now time.Time, en
 		limit[p.Environment] = p.MaxAge
 	}
 	rep := &kiln.Report{Environment: env, Policies: policies}
-	rep.Rows, _ = rows(us, func(u *kiln.Usage) int {
+	rep.Rows = rows(us, func(u *kiln.Usage) int {
 		if _, over := overBy(u.BuiltAt, now, limit[u.Environment]); over {
 			return u.Instances
 		}

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,10 @@ func TestBuildReport(t *testing.T) {
 			{"basic-linux-1", 3, 0, 0, false}, {"basic-linux-2", 7, 0, 0, false},
 		}, 18, 1, 0},
 		{"prod limited to 90 days: only prod instances of old versions count", usage(), prod90, []row{
+			{"appserver-3", 7, 1, 5, false}, {"appserver-9", 1, 0, 0, true},
+			{"basic-linux-1", 3, 0, 0, false}, {"basic-linux-2", 7, 0, 0, false},
+		}, 18, 1, 5},
+		{"rows out of order are merged as in order", reversed(usage()), prod90, []row{
 			{"appserver-3", 7, 1, 5, false}, {"appserver-9", 1, 0, 0, true},
 			{"basic-linux-1", 3, 0, 0, false}, {"basic-linux-2", 7, 0, 0, false},
 		}, 18, 1, 5},
@@ -202,4 +207,9 @@ func TestExposureListsRevoked(t *testing.T) {
 	if len(only.Rows) != 1 || only.Rows[0].Name != "worker-2" || only.Instances != 4 {
 		t.Errorf("revoked only: %+v", only)
 	}
+}
+
+func reversed(us []*kiln.Usage) []*kiln.Usage {
+	slices.Reverse(us)
+	return us
 }

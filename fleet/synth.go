@@ -22,6 +22,18 @@ type SynthConfig struct {
 	// Span is how far back the oldest version was built; the newest is
 	// built at Clock's start time.
 	Span time.Duration
+	// CountsOnly writes no instance rows: the same instances are drawn
+	// (the same seed gives the same fleet) and only their counts per
+	// version and environment go to the store (CountStore), which is all
+	// the reports read. Ten million instances take seconds instead of
+	// hours; ListInstances and check-ins do not see them.
+	CountsOnly bool
+}
+
+// CountStore is a store that takes a synthetic fleet's counts directly
+// (store.DB.AddSyntheticCounts): SynthConfig.CountsOnly needs it.
+type CountStore interface {
+	AddSyntheticCounts(ctx context.Context, counts []*kiln.Usage) error
 }
 
 // SynthClock is a settable kiln.Clock: the store under a synthetic fleet is
@@ -63,7 +75,8 @@ const synthBatch = 20_000
 // before the clock's time (every fifth one ready, the rest tested or
 // candidate), instances spread over the versions with a bias to recent
 // ones, and image-level advisories fixed in random versions. The clock is
-// back at its start time when it returns.
+// back at its start time when it returns. With cfg.CountsOnly the
+// instances are drawn alike but only their counts are stored.
 func Synthesize(ctx context.Context, st SynthStore, clock *SynthClock, cfg SynthConfig) error {
 	if cfg.Images < 1 || cfg.Versions < cfg.Images || len(cfg.Envs) == 0 {
 		return kiln.Errorf(kiln.EINVALID, "synthetic fleet needs ≥ 1 image, ≥ 1 version per image and an environment")
@@ -107,6 +120,21 @@ func Synthesize(ctx context.Context, st SynthStore, clock *SynthClock, cfg Synth
 		}
 	}
 	clock.Set(end)
+	counter, _ := st.(CountStore)
+	if cfg.CountsOnly && counter == nil {
+		return kiln.Errorf(kiln.EINVALID, "synthetic fleet: this store cannot take counts without instances (CountsOnly)")
+	}
+	// counts[image][number-1][env] when CountsOnly.
+	var counts [][][]int
+	if cfg.CountsOnly {
+		counts = make([][][]int, len(images))
+		for i := range counts {
+			counts[i] = make([][]int, perImage)
+			for n := range counts[i] {
+				counts[i][n] = make([]int, len(cfg.Envs))
+			}
+		}
+	}
 	batch := make([]*kiln.Instance, 0, synthBatch)
 	for i := range cfg.Instances {
 		// Squaring a uniform number leans towards the newest versions.
@@ -115,17 +143,38 @@ func Synthesize(ctx context.Context, st SynthStore, clock *SynthClock, cfg Synth
 		if n < 1 {
 			n = 1
 		}
+		img, env := rng.IntN(len(images)), rng.IntN(len(cfg.Envs))
+		launched := end.Add(-time.Duration(rng.Int64N(int64(cfg.Span))))
+		if cfg.CountsOnly {
+			counts[img][n-1][env]++
+			continue
+		}
 		batch = append(batch, &kiln.Instance{
 			ID:          fmt.Sprintf("i-%08d", i),
-			Version:     kiln.VersionRef{Image: images[rng.IntN(len(images))], Number: n},
-			Environment: cfg.Envs[rng.IntN(len(cfg.Envs))],
-			LaunchedAt:  end.Add(-time.Duration(rng.Int64N(int64(cfg.Span)))),
+			Version:     kiln.VersionRef{Image: images[img], Number: n},
+			Environment: cfg.Envs[env],
+			LaunchedAt:  launched,
 		})
 		if len(batch) == synthBatch || i == cfg.Instances-1 {
 			if err := st.RegisterInstances(ctx, batch, kiln.RegisterOptions{}); err != nil {
 				return fmt.Errorf("synthesize instances: %w", err)
 			}
 			batch = batch[:0]
+		}
+	}
+	if cfg.CountsOnly {
+		var us []*kiln.Usage
+		for i, img := range images {
+			for n, byEnv := range counts[i] {
+				for e, c := range byEnv {
+					if c > 0 {
+						us = append(us, &kiln.Usage{Image: img, Number: n + 1, Environment: cfg.Envs[e], Instances: c})
+					}
+				}
+			}
+		}
+		if err := counter.AddSyntheticCounts(ctx, us); err != nil {
+			return fmt.Errorf("synthesize instance counts: %w", err)
 		}
 	}
 	var advs []*kiln.Advisory
