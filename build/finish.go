@@ -51,6 +51,9 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 		return fail(fmt.Errorf("image %s in the registry: %w", img.Name, err))
 	}
 	r.number = rec.LatestNumber + 1
+	if r.rebuild != nil {
+		r.number = r.rebuild.version.Number
+	}
 
 	d := r.w.path("final")
 	top := slices.Clone(lowers)
@@ -62,7 +65,6 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 	if err := r.w.mount(o); err != nil {
 		return fail(err)
 	}
-	buildTime := b.Clock().UTC()
 	// Every write below is resolved inside the image's root: an origin
 	// artifact is anyone's tarball, and a symlink in it must not lead a
 	// write to the host.
@@ -77,7 +79,7 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 	}
 	content := releaseFile(old, releaseInfo{
 		image: img.Name, number: r.number, semver: img.Version, defDigest: img.Digest,
-		method: string(r.method), buildTime: buildTime, parent: r.parent, base: r.base,
+		method: string(r.method), epoch: r.epoch, parent: r.parent, base: r.base,
 	})
 	if err := replaceInRoot(root, releasePath, bytes.NewReader(content), 0o644); err != nil {
 		return fail(fmt.Errorf("write /%s in the image: %w", releasePath, err))
@@ -103,13 +105,21 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 		sources = append(append([]kiln.Source(nil), sources...), src)
 		r.rep.logf("installed the kiln agent (%s) and its check-in timer", src.Digest)
 	}
+	scrubbed, err := scrub(root)
+	if err != nil {
+		return fail(fmt.Errorf("take per-build files out of the image: %w", err))
+	}
+	if len(scrubbed) > 0 {
+		r.rep.logf("reproducible image: removed or emptied %s", strings.Join(scrubbed, " "))
+	}
 	root.Close()
 	pkgs, err := bake.Manifest(o.Target)
 	if err != nil {
 		return fail(err)
 	}
 	r.readLicences(o.Target, pkgs)
-	art, err := putTar(ctx, b.Artifacts, o.Target, bake.WriteOptions{})
+	// No time in the artifact is later than SOURCE_DATE_EPOCH.
+	art, err := putTar(ctx, b.Artifacts, o.Target, bake.WriteOptions{ClampMtime: r.epoch})
 	if err != nil {
 		return fail(fmt.Errorf("store artifact: %w", err))
 	}
@@ -154,6 +164,9 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 			BuiltBy:    builtBy,
 			StartedAt:  started,
 			FinishedAt: b.Clock().UTC(),
+
+			SourceDateEpoch:     r.epoch.Unix(),
+			SourceDateEpochFrom: r.epochFrom,
 		},
 	}, nil
 }
@@ -204,6 +217,9 @@ func (r *run) register(ctx context.Context, nv *kiln.NewVersion) error {
 }
 
 func (r *run) dropArtifact(ctx context.Context) {
+	if r.rebuild != nil && r.artifact != nil && r.rebuild.version.Provenance.Artifact != nil && r.artifact.Digest == r.rebuild.version.Provenance.Artifact.Digest {
+		return // the recorded version's own artifact
+	}
 	if r.artifact != nil {
 		_ = r.b.Artifacts.Delete(ctx, r.artifact.Digest)
 	}

@@ -35,7 +35,7 @@ func (r *run) plan() {
 		// apt keeps its parsed package lists (srcpkgcache.bin) in a
 		// shared cache outside the image and builds the per-image cache in
 		// memory, so a step does not re-parse the mirror's lists each time.
-		apt := "apt-get " + aptCacheOpts
+		apt := "apt-get " + aptCacheOpts + r.aptPinOpts()
 		var sc strings.Builder
 		if !r.listsCurrent() {
 			sc.WriteString(apt + " update -q\n")
@@ -62,7 +62,8 @@ func (r *run) plan() {
 				Packages []string
 				Upgrade  bool
 				Release  string
-			}{"apt", img.Packages, upgrade, rel}),
+				Pins     string `json:",omitempty"`
+			}{"apt", img.Packages, upgrade, rel, r.pinsDigest()}),
 			run: r.aptStep(sc.String()),
 		})
 	}
@@ -141,7 +142,25 @@ func (r *run) shell(scripts []string, env map[string]string) func(context.Contex
 // status) is built in memory.
 func (r *run) aptBinds() []string {
 	lists, archives, parsed := r.lineAptDirs()
-	return []string{lists + ":/var/lib/apt/lists", archives + ":/var/cache/apt/archives", parsed + ":" + aptParsedDir}
+	binds := []string{lists + ":/var/lib/apt/lists", archives + ":/var/cache/apt/archives", parsed + ":" + aptParsedDir}
+	if r.rebuild != nil {
+		// The recorded package versions, on nspawn's /run tmpfs so
+		// nothing of them lands in the layer (aptPinOpts).
+		binds = append(binds, r.rebuild.pins+":"+aptPinsPath)
+	}
+	return binds
+}
+
+// aptPinsPath is where a rebuild's apt steps find the pins.
+const aptPinsPath = "/run/kiln-pins.pref"
+
+// aptPinOpts makes apt read a rebuild's pins besides the image's own
+// preferences.
+func (r *run) aptPinOpts() string {
+	if r.rebuild == nil {
+		return ""
+	}
+	return " -o Dir::Etc::Preferences=" + aptPinsPath
 }
 
 // aptStep runs script with the image line's apt caches mounted. The
@@ -273,8 +292,15 @@ func (r *run) lineAptDirs() (lists, archives, parsed string) {
 // recorded when the estate loaded.
 func (r *run) shellFiles(inline []string, st *definition.Step, env map[string]string, binds []string) func(context.Context, string) error {
 	return func(ctx context.Context, root string) error {
+		// Every step sees the build's SOURCE_DATE_EPOCH (a step's own env
+		// may not change it: the layer's times are clamped to it).
+		stepEnv := map[string]string{}
+		for k, v := range env {
+			stepEnv[k] = v
+		}
+		stepEnv["SOURCE_DATE_EPOCH"] = epochString(r.epoch)
 		sh := &bake.Shell{
-			Root: root, Machine: "kiln-" + r.w.id[len(r.w.id)-12:], Env: env,
+			Root: root, Machine: "kiln-" + r.w.id[len(r.w.id)-12:], Env: stepEnv,
 			ScriptDir: r.w.dir, Binds: binds, Stdout: r.rep, Stderr: r.rep,
 		}
 		for _, s := range inline {

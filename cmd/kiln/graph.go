@@ -105,7 +105,7 @@ func (g *graph) services() *cli.Services {
 	db := g.db
 	return &cli.Services{Registry: db, Artifacts: g.arts, Tokens: db, Audit: db, Checkpoints: db, Estates: db, DataDir: g.cfg.DataDir,
 		Platform: g.plat, Overlays: g.plat, Inventory: db, Signer: g.signer, Reconcile: reconcileLocal(g.plat, db),
-		Fleet: db, Advisories: db, AdvisorySources: db, Pipeline: db, ServiceStore: db, RolloutStore: db, Channels: db, Revoker: db,
+		Fleet: db, Advisories: db, AdvisorySources: db, Pipeline: db, ServiceStore: db, RolloutStore: db, Channels: db, Revoker: db, Reproductions: db,
 		Builder: g.builder, Launcher: g.launcher, Runner: g.runner, Tester: g.tester, Checker: g.checker,
 		Rollouts: func(progress io.Writer) cli.RolloutHost { return g.rolloutHost(progress) },
 		Close:    db.Close}

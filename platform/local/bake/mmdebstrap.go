@@ -33,7 +33,14 @@ type Bootstrap struct {
 	// shared between bootstraps (and apt steps): the bootstrap starts
 	// with them and adds what it downloaded. See DebCacheArgs.
 	DebCache string
+	// Pins, when set, is a host file of apt preferences (PinFile) in
+	// force while the bootstrap installs packages, and removed before
+	// the image is finished.
+	Pins string
 }
+
+// pinPath is where a bootstrap's pins live in the chroot while it runs.
+const pinPath = "/etc/apt/preferences.d/kiln-rebuild.pref"
 
 // Args returns mmdebstrap's arguments to bootstrap into target (a directory
 // or a file name whose suffix picks the format, as mmdebstrap decides).
@@ -64,6 +71,11 @@ func (b *Bootstrap) Args(target, format string) []string {
 		`--customize-hook=: > "$1/etc/machine-id"`,
 		`--customize-hook=rm -f "$1/var/lib/dbus/machine-id"`)
 	args = append(args, DebCacheArgs(b.DebCache)...)
+	if b.Pins != "" {
+		args = append(args,
+			"--setup-hook=cp "+shellQuote(b.Pins)+` "$1`+pinPath+`"`,
+			`--customize-hook=rm -f "$1`+pinPath+`"`)
+	}
 	if b.ExportLists != "" {
 		args = append(args, "--customize-hook=mkdir -p "+shellQuote(b.ExportLists)+` && cp -a "$1/var/lib/apt/lists/." `+shellQuote(b.ExportLists)+"/")
 	}
