@@ -145,6 +145,10 @@ type versionData struct {
 	versionRow
 	History     []*kiln.HistoryEntry
 	Attachments []*kiln.Attachment
+	// Checked says whether rebuild checks are kept; Reproductions are
+	// the version's checks, newest first.
+	Checked       bool
+	Reproductions []*kiln.Reproduction
 }
 
 func (s *Server) versionPage(w http.ResponseWriter, r *http.Request) {
@@ -186,6 +190,13 @@ func (s *Server) versionPage(w http.ResponseWriter, r *http.Request) {
 	if d.Attachments, err = s.cfg.Registry.ListAttachments(ctx, ref); err != nil {
 		s.fail(w, r, title, err)
 		return
+	}
+	if s.cfg.Reproductions != nil {
+		d.Checked = true
+		if d.Reproductions, err = s.cfg.Reproductions.ListReproductions(ctx, ref); err != nil {
+			s.fail(w, r, title, err)
+			return
+		}
 	}
 	s.render(w, r, http.StatusOK, "version", page{Title: v.Name, Nav: "images", Data: d})
 }
