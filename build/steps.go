@@ -35,7 +35,7 @@ func (r *run) plan() {
 		// apt keeps its parsed package lists (srcpkgcache.bin) in a
 		// shared cache outside the image and builds the per-image cache in
 		// memory, so a step does not re-parse the mirror's lists each time.
-		apt := "apt-get " + aptCacheOpts + r.aptPinOpts()
+		apt := "apt-get " + aptCacheOpts + aptUnsafeIO + r.aptPinOpts()
 		var sc strings.Builder
 		if !r.listsCurrent() {
 			sc.WriteString(apt + " update -q\n")
@@ -68,7 +68,7 @@ func (r *run) plan() {
 		})
 	}
 	if len(img.Purge) > 0 {
-		script := "apt-get purge -y -q --auto-remove " + strings.Join(quoteAll(img.Purge), " ") + "\n"
+		script := "apt-get" + aptUnsafeIO + " purge -y -q --auto-remove " + strings.Join(quoteAll(img.Purge), " ") + "\n"
 		r.steps = append(r.steps, &step{
 			name: "apt: purge " + strings.Join(img.Purge, " "),
 			digest: jsonDigest(struct {
@@ -172,6 +172,11 @@ func (r *run) aptStep(script string) func(context.Context, string) error {
 		return r.shellFiles([]string{script}, nil, nil, r.aptBinds())(ctx, root)
 	}
 }
+
+// aptUnsafeIO makes dpkg skip its fsync of every unpacked file in kiln's
+// apt steps: a step's layer is only kept once the step succeeded, and the
+// artifact is fsynced once when the store writes it.
+const aptUnsafeIO = " -o Dpkg::Options::=--force-unsafe-io"
 
 // aptParsedDir is where a line's srcpkgcache.bin is mounted in a step.
 const aptParsedDir = "/run/kiln-apt"

@@ -13,12 +13,13 @@
 #   nodejs, npm       run @redocly/cli, which lints the OpenAPI documents
 #   qemu-system-x86, qemu-utils, ovmf   the VM platform: QEMU, qemu-img, UEFI firmware
 #   e2fsprogs, fdisk, dosfstools, mtools, systemd-boot-efi   disk images without loop devices or mounts
+#   diffoscope-minimal   what differs in a rebuild that is not bit-for-bit (kiln version rebuild --check; 0.7 MB)
 # and, from the npm registry, @redocly/cli (pinned below) into
 # ${XDG_CACHE_HOME:-~/.cache}/kiln/redocly, where api/openapi_test.go finds it.
 set -euo pipefail
 
 PKGS=(mmdebstrap systemd-container iproute2 postgresql git ca-certificates uidmap jq curl openssl tar docker-registry skopeo umoci podman
-	qemu-system-x86 qemu-utils ovmf e2fsprogs fdisk dosfstools mtools systemd-boot-efi)
+	qemu-system-x86 qemu-utils ovmf e2fsprogs fdisk dosfstools mtools systemd-boot-efi diffoscope-minimal)
 # node and npm may come from elsewhere than Debian (NodeSource, nvm): only
 # ask Debian for them when there are none.
 command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
