@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,5 +84,23 @@ func TestBootstrapArgsPins(t *testing.T) {
 	}
 	if !setup || !rm {
 		t.Errorf("pins not installed and removed: %q", args)
+	}
+}
+
+func TestBootstrapArgsUnsafeIO(t *testing.T) {
+	b := &Bootstrap{Suite: "bookworm", Mirror: "http://m", UnsafeIO: true, ExportLists: "/c/lists"}
+	args := b.Args("/t", "directory")
+	joined := strings.Join(args, "\n")
+	for _, want := range []string{
+		`--setup-hook=mkdir -p "$1/etc/dpkg/dpkg.cfg.d" && echo force-unsafe-io > "$1` + unsafeIOConf + `"`,
+		`--customize-hook=rm -f "$1` + unsafeIOConf + `"`,
+		`ln "$f" "$t" 2>/dev/null || cp -p "$f" "$t"; then mv -f "$t" '/c/lists'/"$n"`,
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("args lack %q:\n%s", want, joined)
+		}
+	}
+	if plain := strings.Join((&Bootstrap{Suite: "bookworm", Mirror: "http://m"}).Args("/t", ""), "\n"); strings.Contains(plain, "unsafe-io") {
+		t.Errorf("a bootstrap without UnsafeIO (the raw benchmark's) has it:\n%s", plain)
 	}
 }
