@@ -187,15 +187,14 @@ func packageDiffs(recorded, rebuilt []kiln.Package) []PackageDiff {
 
 // tarEntry is what the comparison keeps of one tar entry.
 type tarEntry struct {
-	typ        byte
-	mode       int64
-	uid, gid   int
-	mtime      int64
-	size       int64
-	link       string
-	digest     string
-	xattrs     string
-	whiteoutOf string
+	typ      byte
+	mode     int64
+	uid, gid int
+	mtime    int64
+	size     int64
+	link     string
+	digest   string
+	xattrs   string
 }
 
 // indexTar reads an artifact and keeps every entry's metadata and content
