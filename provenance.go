@@ -31,6 +31,14 @@ type Provenance struct {
 	RecordedBy string    `json:"recorded_by,omitempty"`
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// SourceDateEpoch is the SOURCE_DATE_EPOCH the build ran with (Unix
+	// seconds; every step saw it and no file in the artifact is newer),
+	// and SourceDateEpochFrom says where it came from ("git commit …",
+	// "definition digest …", "setting"). Zero for versions built before
+	// reproducible bakes and for external ones: `kiln version rebuild
+	// --check` needs it.
+	SourceDateEpoch     int64  `json:"source_date_epoch,omitempty"`
+	SourceDateEpochFrom string `json:"source_date_epoch_from,omitempty"`
 }
 
 // External reports whether the version was registered rather than built

@@ -242,7 +242,8 @@ type HistoryEntry struct {
 	Version VersionRef `json:"version"`
 	Time    time.Time  `json:"time"`
 	Actor   string     `json:"actor"`
-	// Field is "status" or "tag:<key>".
+	// Field is "status", "tag:<key>", "revocation" or "reproduction" (a
+	// rebuild check: To is identical or different).
 	Field  string `json:"field"`
 	From   string `json:"from"`
 	To     string `json:"to"`

@@ -67,6 +67,10 @@ type Options struct {
 	// name; BuildAll fills it with the versions it just built, so a base
 	// built in the same run is used even though it is not ready yet.
 	Bases map[string]kiln.VersionRef
+	// SourceDateEpoch, when positive, is the build's SOURCE_DATE_EPOCH
+	// (Unix seconds) instead of the one taken from the inputs (see
+	// sourceDateEpoch).
+	SourceDateEpoch int64
 }
 
 // Result is what a build made.
@@ -214,6 +218,15 @@ type run struct {
 	bg    sync.WaitGroup
 	bgMu  sync.Mutex
 	bgErr error
+
+	// epoch is the build's SOURCE_DATE_EPOCH (epochFrom says where it came
+	// from): every step sees it, every layer and the artifact hold no
+	// later time.
+	epoch     time.Time
+	epochFrom string
+	// rebuild is set when the run rebuilds a recorded version
+	// (Builder.Rebuild): nothing is registered.
+	rebuild *rebuildState
 }
 
 // step is one layer of the build.
@@ -245,7 +258,7 @@ func (r *run) build(ctx context.Context) (err error) {
 	if err != nil && kiln.ErrorCode(err) != kiln.ENOTFOUND {
 		return fmt.Errorf("find latest version: %w", err)
 	}
-	if latest != nil && !r.opts.Force && sameInputs(&latest.Provenance, r.sources, r.base) {
+	if r.rebuild == nil && latest != nil && !r.opts.Force && sameInputs(&latest.Provenance, r.sources, r.base) {
 		r.res.UpToDate, r.res.Latest = true, latest
 		r.rep.event(Event{Kind: EventUpToDate, Name: "same definition, files and origin as " + latest.Name})
 		return nil
@@ -274,6 +287,12 @@ func (r *run) build(ctx context.Context) (err error) {
 	if err != nil {
 		r.dropArtifact(context.WithoutCancel(ctx))
 		return err
+	}
+	if r.rebuild != nil {
+		// A rebuild check registers nothing; Rebuild compares.
+		r.rebuild.built = nv
+		r.rep.event(Event{Kind: EventDone, Elapsed: time.Since(nv.Provenance.StartedAt), Name: summary(r.res)})
+		return nil
 	}
 	return r.register(ctx, nv)
 }
@@ -313,6 +332,10 @@ func (r *run) resolveOrigin(ctx context.Context) error {
 	if err := r.readAptSources(ctx); err != nil {
 		return err
 	}
+	r.epoch, r.epochFrom = sourceDateEpoch(ctx, r.est, img, r.opts.SourceDateEpoch)
+	if rb := r.rebuild; rb != nil {
+		r.epoch, r.epochFrom = time.Unix(rb.version.Provenance.SourceDateEpoch, 0).UTC(), rb.version.Provenance.SourceDateEpochFrom
+	}
 	switch {
 	case img.Base != nil:
 		v, err := r.baseVersion(ctx)
@@ -335,6 +358,13 @@ func (r *run) resolveOrigin(ctx context.Context) error {
 	default:
 		return kiln.FieldErrorf(kiln.EINVALID, img.File, "image %q has no origin; add a debian block, base = image.NAME or an origin artifact", img.Name)
 	}
+	if rb := r.rebuild; rb != nil {
+		r.method = rb.version.Provenance.Method
+		if p := rb.version.Provenance.Parent; p != nil {
+			return r.reheatFrom(ctx, *p)
+		}
+		return nil
+	}
 	if r.method == kiln.MethodReheat {
 		prev, err := b.Registry.LatestVersion(ctx, img.Name, "")
 		switch {
@@ -342,17 +372,32 @@ func (r *run) resolveOrigin(ctx context.Context) error {
 			r.method = kiln.MethodFresh // the first version has nothing to reheat
 		case err != nil:
 			return fmt.Errorf("find the version to reheat: %w", err)
-		case prev.Provenance.Artifact == nil:
-			return kiln.Errorf(kiln.EINVALID, "cannot reheat %s: it has no artifact (it was registered by hand); build once with method = \"fresh\"", prev.Name)
 		default:
-			ref := prev.Ref()
-			r.parent = &ref
-			r.startDigest, r.start = prev.Provenance.Artifact.Digest, prev.Provenance.Artifact
-			for _, src := range prev.Provenance.Sources {
-				if src.Kind == kiln.SourceOrigin {
-					r.parentRelease = src.Digest
-				}
-			}
+			return r.setParent(prev)
+		}
+	}
+	return nil
+}
+
+// reheatFrom makes the (rebuild) run start from the recorded parent.
+func (r *run) reheatFrom(ctx context.Context, ref kiln.VersionRef) error {
+	prev, err := r.b.Registry.FindVersion(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("find the parent %s: %w", ref, err)
+	}
+	return r.setParent(prev)
+}
+
+func (r *run) setParent(prev *kiln.Version) error {
+	if prev.Provenance.Artifact == nil {
+		return kiln.Errorf(kiln.EINVALID, "cannot reheat %s: it has no artifact (it was registered by hand); build once with method = \"fresh\"", prev.Name)
+	}
+	ref := prev.Ref()
+	r.parent = &ref
+	r.startDigest, r.start = prev.Provenance.Artifact.Digest, prev.Provenance.Artifact
+	for _, src := range prev.Provenance.Sources {
+		if src.Kind == kiln.SourceOrigin {
+			r.parentRelease = src.Digest
 		}
 	}
 	return nil
@@ -458,7 +503,7 @@ func (r *run) layers(ctx context.Context) ([]string, error) {
 	if r.startDigest == "" {
 		startName = fmt.Sprintf("bootstrap %s (%s, %d packages) from %s", r.debian.Suite, variantName(r.debian.Variant), len(r.img.Packages), r.debian.Mirror)
 		r.rep.event(Event{Kind: EventStepStart, Step: 1, Steps: total, Name: startName})
-		key = bootstrapKey(r.debian, r.img.Packages, r.release)
+		key = bootstrapKey(r.debian, r.img.Packages, r.release, r.pinsDigest())
 		var err error
 		cached, err = r.bootstrap(ctx, key)
 		if err != nil {
@@ -489,7 +534,9 @@ func (r *run) layers(ctx context.Context) ([]string, error) {
 		n := i + 2
 		t := time.Now()
 		r.rep.event(Event{Kind: EventStepStart, Step: n, Steps: total, Name: st.name})
-		key = chainKey(key, st.digest)
+		// A step sees SOURCE_DATE_EPOCH and its layer holds no later
+		// time, so the epoch is part of its key.
+		key = chainKey(key, st.digest+"\nSOURCE_DATE_EPOCH="+epochString(r.epoch))
 		layer, cached, err := r.runStep(ctx, n, st, key, keys)
 		if err != nil {
 			r.rep.event(Event{Kind: EventStepEnd, Step: n, Steps: total, Name: st.name, Elapsed: time.Since(t), Err: err})
@@ -574,13 +621,17 @@ func variantName(v string) string {
 	return v
 }
 
-func bootstrapKey(d *definition.Debian, pkgs []string, rel *debian.Release) string {
+func bootstrapKey(d *definition.Debian, pkgs []string, rel *debian.Release, pins string) string {
 	p := slices.Sorted(slices.Values(pkgs))
+	// Layout 2: the layer's times are clamped to the Release date on disk
+	// too (bake.ClampTree), not only in its tar.
 	b, _ := json.Marshal(struct {
 		Suite, Mirror, Variant string
 		Components, Packages   []string
 		Release                string
-	}{d.Suite, d.Mirror, d.Variant, d.Components, p, rel.Digest})
+		Layout                 int
+		Pins                   string `json:",omitempty"`
+	}{d.Suite, d.Mirror, d.Variant, d.Components, p, rel.Digest, 2, pins})
 	sum := sha256.Sum256(append([]byte("bootstrap\n"), b...))
 	return hex.EncodeToString(sum[:])
 }
@@ -595,13 +646,21 @@ func (r *run) bootstrap(ctx context.Context, key string) (bool, error) {
 	bs := &bake.Bootstrap{
 		Suite: r.debian.Suite, Mirror: r.debian.Mirror, Variant: r.debian.Variant,
 		Components: r.debian.Components, Include: r.img.Packages, Epoch: r.release.Date,
+		UnsafeIO: true,
 	}
 	bs.ExportLists, bs.DebCache = r.aptDirs()
+	if r.rebuild != nil {
+		bs.Pins = r.rebuild.pins
+	}
 	r.rep.logf("$ mmdebstrap %s", strings.Join(bs.Args(dir, "directory"), " "))
 	if err := bs.Run(ctx, dir, r.rep); err != nil {
 		return false, err
 	}
-	// Reproducible layer: no mtime later than the Release date.
+	// Reproducible layer: no mtime later than the Release date, on disk
+	// (where later builds stack it) as in its tar.
+	if err := bake.ClampTree(ctx, dir, r.release.Date); err != nil {
+		return false, err
+	}
 	return false, r.keep(ctx, key, "bootstrap", dir, layer.WriteOptions{ClampMtime: r.release.Date})
 }
 
@@ -676,7 +735,10 @@ func (r *run) runStep(ctx context.Context, n int, st *step, key string, below []
 	if err != nil {
 		return "", false, err
 	}
-	return "", false, r.keep(ctx, key, st.name, o.Upper, layer.WriteOptions{Layer: true})
+	if err := bake.ClampTree(ctx, o.Upper, r.epoch); err != nil {
+		return "", false, err
+	}
+	return "", false, r.keep(ctx, key, st.name, o.Upper, layer.WriteOptions{Layer: true, ClampMtime: r.epoch})
 }
 
 func topFirst(c *cache, keys []string) []string {

@@ -53,6 +53,9 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 		return fail(fmt.Errorf("image %s in the registry: %w", img.Name, err))
 	}
 	r.number = rec.LatestNumber + 1
+	if r.rebuild != nil {
+		r.number = r.rebuild.version.Number
+	}
 
 	d := r.w.path("final")
 	top := slices.Clone(lowers)
@@ -64,7 +67,6 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 	if err := r.w.mount(o); err != nil {
 		return fail(err)
 	}
-	buildTime := b.Clock().UTC()
 	// Every write below is resolved inside the image's root: an origin
 	// artifact is anyone's tarball, and a symlink in it must not lead a
 	// write to the host.
@@ -79,7 +81,7 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 	}
 	content := releaseFile(old, releaseInfo{
 		image: img.Name, number: r.number, semver: img.Version, defDigest: img.Digest,
-		method: string(r.method), buildTime: buildTime, parent: r.parent, base: r.base,
+		method: string(r.method), epoch: r.epoch, parent: r.parent, base: r.base,
 	})
 	if err := replaceInRoot(root, releasePath, bytes.NewReader(content), 0o644); err != nil {
 		return fail(fmt.Errorf("write /%s in the image: %w", releasePath, err))
@@ -105,12 +107,20 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 		sources = append(append([]kiln.Source(nil), sources...), src)
 		r.rep.logf("installed the kiln agent (%s) and its check-in timer", src.Digest)
 	}
+	scrubbed, err := scrub(root)
+	if err != nil {
+		return fail(fmt.Errorf("take per-build files out of the image: %w", err))
+	}
+	if len(scrubbed) > 0 {
+		r.rep.logf("reproducible image: removed or emptied %s", strings.Join(scrubbed, " "))
+	}
 	root.Close()
 	pkgs, err := bake.Manifest(o.Target)
 	if err != nil {
 		return fail(err)
 	}
 	r.readLicences(o.Target, pkgs)
+	// No time in the artifact is later than SOURCE_DATE_EPOCH.
 	// The build's own layers must be in the store before they are listed.
 	r.bg.Wait()
 	if r.bgErr != nil {
@@ -125,7 +135,7 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 		// Too deep a stack: squash the version into one layer of its
 		// whole root filesystem; the next reheats stack on that.
 		r.rep.logf("%d layers would pass the limit of %d: the artifact is the whole root filesystem as one layer", len(r.startLayers)+len(own)+1, kiln.MaxLayers)
-		l, err := layer.Put(ctx, b.Artifacts, o.Target, layer.WriteOptions{})
+		l, err := layer.Put(ctx, b.Artifacts, o.Target, layer.WriteOptions{ClampMtime: r.epoch})
 		if err != nil {
 			return fail(fmt.Errorf("store artifact: %w", err))
 		}
@@ -135,7 +145,7 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 		return fail(err)
 	}
 	if stack == nil {
-		l, err := layer.Put(ctx, b.Artifacts, o.Upper, layer.WriteOptions{Layer: true})
+		l, err := layer.Put(ctx, b.Artifacts, o.Upper, layer.WriteOptions{Layer: true, ClampMtime: r.epoch})
 		if err != nil {
 			return fail(fmt.Errorf("store release layer: %w", err))
 		}
@@ -185,6 +195,9 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 			BuiltBy:    builtBy,
 			StartedAt:  started,
 			FinishedAt: b.Clock().UTC(),
+
+			SourceDateEpoch:     r.epoch.Unix(),
+			SourceDateEpochFrom: r.epochFrom,
 		},
 	}, nil
 }
@@ -266,6 +279,9 @@ func (r *run) ownLayers(ctx context.Context) ([]kiln.Layer, error) {
 }
 
 func (r *run) dropArtifact(ctx context.Context) {
+	if r.rebuild != nil && r.artifact != nil && r.rebuild.version.Provenance.Artifact != nil && r.artifact.Digest == r.rebuild.version.Provenance.Artifact.Digest {
+		return // the recorded version's own artifact
+	}
 	if r.artifact != nil {
 		_ = r.b.Artifacts.Delete(ctx, r.artifact.Digest)
 	}

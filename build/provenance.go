@@ -107,13 +107,17 @@ func sameInputs(p *kiln.Provenance, srcs []kiln.Source, base *kiln.VersionRef) b
 
 // Release-file keys kiln writes in /etc/kiln-release; other lines a step
 // wrote (role=appserver) are kept.
-var releaseKeys = []string{"image", "version", "name", "semver", "build_time", "definition_digest", "method", "parent", "base"}
+// build_time was written by kiln before reproducible bakes and is dropped
+// when found (the provenance records when a version was built).
+var releaseKeys = []string{"image", "version", "name", "semver", "build_time", "source_date_epoch", "definition_digest", "method", "parent", "base"}
 
 type releaseInfo struct {
 	image, semver, defDigest, method string
 	number                           int
-	buildTime                        time.Time
-	parent, base                     *kiln.VersionRef
+	// epoch is the build's SOURCE_DATE_EPOCH: nothing that changes from
+	// one bake of the same inputs to the next is written.
+	epoch        time.Time
+	parent, base *kiln.VersionRef
 }
 
 // releaseFile returns the new /etc/kiln-release given the old content.
@@ -125,9 +129,9 @@ func releaseFile(old []byte, ri releaseInfo) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "image=%s\nversion=%d\nname=%s-%d\n", ri.image, ri.number, ri.image, ri.number)
 	if ri.semver != "" {
-		fmt.Fprintf(&b, "semver=%s-%s\n", ri.semver, ri.buildTime.UTC().Format(kiln.BuildStampLayout))
+		fmt.Fprintf(&b, "semver=%s-%s\n", ri.semver, ri.epoch.UTC().Format(kiln.BuildStampLayout))
 	}
-	fmt.Fprintf(&b, "build_time=%s\ndefinition_digest=%s\nmethod=%s\n", ri.buildTime.UTC().Format(time.RFC3339), ri.defDigest, ri.method)
+	fmt.Fprintf(&b, "source_date_epoch=%d\ndefinition_digest=%s\nmethod=%s\n", ri.epoch.Unix(), ri.defDigest, ri.method)
 	if ri.parent != nil {
 		fmt.Fprintf(&b, "parent=%s\n", ri.parent)
 	}

@@ -35,7 +35,7 @@ func (r *run) plan() {
 		// apt keeps its parsed package lists (srcpkgcache.bin) in a
 		// shared cache outside the image and builds the per-image cache in
 		// memory, so a step does not re-parse the mirror's lists each time.
-		apt := "apt-get " + aptCacheOpts
+		apt := "apt-get " + aptCacheOpts + aptUnsafeIO + r.aptPinOpts()
 		var sc strings.Builder
 		// Lists of the apt sources are never in the shared cache.
 		if len(r.aptSources) > 0 || !r.listsCurrent() {
@@ -63,7 +63,7 @@ func (r *run) plan() {
 		})
 	}
 	if len(img.Purge) > 0 {
-		script := "apt-get purge -y -q --auto-remove " + strings.Join(quoteAll(img.Purge), " ") + "\n"
+		script := "apt-get" + aptUnsafeIO + " purge -y -q --auto-remove " + strings.Join(quoteAll(img.Purge), " ") + "\n"
 		r.steps = append(r.steps, &step{
 			name: "apt: purge " + strings.Join(img.Purge, " "),
 			digest: jsonDigest(struct {
@@ -137,7 +137,25 @@ func (r *run) shell(scripts []string, env map[string]string) func(context.Contex
 // status) is built in memory.
 func (r *run) aptBinds() []string {
 	lists, archives, parsed := r.lineAptDirs()
-	return []string{lists + ":/var/lib/apt/lists", archives + ":/var/cache/apt/archives", parsed + ":" + aptParsedDir}
+	binds := []string{lists + ":/var/lib/apt/lists", archives + ":/var/cache/apt/archives", parsed + ":" + aptParsedDir}
+	if r.rebuild != nil {
+		// The recorded package versions, on nspawn's /run tmpfs so
+		// nothing of them lands in the layer (aptPinOpts).
+		binds = append(binds, r.rebuild.pins+":"+aptPinsPath)
+	}
+	return binds
+}
+
+// aptPinsPath is where a rebuild's apt steps find the pins.
+const aptPinsPath = "/run/kiln-pins.pref"
+
+// aptPinOpts makes apt read a rebuild's pins besides the image's own
+// preferences.
+func (r *run) aptPinOpts() string {
+	if r.rebuild == nil {
+		return ""
+	}
+	return " -o Dir::Etc::Preferences=" + aptPinsPath
 }
 
 // aptStep runs script with the image line's apt caches mounted. The
@@ -162,7 +180,8 @@ func (r *run) aptStepDigest(pkgs []string, upgrade bool, rel string) string {
 			Packages []string
 			Upgrade  bool
 			Release  string
-		}{"apt", pkgs, upgrade, rel})
+			Pins     string `json:",omitempty"`
+		}{"apt", pkgs, upgrade, rel, r.pinsDigest()})
 	}
 	return jsonDigest(struct {
 		Kind       string
@@ -170,8 +189,14 @@ func (r *run) aptStepDigest(pkgs []string, upgrade bool, rel string) string {
 		Upgrade    bool
 		Release    string
 		AptSources []string
-	}{"apt", pkgs, upgrade, rel, r.aptSourcesDigest()})
+		Pins       string `json:",omitempty"`
+	}{"apt", pkgs, upgrade, rel, r.aptSourcesDigest(), r.pinsDigest()})
 }
+
+// aptUnsafeIO makes dpkg skip its fsync of every unpacked file in kiln's
+// apt steps: a step's layer is only kept once the step succeeded, and the
+// artifact is fsynced once when the store writes it.
+const aptUnsafeIO = " -o Dpkg::Options::=--force-unsafe-io"
 
 // aptParsedDir is where a line's srcpkgcache.bin is mounted in a step.
 const aptParsedDir = "/run/kiln-apt"
@@ -292,8 +317,15 @@ func (r *run) lineAptDirs() (lists, archives, parsed string) {
 // recorded when the estate loaded.
 func (r *run) shellFiles(inline []string, st *definition.Step, env map[string]string, binds []string) func(context.Context, string) error {
 	return func(ctx context.Context, root string) error {
+		// Every step sees the build's SOURCE_DATE_EPOCH (a step's own env
+		// may not change it: the layer's times are clamped to it).
+		stepEnv := map[string]string{}
+		for k, v := range env {
+			stepEnv[k] = v
+		}
+		stepEnv["SOURCE_DATE_EPOCH"] = epochString(r.epoch)
 		sh := &bake.Shell{
-			Root: root, Machine: "kiln-" + r.w.id[len(r.w.id)-12:], Env: env,
+			Root: root, Machine: "kiln-" + r.w.id[len(r.w.id)-12:], Env: stepEnv,
 			ScriptDir: r.w.dir, Binds: binds, Stdout: r.rep, Stderr: r.rep,
 		}
 		for _, s := range inline {

@@ -87,6 +87,7 @@ func (a *App) buildCmd() *cobra.Command {
 	var (
 		vf   varFlags
 		opts build.Options
+		sde  string
 	)
 	c := &cobra.Command{
 		Use:   "build DIR [IMAGE…]",
@@ -111,6 +112,11 @@ func (a *App) buildCmd() *cobra.Command {
 			}
 			opts.Verbose = a.cfg.Verbose
 			opts.Progress = a.progress(cmd)
+			if sde != "" {
+				if opts.SourceDateEpoch, err = build.ParseSourceDateEpoch("--source-date-epoch", sde); err != nil {
+					return err
+				}
+			}
 			results, err := svc.Builder.BuildAll(cmd.Context(), est, args[1:], opts)
 			for _, r := range results {
 				if r.Version == nil {
@@ -132,6 +138,7 @@ func (a *App) buildCmd() *cobra.Command {
 	vf.add(c)
 	c.Flags().BoolVar(&opts.Force, "force", false, "build a new version even when nothing changed")
 	c.Flags().BoolVar(&opts.NoCache, "no-cache", false, "run every step, ignoring the step cache")
+	c.Flags().StringVar(&sde, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH for the build (Unix seconds; default: $SOURCE_DATE_EPOCH, else the last git commit of the image's inputs, else a day derived from the definition's digest)")
 	return c
 }
 

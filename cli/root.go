@@ -102,6 +102,9 @@ type Services struct {
 	// Revoker revokes versions through ancestry and keeps scheduled
 	// revocations; nil through --server.
 	Revoker kiln.Revoker
+	// Reproductions keeps the rebuild checks of versions (`kiln version
+	// rebuild --check`); nil through --server.
+	Reproductions kiln.Reproductions
 	// RunStarter queues runs on a kiln server (--server).
 	RunStarter kiln.RunStarter
 	// Signing is a kiln server's provenance signing key and envelopes

@@ -18,7 +18,7 @@ func (a *App) versionCmd() *cobra.Command {
 	cmd.AddCommand(a.versionCreateCmd(), a.versionListCmd(), a.versionLatestCmd(), a.versionShowCmd(),
 		a.versionStatusCmd(), a.versionTagCmd(), a.versionHistoryCmd(), a.versionLineageCmd(),
 		a.versionDiffCmd(), a.versionLogCmd(), a.versionAttachmentsCmd(), a.versionVerifyCmd(), a.versionExportCmd())
-	cmd.AddCommand(a.versionSBOMCmd(), a.versionImportCmd())
+	cmd.AddCommand(a.versionSBOMCmd(), a.versionImportCmd(), a.versionRebuildCmd())
 	cmd.AddCommand(a.revocationCmds()...)
 	return cmd
 }
@@ -308,6 +308,14 @@ func printVersion(w io.Writer, v *kiln.Version, hist []*kiln.HistoryEntry, allPa
 			return err
 		}
 	}
+	if p.SourceDateEpoch != 0 {
+		fmt.Fprintf(w, "Epoch:     SOURCE_DATE_EPOCH=%d (%s, from %s)\n", p.SourceDateEpoch, time.Unix(p.SourceDateEpoch, 0).UTC().Format(time.RFC3339), p.SourceDateEpochFrom)
+	}
+	if r := lastReproduction(hist); r != nil {
+		fmt.Fprintf(w, "Reproduced: %s (kiln version rebuild --check, %s by %s)\n", map[string]string{"identical": "yes, bit for bit", "different": "no, the rebuild differed"}[r.To], r.Time.UTC().Format(time.RFC3339), r.Actor)
+	} else if p.SourceDateEpoch != 0 && !p.External() {
+		fmt.Fprintf(w, "Reproduced: not checked (kiln version rebuild %s --check)\n", v.Name)
+	}
 	if len(p.Sources) > 0 {
 		fmt.Fprintln(w, "Sources:")
 		t := newTable(w, "  KIND", "REF", "DIGEST")
@@ -333,6 +341,17 @@ func printVersion(w io.Writer, v *kiln.Version, hist []*kiln.HistoryEntry, allPa
 		return printHistory(w, hist, "  ")
 	}
 	return nil
+}
+
+// lastReproduction is the newest rebuild check in a version's history.
+func lastReproduction(hist []*kiln.HistoryEntry) *kiln.HistoryEntry {
+	var last *kiln.HistoryEntry
+	for _, h := range hist {
+		if h.Field == "reproduction" {
+			last = h
+		}
+	}
+	return last
 }
 
 func printHistory(w io.Writer, hist []*kiln.HistoryEntry, indent string) error {

@@ -16,12 +16,13 @@
 #   e2fsprogs, fdisk, dosfstools, mtools, systemd-boot-efi   disk images without loop devices or mounts
 #   prometheus        the metric-gate tests start it on 127.0.0.1 scraping a service's front end
 #   apt-utils         apt-ftparchive: the patching tests publish a local Debian repository (internal/aptrepotest)
+#   diffoscope-minimal   what differs in a rebuild that is not bit-for-bit (kiln version rebuild --check; 0.7 MB)
 # and, from the npm registry, @redocly/cli (pinned below) into
 # ${XDG_CACHE_HOME:-~/.cache}/kiln/redocly, where api/openapi_test.go finds it.
 set -euo pipefail
 
 PKGS=(mmdebstrap systemd-container iproute2 postgresql git ca-certificates uidmap jq curl openssl tar docker-registry skopeo umoci podman runc
-	qemu-system-x86 qemu-utils ovmf e2fsprogs fdisk dosfstools mtools systemd-boot-efi prometheus apt-utils)
+	qemu-system-x86 qemu-utils ovmf e2fsprogs fdisk dosfstools mtools systemd-boot-efi prometheus apt-utils diffoscope-minimal)
 # node and npm may come from elsewhere than Debian (NodeSource, nvm): only
 # ask Debian for them when there are none.
 command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)

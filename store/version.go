@@ -109,10 +109,11 @@ func createVersion(ctx context.Context, tx *tx, nv *kiln.NewVersion) (*kiln.Vers
 		artSize = sql.NullInt64{Int64: a.Size, Valid: true}
 	}
 	if _, err := tx.exec(ctx, `INSERT INTO provenance (version_id, method, parent_version_id, base_version_id,
-		artifact_ref, artifact_digest, artifact_size, built_by, recorded_by, started_at, finished_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		artifact_ref, artifact_digest, artifact_size, built_by, recorded_by, started_at, finished_at,
+		source_date_epoch, source_date_epoch_from)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		v.ID, string(p.Method), parentID, baseID, artRef, artDigest, artSize, p.BuiltBy, p.RecordedBy,
-		tx.timeArg(p.StartedAt), tx.timeArg(p.FinishedAt)); err != nil {
+		tx.timeArg(p.StartedAt), tx.timeArg(p.FinishedAt), p.SourceDateEpoch, p.SourceDateEpochFrom); err != nil {
 		return nil, fmt.Errorf("insert provenance of %s: %w", v.Name, err)
 	}
 	if a := p.Artifact; a != nil {
@@ -282,7 +283,8 @@ func setSystemTags(v *kiln.Version) {
 // what it selects.
 const versionSelect = `SELECT v.id, i.name, v.number, v.semver, v.status, v.created_at, v.updated_at,
 	p.method, pi.name, pv.number, bi.name, bv.number,
-	p.artifact_ref, p.artifact_digest, p.artifact_size, p.built_by, p.recorded_by, p.started_at, p.finished_at`
+	p.artifact_ref, p.artifact_digest, p.artifact_size, p.built_by, p.recorded_by, p.started_at, p.finished_at,
+	p.source_date_epoch, p.source_date_epoch_from`
 
 const versionFrom = ` FROM versions v` + versionJoins
 
@@ -298,11 +300,13 @@ func scanVersion(row interface{ Scan(...any) error }, extra ...any) (*kiln.Versi
 	v := &kiln.Version{}
 	var status string
 	var method, parentImage, baseImage, artRef, artDigest, builtBy, recordedBy sql.NullString
-	var parentNum, baseNum, artSize sql.NullInt64
+	var parentNum, baseNum, artSize, epoch sql.NullInt64
+	var epochFrom sql.NullString
 	p := &v.Provenance
 	dest := []any{&v.ID, &v.Image, &v.Number, &v.SemVer, &status, dbTime{&v.CreatedAt}, dbTime{&v.UpdatedAt},
 		&method, &parentImage, &parentNum, &baseImage, &baseNum,
-		&artRef, &artDigest, &artSize, &builtBy, &recordedBy, dbTime{&p.StartedAt}, dbTime{&p.FinishedAt}}
+		&artRef, &artDigest, &artSize, &builtBy, &recordedBy, dbTime{&p.StartedAt}, dbTime{&p.FinishedAt},
+		&epoch, &epochFrom}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
@@ -310,6 +314,7 @@ func scanVersion(row interface{ Scan(...any) error }, extra ...any) (*kiln.Versi
 	v.Name = v.Ref().String()
 	p.Method = kiln.Method(method.String)
 	p.BuiltBy, p.RecordedBy = builtBy.String, recordedBy.String
+	p.SourceDateEpoch, p.SourceDateEpochFrom = epoch.Int64, epochFrom.String
 	if parentImage.Valid {
 		p.Parent = &kiln.VersionRef{Image: parentImage.String, Number: int(parentNum.Int64)}
 	}

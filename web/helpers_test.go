@@ -76,7 +76,7 @@ func newFixture(t *testing.T, opts fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 	dash, err := web.New(web.Config{Registry: db, Inventory: db, Fleet: db, Advisories: db, AdvisorySources: db, Runs: db, Tokens: db, Channels: db, Logger: logger, InsecureListen: opts.insecure, Secure: opts.secure, Version: "test", RowsPerPage: opts.rowsPerPage,
-		History: db, Services: db, Rollouts: db, Timeline: db})
+		History: db, Services: db, Rollouts: db, Timeline: db, Reproductions: db})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -151,6 +151,10 @@ type versionData struct {
 	// SBOMs are the API's links to the version's stored SBOMs, SPDX
 	// first; none for a version built before kiln wrote them.
 	SBOMs []sbomLink
+	// Checked says whether rebuild checks are kept; Reproductions are
+	// the version's checks, newest first.
+	Checked       bool
+	Reproductions []*kiln.Reproduction
 }
 
 // sbomLink is one stored SBOM of a version: its format's name and where
@@ -200,6 +204,13 @@ func (s *Server) versionPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.SBOMs = sbomLinks(ref, d.Attachments)
+	if s.cfg.Reproductions != nil {
+		d.Checked = true
+		if d.Reproductions, err = s.cfg.Reproductions.ListReproductions(ctx, ref); err != nil {
+			s.fail(w, r, title, err)
+			return
+		}
+	}
 	s.render(w, r, http.StatusOK, "version", page{Title: v.Name, Nav: "images", Data: d})
 }
 

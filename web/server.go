@@ -61,6 +61,9 @@ type Config struct {
 	Services kiln.ServiceStore
 	Rollouts kiln.RolloutStore
 	Timeline kiln.RolloutTimeline
+	// Reproductions is optional: the version page says whether (and
+	// when) `kiln version rebuild --check` reproduced the version.
+	Reproductions kiln.Reproductions
 }
 
 // DefaultRowsPerPage is how many rows a report table shows at once.

@@ -182,7 +182,7 @@ func (g *graph) services() *cli.Services {
 	db := g.db
 	return &cli.Services{Registry: db, Artifacts: g.arts, Tokens: db, Audit: db, Checkpoints: db, Estates: db, DataDir: g.cfg.DataDir,
 		Platform: g.plats, Drift: g.drift, Inventory: db, Signer: g.signer, Reconcile: g.reconcile,
-		Fleet: db, Advisories: db, AdvisorySources: db, Pipeline: db, ServiceStore: db, RolloutStore: db, Channels: db, Revoker: db, Pauses: db,
+		Fleet: db, Advisories: db, AdvisorySources: db, Pipeline: db, ServiceStore: db, RolloutStore: db, Channels: db, Revoker: db, Pauses: db, Reproductions: db,
 		Builder: g.builder, Launcher: g.launcher, Runner: g.runner, Tester: g.tester, Checker: g.checker,
 		Rollouts: func(progress io.Writer) cli.RolloutHost { return g.rolloutHost(progress) },
 		Images:   g.artifactRegistry(), ArtifactGC: g.collector(),

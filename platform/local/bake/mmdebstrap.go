@@ -33,7 +33,24 @@ type Bootstrap struct {
 	// shared between bootstraps (and apt steps): the bootstrap starts
 	// with them and adds what it downloaded. See DebCacheArgs.
 	DebCache string
+	// Pins, when set, is a host file of apt preferences (PinFile) in
+	// force while the bootstrap installs packages, and removed before
+	// the image is finished.
+	Pins string
+	// UnsafeIO makes dpkg skip its fsync of every unpacked file
+	// (--force-unsafe-io) while the bootstrap runs; the setting is
+	// removed before the image is finished, so the image's own dpkg stays
+	// safe. Use it when the result is made durable once at the end (the
+	// build fsyncs the artifact it writes).
+	UnsafeIO bool
 }
+
+// unsafeIOConf is the dpkg configuration file that carries
+// --force-unsafe-io during the bootstrap.
+const unsafeIOConf = "/etc/dpkg/dpkg.cfg.d/kiln-unsafe-io"
+
+// pinPath is where a bootstrap's pins live in the chroot while it runs.
+const pinPath = "/etc/apt/preferences.d/kiln-rebuild.pref"
 
 // Args returns mmdebstrap's arguments to bootstrap into target (a directory
 // or a file name whose suffix picks the format, as mmdebstrap decides).
@@ -63,9 +80,25 @@ func (b *Bootstrap) Args(target, format string) []string {
 		`--customize-hook=printf '# provided by the platform at run time\n' > "$1/etc/resolv.conf"`,
 		`--customize-hook=: > "$1/etc/machine-id"`,
 		`--customize-hook=rm -f "$1/var/lib/dbus/machine-id"`)
+	if b.UnsafeIO {
+		// Before the essential packages are unpacked (dpkg reads its
+		// configuration directory from the chroot), gone before the
+		// customize hooks below see the image.
+		args = append(args,
+			`--setup-hook=mkdir -p "$1/etc/dpkg/dpkg.cfg.d" && echo force-unsafe-io > "$1`+unsafeIOConf+`"`,
+			`--customize-hook=rm -f "$1`+unsafeIOConf+`"`)
+	}
 	args = append(args, DebCacheArgs(b.DebCache)...)
+	if b.Pins != "" {
+		args = append(args,
+			"--setup-hook=cp "+shellQuote(b.Pins)+` "$1`+pinPath+`"`,
+			`--customize-hook=rm -f "$1`+pinPath+`"`)
+	}
 	if b.ExportLists != "" {
-		args = append(args, "--customize-hook=mkdir -p "+shellQuote(b.ExportLists)+` && cp -a "$1/var/lib/apt/lists/." `+shellQuote(b.ExportLists)+"/")
+		// Hard links, not copies, where the file system allows: the chroot's
+		// names are removed by mmdebstrap's cleanup right after.
+		l := shellQuote(b.ExportLists)
+		args = append(args, "--customize-hook=mkdir -p "+l+` && for f in "$1"/var/lib/apt/lists/*; do [ -f "$f" ] || continue; n=${f##*/}; [ "$n" = lock ] && continue; t=`+l+`/.tmp-$$-"$n"; if ln "$f" "$t" 2>/dev/null || cp -p "$f" "$t"; then mv -f "$t" `+l+`/"$n"; else rm -f "$t"; exit 1; fi; done`)
 	}
 	args = append(args, b.Suite, target, b.Mirror)
 	return args
