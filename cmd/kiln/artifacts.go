@@ -75,33 +75,78 @@ func (o *ociArtifacts) PushVersion(ctx context.Context, v *kiln.Version) (*cli.P
 	if err != nil {
 		return nil, err
 	}
-	if _, err := o.oci.PutFrom(ctx, o.arts, a.Digest); err != nil {
+	if err := o.upload(ctx, &v.Provenance); err != nil {
 		return nil, err
 	}
 	created := v.Provenance.FinishedAt
 	if created.IsZero() {
 		created = v.CreatedAt
 	}
+	var mount []string
+	if b := v.Provenance.Base; b != nil {
+		mount = append(mount, b.Image) // a child's lower layers are its base's
+	}
 	p, err := o.oci.PushVersion(ctx, &oci.Version{
-		Image:    v.Image,
-		Number:   v.Number,
-		SemVer:   v.SemVer,
-		Release:  releaseLabels(v),
-		Created:  created,
-		Layers:   []oci.Layer{{Digest: a.Digest, Size: a.Size}},
-		Envelope: att.Data,
+		Image:     v.Image,
+		Number:    v.Number,
+		SemVer:    v.SemVer,
+		Release:   releaseLabels(v),
+		Created:   created,
+		Layers:    imageLayers(a),
+		MountFrom: mount,
+		Envelope:  att.Data,
 	}, o.arts)
 	if err != nil {
 		return nil, err
 	}
-	// Again, now that the image holds the layer: a gc that ran between
+	// Again, now that the image holds the layers: a gc that ran between
 	// the first upload and the record (the blob belonged to a revoked
 	// version with the same content) must not leave the store's
 	// repository, which other machines read artifacts from, without it.
-	if _, err := o.oci.PutFrom(ctx, o.arts, a.Digest); err != nil {
+	if err := o.upload(ctx, &v.Provenance); err != nil {
 		return nil, err
 	}
 	return &cli.PushedImage{Ref: p.Ref, Digest: p.Digest, Tags: p.Tags, Uploaded: p.Uploaded}, nil
+}
+
+// contentDigests are the blobs a version's content is read by: a layered
+// artifact's layers and its layer list (or the one tar), and its disk
+// images. Another machine launches the version from these alone.
+func contentDigests(p *kiln.Provenance) []string {
+	var ds []string
+	for _, l := range p.Artifact.Layers {
+		ds = append(ds, l.Digest)
+	}
+	ds = append(ds, p.Artifact.Digest)
+	for _, d := range p.Artifacts {
+		ds = append(ds, d.Digest)
+	}
+	return ds
+}
+
+// upload puts every blob of p's content into the store's repository (a
+// no-op for one already there).
+func (o *ociArtifacts) upload(ctx context.Context, p *kiln.Provenance) error {
+	for _, d := range contentDigests(p) {
+		if _, err := o.oci.PutFrom(ctx, o.arts, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// imageLayers are the OCI image layers of artifact a: a layered
+// artifact's layers one to one (the media types are OCI's), a single tar
+// as one uncompressed layer.
+func imageLayers(a *kiln.Artifact) []oci.Layer {
+	if !a.Layered() {
+		return []oci.Layer{{Digest: a.Digest, Size: a.Size}}
+	}
+	out := make([]oci.Layer, len(a.Layers))
+	for i, l := range a.Layers {
+		out[i] = oci.Layer{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size, DiffID: l.DiffID}
+	}
+	return out
 }
 
 // releaseLabels are the /etc/kiln-release fields kiln knows from the
@@ -154,12 +199,15 @@ func (o *ociArtifacts) CheckVersion(ctx context.Context, v *kiln.Version, keys [
 	if p.Number != v.Number {
 		return nil, kiln.Errorf(kiln.ECONFLICT, "%s says it is version %d, not %d; another kiln pushes to this repository: give each its own oci:// repository", at, p.Number, v.Number)
 	}
-	if len(p.Layers) != 1 || p.Layers[0].Digest != a.Digest {
-		var ds []string
-		for _, l := range p.Layers {
-			ds = append(ds, l.Digest)
-		}
-		return nil, kiln.Errorf(kiln.ECONFLICT, "%s has layers %v, but %s's signed artifact is %s; the image is not this version's: delete the tag in the registry and run `kiln artifact push %s`", at, ds, v.Name, a.Digest, v.Name)
+	var got, want []string
+	for _, l := range p.Layers {
+		got = append(got, l.Digest)
+	}
+	for _, l := range imageLayers(a) {
+		want = append(want, l.Digest)
+	}
+	if !slices.Equal(got, want) {
+		return nil, kiln.Errorf(kiln.ECONFLICT, "%s has layers %v, but %s's signed artifact %s has %v; the image is not this version's: delete the tag in the registry and run `kiln artifact push %s`", at, got, v.Name, a.Digest, want, v.Name)
 	}
 	if p.Envelope == nil {
 		return nil, kiln.Errorf(kiln.ECONFLICT, "%s has no signed provenance attached (no referrer of type %s, nor a sha256-… tag); run `kiln artifact push %s` to attach it; it will not be launched from the registry without it", at, oci.ArtifactTypeDSSE, v.Name)
@@ -167,8 +215,10 @@ func (o *ociArtifacts) CheckVersion(ctx context.Context, v *kiln.Version, keys [
 	if err := sign.VerifyVersionWith(keys, p.Envelope, v); err != nil {
 		return nil, fmt.Errorf("the provenance attached to %s: %w", at, err)
 	}
-	if _, err := o.oci.Stat(ctx, a.Digest); err != nil {
-		return nil, fmt.Errorf("%s's artifact as the artifact store reads it: %w; run `kiln artifact push %s`", v.Name, err, v.Name)
+	for _, d := range contentDigests(&v.Provenance) {
+		if _, err := o.oci.Stat(ctx, d); err != nil {
+			return nil, fmt.Errorf("%s's content as the artifact store reads it (%s): %w; run `kiln artifact push %s`", v.Name, d, err, v.Name)
+		}
 	}
 	c := &cli.ImageCheck{Ref: p.Ref}
 	for _, l := range p.Layers {
@@ -198,12 +248,16 @@ func (p *publishing) CreateVersion(ctx context.Context, nv *kiln.NewVersion) (*k
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
-	ra, err := p.images.oci.PutFrom(pctx, p.images.arts, a.Digest)
+	if err := p.images.upload(pctx, &nv.Provenance); err != nil {
+		return nil, fmt.Errorf("push the artifact of %s to the registry before registering it: %w", nv.Image, err)
+	}
+	ra, err := p.images.oci.Stat(pctx, a.Digest)
 	if err != nil {
 		return nil, fmt.Errorf("push the artifact of %s to the registry before registering it: %w", nv.Image, err)
 	}
 	cp := *nv
-	art := *ra
+	art := *a
+	art.Ref = ra.Ref // where it lives now; digest, size and layers as built
 	cp.Provenance.Artifact = &art
 	v, err := p.Registry.CreateVersion(ctx, &cp)
 	if err != nil {
@@ -274,7 +328,9 @@ func (c *collector) liveVersions(ctx context.Context) (map[string]bool, map[stri
 	for _, v := range vs {
 		all[v.Name] = v
 		if a := v.Provenance.Artifact; a != nil && a.Digest != "" && v.Status != kiln.StatusRevoked {
-			live[a.Digest] = true
+			for _, d := range contentDigests(&v.Provenance) {
+				live[d] = true // layers, layer list, disk images
+			}
 		}
 	}
 	return live, all, nil
@@ -338,6 +394,12 @@ func (c *collector) collectRegistry(ctx context.Context, rep *cli.GCReport, vers
 	for _, v := range versions {
 		if a := v.Provenance.Artifact; v.Status == kiln.StatusRevoked && a != nil && a.Digest != "" {
 			mark(v.Image, a.Digest, a.Size)
+			for _, l := range a.Layers {
+				mark(v.Image, l.Digest, l.Size)
+			}
+			for _, d := range v.Provenance.Artifacts {
+				mark(v.Image, d.Digest, d.Size)
+			}
 		}
 	}
 	for _, img := range imgs {
