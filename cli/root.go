@@ -175,6 +175,10 @@ type ServeOptions struct {
 	// FollowEvery is how often the server looks for channel moves to roll
 	// following services out to (0: never).
 	FollowEvery time.Duration
+	// TriggerEvery, SourcesEvery and AutopilotEvery are how often the
+	// pipeline triggers, the advisory sources and the autopilot look for
+	// work (0: their defaults, 1 min, 1 min and 5 min).
+	TriggerEvery, SourcesEvery, AutopilotEvery time.Duration
 	// Estate is the estate (directory or registered name) services'
 	// rollouts take their configuration from; empty: KILN_ESTATE, else
 	// the registered estate that defines the service's image.

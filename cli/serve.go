@@ -28,6 +28,9 @@ func (a *App) serveCmd() *cobra.Command {
 			if err := checkPublicURL(opts.PublicURL); err != nil {
 				return err
 			}
+			if err := checkTicks(opts); err != nil {
+				return err
+			}
 			return a.Serve(cmd.Context(), a.cfg, a.Logger(), opts)
 		},
 	}
@@ -42,9 +45,30 @@ func (a *App) serveCmd() *cobra.Command {
 	f.DurationVar(&opts.AuditCheckpointEvery, "audit-checkpoint-every", 10*time.Minute, "sign a checkpoint of the audit log's head this often when it moved (0: never); `kiln audit verify` checks the log against them")
 	f.StringVar(&opts.AuditCheckpointFile, "audit-checkpoint-file", "", "also append each signed audit checkpoint to this file (JSON lines), kept outside the database; give it to `kiln audit verify --checkpoints`")
 	f.DurationVar(&opts.FollowEvery, "follow-every", 10*time.Second, "look this often for channel moves and roll following services out within their policy (0: never; docs/rollout.md)")
+	// How often the background loops look for work; hidden, for tests and
+	// demonstrations that cannot wait minutes (docs/patching.md).
+	f.DurationVar(&opts.TriggerEvery, "trigger-every", time.Minute, "look this often for changes that trigger pipeline runs and for due schedules")
+	f.DurationVar(&opts.SourcesEvery, "sources-every", time.Minute, "look this often for advisory sources whose interval has passed")
+	f.DurationVar(&opts.AutopilotEvery, "autopilot-every", 5*time.Minute, "check this often for advisories that make the autopilot refresh an environment (besides after every sync that changed a source)")
+	for _, name := range []string{"trigger-every", "sources-every", "autopilot-every"} {
+		_ = f.MarkHidden(name)
+	}
 	f.StringVar(&opts.Estate, "estate", "", "estate (directory, or name of a registered estate) whose environments' config blocks the services' rollouts launch with; default: $KILN_ESTATE, else the registered estate (`kiln estate add`) that defines the service's image")
 	f.StringVar(&opts.PublicURL, "public-url", "", "URL clients reach this server at (e.g. https://kiln.example.com behind a proxy), named as the server in /openapi.json; default: derived from --listen")
 	return c
+}
+
+// checkTicks refuses a background loop interval that is not positive.
+func checkTicks(opts ServeOptions) error {
+	for _, t := range []struct {
+		flag string
+		d    time.Duration
+	}{{"--trigger-every", opts.TriggerEvery}, {"--sources-every", opts.SourcesEvery}, {"--autopilot-every", opts.AutopilotEvery}} {
+		if t.d <= 0 {
+			return kiln.FieldErrorf(kiln.EINVALID, t.flag, "%s is not a positive interval; e.g. %s 1m", t.d, t.flag)
+		}
+	}
+	return nil
 }
 
 // isLoopback reports whether host names only this machine.

@@ -20,7 +20,8 @@ import (
 
 // autopilotTick is how often kiln serve looks for advisories exposing
 // environments with refresh { auto = true } besides after every sync that
-// changed a source (advisories imported by hand, new instances).
+// changed a source (advisories imported by hand, new instances), unless
+// --autopilot-every says otherwise.
 const autopilotTick = 5 * time.Minute
 
 // autopilotKick is the channel advisory sources signal a changed sync on;
@@ -36,11 +37,14 @@ func (k autopilotKick) synced(_ context.Context, res *feed.Result) {
 
 // startAutopilot runs the automatic refresh (package autopilot) until ctx
 // ends, after each kick and every autopilotTick; it needs this machine's
-// rollout host (nil: none, and it says so). The returned function waits
-// for it to stop.
-func startAutopilot(ctx context.Context, g *graph, host api.RolloutHost, kick autopilotKick) func() {
+// rollout host (nil: none, and it says so). It checks every tick (0:
+// autopilotTick). The returned function waits for it to stop.
+func startAutopilot(ctx context.Context, g *graph, host api.RolloutHost, kick autopilotKick, tick time.Duration) func() {
 	if host == nil {
 		return func() {}
+	}
+	if tick <= 0 {
+		tick = autopilotTick
 	}
 	db, logger := g.db, g.logger
 	progress := autopilot.LogWriter{Logger: logger, Msg: "autopilot"}
@@ -74,7 +78,7 @@ func startAutopilot(ctx context.Context, g *graph, host api.RolloutHost, kick au
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(autopilotTick)
+		t := time.NewTicker(tick)
 		defer t.Stop()
 		why := "kiln serve started"
 		for {

@@ -16,8 +16,12 @@ import (
 // startPipeline runs kiln serve's pipeline work until ctx ends: the
 // webhook sender always; the worker (claims queued runs), the triggers and
 // the cron schedules when this machine can build (root, mmdebstrap,
-// systemd-nspawn). The returned function waits for them to stop.
-func startPipeline(ctx context.Context, g *graph) func() {
+// systemd-nspawn). The triggers look for work every triggerEvery (0: a
+// minute). The returned function waits for them to stop.
+func startPipeline(ctx context.Context, g *graph, triggerEvery time.Duration) func() {
+	if triggerEvery <= 0 {
+		triggerEvery = time.Minute
+	}
 	db, logger := g.db, g.logger
 	var wg sync.WaitGroup
 	sender := &pipeline.Sender{Store: db, Logger: logger}
@@ -49,7 +53,7 @@ func startPipeline(ctx context.Context, g *graph) func() {
 	wg.Go(func() { _ = r.Work(ctx) })
 	trig := &pipeline.Trigger{Runs: db, Schedules: db, LoadEstate: cli.LoadEstate, Logger: logger, Checker: g.checker(false)}
 	wg.Go(func() {
-		t := time.NewTicker(time.Minute)
+		t := time.NewTicker(triggerEvery)
 		defer t.Stop()
 		for {
 			trig.Estates = watchedEstates(ctx, db, logger)

@@ -50,7 +50,7 @@ func workerMain() int {
 		fmt.Fprintln(os.Stderr, "worker:", g.noPlatform)
 		return 1
 	}
-	wait := startPipeline(ctx, g)
+	wait := startPipeline(ctx, g, 0)
 	<-ctx.Done()
 	wait()
 	return 0

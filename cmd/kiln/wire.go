@@ -208,7 +208,7 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	}()
 	defer func() { stopLost(); <-lostDone }()
 	kick := make(autopilotKick, 1)
-	defer startAdvisorySources(ctx, db, cfg, logger, kick.synced)() // advisory sources kept current; stopped before db closes
+	defer startAdvisorySources(ctx, db, cfg, logger, opts.SourcesEvery, kick.synced)() // advisory sources kept current; stopped before db closes
 	// The use cases on db, and on this machine's platform if it can run
 	// instances.
 	g := newGraph(db, signer, cfg, logger)
@@ -228,7 +228,7 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	defer startRevocations(ctx, db, revocationEvery, logger)() // scheduled revocations applied when due; stopped before db closes
 	// Pipeline worker, triggers, schedules and webhooks; stopped before db closes.
 	pipeCtx, stopPipeline := context.WithCancel(ctx)
-	waitPipeline := startPipeline(pipeCtx, g)
+	waitPipeline := startPipeline(pipeCtx, g, opts.TriggerEvery)
 	defer func() { stopPipeline(); waitPipeline() }()
 	// Rollouts and front ends on this machine; rollouts stop (resumable)
 	// before db closes: the wait covers every rollout or service removal
@@ -238,7 +238,7 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	defer func() { stopRollouts(); waitRollouts() }()
 	// Automatic refresh (refresh { auto = true }); stopped before the rollouts.
 	autoCtx, stopAuto := context.WithCancel(rollCtx)
-	waitAuto := startAutopilot(autoCtx, g, rollouts, kick)
+	waitAuto := startAutopilot(autoCtx, g, rollouts, kick, opts.AutopilotEvery)
 	defer func() { stopAuto(); waitAuto() }()
 	apiHandler := api.New(api.Config{Logger: logger, Version: version, PublicURL: opts.APIURL(),
 		CheckinRate: opts.CheckinRate, Checkins: checkins, Status: pipelineStatus(g),
