@@ -150,8 +150,9 @@ func TestPatchingOnAutopilot(t *testing.T) {
 			if r.Image != "appserver" || !r.CreatedAt.After(published) {
 				continue
 			}
-			if !strings.Contains(r.Trigger, "packages") {
-				return false, fmt.Errorf("run %d of appserver was triggered by %q, not by the packages check", r.ID, r.Trigger)
+			// The packages check's reason for an apt source (pipeline/aptsource.go).
+			if !strings.Contains(r.Trigger, "apt source demo") || !strings.Contains(r.Trigger, "published a new Release") {
+				return false, fmt.Errorf("run %d of appserver was triggered by %q, not by the packages check on the demo repository", r.ID, r.Trigger)
 			}
 			switch r.Status {
 			case kiln.RunSucceeded:
@@ -256,6 +257,7 @@ func patchEstate(t *testing.T, origin, repoURL string) string {
     source = "origin.tar"
     sha256 = "%s"
   }
+  tests = ["tests/basic-linux.yaml"]
 }
 
 image "appserver" {
@@ -276,6 +278,9 @@ pipeline "app" {
 }
 `, hex.EncodeToString(h.Sum(nil)), repoURL, aptrepotest.Suite)
 	if err := os.MkdirAll(filepath.Join(est, "tests"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(est, "tests", "basic-linux.yaml"), []byte("file:\n  /etc/kiln-release:\n    exists: true\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(est, "tests", "appserver.yaml"), []byte("file:\n  /usr/share/kiln-demo/version:\n    exists: true\n"), 0o644); err != nil {
