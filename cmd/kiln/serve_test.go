@@ -279,3 +279,24 @@ func TestServeRefusesBrokenEstate(t *testing.T) {
 		t.Fatalf("serve --estate %s: %v; want a refusal naming --estate and the file", bad, err)
 	}
 }
+
+// kiln serve's loop intervals are hidden flags: absent from its help,
+// accepted, and refused when not positive, naming the flag.
+func TestServeLoopIntervals(t *testing.T) {
+	out, _, code := run(t, t.TempDir(), "serve", "--help")
+	if code != 0 || !strings.Contains(out, "--follow-every") {
+		t.Fatalf("kiln serve --help: exit %d\n%s", code, out)
+	}
+	for _, flag := range []string{"--trigger-every", "--sources-every", "--autopilot-every"} {
+		if strings.Contains(out, flag) {
+			t.Errorf("%s is in kiln serve's help; it is hidden", flag)
+		}
+		_, errs, code := run(t, t.TempDir(), "serve", flag, "0s")
+		if code == 0 || !strings.Contains(errs, flag) || !strings.Contains(errs, "not a positive interval") {
+			t.Errorf("kiln serve %s 0s: exit %d: %s", flag, code, errs)
+		}
+		if _, errs, _ := run(t, t.TempDir(), "serve", flag, "2s", "--listen", "nonsense"); strings.Contains(errs, "unknown flag") || strings.Contains(errs, flag) {
+			t.Errorf("kiln serve %s 2s: %s", flag, errs)
+		}
+	}
+}
