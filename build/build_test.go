@@ -145,7 +145,7 @@ func TestFreshBakeCacheAndUpToDate(t *testing.T) {
 		t.Errorf("/etc/kiln/volatile = %q (%v), want the image's volatile pattern /var/lib/app", got["etc/kiln/volatile"], err)
 	}
 	rel := got["etc/kiln-release"]
-	for _, want := range []string{"image=basic\n", "version=1\n", "name=basic-1\n", "definition_digest=" + est.Images["basic"].Digest, "build_time=", "role=test\n", "semver=1.0.0-"} {
+	for _, want := range []string{"image=basic\n", "version=1\n", "name=basic-1\n", "definition_digest=" + est.Images["basic"].Digest, "source_date_epoch=", "role=test\n", "semver=1.0.0-"} {
 		if !strings.Contains(rel, want) {
 			t.Errorf("/etc/kiln-release lacks %q:\n%s", want, rel)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/definition"
 	"github.com/kiln-project/kiln/internal/ci"
+	"github.com/kiln-project/kiln/internal/layer"
 	"github.com/kiln-project/kiln/platform/vm/disk"
 	"github.com/kiln-project/kiln/sign"
 	"github.com/kiln-project/kiln/store"
@@ -157,9 +158,8 @@ func TestDiskImageBuild(t *testing.T) {
 	// Reproducible: the disk built again from the same stored rootfs is
 	// the same bytes.
 	work := t.TempDir()
-	tarball := filepath.Join(work, "rootfs.tar")
-	copyArtifact(t, b, v.Provenance.Artifact.Digest, tarball)
-	again, err := disk.Build(ctx, disk.Spec{Rootfs: tarball, Seed: v.Provenance.Artifact.Digest, Output: filepath.Join(work, "again.qcow2"), Format: disk.QCOW2})
+	rootfs := rootfsTree(t, b, v.Provenance.Artifact, filepath.Join(work, "root"))
+	again, err := disk.Build(ctx, disk.Spec{Rootfs: rootfs, Seed: v.Provenance.Artifact.Digest, Output: filepath.Join(work, "again.qcow2"), Format: disk.QCOW2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,24 +188,30 @@ func TestDiskImageBuild(t *testing.T) {
 	}
 }
 
-func copyArtifact(t *testing.T, b *Builder, digest, dst string) {
+// rootfsTree applies artifact a's layers (or its one tar) into dir, as
+// the build hands the disk builder a layered root filesystem.
+func rootfsTree(t *testing.T, b *Builder, a *kiln.Artifact, dir string) string {
 	t.Helper()
-	rc, err := b.Artifacts.Open(context.Background(), digest)
+	ctx := context.Background()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := layer.Layers(ctx, b.Artifacts, a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.Close()
-	f, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
+	for _, l := range ls {
+		rc, err := layer.Open(ctx, b.Artifacts, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = layer.ExtractTar(ctx, rc, dir, layer.ExtractOptions{Apply: true})
+		if cerr := rc.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := io.Copy(f, rc); err != nil {
-		t.Fatal(err)
-	}
-	if err := rc.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	return dir
 }

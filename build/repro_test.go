@@ -23,7 +23,10 @@ import (
 // package cache, two registries) and wants the same artifact digest; then
 // rebuilds the first version from its provenance with --check.
 func TestFreshBakeTwiceIdentical(t *testing.T) {
-	b1 := needBuilder(t)
+	needBuilder(t) // root and tools, or skip/fail
+	// Two isolated builders: the shared one has versions of other tests,
+	// and the version number is part of the image (/etc/kiln-release).
+	b1 := isolatedBuilder(t)
 	est, diags := definition.Load(filepath.Join("..", "examples", "estate"), definition.Options{})
 	if diags.HasErrors() {
 		t.Fatal(definition.FormatDiagnostics(diags))
@@ -31,6 +34,7 @@ func TestFreshBakeTwiceIdentical(t *testing.T) {
 	ctx := context.Background()
 	b2 := isolatedBuilder(t)
 	var digests []string
+	var arts []*kiln.Artifact
 	for i, b := range []*Builder{b1, b2} {
 		res := build(t, b, est, "basic-linux", Options{NoCache: true, Force: true})
 		v := res.Version
@@ -39,12 +43,13 @@ func TestFreshBakeTwiceIdentical(t *testing.T) {
 		}
 		t.Logf("bake %d: %s %s (SOURCE_DATE_EPOCH %d from %s)", i+1, v.Name, v.Provenance.Artifact.Digest, v.Provenance.SourceDateEpoch, v.Provenance.SourceDateEpochFrom)
 		digests = append(digests, v.Provenance.Artifact.Digest)
+		arts = append(arts, v.Provenance.Artifact)
 		if i == 1 && digests[0] != digests[1] {
 			first, err := b1.Registry.LatestVersion(ctx, "basic-linux", "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			rep := &RebuildReport{Recorded: digests[0], Rebuilt: digests[1]}
+			rep := &RebuildReport{Recorded: digests[0], Rebuilt: digests[1], recorded: arts[0], rebuilt: arts[1]}
 			r := &run{b: &Builder{Artifacts: multiStore{b1.Artifacts, b2.Artifacts}}}
 			if err := r.compareArtifacts(ctx, rep, 40); err != nil {
 				t.Fatal(err)
