@@ -16,6 +16,12 @@ type LaunchConfig struct {
 	// Source says which definition produced it ("estate:/srv/estate env
 	// prod", "dir:/etc/kiln/config/web").
 	Source string
+	// Egress are host loopback addresses (127.0.0.1:PORT) the instance
+	// reaches at the same address inside it, for what kiln itself declares:
+	// the agent's server when it listens on the kiln machine's loopback.
+	// Never a general route. The local platform relays them from inside
+	// the instance's network namespace; the VM platform does not yet.
+	Egress []string
 }
 
 // Credential is one named piece of configuration. Data of a Secret one is
