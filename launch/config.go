@@ -210,6 +210,8 @@ func (c *Config) Resolve(env, id string, getenv func(string) string) (*kiln.Laun
 			fmt.Fprintf(&b, "KILN_TOKEN=%s\n", envQuote(t))
 			ref += " token:" + tref
 			tokData = []byte(t)
+			sum := sha256.Sum256(tokData)
+			out.AgentTokenSHA256 = hex.EncodeToString(sum[:])
 		}
 		hashed[definition.AgentCredential] = tokData
 		if id != "" {
