@@ -60,8 +60,14 @@ type Instance struct {
 	// Tainted is set when someone opened break-glass access to it.
 	Tainted bool `json:"tainted,omitempty"`
 	// LaunchedByKiln is set on instances kiln launched itself (launch/):
-	// kiln knows their state, and agents may not check them in.
+	// kiln knows their state, and only the agent token kiln gave one at
+	// launch may check it in.
 	LaunchedByKiln bool `json:"launched_by_kiln,omitempty"`
+	// AgentTokenSHA256, set by a launch, is the hex SHA-256 of the agent
+	// token the instance was given (LaunchConfig.AgentTokenSHA256): the
+	// inventory binds its check-ins to that token when it records it.
+	// Never shown nor stored as such.
+	AgentTokenSHA256 string `json:"-"`
 	// ConfigDigest is the digest of the launch configuration it was given
 	// (LaunchConfig.Digest), ConfigSource what produced it; empty for none.
 	ConfigDigest string `json:"config_digest,omitempty"`

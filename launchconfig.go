@@ -16,6 +16,17 @@ type LaunchConfig struct {
 	// Source says which definition produced it ("estate:/srv/estate env
 	// prod", "dir:/etc/kiln/config/web").
 	Source string
+	// Egress are host loopback addresses (127.0.0.1:PORT) the instance
+	// reaches at the same address inside it, for what kiln itself declares:
+	// the agent's server when it listens on the kiln machine's loopback.
+	// Never a general route. The local platform relays them from inside
+	// the instance's network namespace; the VM platform does not yet.
+	Egress []string
+	// AgentTokenSHA256 is the hex SHA-256 of the agent token delivered in
+	// the kiln-agent credential (what the token store keeps of a token,
+	// never the token), so that the inventory can bind the instance's
+	// check-ins to that one token. Empty without an agent token.
+	AgentTokenSHA256 string
 }
 
 // Credential is one named piece of configuration. Data of a Secret one is

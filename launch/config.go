@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -208,6 +210,8 @@ func (c *Config) Resolve(env, id string, getenv func(string) string) (*kiln.Laun
 			fmt.Fprintf(&b, "KILN_TOKEN=%s\n", envQuote(t))
 			ref += " token:" + tref
 			tokData = []byte(t)
+			sum := sha256.Sum256(tokData)
+			out.AgentTokenSHA256 = hex.EncodeToString(sum[:])
 		}
 		hashed[definition.AgentCredential] = tokData
 		if id != "" {
@@ -215,6 +219,9 @@ func (c *Config) Resolve(env, id string, getenv func(string) string) (*kiln.Laun
 		}
 		if err := add(definition.AgentCredential, []byte(b.String()), true, ref); err != nil {
 			return nil, err
+		}
+		if addr := loopbackEgress(a.Server); addr != "" {
+			out.Egress = []string{addr}
 		}
 	}
 	slices.SortFunc(out.Credentials, func(a, b kiln.Credential) int { return strings.Compare(a.Name, b.Name) })
@@ -280,6 +287,32 @@ func ConfigFromRecord(rec *kiln.LaunchConfigRecord) *Config {
 		c.Agent = &Agent{Server: a.Server, TokenFile: a.TokenFile, TokenEnv: a.TokenEnv}
 	}
 	return c
+}
+
+// loopbackEgress is the host address an instance needs egress to for an
+// agent server on the kiln machine's loopback (http://127.0.0.1:PORT,
+// http://[::1]:PORT, http://localhost:PORT): HOST:PORT, with localhost as
+// 127.0.0.1 and the scheme's port when none is given. Any other server
+// (or one that does not parse; the estate validated it) gives "": the
+// instance reaches it, or not, by the platform's own network.
+func loopbackEgress(server string) string {
+	u, err := url.Parse(server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return ""
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		host = "127.0.0.1"
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return ""
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return net.JoinHostPort(ip.String(), port)
 }
 
 // readSecret reads a secret from file or from the environment variable

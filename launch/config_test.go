@@ -128,3 +128,30 @@ func TestConfigFromPath(t *testing.T) {
 		t.Error("an empty directory was accepted")
 	}
 }
+
+// TestResolveConfigEgress: an agent server on the kiln machine's loopback
+// gets egress to exactly that address; any other server, none.
+func TestResolveConfigEgress(t *testing.T) {
+	for server, want := range map[string]string{
+		"http://127.0.0.1:8088":        "127.0.0.1:8088",
+		"http://localhost:9000/":       "127.0.0.1:9000",
+		"https://[::1]:8443":           "[::1]:8443",
+		"http://127.0.0.1":             "127.0.0.1:80",
+		"https://127.0.0.2/kiln":       "127.0.0.2:443",
+		"https://kiln.example.org:443": "",
+		"http://10.0.0.5:8088":         "",
+		"http://0.0.0.0:8088":          "",
+	} {
+		c := &Config{Agent: &Agent{Server: server}}
+		got, err := c.Resolve("dev", "i-1", func(string) string { return "" })
+		if err != nil {
+			t.Fatalf("%s: %v", server, err)
+		}
+		if strings.Join(got.Egress, " ") != want {
+			t.Errorf("%s: egress %v, want %q", server, got.Egress, want)
+		}
+	}
+	if got, _ := (&Config{Settings: map[string]string{"A": "b"}}).Resolve("dev", "i-1", nil); len(got.Egress) != 0 {
+		t.Errorf("no agent: egress %v", got.Egress)
+	}
+}

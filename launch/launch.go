@@ -194,6 +194,7 @@ func (l *Launcher) Launch(ctx context.Context, req Request) (*Result, error) {
 		State: res.State, Labels: req.Labels, LaunchedAt: l.now(), LaunchedByKiln: true}
 	if cfg != nil {
 		inst.ConfigDigest, inst.ConfigSource = cfg.Digest, cfg.Source
+		inst.AgentTokenSHA256 = cfg.AgentTokenSHA256
 	}
 	if len(res.Ports) > 0 {
 		inst.Address = res.Ports[0].Host

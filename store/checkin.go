@@ -146,9 +146,14 @@ type current struct {
 // is bound to another agent token. Nil when it may.
 func refusedCheckin(old *current, c *kiln.Checkin) error {
 	switch {
-	case old.inst.LaunchedByKiln:
-		return kiln.FieldErrorf(kiln.EFORBIDDEN, "instance_id", "instance %s was launched by kiln (platform %s), which tracks it itself; agents may not check it in",
+	case old.inst.LaunchedByKiln && (c.Agent == "" || c.Agent != old.agent):
+		return kiln.FieldErrorf(kiln.EFORBIDDEN, "instance_id", "instance %s was launched by kiln (platform %s), which tracks it itself; only the agent token it was given at launch may check it in",
 			old.inst.ID, old.inst.Platform)
+	case old.inst.LaunchedByKiln:
+		if ref, _ := c.Version(); ref != old.inst.Version {
+			return kiln.FieldErrorf(kiln.ECONFLICT, "release", "instance %s was launched by kiln with %s, but its agent reports %s; replace the instance",
+				old.inst.ID, old.inst.Version, ref)
+		}
 	case c.Agent != "" && old.agent != "" && c.Agent != old.agent:
 		return kiln.FieldErrorf(kiln.EFORBIDDEN, "instance_id", "instance %s is bound to the agent token that first checked it in, and %s is another; "+
 			"if the server now uses this token, an operator deregisters the instance first (`kiln instance deregister %s`)", old.inst.ID, c.Agent, old.inst.ID)
@@ -227,6 +232,11 @@ func checkInRound(ctx context.Context, tx *tx, known map[kiln.VersionRef]bool, d
 		// hand, or before tokens were bound) is bound to this one.
 		changed := inst.Version != ref || old.unknown != !ok || (old.agent == "" && c.Agent != "")
 		inst.Version = ref
+		// What kiln launched stays as kiln recorded it: a check-in only
+		// says the instance is alive.
+		if inst.LaunchedByKiln {
+			c = &kiln.Checkin{InstanceID: c.InstanceID, Release: c.Release, Agent: c.Agent}
+		}
 		if c.Environment != "" && c.Environment != inst.Environment {
 			inst.Environment, changed = c.Environment, true
 		}
@@ -240,7 +250,7 @@ func checkInRound(ctx context.Context, tx *tx, known map[kiln.VersionRef]bool, d
 				inst.Labels = nil
 			}
 		}
-		if inst.State != kiln.InstanceDegraded && inst.State != kiln.InstanceRunning {
+		if !inst.LaunchedByKiln && inst.State != kiln.InstanceDegraded && inst.State != kiln.InstanceRunning {
 			inst.State, changed = kiln.InstanceRunning, true
 		}
 		inst.LastSeenAt = now

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -72,6 +74,58 @@ func TestCheckinBinding(t *testing.T) {
 		res = must[[]*kiln.CheckinResult](t)(e.CheckIn(ctx, []*kiln.Checkin{as("token:b", checkin("i-1", "", "dev", "appserver", 1))}))
 		if res[0].Refused == nil {
 			t.Fatalf("lone check-in by another token: %+v", res[0])
+		}
+	})
+}
+
+// A kiln-launched instance given an agent token at launch is bound to it:
+// that token's check-ins say it is alive (last seen moves; what kiln
+// recorded stays), another token's are refused, and a check-in reporting
+// another version than kiln launched is refused as a conflict.
+func TestCheckinLaunchedWithAgentToken(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		mkImage(t, e.DB, "appserver")
+		must[*kiln.Version](t)(e.CreateVersion(ctx, &kiln.NewVersion{Image: "appserver"}))
+		must[*kiln.Version](t)(e.CreateVersion(ctx, &kiln.NewVersion{Image: "appserver"}))
+		tok, secret, err := e.CreateToken(ctx, &kiln.NewToken{Name: "agent-prod", Role: kiln.RoleAgent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.CreateToken(ctx, &kiln.NewToken{Name: "agent-dev", Role: kiln.RoleAgent}); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256([]byte(secret))
+		if err := e.CreateInstance(ctx, &kiln.Instance{ID: "i-kiln", Version: kiln.VersionRef{Image: "appserver", Number: 1},
+			Environment: "prod", Platform: "local", LaunchedByKiln: true, Address: "127.0.0.1:1234",
+			Labels: map[string]string{"kiln.service": "web"}, AgentTokenSHA256: hex.EncodeToString(sum[:])}); err != nil {
+			t.Fatal(err)
+		}
+		before := must[*kiln.Instance](t)(e.FindInstance(ctx, "i-kiln"))
+		as := func(agent string, c *kiln.Checkin) *kiln.Checkin { c.Agent = agent; return c }
+		c := as("token:"+tok.Name, checkin("i-kiln", "somehost", "dev", "appserver", 1))
+		c.Address, c.Labels = "10.0.0.9", map[string]string{"x": "y"}
+		res := must[[]*kiln.CheckinResult](t)(e.CheckIn(ctx, []*kiln.Checkin{
+			c,
+			as("token:agent-dev", checkin("i-kiln", "", "prod", "appserver", 1)),
+			checkin("i-kiln", "", "prod", "appserver", 1),
+			as("token:"+tok.Name, checkin("i-kiln", "", "prod", "appserver", 2)),
+		}))
+		if res[0].Refused != nil {
+			t.Fatalf("the launch's own token refused: %v", res[0].Refused)
+		}
+		for i, want := range map[int]string{1: kiln.EFORBIDDEN, 2: kiln.EFORBIDDEN, 3: kiln.ECONFLICT} {
+			if kiln.ErrorCode(res[i].Refused) != want {
+				t.Errorf("check-in %d: %+v (%v), want refused %s", i, res[i], res[i].Refused, want)
+			}
+		}
+		after := must[*kiln.Instance](t)(e.FindInstance(ctx, "i-kiln"))
+		if after.Environment != "prod" || after.Address != "127.0.0.1:1234" || after.Labels["kiln.service"] != "web" || len(after.Labels) != 1 ||
+			after.Version != before.Version || after.Platform != "local" || !after.LaunchedByKiln {
+			t.Errorf("kiln's record changed by a check-in: %+v", after)
+		}
+		if after.LastSeenAt.Before(before.LastSeenAt) {
+			t.Errorf("last seen went back: %s → %s", before.LastSeenAt, after.LastSeenAt)
 		}
 	})
 }

@@ -115,9 +115,9 @@ func (db *DB) RegisterInstances(ctx context.Context, insts []*kiln.Instance, opt
 			if err := checkTaken(ctx, tx, batch, func(i int) string { return where(start + i) }); err != nil {
 				return err
 			}
-			args := make([]any, 0, 16*len(batch))
+			args := make([]any, 0, 17*len(batch))
 			var q strings.Builder
-			q.WriteString(`INSERT INTO instances (id, name, image, number, environment, platform, state, address, labels, launched_at, last_seen_at, tainted, unknown, launched_by_kiln, config_digest, config_source) VALUES `)
+			q.WriteString(`INSERT INTO instances (id, name, image, number, environment, platform, state, address, labels, launched_at, last_seen_at, tainted, unknown, launched_by_kiln, config_digest, config_source, agent_token) VALUES `)
 			for i, inst := range batch {
 				ok, err := versionKnown(ctx, tx, known, inst.Version)
 				if err != nil {
@@ -134,10 +134,14 @@ func (db *DB) RegisterInstances(ctx context.Context, insts []*kiln.Instance, opt
 				if i > 0 {
 					q.WriteString(", ")
 				}
-				q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+				agent, err := launchAgent(ctx, tx, inst)
+				if err != nil {
+					return err
+				}
+				q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 				args = append(args, inst.ID, inst.Name, inst.Version.Image, inst.Version.Number, inst.Environment, inst.Platform,
 					string(inst.State), inst.Address, labelsJSON(inst.Labels), tx.timeArg(inst.LaunchedAt), tx.timeArg(inst.LastSeenAt),
-					inst.Tainted, !ok, inst.LaunchedByKiln, inst.ConfigDigest, inst.ConfigSource)
+					inst.Tainted, !ok, inst.LaunchedByKiln, inst.ConfigDigest, inst.ConfigSource, agent)
 			}
 			if _, err := tx.exec(ctx, q.String(), args...); err != nil {
 				if isUnique(err) {
@@ -359,4 +363,25 @@ func (db *DB) MarkLost(ctx context.Context, cutoff time.Time) (int, error) {
 		return audit(ctx, tx, "instance.mark-lost", "instances", fmt.Sprintf("%d not seen since %s", n, cutoff.UTC().Format(time.RFC3339)))
 	})
 	return int(n), err
+}
+
+// launchAgent is the agent token ("token:NAME", as check-ins name it) a
+// kiln-launched instance is bound to: the agent token, not revoked, whose
+// secret hashes to what the instance was given at launch. Empty for none
+// (no token given, or one kiln does not know): then no agent may check
+// the instance in.
+func launchAgent(ctx context.Context, tx *tx, inst *kiln.Instance) (string, error) {
+	if !inst.LaunchedByKiln || inst.AgentTokenSHA256 == "" {
+		return "", nil
+	}
+	var name string
+	err := tx.queryRow(ctx, `SELECT name FROM tokens WHERE secret_hash = ? AND role = ? AND revoked_at IS NULL`,
+		inst.AgentTokenSHA256, string(kiln.RoleAgent)).Scan(&name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("find the agent token of instance %s: %w", inst.ID, err)
+	}
+	return "token:" + name, nil
 }

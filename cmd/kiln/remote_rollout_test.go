@@ -33,7 +33,8 @@ import (
 )
 
 // TestMain lets the test binary play the processes kiln starts from its
-// own executable: the instance supervisor, the probe, and a service's
+// own executable: the instance supervisor, the probe, the agent baked
+// into images as /usr/local/bin/kiln (`kiln agent checkin`), and a service's
 // front end (`kiln --data-dir DIR __service-proxy NAME`).
 func TestMain(m *testing.M) {
 	if os.Getenv("KILN_TEST_PUBLISH") != "" {
@@ -42,7 +43,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("KILN_TEST_WORKER") == "1" {
 		os.Exit(workerMain())
 	}
-	if len(os.Args) > 1 && (os.Args[1] == "__supervise" || os.Args[1] == "probe" || slices.Contains(os.Args[1:], "__service-proxy")) {
+	if len(os.Args) > 1 && (os.Args[1] == "__supervise" || os.Args[1] == "probe" || os.Args[1] == "agent" || slices.Contains(os.Args[1:], "__service-proxy")) {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code := NewMain().App().Run(ctx, os.Args[1:])
 		stop()

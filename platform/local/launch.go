@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +37,13 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 	for i, pf := range spec.Ports {
 		if err := validatePort(i, pf); err != nil {
 			return nil, err
+		}
+	}
+	if spec.Config != nil {
+		for i, addr := range spec.Config.Egress {
+			if err := validateEgress(i, addr); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -122,6 +130,7 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 			return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
 		}
 		rec.ConfigDigest = spec.Config.Digest
+		rec.Egress = slices.Clone(spec.Config.Egress)
 	}
 	if err := writeRecord(dir, rec); err != nil {
 		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)

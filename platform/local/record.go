@@ -46,6 +46,9 @@ type record struct {
 	// name), kept for drift detection after the host copy is removed.
 	CredentialHashes map[string]string `json:"credential_hashes,omitempty"`
 	ConfigDigest     string            `json:"config_digest,omitempty"`
+	// Egress are the host loopback addresses the supervisor relays to from
+	// the same address inside the instance (LaunchConfig.Egress).
+	Egress []string `json:"egress,omitempty"`
 
 	State kiln.InstanceState `json:"state"`
 	// Ports are the forwards asked for until the supervisor has bound them,

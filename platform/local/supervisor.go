@@ -75,6 +75,7 @@ type supervisor struct {
 	rec   *record
 
 	fwds  []*forwarder
+	egs   []*egress
 	ns    netns.NsHandle
 	nsOK  bool
 	mount bool
@@ -185,6 +186,15 @@ func (s *supervisor) start() (*exec.Cmd, <-chan error, error) {
 		return nil, nil, fmt.Errorf("open network namespace: %w", err)
 	}
 	s.ns = ns
+	// Egress listens inside before the instance boots, so that its agent
+	// finds the address there from its first try.
+	for _, addr := range r.Egress {
+		ln, err := listenIn(ns, addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("egress to %s: listen inside the instance: %w", addr, err)
+		}
+		s.egs = append(s.egs, &egress{ln: ln, host: addr, log: s.log})
+	}
 
 	// The image's tree stays read-only below; the instance's writes land
 	// in upper, which is what drift detection compares.
@@ -244,6 +254,9 @@ func (s *supervisor) start() (*exec.Cmd, <-chan error, error) {
 		f.ns = ns
 		go f.serve()
 	}
+	for _, e := range s.egs {
+		go e.serve()
+	}
 	return cmd, exited, nil
 }
 
@@ -260,6 +273,10 @@ func (s *supervisor) cleanup() {
 		f.close()
 	}
 	s.fwds = nil
+	for _, e := range s.egs {
+		e.close()
+	}
+	s.egs = nil
 	if s.mount {
 		if err := overlayfs.UnmountAll(filepath.Join(s.dir, mergedDir)); err != nil {
 			s.log.Error("cleanup", "err", err)
