@@ -252,6 +252,29 @@ func TestPatchingOnAutopilot(t *testing.T) {
 	t.Logf("MEASURE   rollout: %s (3 instances, batches of 1, bake 1s)", ro.FinishedAt.Sub(ro.StartedAt).Round(100*time.Millisecond))
 }
 
+// copyOrigin copies the baked test image at origin to dst (an estate's
+// origin tarball) and returns its sha256 in hex, for the origin block.
+func copyOrigin(t *testing.T, origin, dst string) string {
+	t.Helper()
+	src, err := os.Open(origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	f, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(f, h), src); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
 // patchEstate writes the patching test's estate: basic-linux from the
 // baked test image (its busybox httpd serves port 80), appserver on it
 // with kiln-demo from the repository at repoURL, and the pipeline that
@@ -260,22 +283,7 @@ func TestPatchingOnAutopilot(t *testing.T) {
 func patchEstate(t *testing.T, origin, repoURL string) string {
 	t.Helper()
 	est := t.TempDir()
-	src, err := os.Open(origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.Create(filepath.Join(est, "origin.tar"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(dst, h), src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
+	originSum := copyOrigin(t, origin, filepath.Join(est, "origin.tar"))
 	def := fmt.Sprintf(`image "basic-linux" {
   origin {
     source = "origin.tar"
@@ -300,7 +308,7 @@ pipeline "app" {
   on           = ["packages"]
   environments = ["prod"]
 }
-`, hex.EncodeToString(h.Sum(nil)), repoURL, aptrepotest.Suite)
+`, originSum, repoURL, aptrepotest.Suite)
 	if err := os.MkdirAll(filepath.Join(est, "tests"), 0o755); err != nil {
 		t.Fatal(err)
 	}

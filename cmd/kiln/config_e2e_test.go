@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -227,23 +225,8 @@ func exampleEstateOn(t *testing.T, origin string) string {
 	if b, err := exec.Command("cp", "-a", filepath.Join("..", "..", "examples", "estate"), est).CombinedOutput(); err != nil {
 		t.Fatalf("copy the example estate: %v: %s", err, b)
 	}
-	src, err := os.Open(origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.Create(filepath.Join(est, "origin.tar"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(dst, h), src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	def := fmt.Sprintf("image \"basic-linux\" {\n  origin {\n    source = \"origin.tar\"\n    sha256 = %q\n  }\n  shell {\n    inline = [\"systemctl disable kiln-httpd\"]\n  }\n  tests = [\"tests/basic-linux.yaml\"]\n}\n", hex.EncodeToString(h.Sum(nil)))
+	originSum := copyOrigin(t, origin, filepath.Join(est, "origin.tar"))
+	def := fmt.Sprintf("image \"basic-linux\" {\n  origin {\n    source = \"origin.tar\"\n    sha256 = %q\n  }\n  shell {\n    inline = [\"systemctl disable kiln-httpd\"]\n  }\n  tests = [\"tests/basic-linux.yaml\"]\n}\n", originSum)
 	for name, content := range map[string]string{
 		"basic-linux.kiln.hcl":   def,
 		"tests/basic-linux.yaml": "file:\n  /etc/kiln-release:\n    exists: true\n",
