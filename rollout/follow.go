@@ -32,6 +32,9 @@ type Follower struct {
 	Channels kiln.ChannelStore
 	// Starter starts rollouts: kiln serve's background Host.
 	Starter kiln.RolloutStarter
+	// Pauses, when set, stop the follower for a paused service or
+	// environment (`kiln service pause`, `kiln env pause`) until resumed.
+	Pauses kiln.PauseStore
 	// Clock is the time windows are judged by; nil is time.Now.
 	Clock  func() time.Time
 	Logger *slog.Logger
@@ -74,6 +77,7 @@ const (
 	FollowWaitingWindow = "waiting-window"
 	FollowWaitingLimit  = "waiting-limit"
 	FollowDue           = "due"
+	FollowPaused        = "paused"
 )
 
 func (f *Follower) now() time.Time {
@@ -108,6 +112,14 @@ func (f *Follower) Status(ctx context.Context, svc *kiln.Service) (*FollowStatus
 	}
 	if !st.Following {
 		st.State, st.Detail = FollowNotFollowing, "created with --follow none: only `kiln rollout "+svc.Name+"` rolls it out"
+		return st, nil
+	}
+	if p, err := f.paused(ctx, svc); err != nil {
+		return nil, err
+	} else if p != nil {
+		st.State = FollowPaused
+		st.Detail = fmt.Sprintf("%s %s paused by %s at %s (%s): `kiln %s resume %s` lets kiln serve roll it out again",
+			p.Kind, p.Name, p.Actor, p.At.UTC().Format(time.RFC3339), p.Reason, map[kiln.PauseKind]string{kiln.PauseService: "service", kiln.PauseEnvironment: "env"}[p.Kind], p.Name)
 		return st, nil
 	}
 	if st.Channel.IsZero() {
@@ -156,6 +168,28 @@ func (f *Follower) Status(ctx context.Context, svc *kiln.Service) (*FollowStatus
 	}
 	st.State, st.Detail = FollowDue, fmt.Sprintf("the %s channel moved to %s; its rollout starts now", svc.Environment, st.Channel)
 	return st, nil
+}
+
+// paused returns the pause that stops the follower for svc (the
+// service's own, else its environment's), nil when none.
+func (f *Follower) paused(ctx context.Context, svc *kiln.Service) (*kiln.Pause, error) {
+	if f.Pauses == nil {
+		return nil, nil
+	}
+	for _, k := range []struct {
+		kind kiln.PauseKind
+		name string
+	}{{kiln.PauseService, svc.Name}, {kiln.PauseEnvironment, svc.Environment}} {
+		p, err := f.Pauses.FindPause(ctx, k.kind, k.name)
+		switch kiln.ErrorCode(err) {
+		case "":
+			return p, nil
+		case kiln.ENOTFOUND:
+		default:
+			return nil, err
+		}
+	}
+	return nil, nil
 }
 
 // limited returns when the environment's limit lets the next rollout

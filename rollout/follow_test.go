@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -177,6 +178,39 @@ func TestFollowerRollsFollowingServices(t *testing.T) {
 	promote(v2)
 	next := newFollowEnv(t, env, time.Now())
 	wantRolled(next.pass(t), v2)
+}
+
+// A paused service, or a service in a paused environment, is not rolled
+// out when its channel moves; once resumed, the next pass rolls it out.
+func TestFollowerHonoursPauses(t *testing.T) {
+	env := newHostEnv(t)
+	ctx := opCtx()
+	frontEndStandIn(t, env, "web")
+	fe := newFollowEnv(t, env, time.Now())
+	fe.f.Pauses = env.db
+	if _, err := env.db.Promote(ctx, kiln.VersionRef{Image: "appserver", Number: 1}, "prod", "", "test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*kiln.Pause{
+		{Kind: kiln.PauseService, Name: "web", Reason: "CHG-1: release freeze"},
+		{Kind: kiln.PauseEnvironment, Name: "prod", Reason: "CHG-2: datacentre move"},
+	} {
+		if err := env.db.Pause(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		if got := fe.pass(t); len(got) != 0 {
+			t.Fatalf("with %s %s paused the follower rolled out %v", p.Kind, p.Name, got)
+		}
+		if st := fe.status(t, "web"); st.State != FollowPaused || !strings.Contains(st.Detail, p.Reason) {
+			t.Fatalf("status with %s %s paused: %+v", p.Kind, p.Name, st)
+		}
+		if err := env.db.Resume(ctx, p.Kind, p.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fe.pass(t); got["web"] == nil || got["web"].State != kiln.RolloutSucceeded {
+		t.Fatalf("resumed, the follower rolled out %v; want web", got)
+	}
 }
 
 // Outside its update window a channel move waits, and the rollout starts

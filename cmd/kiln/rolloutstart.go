@@ -35,7 +35,7 @@ func startRollouts(ctx context.Context, g *graph, followEvery time.Duration) (ap
 	if followEvery <= 0 {
 		return h, wait
 	}
-	f := &rollout.Follower{Services: g.db, Rollouts: g.db, Channels: g.db, Starter: h, Logger: g.logger}
+	f := &rollout.Follower{Services: g.db, Rollouts: g.db, Channels: g.db, Pauses: g.db, Starter: h, Logger: g.logger}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
