@@ -379,6 +379,18 @@ func (r *run) resolveOrigin(ctx context.Context) error {
 	return nil
 }
 
+// stepEpoch is the SOURCE_DATE_EPOCH the definition's steps see and their
+// layers are clamped to: the date of the Debian Release the image comes
+// from, which does not move when the definition is edited (so an edit
+// leaves the steps before it cached), else the image's epoch. The release
+// layer and the provenance carry the image's epoch (r.epoch).
+func (r *run) stepEpoch() time.Time {
+	if r.release != nil && !r.release.Date.IsZero() {
+		return r.release.Date
+	}
+	return r.epoch
+}
+
 // reheatFrom makes the (rebuild) run start from the recorded parent.
 func (r *run) reheatFrom(ctx context.Context, ref kiln.VersionRef) error {
 	prev, err := r.b.Registry.FindVersion(ctx, ref)
@@ -535,8 +547,10 @@ func (r *run) layers(ctx context.Context) ([]string, error) {
 		t := time.Now()
 		r.rep.event(Event{Kind: EventStepStart, Step: n, Steps: total, Name: st.name})
 		// A step sees SOURCE_DATE_EPOCH and its layer holds no later
-		// time, so the epoch is part of its key.
-		key = chainKey(key, st.digest+"\nSOURCE_DATE_EPOCH="+epochString(r.epoch))
+		// time, so the steps' epoch is part of its key. It is the
+		// Release's date, not the image's epoch: editing one step must
+		// leave the layers before it cached.
+		key = chainKey(key, st.digest+"\nSOURCE_DATE_EPOCH="+epochString(r.stepEpoch()))
 		layer, cached, err := r.runStep(ctx, n, st, key, keys)
 		if err != nil {
 			r.rep.event(Event{Kind: EventStepEnd, Step: n, Steps: total, Name: st.name, Elapsed: time.Since(t), Err: err})
@@ -735,10 +749,10 @@ func (r *run) runStep(ctx context.Context, n int, st *step, key string, below []
 	if err != nil {
 		return "", false, err
 	}
-	if err := bake.ClampTree(ctx, o.Upper, r.epoch); err != nil {
+	if err := bake.ClampTree(ctx, o.Upper, r.stepEpoch()); err != nil {
 		return "", false, err
 	}
-	return "", false, r.keep(ctx, key, st.name, o.Upper, layer.WriteOptions{Layer: true, ClampMtime: r.epoch})
+	return "", false, r.keep(ctx, key, st.name, o.Upper, layer.WriteOptions{Layer: true, ClampMtime: r.stepEpoch()})
 }
 
 func topFirst(c *cache, keys []string) []string {

@@ -323,7 +323,7 @@ func (r *run) shellFiles(inline []string, st *definition.Step, env map[string]st
 		for k, v := range env {
 			stepEnv[k] = v
 		}
-		stepEnv["SOURCE_DATE_EPOCH"] = epochString(r.epoch)
+		stepEnv["SOURCE_DATE_EPOCH"] = epochString(r.stepEpoch())
 		sh := &bake.Shell{
 			Root: root, Machine: "kiln-" + r.w.id[len(r.w.id)-12:], Env: stepEnv,
 			ScriptDir: r.w.dir, Binds: binds, Stdout: r.rep, Stderr: r.rep,
