@@ -24,7 +24,7 @@ import (
 // releaseImage is the bootable test image with an /etc/kiln-release
 // naming appserver-1 appended, cached beside it: a real ~190 MB root
 // filesystem that other tools can run.
-func releaseImage(t *testing.T) string {
+func releaseImage(t testing.TB) string {
 	t.Helper()
 	base := testenv.Image(t, "a real image to push to a registry")
 	out := filepath.Join(testenv.CacheDir(), "registry-"+filepath.Base(base))
@@ -78,7 +78,7 @@ func machineB(t *testing.T, dirA, url string) (string, []string) {
 
 // noCredentials is an empty Docker-format credentials file, so the tests
 // never read the machine's ~/.docker/config.json.
-func noCredentials(t *testing.T) string {
+func noCredentials(t testing.TB) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "config.json")
 	if err := os.WriteFile(p, []byte(`{"auths":{}}`), 0o600); err != nil {
