@@ -2,11 +2,9 @@ package local
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -52,40 +50,7 @@ func validateEgress(i int, addr string) error {
 
 // listenIn listens on addr inside the network namespace ns.
 func listenIn(ns netns.NsHandle, addr string) (net.Listener, error) {
-	type result struct {
-		ln  net.Listener
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		// setns changes only this thread: lock it, and leave it locked (so
-		// the runtime discards the thread) if it cannot return.
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{nil, err}
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{nil, fmt.Errorf("enter network namespace: %w", err)}
-			return
-		}
-		ln, err := net.Listen("tcp", addr)
-		if serr := netns.Set(orig); serr != nil {
-			if ln != nil {
-				ln.Close()
-			}
-			ch <- result{nil, fmt.Errorf("return to host network namespace: %w", serr)}
-			return
-		}
-		runtime.UnlockOSThread()
-		ch <- result{ln, err}
-	}()
-	r := <-ch
-	return r.ln, r.err
+	return inNetns(ns, func() (net.Listener, error) { return net.Listen("tcp", addr) })
 }
 
 func (e *egress) serve() {

@@ -94,27 +94,7 @@ func (f *forwarder) close() {
 
 // dialIn connects to the instance's loopback on port, trying IPv4 then IPv6.
 func dialIn(ns netns.NsHandle, port int, timeout time.Duration) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		// setns changes only this thread: lock it, and leave it locked (so
-		// the runtime discards the thread) if it cannot return.
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{nil, err}
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{nil, fmt.Errorf("enter network namespace: %w", err)}
-			return
-		}
+	return inNetns(ns, func() (net.Conn, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		var d net.Dialer
@@ -124,11 +104,42 @@ func dialIn(ns netns.NsHandle, port int, timeout time.Duration) (net.Conn, error
 				c, err = c6, nil
 			}
 		}
+		return c, err
+	})
+}
+
+// inNetns runs open (a dial or a listen) inside the network namespace ns
+// and returns what it opened: the socket stays in ns. setns changes only
+// the calling thread, so open runs on a locked thread of its own, which is
+// left locked (and so discarded by the runtime) if it cannot return to
+// the host's namespace; what open returned is then closed.
+func inNetns[C io.Closer](ns netns.NsHandle, open func() (C, error)) (C, error) {
+	type result struct {
+		c   C
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		var zero C
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{zero, err}
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(ns); err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{zero, fmt.Errorf("enter network namespace: %w", err)}
+			return
+		}
+		c, err := open()
 		if serr := netns.Set(orig); serr != nil {
-			if c != nil {
+			if err == nil {
 				c.Close()
 			}
-			ch <- result{nil, fmt.Errorf("return to host network namespace: %w", serr)}
+			ch <- result{zero, fmt.Errorf("return to host network namespace: %w", serr)}
 			return
 		}
 		runtime.UnlockOSThread()
