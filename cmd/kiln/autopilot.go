@@ -54,6 +54,7 @@ func startAutopilot(ctx context.Context, g *graph, host api.RolloutHost, kick au
 	a := &autopilot.Auto{
 		Estates:    func(ctx context.Context) []pipeline.Estate { return autopilotEstates(ctx, db, logger) },
 		LoadEstate: cli.LoadEstate, Fleet: db, Registry: db, Advisories: db, Audit: db, Logger: logger,
+		DefaultRelease: fl.DefaultRelease, // as `kiln fleet exposed` and the refresh plan match versions that name no release
 		Refresher: func(e pipeline.Estate) *autopilot.Refresher {
 			return &autopilot.Refresher{Plan: plan, Runs: db, Progress: progress,
 				StartRuns: autopilot.EstateRuns(db, cli.LoadEstate, e.Dir, e.Vars),
