@@ -16,6 +16,7 @@ import (
 	"github.com/kiln-project/kiln/pipeline"
 	"github.com/kiln-project/kiln/rollout"
 	"github.com/kiln-project/kiln/store"
+	"github.com/kiln-project/kiln/web"
 )
 
 // autopilotTick is how often kiln serve looks for advisories exposing
@@ -117,4 +118,31 @@ func autopilotEstates(ctx context.Context, db *store.DB, logger *slog.Logger) []
 		}
 	}
 	return out
+}
+
+// dashboardAutoRefresh lists, for the dashboard's services page, the
+// environments the autopilot refreshes: those with refresh { auto = true }
+// in the estates it reads (the first estate read decides, as for the
+// autopilot). An estate that does not load is left out, and logged.
+func dashboardAutoRefresh(db *store.DB, logger *slog.Logger) func(ctx context.Context) ([]web.AutoRefresh, error) {
+	return func(ctx context.Context) ([]web.AutoRefresh, error) {
+		var out []web.AutoRefresh
+		seen := map[string]bool{}
+		for _, e := range autopilotEstates(ctx, db, logger) {
+			est, err := cli.LoadEstate(e.Dir, e.Vars)
+			if err != nil {
+				logger.Warn("dashboard: cannot read estate", "estate", e.Dir, "err", err)
+				continue
+			}
+			for _, env := range est.AutoRefresh() {
+				if seen[env.Name] {
+					continue
+				}
+				seen[env.Name] = true
+				out = append(out, web.AutoRefresh{Environment: env.Name, MinSeverity: env.Refresh.MinSeverity, Include: env.Refresh.Include,
+					Where: fmt.Sprintf("%s:%d", env.File, env.Refresh.Range.Start.Line)})
+			}
+		}
+		return out, nil
+	}
 }
