@@ -173,7 +173,7 @@ func (r *patchResult) measures() []string {
 		"rollout":      "3 instances, batches of 1, bake 1s",
 	}
 	if r.mode == patchByPackages {
-		what["feed"] += fmt.Sprintf(" (before the publication: %s ahead of it, not part of the total)", r.published.Sub(r.synced).Round(100*time.Millisecond))
+		what["feed"] += " (from kiln serve's start, before the publication: not part of the total)"
 	} else {
 		what["fix-to-fleet"] = fmt.Sprintf("fix to fleet by the autopilot: from the advisory's publication (after kiln-demo 1.0-2's) to the last of 3 instances replaced (appserver-%d → %s)", r.first.Version.Number, r.ch.Name)
 		what["detect"] = fmt.Sprintf("advisory published → run %d queued by the autopilot", r.fix.ID)

@@ -165,7 +165,7 @@ func openRemote(cfg cli.Config, logger *slog.Logger) (*cli.Services, error) {
 		return nil, err
 	}
 	return &cli.Services{Registry: c, Inventory: c, Fleet: c, Advisories: c, Pipeline: c, DataDir: cfg.DataDir,
-		ServiceStore: c, RolloutStore: c, Channels: c, RunStarter: c, Signing: c, Revoker: c,
+		ServiceStore: c, RolloutStore: c, Channels: c, RunStarter: c, Signing: c, Revoker: c, Pauses: c,
 		// The server's worker runs the runs: this runner only reads them
 		// (its claims are refused).
 		Runner: func(progress io.Writer) *pipeline.Runner {
