@@ -106,6 +106,9 @@ type Config struct {
 	// Pauses serves pausing and resuming the autopilot (environments;
 	// services and their policies with ServiceStore); no routes when nil.
 	Pauses kiln.PauseStore
+	// FollowStatus, when set, says what kiln serve's follower does for a
+	// service (GET …/policy shows it).
+	FollowStatus func(ctx context.Context, s *kiln.Service) (*FollowState, error)
 	// Revoker serves revoke, restore and the scheduled revocations (503
 	// there when nil).
 	Revoker kiln.Revoker

@@ -69,6 +69,23 @@ type ServicePolicy struct {
 	Pause *kiln.Pause `json:"pause,omitempty"`
 	// EnvironmentPause is its environment's pause, when there is one.
 	EnvironmentPause *kiln.Pause `json:"environment_pause,omitempty"`
+	// Status is what kiln serve's follower does for the service now (as
+	// `kiln service show` prints it); absent on a server without one.
+	Status *FollowState `json:"status,omitempty"`
+}
+
+// FollowState is what kiln serve's follower does for a service now
+// (rollout.FollowStatus, which cmd/kiln converts).
+type FollowState struct {
+	State string `json:"state" doc:"not-following, no-channel, up-to-date, rolling-out, held, waiting-window, waiting-limit, due or paused"`
+	// Detail explains State in a sentence.
+	Detail string `json:"detail"`
+	// Channel is the version the environment's channel points at.
+	Channel string `json:"channel,omitempty" example:"appserver-4"`
+	// Until is when a wait ends (the window opens, the limit frees).
+	Until time.Time `json:"until,omitzero"`
+	// NextWindow is when the update window next opens (now when open).
+	NextWindow time.Time `json:"next_window,omitzero"`
 }
 
 type servicePolicyOut struct{ Body *ServicePolicy }
@@ -296,6 +313,11 @@ func (s *Server) servicePolicy(ctx context.Context, svc *kiln.Service) (*service
 	}
 	if p.EnvironmentPause, err = s.findPause(ctx, kiln.PauseEnvironment, svc.Environment); err != nil {
 		return nil, err
+	}
+	if s.cfg.FollowStatus != nil {
+		if p.Status, err = s.cfg.FollowStatus(ctx, svc); err != nil {
+			return nil, err
+		}
 	}
 	return &servicePolicyOut{Body: p}, nil
 }

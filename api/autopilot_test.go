@@ -2,11 +2,15 @@ package api_test
 
 import (
 	"context"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/api"
+	"github.com/kiln-project/kiln/rollout"
+	"github.com/kiln-project/kiln/store"
 )
 
 // The pause routes do what `kiln service|env pause|resume` and `kiln env
@@ -118,5 +122,48 @@ func TestAutopilotRoutesBadInput(t *testing.T) {
 	}
 	if svc, err := db.FindService(ctx, "web"); err != nil || !svc.Policy.IsZero() || svc.MaxSurge != 1 || svc.MetricsListen != "" {
 		t.Errorf("web changed: %+v %v", svc, err)
+	}
+}
+
+// With the follower's status (kiln serve gives it), a service's policy
+// says what kiln serve does for it now, as `kiln service show` does.
+func TestServicePolicyFollowStatus(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, "", t.TempDir(), nil, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	f := &rollout.Follower{Services: db, Rollouts: db, Channels: db, Pauses: db}
+	cfg := api.Config{AuthCacheTTL: -1, FollowStatus: func(ctx context.Context, s *kiln.Service) (*api.FollowState, error) {
+		st, err := f.Status(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		return &api.FollowState{State: st.State, Detail: st.Detail}, nil
+	}}.WithStores(db)
+	ts := httptest.NewServer(api.New(cfg))
+	t.Cleanup(ts.Close)
+	_, tok, err := db.CreateToken(ctx, &kiln.NewToken{Name: "viewer", Role: kiln.RoleViewer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateImage(ctx, &kiln.Image{Name: "appserver"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateService(ctx, &kiln.Service{Name: "web", Image: "appserver", Environment: "prod", Replicas: 1, Listen: "127.0.0.1:18989"}); err != nil {
+		t.Fatal(err)
+	}
+	code, m := doAs(t, ts, tok, "GET", "/api/v1/services/web/policy", "")
+	st, _ := m["status"].(map[string]any)
+	if code != 200 || st["state"] != "no-channel" || !strings.Contains(st["detail"].(string), "prod") {
+		t.Fatalf("policy: %d %v", code, m)
+	}
+	if err := db.Pause(kiln.WithActor(ctx, "local:ops"), &kiln.Pause{Kind: kiln.PauseService, Name: "web", Reason: "INC-9: failover"}); err != nil {
+		t.Fatal(err)
+	}
+	code, m = doAs(t, ts, tok, "GET", "/api/v1/services/web/policy", "")
+	if st, _ = m["status"].(map[string]any); code != 200 || st["state"] != "paused" || !strings.Contains(st["detail"].(string), "INC-9") {
+		t.Fatalf("policy of the paused service: %d %v", code, m)
 	}
 }

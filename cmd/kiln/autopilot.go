@@ -146,3 +146,20 @@ func dashboardAutoRefresh(db *store.DB, logger *slog.Logger) func(ctx context.Co
 		return out, nil
 	}
 }
+
+// apiFollowStatus is the API's view of what kiln serve's follower does
+// for a service (GET /api/v1/services/{service}/policy).
+func apiFollowStatus(db *store.DB) func(ctx context.Context, s *kiln.Service) (*api.FollowState, error) {
+	f := &rollout.Follower{Services: db, Rollouts: db, Channels: db, Pauses: db}
+	return func(ctx context.Context, s *kiln.Service) (*api.FollowState, error) {
+		st, err := f.Status(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		out := &api.FollowState{State: st.State, Detail: st.Detail, Until: st.Until, NextWindow: st.NextWindow}
+		if !st.Channel.IsZero() {
+			out.Channel = st.Channel.String()
+		}
+		return out, nil
+	}
+}
