@@ -171,3 +171,13 @@ type AdvisoryStore interface {
 	ListAdvisories(ctx context.Context, f AdvisoryFilter) ([]*Advisory, int, error)
 	DeleteAdvisory(ctx context.Context, id string) error
 }
+
+// AdvisoriesByPackage is implemented by advisory stores that read the
+// whole advisories naming any of many source packages at once (the
+// store's *DB): a scan reads a version's candidates in one query, not one
+// per package.
+type AdvisoriesByPackage interface {
+	// AdvisoriesForPackages returns every advisory naming one of names,
+	// whole and sorted by id, each once.
+	AdvisoriesForPackages(ctx context.Context, names []string) ([]*Advisory, error)
+}

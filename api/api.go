@@ -103,6 +103,12 @@ type Config struct {
 	// Rollouts runs rollouts and front ends on the server's machine (the
 	// service and rollout routes that need it answer 503 when nil).
 	Rollouts RolloutHost
+	// Pauses serves pausing and resuming the autopilot (environments;
+	// services and their policies with ServiceStore); no routes when nil.
+	Pauses kiln.PauseStore
+	// FollowStatus, when set, says what kiln serve's follower does for a
+	// service (GET …/policy shows it).
+	FollowStatus func(ctx context.Context, s *kiln.Service) (*FollowState, error)
 	// Revoker serves revoke, restore and the scheduled revocations (503
 	// there when nil).
 	Revoker kiln.Revoker
@@ -177,6 +183,7 @@ func New(cfg Config) *Server {
 	s.registerRuns()
 	s.registerWebhooks()
 	s.registerRollout()
+	s.registerAutopilot()
 	return s
 }
 

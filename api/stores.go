@@ -18,6 +18,7 @@ type Stores interface {
 	kiln.ServiceStore
 	kiln.RolloutStore
 	kiln.Revoker
+	kiln.PauseStore
 }
 
 // WithStores returns cfg with every store taken from s.
@@ -25,6 +26,6 @@ func (cfg Config) WithStores(s Stores) Config {
 	cfg.Registry, cfg.Tokens, cfg.Audit = s, s, s
 	cfg.Inventory, cfg.Fleet, cfg.Advisories, cfg.AdvisorySources = s, s, s, s
 	cfg.Runs, cfg.Channels, cfg.Webhooks = s, s, s
-	cfg.ServiceStore, cfg.RolloutStore, cfg.Revoker = s, s, s
+	cfg.ServiceStore, cfg.RolloutStore, cfg.Revoker, cfg.Pauses = s, s, s, s
 	return cfg
 }

@@ -48,7 +48,11 @@ type Auto struct {
 	// environment (successfully or not) is left alone there (default 6h):
 	// a refresh that could not make the fix is not retried every tick.
 	RetryAfter time.Duration
-	Clock      kiln.Clock
+	// DefaultRelease is the Debian release a version that names none (an
+	// origin tarball's) is scanned for, as `kiln fleet exposed` matches it
+	// (fleet.Service.DefaultRelease); empty: such versions are not scanned.
+	DefaultRelease string
+	Clock          kiln.Clock
 
 	mu    sync.Mutex
 	tried map[string]time.Time
@@ -218,6 +222,9 @@ func (a *Auto) Exposures(ctx context.Context, env string, pol definition.Refresh
 			return nil, err
 		}
 		rel := a.release(ctx, v)
+		if rel == "" {
+			rel = a.DefaultRelease
+		}
 		if rel == "" {
 			a.log().Warn("autopilot: version names no Debian release; not scanned", "version", v.Name)
 			continue

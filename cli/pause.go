@@ -25,7 +25,7 @@ func (a *App) pauses(cmd *cobra.Command) (kiln.PauseStore, error) {
 		return nil, err
 	}
 	if svc.Pauses == nil {
-		return nil, kiln.Errorf(kiln.EUNAVAILABLE, "this kiln setup keeps no pauses (not through --server yet); run it on the server's database")
+		return nil, kiln.Errorf(kiln.EUNAVAILABLE, "this kiln setup keeps no pauses; run it on the server's database or through --server")
 	}
 	return svc.Pauses, nil
 }

@@ -97,7 +97,7 @@ type Services struct {
 	ServiceStore kiln.ServiceStore
 	RolloutStore kiln.RolloutStore
 	Channels     kiln.ChannelStore
-	// Pauses keep what the autopilot leaves alone (nil through --server).
+	// Pauses keep what the autopilot leaves alone.
 	Pauses kiln.PauseStore
 	// Revoker revokes versions through ancestry and keeps scheduled
 	// revocations; nil through --server.

@@ -87,10 +87,94 @@ func (c *Client) SetServiceVersion(context.Context, string, kiln.VersionRef) err
 	return noRoute("setting a service's version (a rollout sets it: kiln rollout SERVICE --to IMAGE-N)")
 }
 
-// UpdateService implements kiln.ServiceStore; a service's policy is set
-// on the server's database.
-func (c *Client) UpdateService(context.Context, *kiln.Service) error {
-	return noRoute("changing a service's policy (run `kiln service set` where kiln opens the server's database, or apply its estate)")
+// UpdateService implements kiln.ServiceStore for what `kiln service set`
+// changes: the follow mode, the rollout policy and the rollout settings
+// (PATCH …/policy, every one of them sent). Image, environment, replicas,
+// front end and health do not change in place, on the server either.
+func (c *Client) UpdateService(ctx context.Context, s *kiln.Service) error {
+	in := map[string]any{"max_surge": s.MaxSurge, "batch_size": s.BatchSize, "min_healthy_percent": s.MinHealthyPercent,
+		"bake_time_ns": s.BakeTime, "max_error_rate": s.MaxErrorRate}
+	var remove []string
+	if s.Follow != "" {
+		in["follow"] = s.Follow
+	}
+	if w := s.Policy.Window; w != nil {
+		in["window"] = w.String()
+	} else {
+		remove = append(remove, "window")
+	}
+	if l := s.Policy.Limit; l != nil {
+		in["limit"] = l.String()
+	} else {
+		remove = append(remove, "limit")
+	}
+	if g := s.Policy.Gate; g != nil {
+		in["gate"] = map[string]any{"prometheus": g.Prometheus, "query": g.Query, "max": g.Max, "for_ns": g.For}
+	} else {
+		remove = append(remove, "gate")
+	}
+	if s.MetricsListen != "" {
+		in["metrics_listen"] = s.MetricsListen
+	} else {
+		remove = append(remove, "metrics_listen")
+	}
+	if len(remove) > 0 {
+		in["remove"] = remove
+	}
+	return c.do(ctx, http.MethodPatch, servicePath(s.Name)+"/policy", nil, in, nil)
+}
+
+// The autopilot's pauses are kept by the server.
+var _ kiln.PauseStore = (*Client)(nil)
+
+func pausePath(kind kiln.PauseKind, name string) string {
+	if kind == kiln.PauseEnvironment {
+		return "/api/v1/environments/" + url.PathEscape(name) + "/pause"
+	}
+	return servicePath(name) + "/pause"
+}
+
+// Pause implements kiln.PauseStore; p is updated with the pause as
+// recorded (the caller's token as its actor).
+func (c *Client) Pause(ctx context.Context, p *kiln.Pause) error {
+	if p == nil {
+		return kiln.Errorf(kiln.EINVALID, "no pause given")
+	}
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodPost, pausePath(p.Kind, p.Name), nil, map[string]any{"reason": p.Reason}, p)
+}
+
+// Resume implements kiln.PauseStore.
+func (c *Client) Resume(ctx context.Context, kind kiln.PauseKind, name string) error {
+	return c.do(ctx, http.MethodDelete, pausePath(kind, name), nil, nil, nil)
+}
+
+// ListPauses implements kiln.PauseStore.
+func (c *Client) ListPauses(ctx context.Context) ([]*kiln.Pause, error) {
+	var out struct {
+		Pauses []*kiln.Pause `json:"pauses"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/api/v1/pauses", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Pauses, nil
+}
+
+// FindPause implements kiln.PauseStore from the list (the server keeps
+// few pauses).
+func (c *Client) FindPause(ctx context.Context, kind kiln.PauseKind, name string) (*kiln.Pause, error) {
+	ps, err := c.ListPauses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		if p.Kind == kind && p.Name == name {
+			return p, nil
+		}
+	}
+	return nil, kiln.Errorf(kiln.ENOTFOUND, "%s %s is not paused", kind, name)
 }
 
 // SetServiceFollowed implements kiln.ServiceStore; only kiln serve's

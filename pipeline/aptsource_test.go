@@ -101,4 +101,11 @@ image "appserver" {
 	if len(rs) != 1 || rs[0].Trigger != "packages" || !strings.Contains(rs[0].Message, "apt source demo") || !strings.Contains(rs[0].Message, "published a new Release since appserver-1") {
 		t.Fatalf("after publishing 1.0-2: %+v; want one packages reason", rs)
 	}
+	// The run it queues says which trigger started it.
+	if why, ok := rs[0].RunTrigger([]string{"packages"}); !ok || !strings.HasPrefix(why, "packages: apt source demo (") {
+		t.Errorf("run trigger %q (%v); want it named by its packages trigger", why, ok)
+	}
+	if why, ok := rs[0].RunTrigger([]string{"source", "origin"}); ok {
+		t.Errorf("a pipeline without the packages trigger queues a run for %q", why)
+	}
 }

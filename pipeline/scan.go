@@ -93,24 +93,9 @@ func Scan(ctx context.Context, store kiln.AdvisoryStore, v *kiln.Version, releas
 	} else if total == 0 {
 		return res, nil
 	}
-	var advs []*kiln.Advisory
-	seen := map[string]bool{}
-	for _, n := range sortedKeys(names) {
-		list, _, err := store.ListAdvisories(ctx, kiln.AdvisoryFilter{Package: n})
-		if err != nil {
-			return nil, fmt.Errorf("scan %s: advisories for %s: %w", v.Name, n, err)
-		}
-		for _, a := range list {
-			if seen[a.ID] {
-				continue
-			}
-			seen[a.ID] = true
-			full, err := store.FindAdvisory(ctx, a.ID)
-			if err != nil {
-				return nil, fmt.Errorf("scan %s: %w", v.Name, err)
-			}
-			advs = append(advs, full)
-		}
+	advs, err := candidates(ctx, store, sortedKeys(names))
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", v.Name, err)
 	}
 	res.Advisories = len(advs)
 	ix, err := advisory.NewIndex(advs, release)
@@ -135,6 +120,36 @@ func Scan(ctx context.Context, store kiln.AdvisoryStore, v *kiln.Version, releas
 		res.Affected = append(res.Affected, f)
 	}
 	return res, nil
+}
+
+// candidates are the whole advisories naming one of the source packages
+// names: in one batch when the store reads many packages at once
+// (kiln.AdvisoriesByPackage), else one list per package and one read per
+// advisory.
+func candidates(ctx context.Context, store kiln.AdvisoryStore, names []string) ([]*kiln.Advisory, error) {
+	if b, ok := store.(kiln.AdvisoriesByPackage); ok {
+		return b.AdvisoriesForPackages(ctx, names)
+	}
+	var advs []*kiln.Advisory
+	seen := map[string]bool{}
+	for _, n := range names {
+		list, _, err := store.ListAdvisories(ctx, kiln.AdvisoryFilter{Package: n})
+		if err != nil {
+			return nil, fmt.Errorf("advisories for %s: %w", n, err)
+		}
+		for _, a := range list {
+			if seen[a.ID] {
+				continue
+			}
+			seen[a.ID] = true
+			full, err := store.FindAdvisory(ctx, a.ID)
+			if err != nil {
+				return nil, err
+			}
+			advs = append(advs, full)
+		}
+	}
+	return advs, nil
 }
 
 func sortedKeys(m map[string]bool) []string {

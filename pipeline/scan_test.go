@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -92,5 +93,73 @@ func TestScanPolicyTriage(t *testing.T) {
 	}
 	if !strings.Contains(res.Affected[0].Reason, "Debian: no DSA (postponed: Minor issue)") {
 		t.Errorf("reason: %s", res.Affected[0].Reason)
+	}
+}
+
+// countingAdvisories counts how the scan reads the store.
+type countingAdvisories struct {
+	kiln.AdvisoryStore
+	batch   kiln.AdvisoriesByPackage
+	batches int
+	lists   int
+}
+
+func (c *countingAdvisories) ListAdvisories(ctx context.Context, f kiln.AdvisoryFilter) ([]*kiln.Advisory, int, error) {
+	if f.Package != "" {
+		c.lists++
+	}
+	return c.AdvisoryStore.ListAdvisories(ctx, f)
+}
+
+func (c *countingAdvisories) AdvisoriesForPackages(ctx context.Context, names []string) ([]*kiln.Advisory, error) {
+	c.batches++
+	return c.batch.AdvisoriesForPackages(ctx, names)
+}
+
+// A scan reads the advisories of a version's packages in one batch when
+// the store can (the database), not one query per package, and finds what
+// the per-package reads find.
+func TestScanBatchesPackages(t *testing.T) {
+	db := openDB(t)
+	ctx := context.Background()
+	if err := db.CreateImage(ctx, &kiln.Image{Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	pkgs := []kiln.Package{{Name: "libssl3", Version: "3.0.11-1~deb12u1", Architecture: "amd64", Source: "openssl"}}
+	for i := range 300 {
+		pkgs = append(pkgs, kiln.Package{Name: fmt.Sprintf("pkg%03d", i), Version: "1.0-1", Architecture: "amd64"})
+	}
+	v, err := db.CreateVersion(ctx, &kiln.NewVersion{Image: "web", Provenance: kiln.Provenance{Packages: pkgs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.PutAdvisories(ctx, []*kiln.Advisory{
+		{ID: "DSA-5532-1", Source: kiln.AdvisoryOSV, Packages: []kiln.AffectedPackage{
+			{Ecosystem: "Debian:12", Release: "bookworm", Name: "openssl", Fixed: "3.0.11-1~deb12u2", Status: kiln.AffectedFixed, Severity: "high"}}},
+		{ID: "DSA-9-1", Source: kiln.AdvisoryOSV, Packages: []kiln.AffectedPackage{
+			{Ecosystem: "Debian:12", Release: "bookworm", Name: "pkg299", Fixed: "1.0-2", Status: kiln.AffectedFixed, Severity: "critical"}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	v, _ = db.FindVersion(ctx, v.Ref())
+	batched := &countingAdvisories{AdvisoryStore: db, batch: db}
+	res, err := pipeline.Scan(ctx, batched, v, "bookworm", definition.ScanPolicy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if batched.batches != 1 || batched.lists != 0 {
+		t.Errorf("scan of %d packages: %d batch reads, %d per-package lists; want 1 and 0", len(pkgs), batched.batches, batched.lists)
+	}
+	// The per-package path (a store that cannot batch) finds the same.
+	plain := &countingAdvisories{AdvisoryStore: db}
+	want, err := pipeline.Scan(ctx, struct{ kiln.AdvisoryStore }{plain}, v, "bookworm", definition.ScanPolicy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.lists != len(pkgs) {
+		t.Errorf("per-package path: %d lists", plain.lists)
+	}
+	if res.Summary() != want.Summary() || len(res.Affected) != 2 || res.Advisories != 2 {
+		t.Errorf("batched %q (%d affected of %d), per package %q", res.Summary(), len(res.Affected), res.Advisories, want.Summary())
 	}
 }

@@ -93,8 +93,8 @@ func (t *Trigger) tickEstate(ctx context.Context, est *definition.Estate, vars m
 		}
 		on := est.PipelineFor(st.Image).On
 		for _, r := range st.Reasons {
-			if r.Trigger == "none" || contains(on, r.Trigger) {
-				reasons[st.Image] = append(reasons[st.Image], r.Message)
+			if why, ok := r.RunTrigger(on); ok {
+				reasons[st.Image] = append(reasons[st.Image], why)
 			}
 		}
 	}
@@ -121,6 +121,21 @@ func (t *Trigger) tickEstate(ctx context.Context, est *definition.Estate, vars m
 		}
 	}
 	return out, nil
+}
+
+// RunTrigger is the text a run queued for r says it was started for, and
+// whether a pipeline with the triggers on starts one: the reason named by
+// its trigger, as `kiln status` shows it ("packages: apt source demo (…)
+// published a new Release since appserver-1 (…)"); an image without a
+// version is built whatever on says.
+func (r Reason) RunTrigger(on []string) (string, bool) {
+	switch {
+	case r.Trigger == "none":
+		return r.Message, true
+	case contains(on, r.Trigger):
+		return r.Trigger + ": " + r.Message, true
+	}
+	return "", false
 }
 
 // Run ticks every interval until ctx ends.

@@ -153,6 +153,55 @@ func (db *DB) FindAdvisory(ctx context.Context, id string) (*kiln.Advisory, erro
 	return a, err
 }
 
+// advisoryBatch is how many package names one query of
+// AdvisoriesForPackages binds (far under SQLite's and PostgreSQL's limits
+// on parameters).
+const advisoryBatch = 500
+
+// AdvisoriesForPackages returns the whole advisories naming any of names
+// (source packages), sorted by id, in one query per 500 names and one
+// read transaction.
+func (db *DB) AdvisoriesForPackages(ctx context.Context, names []string) ([]*kiln.Advisory, error) {
+	names = slices.Compact(slices.Sorted(slices.Values(names)))
+	var out []*kiln.Advisory
+	err := db.read(ctx, func(tx *tx) error {
+		out = []*kiln.Advisory{}
+		seen := map[string]bool{}
+		for chunk := range slices.Chunk(names, advisoryBatch) {
+			args := make([]any, len(chunk))
+			for i, n := range chunk {
+				args[i] = n
+			}
+			q := `SELECT a.id, a.document FROM advisories a WHERE a.id IN (SELECT p.advisory_id FROM advisory_packages p WHERE p.name IN (` +
+				strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ") + `)) ORDER BY a.id`
+			if err := eachRow(ctx, tx, q, args, func(rows *sql.Rows) error {
+				var id, doc string
+				if err := rows.Scan(&id, &doc); err != nil {
+					return err
+				}
+				if seen[id] {
+					return nil
+				}
+				seen[id] = true
+				a := &kiln.Advisory{}
+				if err := json.Unmarshal([]byte(doc), a); err != nil {
+					return fmt.Errorf("decode advisory %s: %w", id, err)
+				}
+				out = append(out, a)
+				return nil
+			}); err != nil {
+				return fmt.Errorf("advisories for %d packages: %w", len(names), err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b *kiln.Advisory) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
 // ListAdvisories returns matching advisories sorted by id with their
 // fixed-in versions but without packages and details.
 func (db *DB) ListAdvisories(ctx context.Context, f kiln.AdvisoryFilter) ([]*kiln.Advisory, int, error) {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -250,6 +251,36 @@ func TestManifests(t *testing.T) {
 		v := must[*kiln.Version](t)(e.FindVersion(ctx, ref("basic-linux", 1)))
 		if v.Provenance.Packages[0].SourceVersion != "5.2.15-2" || v.Provenance.Packages[1].Source != "openssl" {
 			t.Errorf("packages read back: %+v", v.Provenance.Packages)
+		}
+	})
+}
+
+// AdvisoriesForPackages reads the whole advisories naming any of many
+// packages at once (more than one query's batch of names), each once.
+func TestAdvisoriesForPackages(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		both := &kiln.Advisory{ID: "DSA-2-1", Source: kiln.AdvisoryOSV, Packages: []kiln.AffectedPackage{
+			{Ecosystem: "Debian:12", Release: "bookworm", Name: "openssl", Fixed: "3.0.11-1~deb12u2", Status: kiln.AffectedFixed},
+			{Ecosystem: "Debian:12", Release: "bookworm", Name: "zlib", Fixed: "1:1.2.13.dfsg-2", Status: kiln.AffectedFixed}}}
+		late := &kiln.Advisory{ID: "DSA-1-1", Source: kiln.AdvisoryOSV, Packages: []kiln.AffectedPackage{
+			{Ecosystem: "Debian:12", Release: "bookworm", Name: "pkg-0700", Fixed: "2", Status: kiln.AffectedFixed}}}
+		other := &kiln.Advisory{ID: "DSA-3-1", Source: kiln.AdvisoryOSV, Packages: []kiln.AffectedPackage{
+			{Ecosystem: "Debian:12", Release: "bookworm", Name: "bash", Fixed: "5.2.15-2", Status: kiln.AffectedFixed}}}
+		must[int](t)(e.PutAdvisories(ctx, []*kiln.Advisory{both, late, other}))
+		names := []string{"zlib", "openssl"}
+		for i := range 1200 { // three batches; pkg-0700 in the second
+			names = append(names, fmt.Sprintf("pkg-%04d", i))
+		}
+		got, err := e.AdvisoriesForPackages(ctx, names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]*kiln.Advisory{late, both}, got); diff != "" {
+			t.Errorf("AdvisoriesForPackages (-want +got):\n%s", diff)
+		}
+		if got, err := e.AdvisoriesForPackages(ctx, nil); err != nil || len(got) != 0 {
+			t.Errorf("no packages: %+v %v", got, err)
 		}
 	})
 }

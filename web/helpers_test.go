@@ -52,6 +52,8 @@ type fixtureOpts struct {
 	insecure    bool
 	secure      bool
 	rowsPerPage int
+	// autoRefresh, when set, is the dashboard's AutoRefresh.
+	autoRefresh func(ctx context.Context) ([]web.AutoRefresh, error)
 }
 
 func newFixture(t *testing.T, opts fixtureOpts) *fixture {
@@ -76,7 +78,7 @@ func newFixture(t *testing.T, opts fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 	dash, err := web.New(web.Config{Registry: db, Inventory: db, Fleet: db, Advisories: db, AdvisorySources: db, Runs: db, Tokens: db, Channels: db, Logger: logger, InsecureListen: opts.insecure, Secure: opts.secure, Version: "test", RowsPerPage: opts.rowsPerPage,
-		History: db, Services: db, Rollouts: db, Timeline: db, Reproductions: db})
+		History: db, Services: db, Rollouts: db, Timeline: db, Reproductions: db, Pauses: db, AutoRefresh: opts.autoRefresh})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"fmt"
 	"html/template"
@@ -64,6 +65,12 @@ type Config struct {
 	// Reproductions is optional: the version page says whether (and
 	// when) `kiln version rebuild --check` reproduced the version.
 	Reproductions kiln.Reproductions
+	// Pauses is optional: the services pages show which services and
+	// environments the autopilot leaves alone, by whom and why.
+	Pauses kiln.PauseStore
+	// AutoRefresh is optional: the environments whose estate says
+	// refresh { auto = true }, for the services page.
+	AutoRefresh func(ctx context.Context) ([]AutoRefresh, error)
 }
 
 // DefaultRowsPerPage is how many rows a report table shows at once.

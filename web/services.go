@@ -18,17 +18,21 @@ const rolloutsPerService = 20
 type servicesData struct {
 	// Enabled is false when the server has no service store.
 	Enabled  bool
-	Services []*kiln.Service
-	// Last maps a service to its newest rollout.
-	Last map[string]*kiln.Rollout
+	Services []serviceRow
+	// Environments are the services' environments and those paused or
+	// refreshed by kiln serve.
+	Environments []envRow
+	// Pauses and Auto say whether the server shows pauses and automatic
+	// refreshes at all.
+	Pauses, Auto bool
 }
 
 func (s *Server) servicesPage(w http.ResponseWriter, r *http.Request) {
 	const title = "Services"
-	d := servicesData{Enabled: s.cfg.Services != nil && s.cfg.Rollouts != nil, Last: map[string]*kiln.Rollout{}}
+	d := servicesData{Enabled: s.cfg.Services != nil && s.cfg.Rollouts != nil, Pauses: s.cfg.Pauses != nil, Auto: s.cfg.AutoRefresh != nil}
 	if d.Enabled {
-		var err error
-		if d.Services, err = s.cfg.Services.ListServices(r.Context()); err != nil {
+		svcs, err := s.cfg.Services.ListServices(r.Context())
+		if err != nil {
 			s.fail(w, r, title, err)
 			return
 		}
@@ -37,17 +41,24 @@ func (s *Server) servicesPage(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, title, err)
 			return
 		}
+		last := map[string]*kiln.Rollout{}
 		for _, ro := range rs { // newest first: keep the first seen
-			if d.Last[ro.Service] == nil {
-				d.Last[ro.Service] = ro
+			if last[ro.Service] == nil {
+				last[ro.Service] = ro
 			}
+		}
+		if d.Services, d.Environments, err = s.autopilotRows(r.Context(), svcs, last); err != nil {
+			s.fail(w, r, title, err)
+			return
 		}
 	}
 	s.render(w, r, http.StatusOK, "services", page{Title: title, Nav: "services", Data: d})
 }
 
 type serviceData struct {
-	Service *kiln.Service
+	Service serviceRow
+	// Env is the service's environment: its automatic refresh and pause.
+	Env     envRow
 	Members []*kiln.Member
 	// Instances are the members' inventory records (by instance id), for
 	// the configuration each was given; a member not (or no longer) in
@@ -74,7 +85,17 @@ func (s *Server) servicePage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, title, err)
 		return
 	}
-	d := serviceData{Service: svc}
+	rows, envs, err := s.autopilotRows(ctx, []*kiln.Service{svc}, nil)
+	if err != nil {
+		s.fail(w, r, title, err)
+		return
+	}
+	d := serviceData{Service: rows[0]}
+	for _, e := range envs {
+		if e.Name == svc.Environment {
+			d.Env = e
+		}
+	}
 	if d.Members, err = s.cfg.Services.ListMembers(ctx, name); err != nil {
 		s.fail(w, r, title, err)
 		return

@@ -16,6 +16,7 @@ import (
 	"github.com/kiln-project/kiln/pipeline"
 	"github.com/kiln-project/kiln/rollout"
 	"github.com/kiln-project/kiln/store"
+	"github.com/kiln-project/kiln/web"
 )
 
 // autopilotTick is how often kiln serve looks for advisories exposing
@@ -54,6 +55,7 @@ func startAutopilot(ctx context.Context, g *graph, host api.RolloutHost, kick au
 	a := &autopilot.Auto{
 		Estates:    func(ctx context.Context) []pipeline.Estate { return autopilotEstates(ctx, db, logger) },
 		LoadEstate: cli.LoadEstate, Fleet: db, Registry: db, Advisories: db, Audit: db, Logger: logger,
+		DefaultRelease: fl.DefaultRelease, // as `kiln fleet exposed` and the refresh plan match versions that name no release
 		Refresher: func(e pipeline.Estate) *autopilot.Refresher {
 			return &autopilot.Refresher{Plan: plan, Runs: db, Progress: progress,
 				StartRuns: autopilot.EstateRuns(db, cli.LoadEstate, e.Dir, e.Vars),
@@ -116,4 +118,48 @@ func autopilotEstates(ctx context.Context, db *store.DB, logger *slog.Logger) []
 		}
 	}
 	return out
+}
+
+// dashboardAutoRefresh lists, for the dashboard's services page, the
+// environments the autopilot refreshes: those with refresh { auto = true }
+// in the estates it reads (the first estate read decides, as for the
+// autopilot). An estate that does not load is left out, and logged.
+func dashboardAutoRefresh(db *store.DB, logger *slog.Logger) func(ctx context.Context) ([]web.AutoRefresh, error) {
+	return func(ctx context.Context) ([]web.AutoRefresh, error) {
+		var out []web.AutoRefresh
+		seen := map[string]bool{}
+		for _, e := range autopilotEstates(ctx, db, logger) {
+			est, err := cli.LoadEstate(e.Dir, e.Vars)
+			if err != nil {
+				logger.Warn("dashboard: cannot read estate", "estate", e.Dir, "err", err)
+				continue
+			}
+			for _, env := range est.AutoRefresh() {
+				if seen[env.Name] {
+					continue
+				}
+				seen[env.Name] = true
+				out = append(out, web.AutoRefresh{Environment: env.Name, MinSeverity: env.Refresh.MinSeverity, Include: env.Refresh.Include,
+					Where: fmt.Sprintf("%s:%d", env.File, env.Refresh.Range.Start.Line)})
+			}
+		}
+		return out, nil
+	}
+}
+
+// apiFollowStatus is the API's view of what kiln serve's follower does
+// for a service (GET /api/v1/services/{service}/policy).
+func apiFollowStatus(db *store.DB) func(ctx context.Context, s *kiln.Service) (*api.FollowState, error) {
+	f := &rollout.Follower{Services: db, Rollouts: db, Channels: db, Pauses: db}
+	return func(ctx context.Context, s *kiln.Service) (*api.FollowState, error) {
+		st, err := f.Status(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		out := &api.FollowState{State: st.State, Detail: st.Detail, Until: st.Until, NextWindow: st.NextWindow}
+		if !st.Channel.IsZero() {
+			out.Channel = st.Channel.String()
+		}
+		return out, nil
+	}
 }

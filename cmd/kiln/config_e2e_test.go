@@ -242,7 +242,7 @@ func exampleEstateOn(t *testing.T, origin string) string {
 }
 
 // startServeAt runs kiln serve on addr and returns its log.
-func startServeAt(t *testing.T, dir, addr string) *syncBuffer {
+func startServeAt(t testing.TB, dir, addr string) *syncBuffer {
 	t.Helper()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

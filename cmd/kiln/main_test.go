@@ -14,7 +14,7 @@ import (
 
 // run executes one kiln command line against dataDir and returns stdout,
 // stderr and the exit code, exactly as the binary would.
-func run(t *testing.T, dataDir string, args ...string) (string, string, int) {
+func run(t testing.TB, dataDir string, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	app := &cli.App{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(""), Open: openServices, Serve: serve}
@@ -22,7 +22,7 @@ func run(t *testing.T, dataDir string, args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
-func mustRun(t *testing.T, dataDir string, args ...string) string {
+func mustRun(t testing.TB, dataDir string, args ...string) string {
 	t.Helper()
 	out, errs, code := run(t, dataDir, args...)
 	if code != 0 {

@@ -140,7 +140,7 @@ func serverRolloutHost(db *store.DB, signer *sign.Signer, arts *artifact.Store, 
 	return g.on(arts, plat).rolloutHost(nil)
 }
 
-func freeLoopbackPort(t *testing.T) string {
+func freeLoopbackPort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -151,7 +151,7 @@ func freeLoopbackPort(t *testing.T) string {
 }
 
 // leftovers lists the instances the local platform of dir still runs.
-func leftovers(t *testing.T, plat *local.Platform) []string {
+func leftovers(t testing.TB, plat *local.Platform) []string {
 	t.Helper()
 	sts, err := plat.Reconcile(context.Background())
 	if err != nil {

@@ -193,7 +193,7 @@ func TestServeTLSAndNoSecretsInLogs(t *testing.T) {
 
 // startServe runs serve on 127.0.0.1 and returns its address; the server
 // stops when the test ends.
-func startServe(t *testing.T, dir string, opts cli.ServeOptions) string {
+func startServe(t testing.TB, dir string, opts cli.ServeOptions) string {
 	t.Helper()
 	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))

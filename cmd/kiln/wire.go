@@ -165,7 +165,7 @@ func openRemote(cfg cli.Config, logger *slog.Logger) (*cli.Services, error) {
 		return nil, err
 	}
 	return &cli.Services{Registry: c, Inventory: c, Fleet: c, Advisories: c, Pipeline: c, DataDir: cfg.DataDir,
-		ServiceStore: c, RolloutStore: c, Channels: c, RunStarter: c, Signing: c, Revoker: c,
+		ServiceStore: c, RolloutStore: c, Channels: c, RunStarter: c, Signing: c, Revoker: c, Pauses: c,
 		// The server's worker runs the runs: this runner only reads them
 		// (its claims are refused).
 		Runner: func(progress io.Writer) *pipeline.Runner {
@@ -242,14 +242,15 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	defer func() { stopAuto(); waitAuto() }()
 	apiHandler := api.New(api.Config{Logger: logger, Version: version, PublicURL: opts.APIURL(),
 		CheckinRate: opts.CheckinRate, Checkins: checkins, Status: pipelineStatus(g),
-		StartRuns: runStarter{runs: db, estates: db}, Rollouts: rollouts, SigningKey: signer.Public()}.WithStores(db))
+		StartRuns: runStarter{runs: db, estates: db}, Rollouts: rollouts, SigningKey: signer.Public(), FollowStatus: apiFollowStatus(db)}.WithStores(db))
 	// Refusals folded in memory reach the audit log after the HTTP server
 	// has stopped and before db closes.
 	defer apiHandler.Close()
 	// The dashboard under /ui/, next to the API; its session cookie is
 	// Secure when kiln serves TLS or a TLS proxy is in front (--secure-cookies).
 	dashboard, err := web.New(web.Config{Registry: db, Inventory: db, Fleet: db, Advisories: db, AdvisorySources: db, Runs: db, Tokens: db, Channels: db,
-		History: db, Services: db, Rollouts: db, Timeline: db, Reproductions: db, Logger: logger, Version: version,
+		History: db, Services: db, Rollouts: db, Timeline: db, Reproductions: db, Pauses: db, AutoRefresh: dashboardAutoRefresh(db, logger),
+		Logger: logger, Version: version,
 		Secure: opts.TLSCert != "" || opts.SecureCookies, InsecureListen: opts.InsecureListen && opts.TLSCert == ""})
 	if err != nil {
 		return err
