@@ -220,6 +220,12 @@ func (r *run) register(ctx context.Context, nv *kiln.NewVersion) error {
 		r.dropArtifact(rctx)
 		return fmt.Errorf("register version: %w", err)
 	}
+	// CreateVersion may have pushed the content to a registry first
+	// (--artifacts oci://…), which takes as long as the upload does: what
+	// follows has a minute of its own.
+	cancel()
+	rctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
 	markFailed := func(reason string) {
 		if _, err := b.Registry.SetStatus(rctx, v.Ref(), kiln.StatusFailed, reason); err != nil {
 			b.Logger.Error("cannot mark version failed", "version", v.Name, "err", err)

@@ -241,6 +241,9 @@ type publishing struct {
 // cut short by Ctrl-C (registration is not left half-done).
 const publishTimeout = 30 * time.Minute
 
+// recordTimeout bounds recording a version once its content is uploaded.
+const recordTimeout = time.Minute
+
 func (p *publishing) CreateVersion(ctx context.Context, nv *kiln.NewVersion) (*kiln.Version, error) {
 	a := nv.Provenance.Artifact
 	if a == nil || a.External() {
@@ -259,7 +262,11 @@ func (p *publishing) CreateVersion(ctx context.Context, nv *kiln.NewVersion) (*k
 	art := *a
 	art.Ref = ra.Ref // where it lives now; digest, size and layers as built
 	cp.Provenance.Artifact = &art
-	v, err := p.Registry.CreateVersion(ctx, &cp)
+	// The upload took as long as it took; recording the version gets a
+	// bounded time of its own, whatever deadline the caller's had.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer rcancel()
+	v, err := p.Registry.CreateVersion(rctx, &cp)
 	if err != nil {
 		return nil, err
 	}
