@@ -323,8 +323,11 @@ func launchAndRollOut(t *testing.T, dirB string, shared []string, v *kiln.Versio
 		t.Errorf("launch of %s on B: %q", v.Name, out)
 	}
 	pulled("the launch")
-	if out := onB("instance", "exec", "b-launch", "--read-only", "--", "cat", "/etc/kiln-release"); !strings.Contains(out, "name="+v.Name+"\n") {
-		t.Errorf("the instance B launched runs %q, not %s", out, v.Name)
+	// What it runs is A's version: the release file of its root
+	// filesystem (the overlay mounted for the running instance).
+	rel, err := os.ReadFile(filepath.Join(dirB, "local", "instances", "b-launch", "rootfs", "etc", "kiln-release"))
+	if err != nil || !strings.Contains(string(rel), "name="+v.Name+"\n") {
+		t.Errorf("the instance B launched has /etc/kiln-release %q (%v), not %s's", rel, err, v.Name)
 	}
 	onB("instance", "destroy", "b-launch")
 
