@@ -269,6 +269,9 @@ func TestSeveralServers(t *testing.T) {
 	// The image is in the registry with its provenance.
 	mustRun(t, t.TempDir(), append(shared, "version", "verify", v.Name)...)
 
+	if v, err = db.FindVersion(ctx, v.Ref()); err != nil { // its status now
+		t.Fatal(err)
+	}
 	launchAndRollOut(t, dirB, shared, v, hexd)
 }
 
