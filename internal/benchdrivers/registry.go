@@ -35,6 +35,9 @@ func openRegistry(ctx context.Context, dir string, logger *slog.Logger) (bench.R
 	if err != nil {
 		return nil, errors.New("bench: the registry figures need docker-registry (Debian package docker-registry)")
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
