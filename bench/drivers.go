@@ -35,6 +35,10 @@ type Drivers struct {
 	// Platform opens the local (systemd-nspawn) platform over dir and
 	// arts, with this executable as its supervisor and probe.
 	Platform func(dir string, arts kiln.ArtifactStore, logger *slog.Logger) (kiln.Platform, error)
+	// Registry starts an OCI registry (Debian's docker-registry) on
+	// loopback with its storage under dir, with kiln's registry artifact
+	// store opened on it; Close stops it.
+	Registry func(ctx context.Context, dir string, logger *slog.Logger) (Registry, error)
 }
 
 // errNoDriver is a wiring mistake: the caller built an Env without the

@@ -45,6 +45,9 @@ type Builder struct {
 	// SBOM signs the SPDX and CycloneDX SBOMs kept with every version
 	// built (the provenance signing key); nil keeps none.
 	SBOM SBOMSealer
+	// LayerCompression is how the layers it stores are compressed: gzip
+	// ("", the default) or zstd (--layer-compression).
+	LayerCompression layer.Compression
 }
 
 // Options change one build.
@@ -713,6 +716,7 @@ func (r *run) keep(ctx context.Context, key, name, dir string, wo layer.WriteOpt
 	r.bg.Add(1)
 	go func() {
 		defer r.bg.Done()
+		wo.Compression = r.b.LayerCompression
 		l, err := layer.Put(ctx, r.b.Artifacts, tree, wo)
 		if err == nil {
 			err = r.cache.save(entryOf(key, name, l, r.b.Clock().UTC()), "")

@@ -135,7 +135,7 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 		// Too deep a stack: squash the version into one layer of its
 		// whole root filesystem; the next reheats stack on that.
 		r.rep.logf("%d layers would pass the limit of %d: the artifact is the whole root filesystem as one layer", len(r.startLayers)+len(own)+1, kiln.MaxLayers)
-		l, err := layer.Put(ctx, b.Artifacts, o.Target, layer.WriteOptions{ClampMtime: r.epoch})
+		l, err := layer.Put(ctx, b.Artifacts, o.Target, layer.WriteOptions{ClampMtime: r.epoch, Compression: b.LayerCompression})
 		if err != nil {
 			return fail(fmt.Errorf("store artifact: %w", err))
 		}
@@ -145,7 +145,7 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 		return fail(err)
 	}
 	if stack == nil {
-		l, err := layer.Put(ctx, b.Artifacts, o.Upper, layer.WriteOptions{Layer: true, ClampMtime: r.epoch})
+		l, err := layer.Put(ctx, b.Artifacts, o.Upper, layer.WriteOptions{Layer: true, ClampMtime: r.epoch, Compression: b.LayerCompression})
 		if err != nil {
 			return fail(fmt.Errorf("store release layer: %w", err))
 		}
@@ -220,6 +220,12 @@ func (r *run) register(ctx context.Context, nv *kiln.NewVersion) error {
 		r.dropArtifact(rctx)
 		return fmt.Errorf("register version: %w", err)
 	}
+	// CreateVersion may have pushed the content to a registry first
+	// (--artifacts oci://…), which takes as long as the upload does: what
+	// follows has a minute of its own.
+	cancel()
+	rctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
 	markFailed := func(reason string) {
 		if _, err := b.Registry.SetStatus(rctx, v.Ref(), kiln.StatusFailed, reason); err != nil {
 			b.Logger.Error("cannot mark version failed", "version", v.Name, "err", err)
@@ -266,7 +272,7 @@ func (r *run) ownLayers(ctx context.Context) ([]kiln.Layer, error) {
 		if e != nil {
 			step = e.Step
 		}
-		l, err := layer.Put(ctx, r.b.Artifacts, r.cache.tree(key), layer.WriteOptions{Layer: true})
+		l, err := layer.Put(ctx, r.b.Artifacts, r.cache.tree(key), layer.WriteOptions{Layer: true, Compression: r.b.LayerCompression})
 		if err != nil {
 			return nil, fmt.Errorf("store layer of %s: %w", step, err)
 		}

@@ -43,6 +43,10 @@ type Config struct {
 	ArtifactsCA          string
 	ArtifactsCredentials string
 	ArtifactsPlainHTTP   bool
+	// LayerCompression is how builds compress the layers they store:
+	// gzip (empty, the default) or zstd (--layer-compression,
+	// KILN_LAYER_COMPRESSION).
+	LayerCompression string
 }
 
 // Services are what the commands work with: the stores, this machine's
@@ -295,6 +299,8 @@ func (a *App) Root() *cobra.Command {
 	pf.StringVar(&a.cfg.ArtifactsCA, "artifacts-ca", os.Getenv("KILN_ARTIFACTS_CA"), "PEM file of CA certificates trusted for the registry's TLS certificate, besides the system's (env KILN_ARTIFACTS_CA)")
 	pf.StringVar(&a.cfg.ArtifactsCredentials, "artifacts-credentials", os.Getenv("KILN_ARTIFACTS_CREDENTIALS"), "registry credentials file in Docker's config.json format; default ~/.docker/config.json, else anonymous (env KILN_ARTIFACTS_CREDENTIALS)")
 	pf.BoolVar(&a.cfg.ArtifactsPlainHTTP, "artifacts-plain-http", os.Getenv("KILN_ARTIFACTS_PLAIN_HTTP") == "1", "talk plain HTTP to a registry that is not on loopback (a trusted network; loopback registries may use it without this; env KILN_ARTIFACTS_PLAIN_HTTP=1)")
+
+	pf.StringVar(&a.cfg.LayerCompression, "layer-compression", os.Getenv("KILN_LAYER_COMPRESSION"), "how builds compress the layers they store: gzip (the default; every OCI tool reads it) or zstd (smaller, faster to unpack; env KILN_LAYER_COMPRESSION)")
 
 	root.AddCommand(a.cacheCmd(), a.artifactCmd())
 	for _, f := range a.Extra {

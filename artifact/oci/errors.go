@@ -82,7 +82,7 @@ func (s *Store) failResponse(err error, what string, resp *errcode.ErrorResponse
 	case c == http.StatusUnauthorized:
 		return e(kiln.EUNAUTH, fmt.Sprintf("the registry refused kiln's credentials (%s); log in with `docker login %s` (or put them in the file given by --artifacts-credentials), and check the user name and password", status, s.loc.Host))
 	case c == http.StatusForbidden:
-		return e(kiln.EFORBIDDEN, fmt.Sprintf("the registry denied access (%s); the account needs pull and push (and delete, for garbage collection) on %s", status, s.loc.Repository))
+		return e(kiln.EFORBIDDEN, fmt.Sprintf("the registry denied kiln's account this (%s): it needs pull and push on %s and the repositories under it (and delete, for kiln artifact gc); grant them in the registry, or give credentials of an account that has them (%s)", status, s.loc.Repository, s.credentialsSource()))
 	case c == http.StatusNotFound:
 		return e(kiln.ENOTFOUND, fmt.Sprintf("not found in the registry (%s)", status))
 	case c == http.StatusMethodNotAllowed:
@@ -97,4 +97,12 @@ func (s *Store) failResponse(err error, what string, resp *errcode.ErrorResponse
 		return e(kiln.EINVALID, fmt.Sprintf("the registry refused the request (%s)", status))
 	}
 	return e(kiln.EINTERNAL, "unexpected answer from the registry ("+status+")")
+}
+
+// credentialsSource says where kiln's registry credentials come from.
+func (s *Store) credentialsSource() string {
+	if s.opts.CredentialsFile != "" {
+		return "--artifacts-credentials " + s.opts.CredentialsFile
+	}
+	return "`docker login " + s.loc.Host + "`, or a file given with --artifacts-credentials"
 }

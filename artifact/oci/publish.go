@@ -2,14 +2,17 @@ package oci
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sort"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote/errcode"
 
 	"github.com/kiln-project/kiln"
 )
@@ -182,4 +185,48 @@ func (s *Store) HasLayer(ctx context.Context, image, d string) (bool, error) {
 		return false, s.fail(err, "check blob %s in %s", d, s.url(name))
 	}
 	return ok, nil
+}
+
+// CheckDeletes asks the registry whether it lets kiln delete in an
+// image's repository (image "" for the store's own) without deleting
+// anything: it deletes a blob no one can have (a random digest). A
+// registry that allows deletes answers 404 (or accepts); one that has
+// them disabled answers 405, which docker-registry does by default; an
+// account without delete rights gets 401 or 403. The error says what to
+// configure.
+func (s *Store) CheckDeletes(ctx context.Context, image string) error {
+	name := s.loc.Repository
+	if image != "" {
+		if err := kiln.ValidateImageName(image); err != nil {
+			return err
+		}
+		name = s.loc.image(image)
+	}
+	repo, err := s.repo(ctx, name)
+	if err != nil {
+		return err
+	}
+	var nonce [32]byte
+	_, _ = rand.Read(nonce[:])
+	probe := digest.FromBytes(nonce[:])
+	err = repo.Blobs().Delete(ctx, ocispec.Descriptor{Digest: probe})
+	if err == nil || errors.Is(err, errdef.ErrNotFound) {
+		return nil
+	}
+	var resp *errcode.ErrorResponse
+	if errors.As(err, &resp) {
+		switch resp.StatusCode {
+		case http.StatusNotFound:
+			return nil
+		case http.StatusMethodNotAllowed:
+			return &kiln.Error{Code: kiln.EUNAVAILABLE, Err: err, Message: fmt.Sprintf(
+				"registry %s does not allow deletes (DELETE %s answered %d %s); nothing was deleted. Enable deletes in the registry and run gc again: for docker-registry (distribution) set `storage: delete: enabled: true` in its config.yml (Debian: /etc/docker/registry/config.yml) and restart it; for Harbor, Zot, ECR, GHCR or Artifactory allow deleting manifests and blobs in %s and give kiln's account delete rights",
+				s.url(name), resp.URL.Redacted(), resp.StatusCode, http.StatusText(resp.StatusCode), name)}
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return &kiln.Error{Code: kiln.EFORBIDDEN, Err: err, Message: fmt.Sprintf(
+				"registry %s does not let kiln's account delete in %s (DELETE %s answered %d %s); nothing was deleted. Give the account delete rights on %s (besides pull and push), or run gc with credentials that have them (--artifacts-credentials)",
+				s.url(name), name, resp.URL.Redacted(), resp.StatusCode, http.StatusText(resp.StatusCode), name)}
+		}
+	}
+	return s.fail(err, "check that %s allows deletes (nothing was deleted)", s.url(name))
 }

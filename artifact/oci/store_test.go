@@ -296,3 +296,36 @@ func TestRegistryFailure(t *testing.T) {
 		t.Errorf("Open from a failing registry = %v; want unavailable with the status", err)
 	}
 }
+
+// CheckDeletes tells, without deleting anything, a registry that allows
+// deletes from one that has them disabled (405) and an account without
+// the right (403).
+func TestCheckDeletes(t *testing.T) {
+	ctx := context.Background()
+	open := func(url, creds string) *Store {
+		t.Helper()
+		s, err := Open(url, Options{CredentialsFile: creds})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	_, s := plainStore(t)
+	if err := s.CheckDeletes(ctx, ""); err != nil {
+		t.Errorf("a registry that allows deletes: %v", err)
+	}
+	if err := s.CheckDeletes(ctx, "appserver"); err != nil {
+		t.Errorf("an image repository never pushed: %v", err)
+	}
+	off := registrytest.Start(t, registrytest.Options{NoDelete: true})
+	err := open(off.URL("kiln"), emptyCredentials(t)).CheckDeletes(ctx, "appserver")
+	if kiln.ErrorCode(err) != kiln.EUNAVAILABLE || !strings.Contains(err.Error(), "storage: delete: enabled: true") || !strings.Contains(err.Error(), off.URL("kiln/appserver")) {
+		t.Errorf("deletes disabled: %v", err)
+	}
+	auth := registrytest.Start(t, registrytest.Options{Auth: true})
+	ro := registrytest.ReadOnlyProxy(t, auth)
+	err = open(ro.URL("kiln"), registrytest.CredentialsFile(t, ro.Host, auth.User, auth.Password)).CheckDeletes(ctx, "")
+	if kiln.ErrorCode(err) != kiln.EFORBIDDEN || !strings.Contains(err.Error(), "delete rights") {
+		t.Errorf("an account without delete rights: %v", err)
+	}
+}

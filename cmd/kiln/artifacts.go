@@ -76,7 +76,7 @@ func (o *ociArtifacts) PushVersion(ctx context.Context, v *kiln.Version) (*cli.P
 		return nil, err
 	}
 	if err := o.upload(ctx, &v.Provenance); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("push %s: %w", v.Name, err)
 	}
 	created := v.Provenance.FinishedAt
 	if created.IsZero() {
@@ -241,6 +241,9 @@ type publishing struct {
 // cut short by Ctrl-C (registration is not left half-done).
 const publishTimeout = 30 * time.Minute
 
+// recordTimeout bounds recording a version once its content is uploaded.
+const recordTimeout = time.Minute
+
 func (p *publishing) CreateVersion(ctx context.Context, nv *kiln.NewVersion) (*kiln.Version, error) {
 	a := nv.Provenance.Artifact
 	if a == nil || a.External() {
@@ -259,7 +262,11 @@ func (p *publishing) CreateVersion(ctx context.Context, nv *kiln.NewVersion) (*k
 	art := *a
 	art.Ref = ra.Ref // where it lives now; digest, size and layers as built
 	cp.Provenance.Artifact = &art
-	v, err := p.Registry.CreateVersion(ctx, &cp)
+	// The upload took as long as it took; recording the version gets a
+	// bounded time of its own, whatever deadline the caller's had.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer rcancel()
+	v, err := p.Registry.CreateVersion(rctx, &cp)
 	if err != nil {
 		return nil, err
 	}
@@ -301,6 +308,16 @@ func (c *collector) CollectArtifacts(ctx context.Context, opts cli.GCOptions) (*
 		}
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d build(s) running on this machine: content younger than %s is kept", holds.Running, cutoff.UTC().Format(time.RFC3339)))
 	}
+	// A registry that refuses deletes (docker-registry's default) stops
+	// gc before anything is deleted, here or there.
+	if c.images != nil {
+		if err := c.checkDeletes(ctx); err != nil {
+			if !opts.DryRun {
+				return nil, fmt.Errorf("artifact gc: %w", err)
+			}
+			rep.Notes = append(rep.Notes, "a real gc would stop before deleting anything: "+kiln.ErrorMessage(err))
+		}
+	}
 	live, versions, err := c.liveVersions(ctx)
 	if err != nil {
 		return nil, err
@@ -314,6 +331,25 @@ func (c *collector) CollectArtifacts(ctx context.Context, opts cli.GCOptions) (*
 		}
 	}
 	return rep, c.record(ctx, rep, nil)
+}
+
+// checkDeletes asks the registry, without deleting anything, whether it
+// lets kiln delete in the store's repository and in every image's.
+func (c *collector) checkDeletes(ctx context.Context) error {
+	st := c.images.oci
+	if err := st.CheckDeletes(ctx, ""); err != nil {
+		return err
+	}
+	imgs, err := c.reg.ListImages(ctx)
+	if err != nil {
+		return err
+	}
+	for _, img := range imgs {
+		if err := st.CheckDeletes(ctx, img.Name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // liveVersions returns the artifact digests of registered, non-revoked

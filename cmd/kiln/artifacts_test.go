@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -410,4 +413,132 @@ func TestRegistryInterruptedPush(t *testing.T) {
 	}
 	dirB, onB := machineB(t, dirA, url)
 	mustRun(t, dirB, append(onB, "version", "verify", "appserver-1")...)
+}
+
+// tinyImage is a tar of an /etc/kiln-release naming appserver-n.
+func tinyImage(t *testing.T, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "etc", "kiln-release"), fmt.Appendf(nil, "image=appserver\nversion=%d\nname=appserver-%d\n", n, n), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "tiny.tar")
+	if b, err := exec.Command("tar", "-cf", p, "--owner=0", "--group=0", "--numeric-owner", "-C", dir, "etc").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v: %s", err, b)
+	}
+	return p
+}
+
+// registryTags lists an image repository's tags as the registry has them.
+func registryTags(t *testing.T, reg *registrytest.Registry, repo string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + reg.Host + "/v2/" + repo + "/tags/list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// With deletes disabled in the registry (docker-registry's default), gc
+// says what to configure, names the registry, and deletes nothing — not
+// in the registry, not locally; a dry run lists what it would delete and
+// says the same; nothing is audited.
+func TestRegistryDeletesDisabled(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{NoDelete: true})
+	url := reg.URL("kiln")
+	dir := t.TempDir()
+	db, _ := seedRollout(t, dir, []string{tinyImage(t, 1), tinyImage(t, 2)})
+	db.Close()
+	on := []string{"--artifacts", url, "--artifacts-credentials", noCredentials(t)}
+	for _, name := range []string{"appserver-1", "appserver-2"} {
+		mustRun(t, dir, append(on, "artifact", "push", name)...)
+	}
+	mustRun(t, dir, "version", "status", "appserver-2", "ready", "--reason", "test")
+	mustRun(t, dir, "version", "revoke", "appserver-2", "--reason", "test")
+	tags := registryTags(t, reg, "kiln/appserver")
+	local := localArtifacts(t, dir)
+
+	_, errs, code := run(t, dir, append(on, "artifact", "gc", "--grace", "0s")...)
+	t.Logf("gc: exit %d: %s", code, errs)
+	for _, want := range []string{"does not allow deletes", url, "nothing was deleted", "storage: delete: enabled: true", "/etc/docker/registry/config.yml", "405"} {
+		if code == 0 || !strings.Contains(errs, want) {
+			t.Errorf("gc against a registry without deletes: exit %d %q; want %q in it", code, errs, want)
+		}
+	}
+	if got := registryTags(t, reg, "kiln/appserver"); got != tags {
+		t.Errorf("the registry's tags after the refused gc: %s; before %s", got, tags)
+	}
+	if got := localArtifacts(t, dir); !slices.Equal(got, local) {
+		t.Errorf("local artifacts after the refused gc: %v; before %v", got, local)
+	}
+	out := mustRun(t, dir, append(on, "artifact", "gc", "--grace", "0s", "--dry-run")...)
+	if !strings.Contains(out, "would delete") || !strings.Contains(out, "appserver-2 is revoked") || !strings.Contains(out, "a real gc would stop before deleting anything") || !strings.Contains(out, "storage: delete: enabled: true") {
+		t.Errorf("gc --dry-run against a registry without deletes: %q", out)
+	}
+	if out := mustRun(t, dir, "audit", "-o", "json"); strings.Contains(out, `"artifact.gc"`) {
+		t.Errorf("a gc that deleted nothing was audited: %s", out)
+	}
+	// Nothing was deleted half: both versions still verify.
+	dirB, onB := machineB(t, dir, url)
+	mustRun(t, dirB, append(onB, "version", "verify", "appserver-1")...)
+}
+
+// An account with pull rights only (the registry answers 403 to every
+// write): registering a version fails before anything is recorded, with
+// an error naming the registry, the request's URL, the content and what
+// to do; `kiln artifact push` says the same; `version verify` (reads)
+// works through the same account.
+func TestRegistryForbiddenPush(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{Auth: true})
+	ro := registrytest.ReadOnlyProxy(t, reg)
+	url := ro.URL("kiln")
+	creds := registrytest.CredentialsFile(t, ro.Host, reg.User, reg.Password)
+	wantAll := func(what, errs string, code int, wants ...string) {
+		t.Helper()
+		t.Logf("%s: exit %d: %s", what, code, errs)
+		for _, want := range wants {
+			if code == 0 || !strings.Contains(errs, want) {
+				t.Errorf("%s with a pull-only account: exit %d %q; want %q in it", what, code, errs, want)
+			}
+		}
+	}
+
+	// A build registering its version (the builder's registry pushes the
+	// content before it records the version).
+	dirA := t.TempDir()
+	mustRun(t, dirA, "image", "create", "appserver")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "KILN_TEST_PUBLISH="+dirA, "KILN_ARTIFACTS="+url, "KILN_ARTIFACTS_CREDENTIALS="+creds, "KILN_TEST_TAR="+tinyImage(t, 1))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	wantAll("registering a version", stderr.String(), map[bool]int{true: 1}[err != nil],
+		"before registering it", "upload artifact sha256:", url, "POST http://"+ro.Host+"/v2/kiln/blobs/uploads/", "403 Forbidden", "needs pull and push on kiln", "--artifacts-credentials "+creds)
+	if out := mustRun(t, dirA, "version", "list", "appserver", "-o", "json"); strings.Contains(out, "appserver-1") {
+		t.Errorf("a version was registered though its content could not be pushed: %s", out)
+	}
+
+	// kiln artifact push of a registered version.
+	dirC := t.TempDir()
+	db, _ := seedRollout(t, dirC, []string{tinyImage(t, 1)})
+	db.Close()
+	_, errs, code := run(t, dirC, "--artifacts", url, "--artifacts-credentials", creds, "artifact", "push", "appserver-1")
+	wantAll("kiln artifact push", errs, code, url, "403 Forbidden", "needs pull and push", "grant them in the registry")
+	if ro.Denied.Load() == 0 {
+		t.Error("the proxy refused nothing")
+	}
+	// Reads through the same account work: pushed by an account with
+	// push rights, verified by the pull-only one.
+	full := reg.CredentialsFile(t, reg.User, reg.Password)
+	mustRun(t, dirC, "--artifacts", reg.URL("kiln"), "--artifacts-credentials", full, "artifact", "push", "appserver-1")
+	dirD, _ := machineB(t, dirC, url)
+	mustRun(t, dirD, "--database", "sqlite:"+filepath.Join(dirC, "kiln.db"), "--signing-key", filepath.Join(dirC, "keys", "signing.key"), "--artifacts", url, "--artifacts-credentials", creds, "version", "verify", "appserver-1")
 }

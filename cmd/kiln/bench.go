@@ -97,7 +97,7 @@ lacks (root, mmdebstrap, PostgreSQL) are listed as skipped with the reason.
 				return fmt.Errorf("--output: unknown format %q; use table or json", format)
 			}
 			measures, err := bench.Select([]bench.Measure{
-				bench.Build(), bench.Pipeline(estate), bench.Checkins(), bench.FleetReports(fleetInstances), bench.SBOM(),
+				bench.Build(), bench.Pipeline(estate), bench.Checkins(), bench.FleetReports(fleetInstances), bench.SBOM(), bench.RegistryFigures(estate),
 			}, only)
 			if err != nil {
 				return err
@@ -144,10 +144,10 @@ lacks (root, mmdebstrap, PostgreSQL) are listed as skipped with the reason.
 	}
 	f := c.Flags()
 	f.BoolVar(&quick, "quick", false, "smaller sizes and only the measures that fit in 5 minutes")
-	f.StringSliceVar(&only, "only", nil, "run only these measures (build, pipeline, checkin, fleet, sbom)")
+	f.StringSliceVar(&only, "only", nil, "run only these measures (build, pipeline, checkin, fleet, sbom, registry)")
 	f.StringVar(&env.Postgres, "postgres", os.Getenv("KILN_BENCH_POSTGRES"), "PostgreSQL URL for the figures taken on both backends (env KILN_BENCH_POSTGRES); a schema is made and dropped")
 	f.StringVar(&env.Mirror, "mirror", "", "Debian mirror for the build figures (default deb.debian.org)")
-	f.StringVar(&estate, "estate", "examples/estate", "estate whose pipelines the pipeline figures run")
+	f.StringVar(&estate, "estate", "examples/estate", "estate whose pipelines the pipeline figures run (and whose images the registry figures build)")
 	f.IntVar(&fleetInstances, "fleet-instances", 1_000_000, "instances in the synthetic fleet (100,000 with --quick)")
 	f.StringVar(&writeDoc, "write-doc", "", "replace the generated section of this Markdown file (docs/benchmarks.md) with the report")
 	f.DurationVar(&timeout, "timeout", 0, "stop after this long (default 1h, 10m with --quick)")

@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/build"
 	"github.com/kiln-project/kiln/cli"
+	"github.com/kiln-project/kiln/internal/layer"
 	"github.com/kiln-project/kiln/launch"
 	"github.com/kiln-project/kiln/pipeline"
 	"github.com/kiln-project/kiln/platform/local"
@@ -61,6 +62,10 @@ type graph struct {
 // artifact store and local platform of cfg.DataDir when they open.
 func newGraph(db *store.DB, signer *sign.Signer, cfg cli.Config, logger *slog.Logger) *graph {
 	g := &graph{cfg: cfg, logger: logger, db: db, signer: signer, estate: os.Getenv("KILN_ESTATE")}
+	if _, err := layer.ParseCompression("--layer-compression", cfg.LayerCompression); err != nil {
+		g.noPlatform = err
+		return g
+	}
 	lstore, arts, images, err := openArtifacts(cfg, db, logger)
 	if err != nil {
 		g.noPlatform, g.badArtifacts = err, err
@@ -88,6 +93,7 @@ func (g *graph) on(arts kiln.ArtifactStore, plat *local.Platform) *graph {
 		reg = &publishing{Registry: g.db, images: g.images}
 	}
 	g.builder = &build.Builder{Registry: reg, Artifacts: arts, DataDir: g.cfg.DataDir, Logger: g.logger, Clock: time.Now, AgentBinary: agentBinary(g.logger)}
+	g.builder.LayerCompression, _ = layer.ParseCompression("--layer-compression", g.cfg.LayerCompression) // checked by newGraph
 	if g.signer != nil {
 		g.builder.SBOM = g.signer
 	}

@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -25,6 +27,7 @@ import (
 	"github.com/kiln-project/kiln/internal/ci"
 	"github.com/kiln-project/kiln/internal/registrytest"
 	"github.com/kiln-project/kiln/platform/local"
+	"github.com/kiln-project/kiln/rollout"
 	"github.com/kiln-project/kiln/sign"
 	"github.com/kiln-project/kiln/store"
 )
@@ -204,6 +207,14 @@ func TestSeveralServers(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	_ = a.Wait()
+	// From here on A's data directory is out of reach, as on another
+	// machine: B has only the database, the registry and the shared key.
+	// (Put back at cleanup, before A's instances are destroyed.)
+	awayA := dirA + ".away"
+	if err := os.Rename(dirA, awayA); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Rename(awayA, dirA) })
 	r := runOf()
 	if r.Version == nil {
 		t.Fatalf("the build stage passed without a version: %+v", r)
@@ -257,4 +268,104 @@ func TestSeveralServers(t *testing.T) {
 	}
 	// The image is in the registry with its provenance.
 	mustRun(t, t.TempDir(), append(shared, "version", "verify", v.Name)...)
+
+	if v, err = db.FindVersion(ctx, v.Ref()); err != nil { // its status now
+		t.Fatal(err)
+	}
+	launchAndRollOut(t, dirB, shared, v, hexd)
+}
+
+// launchAndRollOut has machine B (dirB, with the shared flags), whose
+// cache is emptied first, launch an instance of v and roll a service out
+// to it: each pulls v's content from the registry, verifies it (digests,
+// and the signature against the shared key), unpacks and boots it.
+func launchAndRollOut(t *testing.T, dirB string, shared []string, v *kiln.Version, hexd string) {
+	t.Helper()
+	ctx := context.Background()
+	onB := func(args ...string) string { return mustRun(t, dirB, append(shared, args...)...) }
+	cold := func() {
+		t.Helper()
+		// A cold cache: no artifact, no unpacked root filesystem.
+		for _, d := range contentDigests(&v.Provenance) {
+			if err := os.Remove(filepath.Join(dirB, "artifacts", "sha256", strings.TrimPrefix(d, "sha256:"))); err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+		}
+		if err := os.RemoveAll(filepath.Join(dirB, "local", "rootfs")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pulled := func(what string) {
+		t.Helper()
+		if _, err := os.Stat(filepath.Join(dirB, "artifacts", "sha256", hexd)); err != nil {
+			t.Errorf("%s on B did not pull %s from the registry: %v", what, v.Provenance.Artifact.Digest, err)
+		}
+	}
+	plat := func() *local.Platform {
+		arts, err := artifact.Open(dirB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := local.New(local.Config{DataDir: dirB, Artifacts: arts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}()
+	t.Cleanup(func() {
+		_ = rollout.StopFrontEnd(ctx, dirB, "web")
+		for _, id := range leftovers(t, plat) {
+			_ = plat.Destroy(ctx, id)
+		}
+	})
+
+	// A launch.
+	cold()
+	out := onB("instance", "launch", v.Name, "--name", "b-launch", "--env", "dev")
+	if !strings.Contains(out, "b-launch running") {
+		t.Errorf("launch of %s on B: %q", v.Name, out)
+	}
+	pulled("the launch")
+	// What it runs is A's version: the release file of its root
+	// filesystem (the overlay mounted for the running instance).
+	rel, err := os.ReadFile(filepath.Join(dirB, "local", "instances", "b-launch", "rootfs", "etc", "kiln-release"))
+	if err != nil || !strings.Contains(string(rel), "name="+v.Name+"\n") {
+		t.Errorf("the instance B launched has /etc/kiln-release %q (%v), not %s's", rel, err, v.Name)
+	}
+	onB("instance", "destroy", "b-launch")
+
+	// A rollout.
+	cold()
+	if v.Status != kiln.StatusReady {
+		onB("version", "status", v.Name, "ready", "--reason", "tested on B")
+	}
+	port := freeLoopbackPort(t)
+	onB("service", "create", "web", "--image", v.Image, "--env", "prod", "--replicas", "1", "--port", port, "--health", "http:/", "--bake-time", "1s")
+	out = onB("rollout", "web", "--to", v.Name)
+	if !strings.Contains(out, "succeeded") {
+		t.Errorf("rollout of %s on B: %q", v.Name, out)
+	}
+	pulled("the rollout")
+	var svc struct {
+		Members []kiln.Member `json:"members"`
+	}
+	js := onB("service", "show", "web", "-o", "json")
+	if err := json.Unmarshal([]byte(js), &svc); err != nil {
+		t.Fatalf("service show: %v\n%s", err, js)
+	}
+	if len(svc.Members) != 1 || svc.Members[0].Version != v.Ref() {
+		t.Errorf("web's members after the rollout on B: %+v; want one instance of %s", svc.Members, v.Name)
+	}
+	resp, err := http.Get("http://" + port + "/")
+	if err != nil {
+		t.Fatalf("web's front end on B: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("web's front end on B answers %s", resp.Status)
+	}
+	onB("service", "delete", "web", "--destroy-instances")
+	if ids := leftovers(t, plat); len(ids) != 0 {
+		t.Errorf("instances left on B: %v", ids)
+	}
 }

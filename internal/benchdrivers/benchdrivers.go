@@ -35,6 +35,7 @@ func Real() bench.Drivers {
 			return artifact.Open(dir)
 		},
 		Platform: openPlatform,
+		Registry: openRegistry,
 	}
 }
 

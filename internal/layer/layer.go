@@ -17,23 +17,80 @@ import (
 	"github.com/kiln-project/kiln"
 )
 
-// gzipLevel is the one compression level kiln writes layers with: the
-// same tree always gives the same blob (and the level is part of what
-// makes it so, as is the compressor's version, pinned in go.mod).
-const gzipLevel = gzip.BestSpeed
+// Compression is how a layer blob is compressed.
+type Compression string
 
-// Put writes the tree under dir (WriteTar with opts) as a gzip layer blob
-// into store and returns the layer. The tar is reproducible (entries in
-// name order, numeric owners, seconds-precision mtimes, no atime or ctime,
-// no user or group names) and the gzip stream has no name and no time, so
-// the same tree gives the same Digest and DiffID.
+// The compressions Put writes. Both are reproducible: one fixed level
+// and fixed options each (and the compressor's version, pinned in
+// go.mod), no names or times in the stream, so the same tree always gives
+// the same blob.
+const (
+	// Gzip is the default: every OCI tool reads it.
+	Gzip Compression = "gzip"
+	// Zstd is smaller and faster to unpack; podman, containerd and
+	// skopeo read it, some older tools do not.
+	Zstd Compression = "zstd"
+)
+
+// Compressions are the values ParseCompression accepts.
+var Compressions = []Compression{Gzip, Zstd}
+
+// ParseCompression checks a compression given in field ("" is Gzip).
+func ParseCompression(field, s string) (Compression, error) {
+	switch Compression(s) {
+	case "", Gzip:
+		return Gzip, nil
+	case Zstd:
+		return Zstd, nil
+	}
+	return "", kiln.FieldErrorf(kiln.EINVALID, field, "layer compression %q is not gzip or zstd", s)
+}
+
+// MediaType is the OCI layer media type of a blob compressed with c.
+func (c Compression) MediaType() string {
+	if c == Zstd {
+		return kiln.LayerMediaTypeZstd
+	}
+	return kiln.LayerMediaTypeGzip
+}
+
+const (
+	// gzipLevel is the one level kiln writes gzip layers with.
+	gzipLevel = gzip.BestSpeed
+	// zstdConcurrency is fixed, not the machine's CPU count, so that
+	// every machine writes the same bytes.
+	zstdConcurrency = 2
+)
+
+// compressor returns a writer compressing into w with c.
+func compressor(w io.Writer, c Compression) (io.WriteCloser, error) {
+	switch c {
+	case "", Gzip:
+		return gzip.NewWriterLevel(w, gzipLevel)
+	case Zstd:
+		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(zstdConcurrency),
+			zstd.WithEncoderCRC(true), zstd.WithZeroFrames(false), zstd.WithSingleSegment(false))
+	}
+	return nil, kiln.FieldErrorf(kiln.EINVALID, "compression", "layer compression %q is not gzip or zstd", c)
+}
+
+// Put writes the tree under dir (WriteTar with opts) as a layer blob,
+// compressed as opts.Compression says (gzip by default), into store and
+// returns the layer. The tar is reproducible (entries in name order,
+// numeric owners, seconds-precision mtimes, no atime or ctime, no user or
+// group names) and the compressed stream has no name and no time, so the
+// same tree and compression give the same Digest and DiffID (the DiffID
+// does not depend on the compression).
 func Put(ctx context.Context, store kiln.ArtifactStore, dir string, opts WriteOptions) (kiln.Layer, error) {
+	if _, err := compressor(io.Discard, opts.Compression); err != nil {
+		return kiln.Layer{}, err
+	}
 	pr, pw := io.Pipe()
 	diff := sha256.New()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		zw, err := gzip.NewWriterLevel(pw, gzipLevel)
+		zw, err := compressor(pw, opts.Compression)
 		if err != nil {
 			pw.CloseWithError(err)
 			return
@@ -50,7 +107,7 @@ func Put(ctx context.Context, store kiln.ArtifactStore, dir string, opts WriteOp
 	if err != nil {
 		return kiln.Layer{}, err
 	}
-	return kiln.Layer{Digest: a.Digest, DiffID: sum(diff), Size: a.Size, MediaType: kiln.LayerMediaTypeGzip}, nil
+	return kiln.Layer{Digest: a.Digest, DiffID: sum(diff), Size: a.Size, MediaType: opts.Compression.MediaType()}, nil
 }
 
 // Tar describes a single-tar artifact (an older version's, or an origin

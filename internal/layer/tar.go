@@ -44,6 +44,9 @@ type WriteOptions struct {
 	// ClampMtime, when set, replaces later modification times with it, so
 	// that a bootstrap with SOURCE_DATE_EPOCH gives the same tar.
 	ClampMtime time.Time
+	// Compression is how Put compresses the layer blob: Gzip (the
+	// default, for "") or Zstd. WriteTar ignores it.
+	Compression Compression
 }
 
 type inode struct{ dev, ino uint64 }

@@ -44,6 +44,10 @@ type Options struct {
 	// key whose certificate is the registry's rootcertbundle to the
 	// account User/Password (as Auth does).
 	Token bool
+	// NoDelete leaves deletes disabled, as docker-registry's own default
+	// configuration does (storage.delete.enabled: false): DELETE answers
+	// 405 Method Not Allowed.
+	NoDelete bool
 	// Listen is the address to listen on; empty is 127.0.0.1. The
 	// registry is reached at Host, which uses this address unless it is
 	// unspecified (0.0.0.0), then 127.0.0.1.
@@ -100,13 +104,13 @@ storage:
   filesystem:
     rootdirectory: %s
   delete:
-    enabled: true
+    enabled: %t
   maintenance:
     uploadpurging:
       enabled: false
 http:
   addr: %s
-`, r.Dir, net.JoinHostPort(listen, fmt.Sprint(port)))
+`, r.Dir, !opts.NoDelete, net.JoinHostPort(listen, fmt.Sprint(port)))
 	if opts.TLS {
 		cert, key, ca := makeTLS(tb, dir, host)
 		r.CAFile = ca
@@ -178,8 +182,15 @@ func (r *Registry) URL(repo string) string { return "oci://" + r.Host + "/" + re
 // password for this registry and returns its path.
 func (r *Registry) CredentialsFile(tb testing.TB, user, password string) string {
 	tb.Helper()
+	return CredentialsFile(tb, r.Host, user, password)
+}
+
+// CredentialsFile writes a Docker-format config.json giving user and
+// password for host and returns its path.
+func CredentialsFile(tb testing.TB, host, user, password string) string {
+	tb.Helper()
 	b, err := json.Marshal(map[string]any{"auths": map[string]any{
-		r.Host: map[string]string{"auth": base64.StdEncoding.EncodeToString([]byte(user + ":" + password))},
+		host: map[string]string{"auth": base64.StdEncoding.EncodeToString([]byte(user + ":" + password))},
 	}})
 	if err != nil {
 		tb.Fatal(err)
