@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -370,11 +371,19 @@ func takenNames(ctx context.Context, tx *tx, names []string) (map[string]bool, e
 	if len(names) == 0 {
 		return out, nil
 	}
-	args := make([]any, len(names))
-	for i, n := range names {
-		args[i] = n
+	q := `SELECT name FROM instances WHERE name `
+	var args []any
+	if tx.db.dialect == dialectPostgres {
+		q += `= ANY(?)`
+		args = []any{names}
+	} else {
+		q += `IN (` + placeholders(len(names)) + `)`
+		args = make([]any, len(names))
+		for i, n := range names {
+			args[i] = n
+		}
 	}
-	err := eachRow(ctx, tx, `SELECT name FROM instances WHERE name IN (`+placeholders(len(names))+`)`, args, func(rows *sql.Rows) error {
+	err := eachRow(ctx, tx, q, args, func(rows *sql.Rows) error {
 		var n string
 		if err := rows.Scan(&n); err != nil {
 			return err
@@ -424,10 +433,31 @@ func instanceWriteError(err error, insts []*kiln.Instance) error {
 }
 
 // instanceValues is an INSERT of insts with every column a check-in
-// writes, and the agent token each is bound to.
+// writes, and the agent token each is bound to. On PostgreSQL the rows go
+// as one array per column through unnest, so the statement's text is the
+// same whatever the number of rows: it is parsed and planned once per
+// connection (pgx caches it prepared) instead of once per batch, as a
+// multi-row VALUES of 14 parameters per row was. SQLite has no arrays;
+// its statements are parsed in process.
 func instanceValues(tx *tx, insts []*kiln.Instance, unknown []bool, agents []string) (string, []any) {
+	const insert = `INSERT INTO instances (id, name, image, number, environment, platform, state, address, labels, launched_at, last_seen_at, tainted, unknown, agent_token) `
+	if tx.db.dialect == dialectPostgres {
+		n := len(insts)
+		ids, names, images, envs, platforms, states, addrs, labels, agentsCol :=
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		numbers, launched, seen, tainted := make([]int64, n), make([]time.Time, n), make([]time.Time, n), make([]bool, n)
+		for i, inst := range insts {
+			ids[i], names[i], images[i], numbers[i], envs[i], platforms[i] = inst.ID, inst.Name, inst.Version.Image, int64(inst.Version.Number), inst.Environment, inst.Platform
+			states[i], addrs[i], labels[i], tainted[i], agentsCol[i] = string(inst.State), inst.Address, labelsJSON(inst.Labels), inst.Tainted, agents[i]
+			// Both are set on every instance a check-in writes (launched_at
+			// is NOT NULL; last_seen_at is the check-in's time).
+			launched[i], seen[i] = inst.LaunchedAt.UTC().Truncate(time.Microsecond), inst.LastSeenAt.UTC().Truncate(time.Microsecond)
+		}
+		return insert + `SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::int[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::boolean[], ?::boolean[], ?::text[])`,
+			[]any{ids, names, images, numbers, envs, platforms, states, addrs, labels, launched, seen, tainted, unknown, agentsCol}
+	}
 	var q strings.Builder
-	q.WriteString(`INSERT INTO instances (id, name, image, number, environment, platform, state, address, labels, launched_at, last_seen_at, tainted, unknown, agent_token) VALUES `)
+	q.WriteString(insert + `VALUES `)
 	args := make([]any, 0, 14*len(insts))
 	for i, inst := range insts {
 		if i > 0 {
