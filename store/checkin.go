@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -135,10 +134,10 @@ func (db *DB) CheckinWriters() int {
 	return 1
 }
 
-// current is an instance as stored, with what a check-in compares.
+// current is an instance as stored, with what a check-in compares (its
+// labels parsed, as scanInstance returns them).
 type current struct {
 	inst    *kiln.Instance
-	labels  string
 	unknown bool
 	agent   string // the agent token the instance is bound to, if any
 }
@@ -199,10 +198,6 @@ func checkInRound(ctx context.Context, tx *tx, known map[kiln.VersionRef]bool, d
 		}
 		res := &kiln.CheckinResult{Unknown: !ok}
 		out[i] = res
-		labels := ""
-		if c.Labels != nil {
-			labels = labelsJSON(c.Labels)
-		}
 		old := cur[c.InstanceID]
 		if old != nil {
 			if err := refusedCheckin(old, c); err != nil {
@@ -244,7 +239,7 @@ func checkInRound(ctx context.Context, tx *tx, known map[kiln.VersionRef]bool, d
 		if c.Address != "" && c.Address != inst.Address {
 			inst.Address, changed = c.Address, true
 		}
-		if c.Labels != nil && labels != old.labels && !sameLabels(old.labels, c.Labels) {
+		if c.Labels != nil && !maps.Equal(old.inst.Labels, c.Labels) {
 			changed = true
 			inst.Labels = c.Labels
 			if len(c.Labels) == 0 {
@@ -338,7 +333,7 @@ func currentInstances(ctx context.Context, tx *tx, ids []string) (map[string]*cu
 	if len(ids) == 0 {
 		return out, nil
 	}
-	q := `SELECT ` + instanceColumns + `, labels, unknown, agent_token FROM instances WHERE id `
+	q := `SELECT ` + instanceColumns + `, unknown, agent_token FROM instances WHERE id `
 	var args []any
 	if tx.db.dialect == dialectPostgres {
 		q += `= ANY(?) ORDER BY id FOR UPDATE`
@@ -353,7 +348,7 @@ func currentInstances(ctx context.Context, tx *tx, ids []string) (map[string]*cu
 	err := eachRow(ctx, tx, q, args, func(rows *sql.Rows) error {
 		c := &current{}
 		var err error
-		if c.inst, err = scanInstance(rows, &c.labels, &c.unknown, &c.agent); err != nil {
+		if c.inst, err = scanInstance(rows, &c.unknown, &c.agent); err != nil {
 			return err
 		}
 		out[c.inst.ID] = c
@@ -510,15 +505,6 @@ func touchInstances(ctx context.Context, tx *tx, ids []string) error {
 		return fmt.Errorf("check in: update last-seen: %w", err)
 	}
 	return nil
-}
-
-// sameLabels reports whether the stored labels JSON says the same as l.
-func sameLabels(stored string, l map[string]string) bool {
-	if len(l) == 0 {
-		return stored == "" || stored == "{}"
-	}
-	var m map[string]string
-	return json.Unmarshal([]byte(stored), &m) == nil && maps.Equal(m, l)
 }
 
 // countKey is one row of fleet_counts.
