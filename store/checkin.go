@@ -397,8 +397,13 @@ func currentPacked(ctx context.Context, tx *tx, ids []any, out map[string]*curre
 		}
 		c := &current{inst: &kiln.Instance{ID: f[0], Name: f[1], Version: kiln.VersionRef{Image: f[2]}, Environment: f[4], Platform: f[5],
 			State: kiln.InstanceState(f[6]), Address: f[7], ConfigDigest: f[12], ConfigSource: source}, agent: f[14]}
-		var err error
-		c.inst.Version.Number, err = strconv.Atoi(f[3])
+		n, nerr := strconv.Atoi(f[3])
+		if nerr != nil {
+			// Not the number SQLite would print: read the columns.
+			ok = false
+			return nil //nolint:nilerr // the caller reads the columns instead
+		}
+		c.inst.Version.Number = n
 		bools := [3]*bool{&c.inst.Tainted, &c.inst.LaunchedByKiln, &c.unknown}
 		for i, v := range [3]string{f[10], f[11], f[13]} {
 			switch v {
@@ -409,8 +414,7 @@ func currentPacked(ctx context.Context, tx *tx, ids []any, out map[string]*curre
 				ok = false
 			}
 		}
-		if err != nil || !ok {
-			ok = false
+		if !ok {
 			return nil
 		}
 		if err := (dbTime{&c.inst.LaunchedAt}).parse(f[8]); err != nil {

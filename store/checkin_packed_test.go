@@ -44,7 +44,7 @@ func TestCheckinPackedRead(t *testing.T) {
 		}
 		ids := []string{"i-kiln", "i-unknown", "i-seen", "i-none"}
 		read := func() (packed, columns map[string]*current, ok bool) {
-			err := e.DB.write(ctx, func(tx *tx) error {
+			err := e.write(ctx, func(tx *tx) error {
 				args := []any{"i-kiln", "i-unknown", "i-seen", "i-none"}
 				packed = map[string]*current{}
 				var err error
@@ -82,7 +82,7 @@ func TestCheckinPackedRead(t *testing.T) {
 		if _, _, ok := read(); ok {
 			t.Fatal("packed read of a name holding U+001F did not give up")
 		}
-		err := e.DB.write(ctx, func(tx *tx) error {
+		err := e.write(ctx, func(tx *tx) error {
 			cur, err := currentInstances(ctx, tx, ids)
 			if err != nil {
 				return err
