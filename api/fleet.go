@@ -35,10 +35,10 @@ func checkIn(ctx context.Context, rec CheckinRecorder, in *checkinIn) (*checkinO
 	if err != nil {
 		return nil, bodyField(err, "")
 	}
-	return &checkinOut{Body: res}, nil
+	return &checkinOut{Body: checkinBody{res}}, nil
 }
 
-type checkinOut struct{ Body *kiln.CheckinResult }
+type checkinOut struct{ Body checkinBody }
 
 type instancesIn struct {
 	Image       string   `query:"image" maxLength:"63"`

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -78,28 +79,32 @@ func (l CheckinLoad) Run(ctx context.Context) (LoadResult, error) {
 		wg.Go(func() {
 			defer conn.Close()
 			br := bufio.NewReader(conn)
-			var req []byte
+			var req, body, buf []byte
 			for {
 				i := next.Add(1)
 				if i > int64(l.N) {
 					return
 				}
 				id := i % int64(l.Pool)
-				body := fmt.Sprintf(`{"instance_id":"i-%05d","hostname":"h-%d-%d","environment":"prod","release":{"image":"appserver","version":"1"}}`, id, w, id)
-				req = append(append(append(append(req[:0], head...), strconv.Itoa(len(body))...), "\r\n\r\n"...), body...)
+				// {"instance_id":"i-%05d","hostname":"h-%d-%d","environment":"prod","release":{"image":"appserver","version":"1"}}
+				body = append(body[:0], `{"instance_id":"i-`...)
+				for d := int64(10_000); d > 1 && id < d; d /= 10 {
+					body = append(body, '0')
+				}
+				body = strconv.AppendInt(append(strconv.AppendInt(append(strconv.AppendInt(body, id, 10), `","hostname":"h-`...), int64(w), 10), '-'), id, 10)
+				body = append(body, `","environment":"prod","release":{"image":"appserver","version":"1"}}`...)
+				req = append(append(strconv.AppendInt(append(req[:0], head...), int64(len(body)), 10), "\r\n\r\n"...), body...)
 				if _, err := conn.Write(req); err != nil {
 					fail(err.Error())
 					return
 				}
-				resp, err := http.ReadResponse(br, nil)
+				status, msg, err := readResponse(br, &buf)
 				if err != nil {
 					fail(err.Error())
 					return
 				}
-				msg, _ := io.ReadAll(resp.Body)
-				_ = resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					fail(resp.Status + " " + string(msg))
+				if status != http.StatusOK {
+					fail(strconv.Itoa(status) + " " + string(msg))
 				}
 			}
 		})
@@ -116,6 +121,58 @@ func (l CheckinLoad) Run(ctx context.Context) (LoadResult, error) {
 		return res, fmt.Errorf("check-in load: %d of %d check-ins failed; first: %s", res.Failed, l.N, res.FirstError)
 	}
 	return res, nil
+}
+
+// readResponse reads one HTTP/1.1 response with a Content-Length (what
+// the API sends) from br: its status and body, the body in *buf, reused.
+// It parses no more than that, so that the load generator's CPU goes to
+// sending check-ins rather than to net/http's response objects.
+func readResponse(br *bufio.Reader, buf *[]byte) (int, []byte, error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return 0, nil, err
+	}
+	// "HTTP/1.1 200 OK\r\n"
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
+		return 0, nil, fmt.Errorf("malformed status line %q", line)
+	}
+	status, err := strconv.Atoi(string(line[9:12]))
+	if err != nil {
+		return 0, nil, fmt.Errorf("malformed status line %q", line)
+	}
+	length := -1
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return 0, nil, err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		switch {
+		case !ok:
+			return 0, nil, fmt.Errorf("malformed header line %q", line)
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			if length, err = strconv.Atoi(string(bytes.TrimSpace(value))); err != nil || length < 0 {
+				return 0, nil, fmt.Errorf("malformed Content-Length %q", value)
+			}
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			return 0, nil, fmt.Errorf("response with Transfer-Encoding %q; the load reads Content-Length bodies only", value)
+		}
+	}
+	if length < 0 {
+		return 0, nil, fmt.Errorf("response %d without Content-Length", status)
+	}
+	if cap(*buf) < length {
+		*buf = make([]byte, length)
+	}
+	body := (*buf)[:length]
+	if _, err := io.ReadFull(br, body); err != nil {
+		return 0, nil, err
+	}
+	return status, body, nil
 }
 
 // ProcessCPU is the user and system CPU time this process has used.

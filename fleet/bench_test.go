@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,17 +80,22 @@ func openBackend(tb testing.TB, kind string, clock kiln.Clock) *store.DB {
 // KILN_BENCH_KEEP=DIR the fleet is kept between runs (DIR/fleet-N-M.db on
 // SQLite, schema kiln_bench_N_M on PostgreSQL) and reused when present, so
 // that iterating on a query does not synthesize a million instances each
-// time; fresh is true when the store is empty.
+// time; fresh is true when the store is empty. A counts-only fleet is kept
+// as DIR/fleet-counts-N-M.db or schema kiln_bench_counts_N_M.
 func openBenchFleet(tb testing.TB, kind string, clock kiln.Clock, cfg fleet.SynthConfig) (db *store.DB, fresh bool) {
 	tb.Helper()
 	keep := os.Getenv("KILN_BENCH_KEEP")
 	if keep == "" {
 		return openBackend(tb, kind, clock), true
 	}
-	u := "sqlite:" + filepath.Join(keep, fmt.Sprintf("fleet-%d-%d.db", cfg.Instances, cfg.Versions))
+	name := fmt.Sprintf("%d_%d", cfg.Instances, cfg.Versions)
+	if cfg.CountsOnly {
+		name = "counts_" + name
+	}
+	u := "sqlite:" + filepath.Join(keep, "fleet-"+strings.ReplaceAll(name, "_", "-")+".db")
 	if kind == "postgres" {
 		base := needPostgres(tb)
-		schema := fmt.Sprintf("kiln_bench_%d_%d", cfg.Instances, cfg.Versions)
+		schema := "kiln_bench_" + name
 		admin, err := sql.Open("pgx", base)
 		if err != nil {
 			tb.Fatal(err)
@@ -113,6 +119,17 @@ func openBenchFleet(tb testing.TB, kind string, clock kiln.Clock, cfg fleet.Synt
 	if err != nil {
 		tb.Fatal(err)
 	}
+	if cfg.CountsOnly {
+		// No instance rows: the counts say how many there are.
+		us, err := db.Usage(context.Background(), kiln.UsageFilter{})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		n = 0
+		for _, u := range us {
+			n += u.Instances
+		}
+	}
 	if n != 0 && n != cfg.Instances {
 		tb.Fatalf("kept fleet %s has %d instances, want %d or none; remove it", u, n, cfg.Instances)
 	}
@@ -130,10 +147,7 @@ func BenchmarkFleet(b *testing.B) {
 	for _, kind := range []string{"sqlite", "postgres"} {
 		b.Run(kind, func(b *testing.B) {
 			clock := fleet.NewSynthClock(start)
-			db, fresh := openBackend(b, kind, clock.Now), true
-			if !cfg.CountsOnly {
-				db, fresh = openBenchFleet(b, kind, clock.Now, cfg)
-			}
+			db, fresh := openBenchFleet(b, kind, clock.Now, cfg)
 			if fresh {
 				t0 := time.Now()
 				if err := fleet.Synthesize(context.Background(), db, clock, cfg); err != nil {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -69,6 +70,10 @@ type DB struct {
 	lockWait time.Duration
 	// seal signs versions as they are recorded (SealVersionsWith).
 	seal func(*kiln.Version) (*kiln.Attachment, error)
+	// knownVersions holds the versions (kiln.VersionRef) a transaction
+	// found recorded. Versions are never deleted, so check-ins ask the
+	// database only about versions not seen yet (versionKnown).
+	knownVersions sync.Map
 }
 
 // config is Open's input; tests shorten the waits.

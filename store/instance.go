@@ -199,6 +199,10 @@ func versionKnown(ctx context.Context, tx *tx, cache map[kiln.VersionRef]bool, r
 	if ok, seen := cache[ref]; seen {
 		return ok, nil
 	}
+	if _, ok := tx.db.knownVersions.Load(ref); ok {
+		cache[ref] = true
+		return true, nil
+	}
 	var n int
 	err := tx.queryRow(ctx, `SELECT COUNT(*) FROM versions v JOIN images i ON i.id = v.image_id WHERE i.name = ? AND v.number = ?`,
 		ref.Image, ref.Number).Scan(&n)
@@ -206,6 +210,9 @@ func versionKnown(ctx context.Context, tx *tx, cache map[kiln.VersionRef]bool, r
 		return false, fmt.Errorf("find version %s: %w", ref, err)
 	}
 	cache[ref] = n > 0
+	if n > 0 {
+		tx.db.knownVersions.Store(ref, struct{}{})
+	}
 	return n > 0, nil
 }
 

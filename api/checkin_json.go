@@ -1,0 +1,163 @@
+package api
+
+import (
+	"encoding/json"
+	"maps"
+	"reflect"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	kiln "github.com/kiln-project/kiln"
+)
+
+// checkinBody is a check-in's answer, encoded by hand: the check-in route
+// is the one every server of the fleet calls, and encoding/json's
+// reflection over kiln.CheckinResult was most of the response's CPU. The
+// bytes are the same as json.Marshal's (TestCheckinBodyJSON); the OpenAPI
+// document still describes kiln.CheckinResult.
+type checkinBody struct{ *kiln.CheckinResult }
+
+// Schema is kiln.CheckinResult's.
+func (checkinBody) Schema(r huma.Registry) *huma.Schema {
+	return r.Schema(reflect.TypeFor[kiln.CheckinResult](), true, "")
+}
+
+// MarshalJSON encodes the result as json.Marshal would.
+func (b checkinBody) MarshalJSON() ([]byte, error) {
+	r := b.CheckinResult
+	if r == nil {
+		return []byte("null"), nil
+	}
+	if inst := r.Instance; inst != nil && (!jsonTime(inst.LaunchedAt) || !jsonTime(inst.LastSeenAt)) {
+		return json.Marshal(r) // its error for years it cannot encode
+	}
+	out := make([]byte, 0, 512)
+	out = append(out, `{"instance":`...)
+	out = appendInstanceJSON(out, r.Instance)
+	out = append(out, `,"created":`...)
+	out = strconv.AppendBool(out, r.Created)
+	out = append(out, `,"unknown":`...)
+	out = strconv.AppendBool(out, r.Unknown)
+	return append(out, '}'), nil
+}
+
+// jsonTime reports whether time.Time.MarshalJSON encodes t as RFC 3339
+// (years 0–9999).
+func jsonTime(t time.Time) bool { y := t.Year(); return y >= 0 && y <= 9999 }
+
+// appendInstanceJSON appends inst as json.Marshal encodes a kiln.Instance
+// (field order, omitempty and omitzero as its tags say).
+func appendInstanceJSON(out []byte, inst *kiln.Instance) []byte {
+	if inst == nil {
+		return append(out, "null"...)
+	}
+	out = append(out, `{"id":`...)
+	out = appendJSONString(out, inst.ID)
+	out = append(out, `,"name":`...)
+	out = appendJSONString(out, inst.Name)
+	out = append(out, `,"version":{"image":`...)
+	out = appendJSONString(out, inst.Version.Image)
+	out = append(out, `,"number":`...)
+	out = strconv.AppendInt(out, int64(inst.Version.Number), 10)
+	out = append(out, `},"environment":`...)
+	out = appendJSONString(out, inst.Environment)
+	out = append(out, `,"platform":`...)
+	out = appendJSONString(out, inst.Platform)
+	out = append(out, `,"state":`...)
+	out = appendJSONString(out, string(inst.State))
+	if inst.Address != "" {
+		out = append(out, `,"address":`...)
+		out = appendJSONString(out, inst.Address)
+	}
+	if len(inst.Labels) > 0 {
+		out = append(out, `,"labels":{`...)
+		for i, k := range slices.Sorted(maps.Keys(inst.Labels)) {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = appendJSONString(out, k)
+			out = append(out, ':')
+			out = appendJSONString(out, inst.Labels[k])
+		}
+		out = append(out, '}')
+	}
+	out = append(out, `,"launched_at":"`...)
+	out = append(inst.LaunchedAt.AppendFormat(out, time.RFC3339Nano), '"')
+	if !inst.LastSeenAt.IsZero() {
+		out = append(out, `,"last_seen_at":"`...)
+		out = append(inst.LastSeenAt.AppendFormat(out, time.RFC3339Nano), '"')
+	}
+	if inst.Tainted {
+		out = append(out, `,"tainted":true`...)
+	}
+	if inst.LaunchedByKiln {
+		out = append(out, `,"launched_by_kiln":true`...)
+	}
+	if inst.ConfigDigest != "" {
+		out = append(out, `,"config_digest":`...)
+		out = appendJSONString(out, inst.ConfigDigest)
+	}
+	if inst.ConfigSource != "" {
+		out = append(out, `,"config_source":`...)
+		out = appendJSONString(out, inst.ConfigSource)
+	}
+	return append(out, '}')
+}
+
+// appendJSONString appends s quoted as encoding/json does (HTML
+// characters, U+2028 and U+2029 escaped, invalid UTF-8 replaced).
+func appendJSONString(out []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	out = append(out, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+				i++
+				continue
+			}
+			out = append(out, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				out = append(out, '\\', b)
+			case '\b':
+				out = append(out, '\\', 'b')
+			case '\f':
+				out = append(out, '\\', 'f')
+			case '\n':
+				out = append(out, '\\', 'n')
+			case '\r':
+				out = append(out, '\\', 'r')
+			case '\t':
+				out = append(out, '\\', 't')
+			default:
+				out = append(out, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			out = append(out, s[start:i]...)
+			out = append(out, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			out = append(out, s[start:i]...)
+			out = append(out, '\\', 'u', '2', '0', '2', hex[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	out = append(out, s[start:]...)
+	return append(out, '"')
+}
