@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -38,6 +39,9 @@ func AgentMain(args []string) int {
 	if err := linkProbe(); err != nil {
 		log.Warn("server tests will not find kiln at "+verify.ProbePath, "err", err)
 	}
+	// The loopback addresses kiln declared (the agent's server), relayed
+	// to the host (egress.go).
+	guestEgress(context.Background(), log)
 	dev := *port
 	deadline := time.Now().Add(*wait)
 	for dev == "" {
