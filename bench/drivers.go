@@ -35,6 +35,10 @@ type Drivers struct {
 	// Platform opens the local (systemd-nspawn) platform over dir and
 	// arts, with this executable as its supervisor and probe.
 	Platform func(dir string, arts kiln.ArtifactStore, logger *slog.Logger) (kiln.Platform, error)
+	// VMPlatform opens the VM (QEMU) platform over dir and arts, with this
+	// executable as its supervisor, and says how it accelerates and boots
+	// ("tcg, direct boot").
+	VMPlatform func(dir string, arts kiln.ArtifactStore, logger *slog.Logger) (kiln.Platform, string, error)
 }
 
 // errNoDriver is a wiring mistake: the caller built an Env without the
@@ -73,4 +77,12 @@ func (e *Env) backends() []string {
 		return []string{"sqlite"}
 	}
 	return []string{"sqlite", "postgres"}
+}
+
+// openVMPlatform opens the VM platform over dir and arts.
+func (e *Env) openVMPlatform(dir string, arts kiln.ArtifactStore) (kiln.Platform, string, error) {
+	if e.Drivers.VMPlatform == nil {
+		return nil, "", errNoDriver
+	}
+	return e.Drivers.VMPlatform(dir, arts, e.Logger)
 }
