@@ -141,7 +141,10 @@ func DebCacheArgs(dir string) []string {
 
 // initramfsHook makes the initramfs of every kernel the image has, once,
 // after all packages are installed (see Args and Command's INITRD=No).
-const initramfsHook = `--customize-hook=if [ -x "$1/usr/sbin/update-initramfs" ] && [ -n "$(chroot "$1" linux-version list 2>/dev/null)" ]; then chroot "$1" update-initramfs -c -k all; fi`
+// dracut's kernel hook honours INITRD=No as well.
+const initramfsHook = `--customize-hook=if [ -n "$(chroot "$1" linux-version list 2>/dev/null)" ]; then ` +
+	`if [ -x "$1/usr/sbin/update-initramfs" ]; then chroot "$1" update-initramfs -c -k all; ` +
+	`elif [ -x "$1/usr/bin/dracut" ]; then for k in $(chroot "$1" linux-version list); do chroot "$1" dracut -f "/boot/initrd.img-$k" "$k" || exit 1; done; fi; fi`
 
 // Command returns the mmdebstrap command; its environment carries
 // SOURCE_DATE_EPOCH, and INITRD=No, which makes the kernel packages'
