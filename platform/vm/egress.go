@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/kiln-project/kiln"
@@ -83,16 +84,17 @@ func egressArgs(egress []string, relay []string) (netdev string, fwcfg []string,
 }
 
 // relayMain is the supervisor binary as QEMU's guest forward command: it
-// connects its standard input and output to addr (a loopback address kiln
-// declared) until either side closes.
+// connects its standard input and output (one socket: QEMU gives the
+// guest's connection as stdin, stdout and stderr) to addr, a loopback
+// address kiln declared, until both sides have closed. It writes nothing
+// of its own: whatever it wrote would reach the guest's connection. A
+// failed dial closes the guest's connection, as a refused one would.
 func relayMain(addr string) int {
-	if err := validateEgress(0, addr); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	if validateEgress(0, addr) != nil {
 		return 2
 	}
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "kiln egress relay:", err)
 		return 1
 	}
 	defer c.Close()
@@ -106,7 +108,9 @@ func relayMain(addr string) int {
 	}()
 	go func() {
 		_, _ = io.Copy(os.Stdout, c)
-		_ = os.Stdout.Close()
+		// The guest sees the end of the host's side; its own side may
+		// still be sending.
+		_ = syscall.Shutdown(int(os.Stdout.Fd()), syscall.SHUT_WR)
 		done <- struct{}{}
 	}()
 	<-done

@@ -1,6 +1,11 @@
 package vm
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -30,5 +35,29 @@ func TestEgressArgs(t *testing.T) {
 		if err := validateEgress(0, bad); kiln.ErrorCode(err) != kiln.EINVALID || !strings.Contains(err.Error(), "config.egress[0]") {
 			t.Errorf("egress %q: %v; want invalid naming config.egress[0]", bad, err)
 		}
+	}
+}
+
+// The relay QEMU starts per guest connection carries a request to the
+// declared host address and the answer back, and refuses an address that
+// is not loopback.
+func TestEgressRelay(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "saw %s", r.URL.Path)
+	}))
+	defer srv.Close()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "__vm-supervise", egressRelayFlag, strings.TrimPrefix(srv.URL, "http://"))
+	cmd.Stdin = strings.NewReader("GET /api/v1/checkins HTTP/1.0\r\n\r\n")
+	out, err := cmd.Output()
+	if err != nil || !strings.HasPrefix(string(out), "HTTP/1.0 200") || !strings.HasSuffix(string(out), "saw /api/v1/checkins") {
+		t.Fatalf("relay: %v, %q", err, out)
+	}
+	cmd = exec.Command(exe, "__vm-supervise", egressRelayFlag, "10.0.2.2:80")
+	if out, err := cmd.CombinedOutput(); err == nil || len(out) > 0 {
+		t.Errorf("relay to a non-loopback address: %v, %q; want a silent failure", err, out)
 	}
 }
