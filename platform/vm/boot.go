@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -112,6 +113,11 @@ func (p *Platform) bootFiles(ctx context.Context, base, format string) (*directB
 	}
 	if kernel == "" || initrd == "" || b.Cmdline == "" {
 		return nil, fmt.Errorf("boot entry %s has no linux, initrd or options line", entry)
+	}
+	if !slices.Contains(strings.Fields(b.Cmdline), "no_timer_check") {
+		// Disks built before kiln added it (platform/vm/disk): a starved
+		// virtual CPU fails the kernel's timer check and panics.
+		b.Cmdline += " no_timer_check"
 	}
 	for from, to := range map[string]string{kernel: "vmlinuz", initrd: "initrd.img"} {
 		if out, err := exec.CommandContext(ctx, "mcopy", "-n", "-i", esp, "::"+from, filepath.Join(tmp, to)).CombinedOutput(); err != nil {
