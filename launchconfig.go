@@ -20,7 +20,8 @@ type LaunchConfig struct {
 	// reaches at the same address inside it, for what kiln itself declares:
 	// the agent's server when it listens on the kiln machine's loopback.
 	// Never a general route. The local platform relays them from inside
-	// the instance's network namespace; the VM platform does not yet.
+	// the instance's network namespace, the VM platform through QEMU's
+	// guest forwards and the guest agent (docs/vm.md).
 	Egress []string
 	// AgentTokenSHA256 is the hex SHA-256 of the agent token delivered in
 	// the kiln-agent credential (what the token store keeps of a token,

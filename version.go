@@ -209,6 +209,41 @@ func (v *Version) Artifact(f ArtifactFormat) (*Artifact, error) {
 	return nil, Errorf(ENOTFOUND, "%s has no %s disk image; add formats = [\"rootfs\", \"%s\"] to its image line and build again", v.Ref(), f, f)
 }
 
+// Exportable returns v's artifact of format f for export (`kiln version
+// export`, the API's export route), refusing revoked versions and external
+// ones (which kiln does not hold); a missing format names the ones v has.
+func (v *Version) Exportable(f ArtifactFormat) (*Artifact, error) {
+	if v.Revoked() {
+		why := ""
+		if r := v.Revocation; r != nil {
+			why = " (" + r.Reason + ")"
+			if r.Through != nil {
+				why = fmt.Sprintf(" through %s (%s)", r.Through, r.Reason)
+			}
+		}
+		return nil, Errorf(ECONFLICT, "refusing to export: %s is revoked%s and must not be deployed anywhere; pick another version (`kiln version latest %s`) or restore it first", v.Name, why, v.Image)
+	}
+	if a := v.Provenance.Artifact; a == nil || a.External() {
+		what := "no artifact recorded"
+		if a != nil {
+			what = "an external artifact (" + a.Ref + "), which kiln did not build and does not hold"
+		}
+		return nil, Errorf(EINVALID, "%s has %s; only versions kiln built can be exported — export it with the tool that made it", v.Name, what)
+	}
+	art, err := v.Artifact(f)
+	if err != nil {
+		if ErrorCode(err) == ENOTFOUND {
+			have := make([]string, 0, 3)
+			for _, f := range v.ArtifactFormats() {
+				have = append(have, string(f))
+			}
+			return nil, Errorf(ENOTFOUND, "%s (it has %s)", ErrorMessage(err), strings.Join(have, ", "))
+		}
+		return nil, err
+	}
+	return art, nil
+}
+
 // ArtifactFormats lists the formats the version has artifacts of: rootfs
 // first when it has a root filesystem, then its disk images.
 func (v *Version) ArtifactFormats() []ArtifactFormat {

@@ -117,6 +117,9 @@ type Config struct {
 	// SigningKey is the public half of the provenance signing key (an
 	// ed25519.PublicKey), published at /api/v1/signing-key; nil: 503 there.
 	SigningKey crypto.PublicKey
+	// Artifacts is the artifact store versions' root filesystems and disk
+	// images are exported from (GET …/artifacts/{format}); nil: 503 there.
+	Artifacts kiln.ArtifactStore
 }
 
 // Server is the HTTP API.
@@ -178,6 +181,7 @@ func New(cfg Config) *Server {
 	s.registerRevocations()
 	s.registerAttachments()
 	s.registerSigning()
+	s.registerExport()
 	s.registerSBOM()
 	s.registerFleet()
 	s.registerRuns()

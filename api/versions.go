@@ -36,7 +36,8 @@ type versionCreateIn struct {
 		Base       string            `json:"base,omitempty" doc:"IMAGE-N of another image line this was built on" example:"basic-linux-4"`
 		Sources    []kiln.Source     `json:"sources,omitempty" maxItems:"1000"`
 		Packages   []kiln.Package    `json:"packages,omitempty" maxItems:"20000"`
-		Artifact   *kiln.Artifact    `json:"artifact,omitempty"`
+		Artifact   *kiln.Artifact    `json:"artifact,omitempty" doc:"the root filesystem artifact"`
+		Artifacts  []kiln.Artifact   `json:"artifacts,omitempty" maxItems:"8" doc:"disk images built from the root filesystem artifact, one per format (qcow2, raw), as a build with formats = [...] records them"`
 		Tags       map[string]string `json:"tags,omitempty"`
 		BuiltBy    string            `json:"built_by,omitempty" maxLength:"256"`
 		StartedAt  *time.Time        `json:"started_at,omitempty"`
@@ -101,7 +102,7 @@ func (s *Server) registerVersions() {
 		nv := &kiln.NewVersion{Image: in.Image, SemVer: b.SemVer, Tags: b.Tags}
 		nv.Provenance = kiln.Provenance{
 			Method: kiln.Method(b.Method), Sources: b.Sources, Packages: b.Packages,
-			Artifact: b.Artifact, BuiltBy: b.BuiltBy,
+			Artifact: b.Artifact, Artifacts: b.Artifacts, BuiltBy: b.BuiltBy,
 		}
 		if b.StartedAt != nil {
 			nv.Provenance.StartedAt = *b.StartedAt

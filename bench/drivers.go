@@ -39,6 +39,10 @@ type Drivers struct {
 	// loopback with its storage under dir, with kiln's registry artifact
 	// store opened on it; Close stops it.
 	Registry func(ctx context.Context, dir string, logger *slog.Logger) (Registry, error)
+	// VMPlatform opens the VM (QEMU) platform over dir and arts, with this
+	// executable as its supervisor, and says how it accelerates and boots
+	// ("tcg, direct boot").
+	VMPlatform func(dir string, arts kiln.ArtifactStore, logger *slog.Logger) (kiln.Platform, string, error)
 }
 
 // errNoDriver is a wiring mistake: the caller built an Env without the
@@ -77,4 +81,12 @@ func (e *Env) backends() []string {
 		return []string{"sqlite"}
 	}
 	return []string{"sqlite", "postgres"}
+}
+
+// openVMPlatform opens the VM platform over dir and arts.
+func (e *Env) openVMPlatform(dir string, arts kiln.ArtifactStore) (kiln.Platform, string, error) {
+	if e.Drivers.VMPlatform == nil {
+		return nil, "", errNoDriver
+	}
+	return e.Drivers.VMPlatform(dir, arts, e.Logger)
 }

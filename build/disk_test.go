@@ -20,9 +20,11 @@ import (
 	"github.com/kiln-project/kiln/definition"
 	"github.com/kiln-project/kiln/internal/ci"
 	"github.com/kiln-project/kiln/internal/layer"
+	"github.com/kiln-project/kiln/platform/vm"
 	"github.com/kiln-project/kiln/platform/vm/disk"
 	"github.com/kiln-project/kiln/sign"
 	"github.com/kiln-project/kiln/store"
+	"github.com/kiln-project/kiln/verify"
 )
 
 // needDiskTools skips (fails under CI=true) without the host tools
@@ -82,15 +84,17 @@ func TestDiskImageBuild(t *testing.T) {
 	signer := sign.NewSigner(key)
 	reg.SealVersionsWith(signer.Seal)
 	b.Registry = reg
-	// The disk builder needs a kiln binary in the image (the VM
-	// platform's guest agent); booting it is not this test's business.
-	agent := filepath.Join(t.TempDir(), "kiln")
-	if err := os.WriteFile(agent, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+	// The image's kiln binary is this test binary (TestMain plays the
+	// guest agent and the server-test probe), as a real build installs
+	// the kiln that built it.
+	exe, err := os.Executable()
+	if err != nil {
 		t.Fatal(err)
 	}
-	b.AgentBinary = agent
+	b.AgentBinary = exe
 
-	est := exampleEstate(t, t.TempDir(), func(s string) string {
+	estDir := t.TempDir()
+	est := exampleEstate(t, estDir, func(s string) string {
 		s = strings.Replace(s, `packages = ["systemd-sysv", "ca-certificates"]`,
 			`packages = ["systemd-sysv", "ca-certificates", "linux-image-amd64"]
   formats  = ["rootfs", "qcow2"]`, 1)
@@ -155,6 +159,11 @@ func TestDiskImageBuild(t *testing.T) {
 		t.Errorf("stored qcow2 starts with %q (%v)", magic, err)
 	}
 
+	// Bootable: the qcow2 as stored boots under QEMU (firmware, boot
+	// loader, kernel and initramfs from the image) and passes the image's
+	// server tests over virtio-serial.
+	bootAndTest(t, b, v.Name, q, est.Images["basic-linux"].TestPaths)
+
 	// Reproducible: the disk built again from the same stored rootfs is
 	// the same bytes.
 	work := t.TempDir()
@@ -186,6 +195,107 @@ func TestDiskImageBuild(t *testing.T) {
 	if _, err := b.Artifacts.Stat(ctx, q.Digest); err != nil {
 		t.Errorf("the first version's qcow2 went from the store: %v", err)
 	}
+}
+
+// bootAndTest launches the stored disk image q on the VM platform, as the
+// test stage does (UEFI firmware, the image's systemd-boot, kernel and
+// initramfs; TCG where KVM is unusable), runs the image's server tests in it
+// through the image's own kiln, destroys it, and checks that no QEMU,
+// supervisor, overlay or network namespace is left behind.
+func bootAndTest(t *testing.T, b *Builder, name string, q kiln.Artifact, tests []string) {
+	t.Helper()
+	for tool, pkg := range map[string]string{"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			ci.SkipOrFail(t, "booting the disk image needs "+tool+" (apt-get install "+pkg+")")
+		}
+	}
+	ctx := context.Background()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	netnsBefore := netnsNames()
+	dataDir := t.TempDir()
+	// Through the UEFI firmware and the disk's own boot loader, as a
+	// hypervisor or a cloud boots it (not the VM platform's direct boot).
+	p, err := vm.New(vm.Config{DataDir: dataDir, Artifacts: b.Artifacts, Supervisor: []string{exe, "__vm-supervise"}, Boot: vm.BootFirmware,
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		if kiln.ErrorCode(err) == kiln.EUNAVAILABLE {
+			ci.SkipOrFail(t, err.Error())
+		}
+		t.Fatal(err)
+	}
+	id := "disk-test-" + name
+	t.Cleanup(func() { _ = p.Destroy(context.Background(), id) })
+	timeout := 10 * time.Minute // TCG on a busy machine; a quiet one boots in well under a minute
+	if d, err := time.ParseDuration(os.Getenv("KILN_TEST_VM_TIMEOUT")); err == nil && d > 0 {
+		timeout = d
+	}
+	start := time.Now()
+	res, err := p.Launch(ctx, kiln.LaunchSpec{ID: id, Name: name, Artifact: q, Timeout: timeout})
+	if err != nil {
+		t.Fatalf("boot %s (%s) under %s: %v", name, q.Format, p.Accel(), err)
+	}
+	if len(tests) == 0 {
+		t.Fatal("basic-linux has no server tests")
+	}
+	for _, path := range tests {
+		suite, err := verify.ParseFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := verify.Run(ctx, verify.InstanceExecutor{Platform: p, ID: id}, suite)
+		if err != nil {
+			t.Fatalf("server tests %s on the VM: %v", path, err)
+		}
+		if !rep.Passed() {
+			var out bytes.Buffer
+			_ = (verify.Text{}).Write(&out, rep)
+			t.Fatalf("server tests %s failed on the VM:\n%s", path, out.String())
+		}
+		t.Logf("server tests %s: %d checks passed on the VM", filepath.Base(path), suite.Count())
+	}
+	t.Logf("MEASURE %s booted under %s (%s) and passed its server tests in %s", name, p.Accel(), res.State, time.Since(start).Round(100*time.Millisecond))
+	if err := p.Destroy(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if left := processesUnder(dataDir); len(left) > 0 {
+		t.Errorf("left behind after destroy: %v", left)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dataDir, "vm", "instances")); len(ents) > 0 {
+		t.Errorf("instance directories (overlays) left behind: %v", ents)
+	}
+	if after := netnsNames(); !reflect.DeepEqual(after, netnsBefore) {
+		t.Errorf("network namespaces before %v, after %v", netnsBefore, after)
+	}
+}
+
+// processesUnder lists live processes whose command line names dir (QEMU
+// names its overlay, the supervisor its instance directory).
+func processesUnder(dir string) []string {
+	var out []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(string(b), dir+"/") {
+			continue
+		}
+		if st, err := os.ReadFile(filepath.Join(filepath.Dir(p), "stat")); err == nil && strings.Contains(string(st), ") Z ") {
+			continue // a zombie being reaped
+		}
+		out = append(out, filepath.Base(filepath.Dir(p))+": "+strings.ReplaceAll(string(b), "\x00", " "))
+	}
+	return out
+}
+
+func netnsNames() []string {
+	ents, _ := os.ReadDir("/run/netns")
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
 }
 
 // rootfsTree applies artifact a's layers (or its one tar) into dir, as

@@ -16,8 +16,11 @@ import (
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/definition"
 	"github.com/kiln-project/kiln/internal/ci"
+	"github.com/kiln-project/kiln/platform/vm"
+	"github.com/kiln-project/kiln/platform/vm/disk"
 	"github.com/kiln-project/kiln/sign"
 	"github.com/kiln-project/kiln/store"
+	"github.com/kiln-project/kiln/verify"
 )
 
 // The integration tests share one data directory (so the minbase
@@ -33,6 +36,23 @@ var shared struct {
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(buildChild())
+	}
+	// TestDiskImageBuild installs this test binary as the image's kiln:
+	// it plays the VM supervisor on the host and the guest agent and the
+	// server-test probe inside the VM, as the kiln binary would.
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "__vm-supervise":
+			os.Exit(vm.SupervisorMain(os.Args[2:]))
+		case disk.AgentCommand:
+			os.Exit(vm.AgentMain(os.Args[2:]))
+		case "probe":
+			if err := verify.RunProbeMain(context.Background(), os.Stdin, os.Stdout); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+			os.Exit(0)
+		}
 	}
 	dir, err := os.MkdirTemp("", "kiln-build-test-")
 	if err != nil {

@@ -70,7 +70,7 @@ func (a *App) versionExportCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			art, err := exportable(v, f)
+			art, err := v.Exportable(f)
 			if err != nil {
 				return err
 			}
@@ -102,36 +102,6 @@ func (a *App) versionExportCmd() *cobra.Command {
 	c.Flags().StringVarP(&out, "output", "o", "", "file to write (default IMAGE-N.tar|.qcow2|.raw in the current directory; - for standard output)")
 	c.Flags().BoolVar(&force, "force", false, "replace FILE if it exists")
 	return c
-}
-
-// exportable returns v's artifact of format f, refusing revoked and
-// external versions.
-func exportable(v *kiln.Version, f kiln.ArtifactFormat) (*kiln.Artifact, error) {
-	if v.Revoked() {
-		why := ""
-		if r := v.Revocation; r != nil {
-			why = " (" + r.Reason + ")"
-			if r.Through != nil {
-				why = fmt.Sprintf(" through %s (%s)", r.Through, r.Reason)
-			}
-		}
-		return nil, kiln.Errorf(kiln.ECONFLICT, "refusing to export: %s is revoked%s and must not be deployed anywhere; pick another version (`kiln version latest %s`) or restore it first", v.Name, why, v.Image)
-	}
-	if a := v.Provenance.Artifact; a == nil || a.External() {
-		what := "no artifact recorded"
-		if a != nil {
-			what = "an external artifact (" + a.Ref + "), which kiln did not build and does not hold"
-		}
-		return nil, kiln.Errorf(kiln.EINVALID, "%s has %s; only versions kiln built can be exported — export it with the tool that made it", v.Name, what)
-	}
-	art, err := v.Artifact(f)
-	if err != nil {
-		if kiln.ErrorCode(err) == kiln.ENOTFOUND {
-			return nil, kiln.Errorf(kiln.ENOTFOUND, "%s (it has %s)", kiln.ErrorMessage(err), formatList(v.ArtifactFormats()))
-		}
-		return nil, err
-	}
-	return art, nil
 }
 
 func formatList(fs []kiln.ArtifactFormat) string {

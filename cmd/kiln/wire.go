@@ -242,7 +242,7 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	defer func() { stopAuto(); waitAuto() }()
 	apiHandler := api.New(api.Config{Logger: logger, Version: version, PublicURL: opts.APIURL(),
 		CheckinRate: opts.CheckinRate, Checkins: checkins, Status: pipelineStatus(g),
-		StartRuns: runStarter{runs: db, estates: db}, Rollouts: rollouts, SigningKey: signer.Public(), FollowStatus: apiFollowStatus(db)}.WithStores(db))
+		StartRuns: runStarter{runs: db, estates: db}, Rollouts: rollouts, SigningKey: signer.Public(), FollowStatus: apiFollowStatus(db), Artifacts: g.arts}.WithStores(db))
 	// Refusals folded in memory reach the audit log after the HTTP server
 	// has stopped and before db closes.
 	defer apiHandler.Close()

@@ -24,6 +24,7 @@ import (
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/bench"
 	"github.com/kiln-project/kiln/platform/local"
+	"github.com/kiln-project/kiln/platform/vm"
 	"github.com/kiln-project/kiln/store"
 )
 
@@ -34,8 +35,9 @@ func Real() bench.Drivers {
 		Artifacts: func(dir string) (kiln.ArtifactStore, error) {
 			return artifact.Open(dir)
 		},
-		Platform: openPlatform,
-		Registry: openRegistry,
+		Platform:   openPlatform,
+		Registry:   openRegistry,
+		VMPlatform: openVMPlatform,
 	}
 }
 
@@ -95,4 +97,18 @@ func openPlatform(dir string, arts kiln.ArtifactStore, logger *slog.Logger) (kil
 		return nil, err
 	}
 	return local.New(local.Config{DataDir: dir, Artifacts: arts, ProbeBinary: exe, Supervisor: []string{exe, "__supervise"}, Logger: logger})
+}
+
+// openVMPlatform opens the VM platform over dir, supervised by this
+// executable, and says its accelerator and boot method.
+func openVMPlatform(dir string, arts kiln.ArtifactStore, logger *slog.Logger) (kiln.Platform, string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := vm.New(vm.Config{DataDir: dir, Artifacts: arts, Supervisor: []string{exe, "__vm-supervise"}, Logger: logger})
+	if err != nil {
+		return nil, "", err
+	}
+	return p, p.Accel() + ", " + p.Boot() + " boot", nil
 }

@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln/platform/vm/disk"
+	"github.com/kiln-project/kiln/verify"
 )
 
 // AgentMain is the guest agent: the kiln binary inside a virtual machine,
@@ -34,6 +36,12 @@ func AgentMain(args []string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := linkProbe(); err != nil {
+		log.Warn("server tests will not find kiln at "+verify.ProbePath, "err", err)
+	}
+	// The loopback addresses kiln declared (the agent's server), relayed
+	// to the host (egress.go).
+	guestEgress(context.Background(), log)
 	dev := *port
 	deadline := time.Now().Add(*wait)
 	for dev == "" {
@@ -60,6 +68,28 @@ func AgentMain(args []string) int {
 	// systemd restart the agent, which says hello afresh.
 	log.Error("agent", "err", a.serve(f))
 	return 1
+}
+
+// linkProbe puts this kiln binary where the host runs server tests and
+// read-only commands (verify.ProbePath, where the local platform
+// bind-mounts its own): a symlink in /run, gone at the next boot.
+func linkProbe() error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if cur, err := os.Readlink(verify.ProbePath); err == nil && cur == exe {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(verify.ProbePath), 0o755); err != nil {
+		return err
+	}
+	tmp := verify.ProbePath + ".new"
+	_ = os.Remove(tmp)
+	if err := os.Symlink(exe, tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, verify.ProbePath)
 }
 
 // findPort returns the /dev node of the virtio-serial port with the name.

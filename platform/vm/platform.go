@@ -49,6 +49,9 @@ type Config struct {
 	// the image's (the root grows into it at first boot); zero keeps the
 	// image's size.
 	DiskSize int64
+	// Boot is BootAuto (direct under TCG, firmware under KVM), BootFirmware
+	// or BootDirect.
+	Boot string
 	// Supervisor is the command that runs SupervisorMain, to which its flags
 	// are appended; empty means the running executable with the hidden
 	// command "__vm-supervise".
@@ -66,6 +69,7 @@ type Platform struct {
 	supervisor []string
 	qemu, img  string
 	firmware   string
+	boot       string
 }
 
 // New checks cfg and the tools the platform needs and returns the platform.
@@ -109,6 +113,9 @@ func New(cfg Config) (*Platform, error) {
 		return nil, err
 	}
 	p.accel = accel
+	if p.boot, err = chooseBoot(cfg.Boot, accel); err != nil {
+		return nil, err
+	}
 	if why != "" {
 		p.log.Info("VM platform uses TCG (emulation, slower)", "why", why)
 	}
@@ -140,6 +147,9 @@ func (p *Platform) BootFormats() []kiln.ArtifactFormat {
 
 // Accel is the accelerator guests run with: "kvm" or "tcg".
 func (p *Platform) Accel() string { return p.accel }
+
+// Boot says how VMs boot: BootFirmware or BootDirect.
+func (p *Platform) Boot() string { return p.boot }
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
@@ -188,6 +198,13 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 			return nil, err
 		}
 	}
+	if spec.Config != nil {
+		for i, a := range spec.Config.Egress {
+			if err := validateEgress(i, a); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
 	}
@@ -207,6 +224,17 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 	base, format, err := p.image(ctx, spec.Artifact.Digest)
 	if err != nil {
 		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
+	}
+	var direct *directBoot
+	if p.boot == BootDirect {
+		if direct, err = p.bootFiles(ctx, base, format); err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("launch %s: %w", spec.ID, ctx.Err())
+			}
+			// Not a disk kiln built (no systemd-boot entry): its own
+			// boot loader boots it, through the firmware.
+			p.log.Warn("booting through the firmware: the disk's boot entry cannot be read for a direct boot", "id", spec.ID, "err", err)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
@@ -246,12 +274,16 @@ func (p *Platform) Launch(ctx context.Context, spec kiln.LaunchSpec) (res *kiln.
 	rec := &record{
 		ID: spec.ID, Name: spec.Name, Digest: spec.Artifact.Digest, Base: base,
 		State: kiln.InstanceStarting, Ports: spec.Ports, Accel: p.accel, LaunchedAt: time.Now().UTC(),
+		Direct: direct,
 	}
 	if spec.Config != nil && len(spec.Config.Credentials) > 0 {
 		if rec.Credentials, rec.CredentialHashes, err = instancedir.WriteCredentials(dir, spec.Config, maxCredentialName); err != nil {
 			return nil, fmt.Errorf("launch %s: %w", spec.ID, err)
 		}
 		rec.ConfigDigest = spec.Config.Digest
+	}
+	if spec.Config != nil {
+		rec.Egress = spec.Config.Egress
 	}
 	if !spec.Version.IsZero() {
 		rec.Version = spec.Version.String()

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +38,8 @@ func TestMain(m *testing.M) {
 			os.Exit(AgentMain(os.Args[2:]))
 		case "__test-launch":
 			os.Exit(testLaunchMain(os.Args[2:]))
+		case "__test-get":
+			os.Exit(testGetMain(os.Args[2:]))
 		}
 	}
 	code := m.Run()
@@ -224,8 +228,17 @@ func TestSurvivesLauncher(t *testing.T) {
 	exe, _ := os.Executable()
 	id := "killed-launcher"
 	t.Cleanup(func() { _ = e.p.Destroy(context.Background(), id) })
+	// The agent's server on the host's loopback, declared as egress: the
+	// guest reaches it at the same address; a port not declared it does not.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "kiln server saw %s %s", r.Method, r.URL.Path)
+	}))
+	defer srv.Close()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "not declared") }))
+	defer other.Close()
+	egressAddr := strings.TrimPrefix(srv.URL, "http://")
 
-	cmd := exec.Command(exe, "__test-launch", e.dir, e.art.Digest, id)
+	cmd := exec.Command(exe, "__test-launch", e.dir, e.art.Digest, id, egressAddr)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -266,6 +279,17 @@ func TestSurvivesLauncher(t *testing.T) {
 		t.Errorf("root filesystem is %d bytes on a %d-byte disk (image %d): it did not grow at first boot", size, int64(3<<30), res.VirtualSize)
 	}
 	t.Logf("root filesystem grew to %d bytes (image disk %d)", size, res.VirtualSize)
+	var got, gerr strings.Builder
+	if code, err := e.p.Exec(ctx, id, []string{disk.AgentPath, "__test-get", srv.URL + "/api/v1/checkins"}, kiln.ExecIO{Stdout: &got, Stderr: &gerr}); err != nil || code != 0 || got.String() != "kiln server saw GET /api/v1/checkins" {
+		t.Errorf("egress from the guest to %s: exit %d, %v, %q, stderr %q", srv.URL, code, err, got.String(), gerr.String())
+	}
+	_, otherPort, _ := net.SplitHostPort(strings.TrimPrefix(other.URL, "http://"))
+	for _, u := range []string{other.URL, "http://" + net.JoinHostPort(egressGuestIP, otherPort), "http://10.0.2.2:" + otherPort} {
+		got.Reset()
+		if code, err := e.p.Exec(ctx, id, []string{disk.AgentPath, "__test-get", u}, kiln.ExecIO{Stdout: &got, Stderr: io.Discard}); err != nil || code == 0 {
+			t.Errorf("the guest reached %s, which is not declared egress: exit %d, %v, %q", u, code, err, got.String())
+		}
+	}
 	if b, _ := os.ReadFile(filepath.Join(e.p.instanceDir(id), consoleFile)); !strings.Contains(string(b), "Linux version") {
 		t.Errorf("serial console log has no kernel banner (%d bytes)", len(b))
 	}
@@ -302,7 +326,7 @@ func TestSurvivesLauncher(t *testing.T) {
 // testLaunchMain launches an instance, prints its forwarded address and
 // waits to be killed.
 func testLaunchMain(args []string) int {
-	dataDir, digest, id := args[0], args[1], args[2]
+	dataDir, digest, id, egress := args[0], args[1], args[2], args[3]
 	store, err := artifact.Open(dataDir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -317,6 +341,7 @@ func testLaunchMain(args []string) int {
 	res, err := p.Launch(context.Background(), kiln.LaunchSpec{
 		ID: id, Name: "killed-launcher", Artifact: kiln.Artifact{Digest: digest},
 		Ports: []kiln.PortForward{{Host: "127.0.0.1:0", Guest: platformtest.ImageHTTPPort}}, Timeout: bootTimeout(),
+		Config: &kiln.LaunchConfig{Egress: []string{egress}},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -324,6 +349,24 @@ func testLaunchMain(args []string) int {
 	}
 	fmt.Println(res.Ports[0].Host)
 	select {}
+}
+
+// testGetMain is an HTTP GET inside the guest (the image's kiln binary is
+// this test binary): the body on stdout, exit 1 on any failure.
+func testGetMain(args []string) int {
+	c := &http.Client{Timeout: 20 * time.Second}
+	resp, err := c.Get(args[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(os.Stdout, resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		fmt.Fprintln(os.Stderr, resp.Status, err)
+		return 1
+	}
+	return 0
 }
 
 // TestLaunchTimeout: a VM that does not finish booting in time fails the

@@ -107,7 +107,11 @@ func lookQemu() (system, img string, err error) {
 // qemuArgs is the command line of an instance's QEMU. It runs in the
 // instance directory: the sockets are named relative to it (a Unix socket
 // path has at most 107 bytes).
-func qemuArgs(dir string, rec *record, firmware string, memMiB, cpus int) []string {
+func qemuArgs(dir string, rec *record, firmware string, memMiB, cpus int, relay []string) ([]string, error) {
+	egressNet, egressCfg, err := egressArgs(rec.Egress, relay)
+	if err != nil {
+		return nil, err
+	}
 	var fwd strings.Builder
 	for _, pf := range rec.Ports {
 		fmt.Fprintf(&fwd, ",hostfwd=tcp:%s-:%d", pf.Host, pf.Guest)
@@ -121,11 +125,10 @@ func qemuArgs(dir string, rec *record, firmware string, memMiB, cpus int) []stri
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 		"-machine", "q35", "-accel", accel,
 		"-m", fmt.Sprint(memMiB), "-smp", fmt.Sprint(cpus),
-		"-bios", firmware,
 		"-drive", "file=" + filepath.Join(dir, diskFile) + ",if=virtio,format=qcow2,discard=unmap",
 		// restrict=on: no route out of the guest, as local instances have
 		// none; the forwards below still reach it.
-		"-netdev", "user,id=net0,restrict=on" + fwd.String(),
+		"-netdev", "user,id=net0,restrict=on" + fwd.String() + egressNet,
 		"-device", "virtio-net-pci,netdev=net0",
 		"-device", "virtio-rng-pci",
 		"-chardev", "file,id=console,path=" + consoleFile,
@@ -138,12 +141,19 @@ func qemuArgs(dir string, rec *record, firmware string, memMiB, cpus int) []stri
 	if accel == "kvm" {
 		args = append(args, "-cpu", "host")
 	}
+	if b := rec.Direct; b != nil {
+		// QEMU's BIOS and Linux loader, the image's kernel and initramfs.
+		args = append(args, "-kernel", b.Kernel, "-initrd", b.Initrd, "-append", b.Cmdline)
+	} else {
+		args = append(args, "-bios", firmware)
+	}
+	args = append(args, egressCfg...)
 	// The launch configuration: files QEMU reads once at start, so only
 	// their paths are on the command line, never their content.
 	for _, name := range rec.Credentials {
 		args = append(args, "-fw_cfg", "name="+fwCfgCredentials+name+",file="+filepath.Join(instancedir.CredentialsDir, name))
 	}
-	return args
+	return args, nil
 }
 
 // fwCfgCredentials is the fw_cfg directory systemd (since 252) imports

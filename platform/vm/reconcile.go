@@ -102,12 +102,12 @@ func (p *Platform) pruneCopies() {
 	dir := filepath.Join(p.dataDir, "images")
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), ".tmp-") {
+		if !strings.HasPrefix(e.Name(), ".tmp-") && !strings.HasPrefix(e.Name(), ".boot-") {
 			continue
 		}
 		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
 			p.log.Warn("removing abandoned image copy", "file", e.Name())
-			_ = os.Remove(filepath.Join(dir, e.Name()))
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
 		}
 	}
 }
@@ -143,8 +143,12 @@ func (p *Platform) PruneImages(ctx context.Context, keep func(digest string) boo
 		}
 		path := filepath.Join(dir, e.Name())
 		digest := "sha256:" + e.Name()
-		if strings.HasPrefix(e.Name(), ".") || inUse[path] || (keep != nil && keep(digest)) {
+		if strings.HasPrefix(e.Name(), ".") || strings.HasSuffix(e.Name(), ".boot") || inUse[path] || (keep != nil && keep(digest)) {
 			continue
+		}
+		// The kernel and initramfs a direct boot took from it first.
+		if err := os.RemoveAll(path + ".boot"); err != nil {
+			return removed, fmt.Errorf("prune images: %w", err)
 		}
 		if err := os.Remove(path); err != nil {
 			return removed, fmt.Errorf("prune images: %w", err)

@@ -37,6 +37,9 @@ type record struct {
 	QemuPID       int    `json:"qemu_pid,omitempty"`
 	QemuStart     uint64 `json:"qemu_start,omitempty"` // clock ticks after boot, against PID reuse
 	Accel         string `json:"accel,omitempty"`
+	// Direct is the image's kernel, initramfs and command line when QEMU
+	// boots them directly (BootDirect); nil boots through the firmware.
+	Direct *directBoot `json:"direct_boot,omitempty"`
 
 	// Credentials names the launch configuration's credentials, given to
 	// QEMU as fw_cfg files from the credentials directory (removed once
@@ -45,6 +48,9 @@ type record struct {
 	Credentials      []string          `json:"credentials,omitempty"`
 	CredentialHashes map[string]string `json:"credential_hashes,omitempty"`
 	ConfigDigest     string            `json:"config_digest,omitempty"`
+	// Egress are the host loopback addresses the guest reaches at the same
+	// address (LaunchConfig.Egress; egress.go).
+	Egress []string `json:"egress,omitempty"`
 
 	LaunchedAt time.Time `json:"launched_at"`
 	EndedAt    time.Time `json:"ended_at,omitzero"`

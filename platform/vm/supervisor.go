@@ -43,6 +43,9 @@ const (
 // and a pipe to report readiness on as descriptor 4, and returns the
 // process's exit status.
 func SupervisorMain(args []string) int {
+	if len(args) == 2 && args[0] == egressRelayFlag {
+		return relayMain(args[1]) // QEMU's guest forward, per connection (egress.go)
+	}
 	fs := flag.NewFlagSet("__vm-supervise", flag.ContinueOnError)
 	dir := fs.String("dir", "", "instance directory")
 	firmware := fs.String("firmware", "", "UEFI firmware")
@@ -208,7 +211,16 @@ func (s *supervisor) start(sigs <-chan os.Signal) (*exec.Cmd, <-chan error, erro
 		return nil, nil, err
 	}
 	defer qlog.Close()
-	cmd := exec.Command(s.qemu, qemuArgs(s.dir, r, s.firmware, s.mem, s.cpus)...)
+	// QEMU starts this same binary as the egress relay (egress.go).
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	args, err := qemuArgs(s.dir, r, s.firmware, s.mem, s.cpus, []string{exe, os.Args[1]})
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command(s.qemu, args...)
 	cmd.Stdout, cmd.Stderr = qlog, qlog
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

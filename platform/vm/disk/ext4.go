@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,8 @@ type addition struct {
 	host    string // a host file to copy
 	mode    os.FileMode
 	link    string // symlink target
+	// unlessPresent: left out when the tree has the path already.
+	unlessPresent bool
 }
 
 // additions lists what the root filesystem gets besides the tree.
@@ -36,6 +39,10 @@ func additions(ids diskIDs, spec Spec, netOK bool) []addition {
 		{path: "/etc/repart.d/50-kiln-root.conf", content: []byte(repart), mode: 0o644},
 		{path: "/etc/systemd/system/" + AgentUnitName, content: []byte(AgentUnit), mode: 0o644},
 		{path: "/etc/systemd/system/sysinit.target.wants/" + AgentUnitName, link: "../" + AgentUnitName},
+		// e2fsprogs' reaper of stale e2scrub snapshots needs LVM, which
+		// this disk has none of; it is the longest unit of a TCG boot.
+		// Masked unless the image configures the unit itself.
+		{path: "/etc/systemd/system/e2scrub_reap.service", link: "/dev/null", unlessPresent: true},
 	}
 	if spec.Agent != "" {
 		as = append(as, addition{path: AgentPath, host: spec.Agent, mode: 0o755})
@@ -58,6 +65,10 @@ func buildRoot(ctx context.Context, root, img string, ids diskIDs, epoch time.Ti
 		return fmt.Errorf("disk image: measure the tree: %w", err)
 	}
 	adds := additions(ids, spec, netOK)
+	adds = slices.DeleteFunc(adds, func(a addition) bool {
+		_, err := os.Lstat(filepath.Join(root, a.path))
+		return a.unlessPresent && err == nil
+	})
 	for _, a := range adds {
 		if a.host != "" {
 			if fi, err := os.Stat(a.host); err == nil {
