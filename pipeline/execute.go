@@ -14,16 +14,16 @@ import (
 
 // exec is one claimed run being carried through its stages.
 type exec struct {
-	r    *Runner
+	r *Runner
 	// worker is the name the run is held under (its slot's).
 	worker string
-	run  *kiln.Run
-	est  *definition.Estate
-	img  *definition.Image
-	p    *definition.Pipeline
-	log  *runLog
-	ver  *kiln.Version
-	made bool // this run (or an earlier attempt of it) built the version
+	run    *kiln.Run
+	est    *definition.Estate
+	img    *definition.Image
+	p      *definition.Pipeline
+	log    *runLog
+	ver    *kiln.Version
+	made   bool // this run (or an earlier attempt of it) built the version
 }
 
 // errWaiting stops a run at a gate that waits for an approval.
