@@ -111,11 +111,6 @@ func (r *run) where(st *definition.Step) string {
 	return fmt.Sprintf("%s:%d", f, st.Range.Start.Line)
 }
 
-// shell returns a step running each script in turn inside the root.
-func (r *run) shell(scripts []string, env map[string]string) func(context.Context, string) error {
-	return r.shellFiles(scripts, nil, env, nil)
-}
-
 // apt's state is cached in two places under <dataDir>/cache/apt:
 //
 //   - lists/ and archives/ are written only by bootstraps: mmdebstrap runs
