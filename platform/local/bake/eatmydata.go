@@ -21,8 +21,11 @@ import (
 const PreloadPath = "/run/kiln-eatmydata.so"
 
 // chrootPreload is where a bootstrap's chroot has it while dpkg runs
-// (removed by the customize hook; mmdebstrap empties /tmp anyway).
-const chrootPreload = "/tmp/kiln-eatmydata.so"
+// (removed by the customize hook). Under /usr, because usrmerge's
+// convert-usrmerge (run by the bootstrap of bookworm) moves every file
+// `ldd /bin/cp` names outside /usr, the preloaded library too; and not
+// named lib*, so ldconfig leaves it out of /etc/ld.so.cache.
+const chrootPreload = "/usr/lib/kiln-eatmydata.so"
 
 // EatMyData returns the host's libeatmydata, or "" when it is not
 // installed (apt-get install eatmydata): bakes then run without it, only
@@ -43,7 +46,11 @@ func EatMyData() string {
 // commands under libeatmydata bound at PreloadPath: only when the image's
 // C library loads it without a word (an image older than the host's
 // glibc may not), else the step runs as it would without it.
-const PreloadLine = `if [ -r ` + PreloadPath + ` ] && [ -z "$(LD_PRELOAD=` + PreloadPath + ` /bin/true 2>&1)" ]; then export LD_PRELOAD=` + PreloadPath + `${LD_PRELOAD:+:$LD_PRELOAD}; fi` + "\n"
+//
+// Only on a merged /usr (/bin a symbolic link): usrmerge's conversion of
+// an older image moves what `ldd` names outside /usr, and PreloadPath is
+// such a name.
+const PreloadLine = `if [ -L /bin ] && [ -r ` + PreloadPath + ` ] && [ -z "$(LD_PRELOAD=` + PreloadPath + ` /bin/true 2>&1)" ]; then export LD_PRELOAD=` + PreloadPath + `${LD_PRELOAD:+:$LD_PRELOAD}; fi` + "\n"
 
 // eatMyDataHooks returns the mmdebstrap hooks that run the chroot's dpkg
 // (and so every maintainer script, and apt's dpkg calls) under the host's
