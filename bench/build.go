@@ -46,6 +46,10 @@ func Build() Measure {
 				Seconds("build.fresh-warm", "kiln fresh bake, packages cached", res.FreshWarm).Against("raw", raw, "s"),
 				Millis("build.cached", "cached rebuild", res.Cached).AtMost(1000),
 				Seconds("build.reheat", "reheat + 1 package", res.Reheat).AtMost(1.5).Noted("adds %s", res.Extra),
+				Seconds("build.reheat.apt", "reheat: its apt step", build.Step(res.ReheatSteps, "apt")),
+				Seconds("build.reheat.release", "reheat: release file and artifact", build.Step(res.ReheatSteps, "release")),
+				Seconds("build.fresh.bootstrap", "fresh bake: its mmdebstrap step", build.Step(res.FreshSteps, "bootstrap")),
+				Seconds("build.fresh.release", "fresh bake: release file and artifact", build.Step(res.FreshSteps, "release")),
 				{ID: "build.size", Title: "fresh artifact size", Value: float64(res.ArtifactSize) / (1 << 20), Unit: "MiB"},
 			}, nil
 		},

@@ -81,6 +81,7 @@ func pipelineRun(ctx context.Context, env *Env, estateDir string) (cold, unchang
 			Launcher: &launch.Launcher{Registry: db, Platform: plat, Inventory: db, Key: signer.Public(), Logger: env.Logger}},
 		LoadEstate: func(string, map[string]string) (*definition.Estate, error) { return est, nil },
 		Poll:       50 * time.Millisecond,
+		Parallel:   2, // appserver and container-node side by side once basic-linux is ready
 	}
 	pass := func(name string) (time.Duration, error) {
 		start := time.Now()

@@ -63,6 +63,21 @@ type BenchResult struct {
 	// ArtifactSize is the fresh artifact's size in bytes (the sum of its
 	// compressed layers).
 	ArtifactSize int64
+	// FreshSteps are the steps of the fastest fresh bake (bootstrap,
+	// release file and artifact), ReheatSteps the reheat's (start, apt,
+	// release file and artifact): where the time went.
+	FreshSteps, ReheatSteps []StepResult
+}
+
+// Step returns the elapsed time of the first step whose name starts with
+// prefix (0 when none does).
+func Step(steps []StepResult, prefix string) time.Duration {
+	for _, s := range steps {
+		if strings.HasPrefix(s.Name, prefix) {
+			return s.Elapsed
+		}
+	}
+	return 0
 }
 
 // Targets the issue sets for the figures.
@@ -87,6 +102,8 @@ func (r *BenchResult) String() string {
 	fmt.Fprintf(&b, "  fresh, packages cached %8s   ratio %.2f\n", round(r.FreshWarm), r.FreshWarm.Seconds()/r.Raw.Seconds())
 	fmt.Fprintf(&b, "  cached rebuild         %8s   (target ≤ %s: %s)\n", round(r.Cached), TargetCached, ok(r.Cached <= TargetCached))
 	fmt.Fprintf(&b, "  reheat + 1 package     %8s   (target ≤ %s: %s)\n", round(r.Reheat), TargetReheat, ok(r.Reheat <= TargetReheat))
+	fmt.Fprintf(&b, "    of which apt %s, release file and artifact %s; fresh bake: bootstrap %s, release file and artifact %s\n",
+		round(Step(r.ReheatSteps, "apt")), round(Step(r.ReheatSteps, "release")), round(Step(r.FreshSteps, "bootstrap")), round(Step(r.FreshSteps, "release")))
 	fmt.Fprintf(&b, "  artifact size          %8.1f MiB (its layers, compressed)\n", float64(r.ArtifactSize)/(1<<20))
 	return b.String()
 }
@@ -163,7 +180,7 @@ func Bench(ctx context.Context, opts BenchOptions) (*BenchResult, error) {
 		case warm:
 			res.FreshWarm = d
 		case res.Fresh == 0 || d < res.Fresh:
-			res.Fresh = d
+			res.Fresh, res.FreshSteps = d, fresh.Steps
 		}
 		res.ArtifactSize = fresh.Version.Provenance.Artifact.Size
 		return nil
@@ -202,10 +219,11 @@ func Bench(ctx context.Context, opts BenchOptions) (*BenchResult, error) {
 	re := benchImage(deb, "reheat", append(append([]string(nil), opts.Packages...), opts.Extra))
 	est.Images[re.Name] = re
 	t = time.Now()
-	if _, err := b.Build(ctx, est, re, bo); err != nil {
+	rr, err := b.Build(ctx, est, re, bo)
+	if err != nil {
 		return nil, err
 	}
-	res.Reheat = time.Since(t)
+	res.Reheat, res.ReheatSteps = time.Since(t), rr.Steps
 	return res, nil
 }
 

@@ -663,7 +663,7 @@ func (r *run) bootstrap(ctx context.Context, key string) (bool, error) {
 	bs := &bake.Bootstrap{
 		Suite: r.debian.Suite, Mirror: r.debian.Mirror, Variant: r.debian.Variant,
 		Components: r.debian.Components, Include: r.img.Packages, Epoch: r.release.Date,
-		UnsafeIO: true,
+		UnsafeIO: true, EatMyData: bake.EatMyData(),
 	}
 	bs.ExportLists, bs.DebCache = r.aptDirs()
 	if r.rebuild != nil {

@@ -64,13 +64,14 @@ func (r *run) plan() {
 	}
 	if len(img.Purge) > 0 {
 		script := "apt-get" + aptUnsafeIO + " purge -y -q --auto-remove " + strings.Join(quoteAll(img.Purge), " ") + "\n"
+		preload, ro := eatMyData()
 		r.steps = append(r.steps, &step{
 			name: "apt: purge " + strings.Join(img.Purge, " "),
 			digest: jsonDigest(struct {
 				Kind     string
 				Packages []string
 			}{"purge", img.Purge}),
-			run: r.shell([]string{script}, nil),
+			run: r.shellWith([]string{preload + script}, nil, nil, nil, ro),
 		})
 	}
 	for i := range img.Steps {
@@ -108,11 +109,6 @@ func (r *run) where(st *definition.Step) string {
 		f = r.img.File
 	}
 	return fmt.Sprintf("%s:%d", f, st.Range.Start.Line)
-}
-
-// shell returns a step running each script in turn inside the root.
-func (r *run) shell(scripts []string, env map[string]string) func(context.Context, string) error {
-	return r.shellFiles(scripts, nil, env, nil)
 }
 
 // apt's state is cached in two places under <dataDir>/cache/apt:
@@ -167,8 +163,23 @@ func (r *run) aptStep(script string) func(context.Context, string) error {
 		if err := r.writeAptSources(root); err != nil {
 			return err
 		}
-		return r.shellFiles([]string{script}, nil, nil, r.aptBinds())(ctx, root)
+		preload, ro := eatMyData()
+		return r.shellWith([]string{preload + script}, nil, nil, r.aptBinds(), ro)(ctx, root)
 	}
+}
+
+// eatMyData returns the line a step script of kiln's own apt commands
+// starts with and the read-only bind it needs, so dpkg and the maintainer
+// scripts skip their fsyncs (bake.PreloadLine); none when the host has no
+// libeatmydata. A step's layer is kept only once the step succeeded, and
+// the artifact store makes the layers durable when it writes them. The
+// definition's own shell steps run as written.
+func eatMyData() (string, []string) {
+	lib := bake.EatMyData()
+	if lib == "" {
+		return "", nil
+	}
+	return bake.PreloadLine, []string{lib + ":" + bake.PreloadPath}
 }
 
 // aptStepDigest is the apt step's cache key; an image without apt
@@ -316,6 +327,11 @@ func (r *run) lineAptDirs() (lists, archives, parsed string) {
 // each read beneath the estate directory and checked against the digest
 // recorded when the estate loaded.
 func (r *run) shellFiles(inline []string, st *definition.Step, env map[string]string, binds []string) func(context.Context, string) error {
+	return r.shellWith(inline, st, env, binds, nil)
+}
+
+// shellWith is shellFiles with host paths bind-mounted read-only too.
+func (r *run) shellWith(inline []string, st *definition.Step, env map[string]string, binds, ro []string) func(context.Context, string) error {
 	return func(ctx context.Context, root string) error {
 		// Every step sees the build's SOURCE_DATE_EPOCH (a step's own env
 		// may not change it: the layer's times are clamped to it).
@@ -326,7 +342,7 @@ func (r *run) shellFiles(inline []string, st *definition.Step, env map[string]st
 		stepEnv["SOURCE_DATE_EPOCH"] = epochString(r.stepEpoch())
 		sh := &bake.Shell{
 			Root: root, Machine: "kiln-" + r.w.id[len(r.w.id)-12:], Env: stepEnv,
-			ScriptDir: r.w.dir, Binds: binds, Stdout: r.rep, Stderr: r.rep,
+			ScriptDir: r.w.dir, Binds: binds, ReadOnly: ro, Stdout: r.rep, Stderr: r.rep,
 		}
 		for _, s := range inline {
 			r.rep.logf("$ sh -e <<'EOF'\n%sEOF", s)

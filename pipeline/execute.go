@@ -14,14 +14,16 @@ import (
 
 // exec is one claimed run being carried through its stages.
 type exec struct {
-	r    *Runner
-	run  *kiln.Run
-	est  *definition.Estate
-	img  *definition.Image
-	p    *definition.Pipeline
-	log  *runLog
-	ver  *kiln.Version
-	made bool // this run (or an earlier attempt of it) built the version
+	r *Runner
+	// worker is the name the run is held under (its slot's).
+	worker string
+	run    *kiln.Run
+	est    *definition.Estate
+	img    *definition.Image
+	p      *definition.Pipeline
+	log    *runLog
+	ver    *kiln.Version
+	made   bool // this run (or an earlier attempt of it) built the version
 }
 
 // errWaiting stops a run at a gate that waits for an approval.
@@ -36,6 +38,11 @@ func (r *Runner) Execute(ctx context.Context, run *kiln.Run) error {
 		// Everything the run does (stages, status changes, promotions) is
 		// done, and audited, in the name of whoever asked for it.
 		ctx = kiln.WithActor(ctx, run.RequestedBy)
+	}
+	// The run is held under the name it was claimed with (a slot's).
+	worker := run.Worker
+	if worker == "" {
+		worker = r.worker()
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -53,7 +60,7 @@ func (r *Runner) Execute(ctx context.Context, run *kiln.Run) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := r.Store.Heartbeat(ctx, run.ID, r.worker()); kiln.ErrorCode(err) == kiln.ECONFLICT {
+				if err := r.Store.Heartbeat(ctx, run.ID, worker); kiln.ErrorCode(err) == kiln.ECONFLICT {
 					cancel(err)
 					return
 				}
@@ -62,8 +69,8 @@ func (r *Runner) Execute(ctx context.Context, run *kiln.Run) error {
 	}()
 	defer func() { cancel(nil); <-hbDone }()
 
-	e := &exec{r: r, run: run, log: &runLog{r: r, ctx: ctx, id: run.ID}}
-	e.log.printf("==> run %d of %s (%s), worker %s", run.ID, run.Image, run.Trigger, r.worker())
+	e := &exec{r: r, worker: worker, run: run, log: &runLog{r: r, ctx: ctx, id: run.ID}}
+	e.log.printf("==> run %d of %s (%s), worker %s", run.ID, run.Image, run.Trigger, worker)
 	err := e.stages(ctx)
 	bg := context.WithoutCancel(ctx)
 	switch {
@@ -75,19 +82,19 @@ func (r *Runner) Execute(ctx context.Context, run *kiln.Run) error {
 			why = kiln.ErrorMessage(c)
 		}
 		e.log.printf("==> run %d interrupted: %s; resume with `kiln run retry %d`", run.ID, why, run.ID)
-		if _, ierr := r.Store.InterruptRuns(bg, []string{r.worker()}, time.Time{}, why); ierr != nil {
+		if _, ierr := r.Store.InterruptRuns(bg, []string{worker}, time.Time{}, why); ierr != nil {
 			r.log().Error("mark run interrupted", "run", run.ID, "err", ierr)
 		}
 		return err
 	case err != nil:
 		e.log.printf("==> run %d failed: %s", run.ID, kiln.ErrorMessage(err))
-		if ferr := r.Store.FinishRun(bg, run.ID, r.worker(), kiln.RunFailed, kiln.ErrorMessage(err)); ferr != nil {
+		if ferr := r.Store.FinishRun(bg, run.ID, worker, kiln.RunFailed, kiln.ErrorMessage(err)); ferr != nil {
 			return errors.Join(err, ferr)
 		}
 		return err
 	}
 	e.log.printf("==> run %d of %s succeeded", run.ID, run.Image)
-	if err := r.Store.FinishRun(bg, run.ID, r.worker(), kiln.RunSucceeded, ""); err != nil {
+	if err := r.Store.FinishRun(bg, run.ID, worker, kiln.RunSucceeded, ""); err != nil {
 		return err
 	}
 	return e.cascade(bg)
@@ -147,7 +154,7 @@ func (e *exec) stages(ctx context.Context) error {
 				return err
 			}
 			e.log.printf("==> %s: %s", st.Name, st.Detail)
-			if err := r.Store.FinishRun(ctx, run.ID, r.worker(), kiln.RunWaiting, "stage "+st.Name+" "+st.Detail); err != nil {
+			if err := r.Store.FinishRun(ctx, run.ID, e.worker, kiln.RunWaiting, "stage "+st.Name+" "+st.Detail); err != nil {
 				return err
 			}
 			return errWaiting
@@ -193,7 +200,7 @@ func (e *exec) update(ctx context.Context, i int, st kiln.Stage) error {
 		ref = &r
 		e.run.Version = ref
 	}
-	return e.r.Store.UpdateStage(ctx, e.run.ID, e.r.worker(), i, st, ref)
+	return e.r.Store.UpdateStage(ctx, e.run.ID, e.worker, i, st, ref)
 }
 
 // stage runs one stage and says how it ended; an error fails the stage.

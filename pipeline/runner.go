@@ -57,6 +57,13 @@ type Runner struct {
 	Lease     time.Duration
 	// Poll is how often an idle worker looks for work (default 2 s).
 	Poll time.Duration
+	// Parallel is how many runs this process carries at once (default 1):
+	// once a base image is ready, the images built on it build and test
+	// side by side. The queue still never runs two runs of one image at
+	// once, and a run queued after another waits for it. Each slot holds
+	// its runs under its own worker name (Worker, then Worker/2, …), so a
+	// lost lease or an interruption ends only the runs of that slot.
+	Parallel int
 }
 
 // WorkerName is "hostname:pid", the name a process holds runs under.
@@ -70,6 +77,21 @@ func (r *Runner) worker() string {
 		r.Worker = WorkerName()
 	}
 	return r.Worker
+}
+
+// slotWorker is the worker name of slot i (0 is Worker itself).
+func (r *Runner) slotWorker(i int) string {
+	if i == 0 {
+		return r.worker()
+	}
+	return fmt.Sprintf("%s/%d", r.worker(), i+1)
+}
+
+func (r *Runner) parallel() int {
+	if r.Parallel < 1 {
+		return 1
+	}
+	return r.Parallel
 }
 
 func (r *Runner) log() *slog.Logger {
@@ -158,19 +180,101 @@ func EnqueueFor(ctx context.Context, st kiln.RunStore, est *definition.Estate, v
 // RunOnce claims one runnable run and carries it as far as it goes. It
 // reports whether there was one.
 func (r *Runner) RunOnce(ctx context.Context) (bool, error) {
-	run, err := r.Store.ClaimRun(ctx, r.worker())
+	return r.runOnce(ctx, r.worker())
+}
+
+func (r *Runner) runOnce(ctx context.Context, worker string) (bool, error) {
+	run, err := r.Store.ClaimRun(ctx, worker)
 	if err != nil || run == nil {
 		return false, err
 	}
 	return true, r.Execute(ctx, run)
 }
 
-// Wait runs queued runs in this process until every run in ids has ended
-// or waits for an approval. Runs held by other processes are waited for.
+// slots runs queued runs on up to Parallel slots until done reports true
+// (asked after every claim that found nothing and every run that ended)
+// or ctx ends; it waits for the runs in progress before it returns. Each
+// slot claims again right after its run ends; an idle one looks again
+// every poll. An error of done ends it; a run's error is given to onErr.
+func (r *Runner) slots(ctx context.Context, poll time.Duration, done func() (bool, error), onErr func(error)) error {
+	r.worker() // name the process before the slots read it
+	n := r.parallel()
+	ended := make(chan int, n)
+	busy := make([]bool, n)
+	active := 0
+	defer func() {
+		for ; active > 0; active-- {
+			<-ended
+		}
+	}()
+	for {
+		claimed := false
+		for i := 0; i < n && ctx.Err() == nil; i++ {
+			if busy[i] {
+				continue
+			}
+			run, err := r.Store.ClaimRun(ctx, r.slotWorker(i))
+			if err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				onErr(err)
+				break
+			}
+			if run == nil {
+				break
+			}
+			claimed = true
+			busy[i] = true
+			active++
+			go func(i int) {
+				if err := r.Execute(ctx, run); err != nil {
+					onErr(err)
+				}
+				ended <- i
+			}(i)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !claimed && active == 0 {
+			ok, err := done()
+			if err != nil || ok {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case i := <-ended:
+			busy[i] = false
+			active--
+			// Drain the others that ended meanwhile, then claim again.
+			for more := true; more; {
+				select {
+				case j := <-ended:
+					busy[j] = false
+					active--
+				default:
+					more = false
+				}
+			}
+		case <-time.After(poll):
+		}
+	}
+}
+
+// Wait runs queued runs in this process (Parallel at once) until every
+// run in ids has ended or waits for an approval. Runs held by other
+// processes are waited for.
 func (r *Runner) Wait(ctx context.Context, ids []int64) error {
 	poll := r.Poll
 	if poll <= 0 {
 		poll = time.Second
+	}
+	if r.parallel() > 1 {
+		return r.slots(ctx, poll, func() (bool, error) { return r.ended(ctx, ids) },
+			func(err error) { r.log().Warn("pipeline run", "err", err) })
 	}
 	for {
 		ran, err := r.RunOnce(ctx)
@@ -183,18 +287,8 @@ func (r *Runner) Wait(ctx context.Context, ids []int64) error {
 		if ran {
 			continue
 		}
-		pending := false
-		for _, id := range ids {
-			run, err := r.Store.FindRun(ctx, id)
-			if err != nil {
-				return err
-			}
-			if !run.Status.Done() && run.Status != kiln.RunWaiting {
-				pending = true
-			}
-		}
-		if !pending {
-			return nil
+		if ok, err := r.ended(ctx, ids); err != nil || ok {
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -204,11 +298,35 @@ func (r *Runner) Wait(ctx context.Context, ids []int64) error {
 	}
 }
 
+// ended reports whether every run in ids has ended or waits for an
+// approval.
+func (r *Runner) ended(ctx context.Context, ids []int64) (bool, error) {
+	for _, id := range ids {
+		run, err := r.Store.FindRun(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		if !run.Status.Done() && run.Status != kiln.RunWaiting {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // Work claims and runs queued runs until ctx ends (kiln serve's worker).
 func (r *Runner) Work(ctx context.Context) error {
 	poll := r.Poll
 	if poll <= 0 {
 		poll = 2 * time.Second
+	}
+	if r.parallel() > 1 {
+		_ = r.slots(ctx, poll, func() (bool, error) { return false, nil },
+			func(err error) {
+				if ctx.Err() == nil {
+					r.log().Error("pipeline run", "err", err)
+				}
+			})
+		return nil // stopping is the normal end; the runs are marked interrupted
 	}
 	for {
 		ran, err := r.RunOnce(ctx)
@@ -241,6 +359,7 @@ func (r *Runner) Recover(ctx context.Context) ([]*kiln.Run, error) {
 	var dead []string
 	for _, run := range running {
 		h, pid, ok := strings.Cut(run.Worker, ":")
+		pid, _, _ = strings.Cut(pid, "/") // a slot's name: host:pid/N
 		n, err := strconv.Atoi(pid)
 		if !ok || err != nil || h != host || n == os.Getpid() {
 			continue

@@ -2,6 +2,7 @@
 # deps.sh installs what kiln needs on a Debian machine, from Debian's
 # packages, and checks Go. It is idempotent and quiet when all is there.
 #   mmdebstrap        fresh bakes of Debian images
+#   eatmydata         libeatmydata: dpkg skips its fsyncs while kiln bakes (the artifact is made durable once)
 #   systemd-container systemd-nspawn, for provisioning and booting instances
 #   iproute2          network namespaces for instances
 #   postgresql        the team database (tests run against it too)
@@ -21,7 +22,7 @@
 # ${XDG_CACHE_HOME:-~/.cache}/kiln/redocly, where api/openapi_test.go finds it.
 set -euo pipefail
 
-PKGS=(mmdebstrap systemd-container iproute2 postgresql git ca-certificates uidmap jq curl openssl tar docker-registry skopeo umoci podman runc
+PKGS=(mmdebstrap eatmydata systemd-container iproute2 postgresql git ca-certificates uidmap jq curl openssl tar docker-registry skopeo umoci podman runc
 	qemu-system-x86 qemu-utils ovmf e2fsprogs fdisk dosfstools mtools systemd-boot-efi prometheus apt-utils diffoscope-minimal)
 # node and npm may come from elsewhere than Debian (NodeSource, nvm): only
 # ask Debian for them when there are none.

@@ -167,7 +167,7 @@ func (g *graph) tester(progress io.Writer) *pipeline.Tester {
 // (nil: only into the runs' logs).
 func (g *graph) runner(progress io.Writer) *pipeline.Runner {
 	return &pipeline.Runner{Store: g.db, Registry: g.db, Builder: g.builder, Tester: g.tester(nil), Advisories: g.db,
-		LoadEstate: cli.LoadEstate, Logger: g.logger, Progress: progress}
+		LoadEstate: cli.LoadEstate, Logger: g.logger, Progress: progress, Parallel: 2}
 }
 
 // checker says whether images are up to date.

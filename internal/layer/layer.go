@@ -85,29 +85,69 @@ func Put(ctx context.Context, store kiln.ArtifactStore, dir string, opts WriteOp
 	if _, err := compressor(io.Discard, opts.Compression); err != nil {
 		return kiln.Layer{}, err
 	}
-	pr, pw := io.Pipe()
+	// Three stages on their own goroutines, so that on a machine with
+	// more than one core reading the tree, tarring it and hashing the tar
+	// overlap the compression (the longest of them), and that with the
+	// store's hashing and writing: tar (and its diff ID) → compress → store.
+	// compress/flate's output depends on how its input is cut into
+	// writes, so the compress stage gets the tar writer's writes one by one,
+	// as they were made: the blob is the one a single goroutine writes.
+	writes := make(chan []byte, 256)
+	stop := make(chan struct{}) // closed when the compress stage gives up
+	var tarErr error
 	diff := sha256.New()
-	done := make(chan struct{})
+	tarDone := make(chan struct{})
 	go func() {
-		defer close(done)
+		defer close(tarDone)
+		defer close(writes)
+		tarErr = WriteTar(ctx, dir, &chanWriter{diff: diff, out: writes, stop: stop}, opts)
+	}()
+	pr, pw := io.Pipe()
+	zipDone := make(chan struct{})
+	go func() {
+		defer close(zipDone)
 		zw, err := compressor(pw, opts.Compression)
-		if err != nil {
-			pw.CloseWithError(err)
-			return
+		for b := range writes {
+			if err == nil {
+				_, err = zw.Write(b)
+				if err != nil {
+					close(stop)
+				}
+			}
 		}
-		err = WriteTar(ctx, dir, io.MultiWriter(zw, diff), opts)
-		if cerr := zw.Close(); err == nil {
-			err = cerr
+		<-tarDone
+		if err == nil {
+			if err = tarErr; err == nil {
+				err = zw.Close()
+			}
 		}
 		pw.CloseWithError(err)
 	}()
 	a, err := store.Put(ctx, pr)
 	pr.CloseWithError(errors.New("artifact store stopped reading"))
-	<-done
+	<-zipDone
 	if err != nil {
 		return kiln.Layer{}, err
 	}
 	return kiln.Layer{Digest: a.Digest, DiffID: sum(diff), Size: a.Size, MediaType: opts.Compression.MediaType()}, nil
+}
+
+// chanWriter hashes each write and hands a copy of it to the compress stage.
+type chanWriter struct {
+	diff hash.Hash
+	out  chan<- []byte
+	stop <-chan struct{}
+}
+
+func (w *chanWriter) Write(p []byte) (int, error) {
+	w.diff.Write(p)
+	b := append([]byte(nil), p...)
+	select {
+	case w.out <- b:
+		return len(p), nil
+	case <-w.stop:
+		return 0, errors.New("layer compression stopped")
+	}
 }
 
 // Tar describes a single-tar artifact (an older version's, or an origin

@@ -43,6 +43,11 @@ type Bootstrap struct {
 	// safe. Use it when the result is made durable once at the end (the
 	// build fsyncs the artifact it writes).
 	UnsafeIO bool
+	// EatMyData, when set, is the host's libeatmydata (EatMyData()): the
+	// chroot's dpkg, its maintainer scripts and apt's dpkg runs skip every
+	// fsync while the bootstrap runs (see eatMyDataHooks); nothing of it
+	// stays in the image. Same condition as UnsafeIO.
+	EatMyData string
 }
 
 // unsafeIOConf is the dpkg configuration file that carries
@@ -75,6 +80,11 @@ func (b *Bootstrap) Args(target, format string) []string {
 	// The host's hostname and resolver must not leak into the image; the
 	// platform provides both when an instance runs. An empty machine-id
 	// makes each instance generate its own on first boot.
+	if b.EatMyData != "" {
+		// Its customize hook comes first: the ones below see the image
+		// without the wrapper.
+		args = append(args, eatMyDataHooks(b.EatMyData)...)
+	}
 	args = append(args,
 		"--customize-hook=echo "+shellQuote(host)+` > "$1/etc/hostname"`,
 		`--customize-hook=printf '# provided by the platform at run time\n' > "$1/etc/resolv.conf"`,

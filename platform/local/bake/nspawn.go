@@ -27,9 +27,11 @@ type Shell struct {
 	// Binds are host directories bind-mounted read-write into the
 	// container, "HOST:CONTAINER"; what is written there stays on the host
 	// and is not part of the layer (apt's list and package caches).
-	Binds  []string
-	Stdout io.Writer
-	Stderr io.Writer
+	Binds []string
+	// ReadOnly are host paths bind-mounted read-only, "HOST:CONTAINER".
+	ReadOnly []string
+	Stdout   io.Writer
+	Stderr   io.Writer
 }
 
 // Run runs script. Cancelling ctx sends SIGTERM to nspawn, which kills the
@@ -60,6 +62,9 @@ func (s *Shell) Run(ctx context.Context, script []byte) error {
 	}
 	for _, b := range s.Binds {
 		args = append(args, "--bind="+b)
+	}
+	for _, b := range s.ReadOnly {
+		args = append(args, "--bind-ro="+b)
 	}
 	if s.Machine != "" {
 		args = append(args, "--machine="+s.Machine)
