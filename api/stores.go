@@ -18,6 +18,7 @@ type Stores interface {
 	kiln.ServiceStore
 	kiln.RolloutStore
 	kiln.Revoker
+	kiln.Reproductions
 }
 
 // WithStores returns cfg with every store taken from s.
@@ -26,5 +27,6 @@ func (cfg Config) WithStores(s Stores) Config {
 	cfg.Inventory, cfg.Fleet, cfg.Advisories, cfg.AdvisorySources = s, s, s, s
 	cfg.Runs, cfg.Channels, cfg.Webhooks = s, s, s
 	cfg.ServiceStore, cfg.RolloutStore, cfg.Revoker = s, s, s
+	cfg.Reproductions = s
 	return cfg
 }
