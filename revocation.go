@@ -74,7 +74,9 @@ type Revoker interface {
 	// versions restored.
 	Restore(ctx context.Context, ref VersionRef, reason string) ([]VersionRef, error)
 	// ScheduleRevocation records a revocation for at; ApplyDueRevocations
-	// applies it. An at not after now revokes at once.
+	// applies it. An at not after now is refused (EINVALID on "at"): call
+	// Revoke to revoke now. Scheduling a version that has a pending
+	// revocation replaces it (time, reason and actor).
 	ScheduleRevocation(ctx context.Context, ref VersionRef, at time.Time, reason string) (*ScheduledRevocation, error)
 	// ScheduledRevocations lists pending revocations, soonest first.
 	ScheduledRevocations(ctx context.Context) ([]*ScheduledRevocation, error)
