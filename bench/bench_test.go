@@ -156,13 +156,3 @@ func TestCheckinLoadCountsFailures(t *testing.T) {
 		t.Error("a load of zero clients must be refused")
 	}
 }
-
-func TestCheckinsOnSQLite(t *testing.T) {
-	res, perTx, err := CheckinsOn(context.Background(), &Env{Dir: t.TempDir()}, "sqlite", 600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.N != 600 || res.Failed != 0 || perTx < 1 {
-		t.Errorf("result %+v, %v per transaction", res, perTx)
-	}
-}

@@ -7,9 +7,7 @@ import (
 	"os/exec"
 	"time"
 
-	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/build"
-	"github.com/kiln-project/kiln/store"
 )
 
 // Build is the build figures of build.Bench on one throwaway data
@@ -22,12 +20,12 @@ func Build() Measure {
 		Needs: "root, mmdebstrap and systemd-nspawn",
 		Check: needRootTools("mmdebstrap", "systemd-nspawn"),
 		Run: func(ctx context.Context, env *Env) ([]Figure, error) {
-			db, err := store.Open(ctx, "", env.Dir, env.Logger, time.Now)
+			db, closeDB, err := env.openStore(ctx, "sqlite", time.Now)
 			if err != nil {
 				return nil, err
 			}
-			defer db.Close()
-			arts, err := artifact.Open(env.Dir)
+			defer closeDB()
+			arts, err := env.openArtifacts(env.Dir)
 			if err != nil {
 				return nil, err
 			}

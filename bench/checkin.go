@@ -45,7 +45,7 @@ func Checkins() Measure {
 // needs env.Postgres), and returns what the load saw and the check-ins
 // per store transaction.
 func CheckinsOn(ctx context.Context, env *Env, kind string, n int) (LoadResult, float64, error) {
-	db, closeDB, err := openBackend(ctx, env, kind, time.Now)
+	db, closeDB, err := env.openStore(ctx, kind, time.Now)
 	if err != nil {
 		return LoadResult{}, 0, err
 	}

@@ -48,7 +48,7 @@ func fleetRun(ctx context.Context, env *Env, kind string, n int) ([]Figure, erro
 		Envs: []string{"dev", "staging", "prod"}, Seed: 1, Span: 365 * 24 * time.Hour,
 		CountsOnly: n > countsOnlyAbove}
 	clock := fleet.NewSynthClock(synthStart)
-	db, closeDB, err := openBackend(ctx, env, kind, clock.Now)
+	db, closeDB, err := env.openStore(ctx, kind, clock.Now)
 	if err != nil {
 		return nil, err
 	}

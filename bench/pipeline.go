@@ -10,14 +10,11 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
-	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/build"
 	"github.com/kiln-project/kiln/definition"
 	"github.com/kiln-project/kiln/launch"
 	"github.com/kiln-project/kiln/pipeline"
-	"github.com/kiln-project/kiln/platform/local"
 	"github.com/kiln-project/kiln/sign"
-	"github.com/kiln-project/kiln/store"
 )
 
 // Pipeline runs the pipelines of the estate in estateDir (the example
@@ -54,26 +51,22 @@ func pipelineRun(ctx context.Context, env *Env, estateDir string) (cold, unchang
 		return 0, 0, diags
 	}
 	data := env.Dir
-	db, err := store.Open(ctx, "", data, env.Logger, time.Now)
+	db, closeDB, err := env.openStore(ctx, "sqlite", time.Now)
 	if err != nil {
 		return 0, 0, err
 	}
-	defer db.Close()
+	defer closeDB()
 	_, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return 0, 0, err
 	}
 	signer := sign.NewSigner(key)
 	db.SealVersionsWith(signer.Seal)
-	arts, err := artifact.Open(data)
+	arts, err := env.openArtifacts(data)
 	if err != nil {
 		return 0, 0, err
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return 0, 0, err
-	}
-	plat, err := local.New(local.Config{DataDir: data, Artifacts: arts, ProbeBinary: exe, Supervisor: []string{exe, "__supervise"}, Logger: env.Logger})
+	plat, err := env.openPlatform(data, arts)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -38,7 +38,10 @@ type Env struct {
 	// backends; empty leaves PostgreSQL out (said in the report).
 	Postgres string
 	// Mirror is the Debian mirror for the build figures (empty: default).
-	Mirror   string
+	Mirror string
+	// Drivers opens the stores and platform the measures run on (the
+	// wiring fills it in: benchdrivers.Real()).
+	Drivers  Drivers
 	Progress io.Writer
 	Logger   *slog.Logger
 }

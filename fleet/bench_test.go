@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-project/kiln/internal/benchdrivers"
 	"github.com/kiln-project/kiln/internal/ci"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -214,7 +215,7 @@ func BenchmarkFleet(b *testing.B) {
 func BenchmarkCheckinHTTP(b *testing.B) {
 	for _, kind := range []string{"sqlite", "postgres"} {
 		b.Run(kind, func(b *testing.B) {
-			env := &bench.Env{Dir: b.TempDir(), Logger: slog.New(slog.DiscardHandler)}
+			env := &bench.Env{Dir: b.TempDir(), Drivers: benchdrivers.Real(), Logger: slog.New(slog.DiscardHandler)}
 			if kind == "postgres" {
 				env.Postgres = needPostgres(b)
 			}

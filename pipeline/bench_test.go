@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kiln-project/kiln/bench"
+	"github.com/kiln-project/kiln/internal/benchdrivers"
 )
 
 // BenchmarkPipelineExampleEstate runs the example estate's pipelines
@@ -30,7 +31,7 @@ func BenchmarkPipelineExampleEstate(b *testing.B) {
 	}
 	m := bench.Pipeline("../examples/estate")
 	for range b.N {
-		figs, err := m.Run(context.Background(), &bench.Env{Dir: b.TempDir(), Logger: slog.New(slog.DiscardHandler), Progress: progress})
+		figs, err := m.Run(context.Background(), &bench.Env{Dir: b.TempDir(), Drivers: benchdrivers.Real(), Logger: slog.New(slog.DiscardHandler), Progress: progress})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/kiln-project/kiln/bench"
 	"github.com/kiln-project/kiln/build"
 	"github.com/kiln-project/kiln/cli"
+	"github.com/kiln-project/kiln/internal/benchdrivers"
 	"github.com/kiln-project/kiln/store"
 )
 
@@ -115,6 +116,7 @@ lacks (root, mmdebstrap, PostgreSQL) are listed as skipped with the reason.
 			}
 			defer os.RemoveAll(dir)
 			env.Dir, env.Quick, env.Progress, env.Logger = dir, quick, cmd.ErrOrStderr(), a.Logger()
+			env.Drivers = benchdrivers.Real()
 			rep, runErr := bench.Run(ctx, &env, measures)
 			out := cmd.OutOrStdout()
 			if format == cli.FormatJSON {

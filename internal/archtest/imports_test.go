@@ -52,10 +52,10 @@ var (
 	useCases = []string{"cli", "api", "web", "pipeline", "rollout", "fleet", "build", "launch", "cmd"}
 	// testOnly packages serve tests and must not be linked into kiln.
 	testOnly = []string{"platform/platformtest", "platform/memory", "internal/ci", "internal/fixtures", "internal/testenv", "internal/registrytest", "internal/aptrepotest", "internal/archtest"}
-	// wiring may import what others may not: cmd/kiln, bench (which
-	// wires throwaway drivers for its figures), and the test support
-	// package that starts real drivers.
-	wiring = []string{"cmd/kiln", "bench", "internal/testenv"}
+	// wiring may import what others may not: cmd/kiln, the drivers
+	// `kiln bench all` measures (internal/benchdrivers), and the test
+	// support package that starts real drivers.
+	wiring = []string{"cmd/kiln", "internal/benchdrivers", "internal/testenv"}
 )
 
 const (
