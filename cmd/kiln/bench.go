@@ -97,7 +97,7 @@ lacks (root, mmdebstrap, PostgreSQL) are listed as skipped with the reason.
 				return fmt.Errorf("--output: unknown format %q; use table or json", format)
 			}
 			measures, err := bench.Select([]bench.Measure{
-				bench.Build(), bench.Pipeline(estate), bench.Checkins(), bench.FleetReports(fleetInstances), bench.SBOM(),
+				bench.Build(), bench.Pipeline(estate), bench.Checkins(), bench.FleetReports(fleetInstances), bench.SBOM(), bench.Rebuild(estate),
 			}, only)
 			if err != nil {
 				return err
