@@ -2,6 +2,7 @@ package kiln
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -47,6 +48,21 @@ func RevokedError(v *Version) error {
 	default:
 		return Errorf(ECONFLICT, "%s is revoked (%s, by %s at %s); pick another version (`kiln version latest %s`), restore it, or force it knowingly",
 			v.Name, orNoReason(r.Reason), r.Actor, r.At.UTC().Format(time.RFC3339), v.Image)
+	}
+}
+
+// DescribeRevocation says how v is revoked, with the reason, the actor and
+// the time: "revoked (REASON, by ACTOR at TIME)" or "revoked through
+// ANCESTOR (REASON, by ACTOR at TIME)"; "revoked" when kiln kept no record.
+func DescribeRevocation(v *Version) string {
+	r := v.Revocation
+	switch {
+	case r == nil:
+		return "revoked"
+	case r.Through != nil:
+		return fmt.Sprintf("revoked through its ancestor %s (%s, by %s at %s)", r.Through, orNoReason(r.Reason), r.Actor, r.At.UTC().Format(time.RFC3339))
+	default:
+		return fmt.Sprintf("revoked (%s, by %s at %s)", orNoReason(r.Reason), r.Actor, r.At.UTC().Format(time.RFC3339))
 	}
 }
 
