@@ -261,6 +261,18 @@ func (e *Engine) run(ctx context.Context, svc *kiln.Service, r *kiln.Rollout) (*
 		if err := ls.confirm(ctx); err != nil {
 			return r, err
 		}
+		// A rollback never lands on a revoked version: the rollout fails
+		// where it stands, saying what to roll out instead.
+		if refusal, rerr := e.revokedRollback(ctx, svc, r); rerr != nil {
+			return r, ls.or(rerr)
+		} else if refusal != "" {
+			r.State, r.Reason = kiln.RolloutFailed, kiln.ErrorMessage(err)+"; "+refusal
+			e.say("==> rollout %d failed: %s", r.ID, r.Reason)
+			if uerr := e.Rollouts.UpdateRollout(context.WithoutCancel(ctx), r); uerr != nil {
+				return r, uerr
+			}
+			return r, kiln.Errorf(kiln.ECONFLICT, "rollout %d of %s failed and was not rolled back: %s", r.ID, svc.Name, r.Reason)
+		}
 		r.State, r.Reason, r.Batch = kiln.RolloutRollingBack, kiln.ErrorMessage(err), 0
 		e.say("==> rollout %d: rolling back: %s", r.ID, r.Reason)
 		if err := e.Rollouts.UpdateRollout(ctx, r); err != nil {
