@@ -120,7 +120,7 @@ func (a *App) channelCmd() *cobra.Command {
 			"and the next version back in the channel's history that is not revoked; --force rolls back all the\n" +
 			"same and is audited (the channel then resolves as a channel on a revoked version does: to the\n" +
 			"newest version it held that is not revoked, naming the revoked one).",
-		Args:  exactArgs(1, "an environment, e.g. prod"),
+		Args: exactArgs(1, "an environment, e.g. prod"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			env := args[0]
 			svc, err := a.pipelineServices(cmd.Context())
