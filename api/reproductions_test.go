@@ -76,3 +76,51 @@ func TestReproductionRoutes(t *testing.T) {
 		t.Errorf("the OpenAPI document's reproductions route: %d %v", code, op)
 	}
 }
+
+// A channel rollback onto a revoked version over the API: 409 naming the
+// revocation and the next candidate; "force": true rolls back and is
+// audited with the caller.
+func TestRollbackOntoRevokedRoute(t *testing.T) {
+	ts, db := storeServer(t)
+	ctx := kiln.WithActor(context.Background(), "local:test")
+	if err := db.CreateImage(ctx, &kiln.Image{Name: "appserver"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		v, err := db.CreateVersion(ctx, &kiln.NewVersion{Image: "appserver", Provenance: kiln.Provenance{Method: kiln.MethodFresh}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range []kiln.Status{kiln.StatusTested, kiln.StatusReady} {
+			if _, err := db.SetStatus(ctx, v.Ref(), st, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.Promote(ctx, v.Ref(), "dev", "", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Revoke(ctx, kiln.VersionRef{Image: "appserver", Number: 2}, "CVE-2026-1234"); err != nil {
+		t.Fatal(err)
+	}
+	path := "/api/v1/images/appserver/channels/dev/rollback"
+	runCases(t, ts, []apiCase{
+		{name: "onto a revoked version", method: "POST", path: path, body: `{"reason":"bad"}`, status: 409, code: kiln.ECONFLICT, says: "would land on appserver-2, which is revoked (CVE-2026-1234, by local:test at "},
+		{name: "forced", method: "POST", path: path, body: `{"reason":"knowingly","force":true}`, status: 200, check: func(t *testing.T, m map[string]any) {
+			if m["number"] != float64(2) || m["kind"] != "rollback" {
+				t.Errorf("forced rollback: %v", m)
+			}
+		}},
+	})
+	es, err := db.ListAudit(ctx, kiln.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range es {
+		found = found || (e.Action == "channel.rollback.forced" && e.Target == "appserver/dev" && strings.HasPrefix(e.Actor, "token:"))
+	}
+	if !found {
+		t.Errorf("no channel.rollback.forced audit entry with the caller's token")
+	}
+}
