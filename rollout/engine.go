@@ -109,6 +109,9 @@ func (e *Engine) Begin(ctx context.Context, service string, to kiln.VersionRef, 
 	if to.Image != svc.Image {
 		return nil, kiln.FieldErrorf(kiln.EINVALID, "to", "service %s runs image %s; %s is of image %s", service, svc.Image, to, to.Image)
 	}
+	if err := e.refuseRevokedTarget(ctx, svc, to); err != nil {
+		return nil, err
+	}
 	if e.Launcher == nil {
 		return nil, kiln.Errorf(kiln.EUNAVAILABLE, "this kiln runs no platform to launch instances of %s on", to)
 	}

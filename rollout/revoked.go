@@ -51,3 +51,30 @@ func readyBefore(ctx context.Context, reg kiln.Registry, image string, before, s
 	}
 	return nil, nil
 }
+
+// refuseRevokedTarget refuses a rollout of svc to a revoked version (a
+// rollout never forces one) before anything is recorded. Rolling a
+// service back to an older version that is revoked names the next ready
+// version back that is not revoked.
+func (e *Engine) refuseRevokedTarget(ctx context.Context, svc *kiln.Service, to kiln.VersionRef) error {
+	if e.Registry == nil {
+		return nil
+	}
+	v, err := e.Registry.FindVersion(ctx, to)
+	if err != nil || !v.Revoked() {
+		return nil // the launcher's check says what is wrong with it
+	}
+	if svc.Version.IsZero() || to.Number >= svc.Version.Number {
+		return nil // not a rollback: the launcher's gate refuses it as it refuses any revoked target
+	}
+	next, err := readyBefore(ctx, e.Registry, to.Image, to.Number, svc.Version.Number)
+	if err != nil {
+		return err
+	}
+	instead := fmt.Sprintf("no earlier ready version of %s is free of revocation: roll out a fixed one (`kiln version latest %s`)", to.Image, to.Image)
+	if next != nil {
+		instead = fmt.Sprintf("the next ready version back that is not revoked is %s: `kiln rollout %s --to %s`", next.Name, svc.Name, next.Name)
+	}
+	return kiln.Errorf(kiln.ECONFLICT, "rolling %s back from %s to %s would land on a revoked version: %s is %s; %s. Rollouts never force a revoked version; launch one by hand with `kiln instance launch %s --force` (audited) if you must",
+		svc.Name, svc.Version, v.Name, v.Name, kiln.DescribeRevocation(v), instead, v.Name)
+}

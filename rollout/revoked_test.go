@@ -50,3 +50,29 @@ func TestNoRollbackOntoRevoked(t *testing.T) {
 		t.Errorf("a first rollout (nothing to roll back to) is not refused: %q", got)
 	}
 }
+
+// Rolling a service back to an older version that is revoked is refused
+// before anything is recorded, naming the revocation and the next ready
+// version back that is not revoked.
+func TestRollbackRolloutToRevokedRefused(t *testing.T) {
+	env := newHostEnv(t) // appserver-1, ready; service web
+	ctx := opCtx()
+	v2, v3 := env.addVersion(t), env.addVersion(t)
+	if err := env.db.SetServiceVersion(ctx, "web", v3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.db.Revoke(kiln.WithActor(ctx, "token:ops"), v2, "CVE-2026-1234"); err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{Services: env.db, Rollouts: env.db, Registry: env.db}
+	_, err := e.Begin(ctx, "web", v2, Options{})
+	for _, want := range []string{"rolling web back from appserver-3 to appserver-2 would land on a revoked version", "revoked (CVE-2026-1234, by token:ops at ",
+		"next ready version back that is not revoked is appserver-1", "kiln rollout web --to appserver-1", "--force"} {
+		if kiln.ErrorCode(err) != kiln.ECONFLICT || !strings.Contains(kiln.ErrorMessage(err), want) {
+			t.Errorf("Begin to a revoked older version = %v; want a conflict saying %q", err, want)
+		}
+	}
+	if rs, err := env.db.ListRollouts(ctx, "web", 0); err != nil || len(rs) != 0 {
+		t.Errorf("a refused rollout was recorded: %+v, %v", rs, err)
+	}
+}
