@@ -91,6 +91,16 @@ func rebuildRun(ctx context.Context, env *Env, estateDir string) ([]Figure, erro
 			different = append(different, fmt.Sprintf("%s (%d files differ, first %s)", name, len(rep.Files), firstFile(rep)))
 		}
 		env.Progressf("rebuild: %s checked in %s: identical %v", v.Name, rep.Elapsed.Round(time.Millisecond), rep.Identical)
+		for i, f := range rep.Files {
+			if i == 10 {
+				env.Progressf("rebuild:   … %d more", len(rep.Files)-i)
+				break
+			}
+			env.Progressf("rebuild:   %s  %s  (%s)", f.Path, strings.Join(f.What, ", "), f.Step)
+		}
+		for _, p := range rep.Packages {
+			env.Progressf("rebuild:   package %s: recorded %s, rebuilt %s", p.Name, p.Recorded, p.Rebuilt)
+		}
 		if name == first {
 			figs = append(figs,
 				Seconds("rebuild.fresh", "fresh bake of basic-linux (no step cache)", bake),
