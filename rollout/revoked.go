@@ -61,8 +61,11 @@ func (e *Engine) refuseRevokedTarget(ctx context.Context, svc *kiln.Service, to 
 		return nil
 	}
 	v, err := e.Registry.FindVersion(ctx, to)
-	if err != nil || !v.Revoked() {
-		return nil // the launcher's check says what is wrong with it
+	if err != nil {
+		return err
+	}
+	if !v.Revoked() {
+		return nil
 	}
 	if svc.Version.IsZero() || to.Number >= svc.Version.Number {
 		return nil // not a rollback: the launcher's gate refuses it as it refuses any revoked target
