@@ -76,8 +76,13 @@ type ChannelStore interface {
 	// version must have been promoted to before ("" for the first).
 	Promote(ctx context.Context, ref VersionRef, env, previous, reason string) (*Promotion, error)
 	// Rollback points env back at the version it held before its latest
-	// promotion.
-	Rollback(ctx context.Context, image, env, reason string) (*Promotion, error)
+	// promotion. When that version is revoked the rollback is refused
+	// (ECONFLICT naming the revocation — who, why, when — and the next
+	// version back in the channel's history that is neither revoked nor
+	// failed) unless force is set: then it is done and audited
+	// (channel.rollback.forced), and the channel resolves as a channel on
+	// a revoked version does (FindChannel).
+	Rollback(ctx context.Context, image, env, reason string, force bool) (*Promotion, error)
 	// Promotions lists moves newest first; empty image or env do not filter.
 	Promotions(ctx context.Context, image, env string, limit int) ([]*Promotion, error)
 }

@@ -17,11 +17,32 @@ type Reproduction struct {
 	Digest string `json:"digest"`
 	// Summary says what differs (empty when identical): counts and the
 	// first differing files, each with the step that wrote it.
-	Summary string    `json:"summary,omitempty"`
-	Actor   string    `json:"actor"`
-	At      time.Time `json:"at"`
+	Summary string `json:"summary,omitempty"`
+	// DifferingFiles is how many files differ; Files are the first
+	// MaxReproductionFiles of them, sorted by path. Checks recorded before
+	// kiln kept the files have only the Summary.
+	DifferingFiles int             `json:"differing_files"`
+	Files          []DifferingFile `json:"files,omitempty"`
+	Actor          string          `json:"actor"`
+	At             time.Time       `json:"at"`
 	// Elapsed is how long the rebuild took.
 	Elapsed time.Duration `json:"elapsed_ns"`
+}
+
+// MaxReproductionFiles bounds the differing files a reproduction record
+// keeps.
+const MaxReproductionFiles = 100
+
+// DifferingFile is a path that differs between a version's recorded
+// artifact and its rebuild.
+type DifferingFile struct {
+	Path string `json:"path"`
+	// What differs: "only in recorded", "only in rebuilt", "content",
+	// "size", "type", "mode", "owner", "mtime", "link target", "xattrs".
+	What []string `json:"what"`
+	// Step is the step whose layer holds the path in the rebuild (the
+	// step that wrote it), with its file:line where it has one.
+	Step string `json:"step,omitempty"`
 }
 
 // Reproductions keeps the rebuild checks of versions. The record is not

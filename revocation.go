@@ -2,6 +2,7 @@ package kiln
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -50,6 +51,21 @@ func RevokedError(v *Version) error {
 	}
 }
 
+// DescribeRevocation says how v is revoked, with the reason, the actor and
+// the time: "revoked (REASON, by ACTOR at TIME)" or "revoked through
+// ANCESTOR (REASON, by ACTOR at TIME)"; "revoked" when kiln kept no record.
+func DescribeRevocation(v *Version) string {
+	r := v.Revocation
+	switch {
+	case r == nil:
+		return "revoked"
+	case r.Through != nil:
+		return fmt.Sprintf("revoked through its ancestor %s (%s, by %s at %s)", r.Through, orNoReason(r.Reason), r.Actor, r.At.UTC().Format(time.RFC3339))
+	default:
+		return fmt.Sprintf("revoked (%s, by %s at %s)", orNoReason(r.Reason), r.Actor, r.At.UTC().Format(time.RFC3339))
+	}
+}
+
 func orNoReason(s string) string {
 	if s == "" {
 		return "no reason given"
@@ -74,7 +90,9 @@ type Revoker interface {
 	// versions restored.
 	Restore(ctx context.Context, ref VersionRef, reason string) ([]VersionRef, error)
 	// ScheduleRevocation records a revocation for at; ApplyDueRevocations
-	// applies it. An at not after now revokes at once.
+	// applies it. An at not after now is refused (EINVALID on "at"): call
+	// Revoke to revoke now. Scheduling a version that has a pending
+	// revocation replaces it (time, reason and actor).
 	ScheduleRevocation(ctx context.Context, ref VersionRef, at time.Time, reason string) (*ScheduledRevocation, error)
 	// ScheduledRevocations lists pending revocations, soonest first.
 	ScheduledRevocations(ctx context.Context) ([]*ScheduledRevocation, error)

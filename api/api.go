@@ -112,6 +112,9 @@ type Config struct {
 	// Revoker serves revoke, restore and the scheduled revocations (503
 	// there when nil).
 	Revoker kiln.Revoker
+	// Reproductions serves a version's rebuild checks (503 there when
+	// nil).
+	Reproductions kiln.Reproductions
 	// Webhooks serves the webhook operations.
 	Webhooks kiln.WebhookStore
 	// SigningKey is the public half of the provenance signing key (an
@@ -183,6 +186,7 @@ func New(cfg Config) *Server {
 	s.registerSigning()
 	s.registerExport()
 	s.registerSBOM()
+	s.registerReproductions()
 	s.registerFleet()
 	s.registerRuns()
 	s.registerWebhooks()

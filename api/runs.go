@@ -86,6 +86,7 @@ type rollbackIn struct {
 	Environment string `path:"environment" maxLength:"32"`
 	Body        struct {
 		Reason string `json:"reason,omitempty" maxLength:"1024"`
+		Force  bool   `json:"force,omitempty" doc:"roll back even onto a revoked version (audited as channel.rollback.forced); without it such a rollback is refused (409) naming the revocation and the next version back that is not revoked"`
 	}
 }
 
@@ -267,8 +268,10 @@ func (s *Server) registerChannelOps(chans kiln.ChannelStore) {
 	register(s, RoleOperator, huma.Operation{
 		OperationID: "rollback", Method: http.MethodPost, Path: "/api/v1/images/{image}/channels/{environment}/rollback",
 		Summary: "Point an environment back at the version it had before its latest promotion", Tags: []string{"channels"},
+		Description: "A rollback that would land on a revoked version is refused (409) with the revocation (who, why, when) and the next version back " +
+			"in the channel's history that is not revoked, unless force is set; a forced one is audited (channel.rollback.forced).",
 	}, func(ctx context.Context, in *rollbackIn) (*promotionOut, error) {
-		p, err := chans.Rollback(ctx, in.Image, in.Environment, in.Body.Reason)
+		p, err := chans.Rollback(ctx, in.Image, in.Environment, in.Body.Reason, in.Body.Force)
 		if err != nil {
 			return nil, err
 		}

@@ -19,6 +19,7 @@ type Stores interface {
 	kiln.RolloutStore
 	kiln.Revoker
 	kiln.PauseStore
+	kiln.Reproductions
 }
 
 // WithStores returns cfg with every store taken from s.
@@ -27,5 +28,6 @@ func (cfg Config) WithStores(s Stores) Config {
 	cfg.Inventory, cfg.Fleet, cfg.Advisories, cfg.AdvisorySources = s, s, s, s
 	cfg.Runs, cfg.Channels, cfg.Webhooks = s, s, s
 	cfg.ServiceStore, cfg.RolloutStore, cfg.Revoker, cfg.Pauses = s, s, s, s
+	cfg.Reproductions = s
 	return cfg
 }

@@ -79,6 +79,10 @@ func (rr *RebuildReport) Reproduction() *kiln.Reproduction {
 	if !rr.Identical {
 		r.Summary = rr.summary(5)
 	}
+	r.DifferingFiles = len(rr.Files)
+	for _, f := range rr.Files[:min(len(rr.Files), kiln.MaxReproductionFiles)] {
+		r.Files = append(r.Files, kiln.DifferingFile{Path: f.Path, What: f.What, Step: f.Step})
+	}
 	return r
 }
 

@@ -99,11 +99,14 @@ func TestDiffEntriesAndReport(t *testing.T) {
 	if rec.Identical || rec.Digest != rep.Rebuilt || !strings.Contains(rec.Summary, "/etc/stamp  content") || rec.Elapsed != 3*time.Second {
 		t.Errorf("record: %+v", rec)
 	}
+	if rec.DifferingFiles != len(rep.Files) || len(rec.Files) != len(rep.Files) || rec.Files[0].Path != rep.Files[0].Path || rec.Files[0].Step != rep.Files[0].Step || len(rec.Files[0].What) == 0 {
+		t.Errorf("record's files: %d %+v; want the report's %+v", rec.DifferingFiles, rec.Files, rep.Files)
+	}
 	rep.Identical, rep.Files, rep.Packages, rep.Rebuilt = true, nil, nil, rep.Recorded
 	if out := rep.String(); !strings.Contains(out, "identical: sha256:aaaa") || strings.Contains(out, "differ") {
 		t.Errorf("identical report:\n%s", out)
 	}
-	if rec := rep.Reproduction(); !rec.Identical || rec.Summary != "" {
+	if rec := rep.Reproduction(); !rec.Identical || rec.Summary != "" || rec.DifferingFiles != 0 || rec.Files != nil {
 		t.Errorf("identical record: %+v", rec)
 	}
 }

@@ -28,6 +28,14 @@ type ArtifactRegistry interface {
 	// checking its digest, and checks the provenance attached there
 	// against keys and v's record.
 	CheckVersion(ctx context.Context, v *kiln.Version, keys []crypto.PublicKey) (*ImageCheck, error)
+	// AttachSBOM attaches a signed SBOM kept with v (an attachment named
+	// by sign.SBOMAttachment) to v's image as a referrer, and returns the
+	// referrer's oci:// ref.
+	AttachSBOM(ctx context.Context, v *kiln.Version, att *kiln.Attachment) (string, error)
+	// SBOM returns the signed SBOM of predicateType (a DSSE envelope)
+	// attached to v's image in the registry, and the referrer's ref;
+	// ENOTFOUND when there is none. Verifying it is the caller's job.
+	SBOM(ctx context.Context, v *kiln.Version, predicateType string) ([]byte, string, error)
 }
 
 // PushedImage says where a version's image is.

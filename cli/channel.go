@@ -112,10 +112,15 @@ func (a *App) channelCmd() *cobra.Command {
 		},
 	}
 	var image, reason string
+	var force bool
 	rollback := &cobra.Command{
 		Use:   "rollback ENV",
 		Short: "Point an environment back at the version it had before its latest promotion",
-		Args:  exactArgs(1, "an environment, e.g. prod"),
+		Long: "A rollback that would land on a revoked version is refused, naming the revocation (who, why, when)\n" +
+			"and the next version back in the channel's history that is not revoked; --force rolls back all the\n" +
+			"same and is audited (the channel then resolves as a channel on a revoked version does: to the\n" +
+			"newest version it held that is not revoked, naming the revoked one).",
+		Args: exactArgs(1, "an environment, e.g. prod"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			env := args[0]
 			svc, err := a.pipelineServices(cmd.Context())
@@ -142,7 +147,7 @@ func (a *App) channelCmd() *cobra.Command {
 					return kiln.FieldErrorf(kiln.EINVALID, "--image", "%s holds versions of %s; say which with --image", env, strings.Join(imgs, ", "))
 				}
 			}
-			p, err := svc.Pipeline.Rollback(cmd.Context(), image, env, reason)
+			p, err := svc.Pipeline.Rollback(cmd.Context(), image, env, reason, force)
 			if err != nil {
 				return err
 			}
@@ -155,6 +160,7 @@ func (a *App) channelCmd() *cobra.Command {
 	}
 	rollback.Flags().StringVar(&image, "image", "", "image to roll back (needed when ENV holds several)")
 	rollback.Flags().StringVar(&reason, "reason", "", "why, recorded with the rollback")
+	rollback.Flags().BoolVar(&force, "force", false, "roll back even onto a revoked version (audited)")
 	var hImage, hEnv string
 	var limit int
 	history := &cobra.Command{

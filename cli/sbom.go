@@ -20,8 +20,8 @@ func sbomPredicate(f sbom.Format) string {
 
 func (a *App) versionSBOMCmd() *cobra.Command {
 	var (
-		format, rootfs string
-		generate, raw  bool
+		format, rootfs            string
+		generate, raw, inRegistry bool
 	)
 	c := &cobra.Command{
 		Use:   "sbom IMAGE-N",
@@ -32,11 +32,18 @@ package and package URL, licences where the package's copyright file is
 machine-readable, the version it was built on, and kiln's inputs with their
 digests.
 
+With --artifacts oci://… the SBOMs are also referrers of the version's image
+in the registry. --from-registry reads the SBOM from there instead of the
+database; a version whose database record keeps none is looked up there
+too. Either way the signature is verified against kiln's keys (its own and
+those it rotated out) and the version's record before the SBOM is printed.
+
 A version built before kiln wrote SBOMs has none; --generate makes one from
-its stored package manifest, signs it and keeps it with the version.
+its stored package manifest, signs it and keeps it with the version (and
+attaches it to the version's image in the registry).
 Licences need the image's files: give the unpacked root filesystem with
 --rootfs, or they are NOASSERTION.`,
-		Example: "  kiln version sbom appserver-3 --format spdx > appserver-3.spdx.json\n  kiln version sbom appserver-3 --format cyclonedx --generate",
+		Example: "  kiln version sbom appserver-3 --format spdx > appserver-3.spdx.json\n  kiln version sbom appserver-3 --format cyclonedx --generate\n  kiln --artifacts oci://registry.example.com/kiln version sbom appserver-3 --from-registry",
 		Args:    exactArgs(1, "a version name such as appserver-3"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := sbom.ParseFormat("--format", format)
@@ -45,6 +52,9 @@ Licences need the image's files: give the unpacked root filesystem with
 			}
 			if rootfs != "" && !generate {
 				return kiln.FieldErrorf(kiln.EINVALID, "--rootfs", "--rootfs is read only with --generate")
+			}
+			if inRegistry && generate {
+				return kiln.FieldErrorf(kiln.EINVALID, "--from-registry", "--from-registry reads what is in the registry; --generate makes an SBOM from the database's manifest: give one of them")
 			}
 			reg, v, err := a.findVersion(cmd, args[0])
 			if err != nil {
@@ -55,12 +65,27 @@ Licences need the image's files: give the unpacked root filesystem with
 				return err
 			}
 			pt := sbomPredicate(f)
+			if inRegistry {
+				if svc.Images == nil {
+					return kiln.FieldErrorf(kiln.EINVALID, "--from-registry", "no registry to read the SBOM of %s from: give --artifacts oci://HOST/REPOSITORY (or KILN_ARTIFACTS)", v.Name)
+				}
+				return a.printRegistrySBOM(cmd, svc, v, pt, raw)
+			}
 			att, err := reg.Attachment(cmd.Context(), v.Ref(), sign.SBOMAttachment(pt))
 			switch {
 			case err == nil:
-				return a.printStoredSBOM(cmd, svc, v, att, raw)
+				return a.printStoredSBOM(cmd, svc, v, att.Data, raw)
 			case kiln.ErrorCode(err) != kiln.ENOTFOUND:
 				return err
+			case !generate && svc.Images != nil:
+				// The database keeps none: the registry may (a version pushed
+				// from a machine whose database does).
+				rerr := a.printRegistrySBOM(cmd, svc, v, pt, raw)
+				if kiln.ErrorCode(rerr) != kiln.ENOTFOUND {
+					return rerr
+				}
+				return kiln.Errorf(kiln.ENOTFOUND, "%s has no stored %s SBOM, nor one in the registry (%s); make one from its stored package manifest with `kiln version sbom %s --format %s --generate`",
+					v.Name, f, svc.Images, v.Name, f)
 			case !generate:
 				return kiln.Errorf(kiln.ENOTFOUND, "%s has no stored %s SBOM (it was recorded before kiln wrote SBOMs, or not built by kiln); make one from its stored package manifest with `kiln version sbom %s --format %s --generate`",
 					v.Name, f, v.Name, f)
@@ -73,18 +98,42 @@ Licences need the image's files: give the unpacked root filesystem with
 	fl.BoolVar(&generate, "generate", false, "when the version has no stored SBOM, make one from its stored manifest, sign it and keep it with the version")
 	fl.StringVar(&rootfs, "rootfs", "", "with --generate: the version's unpacked root filesystem, to read licences from /usr/share/doc/*/copyright")
 	fl.BoolVar(&raw, "envelope", false, "print the signed DSSE envelope instead of the SBOM document")
+	fl.BoolVar(&inRegistry, "from-registry", false, "read the SBOM attached to the version's image in the registry (--artifacts oci://…), not the database's copy")
 	return c
 }
 
-func (a *App) printStoredSBOM(cmd *cobra.Command, svc *Services, v *kiln.Version, att *kiln.Attachment, raw bool) error {
+// printRegistrySBOM reads the SBOM of predicate type pt attached to v's
+// image in the registry and prints it verified (or, with raw, the
+// envelope as it is there).
+func (a *App) printRegistrySBOM(cmd *cobra.Command, svc *Services, v *kiln.Version, pt string, raw bool) error {
+	env, ref, err := svc.Images.SBOM(cmd.Context(), v, pt)
+	if err != nil {
+		return err
+	}
+	if err := a.printStoredSBOM(cmd, svc, v, env, raw); err != nil {
+		return kiln.Errorf(kiln.ErrorCode(err), "the SBOM attached in the registry (%s): %s", ref, kiln.ErrorMessage(err))
+	}
 	if raw {
-		_, err := cmd.OutOrStdout().Write(append(att.Data, '\n'))
+		fmt.Fprintf(cmd.ErrOrStderr(), "read from the registry: %s (not verified: --envelope)\n", ref)
+	} else {
+		fmt.Fprintf(cmd.ErrOrStderr(), "read from the registry and verified against kiln's keys: %s\n", ref)
+	}
+	return nil
+}
+
+// printStoredSBOM prints the SBOM in envelope after verifying it against
+// kiln's keys (its own and those it rotated out) and v's record, or the
+// envelope as it is with raw.
+func (a *App) printStoredSBOM(cmd *cobra.Command, svc *Services, v *kiln.Version, envelope []byte, raw bool) error {
+	if raw {
+		_, err := cmd.OutOrStdout().Write(append(envelope, '\n'))
 		return err
 	}
 	if svc.Signer == nil {
 		return kiln.Errorf(kiln.EINVALID, "no signing key at hand to verify the SBOM of %s; print the envelope with --envelope and verify it yourself", v.Name)
 	}
-	_, doc, err := sign.VerifySBOM(svc.Signer.Public(), att.Data, v)
+	keys, _ := signerKeys(svc.Signer)
+	_, doc, err := sign.VerifySBOMWith(keys, envelope, v)
 	if err != nil {
 		return err
 	}
@@ -124,6 +173,14 @@ func (a *App) generateSBOM(cmd *cobra.Command, svc *Services, reg kiln.Registry,
 			return err
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "kept with %s as %s\n", v.Name, att.Name)
+		if svc.Images != nil {
+			ref, err := svc.Images.AttachSBOM(ctx, v, att)
+			if err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "not attached to its image in the registry: %s\n", kiln.ErrorMessage(err))
+			} else {
+				fmt.Fprintf(cmd.ErrOrStderr(), "attached to its image in the registry: %s\n", ref)
+			}
+		}
 		if raw {
 			_, err := cmd.OutOrStdout().Write(append(att.Data, '\n'))
 			return err

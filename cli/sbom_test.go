@@ -85,6 +85,18 @@ func TestVersionSBOM(t *testing.T) {
 	if !strings.Contains(out, "sbom.spdx.dsse.json") || !strings.Contains(out, "sbom.cdx.dsse.json") {
 		t.Errorf("attachments: %s", out)
 	}
+	// One attachment printed as it is kept: the envelope --envelope prints.
+	env, _, _ := kilnSigned(t, dir, key, "version", "sbom", "app-1", "--envelope")
+	if got, errs, code := kilnSigned(t, dir, key, "version", "attachments", "app-1", "sbom.spdx.dsse.json"); code != 0 || got+"\n" != env {
+		t.Errorf("attachments app-1 sbom.spdx.dsse.json: exit %d %q, want the envelope %q (%s)", code, got, env, errs)
+	}
+	if _, errs, code := kilnSigned(t, dir, key, "version", "attachments", "app-1", "test-report.json"); code == 0 || !strings.Contains(errs, `no attachment "test-report.json"`) || !strings.Contains(errs, "kiln version attachments app-1") {
+		t.Errorf("attachments app-1 of a missing one: exit %d %s", code, errs)
+	}
+	// No registry here: --from-registry says what to give.
+	if _, errs, code := kilnSigned(t, dir, key, "version", "sbom", "app-1", "--from-registry"); code == 0 || !strings.Contains(errs, "--artifacts oci://") {
+		t.Errorf("--from-registry without a registry: exit %d %s", code, errs)
+	}
 }
 
 func jsonEqual(a, b any) bool {

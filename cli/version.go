@@ -525,16 +525,34 @@ func (a *App) versionLineageCmd() *cobra.Command {
 
 func (a *App) versionAttachmentsCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "attachments IMAGE-N",
-		Short: "List the documents kept with a version (build log, test report, signed provenance)",
-		Long:  "Print one with `kiln version log IMAGE-N` (the build log).",
-		Args:  exactArgs(1, "a version name such as appserver-3"),
+		Use:   "attachments IMAGE-N [NAME]",
+		Short: "List the documents kept with a version (build log, test report, signed provenance, SBOMs), or print one",
+		Long: "With NAME (test-report.json, build.log, provenance.dsse.json, …) the document's content is printed as it\n" +
+			"is kept. `kiln version log IMAGE-N` prints the build log, `kiln version sbom` a verified SBOM.",
+		Example: "  kiln version attachments appserver-3\n  kiln version attachments appserver-3 test-report.json",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 || len(args) == 2 {
+				return nil
+			}
+			return &usageError{fmt.Errorf("%s needs a version name such as appserver-3, and optionally an attachment's name (got %d argument(s))", cmd.CommandPath(), len(args))}
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkFormat(a.cfg.Output, FormatTable, FormatJSON); err != nil {
 				return err
 			}
 			reg, ref, err := a.versionArg(cmd, args[0])
 			if err != nil {
+				return err
+			}
+			if len(args) == 2 {
+				at, err := reg.Attachment(cmd.Context(), ref, args[1])
+				if kiln.ErrorCode(err) == kiln.ENOTFOUND {
+					return kiln.Errorf(kiln.ENOTFOUND, "%s has no attachment %q; `kiln version attachments %s` lists what it has", ref, args[1], ref)
+				}
+				if err != nil {
+					return err
+				}
+				_, err = cmd.OutOrStdout().Write(at.Data)
 				return err
 			}
 			as, err := reg.ListAttachments(cmd.Context(), ref)

@@ -171,10 +171,13 @@ func (c *Client) Promote(ctx context.Context, ref kiln.VersionRef, env, previous
 }
 
 // Rollback implements kiln.ChannelStore.
-func (c *Client) Rollback(ctx context.Context, image, env, reason string) (*kiln.Promotion, error) {
+func (c *Client) Rollback(ctx context.Context, image, env, reason string, force bool) (*kiln.Promotion, error) {
 	in := map[string]any{}
 	if reason != "" {
 		in["reason"] = reason
+	}
+	if force {
+		in["force"] = true
 	}
 	p := &kiln.Promotion{}
 	return p, c.do(ctx, http.MethodPost, channelPath(image, env)+"/rollback", nil, in, p)

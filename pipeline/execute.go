@@ -271,7 +271,7 @@ func (e *exec) test(ctx context.Context) (kiln.StageStatus, string, error) {
 		return "", "", err
 	}
 	if !res.Passed {
-		return "", "", kiln.Errorf(kiln.ECONFLICT, "%s failed its server tests: %s (report: kiln version attachment %s %s)", e.ver.Name, res.Reason, e.ver.Name, ReportAttachment)
+		return "", "", kiln.Errorf(kiln.ECONFLICT, "%s failed its server tests: %s (report: `kiln version attachments %s %s`)", e.ver.Name, res.Reason, e.ver.Name, ReportAttachment)
 	}
 	return kiln.StagePassed, res.Reason, nil
 }

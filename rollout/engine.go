@@ -109,6 +109,9 @@ func (e *Engine) Begin(ctx context.Context, service string, to kiln.VersionRef, 
 	if to.Image != svc.Image {
 		return nil, kiln.FieldErrorf(kiln.EINVALID, "to", "service %s runs image %s; %s is of image %s", service, svc.Image, to, to.Image)
 	}
+	if err := e.refuseRevokedTarget(ctx, svc, to); err != nil {
+		return nil, err
+	}
 	if e.Launcher == nil {
 		return nil, kiln.Errorf(kiln.EUNAVAILABLE, "this kiln runs no platform to launch instances of %s on", to)
 	}
@@ -260,6 +263,18 @@ func (e *Engine) run(ctx context.Context, svc *kiln.Service, r *kiln.Rollout) (*
 		}
 		if err := ls.confirm(ctx); err != nil {
 			return r, err
+		}
+		// A rollback never lands on a revoked version: the rollout fails
+		// where it stands, saying what to roll out instead.
+		if refusal, rerr := e.revokedRollback(ctx, svc, r); rerr != nil {
+			return r, ls.or(rerr)
+		} else if refusal != "" {
+			r.State, r.Reason = kiln.RolloutFailed, kiln.ErrorMessage(err)+"; "+refusal
+			e.say("==> rollout %d failed: %s", r.ID, r.Reason)
+			if uerr := e.Rollouts.UpdateRollout(context.WithoutCancel(ctx), r); uerr != nil {
+				return r, uerr
+			}
+			return r, kiln.Errorf(kiln.ECONFLICT, "rollout %d of %s failed and was not rolled back: %s", r.ID, svc.Name, r.Reason)
 		}
 		r.State, r.Reason, r.Batch = kiln.RolloutRollingBack, kiln.ErrorMessage(err), 0
 		e.say("==> rollout %d: rolling back: %s", r.ID, r.Reason)

@@ -161,7 +161,7 @@ func TestFollowerRollsFollowingServices(t *testing.T) {
 	}
 	promote(v2)
 	wantRolled(fe.pass(t), v2)
-	if _, err := env.db.Rollback(ctx, "appserver", "prod", "bad release"); err != nil {
+	if _, err := env.db.Rollback(ctx, "appserver", "prod", "bad release", false); err != nil {
 		t.Fatal(err)
 	}
 	wantRolled(fe.pass(t), v1)

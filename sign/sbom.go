@@ -161,3 +161,24 @@ func (s *Signer) SealSBOM(v *kiln.Version, predicateType string, doc []byte) (*k
 	}
 	return &kiln.Attachment{Name: SBOMAttachment(predicateType), MediaType: "application/vnd.dsse.envelope.v1+json", Data: env}, nil
 }
+
+// VerifySBOMWith is VerifySBOM with any one of keys (kiln's own and those
+// it rotated out): an SBOM read from elsewhere, such as the referrer of a
+// version's image in an OCI registry, was signed by whichever key was
+// current then.
+func VerifySBOMWith(keys []crypto.PublicKey, envelope []byte, v *kiln.Version) (string, []byte, error) {
+	if len(keys) == 0 {
+		return "", nil, kiln.Errorf(kiln.EINVALID, "no public key to verify the SBOM of %s with", v.Ref())
+	}
+	var first error
+	for _, k := range keys {
+		pt, doc, err := VerifySBOM(k, envelope, v)
+		if err == nil {
+			return pt, doc, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return "", nil, first
+}

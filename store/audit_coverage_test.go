@@ -138,7 +138,7 @@ func TestAuditCoverage(t *testing.T) {
 			"appserver/dev", "appserver-1", "channel.promote")
 		v2 := readyVersion(t, e, "appserver")
 		must[*kiln.Promotion](t)(e.Promote(ctx, v2.Ref(), "dev", "", ""))
-		expect("Rollback", func() error { _, err := e.Rollback(ctx, "appserver", "dev", "bad"); return err },
+		expect("Rollback", func() error { _, err := e.Rollback(ctx, "appserver", "dev", "bad", false); return err },
 			"appserver/dev", "appserver-1", "channel.rollback")
 
 		// Webhooks: add, event, attempts, delete.

@@ -125,8 +125,9 @@ func (db *DB) Promote(ctx context.Context, ref kiln.VersionRef, env, previous, r
 }
 
 // Rollback points env back at the version it held before its current one
-// was promoted there.
-func (db *DB) Rollback(ctx context.Context, image, env, reason string) (*kiln.Promotion, error) {
+// was promoted there; a rollback onto a revoked version is refused unless
+// forced (kiln.ChannelStore).
+func (db *DB) Rollback(ctx context.Context, image, env, reason string, force bool) (*kiln.Promotion, error) {
 	if err := validateReason(reason); err != nil {
 		return nil, err
 	}
@@ -136,19 +137,86 @@ func (db *DB) Rollback(ctx context.Context, image, env, reason string) (*kiln.Pr
 		if err != nil {
 			return err
 		}
-		var prev int
-		err = tx.queryRow(ctx, `SELECT previous FROM promotions WHERE image = ? AND environment = ? AND kind = 'promote' AND number = ?
-			ORDER BY id DESC LIMIT 1`, image, env, cur.Version.Number).Scan(&prev)
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && prev == 0) {
-			return kiln.Errorf(kiln.ECONFLICT, "%s in %s has no earlier version to roll back to; promote the version you want with `kiln promote %s-N --to %s`", cur.Name, env, image, env)
-		}
+		prev, err := promotedAfter(ctx, tx, image, env, cur.Version.Number)
 		if err != nil {
 			return fmt.Errorf("find the version before %s in %s: %w", cur.Name, env, err)
+		}
+		if prev == 0 {
+			return kiln.Errorf(kiln.ECONFLICT, "%s in %s has no earlier version to roll back to; promote the version you want with `kiln promote %s-N --to %s`", cur.Name, env, image, env)
+		}
+		target, err := findVersion(ctx, tx, kiln.VersionRef{Image: image, Number: prev})
+		if err != nil {
+			return err
+		}
+		if target.Status == kiln.StatusRevoked {
+			if target.Revocation, err = findRevocation(ctx, tx, target.ID); err != nil {
+				return err
+			}
+			if !force {
+				next, err := rollbackCandidate(ctx, tx, image, env, prev, cur.Version.Number)
+				if err != nil {
+					return err
+				}
+				return revokedRollback(target, cur.Name, env, next)
+			}
+			if err := audit(ctx, tx, "channel.rollback.forced", image+"/"+env,
+				fmt.Sprintf("forced rollback of %s to %s, which is %s", env, target.Name, kiln.DescribeRevocation(target))); err != nil {
+				return err
+			}
 		}
 		p, err = moveChannel(ctx, tx, image, env, kiln.PromotionRollback, prev, cur.Version.Number, reason)
 		return err
 	})
 	return p, err
+}
+
+// promotedAfter returns the version env held before number was last
+// promoted there (0: none).
+func promotedAfter(ctx context.Context, tx *tx, image, env string, number int) (int, error) {
+	var prev int
+	err := tx.queryRow(ctx, `SELECT previous FROM promotions WHERE image = ? AND environment = ? AND kind = 'promote' AND number = ?
+		ORDER BY id DESC LIMIT 1`, image, env, number).Scan(&prev)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return prev, err
+}
+
+// rollbackCandidate walks env's history back from the version from (the
+// version before from, and so on) to the first that is neither revoked nor
+// failed, skipping current; nil when there is none.
+func rollbackCandidate(ctx context.Context, tx *tx, image, env string, from, current int) (*kiln.Version, error) {
+	seen := map[int]bool{current: true}
+	for n := from; n != 0 && !seen[n]; {
+		seen[n] = true
+		prev, err := promotedAfter(ctx, tx, image, env, n)
+		if err != nil {
+			return nil, fmt.Errorf("walk the history of %s in %s: %w", image, env, err)
+		}
+		if prev == 0 || seen[prev] {
+			return nil, nil
+		}
+		v, err := findVersion(ctx, tx, kiln.VersionRef{Image: image, Number: prev})
+		if err != nil {
+			return nil, err
+		}
+		if v.Status != kiln.StatusRevoked && v.Status != kiln.StatusFailed {
+			return v, nil
+		}
+		n = prev
+	}
+	return nil, nil
+}
+
+// revokedRollback is the refusal to roll env back from current onto the
+// revoked version target, naming the revocation and what to do instead.
+func revokedRollback(target *kiln.Version, current, env string, next *kiln.Version) error {
+	instead := fmt.Sprintf("no earlier version in %s's history is free of revocation: promote the version you want with `kiln promote %s-N --to %s` (see `kiln version latest %s`)", env, target.Image, env, target.Image)
+	if next != nil {
+		instead = fmt.Sprintf("the next version back that is not revoked is %s (%s): `kiln promote %s --to %s`", next.Name, next.Status, next.Name, env)
+	}
+	return kiln.Errorf(kiln.ECONFLICT, "rolling %s back from %s would land on %s, which is %s; %s; or roll back all the same with --force (audited)",
+		env, current, target.Name, kiln.DescribeRevocation(target), instead)
 }
 
 // moveChannel sets the channel, records the promotion, audits it and

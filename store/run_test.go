@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -274,11 +275,11 @@ func TestChannelPromoteRollback(t *testing.T) {
 		if c.Version.Number != 2 || c.UpdatedBy != "alice" {
 			t.Fatalf("staging: %+v", c)
 		}
-		p := must[*kiln.Promotion](t)(e.Rollback(ctx, "appserver", "staging", "bad release"))
+		p := must[*kiln.Promotion](t)(e.Rollback(ctx, "appserver", "staging", "bad release", false))
 		if p.Kind != kiln.PromotionRollback || p.Number != 1 || p.Previous != 2 {
 			t.Fatalf("rollback: %+v", p)
 		}
-		_, err = e.Rollback(ctx, "appserver", "staging", "")
+		_, err = e.Rollback(ctx, "appserver", "staging", "", false)
 		wantCode(t, err, kiln.ECONFLICT)
 		_, err = e.FindChannel(ctx, "appserver", "prod")
 		wantCode(t, err, kiln.ENOTFOUND)
@@ -350,5 +351,64 @@ func TestClaimSchedule(t *testing.T) {
 		if fire := must[bool](t)(e.reopen(t).ClaimSchedule(ctx, "/estate", "appserver", "@hourly", hourly)); fire {
 			t.Fatal("a schedule fired twice")
 		}
+	})
+}
+
+// A rollback that would land on a revoked version is refused, naming the
+// revocation (who, why, when) and the next version back that is not
+// revoked; forced, it is done and audited; with nothing free of
+// revocation behind it, the refusal says to promote one.
+func TestChannelRollbackOntoRevoked(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := kiln.WithActor(context.Background(), "alice")
+		mkImage(t, e.DB, "appserver")
+		var vs []*kiln.Version
+		for range 4 {
+			v := readyVersion(t, e, "appserver")
+			vs = append(vs, v)
+			if _, err := e.Promote(ctx, v.Ref(), "prod", "", "release"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// prod: 1 → 2 → 3 → 4. 3 and 2 revoked: rolling back from 4 lands on
+		// 3; the next candidate back is 1.
+		for _, n := range []int{3, 2} {
+			if _, err := e.Revoke(kiln.WithActor(ctx, "bob"), vs[n-1].Ref(), "CVE-2026-1234"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := e.Rollback(ctx, "appserver", "prod", "bad release", false)
+		wantContains(t, wantCode(t, err, kiln.ECONFLICT), "from appserver-4 would land on appserver-3", "revoked (CVE-2026-1234, by bob at ",
+			"next version back that is not revoked is appserver-1", "kiln promote appserver-1 --to prod", "--force")
+		if c := must[*kiln.Channel](t)(e.FindChannel(ctx, "appserver", "prod")); c.Version.Number != 4 {
+			t.Fatalf("a refused rollback moved prod: %+v", c)
+		}
+		p := must[*kiln.Promotion](t)(e.Rollback(ctx, "appserver", "prod", "knowingly", true))
+		if p.Kind != kiln.PromotionRollback || p.Number != 3 || p.Previous != 4 {
+			t.Fatalf("forced rollback: %+v", p)
+		}
+		var forced *kiln.AuditEntry
+		for _, a := range must[[]*kiln.AuditEntry](t)(e.ListAudit(ctx, kiln.AuditFilter{})) {
+			if a.Action == "channel.rollback.forced" {
+				forced = a
+			}
+		}
+		if forced == nil || forced.Actor != "alice" || forced.Target != "appserver/prod" || !strings.Contains(forced.Detail, "appserver-3, which is revoked (CVE-2026-1234, by bob") {
+			t.Fatalf("forced rollback audit: %+v", forced)
+		}
+		// The channel on a revoked version resolves as always: the newest
+		// version it held that is not revoked, naming the revoked one.
+		if c := must[*kiln.Channel](t)(e.FindChannel(ctx, "appserver", "prod")); c.Revoked == nil || c.Revoked.Number != 3 || c.Version.Number != 4 {
+			t.Fatalf("prod after the forced rollback: %+v", c)
+		}
+		// Back on 4, with 1 revoked too: nothing behind 3 is free.
+		if _, err := e.Promote(ctx, vs[3].Ref(), "prod", "", "again"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Revoke(ctx, vs[0].Ref(), "old"); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.Rollback(ctx, "appserver", "prod", "", false)
+		wantContains(t, wantCode(t, err, kiln.ECONFLICT), "would land on appserver-3", "no earlier version in prod's history is free of revocation", "kiln promote appserver-N --to prod")
 	})
 }

@@ -36,6 +36,16 @@ const (
 	// ArtifactTypeDSSE is the artifact type (and layer media type) of the
 	// provenance envelope attached to a version's manifest.
 	ArtifactTypeDSSE = "application/vnd.dsse.envelope.v1+json"
+	// ArtifactTypeSPDX and ArtifactTypeCycloneDX are the artifact types of
+	// a version's SBOM attestations attached to its manifest: the one
+	// layer is the signed DSSE envelope (ArtifactTypeDSSE) of an in-toto
+	// statement whose predicate is the SBOM, and the manifest's
+	// AnnotationPredicateType says which.
+	ArtifactTypeSPDX      = "application/spdx+json"
+	ArtifactTypeCycloneDX = "application/vnd.cyclonedx+json"
+	// AnnotationPredicateType is the in-toto predicate type of an
+	// attestation's statement, on its manifest.
+	AnnotationPredicateType = "in-toto.io/predicate-type"
 )
 
 // Labels in a version's image config (and annotations on its manifest).
@@ -87,6 +97,34 @@ type Version struct {
 	// Envelope is the signed provenance (a DSSE envelope), attached as a
 	// referrer of the manifest before the version is tagged.
 	Envelope []byte
+	// Attestations are the version's other signed documents (its SBOMs),
+	// attached as referrers after the provenance, before the tags.
+	Attestations []Attestation
+}
+
+// Attestation is a signed document about a version attached to its
+// manifest as an OCI referrer: an image manifest of ArtifactType with the
+// empty config and the DSSE envelope as its one layer.
+type Attestation struct {
+	// ArtifactType is ArtifactTypeSPDX or ArtifactTypeCycloneDX.
+	ArtifactType string
+	// PredicateType is the in-toto predicate type of the statement in
+	// the envelope, annotated on the manifest.
+	PredicateType string
+	// Envelope is the DSSE envelope.
+	Envelope []byte
+}
+
+func (a Attestation) validate(f string) error {
+	switch a.ArtifactType {
+	case ArtifactTypeSPDX, ArtifactTypeCycloneDX:
+	default:
+		return kiln.FieldErrorf(kiln.EINVALID, f, "artifact type %q is not an attestation kiln attaches; use %s or %s", a.ArtifactType, ArtifactTypeSPDX, ArtifactTypeCycloneDX)
+	}
+	if len(a.Envelope) == 0 || !json.Valid(a.Envelope) {
+		return kiln.FieldErrorf(kiln.EINVALID, f, "the %s attestation is not a JSON DSSE envelope", a.ArtifactType)
+	}
+	return nil
 }
 
 // Pushed says where a pushed version is.
@@ -153,6 +191,11 @@ func (v *Version) validate() error {
 	}
 	for _, m := range v.MountFrom {
 		if err := kiln.ValidateImageName(m); err != nil {
+			return err
+		}
+	}
+	for i, a := range v.Attestations {
+		if err := a.validate(fmt.Sprintf("attestations[%d]", i)); err != nil {
 			return err
 		}
 	}
@@ -261,7 +304,12 @@ func (s *Store) PushVersion(ctx context.Context, v *Version, src kiln.ArtifactSt
 		return nil, err
 	}
 	if len(v.Envelope) > 0 {
-		if err := s.attach(ctx, repo, mdesc, ArtifactTypeDSSE, v.Envelope, "provenance of "+at); err != nil {
+		if _, err := s.attach(ctx, repo, mdesc, ArtifactTypeDSSE, nil, v.Envelope, "provenance of "+at); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range v.Attestations {
+		if _, err := s.attach(ctx, repo, mdesc, a.ArtifactType, a.annotations(), a.Envelope, a.ArtifactType+" attestation of "+at); err != nil {
 			return nil, err
 		}
 	}
@@ -364,15 +412,25 @@ func (s *Store) pushManifest(ctx context.Context, repo *remote.Repository, m oci
 	return desc, b, nil
 }
 
-// attach pushes data as an OCI artifact whose subject is the manifest.
-func (s *Store) attach(ctx context.Context, repo *remote.Repository, subject ocispec.Descriptor, artifactType string, data []byte, what string) error {
+func (a Attestation) annotations() map[string]string {
+	if a.PredicateType == "" {
+		return nil
+	}
+	return map[string]string{AnnotationPredicateType: a.PredicateType}
+}
+
+// attach pushes data, a DSSE envelope, as an OCI artifact of
+// artifactType whose subject is the manifest, and returns the artifact
+// manifest's digest. The same data attached again is the same manifest:
+// a no-op for the registry.
+func (s *Store) attach(ctx context.Context, repo *remote.Repository, subject ocispec.Descriptor, artifactType string, annotations map[string]string, data []byte, what string) (string, error) {
 	empty := ocispec.DescriptorEmptyJSON
 	if _, err := s.pushBytes(ctx, repo, empty.MediaType, empty.Data, "empty config of "+what); err != nil {
-		return err
+		return "", err
 	}
-	layer, err := s.pushBytes(ctx, repo, artifactType, data, what)
+	layer, err := s.pushBytes(ctx, repo, ArtifactTypeDSSE, data, what)
 	if err != nil {
-		return err
+		return "", err
 	}
 	empty.Data = nil
 	m := ocispec.Manifest{
@@ -382,9 +440,68 @@ func (s *Store) attach(ctx context.Context, repo *remote.Repository, subject oci
 		Config:       empty,
 		Layers:       []ocispec.Descriptor{layer},
 		Subject:      &subject,
+		Annotations:  annotations,
 	}
-	_, _, err = s.pushManifest(ctx, repo, m, what)
-	return err
+	desc, _, err := s.pushManifest(ctx, repo, m, what)
+	return desc.Digest.String(), err
+}
+
+// Attach attaches a to the version an image's reference (its number,
+// semver tag or manifest digest) names, as a referrer of its manifest (the
+// OCI 1.1 referrers API, or the sha256-<hex> tag on a registry without
+// it), and returns the referrer's ref (oci://…@sha256:…). Attaching the
+// same envelope again changes nothing.
+func (s *Store) Attach(ctx context.Context, image, reference string, a Attestation) (string, error) {
+	if err := kiln.ValidateImageName(image); err != nil {
+		return "", err
+	}
+	if err := a.validate("attestation"); err != nil {
+		return "", err
+	}
+	name := s.loc.image(image)
+	repo, err := s.repo(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	at := fmt.Sprintf("%s:%s in %s", image, reference, s.url(name))
+	mdesc, _, err := s.fetchManifest(ctx, repo, reference, at)
+	if err != nil {
+		return "", err
+	}
+	d, err := s.attach(ctx, repo, mdesc, a.ArtifactType, a.annotations(), a.Envelope, a.ArtifactType+" attestation of "+at)
+	if err != nil {
+		return "", err
+	}
+	return s.url(name) + "@" + d, nil
+}
+
+// Attestation returns the DSSE envelope of the newest referrer of
+// artifactType attached to the version an image's reference names, and
+// the referrer's ref. ENOTFOUND when the version is not in the registry or
+// has no such referrer. The envelope's signature is the caller's to
+// check (sign.VerifySBOMWith).
+func (s *Store) Attestation(ctx context.Context, image, reference, artifactType string) ([]byte, string, error) {
+	if err := kiln.ValidateImageName(image); err != nil {
+		return nil, "", err
+	}
+	name := s.loc.image(image)
+	repo, err := s.repo(ctx, name)
+	if err != nil {
+		return nil, "", err
+	}
+	at := fmt.Sprintf("%s:%s in %s", image, reference, s.url(name))
+	mdesc, _, err := s.fetchManifest(ctx, repo, reference, at)
+	if err != nil {
+		return nil, "", err
+	}
+	env, d, err := s.referrerWithDigest(ctx, repo, mdesc, artifactType, artifactType+" attestation of "+at)
+	if err != nil {
+		return nil, "", err
+	}
+	if env == nil {
+		return nil, "", kiln.Errorf(kiln.ENOTFOUND, "%s has no referrer of type %s (nor one in its sha256-… tag); push the version again with `kiln artifact push`", at, artifactType)
+	}
+	return env, s.url(name) + "@" + d, nil
 }
 
 // tag points tag at the manifest unless it already names another one.
@@ -566,21 +683,29 @@ func (s *Store) openBlob(ctx context.Context, repo *remote.Repository, desc ocis
 // referrer returns the content of the newest artifact of artifactType
 // attached to subject (its one layer), or nil when there is none.
 func (s *Store) referrer(ctx context.Context, repo *remote.Repository, subject ocispec.Descriptor, artifactType, what string) ([]byte, error) {
+	b, _, err := s.referrerWithDigest(ctx, repo, subject, artifactType, what)
+	return b, err
+}
+
+// referrerWithDigest is referrer, with the digest of the artifact's
+// manifest. Every artifact kiln attaches has one DSSE envelope layer.
+func (s *Store) referrerWithDigest(ctx context.Context, repo *remote.Repository, subject ocispec.Descriptor, artifactType, what string) ([]byte, string, error) {
 	descs, err := s.referrers(ctx, repo, subject, artifactType, what)
 	if err != nil || len(descs) == 0 {
-		return nil, err
+		return nil, "", err
 	}
 	// The referrers list has no defined order; kiln attaches one envelope
-	// per version, and takes the last listed if there are more.
+	// of a type per version, and takes the last listed if there are more.
 	d := descs[len(descs)-1]
 	_, m, err := s.fetchManifest(ctx, repo, d.Digest.String(), what)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	if len(m.Layers) != 1 || m.Layers[0].MediaType != artifactType {
-		return nil, kiln.Errorf(kiln.EINVALID, "%s (%s) does not have one %s layer; delete it and attach it again", what, d.Digest, artifactType)
+	if len(m.Layers) != 1 || m.Layers[0].MediaType != ArtifactTypeDSSE {
+		return nil, "", kiln.Errorf(kiln.EINVALID, "%s (%s) does not have one %s layer; delete it and attach it again", what, d.Digest, ArtifactTypeDSSE)
 	}
-	return s.fetchBlob(ctx, repo, m.Layers[0], what)
+	b, err := s.fetchBlob(ctx, repo, m.Layers[0], what)
+	return b, d.Digest.String(), err
 }
 
 func (s *Store) referrers(ctx context.Context, repo *remote.Repository, subject ocispec.Descriptor, artifactType, what string) ([]ocispec.Descriptor, error) {

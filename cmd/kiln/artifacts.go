@@ -78,6 +78,10 @@ func (o *ociArtifacts) PushVersion(ctx context.Context, v *kiln.Version) (*cli.P
 	if err := o.upload(ctx, &v.Provenance); err != nil {
 		return nil, fmt.Errorf("push %s: %w", v.Name, err)
 	}
+	atts, err := o.sbomAttestations(ctx, v)
+	if err != nil {
+		return nil, err
+	}
 	created := v.Provenance.FinishedAt
 	if created.IsZero() {
 		created = v.CreatedAt
@@ -87,14 +91,15 @@ func (o *ociArtifacts) PushVersion(ctx context.Context, v *kiln.Version) (*cli.P
 		mount = append(mount, b.Image) // a child's lower layers are its base's
 	}
 	p, err := o.oci.PushVersion(ctx, &oci.Version{
-		Image:     v.Image,
-		Number:    v.Number,
-		SemVer:    v.SemVer,
-		Release:   releaseLabels(v),
-		Created:   created,
-		Layers:    imageLayers(a),
-		MountFrom: mount,
-		Envelope:  att.Data,
+		Image:        v.Image,
+		Number:       v.Number,
+		SemVer:       v.SemVer,
+		Release:      releaseLabels(v),
+		Created:      created,
+		Layers:       imageLayers(a),
+		MountFrom:    mount,
+		Envelope:     att.Data,
+		Attestations: atts,
 	}, o.arts)
 	if err != nil {
 		return nil, err
@@ -107,6 +112,76 @@ func (o *ociArtifacts) PushVersion(ctx context.Context, v *kiln.Version) (*cli.P
 		return nil, err
 	}
 	return &cli.PushedImage{Ref: p.Ref, Digest: p.Digest, Tags: p.Tags, Uploaded: p.Uploaded}, nil
+}
+
+// sbomArtifactTypes maps the in-toto predicate types of the SBOMs kiln
+// keeps with a version to the artifact types of their referrers.
+var sbomArtifactTypes = map[string]string{
+	sign.PredicateSPDX:      oci.ArtifactTypeSPDX,
+	sign.PredicateCycloneDX: oci.ArtifactTypeCycloneDX,
+}
+
+// sbomAttestations are the signed SBOMs kept with v, as the referrers to
+// push beside its provenance; a version built before kiln wrote SBOMs has
+// none.
+func (o *ociArtifacts) sbomAttestations(ctx context.Context, v *kiln.Version) ([]oci.Attestation, error) {
+	var out []oci.Attestation
+	for _, pt := range []string{sign.PredicateSPDX, sign.PredicateCycloneDX} {
+		att, err := o.reg.Attachment(ctx, v.Ref(), sign.SBOMAttachment(pt))
+		if kiln.ErrorCode(err) == kiln.ENOTFOUND {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, oci.Attestation{ArtifactType: sbomArtifactTypes[pt], PredicateType: pt, Envelope: att.Data})
+	}
+	return out, nil
+}
+
+// sbomPredicate is the predicate type of an SBOM attachment's name; ""
+// for any other attachment.
+func sbomPredicate(name string) string {
+	for _, pt := range []string{sign.PredicateSPDX, sign.PredicateCycloneDX} {
+		if sign.SBOMAttachment(pt) == name {
+			return pt
+		}
+	}
+	return ""
+}
+
+// AttachSBOM attaches a signed SBOM to v's image REPOSITORY/IMAGE:N.
+func (o *ociArtifacts) AttachSBOM(ctx context.Context, v *kiln.Version, att *kiln.Attachment) (string, error) {
+	pt := sbomPredicate(att.Name)
+	if pt == "" {
+		return "", kiln.Errorf(kiln.EINVALID, "attachment %s of %s is not an SBOM kiln pushes to the registry", att.Name, v.Name)
+	}
+	ref, err := o.oci.Attach(ctx, v.Image, strconv.Itoa(v.Number), oci.Attestation{ArtifactType: sbomArtifactTypes[pt], PredicateType: pt, Envelope: att.Data})
+	if kiln.ErrorCode(err) == kiln.ENOTFOUND {
+		return "", kiln.Errorf(kiln.ENOTFOUND, "%s has no image %s:%d in %s to attach its SBOM to; run `kiln artifact push %s`, which pushes the image with its SBOMs", v.Name, v.Image, v.Number, o.oci.ImageURL(v.Image), v.Name)
+	}
+	return ref, err
+}
+
+// SBOM reads the signed SBOM of predicateType attached to v's image.
+func (o *ociArtifacts) SBOM(ctx context.Context, v *kiln.Version, predicateType string) ([]byte, string, error) {
+	at := sbomArtifactTypes[predicateType]
+	if at == "" {
+		return nil, "", kiln.Errorf(kiln.EINVALID, "SBOM predicate type %q is not one kiln pushes", predicateType)
+	}
+	env, ref, err := o.oci.Attestation(ctx, v.Image, strconv.Itoa(v.Number), at)
+	if kiln.ErrorCode(err) == kiln.ENOTFOUND {
+		return nil, "", kiln.Errorf(kiln.ENOTFOUND, "%s has no %s SBOM in the registry (%s:%d in %s): %s; push it with `kiln artifact push %s` from a machine whose database keeps it",
+			v.Name, sbomFormatName(predicateType), v.Image, v.Number, o.oci.ImageURL(v.Image), kiln.ErrorMessage(err), v.Name)
+	}
+	return env, ref, err
+}
+
+func sbomFormatName(predicateType string) string {
+	if predicateType == sign.PredicateCycloneDX {
+		return "cyclonedx"
+	}
+	return "spdx"
 }
 
 // contentDigests are the blobs a version's content is read by: a layered
@@ -280,6 +355,33 @@ func (p *publishing) CreateVersion(ctx context.Context, nv *kiln.NewVersion) (*k
 		p.images.logger.Info("pushed the version's image", "version", v.Name, "ref", img.Ref, "tags", img.Tags)
 	}
 	return v, nil
+}
+
+// AddAttachment keeps a with the version and, for an SBOM (a build keeps
+// them once the version is recorded, after its image was pushed),
+// attaches it to the version's image as a referrer. A failure to attach
+// is logged: the SBOM is kept, and `kiln artifact push` completes the
+// image.
+func (p *publishing) AddAttachment(ctx context.Context, ref kiln.VersionRef, a *kiln.Attachment) error {
+	if err := p.Registry.AddAttachment(ctx, ref, a); err != nil {
+		return err
+	}
+	if sbomPredicate(a.Name) == "" {
+		return nil
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	v, err := p.FindVersion(pctx, ref)
+	if err == nil {
+		var r string
+		if r, err = p.images.AttachSBOM(pctx, v, a); err == nil {
+			p.images.logger.Info("attached the version's SBOM to its image", "version", v.Name, "sbom", a.Name, "ref", r)
+			return nil
+		}
+	}
+	p.images.logger.Warn("the SBOM is kept with the version, but could not be attached to its image in the registry; run `kiln artifact push "+ref.String()+"`",
+		"version", ref.String(), "sbom", a.Name, "err", kiln.ErrorMessage(err))
+	return nil
 }
 
 // collector is `kiln artifact gc`: the local store, and the registry when

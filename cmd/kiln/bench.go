@@ -97,7 +97,7 @@ lacks (root, mmdebstrap, PostgreSQL) are listed as skipped with the reason.
 				return fmt.Errorf("--output: unknown format %q; use table or json", format)
 			}
 			measures, err := bench.Select([]bench.Measure{
-				bench.Build(), bench.Disk(), bench.Pipeline(estate), bench.Checkins(), bench.FleetReports(fleetInstances), bench.SBOM(), bench.RegistryFigures(estate),
+				bench.Build(), bench.Disk(), bench.Pipeline(estate), bench.Checkins(), bench.FleetReports(fleetInstances), bench.SBOM(), bench.RegistryFigures(estate), bench.Rebuild(estate),
 			}, only)
 			if err != nil {
 				return err
@@ -144,7 +144,7 @@ lacks (root, mmdebstrap, PostgreSQL) are listed as skipped with the reason.
 	}
 	f := c.Flags()
 	f.BoolVar(&quick, "quick", false, "smaller sizes and only the measures that fit in 5 minutes")
-	f.StringSliceVar(&only, "only", nil, "run only these measures (build, pipeline, checkin, fleet, sbom, registry)")
+	f.StringSliceVar(&only, "only", nil, "run only these measures (build, pipeline, checkin, fleet, sbom, registry, disk, rebuild)")
 	f.StringVar(&env.Postgres, "postgres", os.Getenv("KILN_BENCH_POSTGRES"), "PostgreSQL URL for the figures taken on both backends (env KILN_BENCH_POSTGRES); a schema is made and dropped")
 	f.StringVar(&env.Mirror, "mirror", "", "Debian mirror for the build figures (default deb.debian.org)")
 	f.StringVar(&estate, "estate", "examples/estate", "estate whose pipelines the pipeline figures run (and whose images the registry figures build)")
