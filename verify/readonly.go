@@ -7,7 +7,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -89,8 +91,10 @@ func RunReadOnlyMain(ctx context.Context, args []string, stdin io.Reader, stdout
 			return -1, fmt.Errorf("read-only exec: drop capability %d from the bounding set: %w", c, err)
 		}
 	}
-	path, err := exec.LookPath(args[0])
-	if err != nil && !errors.Is(err, exec.ErrDot) {
+	// The first stage cleared the environment: a bare command name is
+	// looked up in the fixed PATH the command itself gets.
+	path, err := lookPathIn(args[0], readOnlyPath)
+	if err != nil {
 		fmt.Fprintf(stderr, "kiln: %s: not found in %s\n", args[0], readOnlyPath)
 		return 127, nil
 	}
@@ -108,6 +112,22 @@ func RunReadOnlyMain(ctx context.Context, args []string, stdin io.Reader, stdout
 }
 
 const readOnlyPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// lookPathIn finds name as exec.LookPath would with PATH set to path: a
+// name with a slash is taken as it is, a bare one is searched for in
+// path's directories.
+func lookPathIn(name, path string) (string, error) {
+	if strings.Contains(name, "/") {
+		return exec.LookPath(name)
+	}
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: %w", name, exec.ErrNotFound)
+}
 
 // readOnlyView makes this mount namespace private (nothing propagates to
 // or from the instance's) and every mount in it read-only and nosuid,

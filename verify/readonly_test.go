@@ -73,4 +73,16 @@ func TestReadOnlyExec(t *testing.T) {
 	if code, _ := run("exit 7"); code != 7 {
 		t.Errorf("exit status %d, want 7", code)
 	}
+	// A bare command name is found in the command's PATH, although the
+	// first stage clears the environment (`kiln instance exec NAME
+	// --read-only -- cat FILE`).
+	cmd := exec.CommandContext(context.Background(), exe, ReadOnlyCommand, "--", "cat", secret)
+	cmd.Env = []string{}
+	if out, err := cmd.CombinedOutput(); err != nil || string(out) != "root only\n" {
+		t.Errorf("read-only exec of a bare name: %v, %q", err, out)
+	}
+	cmd = exec.CommandContext(context.Background(), exe, ReadOnlyCommand, "--", "no-such-command-kiln")
+	if out, _ := cmd.CombinedOutput(); !strings.Contains(string(out), "no-such-command-kiln: not found in /usr/local/sbin") {
+		t.Errorf("read-only exec of a missing command: %q", out)
+	}
 }
