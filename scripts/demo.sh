@@ -54,6 +54,8 @@ kiln version verify "$app"
 echo "== a server from $app on 127.0.0.1:18080" >&2
 name=demo-web
 kiln instance destroy "$name" >/dev/null 2>&1 || true
+# A step that fails below still destroys the server (nothing left running).
+trap 'kiln instance destroy "$name" >/dev/null 2>&1 || true' EXIT
 kiln instance launch "$app" --name "$name" --env prod --port 127.0.0.1:18080:80
 curl -fsS http://127.0.0.1:18080/healthz
 kiln instance exec "$name" --read-only -- cat /etc/kiln-release
