@@ -753,6 +753,13 @@ func (r *run) runStep(ctx context.Context, n int, st *step, key string, below []
 	if err != nil {
 		return "", false, err
 	}
+	// What varies per bake (dpkg's and apt's logs, ldconfig's aux cache, …)
+	// leaves the step's own layer too, not only the final tree: the
+	// release step's scrub would hide it from the files, but the layer's
+	// digest, and so the artifact's, would still differ between two bakes.
+	if err := scrubLayer(o.Upper); err != nil {
+		return "", false, fmt.Errorf("%s: take per-build files out of the layer: %w", st.name, err)
+	}
 	if err := bake.ClampTree(ctx, o.Upper, r.stepEpoch()); err != nil {
 		return "", false, err
 	}

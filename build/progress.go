@@ -57,6 +57,9 @@ func (e Event) String() string {
 		if e.Err != nil {
 			return fmt.Sprintf("==> %s: build failed after %s: %v", e.Image, round(e.Elapsed), e.Err)
 		}
+		if e.Version == nil { // a rebuild check registers no version
+			return fmt.Sprintf("==> %s: rebuilt in %s (%s)", e.Image, round(e.Elapsed), e.Name)
+		}
 		return fmt.Sprintf("==> %s: built %s in %s (%s)", e.Image, e.Version, round(e.Elapsed), e.Name)
 	}
 	return string(e.Kind)

@@ -362,6 +362,7 @@ func (r *run) compareArtifacts(ctx context.Context, rep *RebuildReport, max int)
 		return fmt.Errorf("read the rebuilt artifact: %w", err)
 	}
 	rep.Files = diffEntries(a, b)
+	rep.Notes = append(rep.Notes, layerNotes(rep.recorded, rep.rebuilt)...)
 	for i := range rep.Files {
 		rep.Files[i].Step = r.stepOf(rep.Files[i].Path)
 	}
@@ -501,4 +502,28 @@ func extractFrom(rd io.Reader, want map[string]bool, dir string) error {
 			return err
 		}
 	}
+}
+
+// layerNotes says how two layered artifacts' layer lists differ when the
+// files alone may not show it: another number of layers, or a layer with
+// the same content (diff ID) in another blob (its compression).
+func layerNotes(recorded, rebuilt *kiln.Artifact) []string {
+	if recorded == nil || rebuilt == nil || len(recorded.Layers) == 0 || len(rebuilt.Layers) == 0 {
+		return nil
+	}
+	var notes []string
+	if len(recorded.Layers) != len(rebuilt.Layers) {
+		notes = append(notes, fmt.Sprintf("the recorded artifact has %d layers, the rebuilt one %d", len(recorded.Layers), len(rebuilt.Layers)))
+	}
+	for i := range min(len(recorded.Layers), len(rebuilt.Layers)) {
+		a, b := recorded.Layers[i], rebuilt.Layers[i]
+		switch {
+		case a.DiffID != b.DiffID:
+			notes = append(notes, fmt.Sprintf("layer %d: content differs (diff ID %s recorded, %s rebuilt)", i+1, a.DiffID, b.DiffID))
+		case a.Digest != b.Digest || a.MediaType != b.MediaType || a.Size != b.Size:
+			notes = append(notes, fmt.Sprintf("layer %d: same content (diff ID %s) in another blob: %s %s (%d bytes) recorded, %s %s (%d bytes) rebuilt",
+				i+1, a.DiffID, a.Digest, a.MediaType, a.Size, b.Digest, b.MediaType, b.Size))
+		}
+	}
+	return notes
 }

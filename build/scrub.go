@@ -134,6 +134,19 @@ func scrub(root *os.Root) ([]string, error) {
 	return changed, nil
 }
 
+// scrubLayer scrubs one step's layer (an overlay's upper directory): the
+// files the release step would take out of the image are taken out of the
+// layer that wrote them. Whiteouts are not regular files and stay.
+func scrubLayer(dir string) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	_, err = scrub(root)
+	return err
+}
+
 func truncateInRoot(root *os.Root, p string) error {
 	f, err := root.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
