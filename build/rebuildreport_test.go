@@ -244,3 +244,58 @@ func TestIndexTarAppliesWhiteouts(t *testing.T) {
 		t.Errorf("etc/keep is the lower layer's: %+v", idx["etc/keep"])
 	}
 }
+
+// TestScrubLayer: a step's layer loses what the release step would take
+// out of the tree (dpkg's log, apt's history, ldconfig's aux cache) and
+// keeps everything else, so two bakes give the same layer.
+func TestScrubLayer(t *testing.T) {
+	dir := t.TempDir()
+	for p, body := range map[string]string{
+		"var/log/dpkg.log":             "2026-12-07 03:00:00 install nginx\n",
+		"var/log/apt/history.log":      "Start-Date: 2026-12-07\n",
+		"var/log/nginx/access.log":     "GET /\n",
+		"var/cache/ldconfig/aux-cache": "inodes",
+		"etc/nginx/nginx.conf":         "events {}\n",
+	} {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := scrubLayer(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{"var/log/dpkg.log", "var/log/apt/history.log", "var/cache/ldconfig/aux-cache"} {
+		if _, err := os.Lstat(filepath.Join(dir, gone)); err == nil {
+			t.Errorf("%s is still in the layer", gone)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "var/log/nginx/access.log")); err != nil || fi.Size() != 0 {
+		t.Errorf("a log under /var/log is kept empty: %v %v", fi, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "etc/nginx/nginx.conf")); err != nil || string(b) != "events {}\n" {
+		t.Errorf("the step's own file changed: %q %v", b, err)
+	}
+}
+
+func TestLayerNotes(t *testing.T) {
+	l := func(d, diff string) kiln.Layer {
+		return kiln.Layer{Digest: d, DiffID: diff, Size: 1, MediaType: kiln.LayerMediaTypeGzip}
+	}
+	rec := &kiln.Artifact{Layers: []kiln.Layer{l("sha256:a", "sha256:1"), l("sha256:b", "sha256:2"), l("sha256:c", "sha256:3")}}
+	reb := &kiln.Artifact{Layers: []kiln.Layer{l("sha256:a", "sha256:1"), l("sha256:x", "sha256:9"), l("sha256:y", "sha256:3"), l("sha256:z", "sha256:4")}}
+	notes := strings.Join(layerNotes(rec, reb), "\n")
+	for _, want := range []string{"has 3 layers, the rebuilt one 4", "layer 2: content differs", "layer 3: same content (diff ID sha256:3) in another blob"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q:\n%s", want, notes)
+		}
+	}
+	if strings.Contains(notes, "layer 1:") {
+		t.Errorf("an identical layer is noted:\n%s", notes)
+	}
+	if n := layerNotes(rec, rec); len(n) != 0 {
+		t.Errorf("identical lists: %v", n)
+	}
+}
