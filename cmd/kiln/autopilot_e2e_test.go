@@ -427,14 +427,22 @@ func patchFleet(tb testing.TB, mode patchMode) *patchResult {
 		tb.Errorf("after the rollout %d instances run, want the service's 3: %v", len(ids), ids)
 	}
 	if mode == patchByAutopilot {
-		es, err := db.ListAudit(ctx, kiln.AuditFilter{Target: "environment prod"})
-		if err != nil {
-			tb.Fatal(err)
-		}
+		// The autopilot records the rollout's end when it next looks at
+		// it, which may be a moment after the rollout itself ended.
 		var acts []string
-		for _, e := range es {
-			if e.Actor == autopilot.Actor {
-				acts = append(acts, e.Action+": "+e.Detail)
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+			es, err := db.ListAudit(ctx, kiln.AuditFilter{Target: "environment prod"})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			acts = acts[:0]
+			for _, e := range es {
+				if e.Actor == autopilot.Actor {
+					acts = append(acts, e.Action+": "+e.Detail)
+				}
+			}
+			if len(acts) >= 2 || time.Now().After(deadline) {
+				break
 			}
 		}
 		if len(acts) != 2 || !strings.Contains(acts[1], "web → "+res.ch.Name+" succeeded") {
