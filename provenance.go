@@ -45,6 +45,21 @@ type Provenance struct {
 // by kiln (see RecordedBy).
 func (p *Provenance) External() bool { return p.RecordedBy != "" }
 
+// ContentDigests are the blobs a version's content is read by: a layered
+// artifact's layers and its layer list (or the one tar), and its disk
+// images. Another machine launches the version from these alone.
+func (p *Provenance) ContentDigests() []string {
+	var ds []string
+	for _, l := range p.Artifact.Layers {
+		ds = append(ds, l.Digest)
+	}
+	ds = append(ds, p.Artifact.Digest)
+	for _, d := range p.Artifacts {
+		ds = append(ds, d.Digest)
+	}
+	return ds
+}
+
 // Method is how a version was built.
 type Method string
 

@@ -133,7 +133,7 @@ func registryRun(ctx context.Context, env *Env, estateDir string) ([]Figure, err
 			return nil, fmt.Errorf("flatten %s: %w", v.Name, err)
 		}
 		full += n
-		for _, d := range contentDigests(&v.Provenance) {
+		for _, d := range v.Provenance.ContentDigests() {
 			if seen[d] {
 				continue
 			}
@@ -195,19 +195,6 @@ func registryRun(ctx context.Context, env *Env, estateDir string) ([]Figure, err
 	figs = append(figs, Seconds("registry.launch.second", "launch "+app.Name+" on a second machine, cold cache: pull + unpack + boot", onB).
 		Against("launch on the builder: unpack + boot", onA.Seconds(), "s"))
 	return figs, nil
-}
-
-// contentDigests are the blobs a version's content is read by.
-func contentDigests(p *kiln.Provenance) []string {
-	var ds []string
-	for _, l := range p.Artifact.Layers {
-		ds = append(ds, l.Digest)
-	}
-	ds = append(ds, p.Artifact.Digest)
-	for _, d := range p.Artifacts {
-		ds = append(ds, d.Digest)
-	}
-	return ds
 }
 
 // ownLayerBytes is what a's layers that base's artifact does not have

@@ -184,25 +184,10 @@ func sbomFormatName(predicateType string) string {
 	return "spdx"
 }
 
-// contentDigests are the blobs a version's content is read by: a layered
-// artifact's layers and its layer list (or the one tar), and its disk
-// images. Another machine launches the version from these alone.
-func contentDigests(p *kiln.Provenance) []string {
-	var ds []string
-	for _, l := range p.Artifact.Layers {
-		ds = append(ds, l.Digest)
-	}
-	ds = append(ds, p.Artifact.Digest)
-	for _, d := range p.Artifacts {
-		ds = append(ds, d.Digest)
-	}
-	return ds
-}
-
 // upload puts every blob of p's content into the store's repository (a
 // no-op for one already there).
 func (o *ociArtifacts) upload(ctx context.Context, p *kiln.Provenance) error {
-	for _, d := range contentDigests(p) {
+	for _, d := range p.ContentDigests() {
 		if _, err := o.oci.PutFrom(ctx, o.arts, d); err != nil {
 			return err
 		}
@@ -290,7 +275,7 @@ func (o *ociArtifacts) CheckVersion(ctx context.Context, v *kiln.Version, keys [
 	if err := sign.VerifyVersionWith(keys, p.Envelope, v); err != nil {
 		return nil, fmt.Errorf("the provenance attached to %s: %w", at, err)
 	}
-	for _, d := range contentDigests(&v.Provenance) {
+	for _, d := range v.Provenance.ContentDigests() {
 		if _, err := o.oci.Stat(ctx, d); err != nil {
 			return nil, fmt.Errorf("%s's content as the artifact store reads it (%s): %w; run `kiln artifact push %s`", v.Name, d, err, v.Name)
 		}
@@ -466,7 +451,7 @@ func (c *collector) liveVersions(ctx context.Context) (map[string]bool, map[stri
 	for _, v := range vs {
 		all[v.Name] = v
 		if a := v.Provenance.Artifact; a != nil && a.Digest != "" && v.Status != kiln.StatusRevoked {
-			for _, d := range contentDigests(&v.Provenance) {
+			for _, d := range v.Provenance.ContentDigests() {
 				live[d] = true // layers, layer list, disk images
 			}
 		}

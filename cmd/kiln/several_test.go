@@ -286,7 +286,7 @@ func launchAndRollOut(t *testing.T, dirB string, shared []string, v *kiln.Versio
 	cold := func() {
 		t.Helper()
 		// A cold cache: no artifact, no unpacked root filesystem.
-		for _, d := range contentDigests(&v.Provenance) {
+		for _, d := range v.Provenance.ContentDigests() {
 			if err := os.Remove(filepath.Join(dirB, "artifacts", "sha256", strings.TrimPrefix(d, "sha256:"))); err != nil && !os.IsNotExist(err) {
 				t.Fatal(err)
 			}

@@ -103,19 +103,6 @@ func (r *registry) Close() {
 	r.exited <- werr   // a second Close returns at once
 }
 
-// contentDigests are the blobs another machine reads v's content by.
-func contentDigests(p *kiln.Provenance) []string {
-	var ds []string
-	for _, l := range p.Artifact.Layers {
-		ds = append(ds, l.Digest)
-	}
-	ds = append(ds, p.Artifact.Digest)
-	for _, d := range p.Artifacts {
-		ds = append(ds, d.Digest)
-	}
-	return ds
-}
-
 // Push does what a builder with --artifacts oci://… does once a version
 // is registered: its content into the store's repository (what is there
 // already is not uploaded), then the image IMAGE:N, its layers mounted
@@ -126,7 +113,7 @@ func (r *registry) Push(ctx context.Context, v *kiln.Version, src kiln.ArtifactS
 		return 0, fmt.Errorf("bench: %s has no artifact", v.Name)
 	}
 	var uploaded int64
-	for _, d := range contentDigests(&v.Provenance) {
+	for _, d := range v.Provenance.ContentDigests() {
 		ok, err := r.st.HasLayer(ctx, "", d)
 		if err != nil {
 			return 0, err
