@@ -43,11 +43,14 @@ func TestLayerList(t *testing.T) {
 
 func TestContentDigests(t *testing.T) {
 	p := &Provenance{
-		Artifact:  Artifact{Digest: "sha256:list", Layers: []Layer{{Digest: "sha256:l1"}, {Digest: "sha256:l2"}}},
+		Artifact:  &Artifact{Digest: "sha256:list", Layers: []Layer{{Digest: "sha256:l1"}, {Digest: "sha256:l2"}}},
 		Artifacts: []Artifact{{Digest: "sha256:qcow2"}},
 	}
 	got := strings.Join(p.ContentDigests(), " ")
 	if want := "sha256:l1 sha256:l2 sha256:list sha256:qcow2"; got != want {
 		t.Errorf("ContentDigests = %s, want %s", got, want)
+	}
+	if ds := (&Provenance{}).ContentDigests(); len(ds) != 0 {
+		t.Errorf("no artifact: %v", ds)
 	}
 }

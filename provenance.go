@@ -50,10 +50,12 @@ func (p *Provenance) External() bool { return p.RecordedBy != "" }
 // images. Another machine launches the version from these alone.
 func (p *Provenance) ContentDigests() []string {
 	var ds []string
-	for _, l := range p.Artifact.Layers {
-		ds = append(ds, l.Digest)
+	if p.Artifact != nil {
+		for _, l := range p.Artifact.Layers {
+			ds = append(ds, l.Digest)
+		}
+		ds = append(ds, p.Artifact.Digest)
 	}
-	ds = append(ds, p.Artifact.Digest)
 	for _, d := range p.Artifacts {
 		ds = append(ds, d.Digest)
 	}
