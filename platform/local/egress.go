@@ -2,7 +2,6 @@ package local
 
 import (
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/instancedir"
 	"github.com/vishvananda/netns"
 )
 
@@ -107,18 +107,7 @@ func (e *egress) relay(c net.Conn) {
 		return
 	}
 	defer e.untrack(h)
-	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
-		if tc, ok := dst.(*net.TCPConn); ok {
-			_ = tc.CloseWrite()
-		}
-		done <- struct{}{}
-	}
-	go pipe(h, c)
-	go pipe(c, h)
-	<-done
-	<-done
+	instancedir.Splice(h, c)
 }
 
 // close stops listening and ends the open connections (the instance is

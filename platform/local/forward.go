@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/instancedir"
 	"github.com/vishvananda/netns"
 )
 
@@ -73,18 +74,7 @@ func (f *forwarder) relay(c net.Conn) {
 		return
 	}
 	defer g.Close()
-	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
-		if tc, ok := dst.(*net.TCPConn); ok {
-			_ = tc.CloseWrite()
-		}
-		done <- struct{}{}
-	}
-	go pipe(g, c)
-	go pipe(c, g)
-	<-done
-	<-done
+	instancedir.Splice(g, c)
 }
 
 func (f *forwarder) close() {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/instancedir"
 )
 
 // Egress: what kiln declares an instance must reach on the kiln machine's
@@ -159,18 +160,7 @@ func serveEgress(ln net.Listener, to string, log *slog.Logger) {
 				return
 			}
 			defer u.Close()
-			done := make(chan struct{}, 2)
-			pipe := func(dst, src net.Conn) {
-				_, _ = io.Copy(dst, src)
-				if tc, ok := dst.(*net.TCPConn); ok {
-					_ = tc.CloseWrite()
-				}
-				done <- struct{}{}
-			}
-			go pipe(u, c)
-			go pipe(c, u)
-			<-done
-			<-done
+			instancedir.Splice(u, c)
 		}()
 	}
 }
