@@ -2,11 +2,15 @@ package bench
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/api"
+	"github.com/kiln-project/kiln/sign"
 )
 
 // Store is what the measures ask of kiln's database: every store the API
@@ -56,6 +60,24 @@ func (e *Env) openStore(ctx context.Context, kind string, clock kiln.Clock) (Sto
 		return nil, nil, errNoDriver
 	}
 	return e.Drivers.Store(ctx, kind, e.Dir, e.Postgres, e.Logger, clock)
+}
+
+// openSealedStore opens an empty SQLite store whose versions are sealed
+// (signed) with a throwaway key, as kiln's store seals with its own; the
+// signer's public key is what a launcher verifies against.
+func (e *Env) openSealedStore(ctx context.Context) (Store, *sign.Signer, func(), error) {
+	db, closeDB, err := e.openStore(ctx, "sqlite", time.Now)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		closeDB()
+		return nil, nil, nil, err
+	}
+	signer := sign.NewSigner(key)
+	db.SealVersionsWith(signer.Seal)
+	return db, signer, closeDB, nil
 }
 
 // openArtifacts opens the local artifact store in dir.

@@ -2,8 +2,6 @@ package bench
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -14,7 +12,6 @@ import (
 	"github.com/kiln-project/kiln/definition"
 	"github.com/kiln-project/kiln/launch"
 	"github.com/kiln-project/kiln/pipeline"
-	"github.com/kiln-project/kiln/sign"
 )
 
 // Pipeline runs the pipelines of the estate in estateDir (the example
@@ -51,17 +48,11 @@ func pipelineRun(ctx context.Context, env *Env, estateDir string) (cold, unchang
 		return 0, 0, diags
 	}
 	data := env.Dir
-	db, closeDB, err := env.openStore(ctx, "sqlite", time.Now)
+	db, signer, closeDB, err := env.openSealedStore(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer closeDB()
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return 0, 0, err
-	}
-	signer := sign.NewSigner(key)
-	db.SealVersionsWith(signer.Seal)
 	arts, err := env.openArtifacts(data)
 	if err != nil {
 		return 0, 0, err

@@ -2,8 +2,6 @@ package bench
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"strings"
@@ -12,7 +10,6 @@ import (
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/build"
 	"github.com/kiln-project/kiln/definition"
-	"github.com/kiln-project/kiln/sign"
 )
 
 // Rebuild is `kiln version rebuild --check` on the estate in estateDir
@@ -42,16 +39,11 @@ func rebuildRun(ctx context.Context, env *Env, estateDir string) ([]Figure, erro
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	db, closeDB, err := env.openStore(ctx, "sqlite", time.Now)
+	db, _, closeDB, err := env.openSealedStore(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer closeDB()
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	db.SealVersionsWith(sign.NewSigner(key).Seal)
 	arts, err := env.openArtifacts(env.Dir)
 	if err != nil {
 		return nil, err

@@ -2,8 +2,6 @@ package bench
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,7 +16,6 @@ import (
 	"github.com/kiln-project/kiln/build"
 	"github.com/kiln-project/kiln/definition"
 	"github.com/kiln-project/kiln/internal/layer"
-	"github.com/kiln-project/kiln/sign"
 )
 
 // Registry is an OCI registry the registry measure runs against, with
@@ -84,16 +81,11 @@ func registryRun(ctx context.Context, env *Env, estateDir string) ([]Figure, err
 	if err := os.MkdirAll(dirA, 0o755); err != nil {
 		return nil, err
 	}
-	db, closeDB, err := env.openStore(ctx, "sqlite", time.Now)
+	db, _, closeDB, err := env.openSealedStore(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer closeDB()
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	db.SealVersionsWith(sign.NewSigner(key).Seal)
 	artsA, err := env.openArtifacts(dirA)
 	if err != nil {
 		return nil, err
