@@ -18,13 +18,11 @@ import (
 	"time"
 
 	kiln "github.com/kiln-project/kiln"
-	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/autopilot"
 	"github.com/kiln-project/kiln/cli"
 	"github.com/kiln-project/kiln/internal/aptrepotest"
 	"github.com/kiln-project/kiln/internal/ci"
 	"github.com/kiln-project/kiln/internal/testenv"
-	"github.com/kiln-project/kiln/platform/local"
 	"github.com/kiln-project/kiln/rollout"
 	"github.com/kiln-project/kiln/store"
 )
@@ -218,20 +216,7 @@ func patchFleet(tb testing.TB, mode patchMode) *patchResult {
 	tb.Setenv("KILN_NO_AGENT", "1") // the test binary is no agent to bake into images
 	tb.Setenv("KILN_ESTATE", "")
 	port := freeLoopbackPort(tb)
-	arts, err := artifact.Open(dir)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	plat, err := local.New(local.Config{DataDir: dir, Artifacts: arts})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		_ = rollout.StopFrontEnd(ctx, dir, "web")
-		for _, id := range leftovers(tb, plat) {
-			_ = plat.Destroy(ctx, id)
-		}
-	})
+	plat := webPlatform(tb, dir)
 	res := &patchResult{mode: mode}
 
 	// The estate as a team would have it before the fix: appserver-1 built

@@ -17,12 +17,9 @@ import (
 	"time"
 
 	kiln "github.com/kiln-project/kiln"
-	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/cli"
 	"github.com/kiln-project/kiln/internal/ci"
 	"github.com/kiln-project/kiln/internal/testenv"
-	"github.com/kiln-project/kiln/platform/local"
-	"github.com/kiln-project/kiln/rollout"
 	"github.com/kiln-project/kiln/store"
 )
 
@@ -48,20 +45,7 @@ func TestLaunchConfigEndToEnd(t *testing.T) {
 	t.Setenv("KILN_VAR_kiln_server", "http://"+server)
 	t.Setenv("KILN_VAR_secrets", secrets)
 	t.Setenv("KILN_ESTATE", est)
-	arts, err := artifact.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plat, err := local.New(local.Config{DataDir: dir, Artifacts: arts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = rollout.StopFrontEnd(ctx, dir, "web")
-		for _, id := range leftovers(t, plat) {
-			_ = plat.Destroy(ctx, id)
-		}
-	})
+	plat := webPlatform(t, dir)
 
 	// appserver, built once from the example estate (basic-linux is the
 	// small test image, so only appserver's own steps are baked).

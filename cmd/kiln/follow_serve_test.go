@@ -7,10 +7,8 @@ import (
 	"time"
 
 	kiln "github.com/kiln-project/kiln"
-	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/cli"
 	"github.com/kiln-project/kiln/internal/testenv"
-	"github.com/kiln-project/kiln/platform/local"
 	"github.com/kiln-project/kiln/rollout"
 )
 
@@ -29,20 +27,7 @@ func TestServeFollowsPromote(t *testing.T) {
 	if _, err := db.SetStatus(ctx, kiln.VersionRef{Image: "appserver", Number: 2}, kiln.StatusReady, "test"); err != nil {
 		t.Fatal(err)
 	}
-	arts, err := artifact.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plat, err := local.New(local.Config{DataDir: dir, Artifacts: arts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = rollout.StopFrontEnd(ctx, dir, "web")
-		for _, id := range leftovers(t, plat) {
-			_ = plat.Destroy(ctx, id)
-		}
-	})
+	plat := webPlatform(t, dir)
 	mustRun(t, dir, "promote", "appserver-1", "--to", "dev")
 	mustRun(t, dir, "service", "create", "web", "--image", "appserver", "--env", "dev", "--replicas", "1",
 		"--port", freeLoopbackPort(t), "--health", "http:/", "--bake-time", "1s")

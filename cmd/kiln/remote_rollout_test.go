@@ -150,6 +150,29 @@ func freeLoopbackPort(t testing.TB) string {
 	return ln.Addr().String()
 }
 
+// webPlatform opens the local platform of dir (the one the kiln commands
+// run in the test use) and, when the test ends, stops service web's front
+// end and destroys every instance still running there.
+func webPlatform(t testing.TB, dir string) *local.Platform {
+	t.Helper()
+	arts, err := artifact.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plat, err := local.New(local.Config{DataDir: dir, Artifacts: arts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_ = rollout.StopFrontEnd(ctx, dir, "web")
+		for _, id := range leftovers(t, plat) {
+			_ = plat.Destroy(ctx, id)
+		}
+	})
+	return plat
+}
+
 // leftovers lists the instances the local platform of dir still runs.
 func leftovers(t testing.TB, plat *local.Platform) []string {
 	t.Helper()
