@@ -4,11 +4,13 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -448,5 +450,50 @@ func TestParseCompression(t *testing.T) {
 	}
 	if _, err := Put(context.Background(), store(t), t.TempDir(), WriteOptions{Compression: "xz"}); err == nil {
 		t.Error("Put with compression xz worked")
+	}
+}
+
+// TestExtractSetsXattrsInOrder: a file's extended attributes are set in
+// the order of their names, so the extracted tree lists them the same way
+// every time (mkfs.ext4 -d copies that order into the disk image; the map
+// order of the tar records made disk images differ between builds).
+func TestExtractSetsXattrsInOrder(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	recs := map[string]string{}
+	var want []string
+	for _, c := range "abcdefgh" {
+		k := "user.kiln-" + string(c)
+		recs[xattrRecord+k] = "v"
+		want = append(want, k)
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Uid: os.Getuid(), Gid: os.Getgid(), PAXRecords: recs, Format: tar.FormatPAX}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 8 {
+		dir := t.TempDir()
+		if err := ExtractTar(context.Background(), bytes.NewReader(buf.Bytes()), dir, ExtractOptions{}); err != nil {
+			if errors.Is(err, unix.ENOTSUP) {
+				ci.SkipOrFail(t, "the temporary directory's file system has no user extended attributes")
+			}
+			t.Fatal(err)
+		}
+		b := make([]byte, 4096)
+		n, err := unix.Llistxattr(filepath.Join(dir, "f"), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, k := range strings.Split(strings.TrimRight(string(b[:n]), "\x00"), "\x00") {
+			if strings.HasPrefix(k, "user.kiln-") {
+				got = append(got, k)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("extended attributes listed as %q, want %q (set in name order)", got, want)
+		}
 	}
 }

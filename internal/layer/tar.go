@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -364,8 +366,13 @@ func ExtractTar(ctx context.Context, r io.Reader, dir string, opts ExtractOption
 		if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("chown %s: %w", name, err)
 		}
-		for k, v := range hdr.PAXRecords {
+		// In the records' order, not the map's: a file system lists
+		// attributes in the order they were set, and mkfs.ext4 -d (the
+		// disk images) copies that order into the inode, so a random
+		// order makes disk images that differ from build to build.
+		for _, k := range slices.Sorted(maps.Keys(hdr.PAXRecords)) {
 			if attr, ok := strings.CutPrefix(k, xattrRecord); ok {
+				v := hdr.PAXRecords[k]
 				if err := unix.Lsetxattr(fdPath(pfd, base), attr, []byte(v), 0); err != nil && hdr.Typeflag != tar.TypeSymlink {
 					return fmt.Errorf("set %s on %s: %w", attr, name, err)
 				}
