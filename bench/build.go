@@ -42,7 +42,8 @@ func Build() Measure {
 			note := "minbase " + res.Suite
 			return []Figure{
 				Seconds("build.raw", "raw mmdebstrap", res.Raw).Noted("%s, package cache empty, fastest of %d", note, rounds),
-				Seconds("build.fresh", "kiln fresh bake", res.Fresh).Against("raw", raw, "s").RatioAtMost(0.7).Noted("package cache emptied as for raw"),
+				Seconds("build.fresh", "kiln fresh bake", res.Fresh).Against("raw", raw, "s").RatioAtMost(0.7).Noted("package cache emptied as for raw; fastest of %d, the lists current after the first", rounds),
+				Seconds("build.fresh-first", "kiln fresh bake, apt lists not yet cached", res.FreshFirst).Against("raw", raw, "s").Noted("the first bake of an empty data directory: downloads the lists as raw does"),
 				Seconds("build.fresh-warm", "kiln fresh bake, packages cached", res.FreshWarm).Against("raw", raw, "s"),
 				Millis("build.cached", "cached rebuild", res.Cached).AtMost(1000),
 				Seconds("build.reheat", "reheat + 1 package", res.Reheat).AtMost(1.5).Noted("adds %s; the image line's first apt step (copies and parses the mirror's lists)", res.Extra),

@@ -54,6 +54,10 @@ type BenchResult struct {
 	// the same packages, registered; Ratio is Fresh/Raw (target ≤ 1.2).
 	Fresh time.Duration
 	Ratio float64
+	// FreshFirst is the first fresh bake, into a data directory that has
+	// no apt lists yet, so its bootstrap downloads them as raw mmdebstrap
+	// does; later bakes find them current and skip apt-get update.
+	FreshFirst time.Duration
 	// FreshWarm is one more fresh bake with the package cache the earlier
 	// bakes filled (what a build server usually sees).
 	FreshWarm time.Duration
@@ -186,7 +190,11 @@ func Bench(ctx context.Context, opts BenchOptions) (*BenchResult, error) {
 		if err != nil {
 			return err
 		}
-		switch d := time.Since(t); {
+		d := time.Since(t)
+		if !warm && res.FreshFirst == 0 {
+			res.FreshFirst = d
+		}
+		switch {
 		case warm:
 			res.FreshWarm = d
 		case res.Fresh == 0 || d < res.Fresh:

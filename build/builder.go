@@ -666,6 +666,9 @@ func (r *run) bootstrap(ctx context.Context, key string) (bool, error) {
 		UnsafeIO: true, EatMyData: bake.EatMyData(),
 	}
 	bs.ExportLists, bs.DebCache = r.aptDirs()
+	if bs.Lists, bs.ListsPrefix = r.bootstrapLists(); bs.Lists != "" {
+		r.rep.logf("apt lists of %s are current (its Release unchanged): the bootstrap skips apt-get update", r.release.URL)
+	}
 	if r.rebuild != nil {
 		bs.Pins = r.rebuild.pins
 	}

@@ -224,28 +224,66 @@ func (r *run) listsCurrent() bool {
 	if r.release == nil || r.debian == nil {
 		return false
 	}
-	u := r.release.URL
-	if _, after, ok := strings.Cut(u, "://"); ok {
-		u = after
-	}
-	name := strings.ReplaceAll(u, "/", "_")
 	shared, _ := r.aptDirs()
 	line, _, _ := r.lineAptDirs()
-	current := func(dir string) bool {
-		d, err := fileDigest(filepath.Join(dir, name))
-		return err == nil && d == r.release.Digest
-	}
-	if current(line) {
+	if r.releaseIn(line) {
 		return true
 	}
-	if !current(shared) {
+	if !r.releaseIn(shared) {
 		return false
 	}
 	if err := seedLists(shared, line); err != nil {
 		r.b.Logger.Warn("apt lists not copied to the image line; the apt step runs apt-get update", "image", r.img.Name, "err", err)
 		return false
 	}
-	return current(line)
+	return r.releaseIn(line)
+}
+
+// releaseListName is apt's name in its lists directory for the Release
+// file kiln fetched (mirror URL without the scheme, "/" as "_").
+func (r *run) releaseListName() string {
+	u := r.release.URL
+	if _, after, ok := strings.Cut(u, "://"); ok {
+		u = after
+	}
+	return strings.ReplaceAll(u, "/", "_")
+}
+
+// releaseIn reports whether the lists directory dir holds the mirror's
+// current Release file (the same sha256 kiln fetched).
+func (r *run) releaseIn(dir string) bool {
+	d, err := fileDigest(filepath.Join(dir, r.releaseListName()))
+	return err == nil && d == r.release.Digest
+}
+
+// bootstrapLists returns the shared lists directory and the prefix of
+// this mirror's and suite's files in it when those can stand in for the
+// bootstrap's apt-get update: the mirror's Release is the one apt
+// verified them against, and every component asked for has its Packages
+// list. Otherwise it returns "" and the bootstrap downloads the lists.
+func (r *run) bootstrapLists() (dir, prefix string) {
+	if r.release == nil || r.debian == nil {
+		return "", ""
+	}
+	name := r.releaseListName()
+	base := strings.TrimSuffix(strings.TrimSuffix(name, "InRelease"), "Release")
+	if base == name || !strings.HasSuffix(base, "_") {
+		return "", ""
+	}
+	shared, _ := r.aptDirs()
+	if !r.releaseIn(shared) {
+		return "", ""
+	}
+	comps := r.debian.Components
+	if len(comps) == 0 {
+		comps = []string{"main"}
+	}
+	for _, c := range comps {
+		if m, _ := filepath.Glob(filepath.Join(shared, base+c+"_binary-*_Packages*")); len(m) == 0 {
+			return "", ""
+		}
+	}
+	return shared, base
 }
 
 // seedLists replaces the list files in dst with copies of src's (each

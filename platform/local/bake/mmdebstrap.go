@@ -29,6 +29,13 @@ type Bootstrap struct {
 	// so later apt steps on the same mirror snapshot need not download
 	// them again.
 	ExportLists string
+	// Lists, when set, is a host directory holding apt's package lists
+	// of exactly this mirror, suite and components, as apt verified them
+	// against the mirror's signed Release — which the caller has checked
+	// is still the mirror's current one. The bootstrap copies the files
+	// named ListsPrefix* into the chroot and skips apt-get update: the
+	// download it would repeat (tens of MB) gives the same lists.
+	Lists, ListsPrefix string
 	// DebCache, when set, is a host directory of downloaded .deb files
 	// shared between bootstraps (and apt steps): the bootstrap starts
 	// with them and adds what it downloaded. See DebCacheArgs.
@@ -106,12 +113,19 @@ func (b *Bootstrap) Args(target, format string) []string {
 			`--customize-hook=rm -f "$1`+unsafeIOConf+`"`)
 	}
 	args = append(args, DebCacheArgs(b.DebCache)...)
+	if b.Lists != "" && b.ListsPrefix != "" {
+		// Copies, not links: nothing the bootstrap runs can change the
+		// shared files. The lists are the ones ExportLists would write
+		// back, so that hook is left out.
+		args = append(args, "--skip=update",
+			`--setup-hook=mkdir -p "$1/var/lib/apt/lists/partial" && cp -p `+shellQuote(b.Lists)+"/"+shellQuote(b.ListsPrefix)+`* "$1/var/lib/apt/lists/"`)
+	}
 	if b.Pins != "" {
 		args = append(args,
 			"--setup-hook=cp "+shellQuote(b.Pins)+` "$1`+pinPath+`"`,
 			`--customize-hook=rm -f "$1`+pinPath+`"`)
 	}
-	if b.ExportLists != "" {
+	if b.ExportLists != "" && b.Lists == "" {
 		// Hard links, not copies, where the file system allows: the chroot's
 		// names are removed by mmdebstrap's cleanup right after.
 		l := shellQuote(b.ExportLists)
