@@ -21,6 +21,7 @@ import (
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/internal/ci"
+	"github.com/kiln-project/kiln/internal/filedrift"
 	"github.com/kiln-project/kiln/internal/instancedir"
 	"github.com/kiln-project/kiln/platform/platformtest"
 	"github.com/kiln-project/kiln/platform/vm/disk"
@@ -36,6 +37,8 @@ func TestMain(m *testing.M) {
 			os.Exit(SupervisorMain(os.Args[2:]))
 		case disk.AgentCommand:
 			os.Exit(AgentMain(os.Args[2:]))
+		case filedrift.GuestCommand:
+			os.Exit(filedrift.GuestMain(context.Background(), os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 		case "__test-launch":
 			os.Exit(testLaunchMain(os.Args[2:]))
 		case "__test-get":
