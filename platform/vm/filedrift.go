@@ -139,14 +139,18 @@ func (p *Platform) describeImage(ctx context.Context, base, format string) (*fil
 	if err := p.extractPartition(ctx, base, format, rootType, "root (x86-64)", img); err != nil {
 		return nil, err
 	}
+	return describeRoot(ctx, debugfs, img, work)
+}
+
+// describeRoot makes the manifest of the ext4 file system image img,
+// dumping its tree under work.
+func describeRoot(ctx context.Context, debugfs, img, work string) (*filedrift.Manifest, error) {
 	tree := filepath.Join(work, "tree")
 	if err := os.Mkdir(tree, 0o700); err != nil {
 		return nil, err
 	}
+	defer os.RemoveAll(tree)
 	if _, err := runDebugfs(ctx, debugfs, img, "rdump / "+tree+"\n"); err != nil {
-		return nil, err
-	}
-	if err := os.Remove(img + ".cmd"); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
 	meta, err := listImage(ctx, debugfs, img)
@@ -161,7 +165,6 @@ func (p *Platform) describeImage(ctx context.Context, base, format string) (*fil
 	if err != nil {
 		return nil, err
 	}
-	// The tree is no longer needed once described; the partition copy is.
 	m, err := filedrift.FromTree(ctx, tree)
 	if err != nil {
 		return nil, err
@@ -198,6 +201,7 @@ func runDebugfs(ctx context.Context, debugfs, img, script string) ([]byte, error
 	if err := os.WriteFile(cmdFile, []byte(script), 0o600); err != nil {
 		return nil, err
 	}
+	defer os.Remove(cmdFile)
 	var out, errb bytes.Buffer
 	cmd := exec.CommandContext(ctx, debugfs, "-f", cmdFile, img)
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -259,8 +263,8 @@ func listImage(ctx context.Context, debugfs, img string) (map[string]filedrift.M
 				return nil, fmt.Errorf("debugfs listing of %s: unexpected line %q (a name with a newline?)", cur, l)
 			}
 			name := f[5]
-			if name == "." || name == ".." {
-				continue
+			if name == "." || name == ".." || name == "" || f[1] == "0" {
+				continue // the directory itself, its parent, unused entries
 			}
 			mode, err1 := strconv.ParseUint(f[2], 8, 32)
 			uid, err2 := strconv.ParseUint(f[3], 10, 32)
