@@ -214,11 +214,14 @@ func runDebugfs(ctx context.Context, debugfs, img, script string) ([]byte, error
 		}
 		bad = append(bad, l)
 	}
-	if err != nil || len(bad) > 0 {
-		if len(bad) > 5 {
-			bad = bad[:5]
-		}
-		return nil, fmt.Errorf("debugfs on the image's root file system: %v: %s", err, strings.Join(bad, "; "))
+	if len(bad) > 5 {
+		bad = bad[:5]
+	}
+	if err != nil {
+		return nil, fmt.Errorf("debugfs on the image's root file system: %w: %s", err, strings.Join(bad, "; "))
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("debugfs on the image's root file system: %s", strings.Join(bad, "; "))
 	}
 	return out.Bytes(), nil
 }
