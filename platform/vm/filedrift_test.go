@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -82,5 +83,41 @@ func TestDescribeRoot(t *testing.T) {
 	}
 	if len(res.Files) != 0 {
 		t.Errorf("the tree the image was made from, against the image's manifest: %+v; want no drift", res.Files)
+	}
+}
+
+// TestPruneImagesRemovesManifest: pruning a cached image removes the
+// manifest drift made of it, and keeps an image in use with its own.
+func TestPruneImagesRemovesManifest(t *testing.T) {
+	dir := t.TempDir()
+	p := &Platform{dataDir: dir}
+	images := filepath.Join(dir, "images")
+	used, unused := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	for _, f := range []string{used, used + filesSuffix, unused, unused + filesSuffix} {
+		if err := os.MkdirAll(images, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(images, f), []byte("x"), 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inst := p.instanceDir("web-1")
+	if err := os.MkdirAll(inst, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeRecord(inst, &record{ID: "web-1", Base: filepath.Join(images, used)}); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := p.PruneImages(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(removed, []string{"sha256:" + unused}) {
+		t.Errorf("removed %q; want the unused image alone", removed)
+	}
+	for f, want := range map[string]bool{used: true, used + filesSuffix: true, unused: false, unused + filesSuffix: false} {
+		if _, err := os.Stat(filepath.Join(images, f)); (err == nil) != want {
+			t.Errorf("%s: present = %v; want %v", f, err == nil, want)
+		}
 	}
 }
