@@ -274,7 +274,8 @@ func TestParseGuest(t *testing.T) {
 	if got := kinds(res.Files); !slices.Equal(got, []string{"added /b"}) {
 		t.Errorf("guest answer %q; want [added /b]", got)
 	}
-	_, err = ParseGuest(1, nil, []byte("Error: unknown command \"__file-drift\" for \"kiln\"\nRun 'kiln --help' for usage.\n"), "/usr/local/bin/kiln")
+	// What a kiln binary without the command says (exit 2).
+	_, err = ParseGuest(2, nil, []byte("kiln: unknown command \"__file-drift\" for \"kiln\"\n"), "/usr/local/bin/kiln")
 	if kiln.ErrorCode(err) != kiln.EUNAVAILABLE || !strings.Contains(err.Error(), "rebuild the image") || !strings.Contains(err.Error(), "/usr/local/bin/kiln") {
 		t.Errorf("an old kiln binary: %v; want unavailable, naming the binary and saying to rebuild the image", err)
 	}
