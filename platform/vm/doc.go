@@ -27,7 +27,8 @@
 // the guest (`kiln __vm-agent`). Drift asks the guest's kiln too
 // (`kiln __file-drift`, internal/filedrift), handing it the manifest.
 //
-// The package must not write into the image cache after a copy is
-// complete, nor leave QEMU processes or overlays behind after Destroy. It
-// knows nothing of the registry.
+// The package must not write to a cached image after its copy is complete
+// (what it derives from one, the direct boot's files and the drift
+// manifest, is written beside it), nor leave QEMU processes or overlays
+// behind after Destroy. It knows nothing of the registry.
 package vm
