@@ -17,82 +17,8 @@ import (
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/debian"
-	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/internal/filedrift"
 )
-
-// VolatilePaths are where a running system writes as a matter of course:
-// drift detection counts changes there but does not report them. Anything
-// else an instance changed in itself is drift.
-var VolatilePaths = []string{
-	"/var/log",                 // logs and the journal
-	"/var/lib/systemd",         // timers, random seed, catalog, coredumps
-	"/var/lib/private/systemd", // DynamicUser state
-	"/var/cache",               // caches (ldconfig, apt, man)
-	"/var/tmp", "/tmp", "/run", // temporary files
-	"/etc/machine-id", "/var/lib/dbus/machine-id", // written at first boot
-	"/etc/.pwd.lock",                 // left by shadow tools
-	"/etc/.updated", "/var/.updated", // systemd's ConditionNeedsUpdate stamps
-	"/var/lib/apt/lists", // package indexes, not packages
-	"/root/.cache",
-}
-
-// volatile reports whether p is under one of VolatilePaths or matches one
-// of the image's own patterns (definition.VolatileFile). The walk asks for
-// a directory before what it holds and skips a matching one whole, so a
-// pattern that matches a directory covers everything in it.
-func volatile(p string, patterns []string) bool {
-	for _, v := range VolatilePaths {
-		if p == v || strings.HasPrefix(p, v+"/") {
-			return true
-		}
-	}
-	for _, pat := range patterns {
-		if definition.MatchVolatile(pat, p) {
-			return true
-		}
-	}
-	return false
-}
-
-// imageVolatile reads the image's own volatile patterns from its root
-// filesystem (definition.VolatileFile, written by the build); an image
-// built without any has none. The file is opened with the image's root as
-// "/", so a symlink in the image cannot make the host read its own files.
-func imageVolatile(lower string) ([]string, error) {
-	b, err := readInRoot(lower, definition.VolatileFile, 1<<20)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read the image's %s: %w", definition.VolatileFile, err)
-	}
-	pats, err := definition.ParseVolatile(b)
-	if err != nil {
-		return nil, kiln.Errorf(kiln.EINVALID, "the image's %v; rebuild the image with a valid volatile attribute", err)
-	}
-	return pats, nil
-}
-
-// readInRoot reads at most limit bytes of the file at name inside the tree
-// root, resolving symlinks as if root were "/": a link in an image or an
-// instance cannot make the host read its own files.
-func readInRoot(root, name string, limit int64) ([]byte, error) {
-	dir, err := os.Open(root)
-	if err != nil {
-		return nil, err
-	}
-	defer dir.Close()
-	fd, err := unix.Openat2(int(dir.Fd()), strings.TrimPrefix(name, "/"), &unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	})
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: filepath.Join(root, name), Err: err}
-	}
-	f := os.NewFile(uintptr(fd), filepath.Join(root, name))
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, limit))
-}
 
 // dpkgStatus is where dpkg records installed packages; maxStatus bounds
 // how much of it drift reads (a full server's is a few MB).
@@ -104,13 +30,14 @@ const (
 // CompareOverlay reports how an instance differs from its image: upper is
 // its overlay upper directory (what it wrote: new and copied-up files,
 // whiteouts for deletions), lower the image's root filesystem. Paths under
-// VolatilePaths or matching the image's own volatile patterns (read from
-// lower, definition.VolatileFile) are counted in Ignored, not reported.
+// filedrift.VolatilePaths or matching the image's own volatile patterns
+// (read from lower, definition.VolatileFile) are counted in Ignored, not
+// reported.
 // Packages are compared by dpkg's status file in both, or against manifest
 // when the image's status file cannot be read.
 func CompareOverlay(ctx context.Context, upper, lower string, manifest []kiln.Package) (*kiln.Drift, error) {
 	d := &kiln.Drift{Files: []kiln.DriftEntry{}, Packages: []kiln.DriftEntry{}}
-	patterns, err := imageVolatile(lower)
+	patterns, err := filedrift.ImageVolatile(lower)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +53,7 @@ func CompareOverlay(ctx context.Context, upper, lower string, manifest []kiln.Pa
 			return nil
 		}
 		abs := "/" + filepath.ToSlash(rel)
-		if volatile(abs, patterns) {
+		if filedrift.Volatile(abs, patterns) {
 			d.Ignored++
 			if de.IsDir() {
 				return filepath.SkipDir
@@ -167,7 +94,7 @@ func CompareOverlay(ctx context.Context, upper, lower string, manifest []kiln.Pa
 	if err != nil {
 		return nil, fmt.Errorf("compare %s with the image: %w", upper, err)
 	}
-	now, err := readInRoot(upper, dpkgStatus, maxStatus)
+	now, err := filedrift.ReadInRoot(upper, dpkgStatus, maxStatus)
 	if errors.Is(err, fs.ErrNotExist) {
 		return d, nil // dpkg's status untouched: no package changed
 	}
@@ -175,7 +102,7 @@ func CompareOverlay(ctx context.Context, upper, lower string, manifest []kiln.Pa
 		return nil, err
 	}
 	var was map[string]string
-	if b, err := readInRoot(lower, dpkgStatus, maxStatus); err == nil {
+	if b, err := filedrift.ReadInRoot(lower, dpkgStatus, maxStatus); err == nil {
 		was = installed(b)
 	} else {
 		was = map[string]string{}
@@ -202,11 +129,7 @@ func opaque(p string) bool {
 	return err == nil && n > 0 && buf[0] == 'y'
 }
 
-func metaDiffers(a, b fs.FileInfo) bool {
-	sa, oka := a.Sys().(*syscall.Stat_t)
-	sb, okb := b.Sys().(*syscall.Stat_t)
-	return a.Mode() != b.Mode() || (oka && okb && (sa.Uid != sb.Uid || sa.Gid != sb.Gid))
-}
+func metaDiffers(a, b fs.FileInfo) bool { return filedrift.MetaOf(a) != filedrift.MetaOf(b) }
 
 // fileDiffers compares a copied-up file with the image's: type, mode,
 // owner, link target or content.

@@ -35,7 +35,7 @@ func TestDriftOfInstance(t *testing.T) {
 		return d
 	}
 	if d := drift(); d.Drifted() {
-		t.Errorf("a freshly booted instance shows drift (add the volatile paths to VolatilePaths): %+v", d)
+		t.Errorf("a freshly booted instance shows drift (add the volatile paths to filedrift.VolatilePaths): %+v", d)
 	}
 
 	script := `echo new > /etc/added.conf && echo changed >> /srv/www/index.html && rm /etc/issue && mkdir /opt/tools &&

@@ -19,12 +19,17 @@ type GuestDrift interface {
 	// CredentialDrift reports how the configuration delivered at launch
 	// differs from what the running instance holds now.
 	CredentialDrift(ctx context.Context, id string) ([]kiln.DriftEntry, error)
+	// FileDrift compares the running instance's files with its image's
+	// root file system by the rules CompareOverlay applies to an overlay
+	// (internal/filedrift): the differences, and how many volatile paths
+	// changed.
+	FileDrift(ctx context.Context, id string) ([]kiln.DriftEntry, int, error)
 }
 
 // CompareGuest reports how a running instance differs from its image,
-// asking inside it: installed packages (dpkg's status) against the
-// version's manifest, and the delivered credentials. Files outside dpkg's
-// status are not compared (docs/vm.md).
+// asking inside it: its files against the image's root file system (as
+// CompareOverlay reports them), installed packages (dpkg's status)
+// against the version's manifest, and the delivered credentials.
 func CompareGuest(ctx context.Context, g GuestDrift, id string, manifest []kiln.Package) (*kiln.Drift, error) {
 	var out, errb bytes.Buffer
 	code, err := g.Exec(ctx, id, []string{"cat", "/" + dpkgStatus}, kiln.ExecIO{Stdout: &limitWriter{w: &out, n: maxStatus}, Stderr: &errb})
@@ -38,7 +43,11 @@ func CompareGuest(ctx context.Context, g GuestDrift, id string, manifest []kiln.
 	for _, p := range manifest {
 		was[p.Name] = p.Version
 	}
-	d := &kiln.Drift{InstanceID: id, Files: []kiln.DriftEntry{}}
+	files, ignored, err := g.FileDrift(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	d := &kiln.Drift{InstanceID: id, Files: append([]kiln.DriftEntry{}, files...), Ignored: ignored}
 	if len(manifest) > 0 {
 		d.Packages = comparePackages(was, installed(out.Bytes()))
 	} else {

@@ -133,7 +133,8 @@ func (g *graph) platforms(arts kiln.ArtifactStore, loc *local.Platform) *set.Set
 
 // drift compares an instance with its image on the platform that holds
 // it: the local platform's overlay against the image's root filesystem,
-// or, on the VM platform, packages and credentials asked inside the guest.
+// or, on the VM platform, files, packages and credentials asked inside
+// the guest.
 func (g *graph) drift(ctx context.Context, inst *kiln.Instance, manifest []kiln.Package) (*kiln.Drift, error) {
 	p, err := g.plats.For(ctx, inst.ID)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/kiln-project/kiln/cli"
 	"github.com/kiln-project/kiln/client"
 	"github.com/kiln-project/kiln/fleet"
+	"github.com/kiln-project/kiln/internal/filedrift"
 	"github.com/kiln-project/kiln/pipeline"
 	"github.com/kiln-project/kiln/platform/local"
 	"github.com/kiln-project/kiln/platform/vm"
@@ -50,7 +51,7 @@ func (m *Main) App() *cli.App {
 		Stdin:  os.Stdin,
 		Open:   openServices,
 		Serve:  serve,
-		Extra:  []func(*cli.App) *cobra.Command{probeCmd, readOnlyExecCmd, superviseCmd, vmSuperviseCmd, vmAgentCmd, benchCmd},
+		Extra:  []func(*cli.App) *cobra.Command{probeCmd, readOnlyExecCmd, superviseCmd, vmSuperviseCmd, vmAgentCmd, fileDriftCmd, benchCmd},
 	}
 }
 
@@ -344,6 +345,21 @@ func vmAgentCmd(_ *cli.App) *cobra.Command {
 		DisableFlagParsing: true,
 		RunE: func(_ *cobra.Command, args []string) error {
 			os.Exit(vm.AgentMain(args))
+			return nil
+		},
+	}
+}
+
+// fileDriftCmd is `kiln __file-drift`: run inside a VM by the platform's
+// drift check, it compares the guest's files with the image manifest the
+// host hands it on stdin (internal/filedrift).
+func fileDriftCmd(_ *cli.App) *cobra.Command {
+	return &cobra.Command{
+		Use:                filedrift.GuestCommand,
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			os.Exit(filedrift.GuestMain(cmd.Context(), args, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()))
 			return nil
 		},
 	}

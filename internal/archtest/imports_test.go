@@ -125,6 +125,13 @@ var rules = []rule{
 		want:    "instance directories belong to the drivers that supervise them; go through kiln.Platform",
 	},
 	{
+		name:    "internal/filedrift imports the domain and definition only",
+		doc:     "| `internal/filedrift` | … | `definition` (volatile patterns); reads the tree it is given |",
+		applies: func(p string) bool { return p == "internal/filedrift" },
+		forbids: func(_, dep string) bool { return dep != "" && dep != "definition" },
+		want:    "the comparison runs inside instances through their own kiln binary and is shared by the local and VM platforms' drift; keep it free of drivers and use cases",
+	},
+	{
 		name:    "test doubles and test support are imported by tests only",
 		doc:     "Test doubles and test support (`platform/memory`, `platform/platformtest`, `internal/ci`, `internal/fixtures`, `internal/testenv`, `internal/registrytest`, `internal/aptrepotest`) are imported by tests only.",
 		applies: func(p string) bool { return !under(p, testOnly...) },
@@ -266,6 +273,11 @@ func TestRulesCatch(t *testing.T) {
 		{"rollout", "deb822", false},
 		{"store", "", false},
 		{"platform/local", "", false},
+		{"internal/filedrift", "definition", false},
+		{"internal/filedrift", "rollout", true},
+		{"internal/filedrift", "platform/vm", true},
+		{"platform/vm", "internal/filedrift", false},
+		{"rollout", "internal/filedrift", false},
 	}
 	for _, c := range cases {
 		var broke []string

@@ -11,6 +11,8 @@
 //
 //	images/<hex>                 disk images copied out of the artifact store,
 //	                             digest checked, read-only (overlays' backing files)
+//	images/<hex>.boot/           a direct boot's kernel, initramfs and command line
+//	images/<hex>.files           the root file system's manifest, for drift
 //	instances/<id>/state.json    the instance's record (written by the lock holder)
 //	instances/<id>/supervisor.lock  held by the supervisor for its whole life
 //	instances/<id>/disk.qcow2    the overlay: everything the guest wrote
@@ -22,9 +24,11 @@
 // kiln binary as `kiln __vm-supervise`) that owns QEMU, which dies with it
 // (parent-death signal), and serves commands to kiln processes on
 // exec.sock, multiplexed over the one virtio-serial port to AgentMain in
-// the guest (`kiln __vm-agent`).
+// the guest (`kiln __vm-agent`). Drift asks the guest's kiln too
+// (`kiln __file-drift`, internal/filedrift), handing it the manifest.
 //
-// The package must not write into the image cache after a copy is
-// complete, nor leave QEMU processes or overlays behind after Destroy. It
-// knows nothing of the registry.
+// The package must not write to a cached image after its copy is complete
+// (what it derives from one, the direct boot's files and the drift
+// manifest, is written beside it), nor leave QEMU processes or overlays
+// behind after Destroy. It knows nothing of the registry.
 package vm

@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +23,7 @@ import (
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/internal/ci"
+	"github.com/kiln-project/kiln/internal/filedrift"
 	"github.com/kiln-project/kiln/internal/instancedir"
 	"github.com/kiln-project/kiln/platform/platformtest"
 	"github.com/kiln-project/kiln/platform/vm/disk"
@@ -36,6 +39,8 @@ func TestMain(m *testing.M) {
 			os.Exit(SupervisorMain(os.Args[2:]))
 		case disk.AgentCommand:
 			os.Exit(AgentMain(os.Args[2:]))
+		case filedrift.GuestCommand:
+			os.Exit(filedrift.GuestMain(context.Background(), os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 		case "__test-launch":
 			os.Exit(testLaunchMain(os.Args[2:]))
 		case "__test-get":
@@ -293,6 +298,9 @@ func TestSurvivesLauncher(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(e.p.instanceDir(id), consoleFile)); !strings.Contains(string(b), "Linux version") {
 		t.Errorf("serial console log has no kernel banner (%d bytes)", len(b))
 	}
+	// The booted VM serves the drift test too (a TCG boot is the
+	// expensive part): it changes files, which nothing below reads.
+	t.Run("file drift", func(t *testing.T) { testFileDrift(t, e, id) })
 
 	// Killing the supervisor takes QEMU along, and the instance reads as crashed.
 	rec, err := readRecord(e.p.instanceDir(id))
@@ -441,4 +449,79 @@ func BenchmarkLaunchToExec(b *testing.B) {
 	}
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N)/1000, "s/launch")
+}
+
+// testFileDrift checks drift of a running VM's files: a fresh one shows
+// none; a changed file, a file no package owns, a removed one and a
+// chmod are reported exactly, as the local platform reports them; a write
+// under a volatile path is counted, not reported.
+func testFileDrift(t *testing.T, e *env, id string) {
+	ctx := context.Background()
+	t0 := time.Now()
+	files, ignored, err := e.p.FileDrift(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("first drift (describes the image, then compares in the guest): %s, %d volatile paths ignored", time.Since(t0).Round(time.Millisecond), ignored)
+	if len(files) != 0 {
+		t.Errorf("a freshly booted VM shows file drift: %+v", files)
+	}
+	rec, err := readRecord(e.p.instanceDir(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(rec.Base + filesSuffix); err != nil {
+		t.Errorf("the image's manifest is not cached beside it: %v", err)
+	}
+
+	script := `echo changed by hand >> /etc/issue && echo new > /etc/kiln-drift-test.conf && rm /etc/issue.net &&
+		chmod 0600 /etc/debian_version && echo noise >> /var/log/kiln-drift-test.log`
+	var errb strings.Builder
+	if code, err := e.p.Exec(ctx, id, []string{"sh", "-c", script}, kiln.ExecIO{Stderr: &errb}); err != nil || code != 0 {
+		t.Fatalf("change the VM: exit %d, %v: %s", code, err, errb.String())
+	}
+	t0 = time.Now()
+	files, ignored2, err := e.p.FileDrift(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("drift with a cached manifest: %s", time.Since(t0).Round(time.Millisecond))
+	var got []string
+	for _, f := range files {
+		got = append(got, string(f.Kind)+" "+f.Path)
+	}
+	slices.Sort(got)
+	want := []string{"added /etc/kiln-drift-test.conf", "changed /etc/debian_version", "changed /etc/issue", "deleted /etc/issue.net"}
+	if !slices.Equal(got, want) {
+		t.Errorf("drift after the changes:\n got %q\nwant %q", got, want)
+	}
+	if ignored2 < 1 {
+		t.Errorf("%d volatile paths ignored; the write to /var/log should count", ignored2)
+	}
+
+	// The guest's comparison alone, and (KILN_TEST_DRIFT_HASH_ALL=1: it
+	// takes minutes under TCG) what hashing every file would cost in this
+	// guest instead (docs/vm.md "File drift on a VM").
+	manifest, err := e.p.imageFiles(ctx, rec.Base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := [][]string{{}}
+	if os.Getenv("KILN_TEST_DRIFT_HASH_ALL") == "1" {
+		runs = append(runs, []string{"--hash-all"})
+	}
+	for _, args := range runs {
+		var out, serr bytes.Buffer
+		t0 := time.Now()
+		code, err := e.p.Exec(ctx, id, append([]string{disk.AgentPath, filedrift.GuestCommand}, args...), kiln.ExecIO{Stdin: bytes.NewReader(manifest), Stdout: &out, Stderr: &serr})
+		el := time.Since(t0)
+		res, perr := filedrift.ParseGuest(code, out.Bytes(), serr.Bytes(), disk.AgentPath)
+		if err != nil || perr != nil {
+			t.Fatalf("guest comparison %v: %v, %v", args, err, perr)
+		}
+		t.Logf("guest comparison %v (accel %s): %s, %d paths walked, %d files hashed (%d MiB), %d reported", args, e.p.Accel(), el.Round(time.Millisecond), res.Walked, res.Hashed, res.HashedBytes>>20, len(res.Files))
+		if len(res.Files) != len(want) {
+			t.Errorf("guest comparison %v reports %d paths; want %d", args, len(res.Files), len(want))
+		}
+	}
 }

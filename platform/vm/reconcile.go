@@ -102,7 +102,7 @@ func (p *Platform) pruneCopies() {
 	dir := filepath.Join(p.dataDir, "images")
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), ".tmp-") && !strings.HasPrefix(e.Name(), ".boot-") {
+		if !strings.HasPrefix(e.Name(), ".tmp-") && !strings.HasPrefix(e.Name(), ".boot-") && !strings.HasPrefix(e.Name(), ".files-") {
 			continue
 		}
 		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
@@ -143,11 +143,15 @@ func (p *Platform) PruneImages(ctx context.Context, keep func(digest string) boo
 		}
 		path := filepath.Join(dir, e.Name())
 		digest := "sha256:" + e.Name()
-		if strings.HasPrefix(e.Name(), ".") || strings.HasSuffix(e.Name(), ".boot") || inUse[path] || (keep != nil && keep(digest)) {
+		if strings.HasPrefix(e.Name(), ".") || strings.HasSuffix(e.Name(), ".boot") || strings.HasSuffix(e.Name(), filesSuffix) || inUse[path] || (keep != nil && keep(digest)) {
 			continue
 		}
 		// The kernel and initramfs a direct boot took from it first.
 		if err := os.RemoveAll(path + ".boot"); err != nil {
+			return removed, fmt.Errorf("prune images: %w", err)
+		}
+		// The manifest drift took of its root file system.
+		if err := os.Remove(path + filesSuffix); err != nil && !os.IsNotExist(err) {
 			return removed, fmt.Errorf("prune images: %w", err)
 		}
 		if err := os.Remove(path); err != nil {
