@@ -272,30 +272,8 @@ func (r *Runner) Wait(ctx context.Context, ids []int64) error {
 	if poll <= 0 {
 		poll = time.Second
 	}
-	if r.parallel() > 1 {
-		return r.slots(ctx, poll, func() (bool, error) { return r.ended(ctx, ids) },
-			func(err error) { r.log().Warn("pipeline run", "err", err) })
-	}
-	for {
-		ran, err := r.RunOnce(ctx)
-		if err != nil && ctx.Err() != nil {
-			return err
-		}
-		if err != nil {
-			r.log().Warn("pipeline run", "err", err)
-		}
-		if ran {
-			continue
-		}
-		if ok, err := r.ended(ctx, ids); err != nil || ok {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(poll):
-		}
-	}
+	return r.slots(ctx, poll, func() (bool, error) { return r.ended(ctx, ids) },
+		func(err error) { r.log().Warn("pipeline run", "err", err) })
 }
 
 // ended reports whether every run in ids has ended or waits for an
@@ -319,32 +297,13 @@ func (r *Runner) Work(ctx context.Context) error {
 	if poll <= 0 {
 		poll = 2 * time.Second
 	}
-	if r.parallel() > 1 {
-		_ = r.slots(ctx, poll, func() (bool, error) { return false, nil },
-			func(err error) {
-				if ctx.Err() == nil {
-					r.log().Error("pipeline run", "err", err)
-				}
-			})
-		return nil // stopping is the normal end; the runs are marked interrupted
-	}
-	for {
-		ran, err := r.RunOnce(ctx)
-		if ctx.Err() != nil {
-			return nil //nolint:nilerr // stopping is the normal end; the run is marked interrupted
-		}
-		if err != nil {
-			r.log().Error("pipeline run", "err", err)
-		}
-		if ran {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(poll):
-		}
-	}
+	_ = r.slots(ctx, poll, func() (bool, error) { return false, nil },
+		func(err error) {
+			if ctx.Err() == nil {
+				r.log().Error("pipeline run", "err", err)
+			}
+		})
+	return nil // stopping is the normal end; the runs are marked interrupted
 }
 
 // Recover marks interrupted the runs held by processes of this host that
