@@ -2,6 +2,8 @@ package advisory
 
 import (
 	"strings"
+
+	"github.com/kiln-project/kiln"
 )
 
 // codenames maps Debian release numbers to codenames.
@@ -65,4 +67,30 @@ func releaseEcosystem(codename string) string {
 		return "Debian:" + n
 	}
 	return "Debian"
+}
+
+// ReleaseOfPackages returns the Debian release an image's installed
+// packages say it is, from base-files, whose version starts with the
+// release number ("12.4+deb12u5" is bookworm): the answer for an image
+// whose origin names no suite (a tarball, a Packer import). It returns ""
+// when base-files is missing or its number is not a release kiln knows
+// (sid's base-files carries the next number, so sid reads as that
+// release's testing, which is what its advisories track).
+func ReleaseOfPackages(pkgs []kiln.Package) string {
+	for _, p := range pkgs {
+		if p.Name != "base-files" {
+			continue
+		}
+		v := p.Version
+		if _, after, ok := strings.Cut(v, ":"); ok {
+			v = after
+		}
+		major, _, _ := strings.Cut(v, ".")
+		major, _, _ = strings.Cut(major, "+")
+		if c, ok := codenames[major]; ok {
+			return c
+		}
+		return ""
+	}
+	return ""
 }

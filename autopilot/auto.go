@@ -259,7 +259,8 @@ func (a *Auto) Exposures(ctx context.Context, env string, pol definition.Refresh
 }
 
 // release is the Debian suite a version was built from: its Debian
-// origin's, else its base's or parent's (the chain is bounded).
+// origin's, else its base's or parent's (the chain is bounded), else
+// what the last one's base-files says.
 func (a *Auto) release(ctx context.Context, v *kiln.Version) string {
 	for range 16 {
 		var next *kiln.VersionRef
@@ -281,7 +282,7 @@ func (a *Auto) release(ctx context.Context, v *kiln.Version) string {
 			next = v.Provenance.Parent
 		}
 		if next == nil {
-			return ""
+			return advisory.ReleaseOfPackages(v.Provenance.Packages)
 		}
 		nv, err := a.Registry.FindVersion(ctx, *next)
 		if err != nil {

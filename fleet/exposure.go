@@ -242,7 +242,8 @@ func Sources(pkgs []kiln.Package) advisory.Sources {
 // Release returns the Debian release a version was built from: the suite
 // of a Debian origin ("bookworm@http://deb.debian.org/debian"), else the
 // release of the version it was built on (origin naming a version, base,
-// then parent). ok is false when the chain ends without one.
+// then parent), else what the last one's base-files says. ok is false
+// when none of them tells.
 func Release(m *kiln.PackageManifest, byRef map[kiln.VersionRef]*kiln.PackageManifest) (string, bool) {
 	for range 64 { // bounds a cycle, which the registry cannot hold anyway
 		if suite, _, ok := strings.Cut(m.Origin, "@"); ok && suite != "" && !strings.ContainsAny(suite, "/.") {
@@ -259,7 +260,10 @@ func Release(m *kiln.PackageManifest, byRef map[kiln.VersionRef]*kiln.PackageMan
 			next = byRef[*m.Parent]
 		}
 		if next == nil {
-			return "", false
+			// An origin that names no suite (a tarball, an import):
+			// the image's own base-files says which release it is.
+			r := advisory.ReleaseOfPackages(m.Packages)
+			return r, r != ""
 		}
 		m = next
 	}

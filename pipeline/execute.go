@@ -8,6 +8,7 @@ import (
 	"time"
 
 	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/advisory"
 	"github.com/kiln-project/kiln/build"
 	"github.com/kiln-project/kiln/definition"
 )
@@ -287,6 +288,13 @@ func (e *exec) scan(ctx context.Context) (kiln.StageStatus, string, error) {
 	v, err := e.r.Registry.FindVersion(ctx, e.ver.Ref()) // with its package list
 	if err != nil {
 		return "", "", err
+	}
+	if release == "" {
+		// An origin that names no suite (a tarball, an import): the
+		// image's own base-files says which release it is.
+		if release = advisory.ReleaseOfPackages(v.Provenance.Packages); release != "" {
+			e.log.printf("    release %s, from the image's base-files", release)
+		}
 	}
 	res, err := Scan(ctx, e.r.Advisories, v, release, e.p.Scan)
 	if err != nil {

@@ -374,3 +374,38 @@ func TestPipelineInterruptedAndRetried(t *testing.T) {
 		t.Fatalf("after retry: %s %v %s\n%s", r.Status, r.Version, stageStatus(r), e.log)
 	}
 }
+
+// TestPipelineScansOriginImageByItsRelease: an image from an origin
+// tarball names no Debian suite, so the scan stage takes the release from
+// the image's base-files and finds an advisory against its bash.
+func TestPipelineScansOriginImageByItsRelease(t *testing.T) {
+	t.Parallel()
+	e := newPipeEnv(t)
+	ctx := context.Background()
+	if _, err := e.db.PutAdvisories(ctx, []*kiln.Advisory{
+		{ID: "DSA-9999-1", Source: kiln.AdvisoryOSV, Packages: []kiln.AffectedPackage{
+			{Ecosystem: "Debian:12", Release: "bookworm", Name: "bash", Fixed: "99.0-1", Status: kiln.AffectedFixed, Severity: "high"}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	est, err := e.runner.LoadEstate(e.dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, err := pipeline.Enqueue(ctx, e.db, est, nil, []string{"web"}, "test", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.runner.Wait(ctx, []int64{runs[0].ID}); err != nil {
+		t.Fatalf("%v\n%s", err, e.log)
+	}
+	web := e.reload(t, runs)[0]
+	if got := stageStatus(web); !strings.HasPrefix(got, "build:passed test:passed scan:failed") {
+		t.Fatalf("web stages: %s (an advisory against its bash should fail the scan)\n%s", got, e.log)
+	}
+	for _, want := range []string{"release bookworm, from the image's base-files", "DSA-9999-1"} {
+		if !strings.Contains(e.log.String(), want) {
+			t.Errorf("run log lacks %q:\n%s", want, e.log)
+		}
+	}
+}
