@@ -37,8 +37,9 @@ type Drivers struct {
 	// Artifacts opens the local artifact store in dir.
 	Artifacts func(dir string) (kiln.ArtifactStore, error)
 	// Platform opens the local (systemd-nspawn) platform over dir and
-	// arts, with this executable as its supervisor and probe.
-	Platform func(dir string, arts kiln.ArtifactStore, logger *slog.Logger) (kiln.Platform, error)
+	// arts, with this executable as its supervisor and probe; trees (may
+	// be nil) hands it the build's layer trees (local.Config.Trees).
+	Platform func(dir string, arts kiln.ArtifactStore, trees kiln.LayerTrees, logger *slog.Logger) (kiln.Platform, error)
 	// Registry starts an OCI registry (Debian's docker-registry) on
 	// loopback with its storage under dir, with kiln's registry artifact
 	// store opened on it; Close stops it.
@@ -88,12 +89,13 @@ func (e *Env) openArtifacts(dir string) (kiln.ArtifactStore, error) {
 	return e.Drivers.Artifacts(dir)
 }
 
-// openPlatform opens the local platform over dir and arts.
-func (e *Env) openPlatform(dir string, arts kiln.ArtifactStore) (kiln.Platform, error) {
+// openPlatform opens the local platform over dir and arts (and trees,
+// which may be nil).
+func (e *Env) openPlatform(dir string, arts kiln.ArtifactStore, trees kiln.LayerTrees) (kiln.Platform, error) {
 	if e.Drivers.Platform == nil {
 		return nil, errNoDriver
 	}
-	return e.Drivers.Platform(dir, arts, e.Logger)
+	return e.Drivers.Platform(dir, arts, trees, e.Logger)
 }
 
 // backends are the databases a figure is taken on: SQLite always,

@@ -57,7 +57,8 @@ func pipelineRun(ctx context.Context, env *Env, estateDir string) (cold, unchang
 	if err != nil {
 		return 0, 0, err
 	}
-	plat, err := env.openPlatform(data, arts)
+	// As cmd/kiln wires it: the test stage takes the build's layer trees.
+	plat, err := env.openPlatform(data, arts, &build.Trees{DataDir: data, Logger: env.Logger})
 	if err != nil {
 		return 0, 0, err
 	}

@@ -350,7 +350,7 @@ func pushPullVsSkopeo(ctx context.Context, env *Env, v *kiln.Version, src kiln.A
 // empty cache; each instance is destroyed.
 func launchTwice(ctx context.Context, env *Env, v *kiln.Version, artsA kiln.ArtifactStore, reg Registry) (onA, onB time.Duration, err error) {
 	boot := func(dir string, arts kiln.ArtifactStore, id string) (time.Duration, error) {
-		plat, err := env.openPlatform(dir, arts)
+		plat, err := env.openPlatform(dir, arts, nil) // from the store, as on a second machine
 		if err != nil {
 			return 0, err
 		}

@@ -145,6 +145,12 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 		return fail(err)
 	}
 	if stack == nil {
+		// On disk as in its tar (as every cached layer is): the tree is
+		// kept for reheats and handed to the platform as this layer
+		// (Trees), which checks it against the layer's diff ID.
+		if err := bake.ClampTree(ctx, o.Upper, r.epoch); err != nil {
+			return fail(err)
+		}
 		l, err := layer.Put(ctx, b.Artifacts, o.Upper, layer.WriteOptions{Layer: true, ClampMtime: r.epoch, Compression: b.LayerCompression})
 		if err != nil {
 			return fail(fmt.Errorf("store release layer: %w", err))

@@ -18,7 +18,8 @@ import (
 const holdsFile = "holds"
 
 // liveHolds returns the keys held by running builds (build directories
-// whose lock a live process holds) and how many builds run.
+// whose lock a live process holds) and by readers of the cache's trees
+// (hold directories, Trees), and how many builds run.
 func liveHolds(dataDir string) (map[string]bool, int, error) {
 	held := map[string]bool{}
 	root := filepath.Join(dataDir, "build")
@@ -41,7 +42,9 @@ func liveHolds(dataDir string) (map[string]bool, int, error) {
 		if !busy {
 			continue // an interrupted build: Cleanup removes it
 		}
-		builds++
+		if !strings.HasPrefix(id, holdDirPrefix) {
+			builds++ // a hold directory is a reader's (Trees), not a build
+		}
 		b, err := os.ReadFile(filepath.Join(dir, holdsFile))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, 0, fmt.Errorf("read holds of build %s: %w", id, err)

@@ -36,10 +36,20 @@ type workdir struct {
 // a young one alone.
 const newWorkdirPrefix = ".new-"
 
+// holdDirPrefix names a directory that only holds cache entries for a
+// reader outside the build (Trees): prune honours its holds but does not
+// count it as a running build.
+const holdDirPrefix = "hold-"
+
 func newWorkdir(dataDir string, logger *slog.Logger) (*workdir, error) {
+	return newWorkdirNamed(dataDir, "", logger)
+}
+
+// newWorkdirNamed is newWorkdir with a prefix to its name.
+func newWorkdirNamed(dataDir, prefix string, logger *slog.Logger) (*workdir, error) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	id := time.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
+	id := prefix + time.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
 	dir := filepath.Join(dataDir, "build", id)
 	// The directory appears under its name only with its lock held: Cleanup
 	// takes a build directory whose lock is free (or missing) for an

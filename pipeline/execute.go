@@ -25,6 +25,20 @@ type exec struct {
 	log    *runLog
 	ver    *kiln.Version
 	made   bool // this run (or an earlier attempt of it) built the version
+	// scanAhead delivers the scan stage's reading (the version's packages
+	// against the advisories), started with the test stage before it so
+	// that it runs while the test instance boots; nil: the scan stage
+	// reads when it runs.
+	scanAhead chan scanReading
+}
+
+// scanReading is what the scan stage reads: the version with its package
+// list and the findings. Only reading: the stage records the outcome (and
+// fails the version) in its turn.
+type scanReading struct {
+	v   *kiln.Version
+	res *ScanResult
+	err error
 }
 
 // errWaiting stops a run at a gate that waits for an approval.
@@ -167,6 +181,9 @@ func (e *exec) stages(ctx context.Context) error {
 			return err
 		}
 		e.log.setStage(st.Name)
+		if st.Kind == kiln.StageTest {
+			e.startScan(ctx, run.Stages[i+1:])
+		}
 		status, detail, err := e.stage(ctx, &st)
 		st.FinishedAt = time.Now().UTC()
 		if err != nil {
@@ -277,17 +294,34 @@ func (e *exec) test(ctx context.Context) (kiln.StageStatus, string, error) {
 	return kiln.StagePassed, res.Reason, nil
 }
 
-func (e *exec) scan(ctx context.Context) (kiln.StageStatus, string, error) {
-	if e.ver.Status == kiln.StatusReady {
-		return kiln.StageSkipped, e.ver.Name + " is ready already", nil
+// startScan starts the scan stage's reading in the background when one
+// of the stages after the test stage about to run (later) is a scan still
+// to run: the scan then runs while the test instance boots.
+func (e *exec) startScan(ctx context.Context, later []kiln.Stage) {
+	if e.scanAhead != nil || e.ver == nil || e.ver.Status == kiln.StatusReady {
+		return
 	}
+	for _, st := range later {
+		if st.Kind == kiln.StageScan && !st.Status.Passed() {
+			ch := make(chan scanReading, 1)
+			e.scanAhead = ch
+			ref := e.ver.Ref()
+			go func() { ch <- e.readScan(ctx, ref) }()
+			return
+		}
+	}
+}
+
+// readScan reads the version (with its package list) and matches it
+// against the advisories.
+func (e *exec) readScan(ctx context.Context, ref kiln.VersionRef) scanReading {
 	release := ""
 	if d := debianOf(e.est, e.img); d != nil {
 		release = d.Suite
 	}
-	v, err := e.r.Registry.FindVersion(ctx, e.ver.Ref()) // with its package list
+	v, err := e.r.Registry.FindVersion(ctx, ref) // with its package list
 	if err != nil {
-		return "", "", err
+		return scanReading{err: err}
 	}
 	if release == "" {
 		// An origin that names no suite (a tarball, an import): the
@@ -297,9 +331,35 @@ func (e *exec) scan(ctx context.Context) (kiln.StageStatus, string, error) {
 		}
 	}
 	res, err := Scan(ctx, e.r.Advisories, v, release, e.p.Scan)
-	if err != nil {
-		return "", "", err
+	return scanReading{v: v, res: res, err: err}
+}
+
+func (e *exec) scan(ctx context.Context) (kiln.StageStatus, string, error) {
+	if e.ver.Status == kiln.StatusReady {
+		return kiln.StageSkipped, e.ver.Name + " is ready already", nil
 	}
+	var rd scanReading
+	if ch := e.scanAhead; ch != nil {
+		e.scanAhead = nil
+		select {
+		case rd = <-ch:
+		case <-ctx.Done():
+			return "", "", ctx.Err()
+		}
+		if rd.err == nil {
+			// The version's status as it is now (the test stage moved it);
+			// its packages do not change.
+			if rd.v, rd.err = e.r.Registry.FindVersion(ctx, e.ver.Ref()); rd.err != nil {
+				return "", "", rd.err
+			}
+		}
+	} else {
+		rd = e.readScan(ctx, e.ver.Ref())
+	}
+	if rd.err != nil {
+		return "", "", rd.err
+	}
+	v, res := rd.v, rd.res
 	for _, line := range res.Lines() {
 		e.log.printf("    %s", line)
 	}

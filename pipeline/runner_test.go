@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -63,6 +64,7 @@ pipeline "all" {
 
 type pipeEnv struct {
 	dir    string // estate
+	data   string // data directory
 	db     *store.DB
 	runner *pipeline.Runner
 	plat   *local.Platform
@@ -118,7 +120,8 @@ func newPipeEnv(t *testing.T) *pipeEnv {
 		t.Fatal(err)
 	}
 	exe, _ := os.Executable()
-	plat, err := local.New(local.Config{DataDir: data, Artifacts: arts, ProbeBinary: exe, Supervisor: []string{exe, "__supervise"}, Logger: logger})
+	// As cmd/kiln wires it: test instances take the build's layer trees.
+	plat, err := local.New(local.Config{DataDir: data, Artifacts: arts, Trees: &build.Trees{DataDir: data, Logger: logger}, ProbeBinary: exe, Supervisor: []string{exe, "__supervise"}, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +145,7 @@ func newPipeEnv(t *testing.T) *pipeEnv {
 			return est, nil
 		},
 	}
-	return &pipeEnv{dir: est, db: db, runner: r, plat: plat, log: out}
+	return &pipeEnv{dir: est, data: data, db: db, runner: r, plat: plat, log: out}
 }
 
 func (e *pipeEnv) runAll(ctx context.Context, t *testing.T, trigger string) []*kiln.Run {
@@ -237,6 +240,18 @@ func TestPipelineRunsEstateInOrder(t *testing.T) {
 		}
 	}
 	av, _ := e.db.FindVersion(ctx, kiln.VersionRef{Image: "app", Number: 1})
+	// The test stage took app-1's release layer from the build's tree (a
+	// hard link of the step cache's file) instead of unpacking it.
+	if n := len(av.Provenance.Artifact.Layers); n < 2 {
+		t.Fatalf("app-1 has %d layers recorded", n)
+	}
+	top := av.Provenance.Artifact.Layers[len(av.Provenance.Artifact.Layers)-1]
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(e.data, "local", "layers", strings.TrimPrefix(top.DiffID, "sha256:"), "etc", "kiln-release"), &st); err != nil {
+		t.Errorf("app-1's release layer in the layer cache: %v", err)
+	} else if st.Nlink < 2 {
+		t.Errorf("app-1's /etc/kiln-release in the layer cache is not a link of the build's tree (%d links)", st.Nlink)
+	}
 	if av.Provenance.Base == nil || *av.Provenance.Base != (kiln.VersionRef{Image: "web", Number: 1}) {
 		t.Fatalf("app-1 built on %v, want web-1 (made ready in the same pass)", av.Provenance.Base)
 	}

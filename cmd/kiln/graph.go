@@ -72,7 +72,10 @@ func newGraph(db *store.DB, signer *sign.Signer, cfg cli.Config, logger *slog.Lo
 		return g
 	}
 	g.local, g.images = lstore, images
-	plat, err := local.New(local.Config{DataDir: cfg.DataDir, Artifacts: arts, Logger: logger})
+	// A launch takes the layers a build left in the step cache as hard
+	// links (each checked against its diff ID) instead of unpacking them.
+	trees := &build.Trees{DataDir: cfg.DataDir, Logger: logger}
+	plat, err := local.New(local.Config{DataDir: cfg.DataDir, Artifacts: arts, Logger: logger, Trees: trees})
 	if err != nil {
 		g.noPlatform = err
 		return g

@@ -91,12 +91,12 @@ func openStore(ctx context.Context, kind, dir, postgres string, logger *slog.Log
 
 // openPlatform opens the local platform over dir, supervised and probed
 // by this executable (kiln, or a test binary playing its hidden roles).
-func openPlatform(dir string, arts kiln.ArtifactStore, logger *slog.Logger) (kiln.Platform, error) {
+func openPlatform(dir string, arts kiln.ArtifactStore, trees kiln.LayerTrees, logger *slog.Logger) (kiln.Platform, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	return local.New(local.Config{DataDir: dir, Artifacts: arts, ProbeBinary: exe, Supervisor: []string{exe, "__supervise"}, Logger: logger})
+	return local.New(local.Config{DataDir: dir, Artifacts: arts, Trees: trees, ProbeBinary: exe, Supervisor: []string{exe, "__supervise"}, Logger: logger})
 }
 
 // openVMPlatform opens the VM platform over dir, supervised by this

@@ -51,9 +51,11 @@ func (p *Platform) lowers(ctx context.Context, a kiln.Artifact) ([]string, error
 		}
 		return []string{dir}, nil
 	}
+	trees, release := p.layerTrees(ctx, a, ls)
+	defer release()
 	dirs := make([]string, 0, len(ls))
-	for _, l := range ls {
-		d, err := p.unpackLayer(ctx, l)
+	for i, l := range ls {
+		d, err := p.unpackLayer(ctx, l, trees[i])
 		if err != nil {
 			return nil, err
 		}
@@ -71,13 +73,58 @@ func (p *Platform) layerDir(l kiln.Layer) string {
 
 // unpackLayer unpacks one layer into the layer cache (whiteouts as
 // overlay whiteouts) unless it is there, verifying it as it reads; the
-// tree is renamed into place only when complete and verified.
-func (p *Platform) unpackLayer(ctx context.Context, l kiln.Layer) (string, error) {
+// tree is renamed into place only when complete and verified. Given the
+// tree a build left of the layer (kiln.LayerTrees), it links that instead
+// (linkLayer, verified against the diff ID too), and unpacks the blob only
+// when the tree turns out not to be the layer.
+func (p *Platform) unpackLayer(ctx context.Context, l kiln.Layer, tree string) (string, error) {
 	dst := p.layerDir(l)
 	if _, err := os.Stat(dst); err == nil {
 		return dst, nil
 	}
+	if tree != "" {
+		err := p.linkLayer(ctx, dst, tree, l)
+		if err == nil {
+			p.log.Info("linked layer from the build's tree", "diff_id", l.DiffID, "tree", tree)
+			return dst, nil
+		}
+		if ctx.Err() != nil {
+			return "", err
+		}
+		p.log.Warn("cannot take the build's tree of a layer; unpacking the layer instead", "diff_id", l.DiffID, "err", err)
+	}
 	return dst, p.unpackInto(ctx, dst, []kiln.Layer{l}, layer.ExtractOptions{Layer: true})
+}
+
+// layerTrees asks Config.Trees for the trees of the layers of a that are
+// not in the layer cache yet; "" where there is none. A failure to ask
+// only means unpacking: it is logged. release lets the trees go.
+func (p *Platform) layerTrees(ctx context.Context, a kiln.Artifact, ls []kiln.Layer) ([]string, func()) {
+	none := make([]string, len(ls))
+	if p.trees == nil {
+		return none, func() {}
+	}
+	missing := false
+	for _, l := range ls {
+		if _, err := os.Stat(p.layerDir(l)); err != nil {
+			missing = true
+			break
+		}
+	}
+	if !missing {
+		return none, func() {}
+	}
+	trees, release, err := p.trees.LayerTrees(ctx, a, ls)
+	if err != nil || len(trees) != len(ls) {
+		if release != nil {
+			release()
+		}
+		if err != nil {
+			p.log.Warn("cannot look for the build's trees of the layers; unpacking them", "digest", a.Digest, "err", err)
+		}
+		return none, func() {}
+	}
+	return trees, release
 }
 
 // flatRootfs applies the layers bottom first into one tree in the rootfs

@@ -27,12 +27,18 @@ type Config struct {
 	// "--dir DIR" is appended; empty means the running executable with the
 	// hidden command "__supervise".
 	Supervisor []string
+	// Trees, when set, hands a launch the trees the build left of the
+	// version's layers (build.Trees), which the layer cache takes as hard
+	// links, each checked against its diff ID, instead of unpacking the
+	// blobs again. nil: every layer is unpacked from the artifact store.
+	Trees kiln.LayerTrees
 }
 
 // Platform runs instances on this machine with systemd-nspawn.
 type Platform struct {
 	dataDir    string // DataDir/local
 	artifacts  kiln.ArtifactStore
+	trees      kiln.LayerTrees
 	log        *slog.Logger
 	probe      string
 	supervisor []string
@@ -53,6 +59,7 @@ func New(cfg Config) (*Platform, error) {
 	p := &Platform{
 		dataDir:    filepath.Join(dataDir, "local"),
 		artifacts:  cfg.Artifacts,
+		trees:      cfg.Trees,
 		log:        cfg.Logger,
 		probe:      cfg.ProbeBinary,
 		supervisor: cfg.Supervisor,
