@@ -39,6 +39,10 @@ type scanReading struct {
 	v   *kiln.Version
 	res *ScanResult
 	err error
+	// note says where the release came from when the definition did not
+	// name it; the scan stage prints it (the reading may run beside the
+	// test stage's output).
+	note string
 }
 
 // errWaiting stops a run at a gate that waits for an approval.
@@ -323,15 +327,16 @@ func (e *exec) readScan(ctx context.Context, ref kiln.VersionRef) scanReading {
 	if err != nil {
 		return scanReading{err: err}
 	}
+	note := ""
 	if release == "" {
 		// An origin that names no suite (a tarball, an import): the
 		// image's own base-files says which release it is.
 		if release = advisory.ReleaseOfPackages(v.Provenance.Packages); release != "" {
-			e.log.printf("    release %s, from the image's base-files", release)
+			note = "release " + release + ", from the image's base-files"
 		}
 	}
 	res, err := Scan(ctx, e.r.Advisories, v, release, e.p.Scan)
-	return scanReading{v: v, res: res, err: err}
+	return scanReading{v: v, res: res, err: err, note: note}
 }
 
 func (e *exec) scan(ctx context.Context) (kiln.StageStatus, string, error) {
@@ -360,6 +365,9 @@ func (e *exec) scan(ctx context.Context) (kiln.StageStatus, string, error) {
 		return "", "", rd.err
 	}
 	v, res := rd.v, rd.res
+	if rd.note != "" {
+		e.log.printf("    %s", rd.note)
+	}
 	for _, line := range res.Lines() {
 		e.log.printf("    %s", line)
 	}
