@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -35,6 +36,65 @@ func TestCheckinBodyJSON(t *testing.T) {
 		}
 		if string(got) != string(want) {
 			t.Errorf("case %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+}
+
+// checkinBodies are check-in bodies the fast reader takes and those it
+// leaves to encoding/json: escapes, nulls, other spellings, repeated
+// fields, invalid UTF-8, trailing data, syntax errors.
+var checkinBodies = []string{
+	`{"instance_id":"i-00001","hostname":"h-1-1","environment":"prod","release":{"image":"appserver","version":"1"}}`,
+	` { "instance_id" : "web-1" ,` + "\n\t\r" + ` "address":"10.0.0.1", "labels" : { "team":"web", "az":"a", "team":"db" }, "release":{"image":"appserver","version":"1","name":"appserver-1"} } ` + "\n",
+	`{}`, `{"labels":{},"release":{}}`, `{"instance_id":""}`,
+	"{\"instance_id\":\"caf\u00e9-1\",\"hostname\":\"\u2028\",\"release\":{\"image\":\"appserver\",\"version\":\"1\"}}",
+	`{"instance_id":"caf\u00e9-1","release":{"image":"appserver","version":"1"}}`,
+	`{"instance_id":"web\u002d1","release":{"image":"appserver","version":"1"}}`,
+	`{"instance_id":"web-1","hostname":null,"release":{"image":"appserver","version":"1"}}`,
+	`{"instance_id":"web-1","labels":null,"release":{"image":"appserver","version":"1"}}`,
+	`{"Instance_ID":"web-1","release":{"image":"appserver","version":"1"}}`,
+	`{"instance_id":"web-1","instance_id":"web-2","release":{"image":"appserver","version":"1"}}`,
+	`{"instance_id":"web-1","release":{"image":"appserver"},"release":{"version":"1"}}`,
+	`{"instance_id":"web-1","colour":"red","release":{"image":"appserver","version":"1"}}`,
+	`{"instance_id":"web-1","release":{"image":"appserver","version":1}}`,
+	`{"instance_id":12,"release":{"image":"appserver","version":"1"}}`,
+	"{\"instance_id\":\"web-\xff\",\"release\":{\"image\":\"appserver\",\"version\":\"1\"}}",
+	"{\"instance_id\":\"web-\x01\"}",
+	`{"instance_id":"web-1"}{}`, `{"instance_id":"web-1"} x`, `{"instance_id":"web-1",}`, `{"instance_id":"web-1"`,
+	`{"instance_id" "web-1"}`, `{"labels":{"a":"b",}}`, `{"labels":{"a"}}`, `{"labels":["a"]}`, `[]`, `null`, ``, ` `, `"x"`,
+}
+
+// FuzzCheckinDecode: whatever body the fast reader takes, encoding/json
+// (decodeStrict) takes too and decodes to the same check-in; and
+// decodeCheckin answers every body exactly as decodeStrict does.
+func FuzzCheckinDecode(f *testing.F) {
+	for _, b := range checkinBodies {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		var want kiln.Checkin
+		wantErr := decodeStrict([]byte(body), &want)
+		var fast kiln.Checkin
+		if readCheckinFast([]byte(body), &fast) {
+			if wantErr != nil || !reflect.DeepEqual(fast, want) {
+				t.Fatalf("%q: fast reader decoded %+v; encoding/json %+v, %v", body, fast, want, wantErr)
+			}
+		}
+		var got kiln.Checkin
+		gotErr := decodeCheckin([]byte(body), &got)
+		if !reflect.DeepEqual(got, want) || (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
+			t.Fatalf("%q: decodeCheckin gave %+v, %v; decodeStrict %+v, %v", body, got, gotErr, want, wantErr)
+		}
+	})
+}
+
+// TestCheckinFastReaderTakesAgentBodies: the bodies agents send are read
+// by hand, not left to encoding/json.
+func TestCheckinFastReaderTakesAgentBodies(t *testing.T) {
+	for _, body := range checkinBodies[:6] {
+		var c kiln.Checkin
+		if !readCheckinFast([]byte(body), &c) {
+			t.Errorf("%s: left to encoding/json", body)
 		}
 	}
 }
