@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"io"
 	"maps"
 	"reflect"
 	"slices"
@@ -340,4 +341,30 @@ func releaseKey(k []byte) string {
 		return "name"
 	}
 	return string(k)
+}
+
+// jsonFormats returns formats with the JSON ones writing a check-in's
+// answer as checkinBody encodes it: huma's JSON format (an encoding/json
+// Encoder without HTML escaping) would check and copy the bytes again
+// (compact), and end them with a newline, as this does.
+func jsonFormats(formats map[string]huma.Format) map[string]huma.Format {
+	out := make(map[string]huma.Format, len(formats))
+	for ct, f := range formats {
+		if marshal := f.Marshal; ct == "application/json" || ct == "json" {
+			f.Marshal = func(w io.Writer, v any) error {
+				b, ok := v.(checkinBody)
+				if !ok {
+					return marshal(w, v)
+				}
+				out, err := b.MarshalJSON()
+				if err != nil {
+					return marshal(w, v) // its error, as before
+				}
+				_, err = w.Write(append(out, '\n'))
+				return err
+			}
+		}
+		out[ct] = f
+	}
+	return out
 }

@@ -1,10 +1,14 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/danielgtaylor/huma/v2"
 
 	kiln "github.com/kiln-project/kiln"
 )
@@ -36,6 +40,19 @@ func TestCheckinBodyJSON(t *testing.T) {
 		}
 		if string(got) != string(want) {
 			t.Errorf("case %d:\n got %s\nwant %s", i, got, want)
+		}
+		// What the API writes: huma's JSON format's bytes and errors.
+		formats := jsonFormats(huma.DefaultFormats)
+		for _, v := range []any{checkinBody{c}, c} {
+			var wantW, gotW bytes.Buffer
+			wantErr := huma.DefaultJSONFormat.Marshal(&wantW, v)
+			for _, ct := range []string{"application/json", "json"} {
+				gotW.Reset()
+				gotErr := formats[ct].Marshal(&gotW, v)
+				if gotW.String() != wantW.String() || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+					t.Errorf("case %d, %T as %s: wrote %q, %v; huma writes %q, %v", i, v, ct, gotW.String(), gotErr, wantW.String(), wantErr)
+				}
+			}
 		}
 	}
 }
