@@ -161,6 +161,7 @@ func New(cfg Config) *Server {
 	// The documents are served by registerDocuments, as declared public
 	// routes; nothing links to huma's per-schema routes (no $schema links).
 	hc.OpenAPIPath, hc.SchemasPath = "", ""
+	hc.Formats = jsonFormats(hc.Formats)
 	describeAPI(hc.OpenAPI, cfg.PublicURL)
 	switch {
 	case cfg.CheckinRate == 0:

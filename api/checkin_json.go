@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"io"
 	"maps"
 	"reflect"
 	"slices"
@@ -160,4 +161,210 @@ func appendJSONString(out []byte, s string) []byte {
 	}
 	out = append(out, s[start:]...)
 	return append(out, '"')
+}
+
+// decodeCheckin decodes a check-in body into c. The body every agent
+// sends — one object of the known fields spelled as documented, each at
+// most once, strings without escapes — is read by hand
+// (readCheckinFast), without encoding/json's reflection; anything else
+// (an escape, a null, an unknown or differently cased field, a syntax
+// error) goes through decodeStrict, so the value decoded and every error
+// are what they always were (FuzzCheckinDecode compares the two).
+func decodeCheckin(data []byte, c *kiln.Checkin) error {
+	if readCheckinFast(data, c) {
+		return nil
+	}
+	*c = kiln.Checkin{}
+	return decodeStrict(data, c)
+}
+
+// Fields of kiln.Checkin, as bits of a set.
+const (
+	ckInstanceID = 1 << iota
+	ckHostname
+	ckEnvironment
+	ckAddress
+	ckLabels
+	ckRelease
+)
+
+// readCheckinFast decodes data into c when it is in the common shape, and
+// reports whether it was; c is then exactly what encoding/json would
+// decode. On false, c holds partial fields.
+func readCheckinFast(data []byte, c *kiln.Checkin) bool {
+	r := jsonReader{b: data}
+	if !r.consume('{') {
+		return false
+	}
+	var seen int
+	if !r.consume('}') {
+		for {
+			key, ok := r.rawString()
+			if !ok || !r.consume(':') {
+				return false
+			}
+			var bit int
+			var dst *string
+			var dstMap *map[string]string
+			switch string(key) {
+			case "instance_id":
+				bit, dst = ckInstanceID, &c.InstanceID
+			case "hostname":
+				bit, dst = ckHostname, &c.Hostname
+			case "environment":
+				bit, dst = ckEnvironment, &c.Environment
+			case "address":
+				bit, dst = ckAddress, &c.Address
+			case "labels":
+				bit, dstMap = ckLabels, &c.Labels
+			case "release":
+				bit, dstMap = ckRelease, &c.Release
+			default:
+				return false // unknown, or a spelling only encoding/json matches
+			}
+			if seen&bit != 0 {
+				return false // encoding/json merges a repeated object
+			}
+			seen |= bit
+			if dst != nil {
+				v, ok := r.rawString()
+				if !ok {
+					return false
+				}
+				*dst = string(v)
+			} else if *dstMap, ok = r.stringMap(); !ok {
+				return false
+			}
+			if r.consume(',') {
+				continue
+			}
+			if !r.consume('}') {
+				return false
+			}
+			break
+		}
+	}
+	r.space()
+	return r.i == len(r.b)
+}
+
+// jsonReader reads the subset of JSON readCheckinFast takes.
+type jsonReader struct {
+	b []byte
+	i int
+}
+
+// space skips JSON whitespace.
+func (r *jsonReader) space() {
+	for r.i < len(r.b) {
+		switch r.b[r.i] {
+		case ' ', '\t', '\n', '\r':
+			r.i++
+		default:
+			return
+		}
+	}
+}
+
+// consume skips whitespace and c, reporting whether c was there.
+func (r *jsonReader) consume(c byte) bool {
+	r.space()
+	if r.i < len(r.b) && r.b[r.i] == c {
+		r.i++
+		return true
+	}
+	return false
+}
+
+// rawString reads a string without escapes or control characters whose
+// bytes are valid UTF-8 — what encoding/json decodes to the same bytes.
+// The result aliases the input.
+func (r *jsonReader) rawString() ([]byte, bool) {
+	if !r.consume('"') {
+		return nil, false
+	}
+	start, ascii := r.i, true
+	for j := start; j < len(r.b); j++ {
+		switch c := r.b[j]; {
+		case c == '"':
+			s := r.b[start:j]
+			if !ascii && !utf8.Valid(s) {
+				return nil, false // encoding/json replaces invalid bytes
+			}
+			r.i = j + 1
+			return s, true
+		case c == '\\' || c < 0x20:
+			return nil, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return nil, false
+}
+
+// stringMap reads an object of string values (empty: an empty map, as
+// encoding/json decodes it).
+func (r *jsonReader) stringMap() (map[string]string, bool) {
+	if !r.consume('{') {
+		return nil, false
+	}
+	m := make(map[string]string, 4)
+	if r.consume('}') {
+		return m, true
+	}
+	for {
+		k, ok := r.rawString()
+		if !ok || !r.consume(':') {
+			return nil, false
+		}
+		v, ok := r.rawString()
+		if !ok {
+			return nil, false
+		}
+		m[releaseKey(k)] = string(v) // a repeated key: the last wins, as in encoding/json
+		if r.consume(',') {
+			continue
+		}
+		return m, r.consume('}')
+	}
+}
+
+// releaseKey returns k as a string, without allocating for the keys
+// every release file has.
+func releaseKey(k []byte) string {
+	switch string(k) {
+	case "image":
+		return "image"
+	case "version":
+		return "version"
+	case "name":
+		return "name"
+	}
+	return string(k)
+}
+
+// jsonFormats returns formats with the JSON ones writing a check-in's
+// answer as checkinBody encodes it: huma's JSON format (an encoding/json
+// Encoder without HTML escaping) would check and copy the bytes again
+// (compact), and end them with a newline, as this does.
+func jsonFormats(formats map[string]huma.Format) map[string]huma.Format {
+	out := make(map[string]huma.Format, len(formats))
+	for ct, f := range formats {
+		if marshal := f.Marshal; ct == "application/json" || ct == "json" {
+			f.Marshal = func(w io.Writer, v any) error {
+				b, ok := v.(checkinBody)
+				if !ok {
+					return marshal(w, v)
+				}
+				out, err := b.MarshalJSON()
+				if err != nil {
+					return marshal(w, v) // its error, as before
+				}
+				_, err = w.Write(append(out, '\n'))
+				return err
+			}
+		}
+		out[ct] = f
+	}
+	return out
 }

@@ -24,7 +24,7 @@ type checkinIn = rawJSON
 // checkIn decodes a check-in body strictly and records it.
 func checkIn(ctx context.Context, rec CheckinRecorder, in *checkinIn) (*checkinOut, error) {
 	var c kiln.Checkin
-	if err := decodeStrict(in.RawBody, &c); err != nil {
+	if err := decodeCheckin(in.RawBody, &c); err != nil {
 		return nil, err
 	}
 	// The instance is bound to the agent token that first checks it in.

@@ -72,8 +72,14 @@ func (db *DB) CheckIn(ctx context.Context, cs []*kiln.Checkin) ([]*kiln.CheckinR
 			// (never a corrupt database), and not waiting for the WAL
 			// flush lets concurrent batches share it. The counting trigger
 			// leaves this transaction to applyCounts (0006_fleet_indexes).
-			// Both settings end with the transaction; docs/fleet.md.
-			if _, err := tx.exec(ctx, `SELECT set_config('synchronous_commit', 'off', true), set_config('kiln.counts_by_batch', 'on', true)`); err != nil {
+			// Every statement of a check-in finds its rows by key: without
+			// sequential scans, the plan PostgreSQL keeps for each prepared
+			// statement (planned once per connection, maybe while the
+			// table was nearly empty) is an index scan whatever the table
+			// grows to, instead of a scan comparing every row with every id
+			// of the batch. All settings end with the transaction;
+			// docs/fleet.md.
+			if _, err := tx.exec(ctx, `SELECT set_config('synchronous_commit', 'off', true), set_config('kiln.counts_by_batch', 'on', true), set_config('enable_seqscan', 'off', true)`); err != nil {
 				return fmt.Errorf("check in: %w", err)
 			}
 		}
