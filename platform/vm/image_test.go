@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -173,5 +174,43 @@ func TestExtractESP(t *testing.T) {
 				t.Errorf("extracted %d bytes, want the partition's %d (equal: %v)", len(got), len(want), bytes.Equal(got, want))
 			}
 		})
+	}
+}
+
+// A guest with more than one virtual CPU under TCG gets a host thread per
+// virtual CPU; DefaultCPUs gives two where the machine has two cores.
+func TestQemuArgsCPUs(t *testing.T) {
+	accelOf := func(accel string, cpus int) (string, string) {
+		t.Helper()
+		args, err := qemuArgs(t.TempDir(), &record{ID: "x", Accel: accel}, "OVMF.fd", 1024, cpus, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, smp string
+		for i := 1; i < len(args); i++ {
+			switch args[i-1] {
+			case "-accel":
+				a = args[i]
+			case "-smp":
+				smp = args[i]
+			}
+		}
+		return a, smp
+	}
+	for _, c := range []struct {
+		accel     string
+		cpus      int
+		want, smp string
+	}{
+		{AccelTCG, 1, "tcg", "1"},
+		{AccelTCG, 2, "tcg,thread=multi", "2"},
+		{AccelKVM, 2, "kvm", "2"},
+	} {
+		if a, smp := accelOf(c.accel, c.cpus); a != c.want || smp != c.smp {
+			t.Errorf("%s with %d CPUs: -accel %q -smp %q, want %q and %q", c.accel, c.cpus, a, smp, c.want, c.smp)
+		}
+	}
+	if n := DefaultCPUs(); n < 1 || n > 2 || (runtime.NumCPU() >= 2 && n != 2) {
+		t.Errorf("DefaultCPUs() = %d on a machine with %d CPUs", n, runtime.NumCPU())
 	}
 }
