@@ -64,8 +64,8 @@ type Config struct {
 // this machine has two or more, else 1. Under TCG each virtual CPU is a
 // host thread (multi-threaded TCG), so a guest's boot — systemd starting
 // units side by side — runs on two host cores; measured on the disk
-// benchmark's image at load 18–20 (docs/vm.md): 16 % less wall time to
-// tests passed, for 22 % more CPU time in all.
+// benchmark's image at load 11–16 (docs/vm.md): 20 % less wall time to
+// tests passed, for 15–28 % more CPU time in all.
 func DefaultCPUs() int {
 	return min(2, max(1, runtime.NumCPU()))
 }
