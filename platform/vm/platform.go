@@ -65,7 +65,7 @@ type Config struct {
 // host thread (multi-threaded TCG), so a guest's boot — systemd starting
 // units side by side — runs on two host cores; measured on the disk
 // benchmark's image at load 11–16 (docs/vm.md): 20 % less wall time to
-// tests passed, for 15–28 % more CPU time in all.
+// tests passed, for at most a quarter more CPU time in all.
 func DefaultCPUs() int {
 	return min(2, max(1, runtime.NumCPU()))
 }
