@@ -120,10 +120,17 @@ func qemuArgs(dir string, rec *record, firmware string, memMiB, cpus int, relay 
 	if rec.Accel == AccelKVM {
 		accel = "kvm"
 	}
+	accelArg := accel
+	if accel == "tcg" && cpus > 1 {
+		// One host thread per virtual CPU (QEMU's default for an x86 guest
+		// on an x86 host; said, so that a QEMU that would fall back to one
+		// thread for all fails instead).
+		accelArg = "tcg,thread=multi"
+	}
 	args := []string{
 		"-name", "kiln-" + rec.ID + ",debug-threads=off",
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-machine", "q35", "-accel", accel,
+		"-machine", "q35", "-accel", accelArg,
 		"-m", fmt.Sprint(memMiB), "-smp", fmt.Sprint(cpus),
 		"-drive", "file=" + filepath.Join(dir, diskFile) + ",if=virtio,format=qcow2,discard=unmap",
 		// restrict=on: no route out of the guest, as local instances have
