@@ -24,10 +24,19 @@ type DiskBenchResult struct {
 	QCOW2   kiln.Artifact
 }
 
-// DiskBench builds that image once on opts' data directory, with agent as
-// the image's kiln binary (the VM platform's guest agent), and reports the
-// disk image step against the root filesystem bake.
-func DiskBench(ctx context.Context, opts BenchOptions, agent string) (*DiskBenchResult, error) {
+// DiskBench builds that image once on opts' data directory, with kernel
+// as its kernel package (default linux-image-amd64; linux-image-cloud-amd64
+// is the virtual machines' flavour) and agent as the image's kiln binary
+// (the VM platform's guest agent), and reports the disk image step against
+// the root filesystem bake.
+func DiskBench(ctx context.Context, opts BenchOptions, agent, kernel string) (*DiskBenchResult, error) {
+	name := "kiln-bench-disk"
+	switch kernel {
+	case "", "linux-image-amd64":
+		kernel = "linux-image-amd64"
+	default:
+		name += "-" + strings.TrimSuffix(strings.TrimPrefix(kernel, "linux-image-"), "-amd64")
+	}
 	if opts.Suite == "" {
 		opts.Suite = "bookworm"
 	}
@@ -44,8 +53,8 @@ func DiskBench(ctx context.Context, opts BenchOptions, agent string) (*DiskBench
 		return nil, kiln.FieldErrorf(kiln.EINVALID, "artifacts", "the disk benchmark needs an artifact store and a kiln binary for the image")
 	}
 	deb := &definition.Debian{Suite: opts.Suite, Mirror: opts.Mirror, Variant: "minbase", Components: []string{"main"}}
-	pkgs := append([]string{"systemd-sysv", "ca-certificates", "linux-image-amd64"}, opts.Packages...)
-	img := &definition.Image{Name: "kiln-bench-disk", File: "bench.kiln.hcl", Debian: deb, Method: "fresh", Packages: pkgs,
+	pkgs := append([]string{"systemd-sysv", "ca-certificates", kernel}, opts.Packages...)
+	img := &definition.Image{Name: name, File: "bench.kiln.hcl", Debian: deb, Method: "fresh", Packages: pkgs,
 		Formats: []kiln.ArtifactFormat{kiln.FormatRootfs, kiln.FormatQCOW2}}
 	img.Digest = jsonDigest(struct {
 		Debian   *definition.Debian

@@ -110,5 +110,5 @@ func openVMPlatform(dir string, arts kiln.ArtifactStore, logger *slog.Logger) (k
 	if err != nil {
 		return nil, "", err
 	}
-	return p, p.Accel() + ", " + p.Boot() + " boot", nil
+	return p, fmt.Sprintf("%s, %s boot, %d vCPUs", p.Accel(), p.Boot(), p.CPUs()), nil
 }

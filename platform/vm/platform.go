@@ -160,6 +160,9 @@ func (p *Platform) BootFormats() []kiln.ArtifactFormat {
 // Accel is the accelerator guests run with: "kvm" or "tcg".
 func (p *Platform) Accel() string { return p.accel }
 
+// CPUs is how many virtual CPUs a guest gets.
+func (p *Platform) CPUs() int { return p.cpus }
+
 // Boot says how VMs boot: BootFirmware or BootDirect.
 func (p *Platform) Boot() string { return p.boot }
 
