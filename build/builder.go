@@ -641,14 +641,17 @@ func variantName(v string) string {
 func bootstrapKey(d *definition.Debian, pkgs []string, rel *debian.Release, pins string) string {
 	p := slices.Sorted(slices.Values(pkgs))
 	// Layout 2: the layer's times are clamped to the Release date on disk
-	// too (bake.ClampTree), not only in its tar.
+	// too (bake.ClampTree), not only in its tar. Layout 3: the bootstrap
+	// writes and removes a dpkg setting during the bake (force-unsafe-io),
+	// which leaves /etc/dpkg/dpkg.cfg.d's time at the Release date; a
+	// layout-2 tree of the same key differs from today's bake in it.
 	b, _ := json.Marshal(struct {
 		Suite, Mirror, Variant string
 		Components, Packages   []string
 		Release                string
 		Layout                 int
 		Pins                   string `json:",omitempty"`
-	}{d.Suite, d.Mirror, d.Variant, d.Components, p, rel.Digest, 2, pins})
+	}{d.Suite, d.Mirror, d.Variant, d.Components, p, rel.Digest, 3, pins})
 	sum := sha256.Sum256(append([]byte("bootstrap\n"), b...))
 	return hex.EncodeToString(sum[:])
 }
