@@ -26,7 +26,9 @@ import (
 	"github.com/kiln-project/kiln/cli"
 	"github.com/kiln-project/kiln/internal/ci"
 	"github.com/kiln-project/kiln/internal/registrytest"
+	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/internal/testenv"
+	"github.com/kiln-project/kiln/sign"
 	"github.com/kiln-project/kiln/store"
 )
 
@@ -647,8 +649,64 @@ func blobInRegistry(t *testing.T, reg *registrytest.Registry, d string) bool {
 //     gc runs from start to end: gc keeps the leased blob and says why.
 //
 // Both interleavings are forced at chosen registry requests (a proxy that
-// holds them), not by sleeping.
+// holds them), not by sleeping. The two machines share a SQLite file, then
+// a PostgreSQL database.
 func TestRegistryGCRacesBuild(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testGCRacesBuild(t, "") })
+	t.Run("postgres", func(t *testing.T) { testGCRacesBuild(t, pgSchema(t)) })
+}
+
+// seedVersions opens database (empty: SQLite in dir) for machine dir,
+// with a new signing key sealing versions, and registers image appserver
+// with one version per tar, the first ready, the others tested.
+func seedVersions(t *testing.T, database, dir string, tars []string) (*store.DB, *sign.Signer) {
+	t.Helper()
+	ctx := kiln.WithActor(context.Background(), "local:test")
+	signer, _, err := sign.LoadOrCreateKey(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(ctx, database, dir, nil, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	db.SealVersionsWith(signer.Seal)
+	arts, err := artifact.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateImage(ctx, &kiln.Image{Name: "appserver"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range tars {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := arts.Put(ctx, f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := db.CreateVersion(ctx, &kiln.NewVersion{Image: "appserver", Provenance: kiln.Provenance{Artifact: a, BuiltBy: "test"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sts := []kiln.Status{kiln.StatusTested, kiln.StatusReady}
+		if i > 0 {
+			sts = sts[:1]
+		}
+		for _, st := range sts {
+			if _, err := db.SetStatus(ctx, v.Ref(), st, "test"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return db, signer
+}
+
+func testGCRacesBuild(t *testing.T, database string) {
 	reg := registrytest.Start(t, registrytest.Options{})
 	gate := newGateProxy(t, reg)
 	url := "oci://" + gate.Host + "/kiln"
@@ -658,8 +716,10 @@ func TestRegistryGCRacesBuild(t *testing.T) {
 
 	// Machine A: appserver-1 and -2 registered and pushed; it runs gc.
 	dirA := t.TempDir()
-	dbA, signer := seedRollout(t, dirA, []string{tar1, tar2})
-	t.Cleanup(func() { dbA.Close() })
+	dbA, signer := seedVersions(t, database, dirA, []string{tar1, tar2})
+	if database == "" {
+		database = "sqlite:" + filepath.Join(dirA, "kiln.db")
+	}
 	creds := noCredentials(t)
 	localA, _, imagesA, err := openArtifacts(cli.Config{DataDir: dirA, Artifacts: url, ArtifactsCredentials: creds}, dbA, logger)
 	if err != nil {
@@ -699,7 +759,7 @@ func TestRegistryGCRacesBuild(t *testing.T) {
 	// Machine B: a builder with its own data directory, the same database
 	// (another handle) and registry; its local store holds both contents.
 	dirB := t.TempDir()
-	dbB, err := store.Open(ctx, "sqlite:"+filepath.Join(dirA, "kiln.db"), dirB, nil, time.Now)
+	dbB, err := store.Open(ctx, database, dirB, nil, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
