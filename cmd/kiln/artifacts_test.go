@@ -23,10 +23,10 @@ import (
 	"time"
 
 	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/cli"
 	"github.com/kiln-project/kiln/internal/ci"
 	"github.com/kiln-project/kiln/internal/registrytest"
-	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/internal/testenv"
 	"github.com/kiln-project/kiln/sign"
 	"github.com/kiln-project/kiln/store"
