@@ -146,6 +146,9 @@ type Pulled struct {
 	Version
 	Digest string
 	Ref    string
+	// Provenance is the referrer holding Envelope,
+	// oci://HOST/REPOSITORY/IMAGE@sha256:…; empty when there is none.
+	Provenance string
 }
 
 // tagRE is the distribution spec's tag grammar.
@@ -589,11 +592,14 @@ func (s *Store) PullVersion(ctx context.Context, image, reference string) (*Pull
 		}
 		p.Layers = append(p.Layers, ly)
 	}
-	env, err := s.referrer(ctx, repo, mdesc, ArtifactTypeDSSE, "provenance of "+at)
+	env, d, err := s.referrerWithDigest(ctx, repo, mdesc, ArtifactTypeDSSE, "provenance of "+at)
 	if err != nil {
 		return nil, err
 	}
 	p.Envelope = env
+	if env != nil {
+		p.Provenance = s.url(name) + "@" + d
+	}
 	return p, nil
 }
 
