@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"crypto"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	kiln "github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/artifact/oci"
@@ -50,9 +50,9 @@ func verifyImage(ctx context.Context, cfg cli.Config, ref string, keys []crypto.
 	}
 	v, keyID, err := sign.VerifySigned(keys, p.Envelope, "the provenance attached to "+at)
 	if err != nil {
-		if kiln.ErrorCode(err) == kiln.ECONFLICT {
-			return nil, &kiln.Error{Code: kiln.ECONFLICT, Err: err, Message: kiln.ErrorMessage(err) +
-				"; check that --key is the public key of the kiln that built it (`kiln key export` there), else treat the image as untrusted"}
+		if msg := kiln.ErrorMessage(err); strings.Contains(msg, "does not verify with key") {
+			return nil, &kiln.Error{Code: kiln.ErrorCode(err), Err: err, Message: msg +
+				"; give the public key of the kiln that built it with --key FILE (`kiln key export` there)"}
 		}
 		return nil, err
 	}
@@ -71,8 +71,12 @@ func verifyImage(ctx context.Context, cfg cli.Config, ref string, keys []crypto.
 		if signatureOnly {
 			continue
 		}
-		if err := readLayer(ctx, st, ir.Image, p.Layers[i], l, fmt.Sprintf("layer %d of %d (%s) of %s", i+1, len(signed), l.Digest, at)); err != nil {
-			return nil, err
+		what := fmt.Sprintf("layer %d of %d of %s", i+1, len(signed), ir)
+		if err := readLayer(ctx, st, ir.Image, p.Layers[i], l); err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			return nil, &kiln.Error{Code: kiln.ErrorCode(err), Err: err, Message: what + ": " + kiln.ErrorMessage(err)}
 		}
 		r.Bytes += l.Size
 	}
@@ -134,7 +138,7 @@ func signedLayers(a *kiln.Artifact) []kiln.Layer {
 // uncompressed tar (diff ID) as it streams; nothing is kept. When the tar
 // cannot be read, the blob is read again on its own, so that a blob that
 // does not match its digest is reported as such rather than as bad gzip.
-func readLayer(ctx context.Context, st *oci.Store, image string, pl oci.Layer, l kiln.Layer, what string) error {
+func readLayer(ctx context.Context, st *oci.Store, image string, pl oci.Layer, l kiln.Layer) error {
 	blob, err := st.OpenLayer(ctx, image, pl)
 	if err != nil {
 		return err
@@ -149,13 +153,13 @@ func readLayer(ctx context.Context, st *oci.Store, image string, pl oci.Layer, l
 	if err == nil {
 		return nil
 	}
-	if kiln.ErrorCode(err) == kiln.EINTERNAL || errors.Is(err, context.Canceled) {
-		return err // the blob's own digest check, or Ctrl-C
+	if ctx.Err() != nil {
+		return err
 	}
 	if berr := drainLayer(ctx, st, image, pl); berr != nil {
 		return berr
 	}
-	return kiln.Errorf(kiln.ECONFLICT, "%s matches its digest, but its content is not the signed layer: %s; do not trust the image", what, kiln.ErrorMessage(err))
+	return kiln.Errorf(kiln.ECONFLICT, "the blob matches its digest, but its content is not the signed layer (%s); do not trust the image", kiln.ErrorMessage(err))
 }
 
 // drainLayer reads a layer blob to its end, checking digest and size.
