@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -208,6 +209,38 @@ func TestVerifyFromRegistryAlone(t *testing.T) {
 	_, errs, code = verify(image+":8", "--key", pub)
 	if code == 0 || !strings.Contains(errs, image+":8") || !strings.Contains(errs, "is signed for appserver-1, but the image is appserver-8") || !strings.Contains(errs, "do not trust") {
 		t.Errorf("verify of an image with another version's provenance: exit %d %q", code, errs)
+	}
+
+	// Signed for the image's version, but about other layers.
+	v9 := &kiln.Version{Image: "appserver", Number: 9, Provenance: v2.Provenance}
+	env9, err := signer.SignVersion(v9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PushVersion(ctx, &oci.Version{Image: "appserver", Number: 9, Layers: tarLayer, Envelope: env9}, local); err != nil {
+		t.Fatal(err)
+	}
+	_, errs, code = verify(image+":9", "--key", pub)
+	if code == 0 || !strings.Contains(errs, image+":9") || !strings.Contains(errs, "has 1 layer(s), but the signed artifact "+v2.Provenance.Artifact.Digest+" of appserver-9 has 2") {
+		t.Errorf("verify of an image whose layers are not the signed ones: exit %d %q", code, errs)
+	}
+
+	// The signed layers, in another order.
+	v10 := &kiln.Version{Image: "appserver", Number: 10, Provenance: v2.Provenance}
+	env10, err := signer.SignVersion(v10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var swapped []oci.Layer
+	for _, l := range slices.Backward(v2.Provenance.Artifact.Layers) {
+		swapped = append(swapped, oci.Layer{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size, DiffID: l.DiffID})
+	}
+	if _, err := st.PushVersion(ctx, &oci.Version{Image: "appserver", Number: 10, Layers: swapped, Envelope: env10}, local); err != nil {
+		t.Fatal(err)
+	}
+	_, errs, code = verify(image+":10", "--key", pub)
+	if code == 0 || !strings.Contains(errs, "layer 1 of "+image+":10") || !strings.Contains(errs, "is not the signed version's") {
+		t.Errorf("verify of an image with the signed layers swapped: exit %d %q", code, errs)
 	}
 
 	// A manifest of another media type: an image index under a tag.
