@@ -137,13 +137,17 @@ func (a *App) verifyFromRegistry(cmd *cobra.Command, arg string, inRegistry bool
 	return a.render(cmd.OutOrStdout(), r, func(w io.Writer) error {
 		what := "signature and every layer verified from the registry alone"
 		if len(r.DiskImages) > 0 {
-			what = "signature, every layer and disk image verified from the registry alone"
+			what = "signature, every layer and every disk image verified from the registry alone"
 		}
 		if !r.ContentRead {
 			what = "signature verified from the registry alone, and the image's layers are the signed ones (not read: --signature-only)"
 		}
-		_, err := fmt.Fprintf(w, "%s: %s: %s (key %s, %d layer(s), %d bytes read, artifact %s, provenance %s)\n",
-			r.Version, what, r.Ref, r.KeyID, len(r.Layers), r.Bytes, r.Artifact, r.Provenance)
+		disks := ""
+		if len(r.DiskImages) > 0 {
+			disks = fmt.Sprintf(", %d disk image(s)", len(r.DiskImages))
+		}
+		_, err := fmt.Fprintf(w, "%s: %s: %s (key %s, %d layer(s)%s, %d bytes read, artifact %s, provenance %s)\n",
+			r.Version, what, r.Ref, r.KeyID, len(r.Layers), disks, r.Bytes, r.Artifact, r.Provenance)
 		return err
 	})
 }

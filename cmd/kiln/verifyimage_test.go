@@ -25,7 +25,8 @@ import (
 )
 
 // seedRegistryVersions records appserver-1 (a single tar) and
-// appserver-2 (semver 2.0.0, two gzip layers) in dir's database, signed,
+// appserver-2 (semver 2.0.0, two gzip layers and a qcow2 disk image) in
+// dir's database, signed,
 // with their content in dir's artifact store.
 func seedRegistryVersions(t *testing.T, dir string) (v1, v2 *kiln.Version, signer *sign.Signer) {
 	t.Helper()
@@ -83,7 +84,14 @@ func seedRegistryVersions(t *testing.T, dir string) (v1, v2 *kiln.Version, signe
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v2, err = db.CreateVersion(ctx, &kiln.NewVersion{Image: "appserver", SemVer: "2.0.0", Provenance: kiln.Provenance{Artifact: layered, BuiltBy: "test"}}); err != nil {
+	// A stand-in for its qcow2 disk image: verification reads bytes, not
+	// disks.
+	disk, err := arts.Put(ctx, strings.NewReader(strings.Repeat("QFI\xfb disk ", 300)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk.Format = kiln.FormatQCOW2
+	if v2, err = db.CreateVersion(ctx, &kiln.NewVersion{Image: "appserver", SemVer: "2.0.0", Provenance: kiln.Provenance{Artifact: layered, Artifacts: []kiln.Artifact{*disk}, BuiltBy: "test"}}); err != nil {
 		t.Fatal(err)
 	}
 	return v1, v2, signer
@@ -136,16 +144,18 @@ func TestVerifyFromRegistryAlone(t *testing.T) {
 		t.Fatalf("verify -o json: %v: %q", err, out)
 	}
 	a := v2.Provenance.Artifact
+	disk := v2.Provenance.Artifacts[0]
 	if r.Version != "appserver-2" || r.SemVer != "2.0.0" || r.KeyID != signer.KeyID() || r.Artifact != a.Digest || !r.ContentRead ||
-		r.Bytes != a.Size || len(r.Layers) != 2 || r.Layers[1].Digest != a.Layers[1].Digest || r.Layers[1].DiffID != a.Layers[1].DiffID ||
-		!strings.HasPrefix(r.Ref, image+"@sha256:") || !strings.HasPrefix(r.Provenance, image+"@sha256:") || r.DiskImages == nil {
-		t.Errorf("verify -o json = %+v; want appserver-2's two layers, %d bytes read, the signer's key", r, a.Size)
+		r.Bytes != a.Size+disk.Size || len(r.Layers) != 2 || r.Layers[1].Digest != a.Layers[1].Digest || r.Layers[1].DiffID != a.Layers[1].DiffID ||
+		!strings.HasPrefix(r.Ref, image+"@sha256:") || !strings.HasPrefix(r.Provenance, image+"@sha256:") ||
+		len(r.DiskImages) != 1 || r.DiskImages[0].Digest != disk.Digest || r.DiskImages[0].Format != "qcow2" {
+		t.Errorf("verify -o json = %+v; want appserver-2's two layers and qcow2 disk image, %d bytes read, the signer's key", r, a.Size+disk.Size)
 	}
 
 	// --from-registry: IMAGE-N in the --artifacts registry, as
 	// `kiln version sbom --from-registry` names it.
 	out, errs, code = verify("appserver-2", "--from-registry", "--key", pub, "--artifacts", url)
-	if code != 0 || !strings.Contains(out, "appserver-2: signature and every layer verified from the registry alone") || !strings.Contains(out, "2 layer(s)") {
+	if code != 0 || !strings.Contains(out, "appserver-2: signature, every layer and every disk image verified from the registry alone") || !strings.Contains(out, "2 layer(s), 1 disk image(s)") {
 		t.Errorf("verify appserver-2 --from-registry: exit %d %q %q", code, out, errs)
 	}
 	_, errs, code = verify("appserver-2", "--from-registry", "--key", pub)
@@ -266,6 +276,26 @@ func TestVerifyFromRegistryAlone(t *testing.T) {
 	_, errs, code = verify(image+":index", "--key", pub)
 	if code == 0 || !strings.Contains(errs, "appserver:index in oci://"+reg.Host+"/kiln/appserver") || !strings.Contains(errs, "is a "+ocispec.MediaTypeImageIndex+", not an OCI image manifest") {
 		t.Errorf("verify of an image index: exit %d %q", code, errs)
+	}
+
+	// The disk image gone from the store's repository.
+	diskData := blobData(reg, disk.Digest)
+	diskBytes, err := os.ReadFile(diskData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Dir(diskData)); err != nil {
+		t.Fatal(err)
+	}
+	_, errs, code = verify(image+":2", "--key", pub)
+	if code == 0 || !strings.Contains(errs, "the qcow2 disk image "+disk.Digest) || !strings.Contains(errs, "is not in "+url) || !strings.Contains(errs, "kiln artifact push appserver-2") {
+		t.Errorf("verify with the disk image missing: exit %d %q", code, errs)
+	}
+	if err := os.MkdirAll(filepath.Dir(diskData), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(diskData, diskBytes, 0o644); err != nil {
+		t.Fatal(err)
 	}
 
 	// A layer altered in the registry's storage: the signature still
