@@ -148,6 +148,9 @@ type App struct {
 	Open func(ctx context.Context, cfg Config, logger *slog.Logger) (*Services, error)
 	// Serve runs the HTTP API until ctx ends.
 	Serve func(ctx context.Context, cfg Config, logger *slog.Logger, opts ServeOptions) error
+	// VerifyImage checks a version in an OCI registry without the
+	// database (`kiln version verify oci://…`).
+	VerifyImage ImageVerifier
 	// Extra adds commands that cmd/kiln wires to other packages.
 	Extra []func(a *App) *cobra.Command
 

@@ -51,7 +51,9 @@ func (m *Main) App() *cli.App {
 		Stdin:  os.Stdin,
 		Open:   openServices,
 		Serve:  serve,
-		Extra:  []func(*cli.App) *cobra.Command{probeCmd, readOnlyExecCmd, superviseCmd, vmSuperviseCmd, vmAgentCmd, fileDriftCmd, benchCmd},
+		// No database, no data directory: the registry and the keys.
+		VerifyImage: verifyImage,
+		Extra:       []func(*cli.App) *cobra.Command{probeCmd, readOnlyExecCmd, superviseCmd, vmSuperviseCmd, vmAgentCmd, fileDriftCmd, benchCmd},
 	}
 }
 
