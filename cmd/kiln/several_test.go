@@ -53,7 +53,7 @@ func workerMain() int {
 		fmt.Fprintln(os.Stderr, "worker:", g.noPlatform)
 		return 1
 	}
-	wait := startPipeline(ctx, g, 0)
+	wait := startPipeline(ctx, g, true, 0)
 	<-ctx.Done()
 	wait()
 	return 0
