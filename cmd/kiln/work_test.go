@@ -165,6 +165,9 @@ func TestServeWorkRollouts(t *testing.T) {
 	if got := strings.Join(acts, " "); !strings.Contains(got, "run.start run.interrupted run.resume run.start") {
 		t.Errorf("audit of the dead worker's run: %s; want it interrupted, resumed once and started again", got)
 	}
+	if out := mustRun(t, dir, "run", "show", fmt.Sprint(held.ID)); !strings.Contains(out, "Resumes: 1 (automatic, after interruptions)") {
+		t.Errorf("kiln run show of the resumed run does not count the resume:\n%s", out)
+	}
 	for _, want := range []string{"claims queued pipeline runs, resumes interrupted ones", "work=pipelines,rollouts", "pipeline run resumed after an interruption"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("the log of kiln serve does not say %q:\n%s", want, logs)
