@@ -190,6 +190,9 @@ type ServeOptions struct {
 	// rollouts take their configuration from; empty: KILN_ESTATE, else
 	// the registered estate that defines the service's image.
 	Estate string
+	// Work is what the server does besides the API and the dashboard
+	// (--work); the zero value does all its machine can.
+	Work ServeWork
 }
 
 // DefaultDataDir is /var/lib/kiln for root, else $XDG_DATA_HOME/kiln
