@@ -90,7 +90,9 @@ func TestFleetExposedTriage(t *testing.T) {
 	if f := findings(e); e.Instances != 3 || len(f) != 2 || !strings.Contains(f[2], "Debian: no DSA (no-dsa: Minor issue)") || strings.Contains(f[1], "tiff") {
 		t.Errorf("--include no-dsa: %d instances, findings %v; want all 3, libxml2 with Debian's decision, no tiff", e.Instances, f)
 	}
-	if !slices.ContainsFunc(e.Notes, func(n string) bool { return strings.HasPrefix(n, "1 versions have findings Debian issues no DSA/DLA for") }) {
+	if !slices.ContainsFunc(e.Notes, func(n string) bool {
+		return strings.HasPrefix(n, "1 versions have findings Debian issues no DSA/DLA for")
+	}) {
 		t.Errorf("--include no-dsa: notes %q; want one counting appserver-1 (tiff)", e.Notes)
 	}
 	// base-files told each version's release.
