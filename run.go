@@ -240,6 +240,10 @@ type RunRequest struct {
 	All    bool              `json:"all,omitempty"`
 	Force  bool              `json:"force,omitempty"`
 	Vars   map[string]string `json:"vars,omitempty"`
+	// Trigger says why the runs start ("refresh: DSA-5000-1: 3
+	// instance(s) of web"); each run's trigger is it, followed by who
+	// asked through the API. Empty: only who asked.
+	Trigger string `json:"trigger,omitempty"`
 	// Role is the requesting token's role (set by the API, never sent): a
 	// pipeline that delivers automatically needs the operator role.
 	Role Role `json:"-"`

@@ -23,6 +23,41 @@ type AutoRefresh struct {
 	Where string
 }
 
+// FollowState is what kiln serve's follower does for a service now
+// (rollout.FollowStatus, which cmd/kiln converts).
+type FollowState struct {
+	// State is not-following, no-channel, up-to-date, rolling-out, held,
+	// waiting-window, waiting-limit, due or paused.
+	State string
+	// Detail explains State in a sentence.
+	Detail string
+	// Until is when a wait ends (the window opens, the limit frees).
+	Until time.Time
+}
+
+// Words is State for a table cell; Until, when set, follows it.
+func (f *FollowState) Words() string {
+	switch f.State {
+	case "waiting-window":
+		return "waiting for its update window"
+	case "waiting-limit":
+		return "waiting for the rollout limit"
+	case "up-to-date":
+		return "up to date"
+	case "rolling-out":
+		return "rolling out"
+	case "held":
+		return "held: the last rollout to the channel version did not stay"
+	case "due":
+		return "due: rolls out at the follower's next pass"
+	case "no-channel":
+		return "no channel version yet"
+	case "not-following":
+		return "not following"
+	}
+	return f.State
+}
+
 // serviceRow is a service with its pauses, as the services pages show it.
 type serviceRow struct {
 	*kiln.Service
@@ -30,6 +65,9 @@ type serviceRow struct {
 	// Pause and EnvPause are the service's and its environment's pauses
 	// (nil: none).
 	Pause, EnvPause *kiln.Pause
+	// Status is what kiln serve's follower does for it now; nil when the
+	// server does not say.
+	Status *FollowState
 }
 
 // Follows says what moves the service: its channel, or only a person.
@@ -103,8 +141,16 @@ func (s *Server) autopilotRows(ctx context.Context, svcs []*kiln.Service, last m
 	}
 	rows := make([]serviceRow, 0, len(svcs))
 	for _, svc := range svcs {
-		rows = append(rows, serviceRow{Service: svc, Last: last[svc.Name], Pause: paused[kiln.PauseService][svc.Name],
-			EnvPause: paused[kiln.PauseEnvironment][svc.Environment]})
+		row := serviceRow{Service: svc, Last: last[svc.Name], Pause: paused[kiln.PauseService][svc.Name],
+			EnvPause: paused[kiln.PauseEnvironment][svc.Environment]}
+		if s.cfg.FollowStatus != nil {
+			st, err := s.cfg.FollowStatus(ctx, svc)
+			if err != nil {
+				return nil, nil, fmt.Errorf("follow status of service %s: %w", svc.Name, err)
+			}
+			row.Status = st
+		}
+		rows = append(rows, row)
 		env(svc.Environment).Services++
 	}
 	for name := range paused[kiln.PauseEnvironment] {

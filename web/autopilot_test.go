@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -79,5 +80,82 @@ func TestServicesShowAutopilot(t *testing.T) {
 	}
 	if _, body := get(t, c, f, "/ui/services"); !strings.Contains(body, `<td class="autopilot">running</td>`) {
 		t.Errorf("after the resume the services page does not say web runs")
+	}
+}
+
+// With kiln serve's follower status, the services page says what the
+// follower does for each service: one outside its update window waits for
+// it until the window opens, one over its environment's rollout limit
+// waits until the limit frees, one whose rollout runs is rolling out;
+// the service's page gives the follower's sentence as well.
+func TestServicesShowFollowerState(t *testing.T) {
+	f := newFixture(t, fixtureOpts{follow: true})
+	ctx := kiln.WithActor(context.Background(), "token:ops")
+	now := time.Now().UTC()
+	// A window on the day after tomorrow only: closed now.
+	day := now.AddDate(0, 0, 2).Weekday()
+	window := &kiln.UpdateWindow{Days: []time.Weekday{day}, Start: "02:00", End: "03:00", Zone: "UTC"}
+	opens := window.Next(now)
+	limit := kiln.RolloutPolicy{Limit: &kiln.RolloutLimit{Count: 1, Per: 24 * time.Hour}}
+	for _, s := range []*kiln.Service{
+		{Name: "web", Image: "appserver", Environment: "prod", Replicas: 2, Listen: "127.0.0.1:18095", Policy: kiln.RolloutPolicy{Window: window}},
+		{Name: "api", Image: "appserver", Environment: "staging", Replicas: 1, Listen: "127.0.0.1:18094", Policy: limit},
+		{Name: "jobs", Image: "appserver", Environment: "staging", Replicas: 1, Listen: "127.0.0.1:18093", Policy: limit},
+		{Name: "batch", Image: "appserver", Environment: "prod", Replicas: 1, Listen: "127.0.0.1:18092", Follow: kiln.FollowNone},
+	} {
+		if err := f.db.CreateService(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, env := range []string{"prod", "staging"} {
+		if _, err := f.db.Promote(ctx, kiln.VersionRef{Image: "appserver", Number: 2}, env, "", "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// api's rollout to the staging channel's version runs: it counts
+	// against staging's limit of 1 a day, so jobs waits a day after it.
+	ro := &kiln.Rollout{Service: "api", To: kiln.VersionRef{Image: "appserver", Number: 2}}
+	if err := f.db.CreateRollout(ctx, ro); err != nil {
+		t.Fatal(err)
+	}
+	frees := ro.StartedAt.Add(24 * time.Hour)
+	when := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+
+	c := f.client(t)
+	f.signIn(t, c, f.viewer, "/ui/services")
+	resp, body := get(t, c, f, "/ui/services")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /ui/services: %d\n%s", resp.StatusCode, body)
+	}
+	checkPage(t, "/ui/services", resp, body)
+	row := func(name string) string {
+		_, rest, ok := strings.Cut(body, `<tr data-service="`+name+`">`)
+		if !ok {
+			t.Fatalf("no row of service %s:\n%s", name, body)
+		}
+		r, _, _ := strings.Cut(rest, "</tr>")
+		return r
+	}
+	for name, wants := range map[string][]string{
+		"web": {`<span class="follow-state" data-state="waiting-window" title="appserver-2 is waiting for its update window (` + window.String() + `), which opens ` + opens.Format(time.RFC3339) + `">waiting for its update window until ` + when(opens) + `</span>`},
+		"jobs": {`<span class="follow-state" data-state="waiting-limit" title="appserver-2 is waiting: 1 rollouts in staging within`,
+			`the next may start ` + frees.Format(time.RFC3339) + `">waiting for the rollout limit until ` + when(frees) + `</span>`},
+		"api": {`data-state="rolling-out" title="rollout ` + fmt.Sprint(ro.ID) + ` to appserver-2 is in progress (running)">rolling out</span>`},
+	} {
+		r := row(name)
+		for _, want := range wants {
+			if !strings.Contains(r, want) {
+				t.Errorf("service %s's row lacks %q:\n%s", name, want, r)
+			}
+		}
+	}
+	// A service that follows nothing says so once, in its Follows cell.
+	if r := row("batch"); strings.Contains(r, "follow-state") || !strings.Contains(r, `<td class="follow">none (kiln rollout only)</td>`) {
+		t.Errorf("service batch's row:\n%s", r)
+	}
+
+	_, body = get(t, c, f, "/ui/services/web")
+	if want := `<dd id="service-follower" data-state="waiting-window">waiting for its update window until ` + when(opens) + `: appserver-2 is waiting for its update window`; !strings.Contains(body, want) {
+		t.Errorf("GET /ui/services/web lacks %q", want)
 	}
 }
