@@ -27,6 +27,23 @@ type Reproduction struct {
 	At             time.Time       `json:"at"`
 	// Elapsed is how long the rebuild took.
 	Elapsed time.Duration `json:"elapsed_ns"`
+	// Attestation names the attachment that keeps this check as a signed
+	// in-toto statement about the version's artifact (AttestationName),
+	// when the check was signed (Seal); set by RecordReproduction and
+	// ListReproductions.
+	Attestation string `json:"attestation,omitempty"`
+	// Seal, when set, signs the check as it is recorded (Actor and At
+	// set): the registry keeps the returned attachment in the same
+	// transaction as the record, as NewVersion.Seal does for provenance.
+	Seal func(r *Reproduction) (*Attachment, error) `json:"-"`
+}
+
+// AttestationName is the attachment a signed record of the check is kept
+// under: "reproduction.20261207T124500.123456Z.dsse.json", the check's
+// time in UTC to the microsecond (the precision the registry keeps), so
+// every check of a version has its own write-once attachment.
+func (r *Reproduction) AttestationName() string {
+	return "reproduction." + r.At.UTC().Format("20060102T150405.000000Z") + ".dsse.json"
 }
 
 // MaxReproductionFiles bounds the differing files a reproduction record

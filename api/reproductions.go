@@ -23,7 +23,7 @@ type reproductionsOut struct {
 		// Reproduced is the newest check's result: identical, different,
 		// or unchecked.
 		Reproduced    string               `json:"reproduced" enum:"identical,different,unchecked" doc:"the newest check's result"`
-		Reproductions []*kiln.Reproduction `json:"reproductions" doc:"the rebuild checks, newest first: who ran each and when, identical or not, the rebuilt digest, how many files differ and the first 100 of them with what differs and the step that wrote each"`
+		Reproductions []*kiln.Reproduction `json:"reproductions" doc:"the rebuild checks, newest first: who ran each and when, identical or not, the rebuilt digest, how many files differ and the first 100 of them with what differs and the step that wrote each; a signed check names the attachment keeping its in-toto statement (attestation, predicate type https://kiln.dev/reproduction/v1)"`
 	}
 }
 

@@ -49,12 +49,25 @@ func TestReproductionRoutes(t *testing.T) {
 		len(files) != 1 || f0["path"] != "/etc/stamp" || f0["step"] != "shell (stamp.kiln.hcl:5)" || f0["what"].([]any)[0] != "content" {
 		t.Errorf("the check: %v", r0)
 	}
-	if err := db.RecordReproduction(ctx, &kiln.Reproduction{Version: v.Ref(), Identical: true, Digest: d1}); err != nil {
+	if _, ok := r0["attestation"]; ok {
+		t.Errorf("an unsigned check names an attestation: %v", r0)
+	}
+	// A signed check (kiln version rebuild --check with kiln's key) names
+	// the attachment keeping its in-toto statement, served by the
+	// attachment route.
+	signed := &kiln.Reproduction{Version: v.Ref(), Identical: true, Digest: d1, Seal: func(r *kiln.Reproduction) (*kiln.Attachment, error) {
+		return &kiln.Attachment{Name: r.AttestationName(), MediaType: "application/vnd.dsse.envelope.v1+json", Data: []byte(`{"payloadType":"application/vnd.in-toto+json"}`)}, nil
+	}}
+	if err := db.RecordReproduction(ctx, signed); err != nil {
 		t.Fatal(err)
 	}
 	code, m = doAs(t, ts, viewer, "GET", path, "")
-	if rs := m["reproductions"].([]any); code != 200 || m["reproduced"] != "identical" || len(rs) != 2 || rs[0].(map[string]any)["digest"] != d1 {
-		t.Errorf("after an identical check: %d %v", code, m)
+	if rs := m["reproductions"].([]any); code != 200 || m["reproduced"] != "identical" || len(rs) != 2 || rs[0].(map[string]any)["digest"] != d1 ||
+		rs[0].(map[string]any)["attestation"] != signed.AttestationName() {
+		t.Errorf("after a signed identical check: %d %v; want attestation %s", code, m, signed.AttestationName())
+	}
+	if code, a := doAs(t, ts, viewer, "GET", "/api/v1/images/basic-linux/versions/1/attachments/"+signed.AttestationName(), ""); code != 200 || a["media_type"] != "application/vnd.dsse.envelope.v1+json" {
+		t.Errorf("GET the signed check's attachment: %d %v", code, a)
 	}
 	if code, _ := doAs(t, ts, "", "GET", path, ""); code != 401 {
 		t.Errorf("anonymous GET: %d, want 401", code)

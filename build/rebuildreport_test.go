@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/definition"
+	"github.com/kiln-project/kiln/internal/ci"
 	"github.com/kiln-project/kiln/internal/layer"
 	"github.com/kiln-project/kiln/platform/local/bake"
 )
@@ -297,5 +299,85 @@ func TestLayerNotes(t *testing.T) {
 	}
 	if n := layerNotes(rec, rec); len(n) != 0 {
 		t.Errorf("identical lists: %v", n)
+	}
+}
+
+// compareArtifacts on two real artifacts whose /etc/stamp differs runs
+// Debian's diffoscope on that file alone (not on the identical /etc/motd,
+// nor on /etc/mode, whose content is the same) and the report carries its
+// text: the file and both lines, without the temporary directory's path.
+func TestDiffoscopeNamesTheDifference(t *testing.T) {
+	ci.Tool(t, "diffoscope", "diffoscope-minimal")
+	ctx := context.Background()
+	dataDir := t.TempDir()
+	arts, err := artifact.Open(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	put := func(stamp string, mode os.FileMode) *kiln.Artifact {
+		t.Helper()
+		dir := t.TempDir()
+		for name, content := range map[string]string{"etc/stamp": stamp, "etc/motd": "hi\n", "etc/mode": "same\n"} {
+			p := filepath.Join(dir, name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chmod(filepath.Join(dir, "etc/mode"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := bake.ClampTree(ctx, dir, epoch); err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := layer.WriteTar(ctx, dir, &buf, layer.WriteOptions{ClampMtime: epoch}); err != nil {
+			t.Fatal(err)
+		}
+		a, err := arts.Put(ctx, &buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	rep := &RebuildReport{Version: kiln.VersionRef{Image: "stamp", Number: 1}, Epoch: epoch, From: "test",
+		recorded: put("built at 1\n", 0o644), rebuilt: put("built at 2\n", 0o600)}
+	rep.Recorded, rep.Rebuilt = rep.recorded.Digest, rep.rebuilt.Digest
+	r := &run{b: &Builder{Artifacts: arts, DataDir: dataDir}}
+	if err := r.compareArtifacts(ctx, rep, 20); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range rep.Files {
+		got = append(got, f.Path+" "+strings.Join(f.What, ","))
+	}
+	if strings.Join(got, "|") != "etc/mode mode|etc/stamp content" {
+		t.Fatalf("differing files %q; want etc/mode (mode) and etc/stamp (content)", got)
+	}
+	d := rep.Diffoscope
+	for _, want := range []string{"recorded/etc__stamp", "rebuilt/etc__stamp", "-built at 1", "+built at 2"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("diffoscope's report lacks %q:\n%s", want, d)
+		}
+	}
+	for _, not := range []string{"etc__motd", "etc__mode", dataDir, "not run"} {
+		if strings.Contains(d, not) {
+			t.Errorf("diffoscope's report has %q:\n%s", not, d)
+		}
+	}
+	if out := rep.String(); !strings.Contains(out, "\ndiffoscope:\n") || !strings.Contains(out, "+built at 2") {
+		t.Errorf("the printed report lacks diffoscope's section:\n%s", out)
+	}
+	if es, err := os.ReadDir(dataDir); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, e := range es {
+			if strings.HasPrefix(e.Name(), ".diffoscope-") {
+				t.Errorf("diffoscope's work directory %s was left behind", e.Name())
+			}
+		}
 	}
 }

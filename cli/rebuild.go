@@ -52,11 +52,8 @@ func (a *App) versionRebuildCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if svc.Reproductions != nil {
-				rctx := context.WithoutCancel(cmd.Context())
-				if rerr := svc.Reproductions.RecordReproduction(rctx, rep.Reproduction()); rerr != nil {
-					return fmt.Errorf("record the check of %s: %w", ref, rerr)
-				}
+			if err := recordCheck(context.WithoutCancel(cmd.Context()), svc, rep, a.progress(cmd)); err != nil {
+				return err
 			}
 			if err := a.render(cmd.OutOrStdout(), rep, func(w io.Writer) error {
 				_, err := io.WriteString(w, rep.String())
@@ -75,4 +72,31 @@ func (a *App) versionRebuildCmd() *cobra.Command {
 	c.Flags().StringVar(&estate, "estate", ".", "the estate directory the version was built from")
 	c.Flags().IntVar(&maxFiles, "max-files", 20, "how many differing files to list")
 	return c
+}
+
+// recordCheck records a rebuild check with its version and, with a
+// signing key at hand, keeps it signed (sign.SealReproduction) in the same
+// transaction: an in-toto statement about the version's artifact beside
+// its provenance, which never changes. It says on progress what was kept.
+func recordCheck(ctx context.Context, svc *Services, rep *build.RebuildReport, progress io.Writer) error {
+	if svc.Reproductions == nil {
+		return nil
+	}
+	r := rep.Reproduction()
+	if svc.Signer != nil {
+		v, err := svc.Registry.FindVersion(ctx, rep.Version)
+		if err != nil {
+			return fmt.Errorf("record the check of %s: %w", rep.Version, err)
+		}
+		r.Seal = func(r *kiln.Reproduction) (*kiln.Attachment, error) { return svc.Signer.SealReproduction(v, r) }
+	}
+	if err := svc.Reproductions.RecordReproduction(ctx, r); err != nil {
+		return fmt.Errorf("record the check of %s: %w", rep.Version, err)
+	}
+	if r.Attestation != "" {
+		fmt.Fprintf(progress, "check recorded with %s and signed: attachment %s (`kiln version attachments %s`)\n", rep.Version, r.Attestation, rep.Version)
+	} else {
+		fmt.Fprintf(progress, "check recorded with %s, unsigned: no signing key here\n", rep.Version)
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -86,7 +87,10 @@ func (a *App) versionVerifyCmd() *cobra.Command {
 					return err
 				}
 				if !fast {
-					return a.verifyImage(cmd, svc, keys, id, v)
+					if err := a.verifyImage(cmd, svc, keys, id, v); err != nil {
+						return err
+					}
+					return verifyChecks(cmd, svc.Registry, keys, v)
 				}
 			} else if err := sign.CheckVersion(cmd.Context(), svc.Registry, svc.Artifacts, keys, v, !fast); err != nil {
 				return err
@@ -96,7 +100,7 @@ func (a *App) versionVerifyCmd() *cobra.Command {
 				what = "signature verified (artifact not re-hashed)"
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (key %s, artifact %s)\n", v.Name, what, id, v.Provenance.Artifact.Digest)
-			return nil
+			return verifyChecks(cmd, svc.Registry, keys, v)
 		},
 	}
 	c.Flags().BoolVar(&fast, "signature-only", false, "check the signature but do not re-read and hash the artifact (always so with --server)")
@@ -163,6 +167,37 @@ func keyIDs(keys []crypto.PublicKey) (string, error) {
 		ids[i] = id
 	}
 	return strings.Join(ids, ", "), nil
+}
+
+// verifyChecks verifies the signed rebuild checks kept with v (the
+// reproduction.*.dsse.json attachments) and prints what each says. A
+// check whose signature or subject does not verify fails the command.
+func verifyChecks(cmd *cobra.Command, reg kiln.Registry, keys []crypto.PublicKey, v *kiln.Version) error {
+	ctx := cmd.Context()
+	as, err := reg.ListAttachments(ctx, v.Ref())
+	if err != nil {
+		return err
+	}
+	for _, a := range as {
+		if !strings.HasPrefix(a.Name, "reproduction.") || !strings.HasSuffix(a.Name, ".dsse.json") {
+			continue
+		}
+		att, err := reg.Attachment(ctx, v.Ref(), a.Name)
+		if err != nil {
+			return err
+		}
+		p, err := sign.VerifyReproduction(keys, att.Data, v)
+		if err != nil {
+			return kiln.Errorf(kiln.ErrorCode(err), "the signed rebuild check %s of %s: %s", a.Name, v.Name, kiln.ErrorMessage(err))
+		}
+		result := "identical, bit for bit"
+		if !p.Identical {
+			result = fmt.Sprintf("different, %d files differ", p.DifferingFiles)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s: signed rebuild check verified (%s): %s, rebuilt sha256:%s, checked %s by %s\n",
+			v.Name, a.Name, result, p.Rebuilt["sha256"], p.CheckedAt.UTC().Format(time.RFC3339), p.CheckedBy)
+	}
+	return nil
 }
 
 // verifyImage is the registry half of `kiln version verify` with

@@ -13,7 +13,8 @@ import (
 var _ kiln.Reproductions = (*DB)(nil)
 
 // RecordReproduction records one rebuild check of a version, with a
-// history entry and an audit entry.
+// history entry and an audit entry, and, when r.Seal is set, the signed
+// record it returns as an attachment, all in one transaction.
 func (db *DB) RecordReproduction(ctx context.Context, r *kiln.Reproduction) error {
 	if err := kiln.ValidateDigest("digest", r.Digest); err != nil {
 		return err
@@ -50,11 +51,30 @@ func (db *DB) RecordReproduction(ctx context.Context, r *kiln.Reproduction) erro
 		if err := insertHistory(ctx, tx, id, "reproduction", "", result, r.Digest); err != nil {
 			return err
 		}
-		return audit(ctx, tx, "version.rebuild.check", r.Version.String(), result+" "+r.Digest)
+		detail := result + " " + r.Digest
+		if r.Seal != nil {
+			a, err := r.Seal(r)
+			if err != nil {
+				return fmt.Errorf("sign the check of %s: %w", r.Version, err)
+			}
+			if a != nil {
+				if a.Name != r.AttestationName() {
+					return fmt.Errorf("the signed check of %s is named %s; it must be kept as %s, where the check's readers look for it", r.Version, a.Name, r.AttestationName())
+				}
+				if _, err := tx.exec(ctx, `INSERT INTO version_attachments (version_id, name, media_type, size, data, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+					id, a.Name, a.MediaType, len(a.Data), a.Data, tx.timeArg(tx.now)); err != nil {
+					return fmt.Errorf("keep the signed check of %s as %s: %w", r.Version, a.Name, err)
+				}
+				r.Attestation = a.Name
+				detail += ", signed as " + a.Name
+			}
+		}
+		return audit(ctx, tx, "version.rebuild.check", r.Version.String(), detail)
 	})
 }
 
-// ListReproductions returns ref's rebuild checks, newest first.
+// ListReproductions returns ref's rebuild checks, newest first, each with
+// the attachment keeping its signed record (Attestation) when there is one.
 func (db *DB) ListReproductions(ctx context.Context, ref kiln.VersionRef) ([]*kiln.Reproduction, error) {
 	out := []*kiln.Reproduction{}
 	err := db.read(ctx, func(tx *tx) error {
@@ -62,7 +82,7 @@ func (db *DB) ListReproductions(ctx context.Context, ref kiln.VersionRef) ([]*ki
 		if err != nil {
 			return err
 		}
-		return eachRow(ctx, tx, `SELECT identical, digest, summary, actor, checked_at, elapsed_ms, differing_files, files FROM version_reproductions
+		err = eachRow(ctx, tx, `SELECT identical, digest, summary, actor, checked_at, elapsed_ms, differing_files, files FROM version_reproductions
 			WHERE version_id = ? ORDER BY id DESC`, []any{id}, func(rows *sql.Rows) error {
 			r := &kiln.Reproduction{Version: ref}
 			var ms int64
@@ -79,6 +99,24 @@ func (db *DB) ListReproductions(ctx context.Context, ref kiln.VersionRef) ([]*ki
 			out = append(out, r)
 			return nil
 		})
+		if err != nil || len(out) == 0 {
+			return err
+		}
+		signed := map[string]bool{}
+		err = eachRow(ctx, tx, `SELECT name FROM version_attachments WHERE version_id = ? AND name LIKE 'reproduction.%'`, []any{id}, func(rows *sql.Rows) error {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				return err
+			}
+			signed[name] = true
+			return nil
+		})
+		for _, r := range out {
+			if signed[r.AttestationName()] {
+				r.Attestation = r.AttestationName()
+			}
+		}
+		return err
 	})
 	return out, err
 }

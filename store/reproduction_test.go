@@ -49,5 +49,36 @@ func TestReproductionsAndEpoch(t *testing.T) {
 		if last := h[len(h)-1]; last.Field != "reproduction" || last.To != "identical" {
 			t.Errorf("history: %+v", last)
 		}
+
+		// A sealed check keeps its signed record in the same transaction,
+		// under the check's own name; a seal under another name, or one
+		// that fails, records nothing.
+		sealed := &kiln.Reproduction{Version: v.Ref(), Identical: true, Digest: d1, Seal: func(r *kiln.Reproduction) (*kiln.Attachment, error) {
+			return &kiln.Attachment{Name: r.AttestationName(), MediaType: "application/vnd.dsse.envelope.v1+json", Data: []byte(`{"signed":"` + r.Actor + `"}`)}, nil
+		}}
+		if err := e.RecordReproduction(ctx, sealed); err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []func(*kiln.Reproduction) (*kiln.Attachment, error){
+			func(*kiln.Reproduction) (*kiln.Attachment, error) {
+				return &kiln.Attachment{Name: "reproduction.dsse.json", Data: []byte("{}")}, nil
+			},
+			func(*kiln.Reproduction) (*kiln.Attachment, error) { return nil, kiln.Errorf(kiln.EINVALID, "no key") },
+		} {
+			if err := e.RecordReproduction(ctx, &kiln.Reproduction{Version: v.Ref(), Digest: d2, Seal: bad}); err == nil {
+				t.Error("a check whose seal is misnamed or fails was recorded")
+			}
+		}
+		list = must[[]*kiln.Reproduction](t)(e.ListReproductions(ctx, v.Ref()))
+		if len(list) != 3 || list[0].Attestation != sealed.AttestationName() || sealed.Attestation != sealed.AttestationName() || list[1].Attestation != "" || list[2].Attestation != "" {
+			t.Fatalf("after a sealed check and two refused ones: %d checks, attestations %q %q; want 3, the newest %q", len(list), list[0].Attestation, list[1].Attestation, sealed.AttestationName())
+		}
+		a := must[*kiln.Attachment](t)(e.Attachment(ctx, v.Ref(), list[0].Attestation))
+		if string(a.Data) != `{"signed":"alice"}` {
+			t.Errorf("kept seal %s: %s", a.Name, a.Data)
+		}
+		if as := must[[]*kiln.Attachment](t)(e.ListAttachments(ctx, v.Ref())); len(as) != 1 {
+			t.Errorf("attachments %d; want only the sealed check's", len(as))
+		}
 	})
 }

@@ -24,7 +24,9 @@ func TestVersionPageReproduced(t *testing.T) {
 	ref := kiln.VersionRef{Image: "appserver", Number: 2}
 	for _, r := range []*kiln.Reproduction{
 		{Version: ref, Digest: "sha256:" + strings.Repeat("b", 64), Summary: "1 files differ:\n  /etc/stamp  content"},
-		{Version: ref, Identical: true, Digest: "sha256:" + strings.Repeat("a", 64)},
+		{Version: ref, Identical: true, Digest: "sha256:" + strings.Repeat("a", 64), Seal: func(r *kiln.Reproduction) (*kiln.Attachment, error) {
+			return &kiln.Attachment{Name: r.AttestationName(), MediaType: "application/vnd.dsse.envelope.v1+json", Data: []byte("{}")}, nil
+		}},
 	} {
 		if err := f.db.RecordReproduction(ctx, r); err != nil {
 			t.Fatal(err)
@@ -36,7 +38,8 @@ func TestVersionPageReproduced(t *testing.T) {
 	}
 	checkPage(t, path, resp, body)
 	for _, w := range []string{`id="reproduced"><span class="status-ready">yes</span> bit for bit, checked <time`, "by alice",
-		`id="reproductions"`, "/etc/stamp  content", "identical", "different"} {
+		`id="reproductions"`, "/etc/stamp  content", "identical", "different",
+		`<a href="/api/v1/images/appserver/versions/2/attachments/reproduction.`, `.dsse.json" title="in-toto statement`, ">signed</a>", "<td>no</td>"} {
 		if !strings.Contains(body, w) {
 			t.Errorf("page lacks %q", w)
 		}

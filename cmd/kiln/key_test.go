@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -133,5 +135,66 @@ func TestLostKeyRefusedAndRotation(t *testing.T) {
 	}
 	if err := launchCheck(t, dir, old); err == nil || !strings.Contains(err.Error(), "does not verify") {
 		t.Errorf("launch of %s without the trusted old key: %v", old, err)
+	}
+}
+
+// `kiln version verify` also verifies the signed rebuild checks kept with
+// the version (as `kiln version rebuild --check` keeps them with kiln's
+// key) and says what each attests; a check signed by a key kiln does not
+// trust fails the command, naming the attachment.
+func TestVerifySignedRebuildChecks(t *testing.T) {
+	dir := t.TempDir()
+	name := recordSigned(t, dir, "stamp image\n")
+	ref, _ := kiln.ParseVersionRef("version", name)
+	// record keeps a check signed by s, or by kiln's own key when nil.
+	record := func(s *sign.Signer, identical bool, digest string) string {
+		t.Helper()
+		ctx := kiln.WithActor(context.Background(), "local:alice")
+		db, own, err := openDB(ctx, cli.Config{DataDir: dir}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if s == nil {
+			s = own
+		}
+		v, err := db.FindVersion(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if digest == "" {
+			digest = v.Provenance.Artifact.Digest
+		}
+		r := &kiln.Reproduction{Version: ref, Identical: identical, Digest: digest,
+			Seal: func(r *kiln.Reproduction) (*kiln.Attachment, error) { return s.SealReproduction(v, r) }}
+		if !identical {
+			r.DifferingFiles, r.Summary = 1, "1 files differ"
+		}
+		if err := db.RecordReproduction(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		return r.Attestation
+	}
+	first := record(nil, false, "sha256:"+strings.Repeat("d", 64))
+	second := record(nil, true, "")
+	out, errs, code := run(t, dir, "version", "verify", name)
+	if code != 0 {
+		t.Fatalf("verify with two signed checks: exit %d %s%s", code, out, errs)
+	}
+	for _, want := range []string{
+		name + ": signed rebuild check verified (" + first + "): different, 1 files differ, rebuilt sha256:" + strings.Repeat("d", 64),
+		name + ": signed rebuild check verified (" + second + "): identical, bit for bit",
+		"by local:alice",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify output lacks %q:\n%s", want, out)
+		}
+	}
+
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	forged := record(sign.NewSigner(key), true, "")
+	out, errs, code = run(t, dir, "version", "verify", name)
+	if code == 0 || !strings.Contains(errs, "the signed rebuild check "+forged+" of "+name) || !strings.Contains(errs, "does not verify") {
+		t.Errorf("verify with a check signed by another key: exit %d %s%s; want a failure naming %s", code, out, errs, forged)
 	}
 }
