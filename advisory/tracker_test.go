@@ -179,7 +179,7 @@ func TestEachDebianTrackerMerges(t *testing.T) {
 
 	// An error from fn stops the read and is returned.
 	stop := errors.New("stop")
-	if err := EachDebianTracker("t.json", strings.NewReader(string(readTestdata(t, "tracker/tracker.json"))), func([]*kiln.Advisory) error { return stop }); err != stop {
+	if err := EachDebianTracker("t.json", strings.NewReader(string(readTestdata(t, "tracker/tracker.json"))), func([]*kiln.Advisory) error { return stop }); !errors.Is(err, stop) {
 		t.Fatalf("fn's error: got %v", err)
 	}
 }

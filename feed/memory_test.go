@@ -129,6 +129,7 @@ func BenchmarkSyncMemory(b *testing.B) {
 		{"osv-fixture-zip", kiln.AdvisoryOSV, "/Debian/all.zip", func() []byte { return zipOf(b, osvRecords(b)) }},
 		{"tracker-x200", kiln.AdvisoryDebianTracker, "/tracker/data/json", func() []byte { return trackerCopies(b, 200) }},
 		{"tracker-x800", kiln.AdvisoryDebianTracker, "/tracker/data/json", func() []byte { return trackerCopies(b, 800) }},
+		{"tracker-x3200", kiln.AdvisoryDebianTracker, "/tracker/data/json", func() []byte { return trackerCopies(b, 3200) }},
 		{"osv-zip-x300", kiln.AdvisoryOSV, "/Debian/all.zip", func() []byte { return osvCopies(b, 300) }},
 		{"osv-zip-x1200", kiln.AdvisoryOSV, "/Debian/all.zip", func() []byte { return osvCopies(b, 1200) }},
 	}
