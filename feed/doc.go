@@ -3,7 +3,7 @@
 // it with the advisory package's parsers as a stream into a spool file,
 // and replaces the advisories that source brought in one transaction that
 // reads the spool back a chunk at a time: the memory a sync takes grows
-// with the number of advisories' ids, not with the advisories. A source that fails
+// with the number of ids, not with the advisories. A source that fails
 // (unreachable, an HTTP error, a malformed file) keeps its previous
 // advisories and records why.
 //

@@ -147,13 +147,14 @@ func BenchmarkSyncMemory(b *testing.B) {
 			// Served from a file, so the heap before the sync holds no
 			// copy of the source (the GC's goal, and so the garbage
 			// tolerated, grows with what is live).
-			body := c.body()
-			size := len(body)
 			file := filepath.Join(b.TempDir(), "source")
-			if err := os.WriteFile(file, body, 0o644); err != nil {
-				b.Fatal(err)
-			}
-			body = nil
+			size := func() int {
+				body := c.body()
+				if err := os.WriteFile(file, body, 0o644); err != nil {
+					b.Fatal(err)
+				}
+				return len(body)
+			}()
 			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, file) }))
 			defer ts.Close()
 			base := ts.URL
