@@ -2,6 +2,7 @@ package kiln
 
 import (
 	"context"
+	"iter"
 	"net/url"
 	"time"
 )
@@ -76,6 +77,21 @@ type FeedImport struct {
 	Created, Updated, Removed, Unchanged int
 }
 
+// Held is how many advisories the feed holds after the import.
+func (i FeedImport) Held() int { return i.Created + i.Updated + i.Unchanged }
+
+// AdvisoriesOf yields advs in order, for ReplaceFeedAdvisories when they
+// are in memory already.
+func AdvisoriesOf(advs []*Advisory) iter.Seq2[*Advisory, error] {
+	return func(yield func(*Advisory, error) bool) {
+		for _, a := range advs {
+			if !yield(a, nil) {
+				return
+			}
+		}
+	}
+}
+
 // AdvisorySourceStore keeps advisory feeds and the advisories each brought.
 type AdvisorySourceStore interface {
 	CreateAdvisoryFeed(ctx context.Context, f *AdvisoryFeed) error
@@ -85,11 +101,15 @@ type AdvisorySourceStore interface {
 	// DeleteAdvisoryFeed removes the feed and the advisories it brought,
 	// and returns how many advisories went.
 	DeleteAdvisoryFeed(ctx context.Context, name string) (int, error)
-	// ReplaceFeedAdvisories makes advs the feed's advisories in one
-	// transaction (new ones added, changed ones replaced, ones the feed no
-	// longer has removed), records etag and lastModified as the feed's
-	// validators and the sync as a success.
-	ReplaceFeedAdvisories(ctx context.Context, name string, advs []*Advisory, etag, lastModified string) (FeedImport, error)
+	// ReplaceFeedAdvisories makes the advisories advs yields the feed's
+	// advisories in one transaction (new ones added, changed ones
+	// replaced, ones the feed no longer has removed), records etag and
+	// lastModified as the feed's validators and the sync as a success.
+	// advs is read once, inside the transaction, and written in chunks as
+	// it goes, so the store never holds them all; an error it yields, or
+	// an invalid or repeated advisory, rolls everything back and leaves the
+	// feed's previous advisories.
+	ReplaceFeedAdvisories(ctx context.Context, name string, advs iter.Seq2[*Advisory, error], etag, lastModified string) (FeedImport, error)
 	// RecordFeedCheck records an attempt that imported nothing: a 304
 	// (a success that keeps the data) or a failure (LastError).
 	RecordFeedCheck(ctx context.Context, name string, c FeedCheck) error

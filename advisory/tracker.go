@@ -35,31 +35,90 @@ func ParseDebianTracker(name string, data []byte) ([]*kiln.Advisory, error) {
 
 // ReadDebianTracker is ParseDebianTracker reading from a stream: it holds
 // one source package's JSON at a time (the export is tens of MB), plus the
-// advisories it returns.
+// advisories it returns. EachDebianTracker holds none of those.
 func ReadDebianTracker(name string, r io.Reader) ([]*kiln.Advisory, error) {
 	lr := newLineReader(r)
 	return readDebianTracker(name, lr, lr)
 }
 
-// readDebianTracker decodes from r, which reads through lr.
+// EachDebianTracker reads the export as ReadDebianTracker does but returns
+// nothing: for each source package, in file order, it calls fn with one
+// advisory per CVE the package lists, holding that package's entries only
+// (sorted by release), sorted by id. A CVE that several packages list
+// comes once per package; MergeTracker, applied in the order they came,
+// joins them into ReadDebianTracker's advisory. It holds one package at a
+// time; an error from fn stops it and is returned.
+func EachDebianTracker(name string, r io.Reader, fn func(advs []*kiln.Advisory) error) error {
+	lr := newLineReader(r)
+	return eachTrackerPackage(name, lr, lr, func(byID map[string]*kiln.Advisory) error {
+		out := make([]*kiln.Advisory, 0, len(byID))
+		for _, a := range byID {
+			sortPackages(a)
+			out = append(out, a)
+		}
+		slices.SortFunc(out, func(x, y *kiln.Advisory) int { return cmp.Compare(x.ID, y.ID) })
+		return fn(out)
+	})
+}
+
+// MergeTracker adds b's entries (the same CVE, as another source package of
+// the export lists it) to a, which keeps its own summary: the first
+// package's, as ReadDebianTracker does.
+func MergeTracker(a, b *kiln.Advisory) {
+	a.Packages = append(a.Packages, b.Packages...)
+	sortPackages(a)
+}
+
+func sortPackages(a *kiln.Advisory) {
+	slices.SortFunc(a.Packages, func(x, y kiln.AffectedPackage) int {
+		return cmp.Or(cmp.Compare(x.Name, y.Name), cmp.Compare(x.Release, y.Release))
+	})
+}
+
+// readDebianTracker decodes from r, which reads through lr, and merges.
 func readDebianTracker(name string, r io.Reader, lr *lineReader) ([]*kiln.Advisory, error) {
+	all := map[string]*kiln.Advisory{}
+	err := eachTrackerPackage(name, r, lr, func(byID map[string]*kiln.Advisory) error {
+		for id, a := range byID {
+			if prev := all[id]; prev != nil {
+				prev.Packages = append(prev.Packages, a.Packages...)
+			} else {
+				all[id] = a
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*kiln.Advisory, 0, len(all))
+	for _, a := range all {
+		sortPackages(a)
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(x, y *kiln.Advisory) int { return cmp.Compare(x.ID, y.ID) })
+	return out, nil
+}
+
+// eachTrackerPackage decodes from r, which reads through lr, and calls fn
+// with each source package's advisories (by CVE id, unsorted).
+func eachTrackerPackage(name string, r io.Reader, lr *lineReader, fn func(byID map[string]*kiln.Advisory) error) error {
 	d := &jsonDoc{name: name, lines: lr}
 	dec := json.NewDecoder(r)
 	dec.UseNumber()
 	tok, err := dec.Token()
 	if err != nil {
-		return nil, d.syntaxErr(err, 0, "")
+		return d.syntaxErr(err, 0, "")
 	}
 	if tok != json.Delim('{') {
-		return nil, d.errAt(0, "", "the file is not a JSON object; the tracker export is {\"source-package\": {\"CVE-…\": {…}}}")
+		return d.errAt(0, "", "the file is not a JSON object; the tracker export is {\"source-package\": {\"CVE-…\": {…}}}")
 	}
-	byID := map[string]*kiln.Advisory{}
 	for dec.More() {
 		d.data, d.origin = lr.buf, lr.start
 		koff := d.start(dec.InputOffset())
 		kt, err := dec.Token()
 		if err != nil {
-			return nil, d.syntaxErr(err, koff, "")
+			return d.syntaxErr(err, koff, "")
 		}
 		pkg := kt.(string)
 		d.data, d.origin = lr.buf, lr.start
@@ -68,39 +127,37 @@ func readDebianTracker(name string, r io.Reader, lr *lineReader) ([]*kiln.Adviso
 		var cves map[string]fastCVE
 		err = dec.Decode(&cves)
 		sub := &jsonDoc{name: name, base: voff, origin: voff, lines: lr}
+		byID := map[string]*kiln.Advisory{}
 		var se *json.SyntaxError
 		if err != nil && (errors.As(err, &se) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
 			// The token reader finds the same error and says exactly where.
 			sub.data = lr.buf[voff-lr.start:]
 			if err := sub.slowTrackerPackage(byID, pkg, sub.data); err != nil {
-				return nil, err
+				return err
 			}
-			return nil, sub.syntaxErr(err, voff, pkg)
+			return sub.syntaxErr(err, voff, pkg)
 		}
 		if err != nil || cves == nil || !fastTrackerPackage(byID, pkg, cves) {
 			sub.data = lr.buf[voff-lr.start : dec.InputOffset()-lr.start]
 			if err := sub.slowTrackerPackage(byID, pkg, sub.data); err != nil {
-				return nil, err
+				return err
+			}
+		}
+		if len(byID) > 0 {
+			if err := fn(byID); err != nil {
+				return err
 			}
 		}
 	}
 	d.data, d.origin = nil, 0
 	if _, err := dec.Token(); err != nil {
-		return nil, d.syntaxErr(err, dec.InputOffset(), "")
+		return d.syntaxErr(err, dec.InputOffset(), "")
 	}
 	off := dec.InputOffset()
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, d.errAt(off, "", "unexpected data after the JSON object; a file holds one JSON document")
+		return d.errAt(off, "", "unexpected data after the JSON object; a file holds one JSON document")
 	}
-	out := make([]*kiln.Advisory, 0, len(byID))
-	for _, a := range byID {
-		slices.SortFunc(a.Packages, func(x, y kiln.AffectedPackage) int {
-			return cmp.Or(cmp.Compare(x.Name, y.Name), cmp.Compare(x.Release, y.Release))
-		})
-		out = append(out, a)
-	}
-	slices.SortFunc(out, func(x, y *kiln.Advisory) int { return cmp.Compare(x.ID, y.ID) })
-	return out, nil
+	return nil
 }
 
 // The tracker export is large (tens of MB): each package is decoded into

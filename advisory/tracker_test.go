@@ -2,6 +2,7 @@ package advisory
 
 import (
 	"cmp"
+	"errors"
 	"github.com/kiln-project/kiln/internal/fixtures"
 	"os"
 	"path/filepath"
@@ -117,5 +118,68 @@ func TestTrackerFastMatchesSlow(t *testing.T) {
 		if d := gocmp.Diff(slowParseTracker(t, f, data), fast); d != "" {
 			t.Errorf("%s: fast and slow paths differ (-slow +fast):\n%s", f, d)
 		}
+	}
+}
+
+// TestEachDebianTrackerMerges checks that the per-package advisories
+// EachDebianTracker gives, merged in the order they came, are what
+// ParseDebianTracker returns (tracker.json lists CVE-2099-0001 under two
+// packages), and that each call holds one package's entries.
+func TestEachDebianTrackerMerges(t *testing.T) {
+	files := []string{"testdata/tracker/tracker.json"}
+	for _, dir := range fixtures.Dirs() {
+		if m, _ := filepath.Glob(filepath.Join(dir, "debian-tracker", "*.json")); dir != "" && len(m) > 0 {
+			files = append(files, m...)
+			break
+		}
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := ParseDebianTracker(f, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byID := map[string]*kiln.Advisory{}
+		calls, merged := 0, 0
+		err = EachDebianTracker(f, strings.NewReader(string(data)), func(advs []*kiln.Advisory) error {
+			calls++
+			for _, a := range advs {
+				for _, p := range a.Packages {
+					if p.Name != advs[0].Packages[0].Name {
+						t.Errorf("%s: one call holds %s and %s", f, p.Name, advs[0].Packages[0].Name)
+					}
+				}
+				if prev := byID[a.ID]; prev != nil {
+					MergeTracker(prev, a)
+					merged++
+				} else {
+					byID[a.ID] = a
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []*kiln.Advisory
+		for _, a := range byID {
+			got = append(got, a)
+		}
+		slices.SortFunc(got, func(x, y *kiln.Advisory) int { return cmp.Compare(x.ID, y.ID) })
+		if d := gocmp.Diff(want, got); d != "" {
+			t.Errorf("%s: merged per-package advisories differ (-ParseDebianTracker +EachDebianTracker):\n%s", f, d)
+		}
+		if f == files[0] && (calls < 2 || merged == 0) {
+			t.Errorf("%s: %d calls, %d merges; want one call per package and CVE-2099-0001 merged", f, calls, merged)
+		}
+	}
+
+	// An error from fn stops the read and is returned.
+	stop := errors.New("stop")
+	if err := EachDebianTracker("t.json", strings.NewReader(string(readTestdata(t, "tracker/tracker.json"))), func([]*kiln.Advisory) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("fn's error: got %v", err)
 	}
 }

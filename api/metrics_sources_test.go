@@ -30,7 +30,7 @@ func TestMetricsAdvisorySources(t *testing.T) {
 		}
 	}
 	advs := []*kiln.Advisory{{ID: "DSA-1-1", Source: kiln.AdvisoryOSV, Packages: []kiln.AffectedPackage{{Name: "openssl", Status: kiln.AffectedOpen}}}}
-	if _, err := db.ReplaceFeedAdvisories(ctx, "good", advs, `"e1"`, ""); err != nil {
+	if _, err := db.ReplaceFeedAdvisories(ctx, "good", kiln.AdvisoriesOf(advs), `"e1"`, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.RecordFeedCheck(ctx, "broken", kiln.FeedCheck{Err: "unreachable"}); err != nil {

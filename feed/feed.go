@@ -75,11 +75,19 @@ func (s *Syncer) now() time.Time {
 // Sync fetches one source now and imports it, all or nothing. On failure
 // the source keeps its advisories, its last error says why, and the error
 // is returned too.
+//
+// The source is read first, outside any transaction, into a spool file
+// under TempDir (every parse error is found there); the store then imports
+// the spool in one transaction, a chunk at a time. Neither step holds the
+// source's advisories in memory, only their ids.
 func (s *Syncer) Sync(ctx context.Context, f *kiln.AdvisoryFeed) (*Result, error) {
-	res, advs, etag, lastMod, err := s.fetch(ctx, f)
+	res, sp, etag, lastMod, err := s.fetch(ctx, f)
+	if sp != nil {
+		defer sp.close()
+	}
 	if err == nil && !res.NotModified {
-		res.Read = len(advs)
-		res.FeedImport, err = s.Store.ReplaceFeedAdvisories(ctx, f.Name, advs, etag, lastMod)
+		res.FeedImport, err = s.Store.ReplaceFeedAdvisories(ctx, f.Name, sp.all(), etag, lastMod)
+		res.Read = res.Held()
 		if err != nil {
 			err = fmt.Errorf("import: %w", err)
 		}
@@ -106,8 +114,10 @@ func (s *Syncer) Sync(ctx context.Context, f *kiln.AdvisoryFeed) (*Result, error
 	return res, nil
 }
 
-// fetch downloads and parses f. res.NotModified is set on a 304.
-func (s *Syncer) fetch(ctx context.Context, f *kiln.AdvisoryFeed) (res *Result, advs []*kiln.Advisory, etag, lastMod string, err error) {
+// fetch downloads and parses f into a spool. res.NotModified is set on a
+// 304 (and the spool is nil). The caller closes a spool returned, also
+// with an error.
+func (s *Syncer) fetch(ctx context.Context, f *kiln.AdvisoryFeed) (res *Result, sp *spool, etag, lastMod string, err error) {
 	res = &Result{Source: f.Name}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.URL, nil)
 	if err != nil {
@@ -134,51 +144,70 @@ func (s *Syncer) fetch(ctx context.Context, f *kiln.AdvisoryFeed) (res *Result, 
 	}
 	etag, lastMod = resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
 	body := &limited{r: resp.Body, n: MaxDownload, what: f.URL}
+	var merge func(a, b *kiln.Advisory)
+	if f.Kind == kiln.AdvisoryDebianTracker {
+		merge = advisory.MergeTracker
+	}
+	if sp, err = newSpool(s.TempDir, merge); err != nil {
+		return nil, nil, "", "", err
+	}
+	add := func(a *kiln.Advisory) error {
+		if a.Source != f.Kind {
+			return kiln.FieldErrorf(kiln.EINVALID, f.URL, "holds %s data (advisory %s), not %s; add the source with --kind %s", a.Source, a.ID, f.Kind, a.Source)
+		}
+		return sp.add(a)
+	}
 	switch f.Kind {
 	case kiln.AdvisoryDebianTracker:
-		advs, err = advisory.ReadDebianTracker(f.URL, body)
+		err = advisory.EachDebianTracker(f.URL, body, func(advs []*kiln.Advisory) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			for _, a := range advs {
+				if err := add(a); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	case kiln.AdvisoryOSV:
-		advs, err = s.readOSV(ctx, f.URL, resp, body)
+		err = s.readOSV(ctx, f.URL, resp, body, add)
 	default:
 		err = kiln.FieldErrorf(kiln.EINVALID, "kind", "unknown advisory source kind %q", f.Kind)
 	}
 	if err != nil {
-		return nil, nil, "", "", err
+		return nil, sp, "", "", err
 	}
-	for _, a := range advs {
-		if a.Source != f.Kind {
-			return nil, nil, "", "", kiln.FieldErrorf(kiln.EINVALID, f.URL, "holds %s data (advisory %s), not %s; add the source with --kind %s", a.Source, a.ID, f.Kind, a.Source)
-		}
-	}
-	return res, advs, etag, lastMod, nil
+	return res, sp, etag, lastMod, nil
 }
 
 // readOSV reads an OSV source: a zip archive of records (all.zip), one
-// record, or a listing (HTML or JSON) of *.json records next to it.
-func (s *Syncer) readOSV(ctx context.Context, u string, resp *http.Response, body io.Reader) ([]*kiln.Advisory, error) {
+// record, or a listing (HTML or JSON) of *.json records next to it. Each
+// record goes to add as it is read.
+func (s *Syncer) readOSV(ctx context.Context, u string, resp *http.Response, body io.Reader, add func(*kiln.Advisory) error) error {
 	br := &peekReader{r: body}
 	head, _ := br.peek(4)
 	if bytes.Equal(head, []byte("PK\x03\x04")) || contentType(resp) == "application/zip" {
-		return s.readZip(u, br)
+		return s.readZip(ctx, u, br, add)
 	}
 	data, err := io.ReadAll(&limited{r: br, n: MaxRecord, what: u})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if strings.HasPrefix(contentType(resp), "application/json") || looksLikeJSON(data) {
 		if advisory.DetectFormat(data) == advisory.FormatOSV && bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
 			a, err := advisory.ParseOSV(u, data)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			return []*kiln.Advisory{a}, nil
+			return add(a)
 		}
 	}
 	names, err := listing(u, data)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return s.readListed(ctx, u, names)
+	return s.readListed(ctx, u, names, add)
 }
 
 func contentType(resp *http.Response) string {
@@ -233,42 +262,43 @@ func listing(u string, data []byte) ([]string, error) {
 }
 
 // readListed fetches every record a listing names, resolved against the
-// listing's URL. Any failure fails the whole sync.
-func (s *Syncer) readListed(ctx context.Context, base string, names []string) ([]*kiln.Advisory, error) {
+// listing's URL, and gives each to add. Any failure fails the whole sync.
+func (s *Syncer) readListed(ctx context.Context, base string, names []string, add func(*kiln.Advisory) error) error {
 	bu, err := url.Parse(base)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !strings.HasSuffix(bu.Path, "/") && path.Ext(bu.Path) != "" {
 		bu.Path = path.Dir(bu.Path) + "/"
 	} else if !strings.HasSuffix(bu.Path, "/") {
 		bu.Path += "/"
 	}
-	var out []*kiln.Advisory
 	seen := map[string]string{}
 	for _, n := range names {
 		ru, err := bu.Parse(n)
 		if err != nil {
-			return nil, kiln.FieldErrorf(kiln.EINVALID, base, "listed name %q: %v", n, err)
+			return kiln.FieldErrorf(kiln.EINVALID, base, "listed name %q: %v", n, err)
 		}
 		if ru.Host != bu.Host || ru.Scheme != bu.Scheme {
-			return nil, kiln.FieldErrorf(kiln.EINVALID, base, "listed record %s is on another server; a listing names records next to it", ru)
+			return kiln.FieldErrorf(kiln.EINVALID, base, "listed record %s is on another server; a listing names records next to it", ru)
 		}
 		data, err := s.get(ctx, ru.String())
 		if err != nil {
-			return nil, err
+			return err
 		}
 		a, err := advisory.ParseOSV(ru.String(), data)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if prev, dup := seen[a.ID]; dup {
-			return nil, kiln.FieldErrorf(kiln.ECONFLICT, ru.String(), "advisory %s is also in %s; a source holds each id once", a.ID, prev)
+			return kiln.FieldErrorf(kiln.ECONFLICT, ru.String(), "advisory %s is also in %s; a source holds each id once", a.ID, prev)
 		}
 		seen[a.ID] = ru.String()
-		out = append(out, a)
+		if err := add(a); err != nil {
+			return err
+		}
 	}
-	return out, nil
+	return nil
 }
 
 // get fetches one listed record.
@@ -289,57 +319,61 @@ func (s *Syncer) get(ctx context.Context, u string) ([]byte, error) {
 }
 
 // readZip spools an archive to a temporary file and reads its *.json
-// entries one at a time: neither the archive nor all its records are in
-// memory at once.
-func (s *Syncer) readZip(u string, body io.Reader) ([]*kiln.Advisory, error) {
+// entries one at a time, giving each record to add: neither the archive
+// nor its records are in memory at once.
+func (s *Syncer) readZip(ctx context.Context, u string, body io.Reader, add func(*kiln.Advisory) error) error {
 	tmp, err := os.CreateTemp(s.TempDir, "kiln-advisories-*.zip")
 	if err != nil {
-		return nil, fmt.Errorf("spool %s: %w", u, err)
+		return fmt.Errorf("spool %s: %w", u, err)
 	}
 	defer func() { tmp.Close(); os.Remove(tmp.Name()) }()
 	size, err := io.Copy(tmp, body)
 	if err != nil {
-		return nil, fmt.Errorf("download %s: %w", u, err)
+		return fmt.Errorf("download %s: %w", u, err)
 	}
 	zr, err := zip.NewReader(tmp, size)
 	if err != nil {
-		return nil, kiln.FieldErrorf(kiln.EINVALID, u, "not a readable zip archive: %v", err)
+		return kiln.FieldErrorf(kiln.EINVALID, u, "not a readable zip archive: %v", err)
 	}
-	var out []*kiln.Advisory
 	seen := map[string]string{}
 	buf := &bytes.Buffer{}
 	for _, e := range zr.File {
 		if e.FileInfo().IsDir() || !strings.HasSuffix(e.Name, ".json") {
 			continue
 		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		name := u + "#" + e.Name
 		if e.UncompressedSize64 > MaxRecord {
-			return nil, kiln.FieldErrorf(kiln.EINVALID, name, "entry is %d bytes; the limit for one record is %d", e.UncompressedSize64, MaxRecord)
+			return kiln.FieldErrorf(kiln.EINVALID, name, "entry is %d bytes; the limit for one record is %d", e.UncompressedSize64, MaxRecord)
 		}
 		rc, err := e.Open()
 		if err != nil {
-			return nil, kiln.FieldErrorf(kiln.EINVALID, name, "cannot open the entry: %v", err)
+			return kiln.FieldErrorf(kiln.EINVALID, name, "cannot open the entry: %v", err)
 		}
 		buf.Reset()
 		_, err = buf.ReadFrom(&limited{r: rc, n: MaxRecord, what: name})
 		rc.Close()
 		if err != nil {
-			return nil, kiln.FieldErrorf(kiln.EINVALID, name, "cannot read the entry: %v", err)
+			return kiln.FieldErrorf(kiln.EINVALID, name, "cannot read the entry: %v", err)
 		}
 		a, err := advisory.ParseOSV(name, buf.Bytes())
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if prev, dup := seen[a.ID]; dup {
-			return nil, kiln.FieldErrorf(kiln.ECONFLICT, name, "advisory %s is also in %s; a source holds each id once", a.ID, prev)
+			return kiln.FieldErrorf(kiln.ECONFLICT, name, "advisory %s is also in %s; a source holds each id once", a.ID, prev)
 		}
 		seen[a.ID] = e.Name
-		out = append(out, a)
+		if err := add(a); err != nil {
+			return err
+		}
 	}
-	if len(out) == 0 {
-		return nil, kiln.FieldErrorf(kiln.EINVALID, u, "the archive has no *.json records")
+	if len(seen) == 0 {
+		return kiln.FieldErrorf(kiln.EINVALID, u, "the archive has no *.json records")
 	}
-	return out, nil
+	return nil
 }
 
 // limited reads at most n bytes and fails past them (io.LimitReader would

@@ -22,7 +22,7 @@ import (
 	"github.com/kiln-project/kiln/store"
 )
 
-func openDB(t *testing.T) *store.DB {
+func openDB(t testing.TB) *store.DB {
 	t.Helper()
 	db, err := store.Open(context.Background(), "", t.TempDir(), slog.New(slog.DiscardHandler), time.Now)
 	if err != nil {
@@ -59,14 +59,14 @@ func (f *files) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, filepath.Base(r.URL.Path), time.Time{}, bytes.NewReader(b))
 }
 
-func serve(t *testing.T) (*files, string) {
+func serve(t testing.TB) (*files, string) {
 	f := &files{content: map[string][]byte{}, requests: map[string]int{}}
 	ts := httptest.NewServer(f)
 	t.Cleanup(ts.Close)
 	return f, ts.URL
 }
 
-func read(t *testing.T, path string) []byte {
+func read(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -76,7 +76,7 @@ func read(t *testing.T, path string) []byte {
 }
 
 // osvRecords are the shared fixture's well-formed OSV records.
-func osvRecords(t *testing.T) map[string][]byte {
+func osvRecords(t testing.TB) map[string][]byte {
 	dir := fixtures.Path(t, "osv")
 	paths, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	if len(paths) == 0 {
@@ -89,7 +89,7 @@ func osvRecords(t *testing.T) map[string][]byte {
 	return out
 }
 
-func zipOf(t *testing.T, recs map[string][]byte) []byte {
+func zipOf(t testing.TB, recs map[string][]byte) []byte {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for name, b := range recs {
@@ -105,7 +105,7 @@ func zipOf(t *testing.T, recs map[string][]byte) []byte {
 	return buf.Bytes()
 }
 
-func addSource(t *testing.T, db *store.DB, name string, kind kiln.AdvisorySource, url string) *kiln.AdvisoryFeed {
+func addSource(t testing.TB, db *store.DB, name string, kind kiln.AdvisorySource, url string) *kiln.AdvisoryFeed {
 	t.Helper()
 	if err := db.CreateAdvisoryFeed(context.Background(), &kiln.AdvisoryFeed{Name: name, Kind: kind, URL: url, Every: time.Hour}); err != nil {
 		t.Fatal(err)
@@ -113,7 +113,7 @@ func addSource(t *testing.T, db *store.DB, name string, kind kiln.AdvisorySource
 	return find(t, db, name)
 }
 
-func find(t *testing.T, db *store.DB, name string) *kiln.AdvisoryFeed {
+func find(t testing.TB, db *store.DB, name string) *kiln.AdvisoryFeed {
 	t.Helper()
 	f, err := db.FindAdvisoryFeed(context.Background(), name)
 	if err != nil {
@@ -122,7 +122,7 @@ func find(t *testing.T, db *store.DB, name string) *kiln.AdvisoryFeed {
 	return f
 }
 
-func ids(t *testing.T, db *store.DB) []string {
+func ids(t testing.TB, db *store.DB) []string {
 	t.Helper()
 	as, _, err := db.ListAdvisories(context.Background(), kiln.AdvisoryFilter{})
 	if err != nil {

@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"time"
 
 	"github.com/kiln-project/kiln"
@@ -143,19 +145,26 @@ func deleteFeedAdvisories(ctx context.Context, tx *tx, feed string, keep map[str
 	return len(gone), nil
 }
 
-// ReplaceFeedAdvisories makes advs the advisories of source name, all or
-// nothing, and records the sync as a success.
-func (db *DB) ReplaceFeedAdvisories(ctx context.Context, name string, advs []*kiln.Advisory, etag, lastModified string) (kiln.FeedImport, error) {
-	docs, err := encodeAdvisories(advs)
-	if err != nil {
-		return kiln.FeedImport{}, err
-	}
-	keep := make(map[string]bool, len(advs))
-	for _, a := range advs {
-		keep[a.ID] = true
-	}
+// feedChunk is how many advisories a sync validates, encodes and writes at
+// a time: the store holds one chunk of a source, never all of it.
+const feedChunk = 500
+
+// ReplaceFeedAdvisories makes the advisories advs yields the advisories of
+// source name, all or nothing, and records the sync as a success. They are
+// written feedChunk at a time inside one transaction; what stays in memory
+// to the end is the set of their ids (to find the ones the source no
+// longer has, and ids given twice).
+func (db *DB) ReplaceFeedAdvisories(ctx context.Context, name string, advs iter.Seq2[*kiln.Advisory, error], etag, lastModified string) (kiln.FeedImport, error) {
 	var out kiln.FeedImport
-	err = db.write(ctx, func(tx *tx) error {
+	consumed := false
+	err := db.write(ctx, func(tx *tx) error {
+		// write retries fn only when the database was busy; with BEGIN
+		// IMMEDIATE that is before fn runs, but a stream cannot be read
+		// twice, so never pretend it can.
+		if consumed {
+			return kiln.Errorf(kiln.ECONFLICT, "sync advisory source %s: the database was busy in the middle of the import and it cannot be read again; nothing changed, sync again", name)
+		}
+		out = kiln.FeedImport{}
 		var n int
 		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM advisory_sources WHERE name = ?`, name).Scan(&n); err != nil {
 			return fmt.Errorf("sync advisory source %s: %w", name, err)
@@ -163,23 +172,77 @@ func (db *DB) ReplaceFeedAdvisories(ctx context.Context, name string, advs []*ki
 		if n == 0 {
 			return noFeed(name)
 		}
-		created, updated, err := putAdvisories(ctx, tx, advs, docs, name)
-		if err != nil {
+		consumed = true
+		keep := map[string]bool{}
+		chunk := make([]*kiln.Advisory, 0, feedChunk)
+		flush := func() error {
+			if len(chunk) == 0 {
+				return nil
+			}
+			docs, err := encodeFeedChunk(name, chunk, keep)
+			if err != nil {
+				return err
+			}
+			created, updated, err := putAdvisories(ctx, tx, chunk, docs, name)
+			if err != nil {
+				return err
+			}
+			out.Created, out.Updated = out.Created+created, out.Updated+updated
+			out.Unchanged += len(chunk) - created - updated
+			clear(chunk) // let the written advisories go
+			chunk = chunk[:0]
+			return nil
+		}
+		for a, err := range advs {
+			if err != nil {
+				return err
+			}
+			chunk = append(chunk, a)
+			if len(chunk) == feedChunk {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := flush(); err != nil {
 			return err
 		}
 		removed, err := deleteFeedAdvisories(ctx, tx, name, keep)
 		if err != nil {
 			return err
 		}
-		out = kiln.FeedImport{Created: created, Updated: updated, Removed: removed, Unchanged: len(advs) - created - updated}
+		out.Removed = removed
+		held := out.Held()
 		if _, err := tx.exec(ctx, `UPDATE advisory_sources SET etag = ?, last_modified = ?, last_attempt = ?, last_success = ?, last_error = '', advisories = ? WHERE name = ?`,
-			etag, lastModified, tx.timeArg(tx.now), tx.timeArg(tx.now), len(advs), name); err != nil {
+			etag, lastModified, tx.timeArg(tx.now), tx.timeArg(tx.now), held, name); err != nil {
 			return fmt.Errorf("sync advisory source %s: %w", name, err)
 		}
 		return audit(ctx, tx, "advisory.source.sync", "advisory source "+name,
-			fmt.Sprintf("%d advisories: %d new, %d replaced, %d removed, %d unchanged", len(advs), out.Created, out.Updated, out.Removed, out.Unchanged))
+			fmt.Sprintf("%d advisories: %d new, %d replaced, %d removed, %d unchanged", held, out.Created, out.Updated, out.Removed, out.Unchanged))
 	})
 	return out, err
+}
+
+// encodeFeedChunk validates one chunk of a source's advisories, adds their
+// ids to seen (refusing one seen before in the same sync) and returns their
+// JSON documents.
+func encodeFeedChunk(feed string, advs []*kiln.Advisory, seen map[string]bool) ([]string, error) {
+	docs := make([]string, len(advs))
+	for i, a := range advs {
+		if err := a.Validate(); err != nil {
+			return nil, fmt.Errorf("advisory %q of source %s: %w", a.ID, feed, err)
+		}
+		if seen[a.ID] {
+			return nil, kiln.Errorf(kiln.ECONFLICT, "advisory %s is given twice by source %s; a source holds each id once", a.ID, feed)
+		}
+		seen[a.ID] = true
+		b, err := json.Marshal(a)
+		if err != nil {
+			return nil, fmt.Errorf("encode advisory %s: %w", a.ID, err)
+		}
+		docs[i] = string(b)
+	}
+	return docs, nil
 }
 
 // RecordFeedCheck records a sync attempt that imported nothing. It is not
