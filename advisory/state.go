@@ -124,6 +124,27 @@ func (inc Include) String() string {
 	return strings.Join(out, ",")
 }
 
+// Excluded lists, for --include, the states inc leaves out (no-dsa
+// standing for no-dsa, postponed and ignored together).
+func (inc Include) Excluded() string {
+	if inc == nil {
+		inc = DefaultInclude
+	}
+	var out []string
+	for _, st := range States {
+		switch {
+		case inc[st]:
+		case st == StatePostponed || st == StateIgnored:
+			if !slices.Contains(out, string(StateNoDSA)) {
+				out = append(out, string(StateNoDSA))
+			}
+		default:
+			out = append(out, string(st))
+		}
+	}
+	return strings.Join(out, ",")
+}
+
 // Counted splits the affected findings of fs into those inc counts and
 // the number left out by Debian's triage.
 func Counted(fs []Finding, inc Include) (counted []Finding, triaged int) {

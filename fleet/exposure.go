@@ -223,8 +223,12 @@ func (s *Service) matchPackages(ctx context.Context, adv *kiln.Advisory, fix map
 		}
 	}
 	if triagedVersions > 0 {
-		notes = append(notes, fmt.Sprintf("%d versions have findings Debian issues no DSA/DLA for (counted: %s); add them with --include no-dsa,unimportant,end-of-life",
-			triagedVersions, s.Include))
+		noun := "versions have"
+		if triagedVersions == 1 {
+			noun = "version has"
+		}
+		notes = append(notes, fmt.Sprintf("%d %s findings Debian issues no DSA/DLA for (counted: %s); add them with --include %s",
+			triagedVersions, noun, s.Include, s.Include.Excluded()))
 	}
 	if defaulted > 0 {
 		notes = append(notes, fmt.Sprintf("%d versions do not say their Debian release; matched as %s", defaulted, s.DefaultRelease))
