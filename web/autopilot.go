@@ -8,6 +8,7 @@ import (
 	"time"
 
 	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/api"
 )
 
 // AutoRefresh is an environment whose estate asks kiln serve to refresh
@@ -30,6 +31,9 @@ type serviceRow struct {
 	// Pause and EnvPause are the service's and its environment's pauses
 	// (nil: none).
 	Pause, EnvPause *kiln.Pause
+	// Status is what kiln serve does about it now (nil: the server does
+	// not say).
+	Status *api.FollowState
 }
 
 // Follows says what moves the service: its channel, or only a person.
@@ -37,7 +41,7 @@ func (r serviceRow) Follows() string {
 	if r.Following() {
 		return fmt.Sprintf("the %s channel", r.Environment)
 	}
-	return "none (kiln rollout only)"
+	return "none (kiln rollout, or the autopilot's refresh)"
 }
 
 // PolicyItems are the service's rollout policy and batch, in words.
@@ -103,8 +107,16 @@ func (s *Server) autopilotRows(ctx context.Context, svcs []*kiln.Service, last m
 	}
 	rows := make([]serviceRow, 0, len(svcs))
 	for _, svc := range svcs {
-		rows = append(rows, serviceRow{Service: svc, Last: last[svc.Name], Pause: paused[kiln.PauseService][svc.Name],
-			EnvPause: paused[kiln.PauseEnvironment][svc.Environment]})
+		row := serviceRow{Service: svc, Last: last[svc.Name], Pause: paused[kiln.PauseService][svc.Name],
+			EnvPause: paused[kiln.PauseEnvironment][svc.Environment]}
+		if s.cfg.FollowStatus != nil {
+			st, err := s.cfg.FollowStatus(ctx, svc)
+			if err != nil {
+				return nil, nil, fmt.Errorf("status of service %s: %w", svc.Name, err)
+			}
+			row.Status = st
+		}
+		rows = append(rows, row)
 		env(svc.Environment).Services++
 	}
 	for name := range paused[kiln.PauseEnvironment] {

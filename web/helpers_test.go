@@ -54,6 +54,9 @@ type fixtureOpts struct {
 	rowsPerPage int
 	// autoRefresh, when set, is the dashboard's AutoRefresh.
 	autoRefresh func(ctx context.Context) ([]web.AutoRefresh, error)
+	// followStatus, when set, is the dashboard's FollowStatus; it is
+	// given the fixture's store.
+	followStatus func(db *store.DB) func(ctx context.Context, s *kiln.Service) (*api.FollowState, error)
 }
 
 func newFixture(t *testing.T, opts fixtureOpts) *fixture {
@@ -77,8 +80,13 @@ func newFixture(t *testing.T, opts fixtureOpts) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var followStatus func(ctx context.Context, s *kiln.Service) (*api.FollowState, error)
+	if opts.followStatus != nil {
+		followStatus = opts.followStatus(db)
+	}
 	dash, err := web.New(web.Config{Registry: db, Inventory: db, Fleet: db, Advisories: db, AdvisorySources: db, Runs: db, Tokens: db, Channels: db, Logger: logger, InsecureListen: opts.insecure, Secure: opts.secure, Version: "test", RowsPerPage: opts.rowsPerPage,
-		History: db, Services: db, Rollouts: db, Timeline: db, Reproductions: db, Pauses: db, AutoRefresh: opts.autoRefresh})
+		History: db, Services: db, Rollouts: db, Timeline: db, Reproductions: db, Pauses: db, AutoRefresh: opts.autoRefresh,
+		FollowStatus: followStatus})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -251,7 +251,7 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	// Secure when kiln serves TLS or a TLS proxy is in front (--secure-cookies).
 	dashboard, err := web.New(web.Config{Registry: db, Inventory: db, Fleet: db, Advisories: db, AdvisorySources: db, Runs: db, Tokens: db, Channels: db,
 		History: db, Services: db, Rollouts: db, Timeline: db, Reproductions: db, Pauses: db, AutoRefresh: dashboardAutoRefresh(db, logger),
-		Logger: logger, Version: version,
+		FollowStatus: apiFollowStatus(db), Logger: logger, Version: version,
 		Secure: opts.TLSCert != "" || opts.SecureCookies, InsecureListen: opts.InsecureListen && opts.TLSCert == ""})
 	if err != nil {
 		return err
