@@ -62,8 +62,8 @@ type Auto struct {
 
 	mu sync.Mutex
 	// next is, per environment and advisory, when it is refreshed again
-	// at the earliest.
-	next map[string]time.Time
+	// at the earliest; held has those whose rollouts a policy held back.
+	next, held map[string]time.Time
 }
 
 func (a *Auto) now() time.Time {
@@ -96,7 +96,7 @@ func (a *Auto) Check(ctx context.Context, why string) ([]*Exposure, error) {
 	a.mu.Lock() // one pass at a time: a sync and a tick do not refresh twice
 	defer a.mu.Unlock()
 	if a.next == nil {
-		a.next = map[string]time.Time{}
+		a.next, a.held = map[string]time.Time{}, map[string]time.Time{}
 	}
 	ctx = kiln.WithActor(ctx, Actor)
 	var acted []*Exposure
@@ -129,14 +129,35 @@ func (a *Auto) Check(ctx context.Context, why string) ([]*Exposure, error) {
 				}
 				acted = append(acted, x)
 				a.next[key] = a.now().Add(a.retryAfter())
+				delete(a.held, key)
 				if until, held := a.refresh(ctx, e, x, env, why); held {
 					// Not dropped: retried once the first wait ends.
-					a.next[key] = until
+					a.next[key], a.held[key] = until, until
 				}
 			}
 		}
 	}
 	return acted, nil
+}
+
+// Wake is when the first rollout a policy held back may start (its
+// window opens, its limit frees), for kiln serve to check then rather
+// than at its next tick; zero when none waits for a time to come.
+func (a *Auto) Wake() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	var first time.Time
+	for key, at := range a.held {
+		if !at.After(now) {
+			delete(a.held, key) // its check has come (or it was not exposed any more)
+			continue
+		}
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+	}
+	return first
 }
 
 // dropMoot clears the pending rollouts the autopilot recorded in env

@@ -256,6 +256,10 @@ func TestAutoRefreshWaitsForWindow(t *testing.T) {
 		t.Errorf("status outside the window: %+v", st)
 	}
 
+	if at := a.Wake(); !at.Equal(opens) {
+		t.Errorf("Wake() = %s; want the window's opening %s, for kiln serve to check then", at, opens)
+	}
+
 	// A minute before the window opens: nothing, and nothing dropped.
 	w.set(opens.Add(-time.Minute))
 	if acted, err := a.Check(ctx, "periodic check"); err != nil || len(acted) != 0 || len(*rolled) != 0 {
@@ -282,6 +286,9 @@ func TestAutoRefreshWaitsForWindow(t *testing.T) {
 	}
 	if st := w.status(t, "web"); st.State != rollout.FollowNotFollowing {
 		t.Errorf("status after the rollout: %+v; want not-following (nothing pending)", st)
+	}
+	if at := a.Wake(); !at.IsZero() {
+		t.Errorf("Wake() = %s after the rollout; want zero", at)
 	}
 	if s, _ := w.db.FindService(ctx, "web"); s.Pending != nil {
 		t.Errorf("pending rollout kept after it started: %+v", s.Pending)

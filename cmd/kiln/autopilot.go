@@ -89,12 +89,27 @@ func startAutopilot(ctx context.Context, g *graph, host api.RolloutHost, kick au
 			if _, err := a.Check(ctx, why); err != nil && ctx.Err() == nil {
 				logger.Error("autopilot", "err", err)
 			}
+			// A rollout held back for its window or limit is checked for
+			// when the wait ends, not up to a tick later.
+			var wake <-chan time.Time
+			var timer *time.Timer
+			if at := a.Wake(); !at.IsZero() {
+				timer = time.NewTimer(time.Until(at))
+				wake = timer.C
+			}
 			select {
 			case <-ctx.Done():
-				return
 			case why = <-kick:
 			case <-t.C:
 				why = "periodic check"
+			case <-wake:
+				why = "a held-back rollout's window opened or limit freed"
+			}
+			if timer != nil {
+				timer.Stop()
+			}
+			if ctx.Err() != nil {
+				return
 			}
 		}
 	}()
