@@ -161,16 +161,16 @@ func (db *DB) SetServiceFollowed(ctx context.Context, name string, v kiln.Versio
 }
 
 // SetServicePending records the rollout the autopilot holds back for the
-// service's policy, or clears it (nil). Not audited: the autopilot's
-// refresh is, with what it holds back and why.
+// service's policy, or clears it (nil), audited as service.pending.
 func (db *DB) SetServicePending(ctx context.Context, name string, p *kiln.PendingRollout) error {
-	pending := ""
+	pending, detail := "", "none: the held-back rollout starts or is not needed any more"
 	if p != nil {
 		b, err := json.Marshal(p)
 		if err != nil {
 			return err
 		}
 		pending = string(b)
+		detail = fmt.Sprintf("%s held back by the service's rollout policy (%s, by %s since %s)", p.To, p.Why, p.By, p.Since.UTC().Format(time.RFC3339))
 	}
 	return db.write(ctx, func(tx *tx) error {
 		res, err := tx.exec(ctx, `UPDATE services SET pending = ? WHERE name = ?`, pending, name)
@@ -180,7 +180,7 @@ func (db *DB) SetServicePending(ctx context.Context, name string, p *kiln.Pendin
 		if n, _ := res.RowsAffected(); n == 0 {
 			return serviceNotFound(name)
 		}
-		return nil
+		return audit(ctx, tx, "service.pending", "service "+name, detail)
 	})
 }
 
