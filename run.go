@@ -22,7 +22,9 @@ const (
 	RunSucceeded RunStatus = "succeeded"
 	// RunFailed: a stage failed; `kiln run retry` resumes from it.
 	RunFailed RunStatus = "failed"
-	// RunInterrupted: its worker died or was killed; `kiln run retry` resumes.
+	// RunInterrupted: its worker died, was killed or stopped. A kiln serve
+	// worker queues it again from the interrupted stage when ResumePending
+	// is set; `kiln run retry` does so by hand.
 	RunInterrupted RunStatus = "interrupted"
 	// RunCancelled: stopped by a user, or because the run it waited after
 	// did not succeed.
@@ -65,7 +67,15 @@ type Run struct {
 	// Worker names the process holding a running run ("host:pid").
 	Worker string `json:"worker,omitempty"`
 	// Reason says why the run failed, was interrupted or cancelled.
-	Reason      string    `json:"reason,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// ResumePending is set on a run interrupted because its worker died,
+	// went silent or was stopped with its kiln serve: a pipeline worker
+	// will queue it again (once). A foreground `kiln run` the user
+	// stopped leaves it unset.
+	ResumePending bool `json:"resume_pending,omitempty"`
+	// Resumes counts the times workers queued the run again by themselves
+	// after an interruption since it was last queued by a user.
+	Resumes     int       `json:"resumes,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
 	StartedAt   time.Time `json:"started_at,omitzero"`
 	FinishedAt  time.Time `json:"finished_at,omitzero"`
@@ -197,11 +207,20 @@ type RunStore interface {
 	RunLogs(ctx context.Context, id int64, afterSeq int64, limit int) ([]*RunLog, error)
 	// InterruptRuns marks running runs interrupted when their worker is
 	// one of dead or their heartbeat is older than staleBefore; the
-	// running stage becomes interrupted too.
-	InterruptRuns(ctx context.Context, dead []string, staleBefore time.Time, reason string) ([]*Run, error)
+	// running stage becomes interrupted too. resume sets ResumePending:
+	// a worker, not a user, stopped the run.
+	InterruptRuns(ctx context.Context, dead []string, staleBefore time.Time, reason string, resume bool) ([]*Run, error)
 	// RetryRun queues a failed or interrupted run again; its failed stage
 	// and those after it become pending.
 	RetryRun(ctx context.Context, id int64, reason string) (*Run, error)
+	// ResumeRuns queues again, as RetryRun does, every interrupted run
+	// whose resume is pending and that was resumed fewer than limit times
+	// before; each interruption is resumed once, however many workers
+	// ask. It returns the runs it looked at: queued again (audited as
+	// run.resume), or left interrupted with the reason why (the limit
+	// reached, or another run of the image queued), their resume no
+	// longer pending.
+	ResumeRuns(ctx context.Context, limit int, reason string) ([]*Run, error)
 	// ApproveStage approves a waiting stage and queues the run again.
 	ApproveStage(ctx context.Context, id int64, stage string) (*Run, error)
 	// CancelRun cancels a queued or waiting run.
@@ -221,6 +240,10 @@ type RunRequest struct {
 	All    bool              `json:"all,omitempty"`
 	Force  bool              `json:"force,omitempty"`
 	Vars   map[string]string `json:"vars,omitempty"`
+	// Trigger says why the runs start ("refresh: DSA-5000-1: 3
+	// instance(s) of web"); each run's trigger is it, followed by who
+	// asked through the API. Empty: only who asked.
+	Trigger string `json:"trigger,omitempty"`
 	// Role is the requesting token's role (set by the API, never sent): a
 	// pipeline that delivers automatically needs the operator role.
 	Role Role `json:"-"`

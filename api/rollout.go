@@ -110,7 +110,7 @@ func (s *Server) registerRollout() {
 	}
 	host := func(what string) (RolloutHost, error) {
 		if s.cfg.Rollouts == nil {
-			return nil, kiln.Errorf(kiln.EUNAVAILABLE, "this kiln server does not %s (it runs no platform: kiln serve needs root and systemd-nspawn for that); run the command on the server's machine without --server", what)
+			return nil, kiln.Errorf(kiln.EUNAVAILABLE, "this kiln server does not %s: it runs no rollouts (its kiln serve --work leaves them out, or its machine has no platform: that needs root and systemd-nspawn); point --server at the kiln serve that runs rollouts (its log says so at start), or run the command on that machine without --server", what)
 		}
 		return s.cfg.Rollouts, nil
 	}

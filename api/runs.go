@@ -286,6 +286,8 @@ type startRunsIn struct {
 		All    bool              `json:"all,omitempty"`
 		Force  bool              `json:"force,omitempty"`
 		Vars   map[string]string `json:"vars,omitempty"`
+		// Trigger is why, kept in each run's trigger.
+		Trigger string `json:"trigger,omitempty" maxLength:"1024" doc:"why the runs start (e.g. refresh: DSA-5000-1), recorded in each run's trigger before who asked"`
 	}
 }
 
@@ -305,7 +307,7 @@ func (s *Server) registerStartRuns(st kiln.RunStarter) {
 		if b.All == (len(b.Images) > 0) {
 			return nil, kiln.FieldErrorf(kiln.EINVALID, "body.images", "give image names or all=true, not both and not neither")
 		}
-		req := kiln.RunRequest{Estate: b.Estate, Images: b.Images, All: b.All, Force: b.Force, Vars: b.Vars}
+		req := kiln.RunRequest{Estate: b.Estate, Images: b.Images, All: b.All, Force: b.Force, Vars: b.Vars, Trigger: b.Trigger}
 		if tok, ok := TokenFrom(ctx); ok {
 			req.Role = tok.Role
 		}

@@ -53,6 +53,51 @@ type ImageCheck struct {
 	Bytes  int64    `json:"bytes"`
 }
 
+// ImageVerifier checks a version in an OCI registry with nothing but
+// the registry and the public keys: `kiln version verify oci://…` (or
+// --from-registry) on a machine without kiln's database or data
+// directory. cmd/kiln provides it; ref is
+// oci://HOST[:PORT]/REPOSITORY/IMAGE:N (or @sha256:…). With signatureOnly
+// the layers are compared with the signed artifact but not read.
+type ImageVerifier func(ctx context.Context, cfg Config, ref string, keys []crypto.PublicKey, signatureOnly bool) (*RegistryVerification, error)
+
+// RegistryVerification is what an ImageVerifier read and checked: the
+// image, its signed provenance, and every blob the signature covers.
+type RegistryVerification struct {
+	// Version is the version the signed statement names (appserver-3).
+	Version string `json:"version"`
+	Image   string `json:"image"`
+	Number  int    `json:"number"`
+	SemVer  string `json:"semver,omitempty"`
+	// Ref is the image's manifest, oci://HOST/REPOSITORY/IMAGE@sha256:…
+	Ref string `json:"ref"`
+	// Provenance is the referrer holding the signed envelope.
+	Provenance string `json:"provenance"`
+	// KeyID is the key whose signature verified.
+	KeyID string `json:"key_id"`
+	// Artifact is the signed artifact digest (a layered artifact's layer
+	// list, or the one tar).
+	Artifact string `json:"artifact"`
+	// Layers, bottom first, and the disk images (qcow2, raw) the
+	// statement signs, as checked.
+	Layers     []VerifiedBlob `json:"layers"`
+	DiskImages []VerifiedBlob `json:"disk_images"`
+	// ContentRead says whether every blob was read and hashed (false with
+	// --signature-only); Bytes is how many bytes were.
+	ContentRead bool  `json:"content_read"`
+	Bytes       int64 `json:"bytes"`
+}
+
+// VerifiedBlob is one blob of a RegistryVerification.
+type VerifiedBlob struct {
+	Digest    string `json:"digest"`
+	Size      int64  `json:"size"`
+	MediaType string `json:"media_type,omitempty"`
+	DiffID    string `json:"diff_id,omitempty"`
+	// Format is a disk image's (qcow2, raw).
+	Format string `json:"format,omitempty"`
+}
+
 // ArtifactCollector deletes the artifacts no registered, non-revoked
 // version references (kiln artifact gc).
 type ArtifactCollector interface {

@@ -48,6 +48,17 @@ func (a *App) pauseCmd(kind kiln.PauseKind) *cobra.Command {
 				return err
 			}
 			p := &kiln.Pause{Kind: kind, Name: args[0], Reason: reason}
+			if err := p.Validate(); err != nil {
+				return err
+			}
+			if kind == kiln.PauseService {
+				// The store keeps a pause of any name (a service may be
+				// paused before kiln serve sees it); a person names one
+				// that exists, as the API requires.
+				if err := a.serviceExists(cmd, p.Name); err != nil {
+					return err
+				}
+			}
 			if err := ps.Pause(cmd.Context(), p); err != nil {
 				return err
 			}
@@ -59,6 +70,18 @@ func (a *App) pauseCmd(kind kiln.PauseKind) *cobra.Command {
 	}
 	c.Flags().StringVar(&reason, "reason", "", "why the autopilot stops (required; recorded)")
 	return c
+}
+
+func (a *App) serviceExists(cmd *cobra.Command, name string) error {
+	svc, err := a.Services(cmd.Context())
+	if err != nil {
+		return err
+	}
+	if svc.ServiceStore == nil {
+		return kiln.Errorf(kiln.EUNAVAILABLE, "this kiln setup keeps no services; run it on the server's database or through --server")
+	}
+	_, err = svc.ServiceStore.FindService(cmd.Context(), name)
+	return err
 }
 
 func cmdGroup(kind kiln.PauseKind) string {

@@ -275,11 +275,11 @@ func (a *App) fleetRefreshCmd() *cobra.Command {
 // and followed until they end.
 func (a *App) fixRuns(rf *autopilot.Refresher, svc *Services, estate string, progress io.Writer) {
 	if a.cfg.Server != "" {
-		rf.StartRuns = func(ctx context.Context, image, _ string) ([]*kiln.Run, error) {
+		rf.StartRuns = func(ctx context.Context, image, trigger string) ([]*kiln.Run, error) {
 			if estate == "" {
 				return nil, kiln.FieldErrorf(kiln.EINVALID, "--estate", "no ready version of %s has the fix; name the registered estate that builds it (`kiln estate list` on the server) with --estate NAME, or pass --no-run", image)
 			}
-			return svc.RunStarter.StartRuns(ctx, kiln.RunRequest{Estate: estate, Images: []string{image}})
+			return svc.RunStarter.StartRuns(ctx, kiln.RunRequest{Estate: estate, Images: []string{image}, Trigger: trigger})
 		}
 		rf.Wait = autopilot.PollRuns(svc.Pipeline, 2*time.Second, progress)
 		return

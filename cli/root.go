@@ -148,6 +148,9 @@ type App struct {
 	Open func(ctx context.Context, cfg Config, logger *slog.Logger) (*Services, error)
 	// Serve runs the HTTP API until ctx ends.
 	Serve func(ctx context.Context, cfg Config, logger *slog.Logger, opts ServeOptions) error
+	// VerifyImage checks a version in an OCI registry without the
+	// database (`kiln version verify oci://…`).
+	VerifyImage ImageVerifier
 	// Extra adds commands that cmd/kiln wires to other packages.
 	Extra []func(a *App) *cobra.Command
 
@@ -187,6 +190,9 @@ type ServeOptions struct {
 	// rollouts take their configuration from; empty: KILN_ESTATE, else
 	// the registered estate that defines the service's image.
 	Estate string
+	// Work is what the server does besides the API and the dashboard
+	// (--work); the zero value does all its machine can.
+	Work ServeWork
 }
 
 // DefaultDataDir is /var/lib/kiln for root, else $XDG_DATA_HOME/kiln

@@ -287,6 +287,12 @@ func (a *App) runShowCmd() *cobra.Command {
 				if run.Reason != "" {
 					fmt.Fprintf(w, "Reason:  %s\n", run.Reason)
 				}
+				if run.ResumePending {
+					fmt.Fprintf(w, "Resume:  pending: a kiln serve pipeline worker queues it again from the interrupted stage\n")
+				}
+				if run.Resumes > 0 {
+					fmt.Fprintf(w, "Resumes: %d (automatic, after interruptions)\n", run.Resumes)
+				}
 				fmt.Fprintf(w, "Queued:  %s\n", run.CreatedAt.Format(time.RFC3339))
 				if !run.StartedAt.IsZero() {
 					fmt.Fprintf(w, "Time:    %s\n", runTime(run))

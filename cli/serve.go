@@ -14,12 +14,19 @@ import (
 
 func (a *App) serveCmd() *cobra.Command {
 	var opts ServeOptions
+	var work string
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the HTTP API (OpenAPI at /openapi.json) until interrupted",
 		Long: "Serves kiln's HTTP API. Every operation but /healthz and /openapi.* needs an API token " +
 			"(`kiln token create NAME --role ROLE`). It listens on 127.0.0.1 unless told otherwise; any other " +
-			"address needs --tls-cert and --tls-key (docs/security.md).",
+			"address needs --tls-cert and --tls-key (docs/security.md).\n\n" +
+			"--work says what else this server does: pipelines (claim queued pipeline runs, resume interrupted ones, " +
+			"run the triggers and schedules), rollouts (rollouts asked for through the API, services' front ends, " +
+			"the follower and the autopilot), both (pipelines,rollouts), or none (the API and the dashboard only). " +
+			"Without --work it does both when its machine can run instances (root, systemd-nspawn), else none. " +
+			"Every server takes check-ins, syncs advisory sources, sends webhooks and signs audit checkpoints " +
+			"(docs/deployment.md).",
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkListen(opts); err != nil {
@@ -30,6 +37,13 @@ func (a *App) serveCmd() *cobra.Command {
 			}
 			if err := checkTicks(opts); err != nil {
 				return err
+			}
+			if cmd.Flags().Changed("work") {
+				w, err := ParseServeWork(work)
+				if err != nil {
+					return err
+				}
+				opts.Work = w
 			}
 			return a.Serve(cmd.Context(), a.cfg, a.Logger(), opts)
 		},
@@ -54,8 +68,98 @@ func (a *App) serveCmd() *cobra.Command {
 		_ = f.MarkHidden(name)
 	}
 	f.StringVar(&opts.Estate, "estate", "", "estate (directory, or name of a registered estate) whose environments' config blocks the services' rollouts launch with; default: $KILN_ESTATE, else the registered estate (`kiln estate add`) that defines the service's image")
+	f.StringVar(&work, "work", "", "what this server does besides the API and the dashboard: pipelines, rollouts, both comma-separated, or none; "+
+		"default: both when this machine can run instances, else none (docs/deployment.md)")
 	f.StringVar(&opts.PublicURL, "public-url", "", "URL clients reach this server at (e.g. https://kiln.example.com behind a proxy), named as the server in /openapi.json; default: derived from --listen")
 	return c
+}
+
+// ServeWork is what a kiln serve does besides the API and the dashboard
+// (--work). Every server also takes check-ins, syncs advisory sources,
+// sends webhooks, applies scheduled revocations and signs audit
+// checkpoints: those only touch the database.
+type ServeWork struct {
+	// Given is set when --work was given: the server then refuses to start
+	// when its machine cannot do the work named. Unset, it does both kinds
+	// when its machine can run instances, and neither otherwise.
+	Given bool
+	// Pipelines: claim queued pipeline runs (every stage: build, test,
+	// scan, delivery), resume interrupted ones, and run the triggers and
+	// cron schedules that queue runs.
+	Pipelines bool
+	// Rollouts: rollouts asked for through the API, services' front ends,
+	// the follower (channel moves) and the autopilot's refreshes.
+	Rollouts bool
+}
+
+// ParseServeWork reads --work: "pipelines", "rollouts", both
+// comma-separated (in either order), or "none".
+func ParseServeWork(s string) (ServeWork, error) {
+	w := ServeWork{Given: true}
+	bad := func(format string, args ...any) (ServeWork, error) {
+		return ServeWork{}, kiln.FieldErrorf(kiln.EINVALID, "--work", format+"; give pipelines (a builder), rollouts (an instance host), pipelines,rollouts, or none (an API and dashboard server)", args...)
+	}
+	if strings.TrimSpace(s) == "none" {
+		return w, nil
+	}
+	seen := map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if seen[part] {
+			return bad("%q is named twice in %q", part, s)
+		}
+		seen[part] = true
+		switch part {
+		case "pipelines":
+			w.Pipelines = true
+		case "rollouts":
+			w.Rollouts = true
+		case "none":
+			return bad("none cannot be combined with other work in %q", s)
+		case "":
+			return bad("%q has an empty item", s)
+		default:
+			return bad("unknown work %q in %q", part, s)
+		}
+	}
+	return w, nil
+}
+
+// String is the --work value that gives w ("none" when it does neither).
+func (w ServeWork) String() string {
+	switch {
+	case w.Pipelines && w.Rollouts:
+		return "pipelines,rollouts"
+	case w.Pipelines:
+		return "pipelines"
+	case w.Rollouts:
+		return "rollouts"
+	}
+	return "none"
+}
+
+// Describe says in one sentence what a server with this work does, for
+// its log at start.
+func (w ServeWork) Describe() string {
+	var does, not []string
+	if w.Pipelines {
+		does = append(does, "claims queued pipeline runs, resumes interrupted ones and runs the pipeline triggers and schedules")
+	} else {
+		not = append(not, "claims no pipeline runs and runs no triggers or schedules (queued runs wait for a server with --work pipelines)")
+	}
+	if w.Rollouts {
+		does = append(does, "runs rollouts, services' front ends, the follower and the autopilot")
+	} else {
+		not = append(not, "runs no rollouts, front ends, follower or autopilot (the API answers 503 for rollouts)")
+	}
+	out := "serves the API and the dashboard"
+	if len(does) > 0 {
+		out += ", " + strings.Join(does, ", and ")
+	}
+	if len(not) > 0 {
+		out += "; it " + strings.Join(not, ", and ")
+	}
+	return out
 }
 
 // checkTicks refuses a background loop interval that is not positive.

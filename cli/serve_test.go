@@ -57,3 +57,51 @@ func TestServeAPIURL(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// --work: the words, both in either order, none; anything else is
+// refused naming --work and the choices.
+func TestParseServeWork(t *testing.T) {
+	for _, c := range []struct {
+		in, want string // want: String() of the result, or a part of the error
+		err      bool
+	}{
+		{"pipelines", "pipelines", false},
+		{"rollouts", "rollouts", false},
+		{"pipelines,rollouts", "pipelines,rollouts", false},
+		{" rollouts , pipelines ", "pipelines,rollouts", false},
+		{"none", "none", false},
+		{"", "empty item", true},
+		{"pipelines,", "empty item", true},
+		{"builds", `unknown work "builds"`, true},
+		{"api", `unknown work "api"`, true},
+		{"none,rollouts", "none cannot be combined", true},
+		{"rollouts,rollouts", "named twice", true},
+	} {
+		w, err := ParseServeWork(c.in)
+		switch {
+		case c.err && (err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "--work") || !strings.Contains(err.Error(), "pipelines,rollouts, or none")):
+			t.Errorf("%q: %v, want an error naming --work with %q", c.in, err, c.want)
+		case !c.err && (err != nil || w.String() != c.want || !w.Given):
+			t.Errorf("%q: %+v %v, want %s", c.in, w, err, c.want)
+		}
+	}
+}
+
+// The sentence kiln serve logs at start says what the server does and
+// what it leaves to others.
+func TestServeWorkDescribe(t *testing.T) {
+	for _, c := range []struct {
+		w             ServeWork
+		does, doesNot string
+	}{
+		{ServeWork{Pipelines: true, Rollouts: true}, "claims queued pipeline runs, resumes interrupted ones", ""},
+		{ServeWork{Pipelines: true}, "claims queued pipeline runs", "runs no rollouts"},
+		{ServeWork{Rollouts: true}, "runs rollouts, services' front ends, the follower and the autopilot", "claims no pipeline runs and runs no triggers or schedules"},
+		{ServeWork{}, "serves the API and the dashboard", "claims no pipeline runs"},
+	} {
+		got := c.w.Describe()
+		if !strings.Contains(got, c.does) || (c.doesNot != "" && !strings.Contains(got, "; it "+c.doesNot)) || (c.doesNot == "" && strings.Contains(got, "; it ")) {
+			t.Errorf("%s: %q; want it to say %q and %q", c.w, got, c.does, c.doesNot)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -25,26 +26,39 @@ type RemoteSigning interface {
 }
 
 func (a *App) versionVerifyCmd() *cobra.Command {
-	var fast bool
-	var keyFile string
+	var fast, inRegistry bool
+	var keyFiles []string
 	c := &cobra.Command{
-		Use:   "verify IMAGE-N",
+		Use:   "verify IMAGE-N | oci://HOST[:PORT]/REPOSITORY/IMAGE:N",
 		Short: "Check a version's signed provenance and re-hash its artifact",
 		Long: "Check a version's signed provenance against the registry's record and re-hash its artifact.\n\n" +
 			"With --server, the envelope and the record come from the server and are checked here; the artifact stays on the server and is not re-hashed " +
 			"(the digest in the signed statement is checked against the registry's). Give --key with the public key from `kiln key export` run on the server, " +
-			"obtained out of band, so the check does not rest on the server's word; without it the key the server reports is used.",
-		Args: exactArgs(1, "a version name such as appserver-3"),
+			"obtained out of band, so the check does not rest on the server's word; without it the key the server reports is used.\n\n" +
+			"From an OCI registry alone, on a machine without kiln's database or data directory: name the version's image " +
+			"(oci://HOST[:PORT]/REPOSITORY/IMAGE:N, its semver tag, or @sha256:…; REPOSITORY is the --artifacts repository kiln pushed to), " +
+			"or give --from-registry with IMAGE-N and --artifacts. The signed provenance attached to the image (an OCI referrer, or the sha256-<digest> tag) " +
+			"is verified with the --key public key(s), its artifact must be exactly the image's layers, and every layer is pulled and hashed " +
+			"(streamed, nothing kept). --artifacts-ca, --artifacts-credentials and --artifacts-plain-http say how to reach the registry.",
+		Example: "  kiln version verify appserver-3\n" +
+			"  kiln version verify oci://registry.example.com/kiln/appserver:3 --key kiln.pub\n" +
+			"  kiln --artifacts oci://registry.example.com/kiln version verify appserver-3 --from-registry --key kiln.pub -o json",
+		Args: exactArgs(1, "a version name such as appserver-3, or its image oci://HOST/REPOSITORY/appserver:3"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var given []crypto.PublicKey
+			for _, f := range keyFiles {
+				k, err := readPublicKey(f)
+				if err != nil {
+					return err
+				}
+				given = append(given, k)
+			}
+			if strings.HasPrefix(args[0], "oci://") || inRegistry {
+				return a.verifyFromRegistry(cmd, args[0], inRegistry, given, fast)
+			}
 			ref, err := kiln.ParseVersionRef("version", args[0])
 			if err != nil {
 				return err
-			}
-			var given ed25519.PublicKey
-			if keyFile != "" {
-				if given, err = readPublicKey(keyFile); err != nil {
-					return err
-				}
 			}
 			if a.cfg.Server != "" {
 				return a.verifyRemote(cmd, ref, given)
@@ -53,11 +67,11 @@ func (a *App) versionVerifyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// kiln's own key and those it rotated out, unless --key names one.
+			// kiln's own key and those it rotated out, unless --key names some.
 			keys, id := signerKeys(svc.Signer)
 			if given != nil {
-				keys = []crypto.PublicKey{given}
-				if id, err = sign.KeyID(given); err != nil {
+				keys = given
+				if id, err = keyIDs(given); err != nil {
 					return err
 				}
 			}
@@ -86,8 +100,69 @@ func (a *App) versionVerifyCmd() *cobra.Command {
 		},
 	}
 	c.Flags().BoolVar(&fast, "signature-only", false, "check the signature but do not re-read and hash the artifact (always so with --server)")
-	c.Flags().StringVar(&keyFile, "key", "", "verify with this public key (PEM, from `kiln key export`) instead of kiln's own or the server's")
+	c.Flags().StringArrayVar(&keyFiles, "key", nil, "verify with this public key (PEM, from `kiln key export`) instead of kiln's own or the server's; repeat it to accept any of several (rotated keys); required when verifying from the registry alone")
+	c.Flags().BoolVar(&inRegistry, "from-registry", false, "verify IMAGE-N's image in the registry --artifacts names, with the --key public key(s), without kiln's database or data directory")
 	return c
+}
+
+// verifyFromRegistry is `kiln version verify oci://…` and `kiln version
+// verify IMAGE-N --from-registry`: the registry and the given keys only;
+// Services is never opened (no database, no data directory, no signing
+// key created).
+func (a *App) verifyFromRegistry(cmd *cobra.Command, arg string, inRegistry bool, keys []crypto.PublicKey, signatureOnly bool) error {
+	ref := arg
+	if !strings.HasPrefix(arg, "oci://") {
+		vr, err := kiln.ParseVersionRef("version", arg)
+		if err != nil {
+			return err
+		}
+		if a.cfg.Artifacts == "" {
+			return kiln.FieldErrorf(kiln.EINVALID, "--from-registry", "no registry to verify %s in: give --artifacts oci://HOST/REPOSITORY (or KILN_ARTIFACTS), or name the image: kiln version verify oci://HOST/REPOSITORY/%s:%d", vr, vr.Image, vr.Number)
+		}
+		ref = fmt.Sprintf("%s/%s:%d", strings.TrimSuffix(a.cfg.Artifacts, "/"), vr.Image, vr.Number)
+	} else if inRegistry {
+		return kiln.FieldErrorf(kiln.EINVALID, "--from-registry", "%s names its registry already; drop --from-registry (it is for IMAGE-N with --artifacts)", arg)
+	}
+	if len(keys) == 0 {
+		return kiln.FieldErrorf(kiln.EINVALID, "--key", "verifying %s from the registry alone needs the public key of the kiln that signed it: save `kiln key export` (run where kiln signs) to a file and pass --key FILE (repeat it for rotated keys)", ref)
+	}
+	if a.VerifyImage == nil {
+		return kiln.Errorf(kiln.EUNAVAILABLE, "this kiln cannot verify images in a registry")
+	}
+	r, err := a.VerifyImage(cmd.Context(), a.cfg, ref, keys, signatureOnly)
+	if err != nil {
+		return err
+	}
+	r.Layers, r.DiskImages = orEmpty(r.Layers), orEmpty(r.DiskImages)
+	return a.render(cmd.OutOrStdout(), r, func(w io.Writer) error {
+		what := "signature and every layer verified from the registry alone"
+		if len(r.DiskImages) > 0 {
+			what = "signature, every layer and every disk image verified from the registry alone"
+		}
+		if !r.ContentRead {
+			what = "signature verified from the registry alone, and the image's layers are the signed ones (not read: --signature-only)"
+		}
+		disks := ""
+		if len(r.DiskImages) > 0 {
+			disks = fmt.Sprintf(", %d disk image(s)", len(r.DiskImages))
+		}
+		_, err := fmt.Fprintf(w, "%s: %s: %s (key %s, %d layer(s)%s, %d bytes read, artifact %s, provenance %s)\n",
+			r.Version, what, r.Ref, r.KeyID, len(r.Layers), disks, r.Bytes, r.Artifact, r.Provenance)
+		return err
+	})
+}
+
+// keyIDs names the keys given with --key.
+func keyIDs(keys []crypto.PublicKey) (string, error) {
+	ids := make([]string, len(keys))
+	for i, k := range keys {
+		id, err := sign.KeyID(k)
+		if err != nil {
+			return "", err
+		}
+		ids[i] = id
+	}
+	return strings.Join(ids, ", "), nil
 }
 
 // verifyImage is the registry half of `kiln version verify` with
@@ -116,7 +191,7 @@ func signerKeys(s *sign.Signer) ([]crypto.PublicKey, string) {
 // docs/signing.md run here, on the envelope and the record the server
 // hands over. It cannot re-hash the artifact, which stays on the server,
 // and says so; without --key it also says whose key it trusted.
-func (a *App) verifyRemote(cmd *cobra.Command, ref kiln.VersionRef, given ed25519.PublicKey) error {
+func (a *App) verifyRemote(cmd *cobra.Command, ref kiln.VersionRef, given []crypto.PublicKey) error {
 	ctx := cmd.Context()
 	svc, err := a.Services(ctx)
 	if err != nil {
@@ -126,19 +201,21 @@ func (a *App) verifyRemote(cmd *cobra.Command, ref kiln.VersionRef, given ed2551
 	if rs == nil {
 		return kiln.Errorf(kiln.EUNAVAILABLE, "this kiln cannot fetch signed provenance through --server; run `kiln version verify` on the server without --server")
 	}
-	pub := given
-	if pub == nil {
+	keys := given
+	if keys == nil {
 		pem, err := rs.SigningKeyPEM(ctx)
 		if err != nil {
 			return &kiln.Error{Code: kiln.ErrorCode(err), Err: err, Message: fmt.Sprintf(
 				"cannot verify %s with the server's key: %s; pass --key FILE with the public key from `kiln key export` run on the server's machine, or run `kiln version verify` there without --server",
 				ref, kiln.ErrorMessage(err))}
 		}
-		if pub, err = sign.ParsePublicKeyPEM(pem); err != nil {
+		pub, err := sign.ParsePublicKeyPEM(pem)
+		if err != nil {
 			return err
 		}
+		keys = []crypto.PublicKey{pub}
 	}
-	id, err := sign.KeyID(pub)
+	id, err := keyIDs(keys)
 	if err != nil {
 		return err
 	}
@@ -158,7 +235,7 @@ func (a *App) verifyRemote(cmd *cobra.Command, ref kiln.VersionRef, given ed2551
 	if err != nil {
 		return err
 	}
-	if err := sign.VerifyVersion(pub, env, v); err != nil {
+	if err := sign.VerifyVersionWith(keys, env, v); err != nil {
 		return fmt.Errorf("%s: %w", v.Name, err)
 	}
 	out := cmd.OutOrStdout()

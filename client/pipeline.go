@@ -102,7 +102,13 @@ func (c *Client) RunLogs(ctx context.Context, id int64, afterSeq int64, limit in
 // InterruptRuns implements kiln.RunStore. It interrupts nothing: a CLI on
 // another machine holds no runs, and the server recovers the runs of its
 // own dead workers when it starts and while it runs.
-func (c *Client) InterruptRuns(context.Context, []string, time.Time, string) ([]*kiln.Run, error) {
+func (c *Client) InterruptRuns(context.Context, []string, time.Time, string, bool) ([]*kiln.Run, error) {
+	return nil, nil
+}
+
+// ResumeRuns implements kiln.RunStore. It resumes nothing: the servers'
+// pipeline workers queue interrupted runs again themselves.
+func (c *Client) ResumeRuns(context.Context, int, string) ([]*kiln.Run, error) {
 	return nil, nil
 }
 

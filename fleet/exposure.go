@@ -156,6 +156,11 @@ func (s *Service) matchPackages(ctx context.Context, adv *kiln.Advisory, fix map
 	for _, p := range adv.Packages {
 		names = append(names, p.Name)
 	}
+	// base-files says the release of a version whose origin does not
+	// (Release): without it such versions were matched as DefaultRelease.
+	if !slices.Contains(names, "base-files") {
+		names = append(names, "base-files")
+	}
 	ms, err := s.Fleet.Manifests(ctx, names)
 	if err != nil {
 		return nil, fmt.Errorf("fleet exposed: %w", err)

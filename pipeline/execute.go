@@ -51,7 +51,8 @@ var errWaiting = errors.New("waiting for approval")
 // Execute carries a claimed run through its stages, resuming after the
 // stages that already passed. It renews the run's lease while it works and
 // stops when the lease is lost. A cancelled ctx leaves the run
-// interrupted, to be resumed with `kiln run retry`.
+// interrupted: with Resume, for a worker to resume; without, for `kiln
+// run retry`.
 func (r *Runner) Execute(ctx context.Context, run *kiln.Run) error {
 	if run.RequestedBy != "" {
 		// Everything the run does (stages, status changes, promotions) is
@@ -100,8 +101,12 @@ func (r *Runner) Execute(ctx context.Context, run *kiln.Run) error {
 		if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
 			why = kiln.ErrorMessage(c)
 		}
-		e.log.printf("==> run %d interrupted: %s; resume with `kiln run retry %d`", run.ID, why, run.ID)
-		if _, ierr := r.Store.InterruptRuns(bg, []string{worker}, time.Time{}, why); ierr != nil {
+		if r.Resume {
+			e.log.printf("==> run %d interrupted: %s; a pipeline worker resumes it", run.ID, why)
+		} else {
+			e.log.printf("==> run %d interrupted: %s; resume with `kiln run retry %d`", run.ID, why, run.ID)
+		}
+		if _, ierr := r.Store.InterruptRuns(bg, []string{worker}, time.Time{}, why, r.Resume); ierr != nil {
 			r.log().Error("mark run interrupted", "run", run.ID, "err", ierr)
 		}
 		return err

@@ -64,6 +64,18 @@ type Runner struct {
 	// its runs under its own worker name (Worker, then Worker/2, …), so a
 	// lost lease or an interruption ends only the runs of that slot.
 	Parallel int
+	// Resume makes this runner kiln serve's worker for interruptions:
+	// Recover queues again, from the interrupted stage, the runs
+	// interrupted because their worker died, went silent or was stopped
+	// (store's ResumeRuns: once per interruption, at most MaxResumes times
+	// in a row), and a run this runner stops because its ctx ended is
+	// left for a worker to resume. Unset (`kiln run` in a terminal), a run
+	// its ctx stops — the user's Ctrl-C — waits for `kiln run retry`.
+	Resume bool
+	// MaxResumes is how many times in a row a run is resumed
+	// automatically (default 3); a run interrupted once more is left for
+	// a person (a build that kills its worker would otherwise loop).
+	MaxResumes int
 }
 
 // WorkerName is "hostname:pid", the name a process holds runs under.
@@ -99,6 +111,13 @@ func (r *Runner) log() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return r.Logger
+}
+
+func (r *Runner) maxResumes() int {
+	if r.MaxResumes < 1 {
+		return 3
+	}
+	return r.MaxResumes
 }
 
 func (r *Runner) lease() time.Duration {
@@ -308,7 +327,10 @@ func (r *Runner) Work(ctx context.Context) error {
 
 // Recover marks interrupted the runs held by processes of this host that
 // no longer exist, and those of any host whose heartbeat is older than the
-// lease, and destroys the test instances they left.
+// lease, and destroys the test instances they left. With Resume it then
+// queues again every interrupted run whose resume is pending (these and
+// those other workers marked), each once across all workers. It returns
+// the runs it marked interrupted.
 func (r *Runner) Recover(ctx context.Context) ([]*kiln.Run, error) {
 	running, _, err := r.Store.ListRuns(ctx, kiln.RunFilter{Status: []kiln.RunStatus{kiln.RunRunning}})
 	if err != nil {
@@ -327,15 +349,43 @@ func (r *Runner) Recover(ctx context.Context) ([]*kiln.Run, error) {
 			dead = append(dead, run.Worker)
 		}
 	}
-	runs, err := r.Store.InterruptRuns(ctx, dead, time.Now().Add(-r.lease()), "the kiln process running it ended during the run")
+	runs, err := r.Store.InterruptRuns(ctx, dead, time.Now().Add(-r.lease()), "the kiln process running it ended during the run", true)
 	if err != nil {
 		return nil, err
 	}
 	for _, run := range runs {
-		r.log().Warn("pipeline run interrupted; resume it with `kiln run retry`", "run", run.ID, "image", run.Image, "reason", run.Reason)
+		if r.Resume {
+			r.log().Warn("pipeline run interrupted; resuming it", "run", run.ID, "image", run.Image, "reason", run.Reason)
+		} else {
+			r.log().Warn("pipeline run interrupted; a kiln serve worker resumes it, or `kiln run retry`", "run", run.ID, "image", run.Image, "reason", run.Reason)
+		}
 		r.destroyTestInstances(ctx, run)
 	}
+	if !r.Resume {
+		return runs, nil
+	}
+	resumed, err := r.Store.ResumeRuns(ctx, r.maxResumes(), "resumed by worker "+r.worker()+" after an interruption")
+	if err != nil {
+		return runs, fmt.Errorf("resume interrupted runs: %w", err)
+	}
+	for _, run := range resumed {
+		if run.Status == kiln.RunQueued {
+			r.log().Info("pipeline run resumed after an interruption", "run", run.ID, "image", run.Image, "resumes", run.Resumes, "from", pendingStage(run))
+		} else {
+			r.log().Warn("pipeline run not resumed", "run", run.ID, "image", run.Image, "reason", run.Reason)
+		}
+	}
 	return runs, nil
+}
+
+// pendingStage names the first stage a queued run will carry out.
+func pendingStage(run *kiln.Run) string {
+	for _, st := range run.Stages {
+		if st.Status == kiln.StagePending {
+			return st.Name
+		}
+	}
+	return ""
 }
 
 // destroyTestInstances removes the temporary test instances an

@@ -115,10 +115,16 @@ func TestAuditCoverage(t *testing.T) {
 		expect("RetryRun", func() error { _, err := e.RetryRun(ctx, r2.ID, "flaky"); return err }, "run 2", "flaky", "run.retry")
 		must[*kiln.Run](t)(e.ClaimRun(ctx, "host:3"))
 		expect("InterruptRuns", func() error {
-			_, err := e.InterruptRuns(ctx, []string{"host:3"}, time.Time{}, "worker died")
+			_, err := e.InterruptRuns(ctx, []string{"host:3"}, time.Time{}, "worker died", true)
 			return err
 		},
 			"run 2", "", "run.interrupted")
+		expect("ResumeRuns", func() error { _, err := e.ResumeRuns(ctx, 1, "resumed by worker host:4"); return err },
+			"run 2", "resumed by worker host:4", "run.resume")
+		must[*kiln.Run](t)(e.ClaimRun(ctx, "host:4"))
+		must[[]*kiln.Run](t)(e.InterruptRuns(ctx, []string{"host:4"}, time.Time{}, "worker died", true))
+		expect("ResumeRuns at the limit", func() error { _, err := e.ResumeRuns(ctx, 1, "resumed by worker host:5"); return err },
+			"run 2", "after 1 automatic resumes", "run.resume.refused")
 		// Schedules: first seen, changed, fired.
 		next := func(t time.Time) time.Time { return t.Add(-time.Hour) }
 		expect("ClaimSchedule first", func() error { _, err := e.ClaimSchedule(ctx, "/estate", "appserver", "@daily", next); return err },

@@ -17,7 +17,7 @@ import (
 var _ kiln.RunStore = (*DB)(nil)
 
 const runColumns = `id, image, estate, vars, trigger_reason, status, stages, version_number, after_run_id,
-	force_build, worker, reason, created_at, started_at, finished_at, heartbeat_at, requested_by`
+	force_build, worker, reason, created_at, started_at, finished_at, heartbeat_at, requested_by, resume_pending, resumes`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -26,7 +26,7 @@ func scanRun(row rowScanner, extra ...any) (*kiln.Run, error) {
 	var vars, stages, status string
 	var number, after sql.NullInt64
 	dest := []any{&r.ID, &r.Image, &r.Estate, &vars, &r.Trigger, &status, &stages, &number, &after,
-		&r.Force, &r.Worker, &r.Reason, dbTime{&r.CreatedAt}, dbTime{&r.StartedAt}, dbTime{&r.FinishedAt}, dbTime{&r.HeartbeatAt}, &r.RequestedBy}
+		&r.Force, &r.Worker, &r.Reason, dbTime{&r.CreatedAt}, dbTime{&r.StartedAt}, dbTime{&r.FinishedAt}, dbTime{&r.HeartbeatAt}, &r.RequestedBy, &r.ResumePending, &r.Resumes}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
@@ -396,7 +396,8 @@ func (db *DB) RunLogs(ctx context.Context, id int64, afterSeq int64, limit int) 
 }
 
 // InterruptRuns marks runs of dead or silent workers interrupted.
-func (db *DB) InterruptRuns(ctx context.Context, dead []string, staleBefore time.Time, reason string) ([]*kiln.Run, error) {
+// resume marks them for a worker to queue again (ResumeRuns).
+func (db *DB) InterruptRuns(ctx context.Context, dead []string, staleBefore time.Time, reason string, resume bool) ([]*kiln.Run, error) {
 	var out []*kiln.Run
 	err := db.write(ctx, func(tx *tx) error {
 		out = nil
@@ -434,14 +435,14 @@ func (db *DB) InterruptRuns(ctx context.Context, dead []string, staleBefore time
 				}
 			}
 			sj, _ := json.Marshal(r.Stages)
-			if _, err := tx.exec(ctx, `UPDATE runs SET status = 'interrupted', reason = ?, stages = ?, finished_at = ?, worker = '' WHERE id = ?`,
-				truncate(why, 4000), string(sj), tx.timeArg(tx.now), r.ID); err != nil {
+			if _, err := tx.exec(ctx, `UPDATE runs SET status = 'interrupted', reason = ?, stages = ?, finished_at = ?, worker = '', resume_pending = ? WHERE id = ?`,
+				truncate(why, 4000), string(sj), tx.timeArg(tx.now), resume, r.ID); err != nil {
 				return fmt.Errorf("mark run %d interrupted: %w", r.ID, err)
 			}
 			if err := audit(ctx, tx, "run.interrupted", fmt.Sprintf("run %d", r.ID), truncate(why, 200)); err != nil {
 				return err
 			}
-			r.Status, r.Reason, r.Worker, r.FinishedAt = kiln.RunInterrupted, why, "", tx.now
+			r.Status, r.Reason, r.Worker, r.FinishedAt, r.ResumePending = kiln.RunInterrupted, why, "", tx.now, resume
 			out = append(out, r)
 		}
 		return nil
@@ -463,27 +464,8 @@ func (db *DB) RetryRun(ctx context.Context, id int64, reason string) (*kiln.Run,
 		default:
 			return kiln.Errorf(kiln.ECONFLICT, "run %d is %s; only failed, interrupted or cancelled runs can be retried", id, r.Status)
 		}
-		from := -1
-		for i := range r.Stages {
-			if from < 0 && !r.Stages[i].Status.Passed() && r.Stages[i].Status != kiln.StageApproved {
-				from = i
-			}
-			if from >= 0 && i >= from {
-				r.Stages[i].Status, r.Stages[i].Detail = kiln.StagePending, ""
-				r.Stages[i].StartedAt, r.Stages[i].FinishedAt = time.Time{}, time.Time{}
-			}
-		}
-		sj, _ := json.Marshal(r.Stages)
-		trig := r.Trigger
-		if reason != "" && !strings.Contains(trig, reason) {
-			trig = truncate(trig+"; "+reason, 2000)
-		}
-		if _, err := tx.exec(ctx, `UPDATE runs SET status = 'queued', stages = ?, trigger_reason = ?, reason = '', finished_at = NULL, after_run_id = NULL WHERE id = ?`,
-			string(sj), trig, id); err != nil {
-			if isUnique(err) {
-				return kiln.Errorf(kiln.ECONFLICT, "%s already has a queued run; it will build the latest definition (see `kiln runs --image %s`)", r.Image, r.Image)
-			}
-			return fmt.Errorf("retry run %d: %w", id, err)
+		if err := requeue(ctx, tx, r, reason, false); err != nil {
+			return err
 		}
 		if err := audit(ctx, tx, "run.retry", fmt.Sprintf("run %d", id), reason); err != nil {
 			return err
@@ -492,6 +474,108 @@ func (db *DB) RetryRun(ctx context.Context, id int64, reason string) (*kiln.Run,
 		return err
 	})
 	return r, err
+}
+
+// requeue queues an ended run again from its first stage that did not
+// pass (an approved stage stays approved), adding reason to its trigger;
+// resumed counts it as an automatic resume, else (a user's retry) the
+// count starts again. A pending resume is cleared.
+func requeue(ctx context.Context, tx *tx, r *kiln.Run, reason string, resumed bool) error {
+	from := -1
+	for i := range r.Stages {
+		if from < 0 && !r.Stages[i].Status.Passed() && r.Stages[i].Status != kiln.StageApproved {
+			from = i
+		}
+		if from >= 0 && i >= from {
+			r.Stages[i].Status, r.Stages[i].Detail = kiln.StagePending, ""
+			r.Stages[i].StartedAt, r.Stages[i].FinishedAt = time.Time{}, time.Time{}
+		}
+	}
+	sj, _ := json.Marshal(r.Stages)
+	trig := r.Trigger
+	if reason != "" && !strings.Contains(trig, reason) {
+		trig = truncate(trig+"; "+reason, 2000)
+	}
+	resumes := 0
+	if resumed {
+		resumes = r.Resumes + 1
+	}
+	if _, err := tx.exec(ctx, `UPDATE runs SET status = 'queued', stages = ?, trigger_reason = ?, reason = '', finished_at = NULL, after_run_id = NULL,
+		resume_pending = FALSE, resumes = ? WHERE id = ?`, string(sj), trig, resumes, r.ID); err != nil {
+		if isUnique(err) {
+			return kiln.Errorf(kiln.ECONFLICT, "%s already has a queued run; it will build the latest definition (see `kiln runs --image %s`)", r.Image, r.Image)
+		}
+		return fmt.Errorf("queue run %d again: %w", r.ID, err)
+	}
+	return nil
+}
+
+// ResumeRuns queues again the interrupted runs whose resume is pending,
+// each once: on PostgreSQL the rows are locked (SKIP LOCKED, so a second
+// worker passes over them), on SQLite the write lock serializes workers,
+// and the pending mark is cleared in the same transaction.
+func (db *DB) ResumeRuns(ctx context.Context, limit int, reason string) ([]*kiln.Run, error) {
+	if limit < 1 {
+		return nil, kiln.FieldErrorf(kiln.EINVALID, "limit", "a resume limit of %d resumes nothing; give 1 or more", limit)
+	}
+	var out []*kiln.Run
+	err := db.write(ctx, func(tx *tx) error {
+		out = nil
+		q := `SELECT ` + runColumns + ` FROM runs WHERE status = 'interrupted' AND resume_pending ORDER BY id`
+		if db.dialect == dialectPostgres {
+			q += ` FOR UPDATE SKIP LOCKED`
+		}
+		var runs []*kiln.Run
+		if err := eachRow(ctx, tx, q, nil, func(rows *sql.Rows) error {
+			r, err := scanRun(rows)
+			if err == nil {
+				runs = append(runs, r)
+			}
+			return err
+		}); err != nil {
+			return fmt.Errorf("find runs to resume: %w", err)
+		}
+		for _, r := range runs {
+			subject := fmt.Sprintf("run %d", r.ID)
+			var queued int64
+			err := tx.queryRow(ctx, `SELECT id FROM runs WHERE image = ? AND status = 'queued'`, r.Image).Scan(&queued)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("find the queued run of %s: %w", r.Image, err)
+			}
+			why := ""
+			switch {
+			case queued != 0:
+				why = fmt.Sprintf("not resumed: run %d of %s is queued and will build the latest definition", queued, r.Image)
+			case r.Resumes >= limit:
+				why = fmt.Sprintf("not resumed: interrupted again after %d automatic resumes; find why in `kiln run logs %d`, then `kiln run retry %d`", r.Resumes, r.ID, r.ID)
+			}
+			if why != "" {
+				r.Reason = truncate(r.Reason+"; "+why, 4000)
+				if _, err := tx.exec(ctx, `UPDATE runs SET resume_pending = FALSE, reason = ? WHERE id = ?`, r.Reason, r.ID); err != nil {
+					return fmt.Errorf("record why run %d is not resumed: %w", r.ID, err)
+				}
+				if err := audit(ctx, tx, "run.resume.refused", subject, truncate(why, 200)); err != nil {
+					return err
+				}
+				r.ResumePending = false
+				out = append(out, r)
+				continue
+			}
+			if err := requeue(ctx, tx, r, reason, true); err != nil {
+				return err
+			}
+			if err := audit(ctx, tx, "run.resume", subject, truncate(fmt.Sprintf("%s (automatic resume %d of %d)", reason, r.Resumes+1, limit), 200)); err != nil {
+				return err
+			}
+			r, err = findRun(ctx, tx, r.ID, false)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // ApproveStage approves a waiting stage and queues its run again.

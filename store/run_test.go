@@ -154,10 +154,10 @@ func TestRunInterruptRetryApprove(t *testing.T) {
 			}
 		}
 		// A live worker's run is left alone; the dead worker's is interrupted.
-		if rs := must[[]*kiln.Run](t)(e.InterruptRuns(ctx, []string{"host:1"}, time.Time{}, "worker gone")); len(rs) != 0 {
+		if rs := must[[]*kiln.Run](t)(e.InterruptRuns(ctx, []string{"host:1"}, time.Time{}, "worker gone", false)); len(rs) != 0 {
 			t.Fatalf("interrupted %d runs of a live worker", len(rs))
 		}
-		rs := must[[]*kiln.Run](t)(e.InterruptRuns(ctx, []string{"host:4242"}, time.Time{}, "kiln process 4242 ended during the run"))
+		rs := must[[]*kiln.Run](t)(e.InterruptRuns(ctx, []string{"host:4242"}, time.Time{}, "kiln process 4242 ended during the run", false))
 		if len(rs) != 1 || rs[0].Status != kiln.RunInterrupted || rs[0].Stages[1].Status != kiln.StageInterrupted {
 			t.Fatalf("interrupt: %+v", rs)
 		}
@@ -176,7 +176,7 @@ func TestRunInterruptRetryApprove(t *testing.T) {
 		if c := must[*kiln.Run](t)(e.ClaimRun(ctx, "other:7")); c == nil {
 			t.Fatal("nothing to claim after retry")
 		}
-		rs = must[[]*kiln.Run](t)(e.InterruptRuns(ctx, nil, e.clock.Now().Add(time.Hour), "no heartbeat"))
+		rs = must[[]*kiln.Run](t)(e.InterruptRuns(ctx, nil, e.clock.Now().Add(time.Hour), "no heartbeat", false))
 		if len(rs) != 1 {
 			t.Fatalf("stale run not interrupted: %+v", rs)
 		}
@@ -240,6 +240,111 @@ func TestRunClaimConcurrentWorkers(t *testing.T) {
 		if len(claimed) != images {
 			t.Fatalf("%d runs claimed, want %d", len(claimed), images)
 		}
+	})
+}
+
+// TestRunResume: a run interrupted because its worker died is queued
+// again from its interrupted stage once, whichever of several workers asks
+// first; a run a user stopped is not; a run interrupted again after the
+// limit, or whose image has another queued run, stays interrupted and
+// says why; a manual retry clears a pending resume.
+func TestRunResume(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		// interrupt claims a queued run of image for worker, passes its
+		// build stage, starts its test stage and interrupts it.
+		interrupt := func(image, worker string, resume bool) *kiln.Run {
+			t.Helper()
+			c := must[*kiln.Run](t)(e.ClaimRun(ctx, worker))
+			if c == nil || c.Image != image {
+				t.Fatalf("claim for %s: %+v", image, c)
+			}
+			for i, st := range []kiln.StageStatus{kiln.StagePassed, kiln.StageRunning} {
+				if c.Stages[i].Status.Passed() {
+					continue
+				}
+				c.Stages[i].Status = st
+				must[any](t)(nil, e.UpdateStage(ctx, c.ID, worker, i, c.Stages[i], nil))
+			}
+			rs := must[[]*kiln.Run](t)(e.InterruptRuns(ctx, []string{worker}, time.Time{}, "worker died", resume))
+			if len(rs) != 1 || rs[0].ResumePending != resume {
+				t.Fatalf("interrupt %s: %+v", image, rs)
+			}
+			return rs[0]
+		}
+		r := must3(t)(e.EnqueueRun(ctx, newRun("appserver", "manual")))
+		interrupt("appserver", "host:1", true)
+		stopped := must3(t)(e.EnqueueRun(ctx, newRun("basic-linux", "manual")))
+		interrupt("basic-linux", "host:2", false) // a user's Ctrl-C
+
+		// Four workers ask at once: the run is resumed once.
+		var mu sync.Mutex
+		var resumed []*kiln.Run
+		var wg sync.WaitGroup
+		for w := range 4 {
+			db := e.reopen(t)
+			wg.Go(func() {
+				rs, err := db.ResumeRuns(ctx, 2, fmt.Sprintf("resumed by worker w%d", w))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				resumed = append(resumed, rs...)
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		if len(resumed) != 1 || resumed[0].ID != r.ID || resumed[0].Status != kiln.RunQueued || resumed[0].Resumes != 1 || resumed[0].ResumePending {
+			t.Fatalf("resumed %+v; want run %d queued once", resumed, r.ID)
+		}
+		got := resumed[0]
+		if got.Stages[0].Status != kiln.StagePassed || got.Stages[1].Status != kiln.StagePending || !strings.Contains(got.Trigger, "resumed by worker") {
+			t.Fatalf("resumed run kept its passed stage and resets the interrupted one? %+v (trigger %q)", got.Stages, got.Trigger)
+		}
+		if s := must[*kiln.Run](t)(e.FindRun(ctx, stopped.ID)); s.Status != kiln.RunInterrupted || s.ResumePending {
+			t.Fatalf("the run a user stopped: %s pending=%v", s.Status, s.ResumePending)
+		}
+		if rs := must[[]*kiln.Run](t)(e.ResumeRuns(ctx, 2, "again")); len(rs) != 0 {
+			t.Fatalf("resumed again without a new interruption: %+v", rs)
+		}
+		entries := must[[]*kiln.AuditEntry](t)(e.ListAudit(ctx, kiln.AuditFilter{}))
+		n := 0
+		for _, a := range entries {
+			if a.Action == "run.resume" && a.Target == fmt.Sprintf("run %d", r.ID) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%d run.resume entries, want 1", n)
+		}
+
+		// The second interruption is resumed too (limit 2); the third is not.
+		interrupt("appserver", "host:3", true)
+		if rs := must[[]*kiln.Run](t)(e.ResumeRuns(ctx, 2, "resumed")); len(rs) != 1 || rs[0].Status != kiln.RunQueued || rs[0].Resumes != 2 {
+			t.Fatalf("second resume: %+v", rs)
+		}
+		interrupt("appserver", "host:4", true)
+		rs := must[[]*kiln.Run](t)(e.ResumeRuns(ctx, 2, "resumed"))
+		if len(rs) != 1 || rs[0].Status != kiln.RunInterrupted || rs[0].ResumePending || !strings.Contains(rs[0].Reason, "after 2 automatic resumes") ||
+			!strings.Contains(rs[0].Reason, fmt.Sprintf("kiln run retry %d", r.ID)) {
+			t.Fatalf("past the limit: %+v", rs)
+		}
+		// A manual retry queues it, and the count starts again.
+		if re := must[*kiln.Run](t)(e.RetryRun(ctx, r.ID, "retried by alice")); re.Status != kiln.RunQueued || re.ResumePending || re.Resumes != 0 {
+			t.Fatalf("retry: %+v", re)
+		}
+
+		// An interrupted run whose image has another queued run is not
+		// resumed (the queued one builds the latest definition).
+		interrupt("appserver", "host:5", true)
+		q := must3(t)(e.EnqueueRun(ctx, newRun("appserver", "push")))
+		rs = must[[]*kiln.Run](t)(e.ResumeRuns(ctx, 5, "resumed"))
+		if len(rs) != 1 || rs[0].Status != kiln.RunInterrupted || !strings.Contains(rs[0].Reason, fmt.Sprintf("run %d of appserver is queued", q.ID)) {
+			t.Fatalf("with a queued run: %+v", rs)
+		}
+		_, err := e.ResumeRuns(ctx, 0, "x")
+		wantCode(t, err, kiln.EINVALID)
 	})
 }
 

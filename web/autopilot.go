@@ -8,7 +8,6 @@ import (
 	"time"
 
 	kiln "github.com/kiln-project/kiln"
-	"github.com/kiln-project/kiln/api"
 )
 
 // AutoRefresh is an environment whose estate asks kiln serve to refresh
@@ -24,6 +23,45 @@ type AutoRefresh struct {
 	Where string
 }
 
+// FollowState is what kiln serve's follower does for a service now
+// (rollout.FollowStatus, which cmd/kiln converts).
+type FollowState struct {
+	// State is not-following, no-channel, up-to-date, rolling-out, held,
+	// waiting-window, waiting-limit, due, paused or pending. A wait is the
+	// follower's for a channel move or the autopilot's for a rollout it
+	// holds back (kiln.Service.Pending); Detail says which.
+	State string
+	// Detail explains State in a sentence.
+	Detail string
+	// Until is when a wait ends (the window opens, the limit frees).
+	Until time.Time
+}
+
+// Words is State for a table cell; Until, when set, follows it.
+func (f *FollowState) Words() string {
+	switch f.State {
+	case "waiting-window":
+		return "waiting for its update window"
+	case "waiting-limit":
+		return "waiting for the rollout limit"
+	case "up-to-date":
+		return "up to date"
+	case "rolling-out":
+		return "rolling out"
+	case "held":
+		return "held: the last rollout to the channel version did not stay"
+	case "due":
+		return "due: rolls out at the follower's next pass"
+	case "no-channel":
+		return "no channel version yet"
+	case "not-following":
+		return "not following"
+	case "pending":
+		return "pending: the autopilot starts its held-back rollout at its next check"
+	}
+	return f.State
+}
+
 // serviceRow is a service with its pauses, as the services pages show it.
 type serviceRow struct {
 	*kiln.Service
@@ -31,9 +69,9 @@ type serviceRow struct {
 	// Pause and EnvPause are the service's and its environment's pauses
 	// (nil: none).
 	Pause, EnvPause *kiln.Pause
-	// Status is what kiln serve does about it now (nil: the server does
-	// not say).
-	Status *api.FollowState
+	// Status is what kiln serve's follower does for it now; nil when the
+	// server does not say.
+	Status *FollowState
 }
 
 // Follows says what moves the service: its channel, or only a person.
@@ -112,7 +150,7 @@ func (s *Server) autopilotRows(ctx context.Context, svcs []*kiln.Service, last m
 		if s.cfg.FollowStatus != nil {
 			st, err := s.cfg.FollowStatus(ctx, svc)
 			if err != nil {
-				return nil, nil, fmt.Errorf("status of service %s: %w", svc.Name, err)
+				return nil, nil, fmt.Errorf("follow status of service %s: %w", svc.Name, err)
 			}
 			row.Status = st
 		}

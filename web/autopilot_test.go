@@ -2,15 +2,13 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kiln-project/kiln"
-	"github.com/kiln-project/kiln/api"
-	"github.com/kiln-project/kiln/rollout"
-	"github.com/kiln-project/kiln/store"
 	"github.com/kiln-project/kiln/web"
 )
 
@@ -85,46 +83,89 @@ func TestServicesShowAutopilot(t *testing.T) {
 	}
 }
 
-// A service whose rollout the autopilot holds back outside its update
-// window says so on the services page and its own page: waiting-window,
-// whose refresh, to what, and when the window opens (the status is
-// rollout.Follower's, as kiln serve wires it).
-func TestServicesShowWaitingRollout(t *testing.T) {
-	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC) // a Monday
-	f := newFixture(t, fixtureOpts{followStatus: func(db *store.DB) func(context.Context, *kiln.Service) (*api.FollowState, error) {
-		fo := &rollout.Follower{Services: db, Rollouts: db, Channels: db, Pauses: db, Clock: func() time.Time { return now }}
-		return func(ctx context.Context, s *kiln.Service) (*api.FollowState, error) {
-			st, err := fo.Status(ctx, s)
-			if err != nil {
-				return nil, err
-			}
-			return &api.FollowState{State: st.State, Detail: st.Detail, Until: st.Until, NextWindow: st.NextWindow}, nil
-		}
-	}})
+// With kiln serve's follower status, the services page says what the
+// follower does for each service: one outside its update window waits for
+// it until the window opens, one over its environment's rollout limit
+// waits until the limit frees, one whose rollout runs is rolling out;
+// the service's page gives the follower's sentence as well.
+func TestServicesShowFollowerState(t *testing.T) {
+	f := newFixture(t, fixtureOpts{follow: true})
 	ctx := kiln.WithActor(context.Background(), "token:ops")
-	svc := &kiln.Service{Name: "web", Image: "appserver", Environment: "prod", Replicas: 2, Listen: "127.0.0.1:18097", Follow: kiln.FollowNone,
-		Policy: kiln.RolloutPolicy{Window: &kiln.UpdateWindow{Days: []time.Weekday{time.Saturday}, Start: "02:00", End: "05:00", Zone: "UTC"}}}
-	if err := f.db.CreateService(ctx, svc); err != nil {
+	now := time.Now().UTC()
+	// A window on the day after tomorrow only: closed now.
+	day := now.AddDate(0, 0, 2).Weekday()
+	window := &kiln.UpdateWindow{Days: []time.Weekday{day}, Start: "02:00", End: "03:00", Zone: "UTC"}
+	opens := window.Next(now)
+	limit := kiln.RolloutPolicy{Limit: &kiln.RolloutLimit{Count: 1, Per: 24 * time.Hour}}
+	for _, s := range []*kiln.Service{
+		{Name: "web", Image: "appserver", Environment: "prod", Replicas: 2, Listen: "127.0.0.1:18095", Policy: kiln.RolloutPolicy{Window: window}},
+		{Name: "api", Image: "appserver", Environment: "staging", Replicas: 1, Listen: "127.0.0.1:18094", Policy: limit},
+		{Name: "jobs", Image: "appserver", Environment: "staging", Replicas: 1, Listen: "127.0.0.1:18093", Policy: limit},
+		{Name: "batch", Image: "appserver", Environment: "prod", Replicas: 1, Listen: "127.0.0.1:18092", Follow: kiln.FollowNone},
+		{Name: "nightly", Image: "appserver", Environment: "prod", Replicas: 1, Listen: "127.0.0.1:18091", Follow: kiln.FollowNone, Policy: kiln.RolloutPolicy{Window: window}},
+	} {
+		if err := f.db.CreateService(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// nightly follows nothing, but the autopilot's refresh for an
+	// advisory decided its rollout and holds it back for the window.
+	decided := time.Date(2026, 12, 7, 11, 0, 0, 0, time.UTC)
+	if err := f.db.SetServicePending(ctx, "nightly", &kiln.PendingRollout{To: kiln.VersionRef{Image: "appserver", Number: 2},
+		Why: "refresh for DSA-5900-1", By: "autopilot", Since: decided}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.db.SetServicePending(ctx, "web", &kiln.PendingRollout{To: kiln.VersionRef{Image: "appserver", Number: 2},
-		Why: "refresh for DSA-5900-1", By: "autopilot", Since: now.Add(-time.Hour)}); err != nil {
+	for _, env := range []string{"prod", "staging"} {
+		if _, err := f.db.Promote(ctx, kiln.VersionRef{Image: "appserver", Number: 2}, env, "", "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// api's rollout to the staging channel's version runs: it counts
+	// against staging's limit of 1 a day, so jobs waits a day after it.
+	ro := &kiln.Rollout{Service: "api", To: kiln.VersionRef{Image: "appserver", Number: 2}}
+	if err := f.db.CreateRollout(ctx, ro); err != nil {
 		t.Fatal(err)
 	}
+	frees := ro.StartedAt.Add(24 * time.Hour)
+	when := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+
 	c := f.client(t)
 	f.signIn(t, c, f.viewer, "/ui/services")
-	const detail = `the autopilot&#39;s refresh for DSA-5900-1 to appserver-2 (decided 2026-12-07T11:00:00Z) is waiting for its update window (sat 02:00-05:00 UTC), which opens 2026-12-12T02:00:00Z`
-	for path, want := range map[string]string{
-		"/ui/services":     `<td class="status"><span class="follow-waiting-window">waiting-window</span>: ` + detail + `</td>`,
-		"/ui/services/web": `<dd id="service-status"><span class="follow-waiting-window">waiting-window</span>: ` + detail + `</dd>`,
+	resp, body := get(t, c, f, "/ui/services")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /ui/services: %d\n%s", resp.StatusCode, body)
+	}
+	checkPage(t, "/ui/services", resp, body)
+	row := func(name string) string {
+		_, rest, ok := strings.Cut(body, `<tr data-service="`+name+`">`)
+		if !ok {
+			t.Fatalf("no row of service %s:\n%s", name, body)
+		}
+		r, _, _ := strings.Cut(rest, "</tr>")
+		return r
+	}
+	for name, wants := range map[string][]string{
+		"web": {`<span class="follow-state" data-state="waiting-window" title="appserver-2 is waiting for its update window (` + window.String() + `), which opens ` + opens.Format(time.RFC3339) + `">waiting for its update window until ` + when(opens) + `</span>`},
+		"jobs": {`<span class="follow-state" data-state="waiting-limit" title="appserver-2 is waiting: 1 rollouts in staging within`,
+			`the next may start ` + frees.Format(time.RFC3339) + `">waiting for the rollout limit until ` + when(frees) + `</span>`},
+		"api": {`data-state="rolling-out" title="rollout ` + fmt.Sprint(ro.ID) + ` to appserver-2 is in progress (running)">rolling out</span>`},
+		"nightly": {`<span class="follow-state" data-state="waiting-window" title="the autopilot&#39;s refresh for DSA-5900-1 to appserver-2 (decided 2026-12-07T11:00:00Z) is waiting for its update window (` +
+			window.String() + `), which opens ` + opens.Format(time.RFC3339) + `">waiting for its update window until ` + when(opens) + `</span>`},
 	} {
-		resp, body := get(t, c, f, path)
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %d\n%s", path, resp.StatusCode, body)
+		r := row(name)
+		for _, want := range wants {
+			if !strings.Contains(r, want) {
+				t.Errorf("service %s's row lacks %q:\n%s", name, want, r)
+			}
 		}
-		checkPage(t, path, resp, body)
-		if !strings.Contains(body, want) {
-			t.Errorf("GET %s: page lacks %q", path, want)
-		}
+	}
+	// A service that follows nothing says so once, in its Follows cell.
+	if r := row("batch"); strings.Contains(r, "follow-state") || !strings.Contains(r, `<td class="follow">none (kiln rollout, or the autopilot&#39;s refresh)</td>`) {
+		t.Errorf("service batch's row:\n%s", r)
+	}
+
+	_, body = get(t, c, f, "/ui/services/web")
+	if want := `<dd id="service-follower" data-state="waiting-window">waiting for its update window until ` + when(opens) + `: appserver-2 is waiting for its update window`; !strings.Contains(body, want) {
+		t.Errorf("GET /ui/services/web lacks %q", want)
 	}
 }

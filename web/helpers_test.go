@@ -15,6 +15,7 @@ import (
 
 	kiln "github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/api"
+	"github.com/kiln-project/kiln/rollout"
 	"github.com/kiln-project/kiln/store"
 	"github.com/kiln-project/kiln/web"
 )
@@ -54,9 +55,9 @@ type fixtureOpts struct {
 	rowsPerPage int
 	// autoRefresh, when set, is the dashboard's AutoRefresh.
 	autoRefresh func(ctx context.Context) ([]web.AutoRefresh, error)
-	// followStatus, when set, is the dashboard's FollowStatus; it is
-	// given the fixture's store.
-	followStatus func(db *store.DB) func(ctx context.Context, s *kiln.Service) (*api.FollowState, error)
+	// follow, when set, gives the dashboard kiln serve's real follower
+	// status on the fixture's store (as cmd/kiln wires it).
+	follow bool
 }
 
 func newFixture(t *testing.T, opts fixtureOpts) *fixture {
@@ -80,13 +81,19 @@ func newFixture(t *testing.T, opts fixtureOpts) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var followStatus func(ctx context.Context, s *kiln.Service) (*api.FollowState, error)
-	if opts.followStatus != nil {
-		followStatus = opts.followStatus(db)
+	var follow func(ctx context.Context, s *kiln.Service) (*web.FollowState, error)
+	if opts.follow {
+		fol := &rollout.Follower{Services: db, Rollouts: db, Channels: db, Pauses: db, Clock: clock.now}
+		follow = func(ctx context.Context, s *kiln.Service) (*web.FollowState, error) {
+			st, err := fol.Status(ctx, s)
+			if err != nil {
+				return nil, err
+			}
+			return &web.FollowState{State: st.State, Detail: st.Detail, Until: st.Until}, nil
+		}
 	}
 	dash, err := web.New(web.Config{Registry: db, Inventory: db, Fleet: db, Advisories: db, AdvisorySources: db, Runs: db, Tokens: db, Channels: db, Logger: logger, InsecureListen: opts.insecure, Secure: opts.secure, Version: "test", RowsPerPage: opts.rowsPerPage,
-		History: db, Services: db, Rollouts: db, Timeline: db, Reproductions: db, Pauses: db, AutoRefresh: opts.autoRefresh,
-		FollowStatus: followStatus})
+		History: db, Services: db, Rollouts: db, Timeline: db, Reproductions: db, Pauses: db, AutoRefresh: opts.autoRefresh, FollowStatus: follow})
 	if err != nil {
 		t.Fatal(err)
 	}

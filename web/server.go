@@ -71,10 +71,10 @@ type Config struct {
 	// AutoRefresh is optional: the environments whose estate says
 	// refresh { auto = true }, for the services page.
 	AutoRefresh func(ctx context.Context) ([]AutoRefresh, error)
-	// FollowStatus is optional: what kiln serve does about a service now,
-	// as `kiln service show` says it (up to date, rolling out, waiting for
-	// its update window or its rollout limit and why, …).
-	FollowStatus func(ctx context.Context, s *kiln.Service) (*api.FollowState, error)
+	// FollowStatus is optional: what kiln serve's follower does for a
+	// service now (waiting for its window until …), for the services
+	// pages.
+	FollowStatus func(ctx context.Context, s *kiln.Service) (*FollowState, error)
 }
 
 // DefaultRowsPerPage is how many rows a report table shows at once.

@@ -22,15 +22,14 @@ type servicesData struct {
 	// Environments are the services' environments and those paused or
 	// refreshed by kiln serve.
 	Environments []envRow
-	// Pauses, Auto and Status say whether the server shows pauses,
-	// automatic refreshes and services' statuses at all.
-	Pauses, Auto, Status bool
+	// Pauses and Auto say whether the server shows pauses and automatic
+	// refreshes at all.
+	Pauses, Auto bool
 }
 
 func (s *Server) servicesPage(w http.ResponseWriter, r *http.Request) {
 	const title = "Services"
-	d := servicesData{Enabled: s.cfg.Services != nil && s.cfg.Rollouts != nil, Pauses: s.cfg.Pauses != nil, Auto: s.cfg.AutoRefresh != nil,
-		Status: s.cfg.FollowStatus != nil}
+	d := servicesData{Enabled: s.cfg.Services != nil && s.cfg.Rollouts != nil, Pauses: s.cfg.Pauses != nil, Auto: s.cfg.AutoRefresh != nil}
 	if d.Enabled {
 		svcs, err := s.cfg.Services.ListServices(r.Context())
 		if err != nil {

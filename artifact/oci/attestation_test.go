@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -147,5 +148,101 @@ func TestAttestationsAsReferrers(t *testing.T) {
 	bad.Attestations = []Attestation{{ArtifactType: ArtifactTypeSPDX, Envelope: []byte("not json")}}
 	if _, err := s.PushVersion(ctx, bad, src); kiln.ErrorCode(err) != kiln.EINVALID || !strings.Contains(err.Error(), "attestations[0]") {
 		t.Errorf("PushVersion with a malformed attestation = %v", err)
+	}
+}
+
+// On a registry with the OCI 1.1 referrers API (an in-memory one: every
+// other test runs docker-registry 2.8, which has none), the provenance
+// and the SBOM are pushed as manifests whose subject is the image's
+// manifest, found through GET /v2/<name>/referrers/<digest>: no
+// sha256-<hex> fallback tag is written or read. Another store (another
+// machine, no state carried over) pulls, verifies and reads the
+// attestations through the same API.
+func TestAttestationsReferrersAPI(t *testing.T) {
+	ctx := context.Background()
+	reg := startReferrersRegistry(t)
+	url := "oci://" + reg.Host + "/kiln"
+	s, err := Open(url, Options{CredentialsFile: emptyCredentials(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := newMemStore()
+	v := basicVersion(t, src)
+	v.Attestations = []Attestation{{ArtifactType: ArtifactTypeSPDX, PredicateType: "https://spdx.dev/Document/v2.3", Envelope: spdxEnvelope}}
+	p, err := s.PushVersion(ctx, v, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// What the registry's referrers API lists, asked directly.
+	resp, err := http.Get("http://" + reg.Host + "/v2/kiln/basic-linux/referrers/" + p.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx ocispec.Index
+	err = json.NewDecoder(resp.Body).Decode(&idx)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byType := map[string]ocispec.Descriptor{}
+	for _, d := range idx.Manifests {
+		byType[d.ArtifactType] = d
+	}
+	if len(idx.Manifests) != 2 || byType[ArtifactTypeDSSE].Digest == "" || byType[ArtifactTypeSPDX].Digest == "" {
+		t.Fatalf("the referrers API lists %+v; want the provenance and the SPDX SBOM", idx.Manifests)
+	}
+	resp, err = http.Get("http://" + reg.Host + "/v2/kiln/basic-linux/manifests/" + byType[ArtifactTypeDSSE].Digest.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m ocispec.Manifest
+	err = json.NewDecoder(resp.Body).Decode(&m)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject == nil || m.Subject.Digest.String() != p.Digest || m.ArtifactType != ArtifactTypeDSSE || len(m.Layers) != 1 || m.Layers[0].MediaType != ArtifactTypeDSSE {
+		t.Errorf("the provenance referrer's manifest = %+v; want subject %s and one DSSE layer", m, p.Digest)
+	}
+	fallback := "/manifests/sha256-" + strings.TrimPrefix(p.Digest, "sha256:")
+	for _, r := range reg.requested() {
+		if strings.Contains(r, fallback) {
+			t.Errorf("the push used the tag fallback on a registry with the referrers API: %s", r)
+		}
+	}
+	if tags, err := s.Tags(ctx, "basic-linux"); err != nil || !slices.Equal(tags, []string{"1", "1.0.0-20261201_0000"}) {
+		t.Errorf("tags = %v, %v; want the number and the semver only", tags, err)
+	}
+
+	// Read back from another store: through the referrers API.
+	other, err := Open(url, Options{CredentialsFile: emptyCredentials(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(reg.requested())
+	got, err := other.Verify(ctx, "basic-linux", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Envelope, envelope) || got.Digest != p.Digest {
+		t.Errorf("Verify = %s %s; want the pushed manifest with its provenance", got.Digest, got.Envelope)
+	}
+	env, ref, err := other.Attestation(ctx, "basic-linux", "1", ArtifactTypeSPDX)
+	if err != nil || !bytes.Equal(env, spdxEnvelope) || ref != url+"/basic-linux@"+byType[ArtifactTypeSPDX].Digest.String() {
+		t.Errorf("Attestation SPDX = %s, %s, %v", env, ref, err)
+	}
+	asked := reg.requested()[before:]
+	apiCalls := 0
+	for _, r := range asked {
+		if strings.HasPrefix(r, "GET /v2/kiln/basic-linux/referrers/"+p.Digest) {
+			apiCalls++
+		}
+		if strings.Contains(r, fallback) {
+			t.Errorf("reading back asked for the fallback tag: %s", r)
+		}
+	}
+	if apiCalls < 2 {
+		t.Errorf("reading back called the referrers API %d times; want one for the provenance and one for the SBOM; requests: %v", apiCalls, asked)
 	}
 }

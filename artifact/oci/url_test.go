@@ -56,3 +56,38 @@ func TestSemVerTag(t *testing.T) {
 		t.Errorf("validate with a bad semver = %v", err)
 	}
 }
+
+func TestParseImageRef(t *testing.T) {
+	d := "sha256:" + strings.Repeat("ab", 32)
+	for _, tc := range []struct {
+		in              string
+		loc, image, ref string
+		err             string
+	}{
+		{in: "oci://127.0.0.1:5000/kiln/appserver:3", loc: "oci://127.0.0.1:5000/kiln", image: "appserver", ref: "3"},
+		{in: "oci://registry.example.com/team/kiln/basic-linux:1.0.4_build.2", loc: "oci://registry.example.com/team/kiln", image: "basic-linux", ref: "1.0.4_build.2"},
+		{in: "oci://localhost:5000/kiln/appserver@" + d, loc: "oci://localhost:5000/kiln", image: "appserver", ref: d},
+		{in: "oci://127.0.0.1:5000/kiln/appserver", err: "the version is missing"},
+		{in: "oci://127.0.0.1:5000/appserver:3", err: "are not oci://HOST[:PORT]/REPOSITORY"},
+		{in: "oci://127.0.0.1:5000/kiln/appserver@sha256:12", err: "is not sha256:<64 hex digits>"},
+		{in: "oci://127.0.0.1:5000/kiln/App:3", err: "is not allowed"},
+		{in: "oci://127.0.0.1:5000/kiln/appserver:", err: "is not a version number or a semver tag"},
+		{in: "https://127.0.0.1:5000/kiln/appserver:3", err: "does not start with oci://"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			r, err := ParseImageRef("version", tc.in)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) || kiln.ErrorField(err) != "version" || !strings.Contains(err.Error(), "oci://HOST[:PORT]/REPOSITORY/IMAGE:N") {
+					t.Fatalf("ParseImageRef(%q) = %+v, %v; want an error with %q that says what to write", tc.in, r, err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Location.String() != tc.loc || r.Image != tc.image || r.Reference != tc.ref || r.String() != tc.in {
+				t.Errorf("ParseImageRef(%q) = %+v (%s)", tc.in, r, r)
+			}
+		})
+	}
+}

@@ -146,6 +146,9 @@ type Pulled struct {
 	Version
 	Digest string
 	Ref    string
+	// Provenance is the referrer holding Envelope,
+	// oci://HOST/REPOSITORY/IMAGE@sha256:…; empty when there is none.
+	Provenance string
 }
 
 // tagRE is the distribution spec's tag grammar.
@@ -589,11 +592,14 @@ func (s *Store) PullVersion(ctx context.Context, image, reference string) (*Pull
 		}
 		p.Layers = append(p.Layers, ly)
 	}
-	env, err := s.referrer(ctx, repo, mdesc, ArtifactTypeDSSE, "provenance of "+at)
+	env, d, err := s.referrerWithDigest(ctx, repo, mdesc, ArtifactTypeDSSE, "provenance of "+at)
 	if err != nil {
 		return nil, err
 	}
 	p.Envelope = env
+	if env != nil {
+		p.Provenance = s.url(name) + "@" + d
+	}
 	return p, nil
 }
 
@@ -680,15 +686,10 @@ func (s *Store) openBlob(ctx context.Context, repo *remote.Repository, desc ocis
 	return newVerifier(ctx, rc, desc.Digest.String(), desc.Size, what), nil
 }
 
-// referrer returns the content of the newest artifact of artifactType
-// attached to subject (its one layer), or nil when there is none.
-func (s *Store) referrer(ctx context.Context, repo *remote.Repository, subject ocispec.Descriptor, artifactType, what string) ([]byte, error) {
-	b, _, err := s.referrerWithDigest(ctx, repo, subject, artifactType, what)
-	return b, err
-}
-
-// referrerWithDigest is referrer, with the digest of the artifact's
-// manifest. Every artifact kiln attaches has one DSSE envelope layer.
+// referrerWithDigest returns the content of the newest artifact of
+// artifactType attached to subject (its one layer), or nil when there is
+// none, with the digest of the artifact's manifest. Every artifact kiln
+// attaches has one DSSE envelope layer.
 func (s *Store) referrerWithDigest(ctx context.Context, repo *remote.Repository, subject ocispec.Descriptor, artifactType, what string) ([]byte, string, error) {
 	descs, err := s.referrers(ctx, repo, subject, artifactType, what)
 	if err != nil || len(descs) == 0 {

@@ -104,10 +104,11 @@ func (o *ociArtifacts) PushVersion(ctx context.Context, v *kiln.Version) (*cli.P
 	if err != nil {
 		return nil, err
 	}
-	// Again, now that the image holds the layers: a gc that ran between
-	// the first upload and the record (the blob belonged to a revoked
-	// version with the same content) must not leave the store's
-	// repository, which other machines read artifacts from, without it.
+	// Again, now that the image holds the layers: for a version pushed
+	// after its registration (`kiln artifact push`, no lease), a gc that
+	// ran meanwhile (the blob belonged to a revoked version with the same
+	// content) must not leave the store's repository, which other
+	// machines read artifacts from, without it.
 	if err := o.upload(ctx, &v.Provenance); err != nil {
 		return nil, err
 	}
@@ -295,6 +296,9 @@ func (o *ociArtifacts) CheckVersion(ctx context.Context, v *kiln.Version, keys [
 type publishing struct {
 	kiln.Registry
 	images *ociArtifacts
+	// leases keep the content from artifact gc on any machine between
+	// its upload and its version's record (bloblease.go).
+	leases kiln.BlobLeases
 }
 
 // publishTimeout bounds the upload of one version's content; it is not
@@ -311,8 +315,34 @@ func (p *publishing) CreateVersion(ctx context.Context, nv *kiln.NewVersion) (*k
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
+	// Leased before anything is checked in the registry, released once
+	// the version (which keeps the content from then on) is recorded and
+	// pushed, or on failure.
+	holder := processName("kiln build of " + nv.Image)
+	mark, err := leaseContent(pctx, p.leases, holder, nv.Provenance.ContentDigests())
+	if err != nil {
+		return nil, fmt.Errorf("push the artifact of %s to the registry before registering it: %w", nv.Image, err)
+	}
+	defer func() {
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		defer rcancel()
+		if err := p.leases.ReleaseBlobs(rctx, holder); err != nil {
+			p.images.logger.Warn("could not release the build's leases on its content; they end by themselves", "holder", holder, "within", leaseTime, "err", kiln.ErrorMessage(err))
+		}
+	}()
 	if err := p.images.upload(pctx, &nv.Provenance); err != nil {
 		return nil, fmt.Errorf("push the artifact of %s to the registry before registering it: %w", nv.Image, err)
+	}
+	if mark.Running {
+		// A gc was deleting blobs when the lease was written: it may not
+		// have seen the lease, and may delete what the upload found there.
+		// Once it has ended, check (upload) again.
+		if err := waitForGC(pctx, p.leases, mark, p.images.logger); err != nil {
+			return nil, fmt.Errorf("push the artifact of %s to the registry before registering it: %w", nv.Image, err)
+		}
+		if err := p.images.upload(pctx, &nv.Provenance); err != nil {
+			return nil, fmt.Errorf("push the artifact of %s to the registry before registering it: %w", nv.Image, err)
+		}
 	}
 	ra, err := p.images.oci.Stat(pctx, a.Digest)
 	if err != nil {
@@ -376,6 +406,8 @@ type collector struct {
 	local   *artifact.Store
 	images  *ociArtifacts // nil: local only
 	reg     kiln.Registry
+	leases  kiln.BlobLeases // builds' leases and the gc mark; needed with images
+	logger  *slog.Logger
 	audit   kiln.AuditLog
 	now     func() time.Time
 }
@@ -582,6 +614,26 @@ func (c *collector) collectRegistry(ctx context.Context, rep *cli.GCReport, vers
 	if len(dead) == 0 {
 		return nil
 	}
+	// The gc mark, then the builds' leases, then the versions again
+	// (bloblease.go says why in this order). A dry run deletes nothing
+	// and takes no mark.
+	holder := processName("kiln artifact gc")
+	if !rep.DryRun {
+		if _, err := c.leases.BeginBlobGC(ctx, holder, gcMarkTime); err != nil {
+			return err
+		}
+		defer func() {
+			ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+			defer cancel()
+			if err := c.leases.EndBlobGC(ectx, holder); err != nil {
+				c.logger.Warn("could not end artifact gc's mark; builds wait for it until it ends by itself", "holder", holder, "within", gcMarkTime, "err", kiln.ErrorMessage(err))
+			}
+		}()
+	}
+	leased, err := c.leases.LeasedBlobs(ctx)
+	if err != nil {
+		return err
+	}
 	live, _, err := c.liveVersions(ctx) // again: builds may have registered meanwhile
 	if err != nil {
 		return err
@@ -590,45 +642,69 @@ func (c *collector) collectRegistry(ctx context.Context, rep *cli.GCReport, vers
 		if live[d] {
 			continue
 		}
-		var size int64
-		present := false
-		for _, image := range append([]string{""}, slices.Sorted(maps.Keys(dead[d]))...) {
-			ok, err := st.HasLayer(ctx, image, d)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				continue
-			}
-			present = true
-			if image == "" {
-				continue // the store's own repository: Delete below
-			}
-			size = dead[d][image]
-			if !rep.DryRun {
-				if err := st.DeleteLayer(ctx, image, d); err != nil {
-					return err
-				}
-			}
+		if leased[d] {
+			rep.Kept++
+			rep.Notes = append(rep.Notes, fmt.Sprintf("kept %s@%s: a build is uploading or registering a version with it (a lease on it in the database)", st.Location(), d))
+			continue
 		}
-		if !present {
-			continue // collected before
+		if err := c.collectBlob(ctx, rep, holder, d, dead[d]); err != nil {
+			return err
 		}
-		if size == 0 {
-			for _, sz := range dead[d] {
-				size = sz
-			}
+	}
+	rep.Notes = append(rep.Notes, "the registry frees the bytes of deleted manifests and blobs when its own garbage collection runs (docker-registry: registry garbage-collect --delete-untagged; see docs/registry.md)")
+	return nil
+}
+
+// collectBlob deletes blob d from the image repositories in images (image
+// → size) and the store's own repository, under the gc mark of holder:
+// renewed first, and the deletes given half its time, so none is in flight
+// once it has ended.
+func (c *collector) collectBlob(ctx context.Context, rep *cli.GCReport, holder, d string, images map[string]int64) error {
+	st := c.images.oci
+	if !rep.DryRun {
+		if err := c.leases.RenewBlobGC(ctx, holder, gcMarkTime); err != nil {
+			return err
 		}
-		rep.Items = append(rep.Items, cli.GCItem{Where: st.String(), Kind: "artifact", Ref: st.Location().String() + "@" + d, Size: size,
-			Reason: "only revoked or unregistered versions reference it"})
-		rep.Freed += size
+	}
+	ctx, cancel := context.WithTimeout(ctx, gcMarkTime/2)
+	defer cancel()
+	var size int64
+	present := false
+	for _, image := range append([]string{""}, slices.Sorted(maps.Keys(images))...) {
+		ok, err := st.HasLayer(ctx, image, d)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		present = true
+		if image == "" {
+			continue // the store's own repository: Delete below
+		}
+		size = images[image]
 		if !rep.DryRun {
-			if err := st.Delete(ctx, d); err != nil {
+			if err := st.DeleteLayer(ctx, image, d); err != nil {
 				return err
 			}
 		}
 	}
-	rep.Notes = append(rep.Notes, "the registry frees the bytes of deleted manifests and blobs when its own garbage collection runs (docker-registry: registry garbage-collect --delete-untagged; see docs/registry.md)")
+	if !present {
+		return nil // collected before
+	}
+	if size == 0 {
+		for _, sz := range images {
+			size = sz
+		}
+	}
+	rep.Items = append(rep.Items, cli.GCItem{Where: st.String(), Kind: "artifact", Ref: st.Location().String() + "@" + d, Size: size,
+		Reason: "only revoked or unregistered versions reference it"})
+	rep.Freed += size
+	if !rep.DryRun {
+		if err := st.Delete(ctx, d); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

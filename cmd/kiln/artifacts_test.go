@@ -3,25 +3,33 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	kiln "github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/artifact"
 	"github.com/kiln-project/kiln/cli"
 	"github.com/kiln-project/kiln/internal/ci"
 	"github.com/kiln-project/kiln/internal/registrytest"
 	"github.com/kiln-project/kiln/internal/testenv"
+	"github.com/kiln-project/kiln/sign"
+	"github.com/kiln-project/kiln/store"
 )
 
 // releaseImage is the bootable test image with an /etc/kiln-release
@@ -541,4 +549,377 @@ func TestRegistryForbiddenPush(t *testing.T) {
 	mustRun(t, dirC, "--artifacts", reg.URL("kiln"), "--artifacts-credentials", full, "artifact", "push", "appserver-1")
 	dirD, _ := machineB(t, dirC, url)
 	mustRun(t, dirD, "--database", "sqlite:"+filepath.Join(dirC, "kiln.db"), "--signing-key", filepath.Join(dirC, "keys", "signing.key"), "--artifacts", url, "--artifacts-credentials", creds, "version", "verify", "appserver-1")
+}
+
+// gateProxy is a reverse proxy on loopback in front of a registry whose
+// hook sees (and may hold) every request before it is passed on: how the
+// race tests interleave a gc and a build at chosen requests.
+type gateProxy struct {
+	Host string
+	mu   sync.Mutex
+	hook func(r *http.Request)
+	log  []string // "METHOD PATH" of every request passed on, in order
+}
+
+func newGateProxy(t *testing.T, reg *registrytest.Registry) *gateProxy {
+	t.Helper()
+	g := &gateProxy{}
+	rp := httputil.NewSingleHostReverseProxy(&neturl.URL{Scheme: "http", Host: reg.Host})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.mu.Lock()
+		hook := g.hook
+		g.mu.Unlock()
+		if hook != nil {
+			hook(r)
+		}
+		g.mu.Lock()
+		g.log = append(g.log, r.Method+" "+r.URL.Path)
+		g.mu.Unlock()
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	g.Host = srv.Listener.Addr().String()
+	return g
+}
+
+func (g *gateProxy) setHook(h func(r *http.Request)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.hook = h
+}
+
+// since returns the requests passed on after the first one that matches.
+func (g *gateProxy) since(method, suffix string) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, l := range g.log {
+		if strings.HasPrefix(l, method+" ") && strings.HasSuffix(l, suffix) {
+			return slices.Clone(g.log[i+1:])
+		}
+	}
+	return nil
+}
+
+// once returns a function that closes ch the first time it is called.
+func once(ch chan struct{}) func() {
+	var o sync.Once
+	return func() { o.Do(func() { close(ch) }) }
+}
+
+// recordWatch is a builder's registry that calls after once a version is
+// recorded, before the builder goes on (to push its image): what a
+// builder killed right after the record leaves behind.
+type recordWatch struct {
+	kiln.Registry
+	after func(v *kiln.Version)
+}
+
+func (r *recordWatch) CreateVersion(ctx context.Context, nv *kiln.NewVersion) (*kiln.Version, error) {
+	v, err := r.Registry.CreateVersion(ctx, nv)
+	if err == nil {
+		r.after(v)
+	}
+	return v, err
+}
+
+// blobInRegistry asks the registry itself (not through the proxy) whether
+// the store's repository holds blob d.
+func blobInRegistry(t *testing.T, reg *registrytest.Registry, d string) bool {
+	t.Helper()
+	resp, err := http.Head("http://" + reg.Host + "/v2/kiln/blobs/" + d)
+	if err != nil {
+		t.Error(err)
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// A build on one machine and `kiln artifact gc` on another, sharing the
+// database and the registry, both touching a blob a revoked version held
+// (the build's content is identical, so its upload finds it there):
+//
+//   - gc first: gc holds the gc mark and is about to delete the blob when
+//     the build leases it and finds it in the registry (no upload). The
+//     lease says a gc is running, so the build waits for it to end and
+//     checks again: it uploads the blob gc deleted before it records the
+//     version. At the record (where a builder killed before its image's
+//     push would stop) the blob is in the registry.
+//   - build first: the build has leased the blob and is checking it when
+//     gc runs from start to end: gc keeps the leased blob and says why.
+//
+// Both interleavings are forced at chosen registry requests (a proxy that
+// holds them), not by sleeping. The two machines share a SQLite file, then
+// a PostgreSQL database.
+func TestRegistryGCRacesBuild(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testGCRacesBuild(t, "") })
+	t.Run("postgres", func(t *testing.T) { testGCRacesBuild(t, pgSchema(t)) })
+}
+
+// seedVersions opens database (empty: SQLite in dir) for machine dir,
+// with a new signing key sealing versions, and registers image appserver
+// with one version per tar, the first ready, the others tested.
+func seedVersions(t *testing.T, database, dir string, tars []string) (*store.DB, *sign.Signer) {
+	t.Helper()
+	ctx := kiln.WithActor(context.Background(), "local:test")
+	signer, _, err := sign.LoadOrCreateKey(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(ctx, database, dir, nil, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	db.SealVersionsWith(signer.Seal)
+	arts, err := artifact.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateImage(ctx, &kiln.Image{Name: "appserver"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range tars {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := arts.Put(ctx, f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := db.CreateVersion(ctx, &kiln.NewVersion{Image: "appserver", Provenance: kiln.Provenance{Artifact: a, BuiltBy: "test"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sts := []kiln.Status{kiln.StatusTested, kiln.StatusReady}
+		if i > 0 {
+			sts = sts[:1]
+		}
+		for _, st := range sts {
+			if _, err := db.SetStatus(ctx, v.Ref(), st, "test"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return db, signer
+}
+
+func testGCRacesBuild(t *testing.T, database string) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	gate := newGateProxy(t, reg)
+	url := "oci://" + gate.Host + "/kiln"
+	ctx := kiln.WithActor(context.Background(), "local:test")
+	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	tar1, tar2 := tinyImage(t, 1), tinyImage(t, 2)
+
+	// Machine A: appserver-1 and -2 registered and pushed; it runs gc.
+	dirA := t.TempDir()
+	dbA, signer := seedVersions(t, database, dirA, []string{tar1, tar2})
+	if database == "" {
+		database = "sqlite:" + filepath.Join(dirA, "kiln.db")
+	}
+	creds := noCredentials(t)
+	localA, _, imagesA, err := openArtifacts(cli.Config{DataDir: dirA, Artifacts: url, ArtifactsCredentials: creds}, dbA, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 2; n++ {
+		v, err := dbA.FindVersion(ctx, kiln.VersionRef{Image: "appserver", Number: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := imagesA.PushVersion(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gc := &collector{dataDir: dirA, local: localA, images: imagesA, reg: dbA, leases: dbA, logger: logger, audit: dbA, now: time.Now}
+	revoke := func(n int) *kiln.Version {
+		t.Helper()
+		ref := kiln.VersionRef{Image: "appserver", Number: n}
+		v, err := dbA.FindVersion(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Status != kiln.StatusReady {
+			if _, err := dbA.SetStatus(ctx, ref, kiln.StatusReady, "test"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := dbA.Revoke(ctx, ref, "test"); err != nil {
+			t.Fatal(err)
+		}
+		if v, err = dbA.FindVersion(ctx, ref); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	// Machine B: a builder with its own data directory, the same database
+	// (another handle) and registry; its local store holds both contents.
+	dirB := t.TempDir()
+	dbB, err := store.Open(ctx, database, dirB, nil, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dbB.Close() })
+	dbB.SealVersionsWith(signer.Seal)
+	localB, _, imagesB, err := openArtifacts(cli.Config{DataDir: dirB, Artifacts: url, ArtifactsCredentials: creds}, dbB, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(p string) *kiln.Artifact {
+		t.Helper()
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		a, err := localB.Put(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	type built struct {
+		v   *kiln.Version
+		err error
+	}
+	build := func(reg kiln.Registry, a *kiln.Artifact) <-chan built {
+		out := make(chan built, 1)
+		pub := &publishing{Registry: reg, images: imagesB, leases: dbB}
+		go func() {
+			v, err := pub.CreateVersion(ctx, &kiln.NewVersion{Image: "appserver", Provenance: kiln.Provenance{Artifact: a, BuiltBy: "test"}})
+			out <- built{v, err}
+		}()
+		return out
+	}
+	type collected struct {
+		rep *cli.GCReport
+		err error
+	}
+	collect := func() <-chan collected {
+		out := make(chan collected, 1)
+		go func() {
+			rep, err := gc.CollectArtifacts(ctx, cli.GCOptions{Grace: 0})
+			out <- collected{rep, err}
+		}()
+		return out
+	}
+	deleted := func(rep *cli.GCReport, d string) bool {
+		for _, it := range rep.Items {
+			if it.Kind == "artifact" && strings.HasSuffix(it.Ref, "/kiln@"+d) {
+				return true
+			}
+		}
+		return false
+	}
+
+	t.Run("gc first", func(t *testing.T) {
+		v1 := revoke(1)
+		d := v1.Provenance.Artifact.Digest
+		gcDeleting, gcGo, buildChecked := make(chan struct{}), make(chan struct{}), make(chan struct{})
+		deleting, checked := once(gcDeleting), once(buildChecked)
+		gate.setHook(func(r *http.Request) {
+			switch {
+			case r.Method == http.MethodDelete && strings.HasSuffix(r.URL.Path, "/blobs/"+d):
+				deleting()
+				<-gcGo
+			case r.Method == http.MethodHead && r.URL.Path == "/v2/kiln/blobs/"+d:
+				select {
+				case <-gcDeleting: // the build's check, not gc's own
+					checked()
+				default:
+				}
+			}
+		})
+		t.Cleanup(func() { gate.setHook(nil) })
+		gcDone := collect()
+		<-gcDeleting // gc holds the mark and deletes the blob's first copy
+
+		var gcResult collected
+		gcEnded := make(chan struct{})
+		var atRecord bool
+		watch := &recordWatch{Registry: dbB, after: func(v *kiln.Version) {
+			// A builder killed here: wait for the gc, then look.
+			<-gcEnded
+			atRecord = blobInRegistry(t, reg, d)
+		}}
+		b := build(watch, put(tar1))
+		<-buildChecked // the build found the blob there: no upload
+		close(gcGo)
+		gcResult = <-gcDone
+		close(gcEnded)
+		res := <-b
+		if gcResult.err != nil {
+			t.Fatalf("gc: %v", gcResult.err)
+		}
+		if res.err != nil {
+			t.Fatalf("build: %v", res.err)
+		}
+		if !deleted(gcResult.rep, d) {
+			t.Fatalf("gc did not delete %s; the race was not run: %+v", d, gcResult.rep)
+		}
+		if !atRecord {
+			t.Errorf("when %s was recorded, its content %s was not in the registry: a builder killed then leaves a version pointing at nothing", res.v.Name, d)
+		}
+		if after := gate.since(http.MethodDelete, "/v2/kiln/blobs/"+d); !slices.Contains(after, "POST /v2/kiln/blobs/uploads/") {
+			t.Errorf("the build did not upload its content again after gc deleted it; requests since: %v", after)
+		}
+		c, err := imagesB.CheckVersion(ctx, res.v, []crypto.PublicKey{signer.Public()})
+		if err != nil {
+			t.Fatalf("verify %s from the registry: %v", res.v.Name, err)
+		}
+		if len(c.Layers) != 1 || c.Layers[0] != d {
+			t.Errorf("%s's image layers = %v; want [%s]", res.v.Name, c.Layers, d)
+		}
+		if l, err := dbA.LeasedBlobs(ctx); err != nil || len(l) != 0 {
+			t.Errorf("leases once the build is done = %v, %v; want none", l, err)
+		}
+		if m, err := dbA.BlobGCMark(ctx); err != nil || m.Running {
+			t.Errorf("gc mark once gc is done = %+v, %v; want none running", m, err)
+		}
+	})
+
+	t.Run("build first", func(t *testing.T) {
+		v2 := revoke(2)
+		d := v2.Provenance.Artifact.Digest
+		buildChecking, buildGo := make(chan struct{}), make(chan struct{})
+		checking := once(buildChecking)
+		gate.setHook(func(r *http.Request) {
+			if r.Method == http.MethodHead && r.URL.Path == "/v2/kiln/blobs/"+d {
+				select {
+				case <-buildChecking: // gc's, if any: it must not ask
+				default:
+					checking()
+					<-buildGo
+				}
+			}
+		})
+		t.Cleanup(func() { gate.setHook(nil) })
+		b := build(dbB, put(tar2))
+		<-buildChecking // leased, and checking the registry
+		rep := <-collect()
+		close(buildGo)
+		res := <-b
+		if rep.err != nil {
+			t.Fatalf("gc: %v", rep.err)
+		}
+		if res.err != nil {
+			t.Fatalf("build: %v", res.err)
+		}
+		if deleted(rep.rep, d) {
+			t.Errorf("gc deleted %s, which a build had leased", d)
+		}
+		if !slices.ContainsFunc(rep.rep.Notes, func(n string) bool { return strings.Contains(n, d) && strings.Contains(n, "a lease on it") }) {
+			t.Errorf("gc's notes do not say why %s was kept: %q", d, rep.rep.Notes)
+		}
+		if !blobInRegistry(t, reg, d) {
+			t.Errorf("%s is not in the registry", d)
+		}
+		if _, err := imagesB.CheckVersion(ctx, res.v, []crypto.PublicKey{signer.Public()}); err != nil {
+			t.Errorf("verify %s from the registry: %v", res.v.Name, err)
+		}
+	})
 }

@@ -164,6 +164,19 @@ func dashboardAutoRefresh(db *store.DB, logger *slog.Logger) func(ctx context.Co
 	}
 }
 
+// dashboardFollowStatus is the services pages' view of what kiln serve's
+// follower does for a service (waiting for its window until …).
+func dashboardFollowStatus(db *store.DB) func(ctx context.Context, s *kiln.Service) (*web.FollowState, error) {
+	f := &rollout.Follower{Services: db, Rollouts: db, Channels: db, Pauses: db}
+	return func(ctx context.Context, s *kiln.Service) (*web.FollowState, error) {
+		st, err := f.Status(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		return &web.FollowState{State: st.State, Detail: st.Detail, Until: st.Until}, nil
+	}
+}
+
 // apiFollowStatus is the API's view of what kiln serve's follower does
 // for a service (GET /api/v1/services/{service}/policy).
 func apiFollowStatus(db *store.DB) func(ctx context.Context, s *kiln.Service) (*api.FollowState, error) {

@@ -103,6 +103,9 @@ const (
 	// trigger, the service follows nothing; the feed publishes the
 	// advisory after the repository published the fix.
 	patchByAutopilot
+	// patchByHand: no trigger and no refresh block; only a person's
+	// `kiln fleet refresh --apply` makes the fix (refresh_test.go).
+	patchByHand
 )
 
 // patchResult is what patchFleet saw, for the measures.
@@ -465,13 +468,17 @@ func copyOrigin(t testing.TB, origin, dst string) string {
 // with kiln-demo from the repository at repoURL, and the pipeline that
 // delivers it to prod without a gate; it rebuilds appserver when a
 // package it installed has an update (patchByPackages), or prod refreshes
-// itself (patchByAutopilot: refresh { auto = true }, no trigger).
+// itself (patchByAutopilot: refresh { auto = true }, no trigger), or
+// neither (patchByHand).
 func patchEstate(t testing.TB, origin, repoURL string, mode patchMode) string {
 	t.Helper()
 	est := t.TempDir()
 	originSum := copyOrigin(t, origin, filepath.Join(est, "origin.tar"))
 	on, env := "  on           = [\"packages\"]\n", ""
-	if mode == patchByAutopilot {
+	switch mode {
+	case patchByHand:
+		on = ""
+	case patchByAutopilot:
 		// No trigger: only the autopilot's refresh starts a run.
 		on, env = "", "\nenvironment \"prod\" {\n  refresh {\n    auto         = true\n    min_severity = \"high\"\n  }\n}\n"
 	}

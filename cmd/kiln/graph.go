@@ -93,7 +93,7 @@ func (g *graph) on(arts kiln.ArtifactStore, plat *local.Platform) *graph {
 	// registered (publishing), before the record names it.
 	var reg kiln.Registry = g.db
 	if g.images != nil {
-		reg = &publishing{Registry: g.db, images: g.images}
+		reg = &publishing{Registry: g.db, images: g.images, leases: g.db}
 	}
 	g.builder = &build.Builder{Registry: reg, Artifacts: arts, DataDir: g.cfg.DataDir, Logger: g.logger, Clock: time.Now, AgentBinary: agentBinary(g.logger)}
 	g.builder.LayerCompression, _ = layer.ParseCompression("--layer-compression", g.cfg.LayerCompression) // checked by newGraph
@@ -212,5 +212,5 @@ func (g *graph) collector() cli.ArtifactCollector {
 	if g.local == nil {
 		return nil
 	}
-	return &collector{dataDir: g.cfg.DataDir, local: g.local, images: g.images, reg: g.db, audit: g.db, now: time.Now}
+	return &collector{dataDir: g.cfg.DataDir, local: g.local, images: g.images, reg: g.db, leases: g.db, logger: g.logger, audit: g.db, now: time.Now}
 }

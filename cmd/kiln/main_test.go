@@ -17,7 +17,7 @@ import (
 func run(t testing.TB, dataDir string, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	app := &cli.App{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(""), Open: openServices, Serve: serve}
+	app := &cli.App{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(""), Open: openServices, Serve: serve, VerifyImage: verifyImage}
 	code := app.Run(context.Background(), append([]string{"--data-dir", dataDir}, args...))
 	return out.String(), errb.String(), code
 }

@@ -14,11 +14,13 @@ import (
 )
 
 // startPipeline runs kiln serve's pipeline work until ctx ends: the
-// webhook sender always; the worker (claims queued runs), the triggers and
-// the cron schedules when this machine can build (root, mmdebstrap,
-// systemd-nspawn). The triggers look for work every triggerEvery (0: a
-// minute). The returned function waits for them to stop.
-func startPipeline(ctx context.Context, g *graph, triggerEvery time.Duration) func() {
+// webhook sender always; with work (--work pipelines) the worker (claims
+// queued runs; marks the runs of dead or silent workers interrupted and
+// resumes them, Runner.Resume), the triggers and the cron schedules, which
+// queue runs only a worker carries out. The caller checked that this
+// machine has a platform. The triggers look for work every triggerEvery
+// (0: a minute). The returned function waits for them to stop.
+func startPipeline(ctx context.Context, g *graph, work bool, triggerEvery time.Duration) func() {
 	if triggerEvery <= 0 {
 		triggerEvery = time.Minute
 	}
@@ -26,17 +28,17 @@ func startPipeline(ctx context.Context, g *graph, triggerEvery time.Duration) fu
 	var wg sync.WaitGroup
 	sender := &pipeline.Sender{Store: db, Logger: logger}
 	wg.Go(func() { sender.Run(ctx, 5*time.Second) })
-	if g.noPlatform != nil {
-		logger.Warn("kiln serve: this process runs no pipeline stages (queued runs wait for another kiln serve or `kiln run`)", "reason", kiln.ErrorMessage(g.noPlatform))
+	if !work {
 		return wg.Wait
 	}
 	r := g.runner(nil)
+	r.Resume = true // a run this worker stops, or finds interrupted, is queued again
 	if _, err := r.Recover(ctx); err != nil {
-		logger.Error("kiln serve: marking interrupted runs", "err", err)
+		logger.Error("kiln serve: recovering interrupted runs", "err", err)
 	}
 	wg.Go(func() {
 		// Runs of workers that die elsewhere are found by their stale
-		// heartbeat.
+		// heartbeat, and resumed here or by another worker.
 		t := time.NewTicker(time.Minute)
 		defer t.Stop()
 		for {
@@ -45,7 +47,7 @@ func startPipeline(ctx context.Context, g *graph, triggerEvery time.Duration) fu
 				return
 			case <-t.C:
 				if _, err := r.Recover(ctx); err != nil && ctx.Err() == nil {
-					logger.Error("kiln serve: marking interrupted runs", "err", err)
+					logger.Error("kiln serve: recovering interrupted runs", "err", err)
 				}
 			}
 		}

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	kiln "github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/api"
 	"github.com/kiln-project/kiln/rollout"
 	"github.com/kiln-project/kiln/store"
@@ -18,17 +17,14 @@ import (
 // it was launching and stays recorded as running (or rolling back); the
 // instances that serve stay, recorded as the service's members, and
 // `kiln rollout SERVICE --resume` continues it. The returned function
-// waits until every rollout has stopped. The host is nil, and the API
-// answers 503 for rollouts, when this machine cannot run instances.
+// waits until every rollout has stopped. The caller checked that this
+// machine has a platform; a server that runs no rollouts (--work) does
+// not call it, and its API answers 503 for rollouts.
 //
 // Every followEvery (0: never) the follower rolls following services out
 // to their channel's version when it moved (rollout.Follower); it stops
 // with ctx, before the rollouts are waited for.
 func startRollouts(ctx context.Context, g *graph, followEvery time.Duration) (api.RolloutHost, func()) {
-	if g.noPlatform != nil {
-		g.logger.Warn("kiln serve: this process runs no rollouts or front ends (run `kiln rollout` on a machine that can)", "reason", kiln.ErrorMessage(g.noPlatform))
-		return nil, func() {}
-	}
 	h := g.rolloutHost(nil)
 	wait := h.Background(ctx)
 	warnInterrupted(ctx, g.db, g.logger)

@@ -40,7 +40,11 @@ func (s runStarter) StartRuns(ctx context.Context, req kiln.RunRequest) ([]*kiln
 			img, env, roleName(req.Role))
 	}
 	actor := kiln.ActorFrom(ctx)
-	return pipeline.EnqueueFor(ctx, s.runs, est, req.Vars, names, "api by "+actor, req.Force, actor)
+	trigger := "api by " + actor
+	if req.Trigger != "" {
+		trigger = req.Trigger + " (" + trigger + ")"
+	}
+	return pipeline.EnqueueFor(ctx, s.runs, est, req.Vars, names, trigger, req.Force, actor)
 }
 
 // estateDir resolves a request's estate: a registered estate's name, or

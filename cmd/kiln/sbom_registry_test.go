@@ -177,7 +177,7 @@ func TestRegistrySBOMReferrers(t *testing.T) {
 
 	// A build keeps its SBOMs after the version is recorded and its image
 	// pushed: the builder's registry attaches each as it is kept.
-	pub := &publishing{Registry: db, images: images}
+	pub := &publishing{Registry: db, images: images, leases: db}
 	att, err := signer.SealSBOM(v2, sign.PredicateCycloneDX, []byte(`{"bomFormat":"CycloneDX","specVersion":"1.6"}`))
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -53,7 +55,7 @@ func workerMain() int {
 		fmt.Fprintln(os.Stderr, "worker:", g.noPlatform)
 		return 1
 	}
-	wait := startPipeline(ctx, g, 0)
+	wait := startPipeline(ctx, g, true, 0)
 	<-ctx.Done()
 	wait()
 	return 0
@@ -92,9 +94,10 @@ func pgSchema(t *testing.T) string {
 // Two kiln servers (pipeline workers with their own data directories) on
 // one PostgreSQL and one registry: A claims a run and builds the version
 // (pushing it to the registry) and is killed (kill -9) as the test stage
-// begins; B marks the run interrupted, and once it is retried, claims it
-// and tests the version A built — pulling it from the registry into its
-// own store, checking digest and signature, unpacking and booting it.
+// begins; B marks the run interrupted, resumes it by itself (once,
+// audited) and tests the version A built — pulling it from the registry
+// into its own store, checking digest and signature, unpacking and
+// booting it.
 func TestSeveralServers(t *testing.T) {
 	if os.Geteuid() != 0 {
 		ci.SkipOrFail(t, "booting instances needs root")
@@ -146,16 +149,16 @@ func TestSeveralServers(t *testing.T) {
 	out := mustRun(t, dirQ, append(shared, "run", "--detach", est, "web")...)
 	t.Logf("queued: %s", out)
 
-	worker := func(dir string) (*exec.Cmd, *strings.Builder) {
+	worker := func(dir string) (*exec.Cmd, *syncBuffer) {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		var logs strings.Builder
-		cmd.Stdout, cmd.Stderr = &logs, &logs
+		logs := &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = logs, logs
 		cmd.Env = append(os.Environ(), "KILN_TEST_WORKER=1", "KILN_NO_AGENT=1", "KILN_DATA_DIR="+dir, "KILN_DATABASE="+pg,
 			"KILN_SIGNING_KEY="+key, "KILN_ARTIFACTS="+regURL, "KILN_ARTIFACTS_CREDENTIALS="+creds)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		return cmd, &logs
+		return cmd, logs
 	}
 	// Instances A's test stage may have started before it was killed are
 	// destroyed through A's platform.
@@ -239,23 +242,37 @@ func TestSeveralServers(t *testing.T) {
 			t.Logf("A's log:\n%s\nB's log:\n%s", aLogs.String(), bLogs.String())
 		}
 	}()
-	// B finds A's run held by a dead process: interrupted.
-	for r = runOf(); r.Status == kiln.RunRunning && time.Now().Before(deadline); r = runOf() {
-		time.Sleep(200 * time.Millisecond)
-	}
-	if r.Status != kiln.RunInterrupted {
-		t.Fatalf("A's run after A was killed: %s (%s); want interrupted", r.Status, r.Reason)
-	}
-	mustRun(t, dirQ, append(shared, "run", "retry", "--detach", fmt.Sprint(r.ID))...)
+	// B finds A's run held by a dead process: it marks it interrupted and
+	// resumes it by itself (no `kiln run retry`), from the test stage.
 	deadline = time.Now().Add(5 * time.Minute)
-	for r = runOf(); (r.Status == kiln.RunQueued || r.Status == kiln.RunRunning) && time.Now().Before(deadline); r = runOf() {
+	for r = runOf(); !r.Status.Done() && time.Now().Before(deadline); r = runOf() {
 		time.Sleep(500 * time.Millisecond)
 	}
 	if r.Status != kiln.RunSucceeded {
-		t.Fatalf("the retried run: %s (%s) %+v", r.Status, r.Reason, r.Stages)
+		t.Fatalf("the resumed run: %s (%s) %+v", r.Status, r.Reason, r.Stages)
+	}
+	if r.Resumes != 1 || !strings.Contains(r.Trigger, "resumed by worker") {
+		t.Errorf("the run was not resumed automatically once: resumes=%d, trigger %q", r.Resumes, r.Trigger)
+	}
+	entries, err := db.ListAudit(ctx, kiln.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(entries, func(a, b *kiln.AuditEntry) int { return cmp.Compare(a.Seq, b.Seq) })
+	var acts []string
+	for _, e := range entries {
+		if e.Target == fmt.Sprintf("run %d", r.ID) && e.Action != "run.stage" {
+			acts = append(acts, e.Action)
+		}
+	}
+	if got, want := strings.Join(acts, " "), "run.queue run.start run.interrupted run.resume run.start run.succeeded"; got != want {
+		t.Errorf("the run's audit: %s; want %s (A starts it, B marks it interrupted, resumes it once, and carries it)", got, want)
+	}
+	if !strings.Contains(bLogs.String(), "pipeline run resumed after an interruption") {
+		t.Errorf("B's log does not say it resumed the run")
 	}
 	if r.Version == nil || *r.Version != v.Ref() {
-		t.Errorf("the retried run carried %v, not A's %s (it must not build again)", r.Version, v.Name)
+		t.Errorf("the resumed run carried %v, not A's %s (it must not build again)", r.Version, v.Name)
 	}
 	for _, st := range r.Stages {
 		if st.Name == "test" && st.Status != kiln.StagePassed {

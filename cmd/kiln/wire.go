@@ -51,7 +51,9 @@ func (m *Main) App() *cli.App {
 		Stdin:  os.Stdin,
 		Open:   openServices,
 		Serve:  serve,
-		Extra:  []func(*cli.App) *cobra.Command{probeCmd, readOnlyExecCmd, superviseCmd, vmSuperviseCmd, vmAgentCmd, fileDriftCmd, benchCmd},
+		// No database, no data directory: the registry and the keys.
+		VerifyImage: verifyImage,
+		Extra:       []func(*cli.App) *cobra.Command{probeCmd, readOnlyExecCmd, superviseCmd, vmSuperviseCmd, vmAgentCmd, fileDriftCmd, benchCmd},
 	}
 }
 
@@ -227,15 +229,26 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	}
 	defer startHistory(ctx, db, logger)()                      // daily fleet counts for the dashboard's trends
 	defer startRevocations(ctx, db, revocationEvery, logger)() // scheduled revocations applied when due; stopped before db closes
-	// Pipeline worker, triggers, schedules and webhooks; stopped before db closes.
+	// What this server does besides the API (--work), said in its log.
+	work, err := serveWork(opts.Work, g)
+	if err != nil {
+		return err
+	}
+	logWork(logger, work, g)
+	// Webhooks, and the pipeline worker, triggers and schedules; stopped
+	// before db closes.
 	pipeCtx, stopPipeline := context.WithCancel(ctx)
-	waitPipeline := startPipeline(pipeCtx, g, opts.TriggerEvery)
+	waitPipeline := startPipeline(pipeCtx, g, work.Pipelines, opts.TriggerEvery)
 	defer func() { stopPipeline(); waitPipeline() }()
 	// Rollouts and front ends on this machine; rollouts stop (resumable)
 	// before db closes: the wait covers every rollout or service removal
 	// a request began, even one still starting its front end.
 	rollCtx, stopRollouts := context.WithCancel(ctx)
-	rollouts, waitRollouts := startRollouts(rollCtx, g, opts.FollowEvery)
+	var rollouts api.RolloutHost // nil: the API answers 503 for rollouts
+	waitRollouts := func() {}
+	if work.Rollouts {
+		rollouts, waitRollouts = startRollouts(rollCtx, g, opts.FollowEvery)
+	}
 	defer func() { stopRollouts(); waitRollouts() }()
 	// Automatic refresh (refresh { auto = true }); stopped before the rollouts.
 	autoCtx, stopAuto := context.WithCancel(rollCtx)
@@ -250,8 +263,8 @@ func serve(ctx context.Context, cfg cli.Config, logger *slog.Logger, opts cli.Se
 	// The dashboard under /ui/, next to the API; its session cookie is
 	// Secure when kiln serves TLS or a TLS proxy is in front (--secure-cookies).
 	dashboard, err := web.New(web.Config{Registry: db, Inventory: db, Fleet: db, Advisories: db, AdvisorySources: db, Runs: db, Tokens: db, Channels: db,
-		History: db, Services: db, Rollouts: db, Timeline: db, Reproductions: db, Pauses: db, AutoRefresh: dashboardAutoRefresh(db, logger),
-		FollowStatus: apiFollowStatus(db), Logger: logger, Version: version,
+		History: db, Services: db, Rollouts: db, Timeline: db, Reproductions: db, Pauses: db, AutoRefresh: dashboardAutoRefresh(db, logger), FollowStatus: dashboardFollowStatus(db),
+		Logger: logger, Version: version,
 		Secure: opts.TLSCert != "" || opts.SecureCookies, InsecureListen: opts.InsecureListen && opts.TLSCert == ""})
 	if err != nil {
 		return err

@@ -169,6 +169,19 @@ func Open(ctx context.Context, store kiln.ArtifactStore, l kiln.Layer) (io.ReadC
 	if err != nil {
 		return nil, fmt.Errorf("open layer %s: %w", l.Digest, err)
 	}
+	return Uncompress(blob, l)
+}
+
+// Uncompress returns the uncompressed tar of layer l read from blob,
+// which must check the blob's own digest (a kiln.ArtifactStore's reader
+// does; so does a registry's, oci.Store.OpenLayer): reading to the end,
+// or Close, returns an error when the tar does not hash to l.DiffID or
+// the blob to its digest. It takes blob over: Close closes it.
+func Uncompress(blob io.ReadCloser, l kiln.Layer) (io.ReadCloser, error) {
+	if err := l.Validate("layer"); err != nil {
+		blob.Close()
+		return nil, err
+	}
 	v := &verified{blob: blob, h: sha256.New(), layer: l}
 	switch l.MediaType {
 	case kiln.LayerMediaTypeGzip:
