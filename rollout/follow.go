@@ -118,7 +118,7 @@ func (f *Follower) Status(ctx context.Context, svc *kiln.Service) (*FollowStatus
 	}
 	pending := svc.Pending != nil && !reached(svc.Version, svc.Pending.To)
 	if !st.Following && !pending {
-		st.State, st.Detail = FollowNotFollowing, "created with --follow none: kiln serve rolls it out only for the autopilot's refresh of an advisory; `kiln rollout "+svc.Name+"` does by hand"
+		st.State, st.Detail = FollowNotFollowing, "created with --follow none: no channel move rolls it out; `kiln rollout "+svc.Name+"` does, and the autopilot's refresh for an advisory (refresh { auto = true })"
 		return st, nil
 	}
 	if p, err := f.paused(ctx, svc); err != nil {
