@@ -51,6 +51,10 @@ type Service struct {
 	Followed VersionRef `json:"followed,omitzero"`
 	// Policy limits the rollouts kiln serve starts and gates every rollout.
 	Policy RolloutPolicy `json:"policy,omitzero"`
+	// Pending is a rollout kiln serve's autopilot decided on and its
+	// Policy holds back (outside the window, over the limit); nil when
+	// none waits. It is moot once the service runs its version.
+	Pending *PendingRollout `json:"pending,omitempty"`
 	// Estate names the registered estate whose service block defines the
 	// service ("" for one created with `kiln service create`).
 	Estate string `json:"estate,omitempty"`
@@ -166,6 +170,19 @@ func (s *Service) Validate() error {
 	return s.Policy.Validate()
 }
 
+// PendingRollout is a rollout kiln serve's autopilot decided on (a
+// refresh for an advisory) and has not started because the service's
+// RolloutPolicy does not let it yet: the autopilot starts it at its first
+// check after the window opens or the limit frees.
+type PendingRollout struct {
+	To VersionRef `json:"to"`
+	// Why says what decided it: "refresh for OSV-DEMO-1".
+	Why string `json:"why"`
+	// By is the actor that will start it ("autopilot").
+	By    string    `json:"by"`
+	Since time.Time `json:"since"`
+}
+
 // Following reports whether kiln serve rolls the service out when its
 // channel moves.
 func (s *Service) Following() bool { return s.Follow == FollowChannel }
@@ -240,6 +257,9 @@ type ServiceStore interface {
 	UpdateService(ctx context.Context, s *Service) error
 	// SetServiceFollowed records the channel version kiln serve acted on.
 	SetServiceFollowed(ctx context.Context, name string, v VersionRef) error
+	// SetServicePending records the rollout the autopilot holds back for
+	// the service's policy; nil clears it.
+	SetServicePending(ctx context.Context, name string, p *PendingRollout) error
 	DeleteService(ctx context.Context, name string) error
 
 	ListMembers(ctx context.Context, service string) ([]*Member, error)

@@ -77,7 +77,7 @@ type ServicePolicy struct {
 // FollowState is what kiln serve's follower does for a service now
 // (rollout.FollowStatus, which cmd/kiln converts).
 type FollowState struct {
-	State string `json:"state" doc:"not-following, no-channel, up-to-date, rolling-out, held, waiting-window, waiting-limit, due or paused"`
+	State string `json:"state" doc:"not-following, no-channel, up-to-date, rolling-out, held, waiting-window, waiting-limit, due, paused or pending (the autopilot's held-back rollout may start at its next check); a wait is the follower's for a channel move or the autopilot's for the rollout it holds back, as detail says"`
 	// Detail explains State in a sentence.
 	Detail string `json:"detail"`
 	// Channel is the version the environment's channel points at.

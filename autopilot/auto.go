@@ -35,6 +35,9 @@ type Auto struct {
 	LoadEstate func(dir string, vars map[string]string) (*definition.Estate, error)
 	Fleet      kiln.Fleet
 	Registry   kiln.Registry
+	// Services, when set, lets a check clear the pending rollouts it
+	// recorded that no exposure asks for any more.
+	Services   kiln.ServiceStore
 	Advisories kiln.AdvisoryStore
 	Audit      kiln.AuditLog
 	// Refresher returns the refresher for an environment of the estate
@@ -46,7 +49,10 @@ type Auto struct {
 	Logger *slog.Logger
 	// RetryAfter is how long an advisory that was refreshed for an
 	// environment (successfully or not) is left alone there (default 6h):
-	// a refresh that could not make the fix is not retried every tick.
+	// a refresh that could not make the fix is not retried every tick. A
+	// refresh whose rollouts a service's policy held back is retried at
+	// the first check after the earliest wait ends (the window opens, the
+	// limit frees) instead.
 	RetryAfter time.Duration
 	// DefaultRelease is the Debian release a version that names none (an
 	// origin tarball's) is scanned for, as `kiln fleet exposed` matches it
@@ -54,8 +60,10 @@ type Auto struct {
 	DefaultRelease string
 	Clock          kiln.Clock
 
-	mu    sync.Mutex
-	tried map[string]time.Time
+	mu sync.Mutex
+	// next is, per environment and advisory, when it is refreshed again
+	// at the earliest; held has those whose rollouts a policy held back.
+	next, held map[string]time.Time
 }
 
 func (a *Auto) now() time.Time {
@@ -87,8 +95,8 @@ type Exposure struct {
 func (a *Auto) Check(ctx context.Context, why string) ([]*Exposure, error) {
 	a.mu.Lock() // one pass at a time: a sync and a tick do not refresh twice
 	defer a.mu.Unlock()
-	if a.tried == nil {
-		a.tried = map[string]time.Time{}
+	if a.next == nil {
+		a.next, a.held = map[string]time.Time{}, map[string]time.Time{}
 	}
 	ctx = kiln.WithActor(ctx, Actor)
 	var acted []*Exposure
@@ -113,18 +121,71 @@ func (a *Auto) Check(ctx context.Context, why string) ([]*Exposure, error) {
 			if err != nil {
 				return acted, fmt.Errorf("autopilot: environment %s: %w", env.Name, err)
 			}
+			a.dropMoot(ctx, env.Name, exps)
 			for _, x := range exps {
 				key := x.Environment + "|" + x.Advisory
-				if at, ok := a.tried[key]; ok && a.now().Sub(at) < a.retryAfter() {
+				if a.now().Before(a.next[key]) {
 					continue
 				}
-				a.tried[key] = a.now()
 				acted = append(acted, x)
-				a.refresh(ctx, e, x, env, why)
+				a.next[key] = a.now().Add(a.retryAfter())
+				delete(a.held, key)
+				if until, held := a.refresh(ctx, e, x, env, why); held {
+					// Not dropped: retried once the first wait ends.
+					a.next[key], a.held[key] = until, until
+				}
 			}
 		}
 	}
 	return acted, nil
+}
+
+// Wake is when the first rollout a policy held back may start (its
+// window opens, its limit frees), for kiln serve to check then rather
+// than at its next tick; zero when none waits for a time to come.
+func (a *Auto) Wake() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	var first time.Time
+	for key, at := range a.held {
+		if !at.After(now) {
+			delete(a.held, key) // its check has come (or it was not exposed any more)
+			continue
+		}
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+	}
+	return first
+}
+
+// dropMoot clears the pending rollouts the autopilot recorded in env
+// that no exposure asks for any more (the advisory was withdrawn, the
+// instances were replaced otherwise): nothing would start them, and
+// `kiln service show` would say they wait.
+func (a *Auto) dropMoot(ctx context.Context, env string, exps []*Exposure) {
+	if a.Services == nil {
+		return
+	}
+	svcs, err := a.Services.ListServices(ctx)
+	if err != nil {
+		a.log().Warn("autopilot: list services", "err", err)
+		return
+	}
+	for _, s := range svcs {
+		if s.Environment != env || s.Pending == nil || s.Pending.By != Actor {
+			continue
+		}
+		if slices.ContainsFunc(exps, func(x *Exposure) bool { return s.Pending.Why == refreshWhy(x.Advisory) }) {
+			continue
+		}
+		if err := a.Services.SetServicePending(ctx, s.Name, nil); err != nil {
+			a.log().Warn("autopilot: clear pending rollout", "service", s.Name, "err", err)
+			continue
+		}
+		a.log().Info("autopilot: pending rollout dropped: no advisory asks for it any more", "service", s.Name, "to", s.Pending.To.String(), "why", s.Pending.Why)
+	}
 }
 
 func (a *Auto) retryAfter() time.Duration {
@@ -134,7 +195,10 @@ func (a *Auto) retryAfter() time.Duration {
 	return 6 * time.Hour
 }
 
-func (a *Auto) refresh(ctx context.Context, e pipeline.Estate, x *Exposure, env *definition.EnvironmentPolicy, why string) {
+// refresh refreshes env for x and audits it; held reports whether a
+// service's policy held a rollout back, and until is when the first of
+// those waits ends (the zero time: at the next check).
+func (a *Auto) refresh(ctx context.Context, e pipeline.Estate, x *Exposure, env *definition.EnvironmentPolicy, why string) (until time.Time, held bool) {
 	target := "environment " + x.Environment
 	detail := fmt.Sprintf("%s (%s, at or above %s) exposes %d instance(s) on %s; refresh started (%s; policy %s:%d)",
 		x.Advisory, x.Severity, env.Refresh.MinSeverity, x.Instances, joinRefs(x.Versions), why, env.File, env.Refresh.Range.Start.Line)
@@ -148,6 +212,15 @@ func (a *Auto) refresh(ctx context.Context, e pipeline.Estate, x *Exposure, env 
 		a.log().Warn("autopilot: refresh stopped", "environment", x.Environment, "advisory", x.Advisory, "err", err)
 	}
 	a.audit(ctx, "autopilot.refresh.done", target, x.Advisory+": "+result)
+	if out == nil || out.RefreshPlan == nil {
+		return time.Time{}, false
+	}
+	for _, it := range out.Items {
+		if it.Wait != nil && (!held || it.Wait.Until.Before(until)) {
+			until, held = it.Wait.Until, true
+		}
+	}
+	return until, held
 }
 
 func (a *Auto) audit(ctx context.Context, action, target, detail string) {
@@ -173,6 +246,8 @@ func Summary(out *Outcome) string {
 		switch {
 		case it.Result != nil:
 			parts = append(parts, fmt.Sprintf("%s → %s %s", it.Service, it.To, it.Result.State))
+		case it.Wait != nil:
+			parts = append(parts, fmt.Sprintf("%s → %s held back: %s", it.Service, it.To, it.Wait.Reason))
 		case it.To.IsZero():
 			parts = append(parts, fmt.Sprintf("%s blocked: %s", it.Service, it.Blocked))
 		default:

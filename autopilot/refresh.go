@@ -37,6 +37,18 @@ type Refresher struct {
 	// pause) and why: its item is planned but neither built for nor
 	// rolled out. The autopilot sets it; a person's refresh does not.
 	Paused func(ctx context.Context, service string) (why string, paused bool)
+	// Policy, when set, is asked just before each rollout whether the
+	// service's rollout policy lets kiln serve start it now (its update
+	// window, its environment's rollout limit: rollout.Policy, the
+	// follower's own decision). A rollout it holds back is not started;
+	// it is recorded as the service's pending rollout (`kiln service
+	// show` says it waits and why) and a later refresh starts it. The
+	// autopilot sets it. A person's refresh (`kiln fleet refresh --apply`)
+	// does not: like `kiln rollout`, it is an operator's decision and may
+	// run outside the window and past the limit (it counts against it).
+	Policy *rollout.Policy
+	// Clock is what the policy is judged at; nil is time.Now.
+	Clock kiln.Clock
 }
 
 // holdPaused marks the items of paused services blocked.
@@ -92,7 +104,69 @@ func (r *Refresher) Refresh(ctx context.Context, opts rollout.RefreshOptions, ap
 			}
 		}
 	}
-	return out, r.Plan.Apply(ctx, r.Roll, plan)
+	return out, r.Plan.Apply(ctx, r.Roll, r.hold(refreshWhy(opts.Advisory)), plan)
+}
+
+// refreshWhy is what a pending rollout says decided it.
+func refreshWhy(advisory string) string {
+	if advisory == "" {
+		return "refresh"
+	}
+	return "refresh for " + advisory
+}
+
+func (r *Refresher) now() time.Time {
+	if r.Clock != nil {
+		return r.Clock()
+	}
+	return time.Now()
+}
+
+// hold is the Apply hook that holds back what the services' policies do
+// not let start now, recording it as their pending rollout (why says
+// what decided it); nil without a Policy.
+func (r *Refresher) hold(why string) func(context.Context, *rollout.RefreshItem) (*rollout.Wait, error) {
+	if r.Policy == nil {
+		return nil
+	}
+	return func(ctx context.Context, it *rollout.RefreshItem) (*rollout.Wait, error) {
+		svc, err := r.Policy.Services.FindService(ctx, it.Service)
+		if err != nil {
+			return nil, err
+		}
+		active, err := r.Policy.Rollouts.ActiveRollout(ctx, it.Service)
+		if err != nil && kiln.ErrorCode(err) != kiln.ENOTFOUND {
+			return nil, err
+		}
+		if active != nil {
+			// Started meanwhile (the follower, a person): a second one is
+			// refused; the next check sees where it ended.
+			return &rollout.Wait{State: rollout.FollowRollingOut,
+				Reason: fmt.Sprintf("waiting for rollout %d to %s, in progress (%s)", active.ID, active.To, active.State)}, nil
+		}
+		now := r.now()
+		w, err := r.Policy.Wait(ctx, svc, now)
+		if err != nil {
+			return nil, err
+		}
+		if w == nil {
+			if svc.Pending != nil {
+				// Starts now: the rollout in progress tells the rest.
+				return nil, r.Policy.Services.SetServicePending(ctx, svc.Name, nil)
+			}
+			return nil, nil
+		}
+		by := kiln.ActorFrom(ctx)
+		if by == "" {
+			by = "kiln serve"
+		}
+		p := &kiln.PendingRollout{To: it.To, Why: why, By: by, Since: now}
+		if old := svc.Pending; old != nil && old.To == it.To {
+			p.Since = old.Since // waiting since the first time it was held
+		}
+		r.printf("==> %s → %s held back: %s", it.Service, it.To, w.Reason)
+		return w, r.Policy.Services.SetServicePending(ctx, svc.Name, p)
+	}
 }
 
 // needRuns lists the images whose fix a pipeline run can make, each once,

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/fleet"
@@ -18,12 +20,33 @@ import (
 type world struct {
 	db  *store.DB
 	ref *rollout.Refresh
+
+	mu sync.Mutex
+	at time.Time // the store's and the tests' now; zero: time.Now
+}
+
+// clock is the world's now: the store records times by it and the
+// autopilot judges windows and limits by it.
+func (w *world) clock() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.at.IsZero() {
+		return time.Now()
+	}
+	return w.at
+}
+
+func (w *world) set(t time.Time) {
+	w.mu.Lock()
+	w.at = t
+	w.mu.Unlock()
 }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, "", t.TempDir(), nil, nil)
+	w := &world{}
+	db, err := store.Open(ctx, "", t.TempDir(), nil, w.clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +54,7 @@ func newWorld(t *testing.T) *world {
 	if err := db.CreateImage(ctx, &kiln.Image{Name: "appserver"}); err != nil {
 		t.Fatal(err)
 	}
-	w := &world{db: db}
+	w.db = db
 	v := w.version(t, "1.0-1")
 	if _, err := db.Promote(ctx, v.Ref(), "prod", "", "test"); err != nil {
 		t.Fatal(err)

@@ -174,7 +174,9 @@ func (a *App) fleetRefreshCmd() *cobra.Command {
 		Long: "Plans a rollout per service whose instances are exposed to --advisory, over age, stale or tainted.\n" +
 			"With --apply, when no ready version has an advisory's fix, it first starts the image's pipeline run\n" +
 			"(build with fresh packages, test, scan, deliver), waits for it, then rolls the services out one after\n" +
-			"the other. Instances that belong to no service are listed with the commands that would replace them.",
+			"the other. Instances that belong to no service are listed with the commands that would replace them.\n" +
+			"A person's --apply rolls out at once, outside the services' update windows and past their rollout\n" +
+			"limits too, as `kiln rollout` does (kiln serve's autopilot waits for them; docs/rollout.md).",
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()

@@ -113,7 +113,7 @@ func fieldFlag(err error) string {
 
 // printPolicy writes a service's follow state and policy (show).
 func printPolicy(w io.Writer, s *kiln.Service, st *rollout.FollowStatus) {
-	follow := "follow: none (only `kiln rollout " + s.Name + "` rolls it out)"
+	follow := "follow: none (`kiln rollout " + s.Name + "` rolls it out, or the autopilot's refresh for an advisory)"
 	if s.Following() {
 		follow = fmt.Sprintf("follow: the %s channel of %s", s.Environment, s.Image)
 	}
@@ -121,7 +121,7 @@ func printPolicy(w io.Writer, s *kiln.Service, st *rollout.FollowStatus) {
 		follow += fmt.Sprintf("; defined by estate %s", s.Estate)
 	}
 	fmt.Fprintln(w, follow)
-	if st != nil && s.Following() {
+	if st != nil && st.State != rollout.FollowNotFollowing {
 		fmt.Fprintf(w, "  %s: %s\n", st.State, st.Detail)
 	}
 	if w0 := s.Policy.Window; w0 != nil {

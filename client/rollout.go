@@ -183,6 +183,12 @@ func (c *Client) SetServiceFollowed(context.Context, string, kiln.VersionRef) er
 	return noRoute("recording a followed channel version (kiln serve does it)")
 }
 
+// SetServicePending implements kiln.ServiceStore; only kiln serve's
+// autopilot records it.
+func (c *Client) SetServicePending(context.Context, string, *kiln.PendingRollout) error {
+	return noRoute("recording a pending rollout (kiln serve's autopilot does it)")
+}
+
 // DeleteService implements kiln.ServiceStore: the server deletes the
 // service (one without instances) and stops its front end.
 func (c *Client) DeleteService(ctx context.Context, name string) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -56,7 +55,10 @@ type FollowStatus struct {
 	// State is one of: not-following, no-channel, up-to-date, rolling-out,
 	// held (the rollout to the channel version did not succeed; the next
 	// channel move is rolled out again), waiting-window,
-	// waiting-limit, due (a rollout starts at the next pass).
+	// waiting-limit, due (a rollout starts at the next pass), paused,
+	// pending (the autopilot's held-back rollout may start now). The
+	// waits are the follower's for a channel move, or the autopilot's for
+	// the rollout it holds back (Service.Pending); Detail says which.
 	State string `json:"state"`
 	// Detail explains State in a sentence.
 	Detail string `json:"detail"`
@@ -78,6 +80,10 @@ const (
 	FollowWaitingLimit  = "waiting-limit"
 	FollowDue           = "due"
 	FollowPaused        = "paused"
+	// FollowPending: the autopilot's rollout (Service.Pending) is no
+	// longer held back by the policy; the autopilot starts it at its next
+	// check.
+	FollowPending = "pending"
 )
 
 func (f *Follower) now() time.Time {
@@ -110,8 +116,9 @@ func (f *Follower) Status(ctx context.Context, svc *kiln.Service) (*FollowStatus
 	default:
 		return nil, err
 	}
-	if !st.Following {
-		st.State, st.Detail = FollowNotFollowing, "created with --follow none: only `kiln rollout "+svc.Name+"` rolls it out"
+	pending := svc.Pending != nil && !reached(svc.Version, svc.Pending.To)
+	if !st.Following && !pending {
+		st.State, st.Detail = FollowNotFollowing, "created with --follow none: no channel move rolls it out; `kiln rollout "+svc.Name+"` does, and the autopilot's refresh for an advisory (refresh { auto = true })"
 		return st, nil
 	}
 	if p, err := f.paused(ctx, svc); err != nil {
@@ -121,6 +128,10 @@ func (f *Follower) Status(ctx context.Context, svc *kiln.Service) (*FollowStatus
 		st.Detail = fmt.Sprintf("%s %s paused by %s at %s (%s): `kiln %s resume %s` lets kiln serve roll it out again",
 			p.Kind, p.Name, p.Actor, p.At.UTC().Format(time.RFC3339), p.Reason, map[kiln.PauseKind]string{kiln.PauseService: "service", kiln.PauseEnvironment: "env"}[p.Kind], p.Name)
 		return st, nil
+	}
+	if pending && (!st.Following || st.Channel.IsZero() || st.Channel == svc.Followed || st.Channel == svc.Version) {
+		// Nothing for the follower to do: what waits is the autopilot's.
+		return f.pendingStatus(ctx, svc, st)
 	}
 	if st.Channel.IsZero() {
 		st.State, st.Detail = FollowNoChannel, fmt.Sprintf("the %s channel holds no version of %s yet", svc.Environment, svc.Image)
@@ -149,22 +160,11 @@ func (f *Follower) Status(ctx context.Context, svc *kiln.Service) (*FollowStatus
 		}
 		return st, nil
 	}
-	if w := svc.Policy.Window; w != nil && !st.NextWindow.Equal(now) {
-		st.State, st.Until = FollowWaitingWindow, st.NextWindow
-		st.Detail = fmt.Sprintf("%s is waiting for its update window (%s), which opens %s", st.Channel, w, st.NextWindow.Format(time.RFC3339))
+	if w, err := (Policy{Services: f.Services, Rollouts: f.Rollouts}).Wait(ctx, svc, now); err != nil {
+		return nil, err
+	} else if w != nil {
+		st.State, st.Until, st.Detail = w.State, w.Until, st.Channel.String()+" is "+w.Reason
 		return st, nil
-	}
-	if l := svc.Policy.Limit; l != nil {
-		until, n, err := f.limited(ctx, svc, l, now)
-		if err != nil {
-			return nil, err
-		}
-		if !until.IsZero() {
-			st.State, st.Until = FollowWaitingLimit, until
-			st.Detail = fmt.Sprintf("%s is waiting: %d rollouts in %s within %s (limit %s); the next may start %s",
-				st.Channel, n, svc.Environment, l.Per, l, until.Format(time.RFC3339))
-			return st, nil
-		}
 	}
 	st.State, st.Detail = FollowDue, fmt.Sprintf("the %s channel moved to %s; its rollout starts now", svc.Environment, st.Channel)
 	return st, nil
@@ -192,35 +192,37 @@ func (f *Follower) paused(ctx context.Context, svc *kiln.Service) (*kiln.Pause, 
 	return nil, nil
 }
 
-// limited returns when the environment's limit lets the next rollout
-// start (zero: now) and how many rollouts count against it.
-func (f *Follower) limited(ctx context.Context, svc *kiln.Service, l *kiln.RolloutLimit, now time.Time) (time.Time, int, error) {
-	all, err := f.Services.ListServices(ctx)
+// pendingStatus is the status of a service whose rollout the autopilot
+// decided on and holds back (svc.Pending): rolling-out once it started,
+// waiting while the policy holds it, pending when the autopilot starts it
+// at its next check.
+func (f *Follower) pendingStatus(ctx context.Context, svc *kiln.Service, st *FollowStatus) (*FollowStatus, error) {
+	p := svc.Pending
+	active, err := f.Rollouts.ActiveRollout(ctx, svc.Name)
+	if err != nil && kiln.ErrorCode(err) != kiln.ENOTFOUND {
+		return nil, err
+	}
+	if active != nil {
+		st.State, st.Detail = FollowRollingOut, fmt.Sprintf("rollout %d to %s is in progress (%s)", active.ID, active.To, active.State)
+		return st, nil
+	}
+	what := fmt.Sprintf("the %s's %s to %s (decided %s)", p.By, p.Why, p.To, p.Since.UTC().Format(time.RFC3339))
+	w, err := (Policy{Services: f.Services, Rollouts: f.Rollouts}).Wait(ctx, svc, st.At)
 	if err != nil {
-		return time.Time{}, 0, err
+		return nil, err
 	}
-	since := now.Add(-l.Per)
-	var starts []time.Time
-	for _, s := range all {
-		if s.Environment != svc.Environment {
-			continue
-		}
-		rs, err := f.Rollouts.ListRollouts(ctx, s.Name, l.Count+1)
-		if err != nil {
-			return time.Time{}, 0, err
-		}
-		for _, r := range rs {
-			if r.StartedAt.After(since) {
-				starts = append(starts, r.StartedAt)
-			}
-		}
+	if w != nil {
+		st.State, st.Until, st.Detail = w.State, w.Until, what+" is "+w.Reason
+		return st, nil
 	}
-	if len(starts) < l.Count {
-		return time.Time{}, len(starts), nil
-	}
-	// The Count-th newest start must leave the period first.
-	slices.SortFunc(starts, func(a, b time.Time) int { return b.Compare(a) })
-	return starts[l.Count-1].Add(l.Per), len(starts), nil
+	st.State, st.Detail = FollowPending, what+" may start now; the "+p.By+" starts it at its next check"
+	return st, nil
+}
+
+// reached reports whether a service running running has got to (or past)
+// version to of the same image: a pending rollout to it is moot.
+func reached(running, to kiln.VersionRef) bool {
+	return running.Image == to.Image && running.Number >= to.Number
 }
 
 // Pass looks at every service once and starts the rollouts that are due;

@@ -66,6 +66,10 @@ type RefreshItem struct {
 	NeedsRun bool `json:"needs_run,omitempty"`
 	// Result is filled in when the plan is applied.
 	Result *kiln.Rollout `json:"result,omitempty"`
+	// Wait, when the plan is applied by kiln serve's autopilot, says why
+	// the rollout to To was held back (the service's update window, its
+	// environment's rollout limit, a rollout in progress) and until when.
+	Wait *Wait `json:"wait,omitempty"`
 }
 
 // RefreshPlan is what `kiln fleet refresh` shows and applies.
@@ -389,10 +393,26 @@ func firstN(s []string, n int) []string {
 // kiln server) and records each result; it stops at the first rollout that
 // ends in failure (rolled back or failed), since the next ones would
 // likely fail the same way.
-func (f *Refresh) Apply(ctx context.Context, roll func(context.Context, kiln.RolloutRequest) (*kiln.Rollout, error), plan *RefreshPlan) error {
+//
+// hold, when set, is asked just before each rollout whether it must wait
+// (kiln serve's autopilot: the service's Policy); a held item gets its
+// Wait and is not rolled out, and the next items are still asked, so a
+// rollout limit counts the rollouts this plan started. A person's refresh
+// passes nil.
+func (f *Refresh) Apply(ctx context.Context, roll func(context.Context, kiln.RolloutRequest) (*kiln.Rollout, error),
+	hold func(context.Context, *RefreshItem) (*Wait, error), plan *RefreshPlan) error {
 	for _, it := range plan.Items {
 		if it.To.IsZero() {
 			continue
+		}
+		if hold != nil {
+			w, err := hold(ctx, it)
+			if err != nil {
+				return fmt.Errorf("refresh %s: rollout policy: %w", it.Service, err)
+			}
+			if it.Wait = w; w != nil {
+				continue
+			}
 		}
 		r, err := roll(ctx, kiln.RolloutRequest{Service: it.Service, To: it.To})
 		it.Result = r

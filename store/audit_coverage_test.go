@@ -181,6 +181,11 @@ func TestAuditCoverage(t *testing.T) {
 		expect("CreateService", func() error { return e.CreateService(ctx, svc) }, "service web", "1 replicas", "service.create")
 		expect("SetServiceVersion", func() error { return e.SetServiceVersion(ctx, "web", v1.Ref()) }, "service web", "appserver-1", "service.version")
 		refused("SetServiceVersion unknown", func() error { return e.SetServiceVersion(ctx, "nosuch", v1.Ref()) })
+		held := &kiln.PendingRollout{To: v2.Ref(), Why: "refresh for DSA-5678-1", By: "autopilot", Since: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)}
+		expect("SetServicePending", func() error { return e.SetServicePending(ctx, "web", held) }, "service web",
+			"appserver-2 held back by the service's rollout policy (refresh for DSA-5678-1, by autopilot since 2026-12-07T12:00:00Z)", "service.pending")
+		expect("SetServicePending clear", func() error { return e.SetServicePending(ctx, "web", nil) }, "service web", "none", "service.pending")
+		refused("SetServicePending unknown", func() error { return e.SetServicePending(ctx, "nosuch", held) })
 		m := &kiln.Member{Service: "web", InstanceID: "web-a", Version: v1.Ref(), State: kiln.MemberLaunching}
 		expect("PutMember", func() error { return e.PutMember(ctx, m) }, "service web instance web-a", "launching", "service.member")
 		m.State = kiln.MemberActive

@@ -16,17 +16,22 @@ var _ kiln.ServiceStore = (*DB)(nil)
 
 const serviceColumns = `name, image, environment, replicas, listen, port, health, max_surge, min_healthy_percent,
 	bake_time_ms, max_error_rate, version_image, version_number, generation, created_at, updated_at,
-	follow, followed_image, followed_number, policy, metrics_listen, estate, batch_size, platform`
+	follow, followed_image, followed_number, policy, metrics_listen, estate, batch_size, platform, pending`
 
 func scanService(row interface{ Scan(...any) error }) (*kiln.Service, error) {
 	s := &kiln.Service{}
-	var health, policy string
+	var health, policy, pending string
 	var bakeMS int64
 	if err := row.Scan(&s.Name, &s.Image, &s.Environment, &s.Replicas, &s.Listen, &s.Port, &health, &s.MaxSurge,
 		&s.MinHealthyPercent, &bakeMS, &s.MaxErrorRate, &s.Version.Image, &s.Version.Number, &s.Generation,
 		dbTime{&s.CreatedAt}, dbTime{&s.UpdatedAt},
-		&s.Follow, &s.Followed.Image, &s.Followed.Number, &policy, &s.MetricsListen, &s.Estate, &s.BatchSize, &s.Platform); err != nil {
+		&s.Follow, &s.Followed.Image, &s.Followed.Number, &policy, &s.MetricsListen, &s.Estate, &s.BatchSize, &s.Platform, &pending); err != nil {
 		return nil, err
+	}
+	if pending != "" {
+		if err := json.Unmarshal([]byte(pending), &s.Pending); err != nil {
+			return nil, fmt.Errorf("service %s: stored pending rollout: %w", s.Name, err)
+		}
 	}
 	if err := json.Unmarshal([]byte(policy), &s.Policy); err != nil {
 		return nil, fmt.Errorf("service %s: stored rollout policy: %w", s.Name, err)
@@ -77,7 +82,7 @@ func (db *DB) CreateService(ctx context.Context, s *kiln.Service) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.exec(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := tx.exec(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')`,
 			s.Name, s.Image, s.Environment, s.Replicas, s.Listen, s.Port, s.Health.String(), s.MaxSurge, s.MinHealthyPercent,
 			s.BakeTime.Milliseconds(), s.MaxErrorRate, s.Version.Image, s.Version.Number, 0,
 			tx.timeArg(tx.now), tx.timeArg(tx.now),
@@ -152,6 +157,30 @@ func (db *DB) SetServiceFollowed(ctx context.Context, name string, v kiln.Versio
 			return serviceNotFound(name)
 		}
 		return nil
+	})
+}
+
+// SetServicePending records the rollout the autopilot holds back for the
+// service's policy, or clears it (nil), audited as service.pending.
+func (db *DB) SetServicePending(ctx context.Context, name string, p *kiln.PendingRollout) error {
+	pending, detail := "", "none: the held-back rollout starts or is not needed any more"
+	if p != nil {
+		b, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		pending = string(b)
+		detail = fmt.Sprintf("%s held back by the service's rollout policy (%s, by %s since %s)", p.To, p.Why, p.By, p.Since.UTC().Format(time.RFC3339))
+	}
+	return db.write(ctx, func(tx *tx) error {
+		res, err := tx.exec(ctx, `UPDATE services SET pending = ? WHERE name = ?`, pending, name)
+		if err != nil {
+			return fmt.Errorf("set pending rollout of service %s: %w", name, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return serviceNotFound(name)
+		}
+		return audit(ctx, tx, "service.pending", "service "+name, detail)
 	})
 }
 

@@ -141,6 +141,42 @@ func TestServicePolicy(t *testing.T) {
 	})
 }
 
+// TestServicePending: the autopilot's held-back rollout is kept with the
+// service, survives an update of its settings, and is cleared by nil.
+func TestServicePending(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		mkImage(t, e.DB, "appserver")
+		if err := e.CreateService(ctx, &kiln.Service{Name: "web", Image: "appserver", Environment: "prod", Replicas: 2, Listen: "127.0.0.1:18080"}); err != nil {
+			t.Fatal(err)
+		}
+		if got := must[*kiln.Service](t)(e.FindService(ctx, "web")); got.Pending != nil {
+			t.Fatalf("new service has a pending rollout: %+v", got.Pending)
+		}
+		since := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+		p := &kiln.PendingRollout{To: kiln.VersionRef{Image: "appserver", Number: 2}, Why: "refresh for DSA-1", By: "autopilot", Since: since}
+		if err := e.SetServicePending(ctx, "web", p); err != nil {
+			t.Fatal(err)
+		}
+		got := must[*kiln.Service](t)(e.FindService(ctx, "web"))
+		got.MaxSurge = 2
+		if err := e.UpdateService(ctx, got); err != nil {
+			t.Fatal(err)
+		}
+		all := must[[]*kiln.Service](t)(e.ListServices(ctx))
+		if q := all[0].Pending; q == nil || q.To != p.To || q.Why != p.Why || q.By != p.By || !q.Since.Equal(since) {
+			t.Fatalf("pending rollout read back: %+v; want %+v", q, p)
+		}
+		if err := e.SetServicePending(ctx, "web", nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := must[*kiln.Service](t)(e.FindService(ctx, "web")); got.Pending != nil {
+			t.Errorf("cleared pending rollout: %+v", got.Pending)
+		}
+		wantCode(t, e.SetServicePending(ctx, "nosuch", p), kiln.ENOTFOUND)
+	})
+}
+
 // A rollout keeps the configurations it names by digest (once, however
 // many rollouts name them), and FindLaunchConfig returns them.
 func TestRolloutKeepsLaunchConfigs(t *testing.T) {

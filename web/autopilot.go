@@ -27,7 +27,9 @@ type AutoRefresh struct {
 // (rollout.FollowStatus, which cmd/kiln converts).
 type FollowState struct {
 	// State is not-following, no-channel, up-to-date, rolling-out, held,
-	// waiting-window, waiting-limit, due or paused.
+	// waiting-window, waiting-limit, due, paused or pending. A wait is the
+	// follower's for a channel move or the autopilot's for a rollout it
+	// holds back (kiln.Service.Pending); Detail says which.
 	State string
 	// Detail explains State in a sentence.
 	Detail string
@@ -54,6 +56,8 @@ func (f *FollowState) Words() string {
 		return "no channel version yet"
 	case "not-following":
 		return "not following"
+	case "pending":
+		return "pending: the autopilot starts its held-back rollout at its next check"
 	}
 	return f.State
 }
@@ -75,7 +79,7 @@ func (r serviceRow) Follows() string {
 	if r.Following() {
 		return fmt.Sprintf("the %s channel", r.Environment)
 	}
-	return "none (kiln rollout only)"
+	return "none (kiln rollout, or the autopilot's refresh)"
 }
 
 // PolicyItems are the service's rollout policy and batch, in words.

@@ -48,7 +48,7 @@ func TestServicesShowAutopilot(t *testing.T) {
 			`<td class="follow">the prod channel</td>`,
 			`<td class="policy">window mon,tue 02:00-05:00 UTC; at most 2 rollouts per 24h in prod; batches of 1, surge 2, bake 30s; gate sum(rate(errors[1m])) ≤ 0.01 for 30s (http://127.0.0.1:9090)</td>`,
 			`<span class="paused">paused</span> by token:ops since`, `: INC-9: database failover (<code>kiln service resume web</code>)`,
-			`<td class="follow">none (kiln rollout only)</td>`, `<td class="policy">any time; batches of 1, surge 1, bake 0s</td>`,
+			`<td class="follow">none (kiln rollout, or the autopilot&#39;s refresh)</td>`, `<td class="policy">any time; batches of 1, surge 1, bake 0s</td>`,
 			`paused</span> with staging by token:ops since`,
 			`<tr data-environment="prod">`, `on for advisories of high severity or worse (also no-dsa), <span class="hint">/srv/estate/envs.kiln.hcl:3</span>`,
 			`<tr data-environment="staging">`, `<td class="refresh">off</td>`, `: CHG-42: release freeze (<code>kiln env resume staging</code>)`,
@@ -102,10 +102,18 @@ func TestServicesShowFollowerState(t *testing.T) {
 		{Name: "api", Image: "appserver", Environment: "staging", Replicas: 1, Listen: "127.0.0.1:18094", Policy: limit},
 		{Name: "jobs", Image: "appserver", Environment: "staging", Replicas: 1, Listen: "127.0.0.1:18093", Policy: limit},
 		{Name: "batch", Image: "appserver", Environment: "prod", Replicas: 1, Listen: "127.0.0.1:18092", Follow: kiln.FollowNone},
+		{Name: "nightly", Image: "appserver", Environment: "prod", Replicas: 1, Listen: "127.0.0.1:18091", Follow: kiln.FollowNone, Policy: kiln.RolloutPolicy{Window: window}},
 	} {
 		if err := f.db.CreateService(ctx, s); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// nightly follows nothing, but the autopilot's refresh for an
+	// advisory decided its rollout and holds it back for the window.
+	decided := time.Date(2026, 12, 7, 11, 0, 0, 0, time.UTC)
+	if err := f.db.SetServicePending(ctx, "nightly", &kiln.PendingRollout{To: kiln.VersionRef{Image: "appserver", Number: 2},
+		Why: "refresh for DSA-5900-1", By: "autopilot", Since: decided}); err != nil {
+		t.Fatal(err)
 	}
 	for _, env := range []string{"prod", "staging"} {
 		if _, err := f.db.Promote(ctx, kiln.VersionRef{Image: "appserver", Number: 2}, env, "", "test"); err != nil {
@@ -141,6 +149,8 @@ func TestServicesShowFollowerState(t *testing.T) {
 		"jobs": {`<span class="follow-state" data-state="waiting-limit" title="appserver-2 is waiting: 1 rollouts in staging within`,
 			`the next may start ` + frees.Format(time.RFC3339) + `">waiting for the rollout limit until ` + when(frees) + `</span>`},
 		"api": {`data-state="rolling-out" title="rollout ` + fmt.Sprint(ro.ID) + ` to appserver-2 is in progress (running)">rolling out</span>`},
+		"nightly": {`<span class="follow-state" data-state="waiting-window" title="the autopilot&#39;s refresh for DSA-5900-1 to appserver-2 (decided 2026-12-07T11:00:00Z) is waiting for its update window (` +
+			window.String() + `), which opens ` + opens.Format(time.RFC3339) + `">waiting for its update window until ` + when(opens) + `</span>`},
 	} {
 		r := row(name)
 		for _, want := range wants {
@@ -150,7 +160,7 @@ func TestServicesShowFollowerState(t *testing.T) {
 		}
 	}
 	// A service that follows nothing says so once, in its Follows cell.
-	if r := row("batch"); strings.Contains(r, "follow-state") || !strings.Contains(r, `<td class="follow">none (kiln rollout only)</td>`) {
+	if r := row("batch"); strings.Contains(r, "follow-state") || !strings.Contains(r, `<td class="follow">none (kiln rollout, or the autopilot&#39;s refresh)</td>`) {
 		t.Errorf("service batch's row:\n%s", r)
 	}
 

@@ -54,13 +54,15 @@ func startAutopilot(ctx context.Context, g *graph, host api.RolloutHost, kick au
 	plan := &rollout.Refresh{Services: db, Registry: db, Inventory: db, Advisories: db, Fleet: db, Channels: db, Exposure: fl}
 	a := &autopilot.Auto{
 		Estates:    func(ctx context.Context) []pipeline.Estate { return autopilotEstates(ctx, db, logger) },
-		LoadEstate: cli.LoadEstate, Fleet: db, Registry: db, Advisories: db, Audit: db, Logger: logger,
+		LoadEstate: cli.LoadEstate, Fleet: db, Registry: db, Advisories: db, Audit: db, Services: db, Logger: logger,
 		DefaultRelease: fl.DefaultRelease, // as `kiln fleet exposed` and the refresh plan match versions that name no release
 		Refresher: func(e pipeline.Estate) *autopilot.Refresher {
 			return &autopilot.Refresher{Plan: plan, Runs: db, Progress: progress,
 				StartRuns: autopilot.EstateRuns(db, cli.LoadEstate, e.Dir, e.Vars),
 				Wait:      autopilot.PollRuns(db, 5*time.Second, progress),
 				Roll:      autopilot.FollowRollouts(host, 2*time.Second, progress),
+				// The follower's window and limit govern these rollouts too.
+				Policy: &rollout.Policy{Services: db, Rollouts: db},
 				Paused: func(ctx context.Context, service string) (string, bool) {
 					p, err := db.FindPause(ctx, kiln.PauseService, service)
 					if err != nil {
@@ -87,12 +89,27 @@ func startAutopilot(ctx context.Context, g *graph, host api.RolloutHost, kick au
 			if _, err := a.Check(ctx, why); err != nil && ctx.Err() == nil {
 				logger.Error("autopilot", "err", err)
 			}
+			// A rollout held back for its window or limit is checked for
+			// when the wait ends, not up to a tick later.
+			var wake <-chan time.Time
+			var timer *time.Timer
+			if at := a.Wake(); !at.IsZero() {
+				timer = time.NewTimer(time.Until(at))
+				wake = timer.C
+			}
 			select {
 			case <-ctx.Done():
-				return
 			case why = <-kick:
 			case <-t.C:
 				why = "periodic check"
+			case <-wake:
+				why = "a held-back rollout's window opened or limit freed"
+			}
+			if timer != nil {
+				timer.Stop()
+			}
+			if ctx.Err() != nil {
+				return
 			}
 		}
 	}()
