@@ -244,7 +244,20 @@ func ParseRolloutLimit(field, s string) (*RolloutLimit, error) {
 	return l, l.ValidateField(field)
 }
 
-func (l *RolloutLimit) String() string { return fmt.Sprintf("%d/%s", l.Count, l.Per) }
+func (l *RolloutLimit) String() string { return fmt.Sprintf("%d/%s", l.Count, ShortDuration(l.Per)) }
+
+// ShortDuration writes a duration without its zero minutes and seconds
+// (24h, 90m, 1h30m), as people write a limit's period.
+func ShortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
 
 // Validate checks a limit.
 func (l *RolloutLimit) Validate() error { return l.ValidateField("limit") }

@@ -68,7 +68,7 @@ func TestAutopilotRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := svc.Policy.Window; w == nil || w.String() != "mon,tue,wed,thu,fri 02:00-05:00 UTC" || svc.Policy.Limit.String() != "2/24h0m0s" ||
+	if w := svc.Policy.Window; w == nil || w.String() != "mon,tue,wed,thu,fri 02:00-05:00 UTC" || svc.Policy.Limit.String() != "2/24h" ||
 		svc.Policy.Gate == nil || svc.Policy.Gate.For != 30*time.Second || svc.Follow != kiln.FollowNone || svc.MaxSurge != 1 {
 		t.Fatalf("stored: %+v %+v", svc, svc.Policy)
 	}

@@ -318,7 +318,7 @@ func TestAutoRefreshWaitsForLimit(t *testing.T) {
 	if acted, err := a.Check(ctx, "tick"); err != nil || len(acted) != 1 || len(*rolled) != 0 {
 		t.Fatalf("over the limit: acted on %+v (%v), rollouts %+v; want a refresh and no rollout", acted, err, *rolled)
 	}
-	if e := lastAudit(t, w); !strings.Contains(e.Detail, "web → appserver-2 held back: waiting: 1 rollouts in prod within 1h0m0s (limit 1/1h0m0s); the next may start 2026-12-07T12:50:00Z") {
+	if e := lastAudit(t, w); !strings.Contains(e.Detail, "web → appserver-2 held back: waiting: 1 rollouts in prod within 1h (limit 1/1h); the next may start 2026-12-07T12:50:00Z") {
 		t.Errorf("audit: %+v", e)
 	}
 	// web follows prod's channel, which the fix's run moved: the status

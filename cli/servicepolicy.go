@@ -139,7 +139,7 @@ func printPolicy(w io.Writer, s *kiln.Service, st *rollout.FollowStatus) {
 		fmt.Fprintln(w, "window: any time")
 	}
 	if l := s.Policy.Limit; l != nil {
-		fmt.Fprintf(w, "limit: %d rollouts per %s in %s\n", l.Count, l.Per, s.Environment)
+		fmt.Fprintf(w, "limit: %d rollouts per %s in %s\n", l.Count, kiln.ShortDuration(l.Per), s.Environment)
 	}
 	if g := s.Policy.Gate; g != nil {
 		fmt.Fprintf(w, "gate: %s\n", g)

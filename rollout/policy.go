@@ -51,7 +51,7 @@ func (p Policy) Wait(ctx context.Context, svc *kiln.Service, now time.Time) (*Wa
 		if !until.IsZero() {
 			return &Wait{State: FollowWaitingLimit, Until: until,
 				Reason: fmt.Sprintf("waiting: %d rollouts in %s within %s (limit %s); the next may start %s",
-					n, svc.Environment, l.Per, l, until.Format(time.RFC3339))}, nil
+					n, svc.Environment, kiln.ShortDuration(l.Per), l, until.Format(time.RFC3339))}, nil
 		}
 	}
 	return nil, nil

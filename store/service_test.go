@@ -128,7 +128,7 @@ func TestServicePolicy(t *testing.T) {
 		}
 		again := must[*kiln.Service](t)(e.FindService(ctx, "web"))
 		if again.Follow != kiln.FollowNone || again.MetricsListen != "127.0.0.1:19080" || again.Estate != "ops" || again.MaxSurge != 2 ||
-			again.Policy.Window.String() != w.String() || again.Policy.Limit.String() != "2/24h0m0s" || again.Policy.Gate.For != 30*time.Second ||
+			again.Policy.Window.String() != w.String() || again.Policy.Limit.String() != "2/24h" || again.Policy.Gate.For != 30*time.Second ||
 			again.Followed.Number != 3 {
 			t.Errorf("after update: %+v policy %+v", again, again.Policy)
 		}

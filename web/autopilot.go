@@ -91,25 +91,13 @@ func (r serviceRow) PolicyItems() []string {
 		out = append(out, "any time")
 	}
 	if l := r.Policy.Limit; l != nil {
-		out = append(out, fmt.Sprintf("at most %d rollouts per %s in %s", l.Count, shortDuration(l.Per), r.Environment))
+		out = append(out, fmt.Sprintf("at most %d rollouts per %s in %s", l.Count, kiln.ShortDuration(l.Per), r.Environment))
 	}
 	out = append(out, fmt.Sprintf("batches of %d, surge %d, bake %s", r.Batch(), r.MaxSurge, r.BakeTime))
 	if g := r.Policy.Gate; g != nil {
 		out = append(out, "gate "+g.String())
 	}
 	return out
-}
-
-// shortDuration drops a duration's zero minutes and seconds: 24h, 90m.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // envRow is an environment on the services page: its services, its

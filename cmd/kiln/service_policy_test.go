@@ -28,7 +28,7 @@ func TestServicePolicyFlags(t *testing.T) {
 		"--gate-max", "0.01", "--gate-for", "30s")
 	show := mustRun(t, dir, "service", "show", "web")
 	wantIn(t, "service show", show, "follow: the prod channel of appserver", "no-channel: the prod channel holds no version of appserver yet",
-		"window: mon,tue,wed,thu,fri 02:00-05:00 Europe/Berlin (", "limit: 2 rollouts per 24h0m0s in prod",
+		"window: mon,tue,wed,thu,fri 02:00-05:00 Europe/Berlin (", "limit: 2 rollouts per 24h in prod",
 		`gate: sum(rate(kiln_frontend_errors_total{service="web"}[1m])) ≤ 0.01 for 30s (http://127.0.0.1:9090)`, "metrics: http://127.0.0.1:18602/metrics")
 	if !strings.Contains(show, "(open now)") && !strings.Contains(show, "(next opens ") {
 		t.Errorf("show names no next window:\n%s", show)
