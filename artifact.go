@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strings"
 )
 
 // Artifact locates a version's image content in an ArtifactStore, or,
@@ -142,6 +143,23 @@ func DecodeLayerList(b []byte) ([]Layer, error) {
 // (a cloud image id): it has no digest, so kiln cannot sign, verify or
 // launch it. A nil artifact is not external.
 func (a *Artifact) External() bool { return a != nil && a.Digest == "" }
+
+// ExternalNames returns what a server may name an external artifact by
+// when it checks in (Checkin.Artifact): the reference itself, and for a
+// Packer artifact "packer:BUILDER:ID" also the artifact id ID that Packer
+// printed ("us-east-1:ami-0abc…").
+func ExternalNames(ref string) []string {
+	if ref == "" {
+		return nil
+	}
+	out := []string{ref}
+	if rest, ok := strings.CutPrefix(ref, "packer:"); ok {
+		if _, id, ok := strings.Cut(rest, ":"); ok && id != "" {
+			out = append(out, id)
+		}
+	}
+	return out
+}
 
 var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
