@@ -451,8 +451,8 @@ func (a *App) agentCmd() *cobra.Command {
 	var (
 		server, token, tokenFile, releaseFile, id, hostname, env, address, artifact string
 		labels                                                                      []string
-		timeout                                                           time.Duration
-		printUnits, allowHTTP                                             bool
+		timeout                                                                     time.Duration
+		printUnits, allowHTTP                                                       bool
 	)
 	c := &cobra.Command{
 		Use:   "checkin",

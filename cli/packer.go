@@ -56,7 +56,7 @@ verified or launched by kiln. Servers made from it check in with
 kiln agent checkin --artifact ARTIFACT_ID (docs/supply-chain.md).`,
 		Example: "  kiln version import packer-manifest packer-manifest.json --image web\n" +
 			"  kiln version import packer-manifest packer-manifest.json --image web --packages us-east-1:ami-0abc123=packages.tsv",
-		Args:    exactArgs(1, "the manifest file"),
+		Args: exactArgs(1, "the manifest file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			file := args[0]
