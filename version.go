@@ -332,8 +332,9 @@ func ValidatePackages(field string, pkgs []Package) error {
 // build and so could not read, its package manifest once, so that
 // exposure and scans see it. A version kiln built, or an external one
 // that has a manifest, is immutable: EIMMUTABLE. The change is audited
-// and kept in the version's history (field "packages"); the signed
-// provenance, sealed at import, does not include the packages.
+// and kept in the version's history (field "packages"). An external
+// version is not signed: the manifest is the recorder's word, as the rest
+// of its record is.
 type PackageRecorder interface {
 	SetPackages(ctx context.Context, ref VersionRef, pkgs []Package) (*Version, error)
 }

@@ -230,7 +230,7 @@ func (s *Server) registerVersions() {
 		Summary: "Give an external version its package manifest, once",
 		Description: "For a version of method external (imported from Packer), which kiln did not build and so could not read: its installed packages, " +
 			"so that exposure and scans see it. Refused (immutable) for a version kiln built and for an external version that has a manifest. Audited, " +
-			"and kept in the version's history; the signed provenance, sealed at import, does not include them.",
+			"and kept in the version's history. External versions are not signed: the manifest is the caller's word, as the rest of the record is.",
 		Tags: []string{"versions"},
 	}, func(ctx context.Context, in *packagesIn) (*versionOut, error) {
 		pr, ok := s.cfg.Registry.(kiln.PackageRecorder)

@@ -222,8 +222,8 @@ array of {name, version, architecture, source, source_version}.
 
 A version's manifest never changes: a version kiln built has the manifest
 its build read, and an external version takes one once. The change is
-audited and shown in kiln version history; the signed provenance, sealed
-at import, does not include it.`,
+audited and shown in kiln version history. An external version is not
+signed: the manifest is your word, as the rest of its record is.`,
 		Example: "  kiln version packages set web-3 packages.tsv",
 		Args:    exactArgs(2, "the version (IMAGE-N) and the manifest file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
