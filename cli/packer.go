@@ -176,7 +176,9 @@ func buildPackages(m *packer.Manifest, values []string) (map[string][]kiln.Packa
 			matches = m.Builds
 		} else {
 			for _, b := range m.Builds {
-				if b.ArtifactID == id || packer.ArtifactRef(b.BuilderType, b.ArtifactID) == id {
+				// The artifact id, one region's part of a multi-region
+				// AMI, or the whole reference: what a check-in may name.
+				if slices.Contains(kiln.ExternalNames(packer.ArtifactRef(b.BuilderType, b.ArtifactID)), id) {
 					matches = append(matches, b)
 				}
 			}
