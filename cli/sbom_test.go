@@ -145,7 +145,7 @@ func TestImportPackerManifestPackages(t *testing.T) {
 	}
 	kilnCmd(t, dir, "image", "create", "web")
 	kilnCmd(t, dir, "image", "create", "docker")
-	_, errs, code := kilnCmd(t, dir, "version", "import", "packer-manifest", "../packer/testdata/multi-region.json", "--image", "web", "--packages", "us-west-2:ami-1=" + pk)
+	_, errs, code := kilnCmd(t, dir, "version", "import", "packer-manifest", "../packer/testdata/multi-region.json", "--image", "web", "--packages", "us-west-2:ami-1="+pk)
 	if code == 0 || !strings.Contains(errs, `no build of the manifest has artifact id "us-west-2:ami-1"; it has us-east-1:ami-0abc1234def567890,eu-west-1:ami-0fed9876cba543210`) {
 		t.Fatalf("--packages for no build: exit %d, %s", code, errs)
 	}
