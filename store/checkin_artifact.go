@@ -14,7 +14,7 @@ import (
 
 // A server kiln did not build (a Packer AMI) has no /etc/kiln-release; its
 // agent names the artifact it was made from instead (Checkin.Artifact),
-// and CheckIn looks the version up in external_artifacts (migration 0029)
+// and CheckIn looks the version up in external_artifacts (migration 0030)
 // before its write transaction, once per distinct artifact of the batch.
 // Check-ins that name their version, every kiln-built server's, skip this.
 

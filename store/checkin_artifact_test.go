@@ -76,7 +76,7 @@ func TestCheckInByArtifact(t *testing.T) {
 	})
 }
 
-// Migration 0029 fills external_artifacts from the provenance of external
+// Migration 0030 fills external_artifacts from the provenance of external
 // versions recorded before it; the store writes kiln.ExternalNames for
 // versions recorded after. This runs the migration's statements into a
 // table of their own and compares: the same names on both dialects.
@@ -87,14 +87,14 @@ func TestExternalArtifactsBackfill(t *testing.T) {
 			"packer:amazon-ebs:us-east-1:ami-0a,eu-west-1:ami-0b", "vendor-image-7"} {
 			mkVersion(t, e.DB, packerVersion("web", a))
 		}
-		sqlText, err := migrationFiles.ReadFile("migrations/" + e.kind + "/0029_external_artifacts.sql")
+		sqlText, err := migrationFiles.ReadFile("migrations/" + e.kind + "/0030_external_artifacts.sql")
 		if err != nil {
 			t.Fatal(err)
 		}
 		fill, _, _ := strings.Cut(string(sqlText), "CREATE TRIGGER")
 		fill = strings.ReplaceAll(fill, "external_artifacts", "external_artifacts_replay")
 		if _, err := e.raw.Exec(fill); err != nil {
-			t.Fatalf("replay 0029: %v", err)
+			t.Fatalf("replay 0030: %v", err)
 		}
 		read := func(table string) []string {
 			rows, err := e.raw.Query(`SELECT artifact || ' ' || CAST(version_id AS TEXT) FROM ` + table)
