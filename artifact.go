@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
+	"strings"
 )
 
 // Artifact locates a version's image content in an ArtifactStore, or,
@@ -142,6 +144,36 @@ func DecodeLayerList(b []byte) ([]Layer, error) {
 // (a cloud image id): it has no digest, so kiln cannot sign, verify or
 // launch it. A nil artifact is not external.
 func (a *Artifact) External() bool { return a != nil && a.Digest == "" }
+
+// ExternalNames returns what a server may name an external artifact by
+// when it checks in (Checkin.Artifact): the reference itself, and for a
+// Packer artifact "packer:BUILDER:ID" also the artifact id ID that Packer
+// printed ("us-east-1:ami-0abc…") and, when an amazon-ebs build copied
+// the AMI to several regions ("us-east-1:ami-0abc,eu-west-1:ami-0fed"),
+// each region's "REGION:AMI" on its own.
+func ExternalNames(ref string) []string {
+	if ref == "" {
+		return nil
+	}
+	out := []string{ref}
+	rest, ok := strings.CutPrefix(ref, "packer:")
+	if !ok {
+		return out
+	}
+	_, id, ok := strings.Cut(rest, ":")
+	if !ok || id == "" {
+		return out
+	}
+	out = append(out, id)
+	if parts := strings.Split(id, ","); len(parts) > 1 {
+		for _, p := range parts {
+			if p != "" && !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
 
 var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 

@@ -139,10 +139,8 @@ func (nv *NewVersion) Validate() error {
 			return err
 		}
 	}
-	for i, pk := range p.Packages {
-		if pk.Name == "" || pk.Version == "" {
-			return FieldErrorf(EINVALID, fmt.Sprintf("packages[%d]", i), "package needs a name and a version")
-		}
+	if err := ValidatePackages("packages", p.Packages); err != nil {
+		return err
 	}
 	if a := p.Artifact; a != nil {
 		if a.Ref == "" {
@@ -277,8 +275,9 @@ type HistoryEntry struct {
 	Version VersionRef `json:"version"`
 	Time    time.Time  `json:"time"`
 	Actor   string     `json:"actor"`
-	// Field is "status", "tag:<key>", "revocation" or "reproduction" (a
-	// rebuild check: To is identical or different).
+	// Field is "status", "tag:<key>", "revocation", "reproduction" (a
+	// rebuild check: To is identical or different) or "packages" (an
+	// external version given its package manifest: To is the count).
 	Field  string `json:"field"`
 	From   string `json:"from"`
 	To     string `json:"to"`
@@ -302,4 +301,40 @@ type Lineage struct {
 // and creating one by one.
 type VersionImporter interface {
 	CreateVersions(ctx context.Context, nvs []*NewVersion) ([]*Version, error)
+}
+
+// MaxPackages bounds one version's package manifest.
+const MaxPackages = 20000
+
+// ValidatePackages checks a package manifest: every package has a name
+// and a version, and no name is listed twice for one architecture.
+// Errors name field[i].
+func ValidatePackages(field string, pkgs []Package) error {
+	if len(pkgs) > MaxPackages {
+		return FieldErrorf(EINVALID, field, "%d packages given; the limit is %d", len(pkgs), MaxPackages)
+	}
+	seen := make(map[[2]string]int, len(pkgs))
+	for i, pk := range pkgs {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if pk.Name == "" || pk.Version == "" {
+			return FieldErrorf(EINVALID, f, "package needs a name and a version")
+		}
+		k := [2]string{pk.Name, pk.Architecture}
+		if j, dup := seen[k]; dup {
+			return FieldErrorf(EINVALID, f, "package %s (%s) is listed twice, also at %s[%d]; a manifest lists each installed package once", pk.Name, pk.Architecture, field, j)
+		}
+		seen[k] = i
+	}
+	return nil
+}
+
+// PackageRecorder gives a version of method external, which kiln did not
+// build and so could not read, its package manifest once, so that
+// exposure and scans see it. A version kiln built, or an external one
+// that has a manifest, is immutable: EIMMUTABLE. The change is audited
+// and kept in the version's history (field "packages"). An external
+// version is not signed: the manifest is the recorder's word, as the rest
+// of its record is.
+type PackageRecorder interface {
+	SetPackages(ctx context.Context, ref VersionRef, pkgs []Package) (*Version, error)
 }

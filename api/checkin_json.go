@@ -186,6 +186,7 @@ const (
 	ckAddress
 	ckLabels
 	ckRelease
+	ckArtifact
 )
 
 // readCheckinFast decodes data into c when it is in the common shape, and
@@ -219,6 +220,8 @@ func readCheckinFast(data []byte, c *kiln.Checkin) bool {
 				bit, dstMap = ckLabels, &c.Labels
 			case "release":
 				bit, dstMap = ckRelease, &c.Release
+			case "artifact":
+				bit, dst = ckArtifact, &c.Artifact
 			default:
 				return false // unknown, or a spelling only encoding/json matches
 			}

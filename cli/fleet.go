@@ -449,14 +449,14 @@ func needEnv(env string) error {
 func (a *App) agentCmd() *cobra.Command {
 	cmd := group("agent", "Run on servers made from kiln images")
 	var (
-		server, token, tokenFile, releaseFile, id, hostname, env, address string
-		labels                                                            []string
-		timeout                                                           time.Duration
-		printUnits, allowHTTP                                             bool
+		server, token, tokenFile, releaseFile, id, hostname, env, address, artifact string
+		labels                                                                      []string
+		timeout                                                                     time.Duration
+		printUnits, allowHTTP                                                       bool
 	)
 	c := &cobra.Command{
 		Use:   "checkin",
-		Short: "Report this server's image version (from /etc/kiln-release) to kiln serve",
+		Short: "Report this server's image version (from /etc/kiln-release, or its --artifact) to kiln serve",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if printUnits {
@@ -469,13 +469,15 @@ func (a *App) agentCmd() *cobra.Command {
 			if server == "" {
 				return kiln.FieldErrorf(kiln.EINVALID, "--server", "no server given; pass --server http://HOST:PORT or set KILN_SERVER")
 			}
-			data, err := os.ReadFile(releaseFile)
-			if err != nil {
-				return kiln.FieldErrorf(kiln.EINVALID, "--release-file", "cannot read %s: %v; is this server made from a kiln image?", releaseFile, err)
-			}
-			rel, err := fleet.ParseRelease(releaseFile, data)
-			if err != nil {
-				return err
+			var rel map[string]string
+			if artifact == "" || cmd.Flags().Changed("release-file") {
+				data, err := os.ReadFile(releaseFile)
+				if err != nil {
+					return kiln.FieldErrorf(kiln.EINVALID, "--release-file", "cannot read %s: %v; is this server made from a kiln image? (A server made from an image kiln imported, such as a Packer AMI, checks in with --artifact ID.)", releaseFile, err)
+				}
+				if rel, err = fleet.ParseRelease(releaseFile, data); err != nil {
+					return err
+				}
 			}
 			if id == "" {
 				mid, err := os.ReadFile("/etc/machine-id")
@@ -487,7 +489,7 @@ func (a *App) agentCmd() *cobra.Command {
 			if hostname == "" {
 				hostname, _ = os.Hostname()
 			}
-			c := &kiln.Checkin{InstanceID: id, Hostname: hostname, Environment: env, Address: address, Release: rel}
+			c := &kiln.Checkin{InstanceID: id, Hostname: hostname, Environment: env, Address: address, Release: rel, Artifact: artifact}
 			for _, l := range labels {
 				k, v, ok := strings.Cut(l, "=")
 				if !ok {
@@ -540,6 +542,7 @@ func (a *App) agentCmd() *cobra.Command {
 	f.StringVar(&tokenFile, "token-file", "", "read the agent token (from `kiln token create --role agent`) from this file; or set KILN_TOKEN")
 	f.BoolVar(&allowHTTP, "allow-http", false, "send the token over plain http:// to a server that is not loopback (env KILN_ALLOW_HTTP=1)")
 	f.StringVar(&releaseFile, "release-file", fleet.ReleaseFile, "the release file the image's build wrote")
+	f.StringVar(&artifact, "artifact", os.Getenv("KILN_ARTIFACT"), "for a server kiln did not build (a Packer AMI, no release file): the artifact id it was made from, as imported, e.g. us-east-1:ami-0abc123 (env KILN_ARTIFACT)")
 	f.StringVar(&id, "id", os.Getenv("KILN_INSTANCE_ID"), "this instance's id (default: /etc/machine-id; env KILN_INSTANCE_ID)")
 	f.StringVar(&hostname, "hostname", "", "name to register (default: the host name)")
 	f.StringVar(&env, "env", os.Getenv("KILN_ENV"), "environment (env KILN_ENV)")

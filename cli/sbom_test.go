@@ -6,12 +6,15 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	kiln "github.com/kiln-project/kiln"
 	"github.com/kiln-project/kiln/cli"
+	"github.com/kiln-project/kiln/internal/fixtures"
 	"github.com/kiln-project/kiln/sign"
 	"github.com/kiln-project/kiln/store"
 )
@@ -129,5 +132,48 @@ func TestImportPackerManifest(t *testing.T) {
 	out, _, _ = kilnCmd(t, dir, "-o", "json", "version", "show", "web-1")
 	if !strings.Contains(out, `"method": "external"`) || !strings.Contains(out, `"team": "payments"`) {
 		t.Errorf("show: %s", out)
+	}
+}
+
+// Packages at import (by one region of a multi-region AMI) or afterwards,
+// once; refused for a build the manifest does not have.
+func TestImportPackerManifestPackages(t *testing.T) {
+	dir := t.TempDir()
+	pk := filepath.Join(dir, "packages.tsv")
+	if err := os.WriteFile(pk, []byte("libssl3\t3.0.11-1~deb12u2\tamd64\topenssl\t3.0.11-1~deb12u2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kilnCmd(t, dir, "image", "create", "web")
+	kilnCmd(t, dir, "image", "create", "docker")
+	_, errs, code := kilnCmd(t, dir, "version", "import", "packer-manifest", "../packer/testdata/multi-region.json", "--image", "web", "--packages", "us-west-2:ami-1="+pk)
+	if code == 0 || !strings.Contains(errs, `no build of the manifest has artifact id "us-west-2:ami-1"; it has us-east-1:ami-0abc1234def567890,eu-west-1:ami-0fed9876cba543210`) {
+		t.Fatalf("--packages for no build: exit %d, %s", code, errs)
+	}
+	if out, _, _ := kilnCmd(t, dir, "version", "list", "web"); strings.Count(out, "\n") != 1 {
+		t.Fatalf("something was imported:\n%s", out)
+	}
+	if _, errs, code := kilnCmd(t, dir, "version", "import", "packer-manifest", "../packer/testdata/multi-region.json", "--image", "web", "--packages", "eu-west-1:ami-0fed9876cba543210="+pk); code != 0 {
+		t.Fatalf("import with packages: exit %d, %s", code, errs)
+	}
+	out, _, _ := kilnCmd(t, dir, "-o", "json", "version", "show", "web-1")
+	if !strings.Contains(out, `"source": "openssl"`) {
+		t.Errorf("web-1 has not the packages given at import: %s", out)
+	}
+	_, errs, code = kilnCmd(t, dir, "version", "packages", "set", "web-1", pk)
+	if code == 0 || !strings.Contains(errs, "web-1 has a package manifest already (1 packages)") {
+		t.Errorf("packages set after import with packages: exit %d, %s", code, errs)
+	}
+	// FILE alone for a manifest of one build; then set later for one
+	// imported without.
+	fx := fixtures.Path(t, "packer-manifest")
+	docker := filepath.Join(fx, "hashicorp-packer__docs-example-docker.json")
+	if _, errs, code := kilnCmd(t, dir, "version", "import", "packer-manifest", docker, "--image", "docker"); code != 0 {
+		t.Fatalf("docker import: %s", errs)
+	}
+	if out, errs, code := kilnCmd(t, dir, "version", "packages", "set", "docker-1", pk); code != 0 || !strings.Contains(out, "docker-1: 1 packages recorded") {
+		t.Fatalf("packages set: exit %d, %s%s", code, out, errs)
+	}
+	if _, errs, code := kilnCmd(t, dir, "version", "packages", "set", "docker-1", filepath.Join(dir, "missing.tsv")); code == 0 || !strings.Contains(errs, "FILE") {
+		t.Errorf("missing file: exit %d, %s", code, errs)
 	}
 }

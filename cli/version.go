@@ -18,7 +18,7 @@ func (a *App) versionCmd() *cobra.Command {
 	cmd.AddCommand(a.versionCreateCmd(), a.versionListCmd(), a.versionLatestCmd(), a.versionShowCmd(),
 		a.versionStatusCmd(), a.versionTagCmd(), a.versionHistoryCmd(), a.versionLineageCmd(),
 		a.versionDiffCmd(), a.versionLogCmd(), a.versionAttachmentsCmd(), a.versionVerifyCmd(), a.versionExportCmd())
-	cmd.AddCommand(a.versionSBOMCmd(), a.versionImportCmd(), a.versionRebuildCmd())
+	cmd.AddCommand(a.versionSBOMCmd(), a.versionImportCmd(), a.versionRebuildCmd(), a.versionPackagesCmd())
 	cmd.AddCommand(a.revocationCmds()...)
 	return cmd
 }

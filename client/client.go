@@ -203,6 +203,16 @@ func (c *Client) ListImages(ctx context.Context) ([]*kiln.Image, error) {
 // CreateVersion implements kiln.Registry. A version to be sealed (signed)
 // is refused: the signing key stays with the server's builds.
 func (c *Client) CreateVersion(ctx context.Context, nv *kiln.NewVersion) (*kiln.Version, error) {
+	in, err := versionBody(nv)
+	if err != nil {
+		return nil, err
+	}
+	v := &kiln.Version{}
+	return v, c.do(ctx, http.MethodPost, "/api/v1/images/"+url.PathEscape(nv.Image)+"/versions", nil, in, v)
+}
+
+// versionBody is nv as create-version and import-versions take it.
+func versionBody(nv *kiln.NewVersion) (map[string]any, error) {
 	if nv.Seal != nil {
 		return nil, kiln.Errorf(kiln.EINVALID, "signed versions are recorded where the signing key is; run this build on the kiln server, not through --server")
 	}
@@ -224,8 +234,7 @@ func (c *Client) CreateVersion(ctx context.Context, nv *kiln.NewVersion) (*kiln.
 	set("built_by", p.BuiltBy, p.BuiltBy != "")
 	set("started_at", p.StartedAt, !p.StartedAt.IsZero())
 	set("finished_at", p.FinishedAt, !p.FinishedAt.IsZero())
-	v := &kiln.Version{}
-	return v, c.do(ctx, http.MethodPost, "/api/v1/images/"+url.PathEscape(nv.Image)+"/versions", nil, in, v)
+	return in, nil
 }
 
 func refString(r *kiln.VersionRef) string {

@@ -38,7 +38,9 @@ const checkinChunk = 400
 // degraded becomes running, since the server just spoke. The same id may
 // come more than once; later check-ins see the earlier ones.
 func (db *DB) CheckIn(ctx context.Context, cs []*kiln.Checkin) ([]*kiln.CheckinResult, error) {
+	byArtifact := false
 	for i, c := range cs {
+		byArtifact = byArtifact || c.ByArtifact()
 		err := c.Validate()
 		if err == nil && strings.ContainsFunc(c.Environment, unicode.IsControl) {
 			// kiln.Checkin.Validate does not look at it; Usage packs
@@ -51,6 +53,9 @@ func (db *DB) CheckIn(ctx context.Context, cs []*kiln.Checkin) ([]*kiln.CheckinR
 			}
 			return nil, err
 		}
+	}
+	if byArtifact {
+		return db.checkInByArtifact(ctx, cs)
 	}
 	// Rounds of distinct ids: the n-th check-in of an id goes in round n.
 	var rounds [][]int

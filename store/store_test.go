@@ -187,7 +187,7 @@ func (e *env) counts(t testing.TB) map[string]int {
 	t.Helper()
 	out := map[string]int{}
 	for _, table := range []string{"images", "versions", "provenance", "version_sources", "version_packages",
-		"version_tags", "version_history", "version_attachments", "version_artifacts", "artifact_layers"} {
+		"version_tags", "version_history", "version_attachments", "version_artifacts", "artifact_layers", "external_artifacts"} {
 		var n int
 		if err := e.raw.QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&n); err != nil {
 			t.Fatalf("count %s: %v", table, err)

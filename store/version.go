@@ -116,6 +116,14 @@ func createVersion(ctx context.Context, tx *tx, nv *kiln.NewVersion) (*kiln.Vers
 		tx.timeArg(p.StartedAt), tx.timeArg(p.FinishedAt), p.SourceDateEpoch, p.SourceDateEpochFrom); err != nil {
 		return nil, fmt.Errorf("insert provenance of %s: %w", v.Name, err)
 	}
+	if a := p.Artifact; a != nil && p.Method == kiln.MethodExternal {
+		// What a server made from it may check in by (0030).
+		for _, name := range kiln.ExternalNames(a.Ref) {
+			if _, err := tx.exec(ctx, `INSERT INTO external_artifacts (artifact, version_id) VALUES (?, ?)`, name, v.ID); err != nil {
+				return nil, fmt.Errorf("record the artifact names of %s: %w", v.Name, err)
+			}
+		}
+	}
 	if a := p.Artifact; a != nil {
 		for i, l := range a.Layers {
 			if _, err := tx.exec(ctx, `INSERT INTO artifact_layers (version_id, position, digest, diff_id, size, media_type) VALUES (?, ?, ?, ?, ?, ?)`,
