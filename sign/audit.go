@@ -31,15 +31,7 @@ func (s *Signer) SignAuditCheckpoint(a kiln.AuditAnchor, now time.Time) (*kiln.A
 	if err != nil {
 		return nil, err
 	}
-	es, err := dsse.NewEnvelopeSigner(dsseKey{priv: s.key, pub: s.pub, id: s.id})
-	if err != nil {
-		return nil, err
-	}
-	env, err := es.SignPayload(context.Background(), CheckpointPayloadType, payload)
-	if err != nil {
-		return nil, fmt.Errorf("sign audit checkpoint %d: %w", a.Seq, err)
-	}
-	b, err := json.Marshal(env)
+	b, err := s.signEnvelope(CheckpointPayloadType, payload, fmt.Sprintf("audit checkpoint %d", a.Seq))
 	if err != nil {
 		return nil, err
 	}

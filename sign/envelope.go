@@ -34,18 +34,24 @@ func (s *Signer) SignVersion(v *kiln.Version) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.signEnvelope(PayloadType, payload, v.Ref().String())
+}
+
+// signEnvelope signs payload of payloadType with the signer's key and
+// returns the DSSE envelope as JSON; what names the statement in errors.
+func (s *Signer) signEnvelope(payloadType string, payload []byte, what string) ([]byte, error) {
 	es, err := dsse.NewEnvelopeSigner(dsseKey{priv: s.key, pub: s.pub, id: s.id})
 	if err != nil {
-		return nil, fmt.Errorf("sign %s: %w", v.Ref(), err)
+		return nil, fmt.Errorf("sign %s: %w", what, err)
 	}
 	// ed25519 signing does no I/O, so there is nothing to cancel.
-	env, err := es.SignPayload(context.Background(), PayloadType, payload)
+	env, err := es.SignPayload(context.Background(), payloadType, payload)
 	if err != nil {
-		return nil, fmt.Errorf("sign %s: %w", v.Ref(), err)
+		return nil, fmt.Errorf("sign %s: %w", what, err)
 	}
 	b, err := json.Marshal(env)
 	if err != nil {
-		return nil, fmt.Errorf("encode envelope of %s: %w", v.Ref(), err)
+		return nil, fmt.Errorf("encode the envelope of %s: %w", what, err)
 	}
 	return b, nil
 }

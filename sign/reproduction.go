@@ -1,7 +1,6 @@
 package sign
 
 import (
-	"context"
 	"crypto"
 	"crypto/ed25519"
 	"encoding/json"
@@ -101,20 +100,7 @@ func (s *Signer) SignReproduction(v *kiln.Version, r *kiln.Reproduction) ([]byte
 	if err != nil {
 		return nil, fmt.Errorf("encode the rebuild check of %s: %w", v.Ref(), err)
 	}
-	es, err := dsse.NewEnvelopeSigner(dsseKey{priv: s.key, pub: s.pub, id: s.id})
-	if err != nil {
-		return nil, fmt.Errorf("sign the rebuild check of %s: %w", v.Ref(), err)
-	}
-	env, err := es.SignPayload(context.Background(), PayloadType, payload)
-	if err != nil {
-		return nil, fmt.Errorf("sign the rebuild check of %s: %w", v.Ref(), err)
-	}
-	b, err := json.Marshal(env)
-	if err != nil {
-		return nil, fmt.Errorf("encode the rebuild check envelope of %s: %w", v.Ref(), err)
-	}
-	return b, nil
-}
+	return s.signEnvelope(PayloadType, payload, "the rebuild check of "+v.Ref().String())}
 
 // SealReproduction signs r (SignReproduction) and returns it as the
 // attachment kept with v under r.AttestationName(): what

@@ -2,14 +2,12 @@ package sign
 
 import (
 	"bytes"
-	"context"
 	"crypto"
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"strings"
 
-	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
 	"github.com/kiln-project/kiln"
 )
@@ -59,20 +57,7 @@ func (s *Signer) SignSBOM(v *kiln.Version, predicateType string, doc []byte) ([]
 	if err != nil {
 		return nil, fmt.Errorf("encode SBOM statement of %s: %w", v.Ref(), err)
 	}
-	es, err := dsse.NewEnvelopeSigner(dsseKey{priv: s.key, pub: s.pub, id: s.id})
-	if err != nil {
-		return nil, fmt.Errorf("sign SBOM of %s: %w", v.Ref(), err)
-	}
-	env, err := es.SignPayload(context.Background(), PayloadType, payload)
-	if err != nil {
-		return nil, fmt.Errorf("sign SBOM of %s: %w", v.Ref(), err)
-	}
-	b, err := json.Marshal(env)
-	if err != nil {
-		return nil, fmt.Errorf("encode SBOM envelope of %s: %w", v.Ref(), err)
-	}
-	return b, nil
-}
+	return s.signEnvelope(PayloadType, payload, "the SBOM of "+v.Ref().String())}
 
 func newSBOMStatement(v *kiln.Version, predicateType string, doc []byte) (*sbomStatement, error) {
 	if v == nil {
