@@ -212,14 +212,8 @@ func (db *DB) ClaimRun(ctx context.Context, worker string) (*kiln.Run, error) {
 		if db.dialect == dialectPostgres {
 			q += ` FOR UPDATE SKIP LOCKED`
 		}
-		var cands []*kiln.Run
-		if err := eachRow(ctx, tx, q, nil, func(rows *sql.Rows) error {
-			r, err := scanRun(rows)
-			if err == nil {
-				cands = append(cands, r)
-			}
-			return err
-		}); err != nil {
+		cands, err := runsOf(ctx, tx, q, nil)
+		if err != nil {
 			return fmt.Errorf("find queued runs: %w", err)
 		}
 		for _, r := range cands {
@@ -416,14 +410,8 @@ func (db *DB) InterruptRuns(ctx context.Context, dead []string, staleBefore time
 		if db.dialect == dialectPostgres {
 			q += ` FOR UPDATE SKIP LOCKED`
 		}
-		var runs []*kiln.Run
-		if err := eachRow(ctx, tx, q, args, func(rows *sql.Rows) error {
-			r, err := scanRun(rows)
-			if err == nil {
-				runs = append(runs, r)
-			}
-			return err
-		}); err != nil {
+		runs, err := runsOf(ctx, tx, q, args)
+		if err != nil {
 			return fmt.Errorf("find interrupted runs: %w", err)
 		}
 		for _, r := range runs {
@@ -525,14 +513,8 @@ func (db *DB) ResumeRuns(ctx context.Context, limit int, reason string) ([]*kiln
 		if db.dialect == dialectPostgres {
 			q += ` FOR UPDATE SKIP LOCKED`
 		}
-		var runs []*kiln.Run
-		if err := eachRow(ctx, tx, q, nil, func(rows *sql.Rows) error {
-			r, err := scanRun(rows)
-			if err == nil {
-				runs = append(runs, r)
-			}
-			return err
-		}); err != nil {
+		runs, err := runsOf(ctx, tx, q, nil)
+		if err != nil {
 			return fmt.Errorf("find runs to resume: %w", err)
 		}
 		for _, r := range runs {
@@ -654,4 +636,17 @@ func (db *DB) MarkReady(ctx context.Context, ref kiln.VersionRef, reason string)
 		return err
 	})
 	return v, err
+}
+
+// runsOf reads the runs query q (selecting runColumns) returns.
+func runsOf(ctx context.Context, tx *tx, q string, args []any) ([]*kiln.Run, error) {
+	var runs []*kiln.Run
+	err := eachRow(ctx, tx, q, args, func(rows *sql.Rows) error {
+		r, err := scanRun(rows)
+		if err == nil {
+			runs = append(runs, r)
+		}
+		return err
+	})
+	return runs, err
 }
