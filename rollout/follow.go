@@ -137,12 +137,9 @@ func (f *Follower) Status(ctx context.Context, svc *kiln.Service) (*FollowStatus
 		st.State, st.Detail = FollowNoChannel, fmt.Sprintf("the %s channel holds no version of %s yet", svc.Environment, svc.Image)
 		return st, nil
 	}
-	active, err := f.Rollouts.ActiveRollout(ctx, svc.Name)
-	if err != nil && kiln.ErrorCode(err) != kiln.ENOTFOUND {
+	if rolling, err := f.rollingOut(ctx, svc, st); err != nil {
 		return nil, err
-	}
-	if active != nil {
-		st.State, st.Detail = FollowRollingOut, fmt.Sprintf("rollout %d to %s is in progress (%s)", active.ID, active.To, active.State)
+	} else if rolling {
 		return st, nil
 	}
 	if st.Channel == svc.Followed || st.Channel == svc.Version {
@@ -198,12 +195,9 @@ func (f *Follower) paused(ctx context.Context, svc *kiln.Service) (*kiln.Pause, 
 // at its next check.
 func (f *Follower) pendingStatus(ctx context.Context, svc *kiln.Service, st *FollowStatus) (*FollowStatus, error) {
 	p := svc.Pending
-	active, err := f.Rollouts.ActiveRollout(ctx, svc.Name)
-	if err != nil && kiln.ErrorCode(err) != kiln.ENOTFOUND {
+	if rolling, err := f.rollingOut(ctx, svc, st); err != nil {
 		return nil, err
-	}
-	if active != nil {
-		st.State, st.Detail = FollowRollingOut, fmt.Sprintf("rollout %d to %s is in progress (%s)", active.ID, active.To, active.State)
+	} else if rolling {
 		return st, nil
 	}
 	what := fmt.Sprintf("the %s's %s to %s (decided %s)", p.By, p.Why, p.To, p.Since.UTC().Format(time.RFC3339))
@@ -328,4 +322,17 @@ func (f *Follower) Run(ctx context.Context, every time.Duration) {
 		case <-tick.C:
 		}
 	}
+}
+
+// rollingOut tells whether svc has a rollout in progress, and says so in st.
+func (f *Follower) rollingOut(ctx context.Context, svc *kiln.Service, st *FollowStatus) (bool, error) {
+	active, err := f.Rollouts.ActiveRollout(ctx, svc.Name)
+	if err != nil && kiln.ErrorCode(err) != kiln.ENOTFOUND {
+		return false, err
+	}
+	if active == nil {
+		return false, nil
+	}
+	st.State, st.Detail = FollowRollingOut, fmt.Sprintf("rollout %d to %s is in progress (%s)", active.ID, active.To, active.State)
+	return true, nil
 }

@@ -100,7 +100,8 @@ func (s *Signer) SignReproduction(v *kiln.Version, r *kiln.Reproduction) ([]byte
 	if err != nil {
 		return nil, fmt.Errorf("encode the rebuild check of %s: %w", v.Ref(), err)
 	}
-	return s.signEnvelope(PayloadType, payload, "the rebuild check of "+v.Ref().String())}
+	return s.signEnvelope(PayloadType, payload, "the rebuild check of "+v.Ref().String())
+}
 
 // SealReproduction signs r (SignReproduction) and returns it as the
 // attachment kept with v under r.AttestationName(): what

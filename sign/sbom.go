@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strings"
 
-
 	"github.com/kiln-project/kiln"
 )
 
@@ -57,7 +56,8 @@ func (s *Signer) SignSBOM(v *kiln.Version, predicateType string, doc []byte) ([]
 	if err != nil {
 		return nil, fmt.Errorf("encode SBOM statement of %s: %w", v.Ref(), err)
 	}
-	return s.signEnvelope(PayloadType, payload, "the SBOM of "+v.Ref().String())}
+	return s.signEnvelope(PayloadType, payload, "the SBOM of "+v.Ref().String())
+}
 
 func newSBOMStatement(v *kiln.Version, predicateType string, doc []byte) (*sbomStatement, error) {
 	if v == nil {
