@@ -162,30 +162,7 @@ func TestRegistryPushVerifyGC(t *testing.T) {
 	}
 
 	t.Run("podman", func(t *testing.T) {
-		podman := ci.Tool(t, "podman", "podman")
-		root, err := os.MkdirTemp("", "kpod") // podman wants a short runroot
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = os.RemoveAll(root) })
-		// The sandboxes kiln's tests run in have hybrid cgroups (crun
-		// refuses them: runc) and hard limits below podman's defaults
-		// (no default ulimits).
-		runc := ci.Tool(t, "runc", "runc")
-		conf := filepath.Join(root, "containers.conf")
-		if err := os.WriteFile(conf, []byte("[containers]\ndefault_ulimits = []\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(podman, "--root", filepath.Join(root, "root"), "--runroot", filepath.Join(root, "run"), "--storage-driver", "vfs", "--runtime", runc,
-			"run", "--rm", "--network", "none", "--tls-verify=false", reg.Host+"/kiln/appserver:1", "cat", "/etc/kiln-release")
-		cmd.Env = append(os.Environ(), "HOME="+root, "CONTAINERS_CONF="+conf, "XDG_CONFIG_HOME="+filepath.Join(root, "config"), "XDG_RUNTIME_DIR="+filepath.Join(root, "xdg"))
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		b, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("podman run: %v\n%s", err, stderr.String())
-		}
-		if !strings.Contains(string(b), "name=appserver-1\n") {
+		if b := podmanCat(t, reg.Host+"/kiln/appserver:1", "/etc/kiln-release"); !strings.Contains(string(b), "name=appserver-1\n") {
 			t.Errorf("podman run cat /etc/kiln-release: %q", b)
 		}
 	})
@@ -922,4 +899,35 @@ func testGCRacesBuild(t *testing.T, database string) {
 			t.Errorf("verify %s from the registry: %v", res.v.Name, err)
 		}
 	})
+}
+
+// podmanCat runs `cat file` in the image ref (a loopback registry's,
+// plain HTTP) with podman, as a user of the image would, and returns what
+// it printed.
+func podmanCat(t *testing.T, ref, file string) []byte {
+	t.Helper()
+	podman := ci.Tool(t, "podman", "podman")
+	root, err := os.MkdirTemp("", "kpod") // podman wants a short runroot
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(root) })
+	// The sandboxes kiln's tests run in have hybrid cgroups (crun
+	// refuses them: runc) and hard limits below podman's defaults
+	// (no default ulimits).
+	runc := ci.Tool(t, "runc", "runc")
+	conf := filepath.Join(root, "containers.conf")
+	if err := os.WriteFile(conf, []byte("[containers]\ndefault_ulimits = []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(podman, "--root", filepath.Join(root, "root"), "--runroot", filepath.Join(root, "run"), "--storage-driver", "vfs", "--runtime", runc,
+		"run", "--rm", "--network", "none", "--tls-verify=false", ref, "cat", file)
+	cmd.Env = append(os.Environ(), "HOME="+root, "CONTAINERS_CONF="+conf, "XDG_CONFIG_HOME="+filepath.Join(root, "config"), "XDG_RUNTIME_DIR="+filepath.Join(root, "xdg"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	b, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("podman run %s cat %s: %v\n%s", ref, file, err, stderr.String())
+	}
+	return b
 }

@@ -283,8 +283,13 @@ func TestSeveralServers(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dirB, "artifacts", "sha256", hexd)); err != nil {
 		t.Errorf("B's store has no copy of %s: %v", v.Provenance.Artifact.Digest, err)
 	}
-	// The image is in the registry with its provenance.
+	// The image is in the registry with its provenance, and other tools
+	// run it: its layers (the origin's, then the release step's) are
+	// standard OCI layers.
 	mustRun(t, t.TempDir(), append(shared, "version", "verify", v.Name)...)
+	if b := podmanCat(t, reg.Host+"/kiln/web:1", "/etc/kiln-release"); !strings.Contains(string(b), "name=web-1\n") {
+		t.Errorf("podman run of the layered web:1 from the registry: /etc/kiln-release %q", b)
+	}
 
 	if v, err = db.FindVersion(ctx, v.Ref()); err != nil { // its status now
 		t.Fatal(err)
