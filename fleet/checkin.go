@@ -12,7 +12,11 @@ import (
 // Batcher records check-ins in shared transactions: while one transaction
 // commits, the check-ins arriving meanwhile queue and go into the next one
 // (group commit). Each caller still waits until its own check-in is
-// committed, so a reply means it is durable. A batch that fails is retried
+// committed, so a reply means it is recorded: durable on SQLite; on
+// PostgreSQL the store commits check-ins with synchronous_commit off, so
+// a crash of the database server (not of kiln) may lose the last fraction
+// of a second of them, which the agents send again at their next check-in
+// (docs/fleet.md). A batch that fails is retried
 // one check-in at a time, so one bad check-in fails only its caller.
 type Batcher struct {
 	fleet kiln.Fleet
