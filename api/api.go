@@ -109,6 +109,11 @@ type Config struct {
 	// FollowStatus, when set, says what kiln serve's follower does for a
 	// service (GET …/policy shows it).
 	FollowStatus func(ctx context.Context, s *kiln.Service) (*FollowState, error)
+	// Importer records several versions all or nothing (import-versions;
+	// 503 there when nil); Packages gives an external version its package
+	// manifest (set-version-packages; 503 there when nil).
+	Importer kiln.VersionImporter
+	Packages kiln.PackageRecorder
 	// Revoker serves revoke, restore and the scheduled revocations (503
 	// there when nil).
 	Revoker kiln.Revoker

@@ -20,6 +20,8 @@ type Stores interface {
 	kiln.Revoker
 	kiln.PauseStore
 	kiln.Reproductions
+	kiln.VersionImporter
+	kiln.PackageRecorder
 }
 
 // WithStores returns cfg with every store taken from s.
@@ -28,6 +30,6 @@ func (cfg Config) WithStores(s Stores) Config {
 	cfg.Inventory, cfg.Fleet, cfg.Advisories, cfg.AdvisorySources = s, s, s, s
 	cfg.Runs, cfg.Channels, cfg.Webhooks = s, s, s
 	cfg.ServiceStore, cfg.RolloutStore, cfg.Revoker, cfg.Pauses = s, s, s, s
-	cfg.Reproductions = s
+	cfg.Reproductions, cfg.Importer, cfg.Packages = s, s, s
 	return cfg
 }

@@ -199,8 +199,8 @@ func (s *Server) registerVersions() {
 			"and the error's field names it (body.versions[2].artifact.ref).",
 		Tags: []string{"versions"}, DefaultStatus: http.StatusCreated,
 	}, func(ctx context.Context, in *versionImportIn) (*versionImportOut, error) {
-		imp, ok := s.cfg.Registry.(kiln.VersionImporter)
-		if !ok {
+		imp := s.cfg.Importer
+		if imp == nil {
 			return nil, kiln.Errorf(kiln.EUNAVAILABLE, "this server's registry cannot record versions all or nothing; record them one at a time (create-version)")
 		}
 		nvs := make([]*kiln.NewVersion, len(in.Body.Versions))
@@ -233,8 +233,8 @@ func (s *Server) registerVersions() {
 			"and kept in the version's history. External versions are not signed: the manifest is the caller's word, as the rest of the record is.",
 		Tags: []string{"versions"},
 	}, func(ctx context.Context, in *packagesIn) (*versionOut, error) {
-		pr, ok := s.cfg.Registry.(kiln.PackageRecorder)
-		if !ok {
+		pr := s.cfg.Packages
+		if pr == nil {
 			return nil, kiln.Errorf(kiln.EUNAVAILABLE, "this server's registry cannot record package manifests")
 		}
 		v, err := pr.SetPackages(ctx, kiln.VersionRef{Image: in.Image, Number: in.Number}, in.Body.Packages)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kiln-project/kiln"
+	"github.com/kiln-project/kiln/internal/ci"
 )
 
 // tree writes files (path → content; a trailing "/" makes a directory,
@@ -193,7 +194,7 @@ write var/lib/nginx-other/cfg d`)
 // TestCompareOwner: a changed owner is drift, as on the local platform.
 func TestCompareOwner(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("chown needs root")
+		ci.SkipOrFail(t, "chown needs root")
 	}
 	root := tree(t, map[string]string{"etc/a.conf": "a", "etc/b/": ""})
 	ctx := context.Background()
