@@ -4,12 +4,10 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -109,23 +107,8 @@ func TestSeveralServers(t *testing.T) {
 	ctx := context.Background()
 
 	est := t.TempDir()
-	src, err := os.Open(origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst, err := os.Create(filepath.Join(est, "origin.tar"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(dst, h), src); err != nil {
-		t.Fatal(err)
-	}
-	src.Close()
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	def := fmt.Sprintf("image \"web\" {\n  origin {\n    source = \"origin.tar\"\n    sha256 = \"%s\"\n  }\n  tests = [\"tests/web.yaml\"]\n}\n", hex.EncodeToString(h.Sum(nil)))
+	originSum := copyOrigin(t, origin, filepath.Join(est, "origin.tar"))
+	def := fmt.Sprintf("image \"web\" {\n  origin {\n    source = \"origin.tar\"\n    sha256 = \"%s\"\n  }\n  tests = [\"tests/web.yaml\"]\n}\n", originSum)
 	if err := os.MkdirAll(filepath.Join(est, "tests"), 0o755); err != nil {
 		t.Fatal(err)
 	}

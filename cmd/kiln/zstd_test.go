@@ -1,10 +1,7 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,23 +32,8 @@ func TestZstdLayersEndToEnd(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 
 	est := t.TempDir()
-	src, err := os.Open(origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst, err := os.Create(filepath.Join(est, "origin.tar"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(dst, h), src); err != nil {
-		t.Fatal(err)
-	}
-	src.Close()
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	def := "image \"web\" {\n  origin {\n    source = \"origin.tar\"\n    sha256 = \"" + hex.EncodeToString(h.Sum(nil)) + "\"\n  }\n" +
+	originSum := copyOrigin(t, origin, filepath.Join(est, "origin.tar"))
+	def := "image \"web\" {\n  origin {\n    source = \"origin.tar\"\n    sha256 = \"" + originSum + "\"\n  }\n" +
 		"  shell { inline = [\"echo zstd > /etc/zstd-step\", \"rm -f /etc/motd\"] }\n}\n"
 	if err := os.WriteFile(filepath.Join(est, "estate.kiln.hcl"), []byte(def), 0o644); err != nil {
 		t.Fatal(err)
@@ -68,7 +50,7 @@ func TestZstdLayersEndToEnd(t *testing.T) {
 	if a == nil || len(a.Layers) < 3 {
 		t.Fatalf("web-1's artifact %+v; want the origin's, the step's and the release layer", a)
 	}
-	if got := a.Layers[0].DiffID; got != "sha256:"+hex.EncodeToString(h.Sum(nil)) {
+	if got := a.Layers[0].DiffID; got != "sha256:"+originSum {
 		t.Errorf("web-1's first layer has diff ID %s; want the origin tarball's", got)
 	}
 	for i, l := range a.Layers[1:] {
