@@ -53,7 +53,10 @@ func tree(t *testing.T, files map[string]string) string {
 // the test writes next has a change time after the manifest's stamp.
 func nextSecond() int64 {
 	now := time.Now().Unix()
-	for time.Now().Unix() == now {
+	// The kernel stamps ctime from its coarse clock, which lags
+	// time.Now by up to a few ticks: wait until that clock too has left
+	// the second, or a write just after it can still carry it.
+	for time.Now().Add(-50*time.Millisecond).Unix() == now {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return now
