@@ -3,9 +3,13 @@ package build
 import (
 	"archive/tar"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -184,6 +188,7 @@ func TestFreshBakeCacheAndUpToDate(t *testing.T) {
 			}
 		}
 	}
+	checkBootstrap(t, v, string(log.Data))
 	if log != nil && !strings.Contains(string(log.Data), "spdx SBOM kept as sbom.spdx.dsse.json") {
 		t.Errorf("the build log does not say the SBOM was kept:\n%s", log.Data)
 	}
@@ -223,6 +228,79 @@ func TestFreshBakeCacheAndUpToDate(t *testing.T) {
 	if res.Version == nil || res.Version.Number != 3 {
 		t.Fatalf("forced build: %+v", res.Version)
 	}
+}
+
+// checkBootstrap checks what a fresh bake's bootstrap leaves: the tree in
+// the step cache (copied from the tmpfs when it ran in memory) is its
+// layer, hashing to the layer's diff ID; nothing of the dpkg wrapper,
+// the dpkg-deb shims or the archives they kept is in the image.
+func checkBootstrap(t *testing.T, v *kiln.Version, log string) {
+	t.Helper()
+	ctx := context.Background()
+	if memAvailable() >= scratchMinAvailable && !strings.Contains(log, "bootstrap in memory") {
+		t.Errorf("the machine has the memory, yet the bootstrap did not run in a tmpfs:\n%s", log)
+	}
+	ls, err := layer.Layers(ctx, shared.arts, v.Provenance.Artifact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := filepath.Glob(filepath.Join(shared.dataDir, "cache", "steps", "*.json"))
+	tree := ""
+	for _, p := range entries {
+		b, _ := os.ReadFile(p)
+		var e cacheEntry
+		if json.Unmarshal(b, &e) == nil && e.Step == "bootstrap" && e.DiffID == ls[0].DiffID {
+			tree = filepath.Join(shared.dataDir, "cache", "layers", e.Key)
+		}
+	}
+	if tree == "" {
+		t.Fatalf("no bootstrap entry in the step cache with diff ID %s", ls[0].DiffID)
+	}
+	h := sha256.New()
+	if err := layer.WriteTar(ctx, tree, h, layer.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != ls[0].DiffID {
+		t.Errorf("the bootstrap's tree in the step cache hashes to %s, its layer's diff ID is %s", got, ls[0].DiffID)
+	}
+	hdrs, bodies := mergedArtifact(t, v)
+	for _, p := range []string{"run/kiln-fsys/", "run/kiln-shim/", "usr/lib/kiln-eatmydata.so", "usr/bin/dpkg.distrib", "tmp/kiln-dpkg-wrapper", "etc/dpkg/dpkg.cfg.d/kiln-unsafe-io"} {
+		if _, ok := hdrs[p]; ok {
+			t.Errorf("the image holds %s, which only the bootstrap may use", p)
+		}
+	}
+	if strings.Contains(bodies["var/lib/dpkg/diversions"], "dpkg.distrib") {
+		t.Errorf("dpkg is still diverted in the image:\n%s", bodies["var/lib/dpkg/diversions"])
+	}
+	if !strings.HasPrefix(bodies["usr/bin/dpkg"], "\x7fELF") {
+		t.Error("/usr/bin/dpkg in the image is not dpkg's binary")
+	}
+}
+
+// A bootstrap that fills the build's tmpfs runs again on disk and makes
+// the same layer.
+func TestBootstrapFillsTmpfs(t *testing.T) {
+	b := needBuilder(t)
+	if memAvailable() < scratchMinAvailable {
+		t.Skip("the machine lacks the memory for a bootstrap in memory; bootstraps run on disk (TestFreshBakeCacheAndUpToDate)")
+	}
+	old := scratchSize
+	scratchSize = func(int64) int64 { return 16 << 20 }
+	t.Cleanup(func() { scratchSize = old })
+	est := estate(t, t.TempDir(), map[string]string{"full.kiln.hcl": `image "tmpfs-full" {
+  method = "fresh"
+` + debianBlock + `
+}
+`})
+	var log strings.Builder
+	res, err := b.Build(context.Background(), est, est.Images["tmpfs-full"], Options{Progress: &log, Verbose: true, NoCache: true})
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, log.String())
+	}
+	if !strings.Contains(log.String(), "filled the build's tmpfs") {
+		t.Errorf("the build log does not say the bootstrap ran again on disk:\n%s", log.String())
+	}
+	checkBootstrap(t, res.Version, "bootstrap in memory")
 }
 
 // The book's point about reheating: a package removed from the definition

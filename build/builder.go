@@ -48,6 +48,10 @@ type Builder struct {
 	// LayerCompression is how the layers it stores are compressed: gzip
 	// ("", the default) or zstd (--layer-compression).
 	LayerCompression layer.Compression
+	// DiskBootstrap makes fresh bakes bootstrap on the data directory's
+	// disk; by default they bootstrap in a tmpfs when the machine has the
+	// memory (scratch.go).
+	DiskBootstrap bool
 }
 
 // Options change one build.
@@ -217,6 +221,9 @@ type run struct {
 	// licences are the packages' licences read from the final root
 	// filesystem, for the SBOM (sbom.Options.Licenses).
 	licences map[string]string
+	// live are layer trees still in the build's tmpfs, by cache key,
+	// while their copies to the step cache run (scratch.go).
+	live map[string]string
 	// bg collects layer exports running in the background.
 	bg    sync.WaitGroup
 	bgMu  sync.Mutex
@@ -565,7 +572,7 @@ func (r *run) layers(ctx context.Context) ([]string, error) {
 	r.keys = keys
 	trees := make([]string, len(keys))
 	for i, k := range keys {
-		trees[i] = r.cache.tree(k)
+		trees[i] = r.treeOf(k)
 	}
 	return trees, nil
 }
@@ -662,7 +669,6 @@ func (r *run) bootstrap(ctx context.Context, key string) (bool, error) {
 	if ok, err := r.cached(ctx, key); ok || err != nil {
 		return ok, err
 	}
-	dir := r.w.path("bootstrap")
 	bs := &bake.Bootstrap{
 		Suite: r.debian.Suite, Mirror: r.debian.Mirror, Variant: r.debian.Variant,
 		Components: r.debian.Components, Include: r.img.Packages, Epoch: r.release.Date,
@@ -675,16 +681,44 @@ func (r *run) bootstrap(ctx context.Context, key string) (bool, error) {
 	if r.rebuild != nil {
 		bs.Pins = r.rebuild.pins
 	}
-	r.rep.logf("$ mmdebstrap %s", strings.Join(bs.Args(dir, "directory"), " "))
-	if err := bs.Run(ctx, dir, r.rep); err != nil {
-		return false, err
+	// In memory when the machine has it (scratch.go), else on disk.
+	base := r.scratch()
+	dir := ""
+	for {
+		where := base
+		if where == "" {
+			where = r.w.path("disk")
+		}
+		dir, bs.DecompressOnce = filepath.Join(where, "bootstrap"), filepath.Join(where, "shims")
+		if err := os.MkdirAll(where, 0o700); err != nil {
+			return false, err
+		}
+		r.rep.logf("$ mmdebstrap %s", strings.Join(bs.Args(dir, "directory"), " "))
+		err := bs.Run(ctx, dir, r.rep)
+		if err == nil {
+			break
+		}
+		full := errors.Is(err, bake.ErrNoSpace) || scratchFull(base)
+		if base == "" || ctx.Err() != nil || !full {
+			return false, err
+		}
+		r.rep.logf("the bootstrap filled the build's tmpfs (%v): bootstrapping again on disk", err)
+		if uerr := r.w.unmount(base); uerr != nil {
+			return false, uerr
+		}
+		base = ""
 	}
 	// Reproducible layer: no mtime later than the Release date, on disk
 	// (where later builds stack it) as in its tar.
 	if err := bake.ClampTree(ctx, dir, r.release.Date); err != nil {
 		return false, err
 	}
-	return false, r.keep(ctx, key, "bootstrap", dir, layer.WriteOptions{ClampMtime: r.release.Date})
+	wo := layer.WriteOptions{ClampMtime: r.release.Date}
+	if base != "" {
+		r.keepFromScratch(ctx, key, "bootstrap", dir, wo)
+		return false, nil
+	}
+	return false, r.keep(ctx, key, "bootstrap", dir, wo)
 }
 
 // cached reports whether key's layer is in the cache, unpacking it from
@@ -745,7 +779,7 @@ func (r *run) runStep(ctx context.Context, n int, st *step, key string, below []
 		return "", ok, err
 	}
 	d := r.w.path("steps", fmt.Sprint(n))
-	o := &overlayfs.Overlay{Lowers: topFirst(r.cache, below), Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Target: filepath.Join(d, "merged")}
+	o := &overlayfs.Overlay{Lowers: r.topFirst(below), Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Target: filepath.Join(d, "merged")}
 	if err := r.cache.holdFailure(); err != nil {
 		return "", false, err
 	}
@@ -772,10 +806,10 @@ func (r *run) runStep(ctx context.Context, n int, st *step, key string, below []
 	return "", false, r.keep(ctx, key, st.name, o.Upper, layer.WriteOptions{Layer: true, ClampMtime: r.stepEpoch()})
 }
 
-func topFirst(c *cache, keys []string) []string {
+func (r *run) topFirst(keys []string) []string {
 	out := make([]string, len(keys))
 	for i, k := range keys {
-		out[len(keys)-1-i] = c.tree(k)
+		out[len(keys)-1-i] = r.treeOf(k)
 	}
 	return out
 }

@@ -47,6 +47,10 @@ type Config struct {
 	// gzip (empty, the default) or zstd (--layer-compression,
 	// KILN_LAYER_COMPRESSION).
 	LayerCompression string
+	// BootstrapOnDisk makes fresh bakes bootstrap on the data
+	// directory's disk even when the machine has the memory for a tmpfs
+	// (--bootstrap-on-disk, KILN_BOOTSTRAP_ON_DISK=1).
+	BootstrapOnDisk bool
 }
 
 // Services are what the commands work with: the stores, this machine's
@@ -307,6 +311,7 @@ func (a *App) Root() *cobra.Command {
 	pf.BoolVar(&a.cfg.ArtifactsPlainHTTP, "artifacts-plain-http", os.Getenv("KILN_ARTIFACTS_PLAIN_HTTP") == "1", "talk plain HTTP to a registry that is not on loopback (a trusted network; loopback registries may use it without this; env KILN_ARTIFACTS_PLAIN_HTTP=1)")
 
 	pf.StringVar(&a.cfg.LayerCompression, "layer-compression", os.Getenv("KILN_LAYER_COMPRESSION"), "how builds compress the layers they store: gzip (the default; every OCI tool reads it) or zstd (smaller, faster to unpack; env KILN_LAYER_COMPRESSION)")
+	pf.BoolVar(&a.cfg.BootstrapOnDisk, "bootstrap-on-disk", os.Getenv("KILN_BOOTSTRAP_ON_DISK") == "1", "fresh bakes bootstrap on the data directory's disk, not in a tmpfs, even when the machine has the memory (env KILN_BOOTSTRAP_ON_DISK=1)")
 
 	root.AddCommand(a.cacheCmd(), a.artifactCmd())
 	for _, f := range a.Extra {

@@ -96,6 +96,7 @@ func (g *graph) on(arts kiln.ArtifactStore, plat *local.Platform) *graph {
 		reg = &publishing{Registry: g.db, images: g.images, leases: g.db}
 	}
 	g.builder = &build.Builder{Registry: reg, Artifacts: arts, DataDir: g.cfg.DataDir, Logger: g.logger, Clock: time.Now, AgentBinary: agentBinary(g.logger)}
+	g.builder.DiskBootstrap = g.cfg.BootstrapOnDisk
 	g.builder.LayerCompression, _ = layer.ParseCompression("--layer-compression", g.cfg.LayerCompression) // checked by newGraph
 	if g.signer != nil {
 		g.builder.SBOM = g.signer

@@ -52,38 +52,56 @@ func EatMyData() string {
 // such a name.
 const PreloadLine = `if [ -L /bin ] && [ -r ` + PreloadPath + ` ] && [ -z "$(LD_PRELOAD=` + PreloadPath + ` /bin/true 2>&1)" ]; then export LD_PRELOAD=` + PreloadPath + `${LD_PRELOAD:+:$LD_PRELOAD}; fi` + "\n"
 
-// eatMyDataHooks returns the mmdebstrap hooks that run the chroot's dpkg
-// (and so every maintainer script, and apt's dpkg calls) under the host's
-// libeatmydata at lib: right after the essential packages are extracted,
-// /usr/bin/dpkg is diverted to /usr/bin/dpkg.distrib and replaced by a
-// wrapper that preloads the library, after the pattern of mmdebstrap's
-// own hooks/eatmydata but with the host's library (no download) and
-// without its final sync. The first customize hook undoes all of it: the
-// wrapper, the diversion (and the diversions file when there was none),
-// the library. Nothing happens when the chroot's C library does not load
-// the host's libeatmydata silently.
-func eatMyDataHooks(lib string) []string {
+// dpkgWrapperHooks returns the mmdebstrap hooks that run the chroot's
+// dpkg (and so every maintainer script, and apt's dpkg calls) through a
+// wrapper while the bootstrap runs: right after the essential packages
+// are extracted, /usr/bin/dpkg is diverted to /usr/bin/dpkg.distrib and
+// replaced by a script that sets what the bootstrap asks for, then runs
+// the real dpkg:
+//
+//   - lib, the host's libeatmydata, preloaded (after the pattern of
+//     mmdebstrap's own hooks/eatmydata but with the host's library, no
+//     download, and without its final sync), when the chroot's C library
+//     loads it silently;
+//   - shim, the host file of the dpkg-deb shim (fsys.go), put first on
+//     dpkg's PATH from shimDir, so dpkg --install reads the data archives
+//     the extraction decompressed.
+//
+// The first customize hook undoes all of it: the wrapper, the diversion
+// (and the diversions file when there was none), the library, the shim.
+// Nothing happens when neither applies.
+func dpkgWrapperHooks(lib, shim string) []string {
 	const (
 		dpkg = `"$r/usr/bin/dpkg"`
 		real = `"$r/usr/bin/dpkg.distrib"`
 		div  = `"$r/var/lib/dpkg/diversions"`
 		lbin = `"$r` + chrootPreload + `"`
+		sbin = `"$r` + shimDir + `"`
 		mark = `"$r/tmp/kiln-eatmydata.new-diversions"`
+		wrap = `"$r/tmp/kiln-dpkg-wrapper"`
 	)
-	extract := `r="$1"; [ -f ` + dpkg + ` ] && [ ! -e ` + real + ` ] || exit 0; ` +
-		`cp ` + shellQuote(lib) + ` ` + lbin + ` || exit 0; ` +
-		`if [ -n "$(chroot "$r" /usr/bin/env LD_PRELOAD=` + chrootPreload + ` /bin/true 2>&1)" ]; then rm -f ` + lbin + `; exit 0; fi; ` +
+	extract := `r="$1"; [ -f ` + dpkg + ` ] && [ ! -e ` + real + ` ] || exit 0; env=""; `
+	if lib != "" {
+		extract += `if cp ` + shellQuote(lib) + ` ` + lbin + `; then ` +
+			`if [ -n "$(chroot "$r" /usr/bin/env LD_PRELOAD=` + chrootPreload + ` /bin/true 2>&1)" ]; then rm -f ` + lbin + `; ` +
+			`else env='LD_PRELOAD=` + chrootPreload + `${LD_PRELOAD:+:$LD_PRELOAD} '; fi; fi; `
+	}
+	if shim != "" {
+		extract += `if mkdir -p ` + sbin + ` && cp ` + shellQuote(shim) + ` ` + sbin + `/dpkg-deb && chmod 755 ` + sbin + `/dpkg-deb; then ` +
+			`env="${env}PATH=` + shimDir + `:\$PATH "; else rm -rf ` + sbin + `; fi; `
+	}
+	extract += `[ -n "$env" ] || exit 0; ` +
 		`[ -e ` + div + ` ] || : > ` + mark + `; ` +
-		`mv ` + dpkg + ` ` + real + ` && ` +
-		`printf '#!/bin/sh\nLD_PRELOAD=` + chrootPreload + `${LD_PRELOAD:+:$LD_PRELOAD} exec /usr/bin/dpkg.distrib "$@"\n' > ` + dpkg + ` && ` +
+		`: > ` + wrap + ` && mv ` + dpkg + ` ` + real + ` && ` +
+		`printf '#!/bin/sh\n%sexec /usr/bin/dpkg.distrib "$@"\n' "$env" > ` + dpkg + ` && ` +
 		`chmod 755 ` + dpkg + ` && ` +
 		`printf '/usr/bin/dpkg\n/usr/bin/dpkg.distrib\n:\n' >> ` + div
-	customize := `r="$1"; [ -e ` + lbin + ` ] || exit 0; ` +
+	customize := `r="$1"; [ -e ` + wrap + ` ] || exit 0; ` +
 		`if [ -e ` + real + ` ]; then rm -f ` + dpkg + ` && mv ` + real + ` ` + dpkg + `; fi && ` +
 		`for f in ` + div + ` ` + div + `-old; do [ -e "$f" ] || continue; ` +
 		`awk 'NR%3==1{a=$0;next} NR%3==2{b=$0;next} !(a=="/usr/bin/dpkg" && b=="/usr/bin/dpkg.distrib" && $0==":"){print a; print b; print}' "$f" > "$f.kiln" && ` +
 		`cat "$f.kiln" > "$f" && rm -f "$f.kiln" || exit 1; done && ` +
 		`if [ -e ` + mark + ` ] && [ ! -s ` + div + ` ]; then rm -f ` + div + `; fi && ` +
-		`rm -f ` + lbin + ` ` + mark
+		`rm -rf ` + lbin + ` ` + mark + ` ` + wrap + ` ` + sbin + ` "$r` + fsysDir + `"`
 	return []string{"--extract-hook=" + extract, "--customize-hook=" + customize}
 }

@@ -27,3 +27,33 @@ func TestBootstrapArgsEatMyData(t *testing.T) {
 		t.Errorf("a bootstrap without EatMyData (the raw benchmark's) has it:\n%s", plain)
 	}
 }
+
+// With DecompressOnce the extraction's stop hook comes first, the dpkg
+// wrapper puts the chroot's shim first on dpkg's PATH, and the first
+// customize hook removes the shim and the kept archives; mmdebstrap runs
+// with the host's shim first on its PATH.
+func TestBootstrapArgsDecompressOnce(t *testing.T) {
+	b := &Bootstrap{Suite: "bookworm", Mirror: "http://m", DecompressOnce: "/w/shims"}
+	var extract, customize []string
+	for _, a := range b.Args("/t", "") {
+		switch {
+		case strings.HasPrefix(a, "--extract-hook="):
+			extract = append(extract, a)
+		case strings.HasPrefix(a, "--customize-hook="):
+			customize = append(customize, a)
+		}
+	}
+	if len(extract) != 2 || !strings.Contains(extract[0], "'/w/shims'/stop") || !strings.Contains(extract[1], "'/w/shims/chroot-dpkg-deb'") || !strings.Contains(extract[1], `PATH=/run/kiln-shim:\$PATH`) {
+		t.Fatalf("extract hooks %q", extract)
+	}
+	if strings.Contains(extract[1], "LD_PRELOAD") {
+		t.Errorf("no EatMyData, yet the wrapper preloads: %q", extract[1])
+	}
+	if len(customize) == 0 || !strings.Contains(customize[0], `"$r/run/kiln-shim" "$r/run/kiln-fsys"`) {
+		t.Fatalf("the first customize hook must remove the shim and the kept archives: %q", customize)
+	}
+	cmd := b.Command(t.Context(), "/t", "", nil)
+	if path := cmd.Env[len(cmd.Env)-1]; !strings.HasPrefix(path, "PATH=/w/shims/bin:") {
+		t.Errorf("mmdebstrap's PATH: %q, want the host's shim first", path)
+	}
+}

@@ -1,11 +1,15 @@
 package bake
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,6 +59,10 @@ type Bootstrap struct {
 	// fsync while the bootstrap runs (see eatMyDataHooks); nothing of it
 	// stays in the image. Same condition as UnsafeIO.
 	EatMyData string
+	// DecompressOnce, when set, is a host directory (created by Run) for
+	// the dpkg-deb shims that decompress each essential package once
+	// instead of twice (fsys.go); nothing of them stays in the image.
+	DecompressOnce string
 }
 
 // unsafeIOConf is the dpkg configuration file that carries
@@ -87,10 +95,17 @@ func (b *Bootstrap) Args(target, format string) []string {
 	// The host's hostname and resolver must not leak into the image; the
 	// platform provides both when an instance runs. An empty machine-id
 	// makes each instance generate its own on first boot.
-	if b.EatMyData != "" {
+	if b.EatMyData != "" || b.DecompressOnce != "" {
 		// Its customize hook comes first: the ones below see the image
 		// without the wrapper.
-		args = append(args, eatMyDataHooks(b.EatMyData)...)
+		shim := ""
+		if b.DecompressOnce != "" {
+			shim = filepath.Join(b.DecompressOnce, "chroot-dpkg-deb")
+		}
+		if b.DecompressOnce != "" {
+			args = append(args, stopHook(b.DecompressOnce))
+		}
+		args = append(args, dpkgWrapperHooks(b.EatMyData, shim)...)
 	}
 	args = append(args,
 		"--customize-hook=echo "+shellQuote(host)+` > "$1/etc/hostname"`,
@@ -177,6 +192,10 @@ const initramfsHook = `--customize-hook=if [ -n "$(chroot "$1" linux-version lis
 func (b *Bootstrap) Command(ctx context.Context, target, format string, out io.Writer) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "mmdebstrap", b.Args(target, format)...)
 	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.FormatInt(b.Epoch.Unix(), 10), "LC_ALL=C.UTF-8", "INITRD=No")
+	if b.DecompressOnce != "" {
+		// The host's shim first: mmdebstrap's extraction runs dpkg-deb.
+		cmd.Env = append(cmd.Env, "PATH="+filepath.Join(b.DecompressOnce, "bin")+":"+os.Getenv("PATH"))
+	}
 	cmd.Stdout, cmd.Stderr = out, out
 	terminate(cmd)
 	return cmd
@@ -187,13 +206,55 @@ func (b *Bootstrap) Run(ctx context.Context, dir string, out io.Writer) error {
 	if _, err := exec.LookPath("mmdebstrap"); err != nil {
 		return fmt.Errorf("mmdebstrap is not installed (apt-get install mmdebstrap): %w", err)
 	}
-	if err := b.Command(ctx, dir, "directory", out).Run(); err != nil {
+	if b.DecompressOnce != "" {
+		if _, _, err := Shims(b.DecompressOnce); err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	if b.DecompressOnce != "" {
+		// Beside mmdebstrap, on the cores its extraction leaves idle.
+		dctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			decompress(dctx, dir, b.DecompressOnce, max(1, runtime.NumCPU()-1))
+		}()
+		defer func() { stop(); <-done }()
+	}
+	nospace := &spaceWatch{w: out}
+	if err := b.Command(ctx, dir, "directory", nospace).Run(); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if nospace.seen {
+			err = fmt.Errorf("%w: %w", ErrNoSpace, err)
 		}
 		return fmt.Errorf("mmdebstrap %s from %s: %w (its output is in the build log)", b.Suite, b.Mirror, err)
 	}
 	return nil
+}
+
+// ErrNoSpace is in the error of a bootstrap whose output said its file
+// system was full.
+var ErrNoSpace = errors.New("no space left on the bootstrap's file system")
+
+// spaceWatch passes output on and notes whether it said ENOSPC's message
+// (also across two writes).
+type spaceWatch struct {
+	w    io.Writer
+	tail []byte
+	seen bool
+}
+
+const enospc = "No space left on device"
+
+func (s *spaceWatch) Write(p []byte) (int, error) {
+	if !s.seen {
+		buf := append(s.tail, p...)
+		s.seen = bytes.Contains(buf, []byte(enospc))
+		s.tail = append(s.tail[:0], buf[max(0, len(buf)-len(enospc)):]...)
+	}
+	return s.w.Write(p)
 }
 
 // terminate makes a cancelled command end in an orderly way: SIGTERM to
