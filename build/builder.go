@@ -224,6 +224,10 @@ type run struct {
 	// live are layer trees still in the build's tmpfs, by cache key,
 	// while their copies to the step cache run (scratch.go).
 	live map[string]string
+	// copies are the copies of those trees to the step cache; copyErr
+	// the first that failed.
+	copies  sync.WaitGroup
+	copyErr error
 	// bg collects layer exports running in the background.
 	bg    sync.WaitGroup
 	bgMu  sync.Mutex
@@ -281,6 +285,7 @@ func (r *run) build(ctx context.Context) (err error) {
 	r.cache.holdIn(r.w)
 	defer func() {
 		r.bg.Wait()
+		r.dropScratch()
 		if cerr := r.w.close(); cerr != nil {
 			b.Logger.Error("build directory not cleaned; the next kiln start cleans it", "dir", r.w.dir, "err", cerr)
 			if err == nil {

@@ -144,7 +144,6 @@ func (r *run) finish(ctx context.Context, lowers []string, started time.Time) (*
 	if err := r.w.unmount(o.Target); err != nil {
 		return fail(err)
 	}
-	r.dropScratch()
 	if stack == nil {
 		// On disk as in its tar (as every cached layer is): the tree is
 		// kept for reheats and handed to the platform as this layer

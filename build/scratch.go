@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -87,13 +88,20 @@ func scratchFull(dir string) bool {
 	return st.Bavail*20 < st.Blocks
 }
 
-// dropScratch unmounts the tmpfs (and forgets the trees in it) once
-// nothing reads them: after the build's layers are stored and copied.
+// dropScratch waits for the copies to the step cache, then unmounts the
+// tmpfs. The build calls it at its very end: the copies run beside the
+// release step, the SBOMs and the registration, which read nothing in
+// the cache they write. A copy that failed only costs a later build the
+// unpacking of the layer from the artifact store (the cache entry
+// without a tree), so it is logged, not fatal.
 func (r *run) dropScratch() {
-	if len(r.live) == 0 {
+	if r.live == nil {
 		return
 	}
-	r.bg.Wait()
+	r.copies.Wait()
+	if r.copyErr != nil {
+		r.b.Logger.Warn("a layer tree was not copied to the step cache; the next build that needs it unpacks it from the artifact store", "err", r.copyErr)
+	}
 	r.live = nil
 	if err := r.w.unmount(r.w.path("scratch")); err != nil {
 		r.b.Logger.Warn("build tmpfs not unmounted; the build's end unmounts it", "err", err)
@@ -110,28 +118,24 @@ func (r *run) treeOf(key string) string {
 }
 
 // keepFromScratch is keep for a tree in the tmpfs: it exports the tree to
-// the artifact store and copies it to the step cache at the same time, in
-// the background (the build waits for both before it registers); until
-// then the build's later steps read the tree where it is.
+// the artifact store in the background (the build waits for it before it
+// lists its layers) and copies it to the step cache at the same time
+// (waited for at the build's end, dropScratch); until then the build's
+// later steps read the tree where it is.
 func (r *run) keepFromScratch(ctx context.Context, key, name, dir string, wo layer.WriteOptions) {
 	if r.live == nil {
 		r.live = map[string]string{}
 	}
 	r.live[key] = dir
-	fail := func(err error) {
-		r.bgMu.Lock()
-		if r.bgErr == nil {
-			r.bgErr = err
-		}
-		r.bgMu.Unlock()
-	}
-	r.bg.Add(2)
+	tree := r.cache.tree(key)
+	r.copies.Add(1)
 	go func() {
-		defer r.bg.Done()
-		if err := copyTree(ctx, dir, r.cache.tree(key)); err != nil {
-			fail(fmt.Errorf("copy the %s layer to the step cache: %w", name, err))
+		defer r.copies.Done()
+		if err := copyTree(ctx, dir, tree); err != nil {
+			r.copyErr = fmt.Errorf("copy the %s layer to the step cache: %w", name, err)
 		}
 	}()
+	r.bg.Add(1)
 	go func() {
 		defer r.bg.Done()
 		wo.Compression = r.b.LayerCompression
@@ -140,19 +144,26 @@ func (r *run) keepFromScratch(ctx context.Context, key, name, dir string, wo lay
 			err = r.cache.save(entryOf(key, name, l, r.b.Clock().UTC()), "")
 		}
 		if err != nil {
-			fail(fmt.Errorf("store layer of %s: %w", name, err))
+			r.bgMu.Lock()
+			if r.bgErr == nil {
+				r.bgErr = fmt.Errorf("store layer of %s: %w", name, err)
+			}
+			r.bgMu.Unlock()
 		}
 	}()
 }
 
-// copyTree copies the tree src to dst (which must not exist) with
-// everything a layer holds: owners, modes, times, hard links, extended
-// attributes (file capabilities), device nodes. It copies to a temporary
-// name and renames, so dst is complete or absent; when a concurrent build
-// put the same tree there first, that one is kept.
+// copyTree copies the tree src to dst with everything a layer holds:
+// owners, modes, times, hard links, extended attributes (file
+// capabilities), device nodes. It copies to a temporary directory in the
+// cache (which kiln's cleanup removes when a crash leaves it) and
+// renames, so dst is complete or absent; when a concurrent build put the
+// same tree there first, that one is kept.
 func copyTree(ctx context.Context, src, dst string) error {
-	tmp := dst + ".copy-" + strconv.Itoa(os.Getpid())
-	_ = os.RemoveAll(tmp)
+	tmp, err := os.MkdirTemp(filepath.Dir(dst), tmpPrefix)
+	if err != nil {
+		return err
+	}
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, "cp", "-a", "--no-target-directory", src, tmp)
 	cmd.Stdout, cmd.Stderr = &out, &out
