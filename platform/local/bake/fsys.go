@@ -54,15 +54,18 @@ func shimScript(real string, keep bool) string {
 # is dpkg-deb itself.
 real=` + shellQuote(real) + `
 if [ "$#" -eq 2 ] && [ "$1" = --fsys-tarfile ]; then
-	case $2 in
+	deb=$2
+	# apt hands dpkg links to the archive (/tmp/apt-dpkg-install-*/).
+	[ -L "$deb" ] && deb=$(readlink -f "$deb")
+	case $deb in
 	*/var/cache/apt/archives/*.deb)
-		d="${2%/var/cache/apt/archives/*}` + fsysDir + `"
-		if h=$(sha256sum < "$2"); then
+		d="${deb%/var/cache/apt/archives/*}` + fsysDir + `"
+		if h=$(sha256sum < "$deb"); then
 			t="$d/${h%% *}.tar"
 			[ -f "$t" ] && exec cat "$t"
 `
 	if keep {
-		s += `			if mkdir -p "$d" && "$real" --fsys-tarfile "$2" > "$t.$$" && mv -f "$t.$$" "$t"; then
+		s += `			if mkdir -p "$d" && "$real" --fsys-tarfile "$deb" > "$t.$$" && mv -f "$t.$$" "$t"; then
 				exec cat "$t"
 			fi
 			rm -f "$t.$$"
@@ -101,25 +104,27 @@ func Shims(dir string) (hostBin, chroot string, err error) {
 	return hostBin, chroot, nil
 }
 
-// Ahead of mmdebstrap's extraction, which asks for one package after the
-// other, decompress runs beside it: it watches the chroot's archive for
-// downloaded packages and keeps their decompressed archives on the other
-// cores, so the extraction mostly finds them kept. It stops at the
-// extract hook (the extraction is over; see stopHook) and whenever Run
-// returns, killing what it runs, so nothing writes in the chroot after.
+// Ahead of mmdebstrap's extraction and of dpkg, which ask for one package
+// after the other, decompress runs beside them: it watches the chroot's
+// archive for downloaded packages and keeps their decompressed archives
+// on the other cores, so both mostly find them kept (the chroot's shim
+// reads what is kept, for the packages apt installs after the essential
+// ones too). It stops at the first customize hook (every package is
+// installed; see stopHook) and whenever Run returns, killing what it
+// runs, so nothing writes in the chroot after.
 
-// stopFile is created in the shims directory by the extract hook to stop
-// decompress; stoppedFile by decompress once it has.
+// stopFile is created in the shims directory by the first customize hook
+// to stop decompress; stoppedFile by decompress once it has.
 const (
 	stopFile    = "stop"
 	stoppedFile = "stopped"
 )
 
-// stopHook is the extract hook (the first) that stops decompress and
+// stopHook is the customize hook (the first) that stops decompress and
 // waits, at most a minute, for it to say it has.
 func stopHook(shims string) string {
 	d := shellQuote(shims)
-	return `--extract-hook=: > ` + d + `/` + stopFile + `; i=0; while [ ! -e ` + d + `/` + stoppedFile + ` ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done`
+	return `--customize-hook=: > ` + d + `/` + stopFile + `; i=0; while [ ! -e ` + d + `/` + stoppedFile + ` ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done`
 }
 
 // decompress keeps the decompressed archive of every package that appears

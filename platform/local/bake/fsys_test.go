@@ -104,6 +104,15 @@ func TestShims(t *testing.T) {
 	if _, err := os.Stat(keptName(t, root, deb2)); err == nil {
 		t.Error("the chroot's shim kept an archive; it only reads")
 	}
+	// apt hands dpkg a link to the archive: the shim follows it.
+	link := filepath.Join(t.TempDir(), "01-kiln-shim-test.deb")
+	if err := os.Symlink(deb2, link); err != nil {
+		t.Fatal(err)
+	}
+	fsysTarfile(t, shim, "--fsys-tarfile", link)
+	if _, err := os.Stat(keptName(t, root, deb2)); err != nil {
+		t.Errorf("the shim did not follow apt's link to the archive: %v", err)
+	}
 	// Everything else is dpkg-deb itself.
 	if got, want := fsysTarfile(t, shim, "--field", deb2, "Package"), fsysTarfile(t, "dpkg-deb", "--field", deb2, "Package"); !bytes.Equal(got, want) {
 		t.Errorf("--field through the shim: %q, want %q", got, want)

@@ -96,13 +96,12 @@ func (b *Bootstrap) Args(target, format string) []string {
 	// platform provides both when an instance runs. An empty machine-id
 	// makes each instance generate its own on first boot.
 	if b.EatMyData != "" || b.DecompressOnce != "" {
-		// Its customize hook comes first: the ones below see the image
-		// without the wrapper.
+		// Its customize hook comes first (after the one stopping the
+		// decompression ahead): the ones below see the image without the
+		// wrapper.
 		shim := ""
 		if b.DecompressOnce != "" {
 			shim = filepath.Join(b.DecompressOnce, "chroot-dpkg-deb")
-		}
-		if b.DecompressOnce != "" {
 			args = append(args, stopHook(b.DecompressOnce))
 		}
 		args = append(args, dpkgWrapperHooks(b.EatMyData, shim)...)
