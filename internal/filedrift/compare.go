@@ -55,7 +55,7 @@ type Result struct {
 //     highest missing directory;
 //   - paths under VolatilePaths or matching m.Volatile count in Ignored
 //     when they differ (by existence, type, mode, owner, size, link target
-//     or a change time not before m.Stamp's second), and a matching directory counts
+//     or a change time after m.Stamp), and a matching directory counts
 //     once.
 //
 // Where the overlay would say "replaced" (a directory of the image removed
@@ -193,14 +193,11 @@ func (c *comparer) fileDiffers(p string, info fs.FileInfo, e *Entry) (bool, erro
 	return false, nil
 }
 
-// untouched reports whether info's change time is before the second of
-// the image's stamp: nothing wrote to the file or changed its metadata
-// since. A file of the stamp's own second is hashed: a write within that
-// second (or right after it, as the kernel stamps ctime from a coarse
-// clock) carries the same second.
+// untouched reports whether info's change time is not after the image's
+// stamp: nothing wrote to the file or changed its metadata since.
 func (c *comparer) untouched(info fs.FileInfo) bool {
 	st, ok := info.Sys().(*syscall.Stat_t)
-	return ok && c.m.Stamp > 0 && st.Ctim.Sec < c.m.Stamp
+	return ok && c.m.Stamp > 0 && st.Ctim.Sec <= c.m.Stamp
 }
 
 // volatileDiffers reports whether the volatile path abs (and, for a

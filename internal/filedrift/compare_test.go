@@ -49,20 +49,17 @@ func tree(t *testing.T, files map[string]string) string {
 	return root
 }
 
-// stampAfter waits until the clock's second has moved on from the one the
-// test's tree was written in, and returns the new second as the
-// manifest's stamp (as a disk build's last second): the tree's files are
-// older, and what the test writes next carries the stamp's second or a
-// later one.
-func stampAfter() int64 {
-	then := time.Now().Unix()
+// nextSecond waits until the clock's second has moved on, so that what
+// the test writes next has a change time after the manifest's stamp.
+func nextSecond() int64 {
+	now := time.Now().Unix()
 	// The kernel stamps ctime from its coarse clock, which lags
 	// time.Now by up to a few ticks: wait until that clock too has left
 	// the second, or a write just after it can still carry it.
-	for time.Now().Add(-50*time.Millisecond).Unix() == then {
+	for time.Now().Add(-50*time.Millisecond).Unix() == now {
 		time.Sleep(10 * time.Millisecond)
 	}
-	return time.Now().Add(-50 * time.Millisecond).Unix()
+	return now
 }
 
 func kinds(es []kiln.DriftEntry) []string {
@@ -106,11 +103,11 @@ func TestCompare(t *testing.T) {
 	if m.Volatile, err = ImageVolatile(root); err != nil {
 		t.Fatal(err)
 	}
-	m.Stamp = stampAfter()
+	m.Stamp = nextSecond()
 	opt := Options{Skip: []string{"/skipme"}}
 
 	// Unchanged: nothing to report, nothing hashed (every file's change
-	// time is before the stamp's second).
+	// time is the stamp's second or earlier).
 	res, err := Compare(ctx, root, m, opt)
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +205,7 @@ func TestCompareOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Stamp = stampAfter()
+	m.Stamp = nextSecond()
 	for _, p := range []string{"etc/a.conf", "etc/b"} {
 		if err := os.Lchown(filepath.Join(root, p), 1000, 1000); err != nil {
 			t.Fatal(err)

@@ -48,10 +48,9 @@ func (e *Entry) Meta() Meta { return Meta{Mode: e.Mode, UID: e.UID, GID: e.GID} 
 type Manifest struct {
 	Version int `json:"version"`
 	// Stamp is the latest inode change time (ctime, Unix seconds) of the
-	// image's files. A file inside the instance whose ctime is earlier
-	// (an earlier second: a write within the stamp's second carries the
-	// same second), and whose type, mode, owner and size are the image's,
-	// has not been written since the image was made (every write and every change of
+	// image's files. A file inside the instance whose ctime is not later,
+	// and whose type, mode, owner and size are the image's, has not been
+	// written since the image was made (every write and every change of
 	// metadata sets ctime to the current time, and no system call sets
 	// it back), so its content is not hashed. Zero: every file is hashed.
 	Stamp int64 `json:"stamp"`
