@@ -88,7 +88,13 @@ func Cleanup(ctx context.Context, dataDir string, arts TempCleaner, logger *slog
 				continue
 			}
 		}
-		if pids := bake.ProcessesUnder(dir); len(pids) > 0 {
+		// Again until none is left: a process stopped may have started
+		// another meanwhile (apt's dpkg, a maintainer script).
+		for range 5 {
+			pids := bake.ProcessesUnder(dir)
+			if len(pids) == 0 {
+				break
+			}
 			stopped := bake.StopProcesses(pids, 10*time.Second)
 			rep.Processes = append(rep.Processes, stopped...)
 			logger.Info("stopped processes of an interrupted build", "dir", dir, "pids", stopped)

@@ -110,3 +110,61 @@ func TestKillThenCleanup(t *testing.T) {
 		t.Errorf("a version of the killed build is registered (err %v)", err)
 	}
 }
+
+// A build killed with SIGKILL while its bootstrap runs in memory leaves
+// the tmpfs mounted and mmdebstrap running; Cleanup unmounts and stops
+// them, and nothing of the build stays.
+func TestKillDuringBootstrapInMemory(t *testing.T) {
+	b := needBuilder(t)
+	if memAvailable() < scratchMinAvailable {
+		t.Skip("the machine lacks the memory for a bootstrap in memory; TestKillThenCleanup covers bootstraps on disk")
+	}
+	dir := t.TempDir()
+	// A package set no other test bootstraps, so nothing is cached.
+	estate(t, dir, map[string]string{"killed-in-memory.kiln.hcl": `image "killed-in-memory" {
+` + debianBlock + `
+  packages = ["hello"]
+}
+`})
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+shared.dataDir+":"+dir+":killed-in-memory")
+	cmd.Stdout, cmd.Stderr = testWriter{t}, testWriter{t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	buildDir := filepath.Join(shared.dataDir, "build")
+	inMemory := func() bool {
+		mounts, _ := overlayfs.MountsUnder(buildDir)
+		for _, m := range mounts {
+			if filepath.Base(m) == "scratch" {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for !(inMemory() && len(bake.ProcessesUnder(buildDir)) > 0) {
+		if time.Now().After(deadline) {
+			t.Fatal("the child build never bootstrapped in a tmpfs")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // well into mmdebstrap
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if !inMemory() {
+		t.Fatal("after kill -9 the tmpfs is gone; the test expects it left for Cleanup")
+	}
+	rep, err := Cleanup(context.Background(), shared.dataDir, shared.arts, b.Logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cleanup: %s", rep)
+	if len(rep.Builds) != 1 || len(rep.Mounts) == 0 {
+		t.Errorf("cleanup report %+v, want one build with its tmpfs", rep)
+	}
+	assertNoLeftovers(t, shared.dataDir)
+}

@@ -11,7 +11,9 @@ import (
 )
 
 // ProcessesUnder lists the processes whose command line names a path at or
-// below dir: nspawn and mmdebstrap runs of a build directory.
+// below dir (nspawn and mmdebstrap runs of a build directory), or whose
+// root or working directory is there (what runs chrooted in a bootstrap:
+// dpkg, maintainer scripts).
 func ProcessesUnder(dir string) []int {
 	dir = filepath.Clean(dir)
 	ents, err := os.ReadDir("/proc")
@@ -23,6 +25,10 @@ func ProcessesUnder(dir string) []int {
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == self {
+			continue
+		}
+		if under(filepath.Join("/proc", e.Name(), "root"), dir) || under(filepath.Join("/proc", e.Name(), "cwd"), dir) {
+			pids = append(pids, pid)
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
@@ -46,6 +52,13 @@ func ProcessesUnder(dir string) []int {
 	return pids
 }
 
+// under reports whether the symbolic link link (a process's root or cwd)
+// points at dir or below it.
+func under(link, dir string) bool {
+	t, err := os.Readlink(link)
+	return err == nil && (t == dir || strings.HasPrefix(t, dir+"/"))
+}
+
 // StopProcesses sends SIGTERM to each pid (nspawn then kills its
 // container), waits up to wait for them to end, and SIGKILLs the rest. It
 // returns the pids that were signalled.
@@ -55,6 +68,11 @@ func StopProcesses(pids []int, wait time.Duration) []int {
 		if syscall.Kill(pid, syscall.SIGTERM) == nil {
 			sent = append(sent, pid)
 		}
+		// kiln starts mmdebstrap and nspawn in a process group of their
+		// own (terminate): the group's other members go too.
+		if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
+			_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		}
 	}
 	deadline := time.Now().Add(wait)
 	for _, pid := range sent {
@@ -62,6 +80,9 @@ func StopProcesses(pids []int, wait time.Duration) []int {
 			time.Sleep(50 * time.Millisecond)
 		}
 		if alive(pid) {
+			if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
+				_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			}
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
