@@ -537,6 +537,7 @@ func (r *run) layers(ctx context.Context) ([]string, error) {
 			r.rep.event(Event{Kind: EventStepEnd, Step: 1, Steps: total, Elapsed: time.Since(t0), Err: err})
 			return nil, err
 		}
+		r.warmSharedParsed(ctx, key) // aptparsed.go
 		keys = []string{key}
 	} else {
 		startName = "start from " + r.startDigest[:19]
