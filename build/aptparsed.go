@@ -76,6 +76,9 @@ type listStamp struct {
 	MtimeNS int64  `json:"mtime_ns"`
 }
 
+// errNoApt: the tree has no apt installed; nothing to parse the lists.
+var errNoApt = errors.New("apt is not installed in the image")
+
 // aptIdentity is what picks a shared parsed cache for an image tree: the
 // installed apt (version and architecture) and the digest of its apt
 // sources. Both are read inside the tree, symlinks resolved within it.
@@ -94,7 +97,7 @@ func aptIdentity(root string) (apt, sources string, err error) {
 		return "", "", err
 	}
 	if apt == "" {
-		return "", "", errors.New("apt is not installed in the image")
+		return "", "", errNoApt
 	}
 	h := sha256.New()
 	if b, err := readInRoot(root, "etc/apt/sources.list", 1<<20); err == nil {
@@ -196,6 +199,9 @@ func (r *run) makeSharedParsed(ctx context.Context, key string) (string, error) 
 	}
 	tree := r.cache.tree(key)
 	apt, sources, err := aptIdentity(tree)
+	if errors.Is(err, errNoApt) {
+		return "", nil
+	}
 	if err != nil {
 		return "", fmt.Errorf("read the bootstrap's apt: %w", err)
 	}
