@@ -140,3 +140,32 @@ func sameMtime(t *testing.T, a, b string) bool {
 	}
 	return fa.ModTime().Equal(fb.ModTime())
 }
+
+// TestCleanupRemovesHalfMadeSharedParsed: kiln's start-up cleanup removes
+// what an interrupted build left making shared parsed lists, and only that.
+func TestCleanupRemovesHalfMadeSharedParsed(t *testing.T) {
+	dir := t.TempDir()
+	sp := filepath.Join(dir, "apt", sharedParsedDir)
+	old, young, made := filepath.Join(sp, tmpPrefix+"old"), filepath.Join(sp, tmpPrefix+"young"), filepath.Join(sp, strings.Repeat("cd", 32))
+	for _, p := range []string{old, young, made} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	then := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(old, then, then); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(made, then, then); err != nil {
+		t.Fatal(err)
+	}
+	removed := cleanCacheTemp(dir)
+	if len(removed) != 1 || removed[0] != old {
+		t.Errorf("removed %v, want only %s", removed, old)
+	}
+	for _, p := range []string{young, made} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: %v, want kept", p, err)
+		}
+	}
+}
