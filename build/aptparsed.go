@@ -173,11 +173,14 @@ func (r *run) warmSharedParsed(ctx context.Context, key string) {
 	if r.release == nil || r.debian == nil || r.listPrefix() == "" {
 		return
 	}
+	// The tree may still be in the build's tmpfs (scratch.go), which is
+	// unmounted only once r.bg is done.
+	tree := r.treeOf(key)
 	r.bg.Add(1)
 	go func() {
 		defer r.bg.Done()
 		t := time.Now()
-		made, err := r.makeSharedParsed(ctx, key)
+		made, err := r.makeSharedParsed(ctx, key, tree)
 		switch {
 		case err != nil:
 			r.b.Logger.Warn("apt's shared parsed lists not made; image lines' first apt steps parse the lists themselves", "image", r.img.Name, "err", err)
@@ -188,16 +191,15 @@ func (r *run) warmSharedParsed(ctx context.Context, key string) {
 	}()
 }
 
-// makeSharedParsed runs the bootstrap layer's apt-cache gencaches over the
-// shared lists and stores the result. It returns where it stored it, or ""
-// when nothing was to be done (the lists are not the Release's, or the
-// cache is there already).
-func (r *run) makeSharedParsed(ctx context.Context, key string) (string, error) {
+// makeSharedParsed runs apt-cache gencaches of the bootstrap layer key,
+// whose tree is at tree, over the shared lists and stores the result. It
+// returns where it stored it, or "" when nothing was to be done (the lists
+// are not the Release's, or the cache is there already).
+func (r *run) makeSharedParsed(ctx context.Context, key, tree string) (string, error) {
 	shared, _ := r.aptDirs()
 	if !r.releaseIn(shared) {
 		return "", nil
 	}
-	tree := r.cache.tree(key)
 	apt, sources, err := aptIdentity(tree)
 	if errors.Is(err, errNoApt) {
 		return "", nil
