@@ -166,19 +166,19 @@ func listStamps(dir, prefix string) ([]listStamp, error) {
 }
 
 // warmSharedParsed makes the shared parsed cache for the bootstrap layer
-// key in the background (the build waits for it before it ends, as for
-// its layer exports). It never fails the build: a cache it could not make
-// is only logged, and apt steps parse the lists themselves.
+// key in the background, beside the build's later steps, release step and
+// registration; the build waits for it at its very end, before it
+// unmounts its tmpfs (scratch.go). It never fails the build: a cache it
+// could not make is only logged, and apt steps parse the lists themselves.
 func (r *run) warmSharedParsed(ctx context.Context, key string) {
 	if r.release == nil || r.debian == nil || r.listPrefix() == "" {
 		return
 	}
-	// The tree may still be in the build's tmpfs (scratch.go), which is
-	// unmounted only once r.bg is done.
+	// The tree may still be in the build's tmpfs (scratch.go).
 	tree := r.treeOf(key)
-	r.bg.Add(1)
+	r.parsed.Add(1)
 	go func() {
-		defer r.bg.Done()
+		defer r.parsed.Done()
 		t := time.Now()
 		made, err := r.makeSharedParsed(ctx, key, tree)
 		switch {
