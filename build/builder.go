@@ -228,6 +228,9 @@ type run struct {
 	// the first that failed.
 	copies  sync.WaitGroup
 	copyErr error
+	// parsed is the shared parsed lists being made after the bootstrap
+	// (aptparsed.go), waited for at the build's end.
+	parsed sync.WaitGroup
 	// bg collects layer exports running in the background.
 	bg    sync.WaitGroup
 	bgMu  sync.Mutex
@@ -285,6 +288,7 @@ func (r *run) build(ctx context.Context) (err error) {
 	r.cache.holdIn(r.w)
 	defer func() {
 		r.bg.Wait()
+		r.parsed.Wait()
 		r.dropScratch()
 		if cerr := r.w.close(); cerr != nil {
 			b.Logger.Error("build directory not cleaned; the next kiln start cleans it", "dir", r.w.dir, "err", cerr)
@@ -537,6 +541,7 @@ func (r *run) layers(ctx context.Context) ([]string, error) {
 			r.rep.event(Event{Kind: EventStepEnd, Step: 1, Steps: total, Elapsed: time.Since(t0), Err: err})
 			return nil, err
 		}
+		r.warmSharedParsed(ctx, key) // aptparsed.go
 		keys = []string{key}
 	} else {
 		startName = "start from " + r.startDigest[:19]

@@ -19,9 +19,12 @@ const (
 	// CacheDeb is a downloaded Debian package shared by bootstraps and apt
 	// steps (<dataDir>/cache/apt/archives).
 	CacheDeb = "deb"
-	// CacheParsed is apt's parsed package lists of one Debian archive
-	// (<dataDir>/cache/apt/parsed/<archive>/srcpkgcache.bin), shared by
-	// apt steps; apt rebuilds it in about a second when it is gone.
+	// CacheParsed is apt's parsed package lists (srcpkgcache.bin) of an
+	// image line (<dataDir>/cache/apt/lines/<image>/parsed), the shared
+	// ones made after bootstraps (<dataDir>/cache/apt/srcpkgcache/<key>)
+	// or, from before lines had their own, of one Debian archive
+	// (<dataDir>/cache/apt/parsed/<archive>); apt rebuilds one in about a
+	// second when it is gone.
 	CacheParsed = "parsed"
 )
 

@@ -126,6 +126,7 @@ func scanCache(ctx context.Context, dir string, arts kiln.ArtifactStore, protect
 		}
 	}
 	items = append(items, scanParsed(parsed)...)
+	items = append(items, scanSharedParsed(filepath.Join(apt, sharedParsedDir))...)
 	sort.SliceStable(items, func(i, j int) bool {
 		if !items[i].LastUsed.Equal(items[j].LastUsed) {
 			return items[i].LastUsed.Before(items[j].LastUsed)
@@ -190,6 +191,36 @@ func scanParsed(dirs map[string]string) []CacheItem {
 			it.LastUsed = later(time.Unix(st.Mtim.Unix()), time.Unix(st.Atim.Unix()))
 		} else if unix.Lstat(p, &st) == nil {
 			it.LastUsed = time.Unix(st.Mtim.Unix())
+		}
+		items = append(items, it)
+	}
+	return items
+}
+
+// scanSharedParsed lists the shared parsed caches bootstraps made
+// (aptparsed.go), by key; last use is when an apt step last took a copy
+// (their record's mtime) or one was made. A directory an interrupted
+// build left (being made, or set aside) is partial once an hour old.
+func scanSharedParsed(dir string) []CacheItem {
+	names, _ := readDirNames(dir)
+	var items []CacheItem
+	for _, n := range names {
+		p := filepath.Join(dir, n)
+		it := CacheItem{Kind: CacheParsed, ID: n, Name: "apt's parsed package lists, shared (made after a bootstrap)", Size: diskUsage(p), paths: []string{p}}
+		var st unix.Stat_t
+		if unix.Lstat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			continue
+		}
+		it.LastUsed = time.Unix(st.Mtim.Unix())
+		if strings.HasPrefix(n, ".") {
+			if time.Since(it.LastUsed) > time.Hour {
+				it.partial, it.Name = true, "(partial)"
+				items = append(items, it)
+			}
+			continue
+		}
+		if unix.Lstat(filepath.Join(p, parsedRecordName), &st) == nil {
+			it.LastUsed = later(it.LastUsed, time.Unix(st.Mtim.Unix()))
 		}
 		items = append(items, it)
 	}

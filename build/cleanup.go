@@ -142,7 +142,7 @@ func Cleanup(ctx context.Context, dataDir string, arts TempCleaner, logger *slog
 // cleanCacheTemp removes half-written cache entries (".tmp-" names).
 func cleanCacheTemp(dir string) []string {
 	var removed []string
-	for _, sub := range []string{"steps", "layers", "artifacts"} {
+	for _, sub := range []string{"steps", "layers", "artifacts", filepath.Join("apt", sharedParsedDir)} {
 		ents, _ := os.ReadDir(filepath.Join(dir, sub))
 		for _, e := range ents {
 			if !strings.HasPrefix(e.Name(), tmpPrefix) {

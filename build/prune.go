@@ -224,6 +224,8 @@ func choose(items []CacheItem, opts PruneOptions, now time.Time, builds int, rep
 	}
 	for i, it := range items {
 		switch {
+		case it.partial && it.Kind == CacheParsed:
+			mark(i, "left by an interrupted build")
 		case it.partial:
 			mark(i, "left by an interrupted bootstrap")
 		case it.Kind == CacheDeb && it.Name == "":

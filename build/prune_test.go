@@ -108,6 +108,18 @@ func TestPruneCache(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(line, "archives", "nginx_1.22_amd64.deb"), []byte("nginx"), 0o644))
 	must(t, os.WriteFile(filepath.Join(line, "parsed", "srcpkgcache.bin"), []byte("parsed"), 0o644))
 
+	// Shared parsed lists a bootstrap made, last used long ago, and the
+	// directory an interrupted build left while making one.
+	sharedParsed := filepath.Join(apt, sharedParsedDir, strings.Repeat("ab", 32))
+	must(t, os.MkdirAll(sharedParsed, 0o755))
+	must(t, os.WriteFile(filepath.Join(sharedParsed, "srcpkgcache.bin"), []byte("parsed"), 0o644))
+	must(t, os.WriteFile(filepath.Join(sharedParsed, parsedRecordName), []byte("{}"), 0o644))
+	must(t, os.Chtimes(filepath.Join(sharedParsed, parsedRecordName), old, old))
+	must(t, os.Chtimes(sharedParsed, old, old))
+	leftParsed := filepath.Join(apt, sharedParsedDir, tmpPrefix+"123")
+	must(t, os.MkdirAll(leftParsed, 0o755))
+	must(t, os.Chtimes(leftParsed, old, old))
+
 	// A running build holds heldKey: its work directory is locked and
 	// the cache recorded the key in its holds.
 	w, err := newWorkdir(data, slog.New(slog.DiscardHandler))
@@ -128,8 +140,8 @@ func TestPruneCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if list0.RunningBuilds != 1 || list0.Held != 1 || len(list0.Items) != 10 {
-		t.Fatalf("list: %d builds, %d held, %d items %+v; want 1, 1, 10", list0.RunningBuilds, list0.Held, len(list0.Items), list0.Items)
+	if list0.RunningBuilds != 1 || list0.Held != 1 || len(list0.Items) != 12 {
+		t.Fatalf("list: %d builds, %d held, %d items %+v; want 1, 1, 12", list0.RunningBuilds, list0.Held, len(list0.Items), list0.Items)
 	}
 
 	opts := PruneOptions{OlderThan: 30 * 24 * time.Hour, Artifacts: arts, Registry: reg}
@@ -208,6 +220,17 @@ func TestPruneCache(t *testing.T) {
 	for _, it := range rep.Items {
 		if it.ID == "hello_2.10-2_amd64.deb" && !strings.Contains(it.Reason, "no package list") {
 			t.Errorf("removed %+v: want the reason that the lists no longer name it", it)
+		}
+		if it.Kind == CacheParsed && strings.HasPrefix(it.ID, tmpPrefix) && it.Reason != "left by an interrupted build" {
+			t.Errorf("removed %+v: want the reason that an interrupted build left it", it)
+		}
+		if it.Kind == CacheParsed && it.ID == filepath.Base(sharedParsed) && !strings.HasPrefix(it.Reason, "not used for") {
+			t.Errorf("removed %+v: want the reason that no build used it for --older-than", it)
+		}
+	}
+	for _, p := range []string{sharedParsed, leftParsed} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("shared parsed lists %s: %v, want removed once no build runs", p, err)
 		}
 	}
 	if rep.Kept != 0 || rep.KeptSize != 0 {

@@ -38,7 +38,13 @@ func (r *run) plan() {
 		apt := "apt-get " + aptCacheOpts + aptUnsafeIO + r.aptPinOpts()
 		var sc strings.Builder
 		// Lists of the apt sources are never in the shared cache.
-		if len(r.aptSources) > 0 || !r.listsCurrent() {
+		update, seeded := len(r.aptSources) > 0, false
+		if !update {
+			var current bool
+			current, seeded = r.listsCurrent()
+			update = !current
+		}
+		if update {
 			sc.WriteString(apt + " update -q\n")
 		}
 		name := "apt: install " + strings.Join(img.Packages, " ")
@@ -59,7 +65,7 @@ func (r *run) plan() {
 		r.steps = append(r.steps, &step{
 			name:   name,
 			digest: r.aptStepDigest(img.Packages, upgrade, rel),
-			run:    r.aptStep(sc.String()),
+			run:    r.aptStep(sc.String(), update, seeded),
 		})
 	}
 	if len(img.Purge) > 0 {
@@ -157,14 +163,31 @@ func (r *run) aptPinOpts() string {
 // aptStep runs script with the image line's apt caches mounted. The
 // directories are made again right before the step: a prune between
 // planning and running may have removed them (it keeps what running apt
-// steps use, not what a build has only planned).
-func (r *run) aptStep(script string) func(context.Context, string) error {
+// steps use, not what a build has only planned). Unless the script runs
+// apt-get update, the line's parsed lists are seeded from the shared
+// trusted ones when the line has none for its lists (aptparsed.go);
+// seeded says the line's lists were just copied from the shared lists.
+func (r *run) aptStep(script string, update, seeded bool) func(context.Context, string) error {
 	return func(ctx context.Context, root string) error {
 		if err := r.writeAptSources(root); err != nil {
 			return err
 		}
+		var seed *parsedSeed
+		if !update {
+			seed = r.seedParsed(root, seeded)
+		}
 		preload, ro := eatMyData()
-		return r.shellWith([]string{preload + script}, nil, nil, r.aptBinds(), ro)(ctx, root)
+		if err := r.shellWith([]string{preload + script}, nil, nil, r.aptBinds(), ro)(ctx, root); err != nil {
+			return err
+		}
+		if seed != nil {
+			if r.seedKept(seed) {
+				r.rep.logf("apt used the shared parsed lists %s/%s", sharedParsedDir, seed.key[:12])
+			} else {
+				r.rep.logf("apt rebuilt the parsed lists seeded from %s/%s (it found them not valid for this image)", sharedParsedDir, seed.key[:12])
+			}
+		}
+		return nil
 	}
 }
 
@@ -219,24 +242,25 @@ const aptCacheOpts = "-o Dir::Cache::srcpkgcache=" + aptParsedDir + "/srcpkgcach
 // listsCurrent reports whether the image line's apt lists hold the
 // mirror's current Release file (the same sha256 kiln fetched), so
 // apt-get update would only confirm them; when only the shared lists do,
-// it copies them to the line first.
-func (r *run) listsCurrent() bool {
+// it copies them to the line first (seeded).
+func (r *run) listsCurrent() (current, seeded bool) {
 	if r.release == nil || r.debian == nil {
-		return false
+		return false, false
 	}
 	shared, _ := r.aptDirs()
 	line, _, _ := r.lineAptDirs()
 	if r.releaseIn(line) {
-		return true
+		return true, false
 	}
 	if !r.releaseIn(shared) {
-		return false
+		return false, false
 	}
 	if err := seedLists(shared, line); err != nil {
 		r.b.Logger.Warn("apt lists not copied to the image line; the apt step runs apt-get update", "image", r.img.Name, "err", err)
-		return false
+		return false, false
 	}
-	return r.releaseIn(line)
+	current = r.releaseIn(line)
+	return current, current
 }
 
 // releaseListName is apt's name in its lists directory for the Release
@@ -288,7 +312,8 @@ func (r *run) bootstrapLists() (dir, prefix string) {
 
 // seedLists replaces the list files in dst with copies of src's (each
 // written to a temporary name and renamed, the Release file last, so an
-// interrupted copy is never taken as current).
+// interrupted copy is never taken as current). The copies keep the
+// files' mtimes: apt checks its parsed lists against them.
 func seedLists(src, dst string) error {
 	ents, err := os.ReadDir(src)
 	if err != nil {
@@ -315,13 +340,18 @@ func seedLists(src, dst string) error {
 	return nil
 }
 
-// copyAtomic copies the file src to dst through a temporary file.
+// copyAtomic copies the file src to dst through a temporary file, with
+// src's access and modification times.
 func copyAtomic(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(in.Fd()), &st); err != nil {
+		return err
+	}
 	out, err := os.CreateTemp(filepath.Dir(dst), ".kiln-copy-*")
 	if err != nil {
 		return err
@@ -336,6 +366,10 @@ func copyAtomic(src, dst string) error {
 		return err
 	}
 	if err := out.Close(); err != nil {
+		return err
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(st.Atim.Nano()), unix.NsecToTimespec(st.Mtim.Nano())}
+	if err := unix.UtimesNano(out.Name(), ts); err != nil {
 		return err
 	}
 	return os.Rename(out.Name(), dst)
