@@ -144,7 +144,10 @@ func TestKillDuringBootstrapInMemory(t *testing.T) {
 		return false
 	}
 	deadline := time.Now().Add(2 * time.Minute)
-	for !(inMemory() && len(bake.ProcessesUnder(buildDir)) > 0) {
+	for {
+		if inMemory() && len(bake.ProcessesUnder(buildDir)) > 0 {
+			break
+		}
 		if time.Now().After(deadline) {
 			t.Fatal("the child build never bootstrapped in a tmpfs")
 		}
