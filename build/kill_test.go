@@ -144,10 +144,7 @@ func TestKillDuringBootstrapInMemory(t *testing.T) {
 		return false
 	}
 	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		if inMemory() && len(bake.ProcessesUnder(buildDir)) > 0 {
-			break
-		}
+	for !inMemory() || len(bake.ProcessesUnder(buildDir)) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the child build never bootstrapped in a tmpfs")
 		}
