@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -277,21 +278,31 @@ func checkBootstrap(t *testing.T, v *kiln.Version, log string) {
 	}
 }
 
-// A bootstrap that fills the build's tmpfs runs again on disk and makes
-// the same layer.
+// A bootstrap with the lists current and an empty package cache gets its
+// packages by the parallel downloads; one that fills the build's tmpfs
+// runs again on disk and makes the same layer.
 func TestBootstrapFillsTmpfs(t *testing.T) {
 	b := needBuilder(t)
 	if memAvailable() < scratchMinAvailable {
 		t.Skip("the machine lacks the memory for a bootstrap in memory; bootstraps run on disk (TestFreshBakeCacheAndUpToDate)")
 	}
-	old := scratchSize
-	scratchSize = func(int64) int64 { return 16 << 20 }
-	t.Cleanup(func() { scratchSize = old })
 	est := estate(t, t.TempDir(), map[string]string{"full.kiln.hcl": `image "tmpfs-full" {
   method = "fresh"
 ` + debianBlock + `
 }
 `})
+	// The shared lists current (a bake of the same bootstrap, from the
+	// step cache when an earlier test made it), then no package cached.
+	build(t, b, est, "tmpfs-full", Options{})
+	debs, _ := filepath.Glob(filepath.Join(shared.dataDir, "cache", "apt", "archives", "*.deb"))
+	for _, d := range debs {
+		if err := os.Remove(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := scratchSize
+	scratchSize = func(int64) int64 { return 16 << 20 }
+	t.Cleanup(func() { scratchSize = old })
 	var log strings.Builder
 	res, err := b.Build(context.Background(), est, est.Images["tmpfs-full"], Options{Progress: &log, Verbose: true, NoCache: true})
 	if err != nil {
@@ -299,6 +310,12 @@ func TestBootstrapFillsTmpfs(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "filled the build's tmpfs") {
 		t.Errorf("the build log does not say the bootstrap ran again on disk:\n%s", log.String())
+	}
+	if m := regexp.MustCompile(`parallel downloads: (\d+) packages`).FindStringSubmatch(log.String()); m == nil || m[1] == "0" {
+		t.Errorf("the packages did not come by the parallel downloads (%q):\n%s", m, log.String())
+	}
+	if again, _ := filepath.Glob(filepath.Join(shared.dataDir, "cache", "apt", "archives", "*.deb")); len(again) < len(debs) {
+		t.Errorf("the package cache holds %d packages after the bake, %d before it was emptied", len(again), len(debs))
 	}
 	checkBootstrap(t, res.Version, "bootstrap in memory")
 }

@@ -691,6 +691,28 @@ func (r *run) bootstrap(ctx context.Context, key string) (bool, error) {
 	if r.rebuild != nil {
 		bs.Pins = r.rebuild.pins
 	}
+	// The packages the cache lacks come on several connections while
+	// mmdebstrap starts (bake.Prefetch); its setup hook waits for them.
+	if bs.Lists != "" && bs.DebCache != "" {
+		done := r.w.path("prefetched")
+		bs.WaitFor = done
+		pf := &bake.Prefetch{Suite: bs.Suite, Mirror: bs.Mirror, Variant: bs.Variant, Components: bs.Components,
+			Include: bs.Include, Lists: bs.Lists, DebCache: bs.DebCache, Pins: bs.Pins, HTTP: r.b.HTTP}
+		fetched := make(chan struct{})
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		go func() {
+			defer close(fetched)
+			defer cancel()
+			t := time.Now()
+			n, err := pf.Run(pctx)
+			if err != nil {
+				r.rep.logf("parallel downloads: %v (apt downloads the rest)", err)
+			}
+			r.rep.logf("parallel downloads: %d packages in %s", n, time.Since(t).Round(10*time.Millisecond))
+			_ = os.WriteFile(done, nil, 0o600)
+		}()
+		defer func() { <-fetched }()
+	}
 	// In memory when the machine has it (scratch.go), else on disk.
 	base := r.scratch()
 	dir := ""

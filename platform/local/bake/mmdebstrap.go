@@ -63,6 +63,10 @@ type Bootstrap struct {
 	// the dpkg-deb shims that decompress each essential package once
 	// instead of twice (fsys.go); nothing of them stays in the image.
 	DecompressOnce string
+	// WaitFor, when set, is a file the bootstrap waits for (at most a
+	// minute) before it hands the package cache to apt: Prefetch's
+	// parallel downloads create it when they are done.
+	WaitFor string
 }
 
 // unsafeIOConf is the dpkg configuration file that carries
@@ -125,6 +129,10 @@ func (b *Bootstrap) Args(target, format string) []string {
 		args = append(args,
 			`--setup-hook=mkdir -p "$1/etc/dpkg/dpkg.cfg.d" && echo force-unsafe-io > "$1`+unsafeIOConf+`"`,
 			`--customize-hook=rm -f "$1`+unsafeIOConf+`"`)
+	}
+	if b.WaitFor != "" && b.DebCache != "" {
+		w := shellQuote(b.WaitFor)
+		args = append(args, `--setup-hook=i=0; while [ ! -e `+w+` ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done`)
 	}
 	args = append(args, DebCacheArgs(b.DebCache)...)
 	if b.Lists != "" && b.ListsPrefix != "" {
