@@ -126,7 +126,9 @@ func TestFreshBakeCacheAndUpToDate(t *testing.T) {
 `,
 	}
 	est := estate(t, dir, files)
-	res := build(t, b, est, "basic", Options{})
+	// NoCache: a test before may have made the same bootstrap; this one
+	// checks what a bootstrap leaves.
+	res := build(t, b, est, "basic", Options{NoCache: true})
 	v := res.Version
 	if v == nil || v.Status != kiln.StatusCandidate || v.Number != 1 {
 		t.Fatalf("first build: version %+v, want basic-1 candidate", v)

@@ -22,6 +22,9 @@ import (
 
 const childEnv = "KILN_BUILD_TEST_CHILD"
 
+// childNoCache=1 makes the child build run every step.
+const childNoCache = "KILN_BUILD_TEST_CHILD_NO_CACHE"
+
 // buildChild runs in a re-executed test binary: it builds the image named
 // by KILN_BUILD_TEST_CHILD=DATADIR:ESTATE:IMAGE and prints progress, until
 // the parent kills it.
@@ -40,7 +43,7 @@ func buildChild() int {
 		return 1
 	}
 	b := &Builder{Registry: reg, Artifacts: arts, DataDir: parts[0]}
-	_, err = b.Build(ctx, est, est.Images[parts[2]], Options{Progress: os.Stdout})
+	_, err = b.Build(ctx, est, est.Images[parts[2]], Options{Progress: os.Stdout, NoCache: os.Getenv(childNoCache) == "1"})
 	fmt.Println("child: build returned", err)
 	return 0
 }
@@ -120,14 +123,13 @@ func TestKillDuringBootstrapInMemory(t *testing.T) {
 		t.Skip("the machine lacks the memory for a bootstrap in memory; TestKillThenCleanup covers bootstraps on disk")
 	}
 	dir := t.TempDir()
-	// A package set no other test bootstraps, so nothing is cached.
 	estate(t, dir, map[string]string{"killed-in-memory.kiln.hcl": `image "killed-in-memory" {
 ` + debianBlock + `
-  packages = ["hello"]
 }
 `})
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+shared.dataDir+":"+dir+":killed-in-memory")
+	// No cache: the bootstrap runs even when a test before made it.
+	cmd.Env = append(os.Environ(), childEnv+"="+shared.dataDir+":"+dir+":killed-in-memory", childNoCache+"=1")
 	cmd.Stdout, cmd.Stderr = testWriter{t}, testWriter{t}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
