@@ -306,7 +306,7 @@ func TestBootstrapFillsTmpfs(t *testing.T) {
 	scratchSize = func(int64) int64 { return 16 << 20 }
 	t.Cleanup(func() { scratchSize = old })
 	var log strings.Builder
-	res, err := b.Build(context.Background(), est, est.Images["tmpfs-full"], Options{Progress: &log, Verbose: true, NoCache: true})
+	res, err := b.Build(context.Background(), est, est.Images["tmpfs-full"], Options{Progress: &log, Verbose: true, NoCache: true, Force: true})
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, log.String())
 	}
