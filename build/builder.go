@@ -785,11 +785,19 @@ func (r *run) keep(ctx context.Context, key, name, dir string, wo layer.WriteOpt
 		}
 		_ = os.RemoveAll(dir) // a concurrent build cached the same key
 	}
+	r.export(ctx, key, name, tree, wo)
+	return nil
+}
+
+// export stores the layer tree at dir in the artifact store and records
+// it under key, in the background: the build waits for every export
+// before it lists its layers (r.bg), and the first failure fails it.
+func (r *run) export(ctx context.Context, key, name, dir string, wo layer.WriteOptions) {
 	r.bg.Add(1)
 	go func() {
 		defer r.bg.Done()
 		wo.Compression = r.b.LayerCompression
-		l, err := layer.Put(ctx, r.b.Artifacts, tree, wo)
+		l, err := layer.Put(ctx, r.b.Artifacts, dir, wo)
 		if err == nil {
 			err = r.cache.save(entryOf(key, name, l, r.b.Clock().UTC()), "")
 		}
@@ -801,7 +809,6 @@ func (r *run) keep(ctx context.Context, key, name, dir string, wo layer.WriteOpt
 			r.bgMu.Unlock()
 		}
 	}()
-	return nil
 }
 
 // runStep runs one step on an overlay of the layers below, or finds its

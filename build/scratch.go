@@ -135,22 +135,7 @@ func (r *run) keepFromScratch(ctx context.Context, key, name, dir string, wo lay
 			r.copyErr = fmt.Errorf("copy the %s layer to the step cache: %w", name, err)
 		}
 	}()
-	r.bg.Add(1)
-	go func() {
-		defer r.bg.Done()
-		wo.Compression = r.b.LayerCompression
-		l, err := layer.Put(ctx, r.b.Artifacts, dir, wo)
-		if err == nil {
-			err = r.cache.save(entryOf(key, name, l, r.b.Clock().UTC()), "")
-		}
-		if err != nil {
-			r.bgMu.Lock()
-			if r.bgErr == nil {
-				r.bgErr = fmt.Errorf("store layer of %s: %w", name, err)
-			}
-			r.bgMu.Unlock()
-		}
-	}()
+	r.export(ctx, key, name, dir, wo)
 }
 
 // copyTree copies the tree src to dst with everything a layer holds:
