@@ -393,10 +393,9 @@ func (r *run) seedKept(s *parsedSeed) bool {
 	return st.Ino == s.ino && st.Mtim.Nano() == s.mtime
 }
 
-// readInRoot reads at most limit bytes of name inside the tree root,
-// resolving symlinks as if root were "/".
+// readInRoot reads at most limit bytes of name inside the tree root.
 func readInRoot(root, name string, limit int64) ([]byte, error) {
-	f, err := openInRoot(root, name, unix.O_RDONLY)
+	f, err := openInRoot(root, name)
 	if err != nil {
 		return nil, err
 	}
@@ -406,7 +405,7 @@ func readInRoot(root, name string, limit int64) ([]byte, error) {
 
 // listInRoot lists the regular files of the directory name inside root.
 func listInRoot(root, name string) ([]string, error) {
-	f, err := openInRoot(root, name, unix.O_RDONLY|unix.O_DIRECTORY)
+	f, err := openInRoot(root, name)
 	if err != nil {
 		return nil, err
 	}
@@ -424,18 +423,14 @@ func listInRoot(root, name string) ([]string, error) {
 	return out, nil
 }
 
-func openInRoot(root, name string, flags int) (*os.File, error) {
-	dir, err := os.Open(root)
+// openInRoot opens name inside the tree root, as finish and the bake
+// package do: a symlink that leads out of the tree is an error (and the
+// shared parsed lists are then not used), never followed to the host.
+func openInRoot(root, name string) (*os.File, error) {
+	r, err := os.OpenRoot(root)
 	if err != nil {
 		return nil, err
 	}
-	defer dir.Close()
-	fd, err := unix.Openat2(int(dir.Fd()), name, &unix.OpenHow{
-		Flags:   uint64(flags | unix.O_CLOEXEC),
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	})
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: filepath.Join(root, name), Err: err}
-	}
-	return os.NewFile(uintptr(fd), filepath.Join(root, name)), nil
+	defer r.Close()
+	return r.Open(name)
 }
