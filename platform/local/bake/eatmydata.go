@@ -67,7 +67,8 @@ const PreloadLine = `if [ -L /bin ] && [ -r ` + PreloadPath + ` ] && [ -z "$(LD_
 //     dpkg's PATH from shimDir, so dpkg --install reads the data archives
 //     the extraction decompressed.
 //
-// The first customize hook undoes all of it: the wrapper, the diversion
+// Its customize hook, the first but for decompress's stop hook (fsys.go),
+// undoes all of it: the wrapper, the diversion
 // (and the diversions file when there was none), the library, the shim.
 // Nothing happens when neither applies.
 func dpkgWrapperHooks(lib, shim string) []string {
